@@ -1,0 +1,266 @@
+//! The evaluator: a pure function of a compiled flag, a context and the flag's environment
+//! (for prerequisites and segments). It allocates nothing — results borrow from the compiled
+//! flag, and the bucketing hash is streamed — and reads no clock and no randomness.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::compile::{CompiledFlag, CompiledSegment, Fallthrough, Outcome, Rule, Serve};
+use crate::context::{Attr, Context};
+use crate::hash::{bucket_hash, percent_bucket, split_bucket};
+
+/// How deep prerequisite chains may go. Cycles are refused when flags are written; this bound
+/// turns one that slipped through into an error instead of a stack overflow.
+pub const MAX_PREREQUISITE_DEPTH: usize = 16;
+
+/// Why a value was served (OpenFeature's reason codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The flag serves the same value to every context.
+    Static,
+    /// A targeting rule matched.
+    TargetingMatch,
+    /// A percentage rollout or weighted split decided.
+    Split,
+    /// The flag is off, or a prerequisite does not hold.
+    Disabled,
+    /// No rule matched and the flag's default was served.
+    Default,
+    /// Evaluation failed; see the error code.
+    Error,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Static => "STATIC",
+            Self::TargetingMatch => "TARGETING_MATCH",
+            Self::Split => "SPLIT",
+            Self::Disabled => "DISABLED",
+            Self::Default => "DEFAULT",
+            Self::Error => "ERROR",
+        }
+    }
+}
+
+/// Why evaluation failed (OpenFeature's error codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    FlagNotFound,
+    /// The flag is stored but did not compile here.
+    ParseError,
+    TypeMismatch,
+    /// Bucketing needed a targeting key (or the `bucket_by` attribute) that the context lacks.
+    TargetingKeyMissing,
+    InvalidContext,
+    General,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FlagNotFound => "FLAG_NOT_FOUND",
+            Self::ParseError => "PARSE_ERROR",
+            Self::TypeMismatch => "TYPE_MISMATCH",
+            Self::TargetingKeyMissing => "TARGETING_KEY_MISSING",
+            Self::InvalidContext => "INVALID_CONTEXT",
+            Self::General => "GENERAL",
+        }
+    }
+}
+
+/// The result of evaluating a flag. Borrows from the compiled flag.
+#[derive(Debug, Clone, Copy)]
+pub struct Evaluation<'f> {
+    pub value: &'f Value,
+    /// `value` serialized, ready to be written into a response.
+    pub value_json: &'f str,
+    pub variant: &'f str,
+    pub reason: Reason,
+    pub error: Option<ErrorCode>,
+    /// Checkgate's `enabled`: false when the flag is off, outside its rollout, blocked by a
+    /// prerequisite, or in error.
+    pub enabled: bool,
+}
+
+static NULL: Value = Value::Null;
+
+impl Evaluation<'static> {
+    /// The result for a flag that does not exist (or did not compile).
+    pub fn error(code: ErrorCode) -> Self {
+        Self {
+            value: &NULL,
+            value_json: "null",
+            variant: "",
+            reason: Reason::Error,
+            error: Some(code),
+            enabled: false,
+        }
+    }
+}
+
+/// Where the evaluator finds the other flags and the segments of the environment.
+pub trait Lookup {
+    fn flag(&self, key: &str) -> Option<Arc<CompiledFlag>>;
+    fn segment(&self, key: &str) -> Option<Arc<CompiledSegment>>;
+}
+
+/// An environment with nothing in it, for evaluating a lone flag.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Standalone;
+
+impl Lookup for Standalone {
+    fn flag(&self, _: &str) -> Option<Arc<CompiledFlag>> {
+        None
+    }
+
+    fn segment(&self, _: &str) -> Option<Arc<CompiledSegment>> {
+        None
+    }
+}
+
+fn serve<'f>(o: &'f Outcome, reason: Reason, enabled: bool) -> Evaluation<'f> {
+    Evaluation {
+        value: &o.value,
+        value_json: &o.json,
+        variant: &o.variant,
+        reason,
+        error: None,
+        enabled,
+    }
+}
+
+fn fail(flag: &CompiledFlag, code: ErrorCode) -> Evaluation<'_> {
+    Evaluation {
+        error: Some(code),
+        ..serve(&flag.off, Reason::Error, false)
+    }
+}
+
+/// A fixed buffer for writing a number attribute as bucketing text without allocating.
+struct StackText {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Hashes the context's bucketing value for this flag, `None` when it has none.
+#[inline]
+fn bucket_of(flag: &CompiledFlag, ctx: &Context<'_>) -> Option<u32> {
+    let Some(attribute) = flag.bucket_by.as_deref() else {
+        return ctx.targeting_key().map(|k| bucket_hash(&flag.salt, k));
+    };
+    match ctx.get(attribute)? {
+        Attr::Str(s) => Some(bucket_hash(&flag.salt, s)),
+        Attr::Bool(b) => Some(bucket_hash(&flag.salt, if b { "true" } else { "false" })),
+        Attr::Number(n) => {
+            let mut text = StackText { buf: [0; 40], len: 0 };
+            write!(text, "{n}").ok()?;
+            std::str::from_utf8(&text.buf[..text.len]).ok().map(|s| bucket_hash(&flag.salt, s))
+        }
+        Attr::List(_) => None,
+    }
+}
+
+fn in_segment<L: Lookup + ?Sized>(env: &L, key: &str, ctx: &Context<'_>) -> bool {
+    let Some(segment) = env.segment(key) else {
+        // Like Checkgate, a rule on an unknown segment never matches; the control plane
+        // refuses to write one.
+        return false;
+    };
+    if let Some(k) = ctx.targeting_key() {
+        let has = |list: &[Box<str>]| list.binary_search_by(|v| v.as_ref().cmp(k)).is_ok();
+        if has(&segment.excluded) {
+            return false;
+        }
+        if has(&segment.included) {
+            return true;
+        }
+    }
+    segment
+        .rules
+        .iter()
+        .any(|rule| rule.iter().all(|c| c.matches(ctx, &mut |_| false)))
+}
+
+fn rule_matches<L: Lookup + ?Sized>(rule: &Rule, ctx: &Context<'_>, env: &L) -> bool {
+    if let Some(seg) = rule.segment.as_deref() {
+        if !in_segment(env, seg, ctx) {
+            return false;
+        }
+    }
+    rule.conditions
+        .iter()
+        .all(|c| c.matches(ctx, &mut |key| in_segment(env, key, ctx)))
+}
+
+/// Evaluates `flag` for `ctx`. `env` supplies prerequisite flags and segments.
+pub fn evaluate<'f, L: Lookup + ?Sized>(flag: &'f CompiledFlag, ctx: &Context<'_>, env: &L) -> Evaluation<'f> {
+    evaluate_at(flag, ctx, env, 0)
+}
+
+fn evaluate_at<'f, L: Lookup + ?Sized>(
+    flag: &'f CompiledFlag,
+    ctx: &Context<'_>,
+    env: &L,
+    depth: usize,
+) -> Evaluation<'f> {
+    if !flag.enabled {
+        return serve(&flag.off, Reason::Disabled, false);
+    }
+    if flag.is_static {
+        return serve(&flag.on, Reason::Static, true);
+    }
+    for pre in flag.prerequisites.iter() {
+        if depth >= MAX_PREREQUISITE_DEPTH {
+            return fail(flag, ErrorCode::General);
+        }
+        let Some(required) = env.flag(&pre.key) else {
+            return serve(&flag.off, Reason::Disabled, false);
+        };
+        let got = evaluate_at(&required, ctx, env, depth + 1);
+        if let Some(code) = got.error {
+            return fail(flag, code);
+        }
+        let variant_ok = pre.variants.is_empty() || pre.variants.iter().any(|v| v.as_ref() == got.variant);
+        if !(got.enabled && variant_ok) {
+            return serve(&flag.off, Reason::Disabled, false);
+        }
+    }
+    for rule in flag.rules.iter() {
+        if rule_matches(rule, ctx, env) {
+            return match &rule.serve {
+                Serve::Outcome(o) => serve(o, Reason::TargetingMatch, true),
+                Serve::On => serve(&flag.on, Reason::TargetingMatch, true),
+                Serve::Split(split) => match bucket_of(flag, ctx) {
+                    Some(h) => serve(&flag.variants[split.pick(split_bucket(h))], Reason::Split, true),
+                    None => fail(flag, ErrorCode::TargetingKeyMissing),
+                },
+            };
+        }
+    }
+    match &flag.fallthrough {
+        Fallthrough::On => serve(&flag.on, Reason::Default, true),
+        Fallthrough::Off => serve(&flag.off, Reason::Split, false),
+        Fallthrough::Rollout(pct) => match bucket_of(flag, ctx) {
+            Some(h) if percent_bucket(h) < *pct => serve(&flag.on, Reason::Split, true),
+            Some(_) => serve(&flag.off, Reason::Split, false),
+            None => fail(flag, ErrorCode::TargetingKeyMissing),
+        },
+        Fallthrough::Split(split) => match bucket_of(flag, ctx) {
+            Some(h) => serve(&flag.variants[split.pick(split_bucket(h))], Reason::Split, true),
+            None => fail(flag, ErrorCode::TargetingKeyMissing),
+        },
+    }
+}
