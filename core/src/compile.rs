@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::condition::Condition;
 use crate::error::{CompileError, Path};
-use crate::hash::SPLIT_SCALE;
+use crate::hash::{SPLIT_SCALE, Salt};
 use crate::model::{ConditionDoc, FlagDoc, FlagType, RuleDoc, SegmentDoc, SplitDoc};
 
 /// Longest flag or segment key.
@@ -24,7 +24,11 @@ pub(crate) struct Outcome {
 impl Outcome {
     fn new(value: Value, variant: Box<str>) -> Self {
         let json = value.to_string().into_boxed_str();
-        Self { value, json, variant }
+        Self {
+            value,
+            json,
+            variant,
+        }
     }
 }
 
@@ -50,7 +54,10 @@ impl Split {
         let i = self.buckets.partition_point(|&(upper, _)| upper <= bucket);
         // Weights sum to SPLIT_SCALE and bucket < SPLIT_SCALE, so `i` is in range; the
         // fallback keeps a corrupted split from panicking.
-        self.buckets.get(i).or(self.buckets.last()).map_or(0, |&(_, v)| v)
+        self.buckets
+            .get(i)
+            .or(self.buckets.last())
+            .map_or(0, |&(_, v)| v)
     }
 }
 
@@ -97,7 +104,8 @@ pub struct CompiledFlag {
     /// The value is the same for every context.
     pub(crate) is_static: bool,
     pub(crate) bucket_by: Option<Box<str>>,
-    pub(crate) salt: Box<str>,
+    /// The bucketing key's prefix `"{salt}:"` (the salt defaults to the flag key).
+    pub(crate) salt: Salt,
     doc: FlagDoc,
 }
 
@@ -127,10 +135,11 @@ impl CompiledFlag {
     /// Keys of the segments this flag's rules refer to.
     pub fn segment_keys(&self) -> impl Iterator<Item = &str> {
         self.rules.iter().flat_map(|r| {
-            r.segment
-                .as_deref()
-                .into_iter()
-                .chain(r.conditions.iter().flat_map(|c| c.segment_keys().iter().map(AsRef::as_ref)))
+            r.segment.as_deref().into_iter().chain(
+                r.conditions
+                    .iter()
+                    .flat_map(|c| c.segment_keys().iter().map(AsRef::as_ref)),
+            )
         })
     }
 }
@@ -159,8 +168,13 @@ fn check_key(path: &Path, key: &str) -> Result<(), CompileError> {
     if key.is_empty() || key.len() > MAX_KEY_LEN {
         return Err(path.error(format!("must be 1 to {MAX_KEY_LEN} characters")));
     }
-    if let Some(c) = key.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
-        return Err(path.error(format!("{c:?} is not allowed (use letters, digits, '-', '_' and '.')")));
+    if let Some(c) = key
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(path.error(format!(
+            "{c:?} is not allowed (use letters, digits, '-', '_' and '.')"
+        )));
     }
     Ok(())
 }
@@ -192,7 +206,11 @@ fn check_type(path: &Path, flag_type: FlagType, v: &Value) -> Result<(), Compile
             FlagType::Integer => "an integer (64-bit signed)",
             FlagType::Json => "JSON",
         };
-        Err(path.error(format!("expected {want} for a {} flag, got {}", flag_type.as_str(), type_name(v))))
+        Err(path.error(format!(
+            "expected {want} for a {} flag, got {}",
+            flag_type.as_str(),
+            type_name(v)
+        )))
     }
 }
 
@@ -226,7 +244,11 @@ fn compile_conditions(path: &Path, rule: &RuleDoc) -> Result<Box<[Condition]>, C
     Ok(out.into_boxed_slice())
 }
 
-fn compile_split(path: &Path, split: &SplitDoc, variants: &[(String, Value)]) -> Result<Split, CompileError> {
+fn compile_split(
+    path: &Path,
+    split: &SplitDoc,
+    variants: &[(String, Value)],
+) -> Result<Split, CompileError> {
     let weights = path.field("weights");
     if split.weights.is_empty() {
         return Err(weights.error("must not be empty"));
@@ -235,7 +257,10 @@ fn compile_split(path: &Path, split: &SplitDoc, variants: &[(String, Value)]) ->
     let mut buckets = Vec::with_capacity(split.weights.len());
     for (i, w) in split.weights.iter().enumerate() {
         let Some(index) = variants.iter().position(|(k, _)| *k == w.variant) else {
-            return Err(weights.index(i).field("variant").error(format!("no variant named {:?}", w.variant)));
+            return Err(weights
+                .index(i)
+                .field("variant")
+                .error(format!("no variant named {:?}", w.variant)));
         };
         upper += u64::from(w.weight);
         if upper > u64::from(SPLIT_SCALE) {
@@ -246,7 +271,9 @@ fn compile_split(path: &Path, split: &SplitDoc, variants: &[(String, Value)]) ->
         }
     }
     if upper != u64::from(SPLIT_SCALE) {
-        return Err(weights.error(format!("weights must sum to {SPLIT_SCALE} (100 %), got {upper}")));
+        return Err(weights.error(format!(
+            "weights must sum to {SPLIT_SCALE} (100 %), got {upper}"
+        )));
     }
     Ok(Split {
         buckets: buckets.into_boxed_slice(),
@@ -258,7 +285,10 @@ pub fn compile_flag_json(json: &str) -> Result<CompiledFlag, CompileError> {
     let de = &mut serde_json::Deserializer::from_str(json);
     let doc: FlagDoc = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        CompileError::new(if path == "." { String::new() } else { path }, e.into_inner())
+        CompileError::new(
+            if path == "." { String::new() } else { path },
+            e.into_inner(),
+        )
     })?;
     compile_flag(doc)
 }
@@ -273,10 +303,14 @@ pub fn compile_flag(doc: FlagDoc) -> Result<CompiledFlag, CompileError> {
     for (i, v) in doc.variants.iter().enumerate() {
         let p = root.field("variants").index(i);
         if v.key.is_empty() || v.key.len() > MAX_KEY_LEN {
-            return Err(p.field("key").error(format!("must be 1 to {MAX_KEY_LEN} characters")));
+            return Err(p
+                .field("key")
+                .error(format!("must be 1 to {MAX_KEY_LEN} characters")));
         }
         if named.iter().any(|(k, _)| *k == v.key) {
-            return Err(p.field("key").error(format!("duplicate variant {:?}", v.key)));
+            return Err(p
+                .field("key")
+                .error(format!("duplicate variant {:?}", v.key)));
         }
         check_type(&p.field("value"), ty, &v.value)?;
         named.push((v.key.clone(), v.value.clone()));
@@ -299,16 +333,17 @@ pub fn compile_flag(doc: FlagDoc) -> Result<CompiledFlag, CompileError> {
         FlagType::Boolean => Value::Bool(true),
         _ => Value::Null,
     });
-    let off = Outcome::new(off_value.clone(), variant_name(&off_value, &named, "disabled"));
+    let off = Outcome::new(
+        off_value.clone(),
+        variant_name(&off_value, &named, "disabled"),
+    );
     let on = Outcome::new(on_value.clone(), variant_name(&on_value, &named, "default"));
 
     let mut rules = Vec::with_capacity(doc.rules.len());
     for (i, rule) in doc.rules.iter().enumerate() {
         let p = root.field("rules").index(i);
-        if let Some(seg) = &rule.segment_key {
-            if seg.is_empty() {
-                return Err(p.field("segment_key").error("must not be empty"));
-            }
+        if rule.segment_key.as_deref() == Some("") {
+            return Err(p.field("segment_key").error("must not be empty"));
         }
         let conditions = compile_conditions(&p, rule)?;
         if conditions.is_empty() && rule.segment_key.is_none() {
@@ -318,7 +353,10 @@ pub fn compile_flag(doc: FlagDoc) -> Result<CompiledFlag, CompileError> {
             (Some(_), Some(_)) => return Err(p.error("give either a variant or a split, not both")),
             (Some(v), None) => {
                 check_type(&p.field("variant"), ty, v)?;
-                Serve::Outcome(Outcome::new(v.clone(), variant_name(v, &named, &format!("rules[{i}]"))))
+                Serve::Outcome(Outcome::new(
+                    v.clone(),
+                    variant_name(v, &named, &format!("rules[{i}]")),
+                ))
             }
             (None, Some(split)) => Serve::Split(compile_split(&p.field("split"), split, &named)?),
             (None, None) => Serve::On,
@@ -336,9 +374,13 @@ pub fn compile_flag(doc: FlagDoc) -> Result<CompiledFlag, CompileError> {
                 "cannot be combined with a split; give the split's variants the shares instead",
             ));
         }
-        (Some(split), None) => Fallthrough::Split(compile_split(&root.field("split"), split, &named)?),
+        (Some(split), None) => {
+            Fallthrough::Split(compile_split(&root.field("split"), split, &named)?)
+        }
         (None, Some(p)) if p > 100 => {
-            return Err(root.field("rollout_percentage").error(format!("must be between 0 and 100, got {p}")));
+            return Err(root
+                .field("rollout_percentage")
+                .error(format!("must be between 0 and 100, got {p}")));
         }
         (None, Some(0)) => Fallthrough::Off,
         (None, Some(p)) if p < 100 => Fallthrough::Rollout(p),
@@ -359,10 +401,14 @@ pub fn compile_flag(doc: FlagDoc) -> Result<CompiledFlag, CompileError> {
     }
 
     if doc.bucket_by.as_deref() == Some("") {
-        return Err(root.field("bucket_by").error("must not be empty (leave it out to use the targeting key)"));
+        return Err(root
+            .field("bucket_by")
+            .error("must not be empty (leave it out to use the targeting key)"));
     }
     if doc.salt.as_deref() == Some("") {
-        return Err(root.field("salt").error("must not be empty (leave it out to use the flag key)"));
+        return Err(root
+            .field("salt")
+            .error("must not be empty (leave it out to use the flag key)"));
     }
 
     let is_static = doc.is_enabled
@@ -381,7 +427,7 @@ pub fn compile_flag(doc: FlagDoc) -> Result<CompiledFlag, CompileError> {
         fallthrough,
         is_static,
         bucket_by: doc.bucket_by.as_deref().map(Into::into),
-        salt: doc.salt.as_deref().unwrap_or(&doc.key).into(),
+        salt: Salt::new(doc.salt.as_deref().unwrap_or(&doc.key)),
         doc,
     })
 }
@@ -391,7 +437,10 @@ pub fn compile_segment_json(json: &str) -> Result<CompiledSegment, CompileError>
     let de = &mut serde_json::Deserializer::from_str(json);
     let doc: SegmentDoc = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        CompileError::new(if path == "." { String::new() } else { path }, e.into_inner())
+        CompileError::new(
+            if path == "." { String::new() } else { path },
+            e.into_inner(),
+        )
     })?;
     compile_segment(doc)
 }
@@ -405,7 +454,9 @@ pub fn compile_segment(doc: SegmentDoc) -> Result<CompiledSegment, CompileError>
     for (i, rule) in doc.rules.iter().enumerate() {
         let p = root.field("rules").index(i);
         if rule.segment_key.is_some() {
-            return Err(p.field("segment_key").error("segments cannot refer to segments"));
+            return Err(p
+                .field("segment_key")
+                .error("segments cannot refer to segments"));
         }
         let conditions = compile_conditions(&p, rule)?;
         if let Some(j) = conditions.iter().position(|c| !c.segment_keys().is_empty()) {

@@ -7,7 +7,7 @@ use regex_automata::{
     util::syntax,
 };
 
-use crate::context::{Attr, Context};
+use crate::context::{Attr, Context, name_fingerprint, str_eq};
 use crate::date;
 use crate::error::{CompileError, Path};
 use crate::model::{ConditionDoc, Operator};
@@ -64,6 +64,8 @@ enum Test {
 #[derive(Debug, Clone)]
 pub(crate) struct Condition {
     attribute: Box<str>,
+    /// `name_fingerprint(attribute)`, computed once.
+    fingerprint: u64,
     negated: bool,
     test: Test,
 }
@@ -82,7 +84,11 @@ fn sorted_strings(values: &[String]) -> Box<[Box<str>]> {
 }
 
 fn parse_number(s: &str) -> Option<f64> {
-    s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(norm)
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .map(norm)
 }
 
 fn build_regex(pattern: &str) -> Result<dense::DFA<Vec<u32>>, String> {
@@ -112,7 +118,11 @@ fn parse_all<T>(
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            parse(v).ok_or_else(|| path.field("values").index(i).error(format!("{v:?} is not {what}")))
+            parse(v).ok_or_else(|| {
+                path.field("values")
+                    .index(i)
+                    .error(format!("{v:?} is not {what}"))
+            })
         })
         .collect()
 }
@@ -144,7 +154,9 @@ impl Condition {
                 values
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| build_regex(v).map_err(|e| path.field("values").index(i).error(e)))
+                    .map(|(i, v)| {
+                        build_regex(v).map_err(|e| path.field("values").index(i).error(e))
+                    })
                     .collect::<Result<_, _>>()?,
             ),
             Operator::Lt | Operator::Lte | Operator::Gt | Operator::Gte => {
@@ -154,7 +166,10 @@ impl Condition {
                     Operator::Gt => Cmp::Gt,
                     _ => Cmp::Gte,
                 };
-                Test::Number(cmp, parse_all(path, values, "a finite number", parse_number)?)
+                Test::Number(
+                    cmp,
+                    parse_all(path, values, "a finite number", parse_number)?,
+                )
             }
             Operator::SemverLt | Operator::SemverEq | Operator::SemverGt => {
                 let cmp = match doc.operator {
@@ -162,30 +177,46 @@ impl Condition {
                     Operator::SemverEq => Cmp::Eq,
                     _ => Cmp::Gt,
                 };
-                Test::Semver(cmp, parse_all(path, values, "a semantic version", OwnedVersion::parse)?)
+                Test::Semver(
+                    cmp,
+                    parse_all(path, values, "a semantic version", OwnedVersion::parse)?,
+                )
             }
             Operator::DateBefore | Operator::DateAfter => {
-                let cmp = if doc.operator == Operator::DateBefore { Cmp::Lt } else { Cmp::Gt };
+                let cmp = if doc.operator == Operator::DateBefore {
+                    Cmp::Lt
+                } else {
+                    Cmp::Gt
+                };
                 Test::Date(
                     cmp,
-                    parse_all(path, values, "an RFC 3339 timestamp or Unix milliseconds", date::parse_instant)?,
+                    parse_all(
+                        path,
+                        values,
+                        "an RFC 3339 timestamp or Unix milliseconds",
+                        date::parse_instant,
+                    )?,
                 )
             }
             Operator::InSegment => {
                 if let Some(i) = values.iter().position(String::is_empty) {
-                    return Err(path.field("values").index(i).error("segment key must not be empty"));
+                    return Err(path
+                        .field("values")
+                        .index(i)
+                        .error("segment key must not be empty"));
                 }
                 Test::InSegment(sorted_strings(values))
             }
         };
         Ok(Self {
+            fingerprint: name_fingerprint(&doc.attribute),
             attribute: doc.attribute.as_str().into(),
             negated: doc.operator.is_negated(),
             test,
         })
     }
 
-    /// Segment keys this condition refers to.
+    /// Segment keys this condition refers to: empty unless it is an `in_segment` condition.
     pub(crate) fn segment_keys(&self) -> &[Box<str>] {
         match &self.test {
             Test::InSegment(keys) => keys,
@@ -193,13 +224,11 @@ impl Condition {
         }
     }
 
-    /// Whether the condition holds. `in_segment` asks `in_segment` about each key.
+    /// Whether the condition holds for the context's attributes. An `in_segment` condition
+    /// needs the environment: the evaluator checks [`Condition::segment_keys`] first.
     #[inline]
-    pub(crate) fn matches(&self, ctx: &Context<'_>, in_segment: &mut dyn FnMut(&str) -> bool) -> bool {
-        if let Test::InSegment(keys) = &self.test {
-            return keys.iter().any(|k| in_segment(k));
-        }
-        match ctx.get(&self.attribute) {
+    pub(crate) fn matches(&self, ctx: &Context<'_>) -> bool {
+        match ctx.get_by_fingerprint(self.fingerprint, &self.attribute) {
             // A missing attribute satisfies only the negated operators (Checkgate semantics).
             None => self.negated,
             Some(attr) => self.test_attr(attr) != self.negated,
@@ -216,9 +245,12 @@ impl Condition {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn test_str(&self, s: &str) -> bool {
         match &self.test {
+            Test::OneOf { strings, .. } if strings.len() <= 8 => {
+                strings.iter().any(|v| str_eq(v, s))
+            }
             Test::OneOf { strings, .. } => strings.binary_search_by(|v| v.as_ref().cmp(s)).is_ok(),
             Test::Contains(vs) => vs.iter().any(|v| s.contains(v.as_ref())),
             Test::StartsWith(vs) => vs.iter().any(|v| s.starts_with(v.as_ref())),
@@ -226,12 +258,17 @@ impl Condition {
             Test::Regex(dfas) => dfas.iter().any(|dfa| {
                 // A DFA search fails only on a Unicode word boundary next to non-ASCII text;
                 // such a haystack does not match.
-                matches!(dfa.try_search_fwd(&Input::new(s).earliest(true)), Ok(Some(_)))
+                matches!(
+                    dfa.try_search_fwd(&Input::new(s).earliest(true)),
+                    Ok(Some(_))
+                )
             }),
             Test::Number(..) => parse_number(s).is_some_and(|n| self.test_number(n)),
             Test::Semver(cmp, vs) => semver::parse(s)
                 .is_some_and(|have| vs.iter().any(|v| cmp.holds(have.cmp(&v.as_version())))),
-            Test::Date(cmp, vs) => date::parse_instant(s).is_some_and(|t| vs.iter().any(|v| cmp.holds(t.cmp(v)))),
+            Test::Date(cmp, vs) => {
+                date::parse_instant(s).is_some_and(|t| vs.iter().any(|v| cmp.holds(t.cmp(v))))
+            }
             Test::InSegment(_) => false,
         }
     }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::compile::{CompiledFlag, CompiledSegment, Fallthrough, Outcome, Rule, Serve};
+use crate::compile::{CompiledFlag, CompiledSegment, Fallthrough, Outcome, Rule, Serve, Split};
 use crate::context::{Attr, Context};
-use crate::hash::{bucket_hash, percent_bucket, split_bucket};
+use crate::hash::{percent_bucket, split_bucket};
 
 /// How deep prerequisite chains may go. Cycles are refused when flags are written; this bound
 /// turns one that slipped through into an error instead of a stack overflow.
@@ -159,17 +159,33 @@ impl std::fmt::Write for StackText {
 #[inline]
 fn bucket_of(flag: &CompiledFlag, ctx: &Context<'_>) -> Option<u32> {
     let Some(attribute) = flag.bucket_by.as_deref() else {
-        return ctx.targeting_key().map(|k| bucket_hash(&flag.salt, k));
+        return ctx.targeting_key().map(|k| flag.salt.hash(k));
     };
     match ctx.get(attribute)? {
-        Attr::Str(s) => Some(bucket_hash(&flag.salt, s)),
-        Attr::Bool(b) => Some(bucket_hash(&flag.salt, if b { "true" } else { "false" })),
+        Attr::Str(s) => Some(flag.salt.hash(s)),
+        Attr::Bool(b) => Some(flag.salt.hash(if b { "true" } else { "false" })),
         Attr::Number(n) => {
-            let mut text = StackText { buf: [0; 40], len: 0 };
+            let mut text = StackText {
+                buf: [0; 40],
+                len: 0,
+            };
             write!(text, "{n}").ok()?;
-            std::str::from_utf8(&text.buf[..text.len]).ok().map(|s| bucket_hash(&flag.salt, s))
+            std::str::from_utf8(&text.buf[..text.len])
+                .ok()
+                .map(|s| flag.salt.hash(s))
         }
         Attr::List(_) => None,
+    }
+}
+
+fn serve_split<'f>(flag: &'f CompiledFlag, split: &Split, ctx: &Context<'_>) -> Evaluation<'f> {
+    let Some(h) = bucket_of(flag, ctx) else {
+        return fail(flag, ErrorCode::TargetingKeyMissing);
+    };
+    match flag.variants.get(split.pick(split_bucket(h))) {
+        Some(variant) => serve(variant, Reason::Split, true),
+        // Unreachable for a compiled split (its indices are checked); never a panic.
+        None => fail(flag, ErrorCode::General),
     }
 }
 
@@ -188,25 +204,31 @@ fn in_segment<L: Lookup + ?Sized>(env: &L, key: &str, ctx: &Context<'_>) -> bool
             return true;
         }
     }
+    // Segment rules cannot hold `in_segment` conditions (compilation refuses them).
     segment
         .rules
         .iter()
-        .any(|rule| rule.iter().all(|c| c.matches(ctx, &mut |_| false)))
+        .any(|rule| rule.iter().all(|c| c.matches(ctx)))
 }
 
 fn rule_matches<L: Lookup + ?Sized>(rule: &Rule, ctx: &Context<'_>, env: &L) -> bool {
-    if let Some(seg) = rule.segment.as_deref() {
-        if !in_segment(env, seg, ctx) {
-            return false;
-        }
+    if let Some(seg) = rule.segment.as_deref()
+        && !in_segment(env, seg, ctx)
+    {
+        return false;
     }
-    rule.conditions
-        .iter()
-        .all(|c| c.matches(ctx, &mut |key| in_segment(env, key, ctx)))
+    rule.conditions.iter().all(|c| match c.segment_keys() {
+        [] => c.matches(ctx),
+        keys => keys.iter().any(|k| in_segment(env, k, ctx)),
+    })
 }
 
 /// Evaluates `flag` for `ctx`. `env` supplies prerequisite flags and segments.
-pub fn evaluate<'f, L: Lookup + ?Sized>(flag: &'f CompiledFlag, ctx: &Context<'_>, env: &L) -> Evaluation<'f> {
+pub fn evaluate<'f, L: Lookup + ?Sized>(
+    flag: &'f CompiledFlag,
+    ctx: &Context<'_>,
+    env: &L,
+) -> Evaluation<'f> {
     evaluate_at(flag, ctx, env, 0)
 }
 
@@ -233,7 +255,8 @@ fn evaluate_at<'f, L: Lookup + ?Sized>(
         if let Some(code) = got.error {
             return fail(flag, code);
         }
-        let variant_ok = pre.variants.is_empty() || pre.variants.iter().any(|v| v.as_ref() == got.variant);
+        let variant_ok =
+            pre.variants.is_empty() || pre.variants.iter().any(|v| v.as_ref() == got.variant);
         if !(got.enabled && variant_ok) {
             return serve(&flag.off, Reason::Disabled, false);
         }
@@ -243,10 +266,7 @@ fn evaluate_at<'f, L: Lookup + ?Sized>(
             return match &rule.serve {
                 Serve::Outcome(o) => serve(o, Reason::TargetingMatch, true),
                 Serve::On => serve(&flag.on, Reason::TargetingMatch, true),
-                Serve::Split(split) => match bucket_of(flag, ctx) {
-                    Some(h) => serve(&flag.variants[split.pick(split_bucket(h))], Reason::Split, true),
-                    None => fail(flag, ErrorCode::TargetingKeyMissing),
-                },
+                Serve::Split(split) => serve_split(flag, split, ctx),
             };
         }
     }
@@ -258,9 +278,6 @@ fn evaluate_at<'f, L: Lookup + ?Sized>(
             Some(_) => serve(&flag.off, Reason::Split, false),
             None => fail(flag, ErrorCode::TargetingKeyMissing),
         },
-        Fallthrough::Split(split) => match bucket_of(flag, ctx) {
-            Some(h) => serve(&flag.variants[split.pick(split_bucket(h))], Reason::Split, true),
-            None => fail(flag, ErrorCode::TargetingKeyMissing),
-        },
+        Fallthrough::Split(split) => serve_split(flag, split, ctx),
     }
 }

@@ -27,6 +27,17 @@ fn finalize(mut h: u32) -> u32 {
     h ^ (h >> 16)
 }
 
+/// Up to three bytes as a little-endian integer.
+#[inline(always)]
+fn little_endian(bytes: &[u8]) -> u32 {
+    match *bytes {
+        [] => 0,
+        [a] => u32::from(a),
+        [a, b] => u32::from(a) | u32::from(b) << 8,
+        [a, b, c, ..] => u32::from(a) | u32::from(b) << 8 | u32::from(c) << 16,
+    }
+}
+
 /// Incremental MurmurHash3 x86_32. Writing `a` then `b` gives the hash of `a ++ b`.
 #[derive(Debug, Clone)]
 pub struct Murmur3 {
@@ -49,34 +60,36 @@ impl Murmur3 {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn write(&mut self, mut data: &[u8]) {
         self.len = self.len.wrapping_add(data.len() as u32);
-        // Complete a block left over from the previous write.
-        while self.tail_len != 0 {
-            let Some((&byte, rest)) = data.split_first() else {
+        if self.tail_len != 0 {
+            // Complete the block left over from the previous write, in one step.
+            let need = (4 - self.tail_len) as usize;
+            let take = need.min(data.len());
+            self.tail |= little_endian(&data[..take]) << (8 * self.tail_len);
+            self.tail_len += take as u32;
+            data = &data[take..];
+            if self.tail_len < 4 {
                 return;
-            };
-            self.tail |= u32::from(byte) << (8 * self.tail_len);
-            self.tail_len += 1;
-            data = rest;
-            if self.tail_len == 4 {
-                self.h = mix(self.h, self.tail);
-                self.tail = 0;
-                self.tail_len = 0;
             }
+            self.h = mix(self.h, self.tail);
+            self.tail = 0;
+            self.tail_len = 0;
         }
         let mut blocks = data.chunks_exact(4);
         for block in &mut blocks {
-            self.h = mix(self.h, u32::from_le_bytes([block[0], block[1], block[2], block[3]]));
+            self.h = mix(
+                self.h,
+                u32::from_le_bytes([block[0], block[1], block[2], block[3]]),
+            );
         }
-        for (i, &byte) in blocks.remainder().iter().enumerate() {
-            self.tail |= u32::from(byte) << (8 * i);
-        }
-        self.tail_len = blocks.remainder().len() as u32;
+        let rest = blocks.remainder();
+        self.tail = little_endian(rest);
+        self.tail_len = rest.len() as u32;
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn finish(&self) -> u32 {
         let mut h = self.h;
         if self.tail_len != 0 {
@@ -103,6 +116,30 @@ pub fn bucket_hash(salt: &str, value: &str) -> u32 {
     hasher.write(b":");
     hasher.write(value.as_bytes());
     hasher.finish()
+}
+
+/// The hasher state after `"{salt}:"`, prepared once per flag so that bucketing a context
+/// hashes only its value.
+#[derive(Debug, Clone)]
+pub struct Salt {
+    state: Murmur3,
+}
+
+impl Salt {
+    pub fn new(salt: &str) -> Self {
+        let mut state = Murmur3::new(0);
+        state.write(salt.as_bytes());
+        state.write(b":");
+        Self { state }
+    }
+
+    /// `bucket_hash(salt, value)`, without allocating.
+    #[inline(always)]
+    pub fn hash(&self, value: &str) -> u32 {
+        let mut hasher = self.state.clone();
+        hasher.write(value.as_bytes());
+        hasher.finish()
+    }
 }
 
 /// Checkgate's rollout bucket, 0–99.
@@ -137,7 +174,11 @@ mod tests {
         ("hello", 0, 0x248B_FA47),
         ("hello, world", 0, 0x149B_BB7F),
         ("19 Jan 2038 at 3:14:07 AM", 0, 0xE31E_8A70),
-        ("The quick brown fox jumps over the lazy dog.", 0, 0xD5C4_8BFC),
+        (
+            "The quick brown fox jumps over the lazy dog.",
+            0,
+            0xD5C4_8BFC,
+        ),
         ("", 1, 0x514E_28B7),
         ("", 0xFFFF_FFFF, 0x81F1_6F39),
         ("\0\0\0\0", 0, 0x2362_F9DE),
@@ -149,8 +190,16 @@ mod tests {
         ("test", 0, 0xBA6B_D213),
         ("aaaa", 0x9747_B28C, 0x5A97_808A),
         ("Hello, world!", 0x9747_B28C, 0x2488_4CBA),
-        ("The quick brown fox jumps over the lazy dog", 0, 0x2E4F_F723),
-        ("The quick brown fox jumps over the lazy dog", 0x9747_B28C, 0x2FA8_26CD),
+        (
+            "The quick brown fox jumps over the lazy dog",
+            0,
+            0x2E4F_F723,
+        ),
+        (
+            "The quick brown fox jumps over the lazy dog",
+            0x9747_B28C,
+            0x2FA8_26CD,
+        ),
         ("new-checkout:user-1", 0, 0x84F0_4C17),
         ("new-checkout:user-2", 0, 0x3B25_7605),
         ("new-checkout:alice@example.com", 0, 0xBDC6_187A),
@@ -163,8 +212,16 @@ mod tests {
     #[test]
     fn published_vectors() {
         for &(input, seed, want) in VECTORS {
-            assert_eq!(murmur3_32(input.as_bytes(), seed), want, "{input:?} seed {seed}");
-            assert_eq!(reference(input.as_bytes(), seed), want, "crate on {input:?}");
+            assert_eq!(
+                murmur3_32(input.as_bytes(), seed),
+                want,
+                "{input:?} seed {seed}"
+            );
+            assert_eq!(
+                reference(input.as_bytes(), seed),
+                want,
+                "crate on {input:?}"
+            );
         }
     }
 
@@ -172,15 +229,30 @@ mod tests {
     fn published_rollout_buckets() {
         assert_eq!(percent_bucket(bucket_hash("new-checkout", "user-1")), 31);
         assert_eq!(percent_bucket(bucket_hash("new-checkout", "user-2")), 89);
-        assert_eq!(percent_bucket(bucket_hash("new-checkout", "alice@example.com")), 18);
+        assert_eq!(
+            percent_bucket(bucket_hash("new-checkout", "alice@example.com")),
+            18
+        );
         assert_eq!(percent_bucket(bucket_hash("dark-mode", "42")), 3);
         assert_eq!(percent_bucket(bucket_hash("café", "naïve")), 10);
         assert_eq!(percent_bucket(bucket_hash("日本語", "ユーザー")), 55);
         // Unleash client-specification 10-flexible-rollout-strategy, same formula.
-        assert_eq!(bucket_hash("Feature.flexibleRollout.10", "174"), 0xB6DD_EE0D);
-        assert_eq!(percent_bucket(bucket_hash("Feature.flexibleRollout.10", "174")), 9);
-        assert_eq!(percent_bucket(bucket_hash("Feature.flexibleRollout.10", "499")), 31);
-        assert_eq!(percent_bucket(bucket_hash("Feature.flexibleRollout.userId.55", "25")), 54);
+        assert_eq!(
+            bucket_hash("Feature.flexibleRollout.10", "174"),
+            0xB6DD_EE0D
+        );
+        assert_eq!(
+            percent_bucket(bucket_hash("Feature.flexibleRollout.10", "174")),
+            9
+        );
+        assert_eq!(
+            percent_bucket(bucket_hash("Feature.flexibleRollout.10", "499")),
+            31
+        );
+        assert_eq!(
+            percent_bucket(bucket_hash("Feature.flexibleRollout.userId.55", "25")),
+            54
+        );
     }
 
     /// SMHasher's verification value for MurmurHash3_x86_32 (`0xB0F57EE3`).
@@ -220,13 +292,33 @@ mod tests {
     }
 
     #[test]
+    fn prepared_salt_equals_full_hash_inline_and_streamed() {
+        let long = "x".repeat(300);
+        for (salt, value) in [
+            ("", ""),
+            ("a", "b"),
+            ("new-checkout", "user-1"),
+            ("abc", "defgh"),
+            ("日本語", "ユーザー"),
+            ("s", long.as_str()),
+            (long.as_str(), "v"),
+        ] {
+            assert_eq!(
+                Salt::new(salt).hash(value),
+                bucket_hash(salt, value),
+                "{salt:?} {value:?}"
+            );
+        }
+    }
+
+    #[test]
     fn split_bucket_covers_the_range() {
         assert_eq!(split_bucket(0), 0);
         assert_eq!(split_bucket(u32::MAX), SPLIT_SCALE - 1);
         assert_eq!(split_bucket(1 << 31), SPLIT_SCALE / 2);
     }
 
-    mod prop {
+    mod props {
         use super::*;
         use proptest::prelude::*;
 
@@ -234,7 +326,7 @@ mod tests {
             #[test]
             fn streaming_equals_crate(data in proptest::collection::vec(any::<u8>(), 0..64),
                                       seed in any::<u32>(),
-                                      cut in any::<prop::sample::Index>()) {
+                                      cut in any::<proptest::sample::Index>()) {
                 let at = cut.index(data.len() + 1);
                 let mut h = Murmur3::new(seed);
                 h.write(&data[..at]);

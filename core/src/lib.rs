@@ -33,6 +33,8 @@ pub use compile::{
 };
 pub use context::{Attr, AttrValue, Context, ContextError, TARGETING_KEY};
 pub use error::CompileError;
-pub use eval::{ErrorCode, Evaluation, Lookup, MAX_PREREQUISITE_DEPTH, Reason, Standalone, evaluate};
+pub use eval::{
+    ErrorCode, Evaluation, Lookup, MAX_PREREQUISITE_DEPTH, Reason, Standalone, evaluate,
+};
 pub use model::{FlagDoc, FlagType, Operator, SegmentDoc};
 pub use store::{Applied, Change, Entry, EntryState, Environment, FlagStore, ItemKind};

@@ -147,11 +147,45 @@ mod tests {
 
     #[test]
     fn parses_lenient_forms() {
-        assert_eq!(parse("v1.2.3"), Some(Version { major: 1, minor: 2, patch: 3, pre: "" }));
-        assert_eq!(parse("1.2"), Some(Version { major: 1, minor: 2, patch: 0, pre: "" }));
-        assert_eq!(parse("2"), Some(Version { major: 2, minor: 0, patch: 0, pre: "" }));
+        assert_eq!(
+            parse("v1.2.3"),
+            Some(Version {
+                major: 1,
+                minor: 2,
+                patch: 3,
+                pre: ""
+            })
+        );
+        assert_eq!(
+            parse("1.2"),
+            Some(Version {
+                major: 1,
+                minor: 2,
+                patch: 0,
+                pre: ""
+            })
+        );
+        assert_eq!(
+            parse("2"),
+            Some(Version {
+                major: 2,
+                minor: 0,
+                patch: 0,
+                pre: ""
+            })
+        );
         assert_eq!(parse("1.0.0-rc.1+build.5").map(|v| v.pre), Some("rc.1"));
-        for bad in ["", "x", "1..2", "1.2.3.4", "1.2.3-", "1.2.3-a..b", "1.a.3", "-1.0.0", "1.0.0+"] {
+        for bad in [
+            "",
+            "x",
+            "1..2",
+            "1.2.3.4",
+            "1.2.3-",
+            "1.2.3-a..b",
+            "1.a.3",
+            "-1.0.0",
+            "1.0.0+",
+        ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
     }
@@ -159,26 +193,54 @@ mod tests {
     #[test]
     fn semver_spec_precedence_chain() {
         let chain = [
-            "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
-            "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "2.0.0", "2.1.0", "2.1.1",
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-alpha.beta",
+            "1.0.0-beta",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+            "1.0.0",
+            "2.0.0",
+            "2.1.0",
+            "2.1.1",
         ];
         for pair in chain.windows(2) {
-            assert!(parse(pair[0]).unwrap() < parse(pair[1]).unwrap(), "{} < {}", pair[0], pair[1]);
+            assert!(
+                parse(pair[0]).unwrap() < parse(pair[1]).unwrap(),
+                "{} < {}",
+                pair[0],
+                pair[1]
+            );
         }
     }
 
     fn version_strategy() -> impl Strategy<Value = String> {
         let ident = prop_oneof!["[0-9]{1,3}", "[a-z][a-z0-9-]{0,4}"];
-        (0u64..5, 0u64..5, 0u64..5, proptest::collection::vec(ident, 0..3)).prop_map(
-            |(a, b, c, pre)| {
+        (
+            0u64..5,
+            0u64..5,
+            0u64..5,
+            proptest::collection::vec(ident, 0..3),
+        )
+            .prop_map(|(a, b, c, pre)| {
                 let pre: Vec<String> = pre
                     .into_iter()
-                    .map(|p| if p.bytes().all(|x| x.is_ascii_digit()) { p.trim_start_matches('0').to_owned() } else { p })
+                    .map(|p| {
+                        if p.bytes().all(|x| x.is_ascii_digit()) {
+                            p.trim_start_matches('0').to_owned()
+                        } else {
+                            p
+                        }
+                    })
                     .map(|p| if p.is_empty() { "0".to_owned() } else { p })
                     .collect();
-                if pre.is_empty() { format!("{a}.{b}.{c}") } else { format!("{a}.{b}.{c}-{}", pre.join(".")) }
-            },
-        )
+                if pre.is_empty() {
+                    format!("{a}.{b}.{c}")
+                } else {
+                    format!("{a}.{b}.{c}-{}", pre.join("."))
+                }
+            })
     }
 
     proptest! {

@@ -10,6 +10,7 @@
 //! convergence. The control plane checks references when a flag is written (see
 //! [`Environment::check_prerequisites`]); the evaluator bounds the depth.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -29,8 +30,14 @@ pub enum ItemKind {
 /// One versioned change to an environment.
 #[derive(Debug, Clone)]
 pub enum Change {
-    UpsertFlag { version: u64, flag: Arc<CompiledFlag> },
-    UpsertSegment { version: u64, segment: Arc<CompiledSegment> },
+    UpsertFlag {
+        version: u64,
+        flag: Arc<CompiledFlag>,
+    },
+    UpsertSegment {
+        version: u64,
+        segment: Arc<CompiledSegment>,
+    },
     /// A document that did not compile here. It still takes its version, so the entry moves
     /// forward, and evaluating it reports `PARSE_ERROR`.
     Invalid {
@@ -39,7 +46,11 @@ pub enum Change {
         version: u64,
         error: CompileError,
     },
-    Delete { kind: ItemKind, key: Box<str>, version: u64 },
+    Delete {
+        kind: ItemKind,
+        key: Box<str>,
+        version: u64,
+    },
 }
 
 impl Change {
@@ -50,7 +61,15 @@ impl Change {
                 version,
                 flag: Arc::new(flag),
             },
-            Ok(flag) => Self::invalid(ItemKind::Flag, key, version, CompileError::new("key", format!("{:?} does not match the entry key {key:?}", flag.key()))),
+            Ok(flag) => Self::invalid(
+                ItemKind::Flag,
+                key,
+                version,
+                CompileError::new(
+                    "key",
+                    format!("{:?} does not match the entry key {key:?}", flag.key()),
+                ),
+            ),
             Err(error) => Self::invalid(ItemKind::Flag, key, version, error),
         }
     }
@@ -62,7 +81,15 @@ impl Change {
                 version,
                 segment: Arc::new(segment),
             },
-            Ok(segment) => Self::invalid(ItemKind::Segment, key, version, CompileError::new("key", format!("{:?} does not match the entry key {key:?}", segment.key()))),
+            Ok(segment) => Self::invalid(
+                ItemKind::Segment,
+                key,
+                version,
+                CompileError::new(
+                    "key",
+                    format!("{:?} does not match the entry key {key:?}", segment.key()),
+                ),
+            ),
             Err(error) => Self::invalid(ItemKind::Segment, key, version, error),
         }
     }
@@ -98,15 +125,25 @@ pub enum Applied {
 /// A stored entry.
 #[derive(Debug, Clone)]
 pub enum Entry<T> {
-    Live { version: u64, item: Arc<T> },
-    Invalid { version: u64, error: Arc<CompileError> },
-    Deleted { version: u64 },
+    Live {
+        version: u64,
+        item: Arc<T>,
+    },
+    Invalid {
+        version: u64,
+        error: Arc<CompileError>,
+    },
+    Deleted {
+        version: u64,
+    },
 }
 
 impl<T> Entry<T> {
     pub fn version(&self) -> u64 {
         match self {
-            Self::Live { version, .. } | Self::Invalid { version, .. } | Self::Deleted { version } => *version,
+            Self::Live { version, .. }
+            | Self::Invalid { version, .. }
+            | Self::Deleted { version } => *version,
         }
     }
 
@@ -159,17 +196,34 @@ impl Environment {
     /// Applies one change; see the module documentation for the ordering rules.
     pub fn apply(&self, change: Change) -> Applied {
         match change {
-            Change::UpsertFlag { version, flag } => {
-                upsert(&self.flags, flag.key().into(), Entry::Live { version, item: flag })
-            }
-            Change::UpsertSegment { version, segment } => {
-                upsert(&self.segments, segment.key().into(), Entry::Live { version, item: segment })
-            }
-            Change::Invalid { kind, key, version, error } => {
+            Change::UpsertFlag { version, flag } => upsert(
+                &self.flags,
+                flag.key().into(),
+                Entry::Live {
+                    version,
+                    item: flag,
+                },
+            ),
+            Change::UpsertSegment { version, segment } => upsert(
+                &self.segments,
+                segment.key().into(),
+                Entry::Live {
+                    version,
+                    item: segment,
+                },
+            ),
+            Change::Invalid {
+                kind,
+                key,
+                version,
+                error,
+            } => {
                 let error = Arc::new(error);
                 match kind {
                     ItemKind::Flag => upsert(&self.flags, key, Entry::Invalid { version, error }),
-                    ItemKind::Segment => upsert(&self.segments, key, Entry::Invalid { version, error }),
+                    ItemKind::Segment => {
+                        upsert(&self.segments, key, Entry::Invalid { version, error })
+                    }
                 }
             }
             Change::Delete { kind, key, version } => match kind {
@@ -200,14 +254,22 @@ impl Environment {
 
     /// The live flags, sorted by key.
     pub fn live_flags(&self) -> Vec<Arc<CompiledFlag>> {
-        let mut flags: Vec<_> = self.flags.iter().filter_map(|e| e.value().live().cloned()).collect();
+        let mut flags: Vec<_> = self
+            .flags
+            .iter()
+            .filter_map(|e| e.value().live().cloned())
+            .collect();
         flags.sort_unstable_by(|a, b| a.key().cmp(b.key()));
         flags
     }
 
     /// The live segments, sorted by key.
     pub fn live_segments(&self) -> Vec<Arc<CompiledSegment>> {
-        let mut segments: Vec<_> = self.segments.iter().filter_map(|e| e.value().live().cloned()).collect();
+        let mut segments: Vec<_> = self
+            .segments
+            .iter()
+            .filter_map(|e| e.value().live().cloned())
+            .collect();
         segments.sort_unstable_by(|a, b| a.key().cmp(b.key()));
         segments
     }
@@ -227,12 +289,22 @@ impl Environment {
         let mut out: Vec<_> = self
             .flags
             .iter()
-            .map(|e| (ItemKind::Flag, e.key().to_string(), e.version(), state(e.value(), flag_json)))
-            .chain(
-                self.segments
-                    .iter()
-                    .map(|e| (ItemKind::Segment, e.key().to_string(), e.version(), state(e.value(), segment_json))),
-            )
+            .map(|e| {
+                (
+                    ItemKind::Flag,
+                    e.key().to_string(),
+                    e.version(),
+                    state(e.value(), flag_json),
+                )
+            })
+            .chain(self.segments.iter().map(|e| {
+                (
+                    ItemKind::Segment,
+                    e.key().to_string(),
+                    e.version(),
+                    state(e.value(), segment_json),
+                )
+            }))
             .collect();
         out.sort();
         out
@@ -241,8 +313,10 @@ impl Environment {
     /// Drops tombstones older than `below`. Only safe once no change older than `below` can
     /// still arrive (the feed guarantees this past its applied position).
     pub fn purge_deleted(&self, below: u64) {
-        self.flags.retain(|_, e| !matches!(e, Entry::Deleted { version } if *version < below));
-        self.segments.retain(|_, e| !matches!(e, Entry::Deleted { version } if *version < below));
+        self.flags
+            .retain(|_, e| !matches!(e, Entry::Deleted { version } if *version < below));
+        self.segments
+            .retain(|_, e| !matches!(e, Entry::Deleted { version } if *version < below));
     }
 
     /// Checks that `flag`'s prerequisites exist and that adding it creates no cycle and no
@@ -251,29 +325,48 @@ impl Environment {
         for (i, key) in flag.prerequisite_keys().enumerate() {
             let path = format!("prerequisites[{i}].key");
             if self.flag_for_eval(key).is_err() {
-                return Err(CompileError::new(&path, format!("no flag {key:?} in this environment")));
+                return Err(CompileError::new(
+                    &path,
+                    format!("no flag {key:?} in this environment"),
+                ));
             }
             let mut chain = vec![flag.key().to_owned(), key.to_owned()];
-            self.walk(flag.key(), key, &mut chain).map_err(|m| CompileError::new(&path, m))?;
+            let mut done = HashSet::new();
+            self.walk(flag.key(), key, &mut chain, &mut done)
+                .map_err(|m| CompileError::new(&path, m))?;
         }
         Ok(())
     }
 
-    fn walk(&self, origin: &str, key: &str, chain: &mut Vec<String>) -> Result<(), String> {
+    /// Depth-first search from `key` for `origin`. `done` holds flags already explored
+    /// completely, so shared sub-chains are walked once.
+    fn walk(
+        &self,
+        origin: &str,
+        key: &str,
+        chain: &mut Vec<String>,
+        done: &mut HashSet<String>,
+    ) -> Result<(), String> {
         if chain.len() > MAX_PREREQUISITE_DEPTH {
-            return Err(format!("prerequisite chain deeper than {MAX_PREREQUISITE_DEPTH}: {}", chain.join(" → ")));
+            return Err(format!(
+                "prerequisite chain deeper than {MAX_PREREQUISITE_DEPTH}: {}",
+                chain.join(" → ")
+            ));
         }
-        let Ok(next) = self.flag_for_eval(key) else {
+        if done.contains(key) {
             return Ok(());
-        };
-        for k in next.prerequisite_keys() {
-            chain.push(k.to_owned());
-            if k == origin {
-                return Err(format!("prerequisite cycle: {}", chain.join(" → ")));
-            }
-            self.walk(origin, k, chain)?;
-            chain.pop();
         }
+        if let Ok(next) = self.flag_for_eval(key) {
+            for k in next.prerequisite_keys() {
+                chain.push(k.to_owned());
+                if k == origin {
+                    return Err(format!("prerequisite cycle: {}", chain.join(" → ")));
+                }
+                self.walk(origin, k, chain, done)?;
+                chain.pop();
+            }
+        }
+        done.insert(key.to_owned());
         Ok(())
     }
 }
@@ -286,7 +379,9 @@ impl Lookup for Environment {
     }
 
     fn segment(&self, key: &str) -> Option<Arc<CompiledSegment>> {
-        self.segments.get(key).and_then(|e| e.value().live().cloned())
+        self.segments
+            .get(key)
+            .and_then(|e| e.value().live().cloned())
     }
 }
 
@@ -328,7 +423,11 @@ impl FlagStore {
 
     /// The ids of the environments held, sorted.
     pub fn environment_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.environments.iter().map(|e| e.key().to_string()).collect();
+        let mut ids: Vec<String> = self
+            .environments
+            .iter()
+            .map(|e| e.key().to_string())
+            .collect();
         ids.sort_unstable();
         ids
     }
