@@ -4,8 +4,9 @@
 use regex_automata::{
     Input,
     dfa::{Automaton, dense},
-    util::syntax,
+    nfa::thompson,
 };
+use regex_syntax::hir::{Capture, Hir, HirKind, Look, Repetition};
 
 use crate::context::{Attr, Context, name_fingerprint, str_eq};
 use crate::date;
@@ -91,19 +92,58 @@ fn parse_number(s: &str) -> Option<f64> {
         .map(norm)
 }
 
+/// Rewrites Unicode word-boundary assertions (`\b`, `\B`, `\<`, `\>`, …) into their ASCII
+/// forms. A DFA cannot decide a Unicode word boundary next to non-ASCII text (it would give up
+/// mid-search); ASCII boundaries it decides exactly, so every search completes without
+/// allocating.
+fn ascii_word_boundaries(hir: Hir) -> Hir {
+    match hir.into_kind() {
+        HirKind::Look(look) => Hir::look(match look {
+            Look::WordUnicode => Look::WordAscii,
+            Look::WordUnicodeNegate => Look::WordAsciiNegate,
+            Look::WordStartUnicode => Look::WordStartAscii,
+            Look::WordEndUnicode => Look::WordEndAscii,
+            Look::WordStartHalfUnicode => Look::WordStartHalfAscii,
+            Look::WordEndHalfUnicode => Look::WordEndHalfAscii,
+            other => other,
+        }),
+        HirKind::Repetition(rep) => Hir::repetition(Repetition {
+            sub: Box::new(ascii_word_boundaries(*rep.sub)),
+            ..rep
+        }),
+        HirKind::Capture(cap) => Hir::capture(Capture {
+            sub: Box::new(ascii_word_boundaries(*cap.sub)),
+            ..cap
+        }),
+        HirKind::Concat(subs) => Hir::concat(subs.into_iter().map(ascii_word_boundaries).collect()),
+        HirKind::Alternation(subs) => {
+            Hir::alternation(subs.into_iter().map(ascii_word_boundaries).collect())
+        }
+        HirKind::Empty => Hir::empty(),
+        HirKind::Literal(lit) => Hir::literal(lit.0),
+        HirKind::Class(class) => Hir::class(class),
+    }
+}
+
 fn build_regex(pattern: &str) -> Result<dense::DFA<Vec<u32>>, String> {
     if pattern.len() > MAX_REGEX_LEN {
         return Err(format!("invalid regex: longer than {MAX_REGEX_LEN} bytes"));
     }
+    let hir = regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(pattern)
+        .map_err(|e| format!("invalid regex: {e}"))?;
+    let nfa = thompson::Compiler::new()
+        .configure(thompson::Config::new().nfa_size_limit(Some(MAX_DFA_BYTES)))
+        .build_from_hir(&ascii_word_boundaries(hir))
+        .map_err(|e| format!("invalid regex: {e}"))?;
     dense::Builder::new()
-        .syntax(syntax::Config::new().utf8(true))
         .configure(
             dense::DFA::config()
                 .dfa_size_limit(Some(MAX_DFA_BYTES))
-                .determinize_size_limit(Some(2 * MAX_DFA_BYTES))
-                .unicode_word_boundary(true),
+                .determinize_size_limit(Some(2 * MAX_DFA_BYTES)),
         )
-        .build(pattern)
+        .build_from_nfa(&nfa)
         .map_err(|e| format!("invalid regex: {e}"))
 }
 

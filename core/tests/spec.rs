@@ -45,7 +45,11 @@ fn evaluation_spec() {
             {
                 diffs.push(format!("enabled {} != {enabled}", got.enabled));
             }
-            if serde_json::from_str::<serde_json::Value>(got.value_json).ok().as_ref() != Some(got.value) {
+            if serde_json::from_str::<serde_json::Value>(got.value_json)
+                .ok()
+                .as_ref()
+                != Some(got.value)
+            {
                 diffs.push(format!("value_json {} is not the value", got.value_json));
             }
             if !diffs.is_empty() {

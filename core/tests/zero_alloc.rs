@@ -18,15 +18,14 @@ fn evaluating_the_whole_spec_allocates_nothing() {
     // Everything that may allocate happens first: parsing, compiling, building contexts.
     let prepared: Vec<_> = specs
         .iter()
-        .map(|(_, spec)| {
+        .map(|(file, spec)| {
             let env = common::environment(spec);
             let cases: Vec<_> = spec
                 .cases
                 .iter()
                 .filter_map(|c| {
-                    Context::from_json_map(&c.context)
-                        .ok()
-                        .map(|ctx| (c.flag.as_str(), ctx))
+                    let ctx = Context::from_json_map(&c.context).ok()?;
+                    Some((format!("{file} / {}", c.name), c.flag.as_str(), ctx))
                 })
                 .collect();
             (env, cases)
@@ -36,21 +35,25 @@ fn evaluating_the_whole_spec_allocates_nothing() {
     assert!(cases >= 100, "expected the spec's cases, found {cases}");
 
     let mut holder = None;
-    let (evaluated, allocations) = count(|| {
-        let mut evaluated = 0usize;
-        for (env, cases) in &prepared {
-            for (key, ctx) in cases {
+    let mut evaluated = 0usize;
+    let mut allocating = Vec::new();
+    for (env, cases) in &prepared {
+        for (name, key, ctx) in cases {
+            let ((), allocations) = count(|| {
                 let result = common::eval_key(env, &mut holder, key, ctx);
                 std::hint::black_box(&result);
-                evaluated += 1;
+            });
+            evaluated += 1;
+            if allocations != 0 {
+                allocating.push(format!("{name}: {allocations}"));
             }
         }
-        evaluated
-    });
+    }
     assert_eq!(evaluated, cases);
-    assert_eq!(
-        allocations, 0,
-        "evaluating {evaluated} spec cases allocated {allocations} times"
+    assert!(
+        allocating.is_empty(),
+        "of {evaluated} spec cases, these allocated:\n{}",
+        allocating.join("\n")
     );
     // The counter itself works: a deliberate allocation is seen.
     let (_, seen) = count(|| std::hint::black_box(vec![1u8; 16]));
