@@ -221,7 +221,7 @@ fn variant_name(value: &Value, named: &[(String, Value)], role: &str) -> Box<str
         return key.as_str().into();
     }
     match value {
-        Value::String(s) if !s.is_empty() && s.len() <= 100 => s.as_str().into(),
+        Value::String(s) if !s.is_empty() && s.chars().count() <= 100 => s.as_str().into(),
         Value::Bool(b) => if *b { "true" } else { "false" }.into(),
         Value::Number(n) => n.to_string().into(),
         _ => role.into(),

@@ -103,7 +103,9 @@ impl Evaluation<'static> {
 
 /// Where the evaluator finds the other flags and the segments of the environment.
 pub trait Lookup {
-    fn flag(&self, key: &str) -> Option<Arc<CompiledFlag>>;
+    /// The flag to evaluate under `key`, or why there is none: `FlagNotFound`, or
+    /// `ParseError` for a flag stored but not compiled here.
+    fn flag(&self, key: &str) -> Result<Arc<CompiledFlag>, ErrorCode>;
     fn segment(&self, key: &str) -> Option<Arc<CompiledSegment>>;
 }
 
@@ -112,8 +114,8 @@ pub trait Lookup {
 pub struct Standalone;
 
 impl Lookup for Standalone {
-    fn flag(&self, _: &str) -> Option<Arc<CompiledFlag>> {
-        None
+    fn flag(&self, _: &str) -> Result<Arc<CompiledFlag>, ErrorCode> {
+        Err(ErrorCode::FlagNotFound)
     }
 
     fn segment(&self, _: &str) -> Option<Arc<CompiledSegment>> {
@@ -139,9 +141,11 @@ fn fail(flag: &CompiledFlag, code: ErrorCode) -> Evaluation<'_> {
     }
 }
 
-/// A fixed buffer for writing a number attribute as bucketing text without allocating.
+/// A fixed buffer for writing a number attribute as bucketing text without allocating. Rust
+/// writes `f64` in plain decimal, shortest round-trip form; the longest (the smallest
+/// subnormal) takes about 330 bytes.
 struct StackText {
-    buf: [u8; 40],
+    buf: [u8; 400],
     len: usize,
 }
 
@@ -166,7 +170,7 @@ fn bucket_of(flag: &CompiledFlag, ctx: &Context<'_>) -> Option<u32> {
         Attr::Bool(b) => Some(flag.salt.hash(if b { "true" } else { "false" })),
         Attr::Number(n) => {
             let mut text = StackText {
-                buf: [0; 40],
+                buf: [0; 400],
                 len: 0,
             };
             write!(text, "{n}").ok()?;
@@ -248,8 +252,10 @@ fn evaluate_at<'f, L: Lookup + ?Sized>(
         if depth >= MAX_PREREQUISITE_DEPTH {
             return fail(flag, ErrorCode::General);
         }
-        let Some(required) = env.flag(&pre.key) else {
-            return serve(&flag.off, Reason::Disabled, false);
+        let required = match env.flag(&pre.key) {
+            Ok(required) => required,
+            Err(ErrorCode::FlagNotFound) => return serve(&flag.off, Reason::Disabled, false),
+            Err(code) => return fail(flag, code),
         };
         let got = evaluate_at(&required, ctx, env, depth + 1);
         if let Some(code) = got.error {

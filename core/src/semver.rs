@@ -15,8 +15,10 @@ pub struct Version<'a> {
     pub pre: &'a str,
 }
 
+/// A numeric part: digits, without leading zeros (semver 2.0 forbids them).
 fn number(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
+    {
         return None;
     }
     s.parse().ok()

@@ -372,10 +372,11 @@ impl Environment {
 }
 
 impl Lookup for Environment {
-    fn flag(&self, key: &str) -> Option<Arc<CompiledFlag>> {
-        // Clone the Arc and drop the map guard before evaluating: the evaluator may look up
-        // further flags, and nested guards on a sharded map can deadlock with writers.
-        self.flags.get(key).and_then(|e| e.value().live().cloned())
+    fn flag(&self, key: &str) -> Result<Arc<CompiledFlag>, ErrorCode> {
+        // `flag_for_eval` clones the Arc and drops the map guard before evaluation goes on:
+        // the evaluator may look up further flags, and nested guards on a sharded map can
+        // deadlock with writers.
+        self.flag_for_eval(key)
     }
 
     fn segment(&self, key: &str) -> Option<Arc<CompiledSegment>> {
