@@ -1,0 +1,131 @@
+//! The control plane's configuration. The variable names are Checkgate's (`DATABASE_URL`,
+//! `REDIS_URL`, `SESSION_SECRET`, `COOKIE_SECURE`, `PORT`, `PUBLIC_DIR`,
+//! `DB_MAX_CONNECTIONS`, `RUST_LOG`), so an existing deployment's settings carry over; every
+//! one is also a flag, so `checkgate-control --help` documents all of them.
+
+use std::path::PathBuf;
+
+use checkgate_edge::ops::CommonArgs;
+use checkgate_edge::ops::config::InvalidSetting;
+use checkgate_edge::ops::telemetry;
+use checkgate_protocol::Secret;
+use clap::Parser;
+use clap::builder::BoolishValueParser;
+
+/// Shortest accepted `SESSION_SECRET`: 32 bytes of key material.
+pub const MIN_SESSION_SECRET: usize = 32;
+
+/// Checkgate control plane: REST API, dashboard, durable store and change feed.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "checkgate-control", version, about)]
+pub struct ControlConfig {
+    /// Port of the public listener (API, dashboard, health).
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    pub port: u16,
+
+    /// The durable store: `postgres://user@host/db` for PostgreSQL, or `sqlite:path` for a
+    /// SQLite file. Unset: the embedded SQLite file in CHECKGATE_DATA_DIR.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<Secret>,
+
+    /// Most connections the store pool opens.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_max_connections: u32,
+
+    /// Redis, which tells the other control-plane instances that something changed
+    /// (`redis://host:6379` or `rediss://…`). Unset: a single instance needs none.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<Secret>,
+
+    /// Key material for session cookies, at least 32 characters. Unset: one is generated into
+    /// CHECKGATE_DATA_DIR (mode 0600) on first start.
+    #[arg(long, env = "SESSION_SECRET", hide_env_values = true)]
+    pub session_secret: Option<Secret>,
+
+    /// Mark session cookies `Secure` (sent over HTTPS only). Turn off only for plain-HTTP
+    /// development.
+    #[arg(long, env = "COOKIE_SECURE", default_value_t = true, action = clap::ArgAction::Set,
+          value_parser = BoolishValueParser::new())]
+    pub cookie_secure: bool,
+
+    /// Directory of the built dashboard to serve at `/`.
+    #[arg(long, env = "PUBLIC_DIR")]
+    pub public_dir: Option<PathBuf>,
+
+    /// Where the embedded store, generated secrets and certificates live.
+    #[arg(long, env = "CHECKGATE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+fn invalid(
+    variable: &'static str,
+    flag: &'static str,
+    problem: impl Into<String>,
+) -> InvalidSetting {
+    InvalidSetting {
+        variable,
+        flag,
+        problem: problem.into(),
+    }
+}
+
+impl ControlConfig {
+    /// Checks what clap's types cannot. Never echoes a secret value.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        if let Some(url) = &self.database_url {
+            let url = url.expose();
+            let ok = ["postgres://", "postgresql://", "sqlite:"]
+                .iter()
+                .any(|s| url.starts_with(s));
+            if !ok {
+                let scheme = url.split(':').next().unwrap_or_default();
+                return Err(invalid(
+                    "DATABASE_URL",
+                    "database-url",
+                    format!("unsupported scheme {scheme:?} (use postgres://… or sqlite:…)"),
+                ));
+            }
+        }
+        if let Some(url) = &self.redis_url {
+            let url = url.expose();
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(invalid(
+                    "REDIS_URL",
+                    "redis-url",
+                    "must start with redis:// or rediss://",
+                ));
+            }
+        }
+        if let Some(secret) = &self.session_secret {
+            let len = secret.expose().chars().count();
+            if len < MIN_SESSION_SECRET {
+                return Err(invalid(
+                    "SESSION_SECRET",
+                    "session-secret",
+                    format!("must be at least {MIN_SESSION_SECRET} characters, got {len}"),
+                ));
+            }
+        }
+        if let Some(dir) = &self.public_dir
+            && !dir.is_dir()
+        {
+            return Err(invalid(
+                "PUBLIC_DIR",
+                "public-dir",
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid(
+                "CHECKGATE_DATA_DIR",
+                "data-dir",
+                "must not be empty",
+            ));
+        }
+        telemetry::check_filter(&self.common.rust_log).map_err(|p| invalid("RUST_LOG", "log", p))
+    }
+}

@@ -1,0 +1,17 @@
+//! The Checkgate control plane: the REST API and dashboard, the durable store and the change
+//! feed. The binary in `main.rs` only parses configuration and wires these together.
+
+pub mod config;
+
+use axum::Router;
+use checkgate_edge::ops::{self, Health};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+/// The readiness check for the control plane's own start-up.
+pub const STARTED_CHECK: &str = "started";
+
+/// The control plane's public router. `metrics` is `Some` when /metrics is served on the main
+/// port.
+pub fn app(health: Health, metrics: Option<PrometheusHandle>) -> Router {
+    ops::health::finish(ops::health::routes(health, metrics))
+}

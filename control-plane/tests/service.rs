@@ -1,0 +1,121 @@
+//! The control plane as a process: configuration refused before binding (one line naming the
+//! variable, exit 2, never echoing a secret), `--help` documenting every variable, and a clean
+//! start and stop on the embedded default.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use checkgate_edge::testkit::{self, Service};
+
+const BIN: &str = env!("CARGO_BIN_EXE_checkgate-control");
+
+fn refused(envs: &[(&str, &str)]) -> String {
+    let out = testkit::run(BIN, &[], envs).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{envs:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{envs:?}: {stderr}");
+    assert!(out.stdout.is_empty(), "{envs:?}");
+    stderr
+}
+
+#[test]
+fn each_bad_value_names_its_variable() {
+    let cases = [
+        ("PORT", "abc"),
+        ("PORT", "65536"),
+        ("DB_MAX_CONNECTIONS", "0"),
+        ("DB_MAX_CONNECTIONS", "1001"),
+        ("DATABASE_URL", "mysql://root@localhost/db"),
+        ("REDIS_URL", "http://localhost:6379"),
+        ("SESSION_SECRET", "too-short"),
+        ("COOKIE_SECURE", "maybe"),
+        ("PUBLIC_DIR", "/definitely/not/here"),
+        ("RUST_LOG", "[[["),
+        ("HOST", "example.com"),
+    ];
+    for (var, value) in cases {
+        let line = refused(&[(var, value)]);
+        assert!(
+            line.starts_with(&format!(
+                "checkgate-control: invalid configuration: {var} (--"
+            )),
+            "{var}={value}: {line}"
+        );
+    }
+}
+
+#[test]
+fn secrets_in_bad_values_are_not_echoed() {
+    let line = refused(&[("DATABASE_URL", "mysql://admin:hunter2-secret@db/prod")]);
+    assert!(!line.contains("hunter2"), "{line}");
+    let line = refused(&[("SESSION_SECRET", "s3cr3t-but-short")]);
+    assert!(!line.contains("s3cr3t"), "{line}");
+    let line = refused(&[("REDIS_URL", "http://:pa55word@cache:6379")]);
+    assert!(!line.contains("pa55word"), "{line}");
+}
+
+#[test]
+fn help_documents_every_variable_without_values() {
+    let out = testkit::run(
+        BIN,
+        &["--help"],
+        &[(
+            "SESSION_SECRET",
+            "a-session-secret-that-is-long-enough-1234",
+        )],
+    )
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8(out.stdout).unwrap();
+    for var in [
+        "PORT",
+        "HOST",
+        "DATABASE_URL",
+        "DB_MAX_CONNECTIONS",
+        "REDIS_URL",
+        "SESSION_SECRET",
+        "COOKIE_SECURE",
+        "PUBLIC_DIR",
+        "CHECKGATE_DATA_DIR",
+        "RUST_LOG",
+        "LOG_FORMAT",
+        "METRICS_ADDR",
+        "SHUTDOWN_GRACE_SECONDS",
+    ] {
+        assert!(
+            help.contains(&format!("[env: {var}")),
+            "--help does not mention {var}"
+        );
+    }
+    assert!(
+        !help.contains("a-session-secret"),
+        "--help shows a secret's value"
+    );
+}
+
+#[test]
+fn starts_on_the_embedded_default_and_stops_on_sigterm() {
+    let secret = "0123456789abcdef0123456789abcdef-unique";
+    let service = Service::start(
+        BIN,
+        &[("SESSION_SECRET", secret), ("COOKIE_SECURE", "false")],
+    )
+    .unwrap();
+    assert_eq!(
+        service.get("/health").unwrap(),
+        (200, r#"{"status":"ok"}"#.to_owned())
+    );
+    let (status, body) = service.get("/ready").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = service.get("/api/nothing-here").unwrap();
+    assert_eq!(status, 404);
+    assert!(
+        body.starts_with(r#"{"error":{"code":"not_found""#),
+        "{body}"
+    );
+    let (exit, log) = service.terminate().unwrap();
+    assert!(exit.success(), "{exit:?}\n{}", log.join("\n"));
+    assert!(
+        log.iter().all(|l| !l.contains(secret)),
+        "a log line holds the session secret"
+    );
+}

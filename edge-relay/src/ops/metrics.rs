@@ -1,0 +1,94 @@
+//! Prometheus metrics: the process-wide recorder, a middleware that counts requests by route
+//! template and status class (closed label sets, never raw paths), and the /metrics route.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process-wide recorder's handle, installing the recorder on first use. Falls back to an
+/// uninstalled recorder if another one is already global (only in tests that install their
+/// own), so /metrics still answers.
+pub fn handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!(
+                    "a metrics recorder was already installed; /metrics shows only its own registry"
+                );
+            }
+            handle
+        })
+        .clone()
+}
+
+/// Records the build of this process, so dashboards can tell versions apart.
+pub fn describe_process(binary: &'static str) {
+    metrics::describe_counter!(
+        "http_requests_total",
+        "HTTP requests served, by route template and status class"
+    );
+    metrics::describe_histogram!(
+        "http_request_duration_seconds",
+        "HTTP request latency, by route template"
+    );
+    metrics::gauge!("checkgate_build_info", "binary" => binary, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+}
+
+/// Keeps histogram summaries bounded; run for the life of the process.
+pub async fn upkeep(handle: PrometheusHandle) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Middleware: counts each request and times it, labelled by the matched route template.
+pub async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let class = status_class(response.status().as_u16());
+    metrics::counter!("http_requests_total", "route" => route.clone(), "status" => class)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics`.
+pub async fn render(State(handle): State<PrometheusHandle>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+}

@@ -1,0 +1,15 @@
+//! What both binaries share to run as a service: configuration errors, telemetry, metrics,
+//! health and readiness, and serving with graceful shutdown. The control plane links this
+//! library so that both processes behave the same to operators.
+
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod serve;
+pub mod telemetry;
+
+pub use config::{CommonArgs, LogFormat, parse_or_exit};
+pub use error::AppError;
+pub use health::{CheckStatus, Health};
+pub use serve::{bind, serve, shutdown_signal};

@@ -1,0 +1,96 @@
+//! Serving: binding, running one or more routers until a shutdown signal, then draining open
+//! requests and streams for a grace period before closing what is left.
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Binds a TCP listener, naming the address in the error.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Serves every `(listener, router)` pair until `shutdown` resolves, then lets open requests
+/// finish for up to `grace`. Returns the first server error, if any.
+pub async fn serve(
+    servers: Vec<(TcpListener, Router)>,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    for (listener, router) in servers {
+        let addr = listener.local_addr()?;
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            tracing::info!(%addr, "listening");
+            let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            server
+                .into_future()
+                .await
+                .with_context(|| format!("server on {addr} failed"))
+        });
+    }
+    tokio::select! {
+        () = shutdown => tracing::info!(grace_seconds = grace.as_secs(), "shutting down"),
+        Some(first) = tasks.join_next() => {
+            // A server stopped on its own: report why, and stop the others.
+            let _ = stop_tx.send(true);
+            tasks.abort_all();
+            return first.context("server task panicked")?;
+        }
+    }
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(grace, async {
+        let mut result = Ok(());
+        while let Some(done) = tasks.join_next().await {
+            if let Err(e) = done.context("server task panicked").and_then(|r| r) {
+                result = Err(e);
+            }
+        }
+        result
+    })
+    .await;
+    match drained {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!("grace period over; closing the connections still open");
+            tasks.abort_all();
+            Ok(())
+        }
+    }
+}
