@@ -1,47 +1,21 @@
-//! `evaluate` on the issue's reference flag: three rules that do not match, then a 50 % rollout.
-//! Checkgate's own core takes 154–165 ns on this work on our 2-core machines.
+//! `evaluate` on the reference workload (`support/reference.rs`): three rules that do not
+//! match, then a 50 % rollout. Checkgate's own core takes 154–165 ns on this work on our 2-core
+//! machines.
+
+#[path = "support/reference.rs"]
+mod reference;
 
 use std::hint::black_box;
 
-use checkgate_core::{AttrValue, Context, Standalone, compile_flag_json, evaluate};
+use checkgate_core::{Standalone, compile_flag_json, evaluate};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-const FLAG: &str = r#"{
-  "key": "new-checkout", "is_enabled": true, "rollout_percentage": 50, "description": null,
-  "flag_type": "boolean",
-  "rules": [
-    {"attribute": "plan", "operator": "equals", "values": ["enterprise"]},
-    {"attribute": "email", "operator": "ends_with", "values": ["@internal.example"]},
-    {"attribute": "country", "operator": "equals", "values": ["NO", "SE"]}
-  ]
-}"#;
-
-fn contexts(n: usize) -> Vec<Context<'static>> {
-    (0..n)
-        .map(|i| {
-            Context::with_key(format!("user-{i}"))
-                .attr(
-                    "plan",
-                    AttrValue::String(["free", "pro", "team"][i % 3].into()),
-                )
-                .attr(
-                    "email",
-                    AttrValue::String(format!("u{i}@example.com").into()),
-                )
-                .attr(
-                    "country",
-                    AttrValue::String(["DE", "US", "GB", "FR"][i % 4].into()),
-                )
-        })
-        .collect()
-}
-
 fn bench(c: &mut Criterion) {
-    let flag = compile_flag_json(FLAG).expect("reference flag compiles");
+    let flag = reference::flag();
     // 64 contexts stay in the L1 cache, as a context does that a server has just parsed; 1,024
     // (Checkgate's own benchmark) spill to L2, so that figure includes fetching the context.
     for n in [64usize, 1024] {
-        let contexts = contexts(n);
+        let contexts = reference::contexts(n);
         let mut i = 0usize;
         c.bench_function(
             &format!("evaluate/3-rules-miss+50%-rollout/{n}-contexts"),
@@ -55,8 +29,7 @@ fn bench(c: &mut Criterion) {
             },
         );
     }
-    let contexts = contexts(1);
-
+    let contexts = reference::contexts(1);
     let static_flag = compile_flag_json(r#"{"key":"on","is_enabled":true}"#).expect("compiles");
     c.bench_function("evaluate/static", |b| {
         b.iter(|| {

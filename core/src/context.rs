@@ -108,23 +108,25 @@ impl<'a> Context<'a> {
     pub fn set(&mut self, name: impl Into<Cow<'a, str>>, value: AttrValue<'a>) {
         let name = name.into();
         let fingerprint = name_fingerprint(&name);
-        let found = self
-            .fingerprints
-            .iter()
-            .zip(&self.attributes)
-            .position(|(&f, (n, _))| (f, n.as_ref()) >= (fingerprint, name.as_ref()));
-        match found {
-            Some(i) if self.fingerprints[i] == fingerprint && self.attributes[i].0 == name => {
-                self.attributes[i].1 = value;
+        let key = (fingerprint, name.as_ref());
+        // Binary search over the two parallel vectors for the first entry not below `key`.
+        let (mut lo, mut hi) = (0, self.fingerprints.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if (self.fingerprints[mid], self.attributes[mid].0.as_ref()) < key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
             }
-            Some(i) => {
-                self.fingerprints.insert(i, fingerprint);
-                self.attributes.insert(i, (name, value));
-            }
-            None => {
-                self.fingerprints.push(fingerprint);
-                self.attributes.push((name, value));
-            }
+        }
+        if lo < self.fingerprints.len()
+            && self.fingerprints[lo] == fingerprint
+            && self.attributes[lo].0 == name
+        {
+            self.attributes[lo].1 = value;
+        } else {
+            self.fingerprints.insert(lo, fingerprint);
+            self.attributes.insert(lo, (name, value));
         }
     }
 
@@ -176,7 +178,6 @@ impl<'a> Context<'a> {
     pub fn from_json_map(map: &'a Map<String, Value>) -> Result<Self, ContextError> {
         let mut ctx = Self::new();
         ctx.attributes.reserve(map.len());
-        ctx.fingerprints.reserve(map.len());
         for (name, value) in map {
             if name == TARGETING_KEY {
                 match value {
@@ -187,9 +188,18 @@ impl<'a> Context<'a> {
                 continue;
             }
             if let Some(v) = attr_from_json(name, value)? {
-                ctx.set(Cow::Borrowed(name.as_str()), v);
+                ctx.attributes.push((Cow::Borrowed(name.as_str()), v));
             }
         }
+        // A JSON object's names are unique, so one sort puts everything in place.
+        ctx.attributes.sort_unstable_by(|(a, _), (b, _)| {
+            (name_fingerprint(a), a.as_ref()).cmp(&(name_fingerprint(b), b.as_ref()))
+        });
+        ctx.fingerprints = ctx
+            .attributes
+            .iter()
+            .map(|(n, _)| name_fingerprint(n))
+            .collect();
         Ok(ctx)
     }
 
@@ -310,6 +320,27 @@ mod tests {
             }
             assert!(!str_eq(a, &base[..(n + 1).min(base.len())]) || n == base.len());
         }
+    }
+
+    #[test]
+    fn a_large_context_is_found_whole() {
+        let map: Map<String, Value> = (0..5000)
+            .map(|i| (format!("attr-{i}"), Value::from(i)))
+            .collect();
+        let ctx = Context::from_json_map(&map).unwrap();
+        for i in (0..5000).step_by(97) {
+            assert!(
+                matches!(ctx.get(&format!("attr-{i}")), Some(Attr::Number(n)) if n == f64::from(i))
+            );
+        }
+        let mut built = Context::new();
+        for i in (0..500).rev() {
+            built.set(format!("a{i}"), AttrValue::Number(f64::from(i)));
+        }
+        built.set("a7", AttrValue::Bool(true));
+        assert_eq!(built.attributes().count(), 500);
+        assert!(matches!(built.get("a7"), Some(Attr::Bool(true))));
+        assert!(matches!(built.get("a499"), Some(Attr::Number(n)) if n == 499.0));
     }
 
     #[test]

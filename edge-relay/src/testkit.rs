@@ -35,7 +35,8 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `bin` on 127.0.0.1 with port 0 and waits until it logs the address it listens on.
+    /// Starts `bin` on 127.0.0.1 with port 0 and waits until it logs the address of its public
+    /// listener.
     pub fn start(bin: &str, envs: &[(&str, &str)]) -> Result<Self, String> {
         let mut all: Vec<(&str, &str)> =
             vec![("HOST", "127.0.0.1"), ("PORT", "0"), ("RUST_LOG", "info")];
@@ -75,8 +76,7 @@ impl Service {
             let line = lines
                 .recv_timeout(left)
                 .map_err(|_| format!("{bin} did not start listening:\n{}", log.join("\n")))?;
-            let addr = line
-                .contains("listening")
+            let addr = (line.contains("listening") && line.contains("listener=public"))
                 .then(|| line.split("addr=").nth(1))
                 .flatten()
                 .and_then(|rest| rest.split_whitespace().next())

@@ -39,6 +39,8 @@ pub fn handle() -> PrometheusHandle {
 
 /// Records the build of this process, so dashboards can tell versions apart.
 pub fn describe_process(binary: &'static str) {
+    // Metrics recorded before the recorder is installed are lost: install it first.
+    let _ = handle();
     metrics::describe_counter!(
         "http_requests_total",
         "HTTP requests served, by route template and status class"

@@ -12,4 +12,4 @@ pub mod telemetry;
 pub use config::{CommonArgs, LogFormat, parse_or_exit};
 pub use error::AppError;
 pub use health::{CheckStatus, Health};
-pub use serve::{bind, serve, shutdown_signal};
+pub use serve::{bind, run_service, serve, shutdown_signal};

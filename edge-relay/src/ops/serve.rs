@@ -11,11 +11,47 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use super::config::CommonArgs;
+use super::{health, metrics};
+
 /// Binds a TCP listener, naming the address in the error.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// Runs a service the way both binaries do: binds the public listener on `port` (and the
+/// metrics listener, when `METRICS_ADDR` is set), calls `on_bound` once both listen, and serves
+/// `app` until SIGTERM or Ctrl-C. `app` gets the metrics handle when /metrics belongs on the
+/// public router.
+pub async fn run_service(
+    common: &CommonArgs,
+    port: u16,
+    app: impl FnOnce(Option<PrometheusHandle>) -> Router,
+    on_bound: impl FnOnce(),
+) -> anyhow::Result<()> {
+    let handle = metrics::handle();
+    let public = bind(SocketAddr::new(common.host, port)).await?;
+    let servers = match common.metrics_addr {
+        Some(addr) => vec![
+            ("public", public, app(None)),
+            (
+                "metrics",
+                bind(addr).await?,
+                health::metrics_routes(handle.clone()),
+            ),
+        ],
+        None => vec![("public", public, app(Some(handle.clone())))],
+    };
+    on_bound();
+    let upkeep = tokio::spawn(metrics::upkeep(handle));
+    let result = serve(servers, shutdown_signal(), common.shutdown_grace()).await;
+    upkeep.abort();
+    tracing::info!("stopped");
+    result
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -42,20 +78,21 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Serves every `(listener, router)` pair until `shutdown` resolves, then lets open requests
-/// finish for up to `grace`. Returns the first server error, if any.
+/// Serves every `(name, listener, router)` until `shutdown` resolves, then lets open requests
+/// finish for up to `grace`. Returns the first server error, if any. The name labels the
+/// listener in logs.
 pub async fn serve(
-    servers: Vec<(TcpListener, Router)>,
+    servers: Vec<(&'static str, TcpListener, Router)>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    for (listener, router) in servers {
+    for (name, listener, router) in servers {
         let addr = listener.local_addr()?;
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
-            tracing::info!(%addr, "listening");
+            tracing::info!(%addr, listener = %name, "listening");
             let server = axum::serve(listener, router).with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;
             });
