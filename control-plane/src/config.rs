@@ -33,6 +33,12 @@ pub struct ControlConfig {
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_max_connections: u32,
 
+    /// Seconds to wait for the database at start-up (and for a pooled connection later)
+    /// before giving up with an error.
+    #[arg(long, env = "DB_CONNECT_TIMEOUT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub db_connect_timeout_seconds: u64,
+
     /// Redis, which tells the other control-plane instances that something changed
     /// (`redis://host:6379` or `rediss://…`). Unset: a single instance needs none.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]

@@ -2,13 +2,14 @@
 //! feed. The binary in `main.rs` only parses configuration and wires these together.
 
 pub mod config;
+pub mod store;
 
 use axum::Router;
 use checkgate_edge::ops::{self, Health};
 use metrics_exporter_prometheus::PrometheusHandle;
 
-/// The readiness check for the control plane's own start-up.
-pub const STARTED_CHECK: &str = "started";
+/// The readiness check of the store: set once it is open and migrated.
+pub const STORE_CHECK: &str = "store";
 
 /// The control plane's public router. `metrics` is `Some` when /metrics is served on the main
 /// port.

@@ -1,8 +1,10 @@
-//! `checkgate-control`: parses its configuration (refusing a bad value before binding any
-//! port), then serves until SIGTERM or Ctrl-C.
+//! `checkgate-control`: parses its configuration and opens (and migrates) the store, refusing
+//! bad settings before any port is bound; then serves until SIGTERM or Ctrl-C.
 
+use anyhow::Context as _;
 use checkgate_control::config::ControlConfig;
-use checkgate_control::{STARTED_CHECK, app};
+use checkgate_control::store::{self, Store};
+use checkgate_control::{STORE_CHECK, app};
 use checkgate_edge::ops::{self, Health};
 
 #[tokio::main]
@@ -10,12 +12,30 @@ async fn main() -> anyhow::Result<()> {
     let config: ControlConfig = ops::parse_or_exit("checkgate-control", ControlConfig::validate);
     ops::telemetry::init(&config.common.rust_log, config.common.log_format)?;
     ops::metrics::describe_process("checkgate-control");
+
+    let url = match &config.database_url {
+        Some(url) => url.expose().to_owned(),
+        None => {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!("creating the data directory {}", config.data_dir.display())
+            })?;
+            store::embedded_url(&config.data_dir)
+        }
+    };
+    let timeout = std::time::Duration::from_secs(config.db_connect_timeout_seconds);
+    let store = Store::open(&url, config.db_max_connections, timeout)
+        .await
+        .context("opening the store")?;
+    tracing::info!(backend = ?store.backend(), epoch = store.epoch(), "store ready");
+
     let health = Health::new();
-    ops::run_service(
+    let result = ops::run_service(
         &config.common,
         config.port,
         |metrics| app(health.clone(), metrics),
-        || health.set(STARTED_CHECK, true, "accepting requests"),
+        || health.set(STORE_CHECK, true, "migrated and answering"),
     )
-    .await
+    .await;
+    store.close().await;
+    result
 }

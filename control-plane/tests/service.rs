@@ -71,6 +71,7 @@ fn help_documents_every_variable_without_values() {
         "HOST",
         "DATABASE_URL",
         "DB_MAX_CONNECTIONS",
+        "DB_CONNECT_TIMEOUT_SECONDS",
         "REDIS_URL",
         "SESSION_SECRET",
         "COOKIE_SECURE",
@@ -92,12 +93,71 @@ fn help_documents_every_variable_without_values() {
     );
 }
 
+/// A data directory of its own for one test, removed afterwards.
+struct DataDir(std::path::PathBuf);
+
+impl DataDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "cg-control-test-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        Self(dir)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn an_unreachable_database_stops_start_up_before_any_port_is_bound() {
+    // Port 1 on loopback refuses connections; the password must not reach the output.
+    let out = testkit::run(
+        BIN,
+        &[],
+        &[
+            (
+                "DATABASE_URL",
+                "postgres://checkgate:pa55-secret@127.0.0.1:1/checkgate",
+            ),
+            ("PORT", "0"),
+            ("DB_CONNECT_TIMEOUT_SECONDS", "1"),
+        ],
+    )
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("opening the store"), "{text}");
+    assert!(
+        !text.contains("listening"),
+        "bound a port before the store opened: {text}"
+    );
+    assert!(!text.contains("pa55-secret"), "{text}");
+}
+
 #[test]
 fn starts_on_the_embedded_default_and_stops_on_sigterm() {
     let secret = "0123456789abcdef0123456789abcdef-unique";
+    let data = DataDir::new();
     let service = Service::start(
         BIN,
-        &[("SESSION_SECRET", secret), ("COOKIE_SECURE", "false")],
+        &[
+            ("SESSION_SECRET", secret),
+            ("COOKIE_SECURE", "false"),
+            ("CHECKGATE_DATA_DIR", data.path()),
+        ],
     )
     .unwrap();
     assert_eq!(
@@ -106,6 +166,13 @@ fn starts_on_the_embedded_default_and_stops_on_sigterm() {
     );
     let (status, body) = service.get("/ready").unwrap();
     assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""store":{"ok":true"#), "{body}");
+    assert!(
+        std::path::Path::new(data.path())
+            .join("checkgate.db")
+            .exists(),
+        "the embedded store lives in CHECKGATE_DATA_DIR"
+    );
     let (status, body) = service.get("/api/nothing-here").unwrap();
     assert_eq!(status, 404);
     assert!(

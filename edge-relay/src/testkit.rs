@@ -73,9 +73,19 @@ impl Service {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines
-                .recv_timeout(left)
-                .map_err(|_| format!("{bin} did not start listening:\n{}", log.join("\n")))?;
+            let Ok(line) = lines.recv_timeout(left) else {
+                // Never leave a process behind when the test gives up on it.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{bin} did not start listening:
+{}",
+                    log.join(
+                        "
+"
+                    )
+                ));
+            };
             let addr = (line.contains("listening") && line.contains("listener=public"))
                 .then(|| line.split("addr=").nth(1))
                 .flatten()

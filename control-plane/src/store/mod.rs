@@ -1,0 +1,210 @@
+//! The durable store: one implementation over sqlx's `Any` driver, serving the embedded SQLite
+//! file (the default) and PostgreSQL with the same queries. Migrations (one folder per dialect)
+//! run when the store opens, before the process binds any port.
+//!
+//! Every write that changes what an edge serves runs in one transaction that (1) takes the
+//! environment's next version by updating its row — a row lock on PostgreSQL, the database
+//! write lock on SQLite — so versions are gapless and become visible in commit order, (2)
+//! writes the item, (3) appends the change row (the feed's outbox) and (4) the audit row.
+
+mod error;
+mod flags;
+mod projects;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use error::StoreError;
+pub use flags::{ChangeRow, StoredFlag};
+pub use projects::{Environment, Project};
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Who made a change, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// `user`, `api_token` or `system`.
+    pub kind: &'static str,
+    pub id: Option<String>,
+    pub name: String,
+}
+
+impl Actor {
+    pub fn system() -> Self {
+        Self {
+            kind: "system",
+            id: None,
+            name: "system".into(),
+        }
+    }
+
+    pub fn user(id: impl Into<String>, email: impl Into<String>) -> Self {
+        Self {
+            kind: "user",
+            id: Some(id.into()),
+            name: email.into(),
+        }
+    }
+}
+
+/// The store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// Identifies this database: a restored or reset database has another, so edges resync.
+    epoch: u64,
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The URL of the embedded default: a SQLite file in the data directory.
+pub fn embedded_url(data_dir: &Path) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("checkgate.db").display()
+    )
+}
+
+impl Store {
+    /// Opens the database at `url` (`sqlite:…` or `postgres://…`) and brings its schema up to
+    /// date, waiting at most `connect_timeout` for a connection.
+    pub async fn open(
+        url: &str,
+        max_connections: u32,
+        connect_timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let options = AnyConnectOptions::from_str(url).map_err(StoreError::connect)?;
+        let pool = AnyPoolOptions::new()
+            .acquire_timeout(connect_timeout)
+            .max_connections(if backend == Backend::Sqlite { max_connections.min(8) } else { max_connections })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers proceed while one writer commits; foreign keys are
+                        // off by default in SQLite.
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(StoreError::connect)?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE,
+            Backend::Postgres => &POSTGRES,
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Migrate(e.to_string()))?;
+        let epoch = Self::load_epoch(&pool).await?;
+        Ok(Self {
+            pool,
+            backend,
+            epoch,
+        })
+    }
+
+    async fn load_epoch(pool: &AnyPool) -> Result<u64, StoreError> {
+        let fresh = u64::from_le_bytes(
+            uuid::Uuid::new_v4().as_bytes()[..8]
+                .try_into()
+                .unwrap_or([1; 8]),
+        );
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('epoch', $1) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(fresh.to_string())
+        .execute(pool)
+        .await?;
+        let value: String = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'epoch'")
+            .fetch_one(pool)
+            .await?;
+        value
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("epoch {value:?} is not a number")))
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Whether the database answers, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Appends an audit row inside the caller's transaction.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one column each; a struct would only rename them"
+)]
+pub(crate) async fn audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    actor: &Actor,
+    project_id: Option<&str>,
+    environment_id: Option<&str>,
+    action: &str,
+    target: (&str, &str),
+    before: Option<&str>,
+    after: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor_kind, actor_id, actor_name, project_id, environment_id, action, \
+         target_kind, target_key, before_doc, after_doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(now_ms())
+    .bind(actor.kind)
+    .bind(actor.id.as_deref())
+    .bind(&actor.name)
+    .bind(project_id)
+    .bind(environment_id)
+    .bind(action)
+    .bind(target.0)
+    .bind(target.1)
+    .bind(before)
+    .bind(after)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! Projects and their environments. A new project gets development (the default), staging and
+//! production; environment slugs are unique within a project, not across the install.
+
+use super::{Actor, Store, StoreError, audit, new_id, now_ms};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub id: String,
+    pub name: String,
+    pub slug: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub slug: String,
+    pub color: String,
+    pub is_default: bool,
+    /// The environment's feed head.
+    pub version: u64,
+    pub created_at: i64,
+}
+
+/// The environments every new project starts with: (name, slug, colour, default).
+const SEEDED: [(&str, &str, &str, bool); 3] = [
+    ("Development", "development", "#22c55e", true),
+    ("Staging", "staging", "#f59e0b", false),
+    ("Production", "production", "#ef4444", false),
+];
+
+/// A URL-safe slug: lowercase ASCII letters and digits, runs of anything else as one `-`.
+pub(crate) fn slugify(name: &str) -> String {
+    let mut slug = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+    }
+    slug.trim_end_matches('-').to_owned()
+}
+
+type EnvRow = (String, String, String, String, String, i64, i64, i64);
+
+fn environment(
+    (id, project_id, name, slug, color, is_default, version, created_at): EnvRow,
+) -> Environment {
+    Environment {
+        id,
+        project_id,
+        name,
+        slug,
+        color,
+        is_default: is_default != 0,
+        version: version.max(0) as u64,
+        created_at,
+    }
+}
+
+const ENV_COLUMNS: &str = "id, project_id, name, slug, color, is_default, version, created_at";
+
+impl Store {
+    /// Creates a project with its three environments, audited, in one transaction.
+    pub async fn create_project(
+        &self,
+        actor: &Actor,
+        name: &str,
+    ) -> Result<(Project, Vec<Environment>), StoreError> {
+        let slug = slugify(name);
+        let now = now_ms();
+        let project = Project {
+            id: new_id(),
+            name: name.to_owned(),
+            slug,
+            created_at: now,
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO projects (id, name, slug, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&project.id)
+            .bind(&project.name)
+            .bind(&project.slug)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict(format!("a project with slug {:?}", project.slug))
+                }
+                other => other,
+            })?;
+        let mut environments = Vec::with_capacity(SEEDED.len());
+        for (position, (env_name, env_slug, color, is_default)) in SEEDED.into_iter().enumerate() {
+            let env = Environment {
+                id: new_id(),
+                project_id: project.id.clone(),
+                name: env_name.into(),
+                slug: env_slug.into(),
+                color: color.into(),
+                is_default,
+                version: 0,
+                created_at: now,
+            };
+            sqlx::query(&format!("INSERT INTO environments ({ENV_COLUMNS}, position) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)"))
+                .bind(&env.id)
+                .bind(&env.project_id)
+                .bind(&env.name)
+                .bind(&env.slug)
+                .bind(&env.color)
+                .bind(i64::from(is_default))
+                .bind(now)
+                .bind(position as i64)
+                .execute(&mut *tx)
+                .await?;
+            environments.push(env);
+        }
+        let after = serde_json::json!({ "name": project.name, "slug": project.slug }).to_string();
+        audit(
+            &mut tx,
+            actor,
+            Some(&project.id),
+            None,
+            "project.create",
+            ("project", &project.id),
+            None,
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((project, environments))
+    }
+
+    pub async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
+        let rows: Vec<(String, String, String, i64)> =
+            sqlx::query_as("SELECT id, name, slug, created_at FROM projects ORDER BY name, id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, slug, created_at)| Project {
+                id,
+                name,
+                slug,
+                created_at,
+            })
+            .collect())
+    }
+
+    pub async fn project(&self, id: &str) -> Result<Project, StoreError> {
+        let row: Option<(String, String, String, i64)> =
+            sqlx::query_as("SELECT id, name, slug, created_at FROM projects WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(id, name, slug, created_at)| Project {
+            id,
+            name,
+            slug,
+            created_at,
+        })
+        .ok_or_else(|| StoreError::NotFound(format!("project {id:?}")))
+    }
+
+    /// Deletes a project with everything in it, audited.
+    pub async fn delete_project(&self, actor: &Actor, id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query("DELETE FROM projects WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("project {id:?}")));
+        }
+        audit(
+            &mut tx,
+            actor,
+            Some(id),
+            None,
+            "project.delete",
+            ("project", id),
+            None,
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn environments(&self, project_id: &str) -> Result<Vec<Environment>, StoreError> {
+        let rows: Vec<EnvRow> = sqlx::query_as(&format!(
+            "SELECT {ENV_COLUMNS} FROM environments WHERE project_id = $1 ORDER BY position, created_at, slug"
+        ))
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(environment).collect())
+    }
+
+    pub async fn environment(&self, id: &str) -> Result<Environment, StoreError> {
+        let row: Option<EnvRow> = sqlx::query_as(&format!(
+            "SELECT {ENV_COLUMNS} FROM environments WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(environment)
+            .ok_or_else(|| StoreError::NotFound(format!("environment {id:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slugify;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slugify("Web Shop"), "web-shop");
+        assert_eq!(slugify("  --Ünïcode & Co!! "), "n-code-co");
+        assert_eq!(slugify("API v2"), "api-v2");
+    }
+}

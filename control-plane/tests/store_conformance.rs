@@ -1,0 +1,372 @@
+//! One conformance suite for the store, run against both backends: the embedded SQLite file
+//! and PostgreSQL (`CHECKGATE_TEST_PG`, default `postgres://postgres@127.0.0.1:5432/postgres`),
+//! each test on a database of its own that is removed afterwards.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use checkgate_control::store::{Actor, Backend, Store, StoreError};
+use checkgate_core::FlagDoc;
+use sqlx::Connection;
+
+fn admin_url() -> String {
+    std::env::var("CHECKGATE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh, empty database of one backend; removed by `cleanup`.
+struct Fresh {
+    url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    File(std::path::PathBuf),
+    Database(String),
+}
+
+async fn fresh(backend: Backend) -> Fresh {
+    let name = format!("cg_test_{}", uuid::Uuid::new_v4().simple());
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join(&name);
+            std::fs::create_dir_all(&dir).unwrap();
+            Fresh {
+                url: checkgate_control::store::embedded_url(&dir),
+                cleanup: Cleanup::File(dir),
+            }
+        }
+        Backend::Postgres => {
+            let admin = admin_url();
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .expect("PostgreSQL answers (scripts/test.sh starts it)");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let base = admin
+                .rsplit_once('/')
+                .map_or(admin.as_str(), |(b, _)| b)
+                .to_owned();
+            Fresh {
+                url: format!("{base}/{name}"),
+                cleanup: Cleanup::Database(name),
+            }
+        }
+    }
+}
+
+impl Fresh {
+    async fn remove(self) {
+        match self.cleanup {
+            Cleanup::File(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Database(name) => {
+                let mut conn = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+/// Runs `test` on a fresh store of each backend; the database is removed even when it fails.
+async fn on_both<F, Fut>(test: F)
+where
+    F: Fn(Store, String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let db = fresh(backend).await;
+        let store = Store::open(&db.url, 5, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("{backend:?}: {e:?}"));
+        assert_eq!(store.backend(), backend);
+        let outcome = tokio::spawn(test(store.clone(), db.url.clone())).await;
+        store.close().await;
+        db.remove().await;
+        if let Err(panic) = outcome {
+            panic!("on {backend:?}: {panic}");
+        }
+    }
+}
+
+fn flag(key: &str, rollout: u32) -> FlagDoc {
+    serde_json::from_value(
+        serde_json::json!({"key": key, "is_enabled": true, "rollout_percentage": rollout}),
+    )
+    .unwrap()
+}
+
+fn admin() -> Actor {
+    Actor::user("u-1", "admin@example.com")
+}
+
+#[tokio::test]
+async fn epoch_is_stable_per_database() {
+    on_both(|store, url| async move {
+        let again = Store::open(&url, 2, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(again.epoch(), store.epoch(), "reopening keeps the epoch");
+        again.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_new_project_gets_three_environments_and_slugs_are_per_project() {
+    on_both(|store, _| async move {
+        let (web, envs) = store.create_project(&admin(), "Web Shop").await.unwrap();
+        assert_eq!(web.slug, "web-shop");
+        let slugs: Vec<_> = envs
+            .iter()
+            .map(|e| (e.slug.as_str(), e.is_default))
+            .collect();
+        assert_eq!(
+            slugs,
+            [
+                ("development", true),
+                ("staging", false),
+                ("production", false)
+            ]
+        );
+        assert_eq!(store.environments(&web.id).await.unwrap(), envs);
+
+        // A second project may have `production` too (Checkgate made slugs install-wide).
+        let (api, api_envs) = store.create_project(&admin(), "API").await.unwrap();
+        assert!(api_envs.iter().any(|e| e.slug == "production"));
+        assert!(matches!(
+            store.create_project(&admin(), "web shop").await,
+            Err(StoreError::Conflict(_))
+        ));
+
+        let names: Vec<_> = store
+            .list_projects()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(names, ["API", "Web Shop"]);
+        store.delete_project(&admin(), &api.id).await.unwrap();
+        assert!(matches!(
+            store.project(&api.id).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.environment(&api_envs[0].id).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.delete_project(&admin(), &api.id).await,
+            Err(StoreError::NotFound(_))
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_flag_write_takes_the_next_version_with_its_change_and_audit_rows() {
+    on_both(|store, _| async move {
+        let (_, envs) = store.create_project(&admin(), "P").await.unwrap();
+        let env = &envs[0].id;
+        let (created, is_new) = store
+            .put_flag(&admin(), env, &flag("checkout", 10), None)
+            .await
+            .unwrap();
+        assert!(is_new);
+        assert_eq!(created.version, 1);
+        let (updated, is_new) = store
+            .put_flag(&admin(), env, &flag("checkout", 20), Some(1))
+            .await
+            .unwrap();
+        assert!(!is_new);
+        assert_eq!(
+            (updated.version, updated.created_at),
+            (2, created.created_at)
+        );
+        store
+            .put_flag(&admin(), env, &flag("banner", 0), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .delete_flag(&admin(), env, "banner", None)
+                .await
+                .unwrap(),
+            4
+        );
+
+        let changes = store.changes_since(env, 0, 100).await.unwrap();
+        let feed: Vec<_> = changes
+            .iter()
+            .map(|c| (c.version, c.kind.as_str(), c.key.as_str()))
+            .collect();
+        assert_eq!(
+            feed,
+            [
+                (1, "flag_upsert", "checkout"),
+                (2, "flag_upsert", "checkout"),
+                (3, "flag_upsert", "banner"),
+                (4, "flag_delete", "banner")
+            ]
+        );
+        assert!(
+            changes[1]
+                .doc
+                .as_deref()
+                .unwrap()
+                .contains("\"rollout_percentage\":20")
+        );
+        assert_eq!(store.changes_since(env, 2, 1).await.unwrap()[0].version, 3);
+        assert_eq!(store.environment(env).await.unwrap().version, 4);
+
+        let audit = store.audit_for_environment(env, 10).await.unwrap();
+        let actions: Vec<_> = audit
+            .iter()
+            .map(|(a, k, _, _)| (a.as_str(), k.as_str()))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                ("flag.delete", "banner"),
+                ("flag.create", "banner"),
+                ("flag.update", "checkout"),
+                ("flag.create", "checkout")
+            ]
+        );
+        let (_, _, before, after) = &audit[2];
+        assert!(
+            before
+                .as_deref()
+                .unwrap()
+                .contains("\"rollout_percentage\":10")
+        );
+        assert!(
+            after
+                .as_deref()
+                .unwrap()
+                .contains("\"rollout_percentage\":20")
+        );
+
+        assert_eq!(
+            store.flag(env, "checkout").await.unwrap().doc,
+            flag("checkout", 20)
+        );
+        assert_eq!(store.flags(env, 10, 0).await.unwrap().len(), 1);
+        // Other environments are untouched.
+        assert_eq!(store.changes_since(&envs[2].id, 0, 10).await.unwrap(), []);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stale_conditional_write_changes_nothing_and_leaves_no_gap() {
+    on_both(|store, _| async move {
+        let (_, envs) = store.create_project(&admin(), "P").await.unwrap();
+        let env = &envs[0].id;
+        store
+            .put_flag(&admin(), env, &flag("f", 1), None)
+            .await
+            .unwrap();
+        store
+            .put_flag(&admin(), env, &flag("f", 2), None)
+            .await
+            .unwrap();
+        let stale = store.put_flag(&admin(), env, &flag("f", 99), Some(1)).await;
+        assert!(
+            matches!(
+                stale,
+                Err(StoreError::VersionMismatch {
+                    expected: 1,
+                    current: 2,
+                    ..
+                })
+            ),
+            "{stale:?}"
+        );
+        assert!(matches!(
+            store.delete_flag(&admin(), env, "f", Some(1)).await,
+            Err(StoreError::VersionMismatch { .. })
+        ));
+        assert!(matches!(
+            store
+                .put_flag(&admin(), env, &flag("new", 1), Some(3))
+                .await,
+            Err(StoreError::VersionMismatch { current: 0, .. })
+        ));
+        assert!(matches!(
+            store.delete_flag(&admin(), env, "missing", None).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert_eq!(store.flag(env, "f").await.unwrap().doc, flag("f", 2));
+        // The refused writes consumed no version.
+        let (next, _) = store
+            .put_flag(&admin(), env, &flag("f", 3), Some(2))
+            .await
+            .unwrap();
+        assert_eq!(next.version, 3);
+        assert!(matches!(
+            store
+                .put_flag(&admin(), "no-such-env", &flag("f", 1), None)
+                .await,
+            Err(StoreError::NotFound(_))
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_writers_get_gapless_distinct_versions() {
+    on_both(|store, _| async move {
+        let (_, envs) = store.create_project(&admin(), "P").await.unwrap();
+        let env: Arc<str> = envs[0].id.as_str().into();
+        let mut writers = tokio::task::JoinSet::new();
+        for w in 0..4 {
+            let (store, env) = (store.clone(), env.clone());
+            writers.spawn(async move {
+                let mut versions = Vec::new();
+                for i in 0..25 {
+                    let (f, _) = store
+                        .put_flag(&admin(), &env, &flag(&format!("w{w}"), i), None)
+                        .await
+                        .unwrap();
+                    versions.push(f.version);
+                }
+                versions
+            });
+        }
+        let mut all = Vec::new();
+        while let Some(v) = writers.join_next().await {
+            all.extend(v.unwrap());
+        }
+        all.sort_unstable();
+        assert_eq!(all, (1..=100).collect::<Vec<u64>>());
+        let feed: Vec<u64> = store
+            .changes_since(&env, 0, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.version)
+            .collect();
+        assert_eq!(feed, (1..=100).collect::<Vec<u64>>());
+        for w in 0..4 {
+            assert_eq!(
+                store
+                    .flag(&env, &format!("w{w}"))
+                    .await
+                    .unwrap()
+                    .doc
+                    .rollout_percentage,
+                Some(24)
+            );
+        }
+    })
+    .await;
+}
