@@ -1,6 +1,7 @@
 //! The Checkgate control plane: the REST API and dashboard, the durable store and the change
 //! feed. The binary in `main.rs` only parses configuration and wires these together.
 
+pub mod api;
 pub mod config;
 pub mod store;
 
@@ -13,6 +14,6 @@ pub const STORE_CHECK: &str = "store";
 
 /// The control plane's public router. `metrics` is `Some` when /metrics is served on the main
 /// port.
-pub fn app(health: Health, metrics: Option<PrometheusHandle>) -> Router {
-    ops::health::finish(ops::health::routes(health, metrics))
+pub fn app(state: api::AppState, health: Health, metrics: Option<PrometheusHandle>) -> Router {
+    ops::health::finish(ops::health::routes(health, metrics).merge(api::routes(state)))
 }

@@ -2,6 +2,7 @@
 //! bad settings before any port is bound; then serves until SIGTERM or Ctrl-C.
 
 use anyhow::Context as _;
+use checkgate_control::api::AppState;
 use checkgate_control::config::ControlConfig;
 use checkgate_control::store::{self, Store};
 use checkgate_control::{STORE_CHECK, app};
@@ -28,11 +29,15 @@ async fn main() -> anyhow::Result<()> {
         .context("opening the store")?;
     tracing::info!(backend = ?store.backend(), epoch = store.epoch(), "store ready");
 
+    let state = AppState {
+        store: store.clone(),
+        cookie_secure: config.cookie_secure,
+    };
     let health = Health::new();
     let result = ops::run_service(
         &config.common,
         config.port,
-        |metrics| app(health.clone(), metrics),
+        |metrics| app(state, health.clone(), metrics),
         || health.set(STORE_CHECK, true, "migrated and answering"),
     )
     .await;

@@ -10,6 +10,7 @@
 mod error;
 mod flags;
 mod projects;
+mod users;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -21,6 +22,7 @@ use sqlx::{AnyPool, Executor};
 pub use error::StoreError;
 pub use flags::{ChangeRow, StoredFlag};
 pub use projects::{Environment, Project};
+pub use users::{Setup, User};
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");

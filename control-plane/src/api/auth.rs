@@ -1,0 +1,250 @@
+//! First-run setup and the session routes: `POST /api/setup/complete`, `POST /api/auth/login`,
+//! `POST /api/auth/logout`, `GET /api/auth/me`, `GET /api/auth/workspace` — Checkgate's paths
+//! and shapes. Passwords are argon2id, hashed and verified on a blocking thread.
+
+use std::sync::LazyLock;
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+
+use super::session::{self, CurrentUser};
+use super::{ApiError, AppState, Json};
+use crate::store::{Setup, User};
+
+const MIN_PASSWORD: usize = 8;
+const MAX_PASSWORD: usize = 1024;
+
+/// Checkgate's `UserInfo`.
+#[derive(Debug, Serialize)]
+pub(super) struct UserInfo {
+    pub(super) id: String,
+    pub(super) email: String,
+    pub(super) name: String,
+    /// `admin` for workspace admins, `member` otherwise (project roles are per project).
+    pub(super) role: &'static str,
+    pub(super) workspace_name: String,
+    pub(super) is_setup_complete: bool,
+}
+
+async fn info(state: &AppState, user: &User) -> Result<UserInfo, ApiError> {
+    Ok(UserInfo {
+        id: user.id.clone(),
+        email: user.email.clone(),
+        name: user.name.clone(),
+        role: if user.is_admin { "admin" } else { "member" },
+        workspace_name: state.store.workspace_name().await?,
+        is_setup_complete: true,
+    })
+}
+
+async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("hashing a password: {e}")))
+}
+
+/// A hash to verify against when the email is unknown, so that answer takes as long as a
+/// wrong password and does not reveal which emails exist.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(b"not a real password", &salt)
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+});
+
+async fn verify_password(password: String, hash: Option<String>) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| DUMMY_HASH.clone());
+        let ok = PasswordHash::new(&hash).is_ok_and(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        });
+        ok && known
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))
+}
+
+fn check_len(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.trim().is_empty() {
+        return Err(ApiError::BadRequest(format!("{field} must not be empty")));
+    }
+    if value.chars().count() > max {
+        return Err(ApiError::BadRequest(format!(
+            "{field} must be at most {max} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_email(email: &str) -> Result<(), ApiError> {
+    check_len("email", email, 254)?;
+    let valid = email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !email.contains(char::is_whitespace)
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest("email is not an email address".into()))
+    }
+}
+
+fn check_password(password: &str) -> Result<(), ApiError> {
+    let n = password.chars().count();
+    if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
+        return Err(ApiError::BadRequest(format!(
+            "password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Starts a session for `user` and answers with its `UserInfo` and cookie.
+async fn signed_in(
+    state: &AppState,
+    user: &User,
+    status: StatusCode,
+) -> Result<impl IntoResponse + use<>, ApiError> {
+    let token = session::new_token();
+    state
+        .store
+        .create_session(
+            &user.id,
+            &session::token_hash(&token),
+            session::SESSION_TTL_SECONDS * 1000,
+        )
+        .await?;
+    let mut headers = HeaderMap::new();
+    session::set_cookie(
+        &mut headers,
+        session::cookie(&token, session::SESSION_TTL_SECONDS, state.cookie_secure),
+    );
+    Ok((status, headers, axum::Json(info(state, user).await?)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SetupRequest {
+    workspace_name: String,
+    #[serde(default)]
+    project_name: Option<String>,
+    name: String,
+    email: String,
+    password: String,
+}
+
+/// `POST /api/setup/complete`: creates the workspace admin and the first project. Only until
+/// setup is complete; afterwards 404, as in Checkgate.
+pub(super) async fn complete_setup(
+    State(state): State<AppState>,
+    Json(req): Json<SetupRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    if state.store.setup_complete().await? {
+        return Err(ApiError::NotFound("setup is already complete".into()));
+    }
+    check_len("workspace_name", &req.workspace_name, 100)?;
+    check_len("name", &req.name, 100)?;
+    check_email(&req.email)?;
+    check_password(&req.password)?;
+    let project_name = req
+        .project_name
+        .filter(|p| !p.trim().is_empty())
+        .unwrap_or_else(|| "Default Project".into());
+    check_len("project_name", &project_name, 100)?;
+    let setup = Setup {
+        workspace_name: req.workspace_name.trim().to_owned(),
+        project_name: project_name.trim().to_owned(),
+        name: req.name.trim().to_owned(),
+        email: req.email.trim().to_owned(),
+        password_hash: hash_password(req.password).await?,
+    };
+    let admin = state
+        .store
+        .complete_setup(&setup)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Conflict(_) => {
+                ApiError::NotFound("setup is already complete".into())
+            }
+            other => other.into(),
+        })?;
+    tracing::info!(user_id = %admin.id, "setup completed");
+    signed_in(&state, &admin, StatusCode::OK).await
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+/// `POST /api/auth/login`.
+pub(super) async fn login(
+    State(state): State<AppState>,
+    Json(req): Json<LoginRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    if req.password.chars().count() > MAX_PASSWORD || req.email.len() > 254 {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let found = state.store.user_for_login(req.email.trim()).await?;
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), hash),
+        None => (None, None),
+    };
+    let ok = verify_password(req.password, hash).await?;
+    match user {
+        Some(user) if ok => signed_in(&state, &user, StatusCode::OK).await,
+        _ => Err(ApiError::InvalidCredentials),
+    }
+}
+
+/// `POST /api/auth/logout`: ends the session server-side and clears the cookie.
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if let Some(token) = session::token_from(&headers) {
+        state
+            .store
+            .delete_session(&session::token_hash(token))
+            .await?;
+    }
+    let mut out = HeaderMap::new();
+    session::set_cookie(&mut out, session::cookie("", 0, state.cookie_secure));
+    Ok((StatusCode::NO_CONTENT, out))
+}
+
+/// `GET /api/auth/me`: the signed-in user, read from the store (not from the cookie).
+pub(super) async fn me(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(info(&state, &user).await?))
+}
+
+/// `GET /api/auth/workspace`: public, for the login page.
+pub(super) async fn workspace(
+    State(state): State<AppState>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(serde_json::json!({
+        "workspace_name": state.store.workspace_name().await?,
+        "is_setup_complete": state.store.setup_complete().await?,
+    })))
+}

@@ -1,0 +1,39 @@
+//! The REST API under `/api`, with Checkgate's paths and JSON shapes. Every error is
+//! `{"error":{"code","message"}}` with the right status (see `ApiError`).
+
+mod auth;
+mod csrf;
+mod error;
+mod session;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::{Router, middleware};
+
+pub use error::{ApiError, Json};
+
+use crate::store::Store;
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 1 << 20;
+
+/// What the API's handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    /// Whether session cookies are marked `Secure`.
+    pub cookie_secure: bool,
+}
+
+/// The `/api` routes.
+pub fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/api/setup/complete", post(auth::complete_setup))
+        .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/logout", post(auth::logout))
+        .route("/api/auth/me", get(auth::me))
+        .route("/api/auth/workspace", get(auth::workspace))
+        .layer(middleware::from_fn(csrf::guard))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}

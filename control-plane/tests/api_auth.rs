@@ -1,0 +1,330 @@
+//! First-run setup, login, logout and sessions through the HTTP API (in-process, over a fresh
+//! embedded store): Checkgate's routes and shapes, server-side sessions, the CSRF defence, and
+//! a JSON 4xx for every malformed request.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use checkgate_control::api::AppState;
+use checkgate_control::store::{self, Actor, Store};
+use checkgate_edge::ops::Health;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Api {
+    router: axum::Router,
+    store: Store,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn api() -> Api {
+    let dir = std::env::temp_dir().join(format!("cg-api-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::open(&store::embedded_url(&dir), 4, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let state = AppState {
+        store: store.clone(),
+        cookie_secure: true,
+    };
+    Api {
+        router: checkgate_control::app(state, Health::new(), None),
+        store,
+        dir,
+    }
+}
+
+struct Reply {
+    status: StatusCode,
+    cookie: Option<String>,
+    body: Value,
+}
+
+impl Api {
+    async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let cookie = response
+            .headers()
+            .get(header::SET_COOKIE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {bytes:?}"))
+        };
+        Reply {
+            status,
+            cookie,
+            body,
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value, cookie: Option<&str>) -> Reply {
+        let mut req = Request::post(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-checkgate-request", "1");
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        self.send(req.body(Body::from(body.to_string())).unwrap())
+            .await
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
+        let mut req = Request::get(path);
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        self.send(req.body(Body::empty()).unwrap()).await
+    }
+}
+
+fn setup_body() -> Value {
+    json!({"workspace_name": "Acme", "project_name": "Web", "name": "Admin", "email": "admin@example.com", "password": "supersecret1"})
+}
+
+/// The `name=value` part of a Set-Cookie header.
+fn session_of(reply: &Reply) -> String {
+    reply
+        .cookie
+        .as_deref()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(reply.status, status, "{}", reply.body);
+    assert_eq!(reply.body["error"]["code"], code, "{}", reply.body);
+    assert!(
+        reply.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn setup_signs_in_the_admin_once_and_creates_the_first_project() {
+    let api = api().await;
+    assert_eq!(
+        api.get("/api/auth/workspace", None).await.body["is_setup_complete"],
+        false
+    );
+
+    let done = api.post("/api/setup/complete", setup_body(), None).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(done.body["role"], "admin");
+    assert_eq!(done.body["workspace_name"], "Acme");
+    let cookie = done.cookie.clone().unwrap();
+    for attribute in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    let again = api.post("/api/setup/complete", setup_body(), None).await;
+    assert_error(&again, StatusCode::NOT_FOUND, "not_found");
+
+    let projects = api.store.list_projects().await.unwrap();
+    assert_eq!(projects.len(), 1);
+    assert_eq!(projects[0].name, "Web");
+    assert_eq!(
+        api.store.environments(&projects[0].id).await.unwrap().len(),
+        3
+    );
+
+    let me = api.get("/api/auth/me", Some(&session_of(&done))).await;
+    assert_eq!(
+        (me.status, me.body["email"].as_str()),
+        (StatusCode::OK, Some("admin@example.com"))
+    );
+}
+
+#[tokio::test]
+async fn two_concurrent_setups_make_one_admin() {
+    let api = api().await;
+    let (a, b) = tokio::join!(
+        api.post("/api/setup/complete", setup_body(), None),
+        api.post("/api/setup/complete", setup_body(), None)
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::NOT_FOUND]);
+    assert_eq!(api.store.list_projects().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn writes_without_the_csrf_header_or_from_another_origin_are_refused() {
+    let api = api().await;
+    let bare = Request::post("/api/setup/complete")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(setup_body().to_string()))
+        .unwrap();
+    assert_error(&api.send(bare).await, StatusCode::FORBIDDEN, "forbidden");
+    let cross = Request::post("/api/setup/complete")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-checkgate-request", "1")
+        .header(header::HOST, "flags.example.com")
+        .header(header::ORIGIN, "https://evil.example")
+        .body(Body::from(setup_body().to_string()))
+        .unwrap();
+    assert_error(&api.send(cross).await, StatusCode::FORBIDDEN, "forbidden");
+    assert!(
+        !api.store.setup_complete().await.unwrap(),
+        "a refused write changed nothing"
+    );
+}
+
+#[tokio::test]
+async fn malformed_requests_get_the_right_4xx_as_json() {
+    let api = api().await;
+    let raw = |body: &'static str, content_type: &'static str| {
+        Request::post("/api/setup/complete")
+            .header(header::CONTENT_TYPE, content_type)
+            .header("x-checkgate-request", "1")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    assert_error(
+        &api.send(raw("{not json", "application/json")).await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+    assert_error(
+        &api.send(raw(r#"{"email": 5}"#, "application/json")).await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+    assert_error(
+        &api.send(raw("{}", "text/plain")).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
+    let huge = Request::post("/api/setup/complete")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-checkgate-request", "1")
+        .body(Body::from(format!(
+            r#"{{"workspace_name":"{}"}}"#,
+            "x".repeat(2 << 20)
+        )))
+        .unwrap();
+    assert_error(
+        &api.send(huge).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
+    for (field, value) in [
+        ("password", json!("short")),
+        ("email", json!("not-an-email")),
+        ("name", json!("  ")),
+        ("workspace_name", json!("x".repeat(101))),
+    ] {
+        let mut body = setup_body();
+        body[field] = value;
+        assert_error(
+            &api.post("/api/setup/complete", body, None).await,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        );
+    }
+    let mut extra = setup_body();
+    extra["role"] = json!("admin");
+    assert_error(
+        &api.post("/api/setup/complete", extra, None).await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+    assert!(!api.store.setup_complete().await.unwrap());
+    assert_error(
+        &api.get("/api/nothing", None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+
+#[tokio::test]
+async fn login_logout_and_deletion_end_sessions_server_side() {
+    let api = api().await;
+    let setup = api.post("/api/setup/complete", setup_body(), None).await;
+    let first = session_of(&setup);
+
+    let wrong = api
+        .post(
+            "/api/auth/login",
+            json!({"email": "admin@example.com", "password": "wrong-password"}),
+            None,
+        )
+        .await;
+    assert_error(&wrong, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let unknown = api
+        .post(
+            "/api/auth/login",
+            json!({"email": "nobody@example.com", "password": "supersecret1"}),
+            None,
+        )
+        .await;
+    assert_error(&unknown, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    assert_eq!(
+        wrong.body, unknown.body,
+        "the answer does not reveal which emails exist"
+    );
+
+    let login = api
+        .post(
+            "/api/auth/login",
+            json!({"email": "ADMIN@example.com", "password": "supersecret1"}),
+            None,
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    let second = session_of(&login);
+    assert_ne!(first, second);
+
+    let out = api.post("/api/auth/logout", json!({}), Some(&second)).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    assert!(out.cookie.unwrap().contains("Max-Age=0"));
+    assert_error(
+        &api.get("/api/auth/me", Some(&second)).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_eq!(
+        api.get("/api/auth/me", Some(&first)).await.status,
+        StatusCode::OK,
+        "other sessions live on"
+    );
+
+    let id = api.get("/api/auth/me", Some(&first)).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.store.delete_user(&Actor::system(), &id).await.unwrap();
+    assert_error(
+        &api.get("/api/auth/me", Some(&first)).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_error(
+        &api.get("/api/auth/me", Some("cg_session=forged")).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_error(
+        &api.get("/api/auth/me", None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+}
