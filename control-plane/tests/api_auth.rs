@@ -4,120 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use checkgate_control::api::AppState;
-use checkgate_control::store::{self, Actor, Store};
-use checkgate_edge::ops::Health;
-use http_body_util::BodyExt;
-use serde_json::{Value, json};
-use tower::ServiceExt;
-
-struct Api {
-    router: axum::Router,
-    store: Store,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn api() -> Api {
-    let dir = std::env::temp_dir().join(format!("cg-api-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = Store::open(&store::embedded_url(&dir), 4, Duration::from_secs(10))
-        .await
-        .unwrap();
-    let state = AppState {
-        store: store.clone(),
-        cookie_secure: true,
-    };
-    Api {
-        router: checkgate_control::app(state, Health::new(), None),
-        store,
-        dir,
-    }
-}
-
-struct Reply {
-    status: StatusCode,
-    cookie: Option<String>,
-    body: Value,
-}
-
-impl Api {
-    async fn send(&self, request: Request<Body>) -> Reply {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let cookie = response
-            .headers()
-            .get(header::SET_COOKIE)
-            .map(|v| v.to_str().unwrap().to_owned());
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {bytes:?}"))
-        };
-        Reply {
-            status,
-            cookie,
-            body,
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value, cookie: Option<&str>) -> Reply {
-        let mut req = Request::post(path)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header("x-checkgate-request", "1");
-        if let Some(c) = cookie {
-            req = req.header(header::COOKIE, c);
-        }
-        self.send(req.body(Body::from(body.to_string())).unwrap())
-            .await
-    }
-
-    async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
-        let mut req = Request::get(path);
-        if let Some(c) = cookie {
-            req = req.header(header::COOKIE, c);
-        }
-        self.send(req.body(Body::empty()).unwrap()).await
-    }
-}
-
-fn setup_body() -> Value {
-    json!({"workspace_name": "Acme", "project_name": "Web", "name": "Admin", "email": "admin@example.com", "password": "supersecret1"})
-}
-
-/// The `name=value` part of a Set-Cookie header.
-fn session_of(reply: &Reply) -> String {
-    reply
-        .cookie
-        .as_deref()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
-fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
-    assert_eq!(reply.status, status, "{}", reply.body);
-    assert_eq!(reply.body["error"]["code"], code, "{}", reply.body);
-    assert!(
-        reply.body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{}",
-        reply.body
-    );
-}
+use checkgate_control::store::Actor;
+use common::{api, assert_error, session_of, setup_body};
+use serde_json::json;
 
 #[tokio::test]
 async fn setup_signs_in_the_admin_once_and_creates_the_first_project() {

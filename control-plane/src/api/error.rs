@@ -27,6 +27,10 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     PreconditionFailed(String),
+    /// A well-formed body that cannot be accepted, such as a flag that does not compile; the
+    /// message names the path of the problem.
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("{message}")]
     Rejected { status: StatusCode, message: String },
     #[error("internal error")]
@@ -43,6 +47,7 @@ impl ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
+            Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             Self::Rejected { status, .. } => (
                 *status,
                 match *status {

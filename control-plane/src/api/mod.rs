@@ -1,10 +1,14 @@
 //! The REST API under `/api`, with Checkgate's paths and JSON shapes. Every error is
 //! `{"error":{"code","message"}}` with the right status (see `ApiError`).
 
+mod access;
 mod auth;
 mod csrf;
 mod error;
+mod flags;
+mod projects;
 mod session;
+mod time;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -33,6 +37,29 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/auth/logout", post(auth::logout))
         .route("/api/auth/me", get(auth::me))
         .route("/api/auth/workspace", get(auth::workspace))
+        .route("/api/projects", get(projects::list).post(projects::create))
+        .route(
+            "/api/projects/{id}",
+            get(projects::get)
+                .patch(projects::rename)
+                .delete(projects::delete),
+        )
+        .route(
+            "/api/projects/{id}/environments",
+            get(projects::environments),
+        )
+        .route(
+            "/api/environments/{env}/flags",
+            get(flags::list).post(flags::put),
+        )
+        .route(
+            "/api/environments/{env}/flags/{key}",
+            get(flags::get).patch(flags::patch).delete(flags::delete),
+        )
+        .route(
+            "/api/environments/{env}/flags/{key}/promote",
+            post(flags::promote),
+        )
         .layer(middleware::from_fn(csrf::guard))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)

@@ -9,6 +9,7 @@
 
 mod error;
 mod flags;
+mod members;
 mod projects;
 mod users;
 
@@ -21,7 +22,8 @@ use sqlx::{AnyPool, Executor};
 
 pub use error::StoreError;
 pub use flags::{ChangeRow, StoredFlag};
-pub use projects::{Environment, Project};
+pub use members::Role;
+pub use projects::{Environment, Project, slugify};
 pub use users::{Setup, User};
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");

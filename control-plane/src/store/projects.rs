@@ -32,7 +32,7 @@ const SEEDED: [(&str, &str, &str, bool); 3] = [
 ];
 
 /// A URL-safe slug: lowercase ASCII letters and digits, runs of anything else as one `-`.
-pub(crate) fn slugify(name: &str) -> String {
+pub fn slugify(name: &str) -> String {
     let mut slug = String::with_capacity(name.len());
     for c in name.chars() {
         if c.is_ascii_alphanumeric() {
@@ -162,6 +162,39 @@ impl Store {
             created_at,
         })
         .ok_or_else(|| StoreError::NotFound(format!("project {id:?}")))
+    }
+
+    /// Renames a project (its slug stays), audited.
+    pub async fn rename_project(
+        &self,
+        actor: &Actor,
+        id: &str,
+        name: &str,
+    ) -> Result<Project, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let before: Option<String> = sqlx::query_scalar("SELECT name FROM projects WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let before = before.ok_or_else(|| StoreError::NotFound(format!("project {id:?}")))?;
+        sqlx::query("UPDATE projects SET name = $2 WHERE id = $1")
+            .bind(id)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        audit(
+            &mut tx,
+            actor,
+            Some(id),
+            None,
+            "project.rename",
+            ("project", id),
+            Some(&before),
+            Some(name),
+        )
+        .await?;
+        tx.commit().await?;
+        self.project(id).await
     }
 
     /// Deletes a project with everything in it, audited.

@@ -1,0 +1,260 @@
+//! Flags of an environment, with Checkgate's paths and shapes: `GET/POST
+//! /api/environments/{env}/flags`, `GET/PATCH/DELETE …/flags/{key}`, `POST …/flags/{key}/promote`.
+//!
+//! Every write is compiled by the evaluation core first, so a flag that cannot be evaluated is
+//! refused with 422 and the path of the problem. Responses carry the flag's version in the body
+//! and as the `ETag`; `If-Match` with that version makes a write conditional (412 when stale).
+
+use axum::extract::{Path, Query, State};
+use axum::http::header::{ETAG, IF_MATCH};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use checkgate_core::{Change, CompileError, Environment as CoreEnvironment, FlagDoc, compile_flag};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::access::{check_id, in_environment};
+use super::projects::actor;
+use super::session::CurrentUser;
+use super::{ApiError, AppState, Json};
+use crate::store::{Role, StoreError, StoredFlag};
+
+/// How many times a PATCH retries when another write lands between its read and its write.
+const PATCH_ATTEMPTS: usize = 3;
+
+fn flag_json(flag: &StoredFlag) -> Result<Value, ApiError> {
+    let mut value = serde_json::to_value(&flag.doc).map_err(|e| ApiError::Internal(e.into()))?;
+    value["version"] = Value::from(flag.version);
+    Ok(value)
+}
+
+fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
+}
+
+/// The version named by `If-Match`, if any: `"3"`, `W/"3"` or `3`.
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    text.parse().map(Some).map_err(|_| {
+        ApiError::BadRequest("If-Match must be a flag version, as given in its ETag".into())
+    })
+}
+
+fn invalid(e: &CompileError) -> ApiError {
+    ApiError::Unprocessable(e.to_string())
+}
+
+/// Refuses a flag that does not compile, refers to a segment that does not exist, or whose
+/// prerequisites are missing or cyclic.
+async fn validate(state: &AppState, env: &str, doc: &FlagDoc) -> Result<(), ApiError> {
+    let compiled = compile_flag(doc.clone()).map_err(|e| invalid(&e))?;
+    if let Some(segment) = compiled.segment_keys().next() {
+        return Err(ApiError::Unprocessable(format!(
+            "rules: segment {segment:?} does not exist in this environment"
+        )));
+    }
+    if compiled.prerequisite_keys().next().is_some() {
+        let others = CoreEnvironment::new();
+        for (i, stored) in state
+            .store
+            .flags(env, u32::MAX, 0)
+            .await?
+            .into_iter()
+            .enumerate()
+        {
+            if stored.key != doc.key {
+                let json =
+                    serde_json::to_string(&stored.doc).map_err(|e| ApiError::Internal(e.into()))?;
+                others.apply(Change::flag_json(&stored.key, i as u64 + 1, &json));
+            }
+        }
+        others
+            .check_prerequisites(&compiled)
+            .map_err(|e| invalid(&e))?;
+    }
+    Ok(())
+}
+
+fn store_write(e: StoreError) -> ApiError {
+    match e {
+        e @ StoreError::VersionMismatch { .. } => {
+            ApiError::PreconditionFailed(format!("{e}; reload it and try again"))
+        }
+        other => other.into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListParams {
+    #[serde(default = "default_limit")]
+    limit: u32,
+    #[serde(default)]
+    offset: u32,
+}
+
+fn default_limit() -> u32 {
+    200
+}
+
+/// `GET /api/environments/{env}/flags?limit&offset` (limit 1–1000, default 200).
+pub(super) async fn list(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(env): Path<String>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if !(1..=1000).contains(&params.limit) {
+        return Err(ApiError::BadRequest(
+            "limit must be between 1 and 1000".into(),
+        ));
+    }
+    in_environment(&state, &user, &env, Role::Viewer).await?;
+    let flags = state.store.flags(&env, params.limit, params.offset).await?;
+    Ok(axum::Json(
+        flags.iter().map(flag_json).collect::<Result<Vec<_>, _>>()?,
+    ))
+}
+
+/// `GET /api/environments/{env}/flags/{key}`.
+pub(super) async fn get(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((env, key)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    in_environment(&state, &user, &env, Role::Viewer).await?;
+    let flag = state.store.flag(&env, &key).await?;
+    Ok(([(ETAG, etag(flag.version))], axum::Json(flag_json(&flag)?)))
+}
+
+/// `POST /api/environments/{env}/flags`: creates or replaces (Checkgate's semantics); 201 when
+/// created, 200 when replaced.
+pub(super) async fn put(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(env): Path<String>,
+    headers: HeaderMap,
+    Json(doc): Json<FlagDoc>,
+) -> Result<impl IntoResponse, ApiError> {
+    in_environment(&state, &user, &env, Role::Editor).await?;
+    validate(&state, &env, &doc).await?;
+    let (flag, created) = state
+        .store
+        .put_flag(&actor(&user), &env, &doc, if_match(&headers)?)
+        .await
+        .map_err(store_write)?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        [(ETAG, etag(flag.version))],
+        axum::Json(flag_json(&flag)?),
+    ))
+}
+
+/// `PATCH /api/environments/{env}/flags/{key}`: Checkgate's top-level merge (each field given
+/// replaces the stored one; `key` cannot change).
+pub(super) async fn patch(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((env, key)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(patch): Json<serde_json::Map<String, Value>>,
+) -> Result<impl IntoResponse, ApiError> {
+    in_environment(&state, &user, &env, Role::Editor).await?;
+    let expected = if_match(&headers)?;
+    for attempt in 1..=PATCH_ATTEMPTS {
+        let current = state.store.flag(&env, &key).await?;
+        if expected.is_some_and(|v| v != current.version) {
+            return Err(ApiError::PreconditionFailed(format!(
+                "flag {key:?} is at version {}, not {}; reload it and try again",
+                current.version,
+                expected.unwrap_or_default()
+            )));
+        }
+        let mut merged =
+            serde_json::to_value(&current.doc).map_err(|e| ApiError::Internal(e.into()))?;
+        for (field, value) in &patch {
+            if field != "key" && field != "version" {
+                merged[field.as_str()] = value.clone();
+            }
+        }
+        let doc: FlagDoc =
+            serde_json::from_value(merged).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+        validate(&state, &env, &doc).await?;
+        match state
+            .store
+            .put_flag(&actor(&user), &env, &doc, Some(current.version))
+            .await
+        {
+            Ok((flag, _)) => {
+                return Ok(([(ETAG, etag(flag.version))], axum::Json(flag_json(&flag)?)));
+            }
+            // Someone wrote in between: merge again onto their version, unless the client
+            // asked for a specific one.
+            Err(StoreError::VersionMismatch { .. })
+                if expected.is_none() && attempt < PATCH_ATTEMPTS => {}
+            Err(e) => return Err(store_write(e)),
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "flag {key:?} kept changing; try again"
+    )))
+}
+
+/// `DELETE /api/environments/{env}/flags/{key}`.
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((env, key)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    in_environment(&state, &user, &env, Role::Editor).await?;
+    state
+        .store
+        .delete_flag(&actor(&user), &env, &key, if_match(&headers)?)
+        .await
+        .map_err(store_write)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PromoteBody {
+    target_env_id: String,
+}
+
+/// `POST /api/environments/{env}/flags/{key}/promote`: copies the flag to another environment
+/// of the same project.
+pub(super) async fn promote(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((env, key)): Path<(String, String)>,
+    Json(body): Json<PromoteBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let source = in_environment(&state, &user, &env, Role::Viewer).await?;
+    check_id("environment", &body.target_env_id)?;
+    let target = in_environment(&state, &user, &body.target_env_id, Role::Editor).await?;
+    if target.project_id != source.project_id {
+        return Err(ApiError::BadRequest(
+            "a flag can be promoted only within its project".into(),
+        ));
+    }
+    let flag = state.store.flag(&env, &key).await?;
+    validate(&state, &target.id, &flag.doc).await?;
+    let (copy, _) = state
+        .store
+        .put_flag(&actor(&user), &target.id, &flag.doc, None)
+        .await
+        .map_err(store_write)?;
+    Ok(([(ETAG, etag(copy.version))], axum::Json(flag_json(&copy)?)))
+}

@@ -1,0 +1,142 @@
+//! Projects and their environments: `/api/projects[/{id}]`, `/api/projects/{id}/environments`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::access::{in_project, workspace_admin};
+use super::session::CurrentUser;
+use super::time::rfc3339;
+use super::{ApiError, AppState, Json};
+use crate::store::{Actor, Environment, Project, Role};
+
+pub(super) fn actor(user: &crate::store::User) -> Actor {
+    Actor::user(&user.id, &user.email)
+}
+
+fn project_json(p: &Project, environment_count: usize) -> Value {
+    json!({ "id": p.id, "name": p.name, "slug": p.slug, "created_at": rfc3339(p.created_at), "environment_count": environment_count })
+}
+
+pub(super) fn environment_json(e: &Environment) -> Value {
+    json!({
+        "id": e.id, "project_id": e.project_id, "name": e.name, "slug": e.slug, "color": e.color,
+        "is_default": e.is_default, "version": e.version, "created_at": rfc3339(e.created_at),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ProjectBody {
+    name: String,
+}
+
+fn check_name(name: &str) -> Result<&str, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::BadRequest(
+            "name must be 1 to 100 characters".into(),
+        ));
+    }
+    if crate::store::slugify(name).is_empty() {
+        return Err(ApiError::BadRequest(
+            "name needs at least one ASCII letter or digit".into(),
+        ));
+    }
+    Ok(name)
+}
+
+/// `GET /api/projects`: the projects the user can see.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut projects = state.store.list_projects().await?;
+    if !user.is_admin {
+        let mine = state.store.member_projects(&user.id).await?;
+        projects.retain(|p| mine.contains(&p.id));
+    }
+    let mut out = Vec::with_capacity(projects.len());
+    for p in &projects {
+        out.push(project_json(
+            p,
+            state.store.environments(&p.id).await?.len(),
+        ));
+    }
+    Ok(axum::Json(out))
+}
+
+/// `POST /api/projects`: workspace admins; the project starts with development, staging and
+/// production.
+pub(super) async fn create(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Json(body): Json<ProjectBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    workspace_admin(&user)?;
+    let (project, envs) = state
+        .store
+        .create_project(&actor(&user), check_name(&body.name)?)
+        .await?;
+    let mut out = project_json(&project, envs.len());
+    out["environments"] = envs.iter().map(environment_json).collect();
+    Ok((StatusCode::CREATED, axum::Json(out)))
+}
+
+/// `GET /api/projects/{id}`.
+pub(super) async fn get(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let project = in_project(&state, &user, &id, Role::Viewer).await?;
+    Ok(axum::Json(project_json(
+        &project,
+        state.store.environments(&id).await?.len(),
+    )))
+}
+
+/// `PATCH /api/projects/{id}`: project admins.
+pub(super) async fn rename(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+    Json(body): Json<ProjectBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    in_project(&state, &user, &id, Role::Admin).await?;
+    let project = state
+        .store
+        .rename_project(&actor(&user), &id, check_name(&body.name)?)
+        .await?;
+    Ok(axum::Json(project_json(
+        &project,
+        state.store.environments(&id).await?.len(),
+    )))
+}
+
+/// `DELETE /api/projects/{id}`: workspace admins; everything in the project goes with it.
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    in_project(&state, &user, &id, Role::Viewer).await?;
+    workspace_admin(&user)?;
+    state.store.delete_project(&actor(&user), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/projects/{id}/environments`.
+pub(super) async fn environments(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    in_project(&state, &user, &id, Role::Viewer).await?;
+    let envs = state.store.environments(&id).await?;
+    Ok(axum::Json(
+        envs.iter().map(environment_json).collect::<Vec<_>>(),
+    ))
+}

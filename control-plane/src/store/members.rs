@@ -1,0 +1,135 @@
+//! Project membership: a user's role in a project (admin, editor, viewer).
+
+use super::{Actor, Store, StoreError, audit};
+
+/// A role within a project. Ordered: a higher role can do everything a lower one can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Viewer,
+    Editor,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Editor => "editor",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "viewer" => Some(Self::Viewer),
+            "editor" => Some(Self::Editor),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
+impl Store {
+    /// The user's role in the project, `None` when not a member.
+    pub async fn member_role(
+        &self,
+        project_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Role>, StoreError> {
+        let role: Option<String> = sqlx::query_scalar(
+            "SELECT role FROM project_members WHERE project_id = $1 AND user_id = $2",
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(role.as_deref().and_then(Role::parse))
+    }
+
+    /// Adds a member, or changes their role; audited.
+    pub async fn set_member(
+        &self,
+        actor: &Actor,
+        project_id: &str,
+        user_id: &str,
+        role: Role,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, $3) \
+             ON CONFLICT (project_id, user_id) DO UPDATE SET role = $3",
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .bind(role.as_str())
+        .execute(&mut *tx)
+        .await?;
+        let after = serde_json::json!({ "user_id": user_id, "role": role.as_str() }).to_string();
+        audit(
+            &mut tx,
+            actor,
+            Some(project_id),
+            None,
+            "member.set",
+            ("member", user_id),
+            None,
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ids of the projects a user is a member of.
+    pub async fn member_projects(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT project_id FROM project_members WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Creates a user (not a workspace admin); audited. For the users API and tests.
+    pub async fn create_user(
+        &self,
+        actor: &Actor,
+        email: &str,
+        name: &str,
+        password_hash: &str,
+    ) -> Result<super::User, StoreError> {
+        let user = super::User {
+            id: super::new_id(),
+            email: email.to_owned(),
+            name: name.to_owned(),
+            is_admin: false,
+            created_at: super::now_ms(),
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO users (id, email, name, is_admin, created_at, password_hash) VALUES ($1, $2, $3, 0, $4, $5)")
+            .bind(&user.id)
+            .bind(&user.email)
+            .bind(&user.name)
+            .bind(user.created_at)
+            .bind(password_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("a user with email {email:?}")),
+                other => other,
+            })?;
+        audit(
+            &mut tx,
+            actor,
+            None,
+            None,
+            "user.create",
+            ("user", &user.id),
+            None,
+            Some(email),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+}

@@ -1,0 +1,188 @@
+//! The in-process API harness shared by the API tests: a router over a fresh embedded store,
+//! and helpers that send requests the way the dashboard does (JSON, CSRF header, cookie).
+
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use checkgate_control::api::AppState;
+use checkgate_control::store::{self, Store};
+use checkgate_edge::ops::Health;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+pub struct Api {
+    pub router: axum::Router,
+    pub store: Store,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub async fn api() -> Api {
+    let dir = std::env::temp_dir().join(format!("cg-api-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::open(&store::embedded_url(&dir), 4, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let state = AppState {
+        store: store.clone(),
+        cookie_secure: true,
+    };
+    Api {
+        router: checkgate_control::app(state, Health::new(), None),
+        store,
+        dir,
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub cookie: Option<String>,
+    pub body: Value,
+}
+
+impl Api {
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let cookie = response
+            .headers()
+            .get(header::SET_COOKIE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {bytes:?}"))
+        };
+        Reply {
+            status,
+            cookie,
+            body,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value, cookie: Option<&str>) -> Reply {
+        let mut req = Request::post(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-checkgate-request", "1");
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        self.send(req.body(Body::from(body.to_string())).unwrap())
+            .await
+    }
+
+    pub async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
+        let mut req = Request::get(path);
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        self.send(req.body(Body::empty()).unwrap()).await
+    }
+}
+
+pub fn setup_body() -> Value {
+    json!({"workspace_name": "Acme", "project_name": "Web", "name": "Admin", "email": "admin@example.com", "password": "supersecret1"})
+}
+
+/// The `name=value` part of a Set-Cookie header.
+pub fn session_of(reply: &Reply) -> String {
+    reply
+        .cookie
+        .as_deref()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+pub fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(reply.status, status, "{}", reply.body);
+    assert_eq!(reply.body["error"]["code"], code, "{}", reply.body);
+    assert!(
+        reply.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{}",
+        reply.body
+    );
+}
+
+impl Api {
+    /// Any request, with optional JSON body, cookie and extra headers.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        cookie: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("x-checkgate-request", "1");
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let body = match body {
+            Some(b) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(b.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(req.body(body).unwrap()).await
+    }
+
+    /// Completes setup and returns the admin's session cookie.
+    pub async fn admin_session(&self) -> String {
+        let reply = self.post("/api/setup/complete", setup_body(), None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        session_of(&reply)
+    }
+
+    /// Creates a user with `password` and signs them in; returns (user id, session cookie).
+    pub async fn user_session(&self, email: &str) -> (String, String) {
+        use argon2::PasswordHasher as _;
+        let salt = argon2::password_hash::SaltString::generate(
+            &mut argon2::password_hash::rand_core::OsRng,
+        );
+        let hash = argon2::Argon2::default()
+            .hash_password(b"password-123", &salt)
+            .unwrap()
+            .to_string();
+        let user = self
+            .store
+            .create_user(
+                &checkgate_control::store::Actor::system(),
+                email,
+                email,
+                &hash,
+            )
+            .await
+            .unwrap();
+        let reply = self
+            .post(
+                "/api/auth/login",
+                json!({"email": email, "password": "password-123"}),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        (user.id, session_of(&reply))
+    }
+}
