@@ -221,3 +221,23 @@ async fn login_logout_and_deletion_end_sessions_server_side() {
         "unauthorized",
     );
 }
+
+#[tokio::test]
+async fn a_junk_bearer_header_does_not_let_a_write_ride_on_the_session_cookie() {
+    let api = api().await;
+    let admin = session_of(&api.post("/api/setup/complete", setup_body(), None).await);
+    // No CSRF header, but a bearer string: the CSRF check lets it through, so the cookie must
+    // not authenticate it.
+    let forged = Request::post("/api/projects")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, "Bearer anything")
+        .header(header::COOKIE, &admin)
+        .body(Body::from(json!({"name": "Forged"}).to_string()))
+        .unwrap();
+    assert_error(
+        &api.send(forged).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_eq!(api.store.list_projects().await.unwrap().len(), 1);
+}

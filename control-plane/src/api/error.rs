@@ -66,6 +66,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => Self::NotFound(format!("{what} not found")),
             StoreError::Conflict(what) => Self::Conflict(format!("{what} already exists")),
+            StoreError::Refused(why) => Self::Conflict(why),
             e @ StoreError::VersionMismatch { .. } => Self::PreconditionFailed(e.to_string()),
             other => Self::Internal(other.into()),
         }

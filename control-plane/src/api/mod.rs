@@ -6,6 +6,7 @@ mod auth;
 mod csrf;
 mod error;
 mod flags;
+mod keys;
 mod projects;
 mod session;
 mod time;
@@ -31,6 +32,7 @@ pub struct AppState {
 
 /// The `/api` routes.
 pub fn routes(state: AppState) -> Router {
+    use axum::routing::delete;
     Router::new()
         .route("/api/setup/complete", post(auth::complete_setup))
         .route("/api/auth/login", post(auth::login))
@@ -46,8 +48,21 @@ pub fn routes(state: AppState) -> Router {
         )
         .route(
             "/api/projects/{id}/environments",
-            get(projects::environments),
+            get(projects::environments).post(projects::create_environment),
         )
+        .route(
+            "/api/projects/{id}/environments/{env}",
+            delete(projects::delete_environment),
+        )
+        .route(
+            "/api/projects/{id}/environments/{env}/default",
+            post(projects::set_default),
+        )
+        .route(
+            "/api/projects/{id}/keys",
+            get(keys::list).post(keys::create),
+        )
+        .route("/api/projects/{id}/keys/{key}", delete(keys::revoke))
         .route(
             "/api/environments/{env}/flags",
             get(flags::list).post(flags::put),

@@ -140,3 +140,89 @@ pub(super) async fn environments(
         envs.iter().map(environment_json).collect::<Vec<_>>(),
     ))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EnvironmentBody {
+    name: String,
+    slug: String,
+    #[serde(default)]
+    color: Option<String>,
+}
+
+fn check_slug(slug: &str) -> Result<(), ApiError> {
+    let ok = !slug.is_empty()
+        && slug.len() <= 50
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(
+            "slug must be 1 to 50 of a-z, 0-9 and '-', not starting with '-'".into(),
+        ))
+    }
+}
+
+fn check_color(color: &str) -> Result<(), ApiError> {
+    let ok = color.len() == 7
+        && color.starts_with('#')
+        && color[1..].bytes().all(|b| b.is_ascii_hexdigit());
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest("color must be #rrggbb".into()))
+    }
+}
+
+/// `POST /api/projects/{id}/environments`: project admins; slugs are unique per project.
+pub(super) async fn create_environment(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+    Json(body): Json<EnvironmentBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    in_project(&state, &user, &id, Role::Admin).await?;
+    let name = check_name(&body.name)?;
+    check_slug(&body.slug)?;
+    let color = body.color.unwrap_or_else(|| "#6366f1".into());
+    check_color(&color)?;
+    let env = state
+        .store
+        .create_environment(&actor(&user), &id, name, &body.slug, &color)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(environment_json(&env))))
+}
+
+/// `DELETE /api/projects/{id}/environments/{env}`: project admins; not the default, not the last.
+pub(super) async fn delete_environment(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((id, env)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    in_project(&state, &user, &id, Role::Admin).await?;
+    super::access::check_id("environment", &env)?;
+    state
+        .store
+        .delete_environment(&actor(&user), &id, &env)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/projects/{id}/environments/{env}/default`: project admins.
+pub(super) async fn set_default(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((id, env)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    in_project(&state, &user, &id, Role::Admin).await?;
+    super::access::check_id("environment", &env)?;
+    Ok(axum::Json(environment_json(
+        &state
+            .store
+            .set_default_environment(&actor(&user), &id, &env)
+            .await?,
+    )))
+}

@@ -69,6 +69,15 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
+        // A request that presents an `Authorization` credential is exempt from the CSRF check,
+        // so its cookie must not count: otherwise any junk bearer string would let a forged
+        // cross-site write ride on the victim's session.
+        if parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            return Err(ApiError::Unauthorized);
+        }
         let token = token_from(&parts.headers).ok_or(ApiError::Unauthorized)?;
         let user = state.store.session_user(&token_hash(token)).await?;
         user.map(CurrentUser).ok_or(ApiError::Unauthorized)

@@ -7,6 +7,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0} already exists")]
     Conflict(String),
+    /// The request conflicts with a rule of the model (deleting the default environment, …).
+    #[error("{0}")]
+    Refused(String),
     /// A conditional write whose expected version is no longer current.
     #[error("{what} is at version {current}, not {expected}")]
     VersionMismatch {

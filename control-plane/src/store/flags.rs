@@ -49,7 +49,7 @@ fn stored(
 
 /// Takes the environment's next version. Must be the transaction's first write: on PostgreSQL
 /// it locks the environment's row until commit, on SQLite it takes the write lock.
-async fn next_version(
+pub(super) async fn next_version(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     env: &str,
 ) -> Result<(u64, String), StoreError> {
@@ -64,7 +64,7 @@ async fn next_version(
     Ok((version.max(0) as u64, project))
 }
 
-async fn append_change(
+pub(super) async fn append_change(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     env: &str,
     version: u64,

@@ -9,6 +9,7 @@
 
 mod error;
 mod flags;
+mod keys;
 mod members;
 mod projects;
 mod users;
@@ -22,6 +23,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use error::StoreError;
 pub use flags::{ChangeRow, StoredFlag};
+pub use keys::{KeyKind, SdkKey, key_hash};
 pub use members::Role;
 pub use projects::{Environment, Project, slugify};
 pub use users::{Setup, User};

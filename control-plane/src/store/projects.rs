@@ -222,6 +222,167 @@ impl Store {
         Ok(())
     }
 
+    /// Adds an environment to a project, after the existing ones; audited.
+    pub async fn create_environment(
+        &self,
+        actor: &Actor,
+        project_id: &str,
+        name: &str,
+        slug: &str,
+        color: &str,
+    ) -> Result<Environment, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let position: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(position), -1) + 1 FROM environments WHERE project_id = $1",
+        )
+        .bind(project_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let env = Environment {
+            id: new_id(),
+            project_id: project_id.to_owned(),
+            name: name.to_owned(),
+            slug: slug.to_owned(),
+            color: color.to_owned(),
+            is_default: false,
+            version: 0,
+            created_at: now,
+        };
+        sqlx::query(&format!("INSERT INTO environments ({ENV_COLUMNS}, position) VALUES ($1, $2, $3, $4, $5, 0, 0, $6, $7)"))
+            .bind(&env.id)
+            .bind(project_id)
+            .bind(name)
+            .bind(slug)
+            .bind(color)
+            .bind(now)
+            .bind(position)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("an environment with slug {slug:?} in this project")),
+                StoreError::NotFound(_) => StoreError::NotFound(format!("project {project_id:?}")),
+                other => other,
+            })?;
+        let after = serde_json::json!({ "name": name, "slug": slug, "color": color }).to_string();
+        audit(
+            &mut tx,
+            actor,
+            Some(project_id),
+            Some(&env.id),
+            "environment.create",
+            ("environment", &env.id),
+            None,
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(env)
+    }
+
+    /// Deletes an environment and everything in it. The default environment and a project's
+    /// last environment cannot be deleted. Its final change row tells edges it is gone.
+    pub async fn delete_environment(
+        &self,
+        actor: &Actor,
+        project_id: &str,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(i64, String)> =
+            sqlx::query_as("UPDATE environments SET version = version + 1 WHERE id = $1 AND project_id = $2 RETURNING version, name")
+                .bind(id)
+                .bind(project_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (version, name) =
+            row.ok_or_else(|| StoreError::NotFound(format!("environment {id:?}")))?;
+        let (is_default, count): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT is_default FROM environments WHERE id = $1), (SELECT COUNT(*) FROM environments WHERE project_id = $2)",
+        )
+        .bind(id)
+        .bind(project_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if is_default != 0 {
+            return Err(StoreError::Refused(
+                "the default environment cannot be deleted; make another one the default first"
+                    .into(),
+            ));
+        }
+        if count <= 1 {
+            return Err(StoreError::Refused(
+                "a project keeps at least one environment".into(),
+            ));
+        }
+        sqlx::query("DELETE FROM environments WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        super::flags::append_change(
+            &mut tx,
+            id,
+            version.max(0) as u64,
+            "environment_deleted",
+            id,
+            None,
+        )
+        .await?;
+        audit(
+            &mut tx,
+            actor,
+            Some(project_id),
+            Some(id),
+            "environment.delete",
+            ("environment", id),
+            Some(&name),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Makes an environment its project's default (the one before is no longer).
+    pub async fn set_default_environment(
+        &self,
+        actor: &Actor,
+        project_id: &str,
+        id: &str,
+    ) -> Result<Environment, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT id FROM environments WHERE id = $1 AND project_id = $2")
+                .bind(id)
+                .bind(project_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        exists.ok_or_else(|| StoreError::NotFound(format!("environment {id:?}")))?;
+        sqlx::query(
+            "UPDATE environments SET is_default = 0 WHERE project_id = $1 AND is_default = 1",
+        )
+        .bind(project_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE environments SET is_default = 1 WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        audit(
+            &mut tx,
+            actor,
+            Some(project_id),
+            Some(id),
+            "environment.set_default",
+            ("environment", id),
+            None,
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        self.environment(id).await
+    }
+
     pub async fn environments(&self, project_id: &str) -> Result<Vec<Environment>, StoreError> {
         let rows: Vec<EnvRow> = sqlx::query_as(&format!(
             "SELECT {ENV_COLUMNS} FROM environments WHERE project_id = $1 ORDER BY position, created_at, slug"
