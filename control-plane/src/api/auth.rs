@@ -42,7 +42,7 @@ async fn info(state: &AppState, user: &User) -> Result<UserInfo, ApiError> {
     })
 }
 
-async fn hash_password(password: String) -> Result<String, ApiError> {
+pub(super) async fn hash_password(password: String) -> Result<String, ApiError> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -91,7 +91,7 @@ fn check_len(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_email(email: &str) -> Result<(), ApiError> {
+pub(super) fn check_email(email: &str) -> Result<(), ApiError> {
     check_len("email", email, 254)?;
     let valid = email.split_once('@').is_some_and(|(local, domain)| {
         !local.is_empty()
@@ -106,7 +106,7 @@ fn check_email(email: &str) -> Result<(), ApiError> {
     }
 }
 
-fn check_password(password: &str) -> Result<(), ApiError> {
+pub(super) fn check_password(password: &str) -> Result<(), ApiError> {
     let n = password.chars().count();
     if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
         return Err(ApiError::BadRequest(format!(

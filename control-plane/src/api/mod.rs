@@ -10,6 +10,7 @@ mod keys;
 mod projects;
 mod session;
 mod time;
+mod users;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -63,6 +64,16 @@ pub fn routes(state: AppState) -> Router {
             get(keys::list).post(keys::create),
         )
         .route("/api/projects/{id}/keys/{key}", delete(keys::revoke))
+        .route("/api/users", get(users::list).post(users::create))
+        .route("/api/users/{id}", delete(users::delete))
+        .route(
+            "/api/projects/{id}/members",
+            get(users::members).post(users::add_member),
+        )
+        .route(
+            "/api/projects/{id}/members/{user}",
+            axum::routing::patch(users::set_role).delete(users::remove_member),
+        )
         .route(
             "/api/environments/{env}/flags",
             get(flags::list).post(flags::put),

@@ -80,6 +80,94 @@ impl Store {
         Ok(())
     }
 
+    /// A project's members: (user, role), by email.
+    pub async fn members(&self, project_id: &str) -> Result<Vec<(super::User, Role)>, StoreError> {
+        let rows: Vec<(String, String, String, i64, i64, String)> = sqlx::query_as(
+            "SELECT u.id, u.email, u.name, u.is_admin, u.created_at, m.role FROM project_members m \
+             JOIN users u ON u.id = m.user_id WHERE m.project_id = $1 ORDER BY u.email",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, email, name, admin, created_at, role)| {
+                Role::parse(&role).map(|r| {
+                    (
+                        super::User {
+                            id,
+                            email,
+                            name,
+                            is_admin: admin != 0,
+                            created_at,
+                        },
+                        r,
+                    )
+                })
+            })
+            .collect())
+    }
+
+    /// Removes a member; audited.
+    pub async fn remove_member(
+        &self,
+        actor: &Actor,
+        project_id: &str,
+        user_id: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done =
+            sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")
+                .bind(project_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("member {user_id:?}")));
+        }
+        audit(
+            &mut tx,
+            actor,
+            Some(project_id),
+            None,
+            "member.remove",
+            ("member", user_id),
+            None,
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every user, by email.
+    pub async fn users(&self) -> Result<Vec<super::User>, StoreError> {
+        let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+            "SELECT id, email, name, is_admin, created_at FROM users ORDER BY email",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, email, name, admin, created_at)| super::User {
+                id,
+                email,
+                name,
+                is_admin: admin != 0,
+                created_at,
+            })
+            .collect())
+    }
+
+    /// How many workspace admins there are (the last one cannot be deleted).
+    pub async fn admin_count(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE is_admin = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     /// Ids of the projects a user is a member of.
     pub async fn member_projects(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
         Ok(
