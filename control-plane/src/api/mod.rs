@@ -2,6 +2,7 @@
 //! `{"error":{"code","message"}}` with the right status (see `ApiError`).
 
 mod access;
+mod audit;
 mod auth;
 mod csrf;
 mod error;
@@ -64,6 +65,8 @@ pub fn routes(state: AppState) -> Router {
             get(keys::list).post(keys::create),
         )
         .route("/api/projects/{id}/keys/{key}", delete(keys::revoke))
+        .route("/api/audit", get(audit::list))
+        .route("/api/environments/{env}/audit", get(audit::environment))
         .route("/api/users", get(users::list).post(users::create))
         .route("/api/users/{id}", delete(users::delete))
         .route(

@@ -7,6 +7,7 @@
 //! write lock on SQLite — so versions are gapless and become visible in commit order, (2)
 //! writes the item, (3) appends the change row (the feed's outbox) and (4) the audit row.
 
+mod audit_log;
 mod error;
 mod flags;
 mod keys;
@@ -21,6 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use audit_log::{AuditEntry, AuditFilter};
 pub use error::StoreError;
 pub use flags::{ChangeRow, StoredFlag};
 pub use keys::{KeyKind, SdkKey, key_hash};
