@@ -29,10 +29,7 @@ async fn main() -> anyhow::Result<()> {
         .context("opening the store")?;
     tracing::info!(backend = ?store.backend(), epoch = store.epoch(), "store ready");
 
-    let state = AppState {
-        store: store.clone(),
-        cookie_secure: config.cookie_secure,
-    };
+    let state = AppState::new(store.clone(), config.cookie_secure);
     let health = Health::new();
     let result = ops::run_service(
         &config.common,

@@ -11,6 +11,7 @@ use axum::http::{Request, StatusCode, header};
 use checkgate_control::store::Actor;
 use common::{api, assert_error, session_of, setup_body};
 use serde_json::json;
+use tower::ServiceExt;
 
 #[tokio::test]
 async fn setup_signs_in_the_admin_once_and_creates_the_first_project() {
@@ -240,4 +241,63 @@ async fn a_junk_bearer_header_does_not_let_a_write_ride_on_the_session_cookie() 
         "unauthorized",
     );
     assert_eq!(api.store.list_projects().await.unwrap().len(), 1);
+}
+
+fn login_from(addr: &str, password: &str) -> Request<Body> {
+    let mut req = Request::post("/api/auth/login")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-checkgate-request", "1")
+        .header("x-forwarded-for", "192.0.2.200")
+        .body(Body::from(
+            json!({"email": "admin@example.com", "password": password}).to_string(),
+        ))
+        .unwrap();
+    let peer: std::net::SocketAddr = addr.parse().unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    req
+}
+
+#[tokio::test]
+async fn guessing_is_throttled_without_locking_the_real_user_out() {
+    let api = api().await;
+    api.post("/api/setup/complete", setup_body(), None).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            api.send(login_from("203.0.113.9:40000", "wrong-password"))
+                .await
+                .status,
+        );
+    }
+    assert_eq!(statuses[..5], [StatusCode::UNAUTHORIZED; 5]);
+    let throttled = api
+        .router
+        .clone()
+        .oneshot(login_from("203.0.113.9:40001", "supersecret1"))
+        .await
+        .unwrap();
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = throttled.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&retry), "{retry}");
+    // Changing X-Forwarded-For does not help (it is not trusted); another address is fine.
+    assert_eq!(
+        api.send(login_from("203.0.113.9:40002", "supersecret1"))
+            .await
+            .status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let owner = api
+        .send(login_from("198.51.100.20:50000", "supersecret1"))
+        .await;
+    assert_eq!(owner.status, StatusCode::OK, "{}", owner.body);
+    assert_error(
+        &api.send(login_from("203.0.113.9:40003", "x")).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+    );
 }

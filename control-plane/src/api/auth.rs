@@ -195,14 +195,29 @@ pub(super) struct LoginRequest {
     password: String,
 }
 
-/// `POST /api/auth/login`.
+/// The TCP peer's address (proxies' `X-Forwarded-For` is not trusted); unspecified when the
+/// router runs without a socket (in-process tests).
+fn client_address(extensions: &axum::http::Extensions) -> std::net::IpAddr {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+}
+
+/// `POST /api/auth/login`: throttled per account and address (see `limiter`).
 pub(super) async fn login(
     State(state): State<AppState>,
+    extensions: axum::http::Extensions,
     Json(req): Json<LoginRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     if req.password.chars().count() > MAX_PASSWORD || req.email.len() > 254 {
         return Err(ApiError::InvalidCredentials);
     }
+    let addr = client_address(&extensions);
+    let now = std::time::Instant::now();
+    state
+        .login_limiter
+        .attempt(&req.email, addr, now)
+        .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
     let found = state.store.user_for_login(req.email.trim()).await?;
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), hash),
@@ -210,7 +225,10 @@ pub(super) async fn login(
     };
     let ok = verify_password(req.password, hash).await?;
     match user {
-        Some(user) if ok => signed_in(&state, &user, StatusCode::OK).await,
+        Some(user) if ok => {
+            state.login_limiter.succeeded(&req.email, addr, now);
+            signed_in(&state, &user, StatusCode::OK).await
+        }
         _ => Err(ApiError::InvalidCredentials),
     }
 }

@@ -33,6 +33,8 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("{message}")]
     Rejected { status: StatusCode, message: String },
+    #[error("too many attempts; try again in {retry_after} seconds")]
+    TooManyRequests { retry_after: u64 },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -56,6 +58,7 @@ impl ApiError {
                     _ => "bad_request",
                 },
             ),
+            Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -79,7 +82,16 @@ impl IntoResponse for ApiError {
         if let Self::Internal(source) = &self {
             tracing::error!(cause = %format!("{source:#}"), "request failed");
         }
-        (status, axum::Json(ErrorBody::new(code, self.to_string()))).into_response()
+        let mut response =
+            (status, axum::Json(ErrorBody::new(code, self.to_string()))).into_response();
+        if let Self::TooManyRequests { retry_after } = &self
+            && let Ok(value) = axum::http::HeaderValue::from_str(&retry_after.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
+        response
     }
 }
 

@@ -8,6 +8,7 @@ mod csrf;
 mod error;
 mod flags;
 mod keys;
+mod limiter;
 mod projects;
 mod session;
 mod time;
@@ -24,12 +25,26 @@ use crate::store::Store;
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 1 << 20;
 
+pub use limiter::LoginLimiter;
+
 /// What the API's handlers share.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
     /// Whether session cookies are marked `Secure`.
     pub cookie_secure: bool,
+    /// This instance's login throttle.
+    pub login_limiter: std::sync::Arc<LoginLimiter>,
+}
+
+impl AppState {
+    pub fn new(store: Store, cookie_secure: bool) -> Self {
+        Self {
+            store,
+            cookie_secure,
+            login_limiter: std::sync::Arc::default(),
+        }
+    }
 }
 
 /// The `/api` routes.

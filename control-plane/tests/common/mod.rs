@@ -32,10 +32,7 @@ pub async fn api() -> Api {
     let store = Store::open(&store::embedded_url(&dir), 4, Duration::from_secs(10))
         .await
         .unwrap();
-    let state = AppState {
-        store: store.clone(),
-        cookie_secure: true,
-    };
+    let state = AppState::new(store.clone(), true);
     Api {
         router: checkgate_control::app(state, Health::new(), None),
         store,

@@ -93,7 +93,9 @@ pub async fn serve(
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
             tracing::info!(%addr, listener = %name, "listening");
-            let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+            // The peer address reaches handlers (login throttling keys on it).
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            let server = axum::serve(listener, service).with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;
             });
             server
