@@ -116,9 +116,33 @@ pub(super) async fn list(
         ));
     }
     in_environment(&state, &user, &env, Role::Viewer).await?;
-    let flags = state.store.flags(&env, params.limit, params.offset).await?;
-    Ok(axum::Json(
-        flags.iter().map(flag_json).collect::<Result<Vec<_>, _>>()?,
+    let flags = state
+        .store
+        .flags_raw(&env, params.limit, params.offset)
+        .await?;
+    // The stored documents are canonical JSON objects: splice the version in instead of
+    // parsing and re-serializing each one.
+    let mut body =
+        String::with_capacity(flags.iter().map(|(_, d)| d.len() + 24).sum::<usize>() + 2);
+    body.push('[');
+    for (i, (version, doc)) in flags.iter().enumerate() {
+        let Some(fields) = doc.strip_prefix('{') else {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "stored flag is not a JSON object"
+            )));
+        };
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str("{\"version\":");
+        body.push_str(&version.to_string());
+        body.push(',');
+        body.push_str(fields);
+    }
+    body.push(']');
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
     ))
 }
 
