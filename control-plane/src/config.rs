@@ -63,6 +63,7 @@ pub struct ControlConfig {
     #[arg(long, env = "CHECKGATE_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
+    /// Listener, logging, metrics and shutdown settings, shared with the other binary.
     #[command(flatten)]
     pub common: CommonArgs,
 }

@@ -9,8 +9,15 @@ use checkgate_control::{STORE_CHECK, app};
 use checkgate_edge::ops::{self, Health};
 
 #[tokio::main]
+#[allow(
+    clippy::exit,
+    reason = "a refused configuration ends the process with its own status, 0 or 2"
+)]
 async fn main() -> anyhow::Result<()> {
-    let config: ControlConfig = ops::parse_or_exit("checkgate-control", ControlConfig::validate);
+    let config = match ops::parse::<ControlConfig>("checkgate-control", ControlConfig::validate) {
+        Ok(config) => config,
+        Err(stop) => std::process::exit(stop.report()),
+    };
     ops::telemetry::init(&config.common.rust_log, config.common.log_format)?;
     ops::metrics::describe_process("checkgate-control");
 

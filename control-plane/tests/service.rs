@@ -44,6 +44,20 @@ fn each_bad_value_names_its_variable() {
 }
 
 #[test]
+fn the_line_reads_variable_flag_value_and_problem() {
+    assert_eq!(
+        refused(&[("PORT", "abc")]),
+        "checkgate-control: invalid configuration: PORT (--port): invalid value 'abc': \
+         invalid digit found in string\n"
+    );
+    assert_eq!(
+        refused(&[("DB_MAX_CONNECTIONS", "0")]),
+        "checkgate-control: invalid configuration: DB_MAX_CONNECTIONS (--db-max-connections): \
+         invalid value '0': 0 is not in 1..=1000\n"
+    );
+}
+
+#[test]
 fn secrets_in_bad_values_are_not_echoed() {
     let line = refused(&[("DATABASE_URL", "mysql://admin:hunter2-secret@db/prod")]);
     assert!(!line.contains("hunter2"), "{line}");

@@ -22,6 +22,7 @@ pub struct EdgeConfig {
     #[arg(long, env = "CHECKGATE_DATA_DIR", default_value = "./data/edge")]
     pub data_dir: PathBuf,
 
+    /// Listener, logging, metrics and shutdown settings, shared with the other binary.
     #[command(flatten)]
     pub common: CommonArgs,
 }

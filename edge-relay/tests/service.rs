@@ -67,6 +67,10 @@ async fn unknown_routes_get_a_json_404_and_metrics_count_requests() {
         text.contains(r#"http_requests_total{route="/health",status="2xx"}"#),
         "{text}"
     );
+    assert!(
+        text.contains(r#"http_requests_total{route="unmatched",status="4xx"}"#),
+        "{text}"
+    );
     assert!(text.contains("checkgate_build_info"), "{text}");
     // Labels come from route templates only: a raw path (and its query) never becomes a label.
     assert!(

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+/// The command line: one subcommand per scenario.
 #[derive(Debug, Parser)]
 #[command(
     name = "checkgate-loadtest",
@@ -21,10 +22,12 @@ struct Cli {
     #[arg(long, global = true)]
     out: Option<PathBuf>,
 
+    /// Which scenario to run, with its own settings.
     #[command(subcommand)]
     scenario: Scenario,
 }
 
+/// The scenarios.
 #[derive(Debug, Subcommand)]
 enum Scenario {
     /// This machine's HTTP ceiling: a minimal in-process server with a fixed 200-byte body.
@@ -32,13 +35,39 @@ enum Scenario {
         /// Concurrent keep-alive connections.
         #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=10_000))]
         connections: u64,
-        /// Longest the scenario runs, in seconds.
-        #[arg(long, default_value_t = 5.0)]
-        duration: f64,
+        /// Longest the scenario runs: `5s`, `500ms`, `1m`, or a number of seconds (at most 10m).
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        duration: Duration,
         /// Most requests it sends in all.
         #[arg(long, default_value_t = 2_000_000)]
         max_requests: u64,
     },
+}
+
+/// Longest run accepted, so a typo cannot keep a machine busy for hours.
+const MAX_DURATION: Duration = Duration::from_secs(600);
+
+/// Parses `5s`, `500ms`, `1m` or a bare number of seconds, fractions allowed.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let seconds_per_unit = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        _ => return Err(format!("unknown unit {unit:?} (use ms, s or m)")),
+    };
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{number:?} is not a number"))?;
+    let seconds = number * seconds_per_unit;
+    if !(0.0..=MAX_DURATION.as_secs_f64()).contains(&seconds) {
+        return Err(format!("must be between 0 and {}s", MAX_DURATION.as_secs()));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 #[tokio::main]
@@ -49,18 +78,7 @@ async fn main() -> anyhow::Result<()> {
             connections,
             duration,
             max_requests,
-        } => {
-            anyhow::ensure!(
-                duration.is_finite() && (0.0..=600.0).contains(&duration),
-                "--duration must be between 0 and 600 seconds"
-            );
-            ceiling::run(
-                connections as usize,
-                Duration::from_secs_f64(duration),
-                max_requests,
-            )
-            .await?
-        }
+        } => ceiling::run(connections as usize, duration, max_requests).await?,
     };
     let json = serde_json::to_string_pretty(&report)?;
     match cli.out {
@@ -71,4 +89,20 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_or_plain_seconds() {
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "s", "2h", "-1s", "11m", "NaN", "inf"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

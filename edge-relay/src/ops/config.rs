@@ -1,6 +1,6 @@
-//! Configuration plumbing: the settings both binaries share, and parsing that reports a bad
-//! value in one line naming the environment variable and exits with status 2, before any port
-//! is bound.
+//! Configuration plumbing: the settings both binaries share, and parsing that turns a bad
+//! value into one line naming the environment variable (and exit status 2), so `main` can
+//! refuse it before any port is bound.
 
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -45,6 +45,7 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
+    /// How long open requests and streams get to finish after a shutdown signal.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_seconds)
     }
@@ -54,13 +55,54 @@ impl CommonArgs {
 #[derive(Debug, thiserror::Error)]
 #[error("{variable} (--{flag}): {problem}")]
 pub struct InvalidSetting {
+    /// The environment variable, named first because that is how services are configured.
     pub variable: &'static str,
+    /// The matching command-line flag, without the leading `--`.
     pub flag: &'static str,
+    /// What is wrong, phrased without echoing a secret value.
     pub problem: String,
 }
 
-/// Renders a clap error as one line, naming the environment variable behind the argument.
+/// Why configuration parsing stopped the program instead of returning a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// `--help` or `--version` was asked for: the text belongs on standard output, exit 0.
+    Info(String),
+    /// A setting is missing or wrong: one line for standard error, exit 2.
+    Invalid(String),
+}
+
+impl Stop {
+    /// The status the process exits with: 0 for help and version, 2 for bad configuration.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Info(_) => 0,
+            Self::Invalid(_) => 2,
+        }
+    }
+
+    /// Writes the message where it belongs and returns [`Stop::exit_code`]. A closed pipe
+    /// (`--help | head`) is not worth reporting.
+    pub fn report(&self) -> i32 {
+        match self {
+            Self::Info(text) => {
+                let _ = write!(std::io::stdout(), "{text}");
+            }
+            Self::Invalid(line) => {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
+        }
+        self.exit_code()
+    }
+}
+
+/// Renders a clap error as one line naming the environment variable behind the argument:
+/// `PORT (--port): invalid value 'abc': invalid digit found in string`.
 pub fn one_line<C: CommandFactory>(err: &clap::Error) -> String {
+    let arg = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => s.clone(),
+        _ => String::new(),
+    };
     let rendered = err.to_string();
     let first = rendered
         .lines()
@@ -68,57 +110,140 @@ pub fn one_line<C: CommandFactory>(err: &clap::Error) -> String {
         .unwrap_or("")
         .trim_start_matches("error: ")
         .trim();
-    let arg = match err.get(ContextKind::InvalidArg) {
-        Some(ContextValue::String(s)) => s.clone(),
-        _ => String::new(),
+    // The variable and flag lead the line, so clap's " for '--port <PORT>'" only repeats them.
+    let message = if arg.is_empty() {
+        first.to_owned()
+    } else {
+        first.replacen(&format!(" for '{arg}'"), "", 1)
     };
     // "--port <PORT>" → "port"
     let long = arg
         .trim_start_matches("--")
         .split([' ', '='])
         .next()
-        .unwrap_or("")
-        .to_owned();
+        .unwrap_or("");
     let env = C::command()
         .get_arguments()
-        .find(|a| a.get_long() == Some(long.as_str()))
+        .find(|a| a.get_long() == Some(long))
         .and_then(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()));
     match env {
-        Some(env) => format!("{env} (--{long}): {first}"),
-        None => first.to_owned(),
+        Some(env) => format!("{env} (--{long}): {message}"),
+        None => message,
     }
 }
 
-/// Parses the process's arguments and environment into `C`, then validates it. `--help` and
-/// `--version` print and exit 0; anything wrong prints one line to standard error and exits
-/// with status 2.
-#[allow(
-    clippy::exit,
-    clippy::print_stderr,
-    reason = "the one place a binary reports bad configuration and stops"
-)]
-pub fn parse_or_exit<C>(binary: &str, validate: impl FnOnce(&C) -> Result<(), InvalidSetting>) -> C
+/// Parses the process's arguments and environment into `C`, then validates it, without
+/// printing or exiting: the binary's `main` reports the [`Stop`] and exits with its code.
+pub fn parse<C>(
+    binary: &str,
+    validate: impl FnOnce(&C) -> Result<(), InvalidSetting>,
+) -> Result<C, Stop>
 where
     C: CommandFactory + FromArgMatches,
 {
-    let parsed = C::command()
-        .try_get_matches()
-        .and_then(|m| C::from_arg_matches(&m));
-    let config = match parsed {
-        Ok(c) => c,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
-            // A closed pipe (`--help | head`) is not an error worth a panic.
-            let _ = write!(std::io::stdout(), "{e}");
-            std::process::exit(0);
-        }
-        Err(e) => {
-            eprintln!("{binary}: invalid configuration: {}", one_line::<C>(&e));
-            std::process::exit(2);
-        }
-    };
-    if let Err(e) = validate(&config) {
-        eprintln!("{binary}: invalid configuration: {e}");
-        std::process::exit(2);
+    parse_from(binary, std::env::args_os(), validate)
+}
+
+/// [`parse`] with explicit arguments (the first is the program name); the environment is
+/// still read for every setting that has a variable.
+pub fn parse_from<C, I, T>(
+    binary: &str,
+    args: I,
+    validate: impl FnOnce(&C) -> Result<(), InvalidSetting>,
+) -> Result<C, Stop>
+where
+    C: CommandFactory + FromArgMatches,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let config = C::command()
+        .try_get_matches_from(args)
+        .and_then(|m| C::from_arg_matches(&m))
+        .map_err(|e| match e.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Stop::Info(e.to_string()),
+            _ => Stop::Invalid(format!(
+                "{binary}: invalid configuration: {}",
+                one_line::<C>(&e)
+            )),
+        })?;
+    validate(&config)
+        .map_err(|e| Stop::Invalid(format!("{binary}: invalid configuration: {e}")))?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// A configuration of its own, with a variable no environment sets, so these tests do not
+    /// depend on the environment they run in.
+    #[derive(Debug, Parser)]
+    #[command(name = "probe", version)]
+    struct Probe {
+        /// A port.
+        #[arg(long, env = "CHECKGATE_CONFIG_TEST_PORT", default_value_t = 1)]
+        port: u16,
     }
-    config
+
+    fn accept(_: &Probe) -> Result<(), InvalidSetting> {
+        Ok(())
+    }
+
+    #[test]
+    fn a_bad_value_is_one_line_naming_variable_and_flag() {
+        let stop = parse_from::<Probe, _, _>("probe", ["probe", "--port", "abc"], accept)
+            .expect_err("abc is not a port");
+        assert_eq!(
+            stop,
+            Stop::Invalid(
+                "probe: invalid configuration: CHECKGATE_CONFIG_TEST_PORT (--port): \
+                 invalid value 'abc': invalid digit found in string"
+                    .into()
+            )
+        );
+        assert_eq!(stop.exit_code(), 2);
+    }
+
+    #[test]
+    fn semantic_refusals_take_the_same_path() {
+        let stop = parse_from::<Probe, _, _>("probe", ["probe"], |_| {
+            Err(InvalidSetting {
+                variable: "CHECKGATE_CONFIG_TEST_PORT",
+                flag: "port",
+                problem: "must be odd".into(),
+            })
+        })
+        .expect_err("refused");
+        assert_eq!(
+            stop,
+            Stop::Invalid(
+                "probe: invalid configuration: CHECKGATE_CONFIG_TEST_PORT (--port): must be odd"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn help_and_version_are_not_errors() {
+        for flag in ["--help", "--version"] {
+            let stop =
+                parse_from::<Probe, _, _>("probe", ["probe", flag], accept).expect_err("stops");
+            assert!(matches!(stop, Stop::Info(_)), "{flag}: {stop:?}");
+            assert_eq!(stop.exit_code(), 0);
+        }
+    }
+
+    #[test]
+    fn unknown_arguments_are_one_line_too() {
+        let stop =
+            parse_from::<Probe, _, _>("probe", ["probe", "--bogus"], accept).expect_err("refused");
+        assert_eq!(
+            stop,
+            Stop::Invalid(
+                "probe: invalid configuration: unexpected argument '--bogus' found".into()
+            )
+        );
+    }
 }

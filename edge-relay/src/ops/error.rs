@@ -6,14 +6,20 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use checkgate_protocol::json::ErrorBody;
 
+/// An HTTP handler's failure. The message of the first three is written for the client; the
+/// source of `Internal` is logged and never shown.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// 404: no such route or resource.
     #[error("{0}")]
     NotFound(String),
+    /// 400: the request itself is wrong.
     #[error("{0}")]
     BadRequest(String),
+    /// 503: the process cannot answer yet (no data) or for now.
     #[error("{0}")]
     Unavailable(String),
+    /// 500: a bug or an outage behind us; the client sees only "internal error".
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }

@@ -19,23 +19,31 @@ use super::metrics;
 /// The state of one readiness check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckStatus {
+    /// Whether this check lets the process take traffic.
     pub ok: bool,
+    /// Why, in words an operator can act on ("no flag data loaded yet").
     pub detail: String,
 }
 
 /// The readiness checks of a process, shared by whatever updates them.
 #[derive(Debug, Clone, Default)]
 pub struct Health {
+    /// Keyed by check name; a `BTreeMap` so `/ready` lists checks in a stable order. A std
+    /// mutex: every critical section is a clone or an insert, never across an `.await`.
     checks: Arc<Mutex<BTreeMap<&'static str, CheckStatus>>>,
 }
 
+/// The body of `/ready`.
 #[derive(Serialize)]
 struct Readiness {
+    /// `ready` or `not_ready`, repeating the status code for humans reading the JSON.
     status: &'static str,
+    /// Every check, so a 503 says which one holds the process back.
     checks: BTreeMap<&'static str, CheckStatus>,
 }
 
 impl Health {
+    /// No checks yet, so not ready until something registers one.
     pub fn new() -> Self {
         Self::default()
     }
@@ -63,7 +71,7 @@ impl Health {
     }
 }
 
-async fn health() -> impl IntoResponse {
+async fn live() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
@@ -84,17 +92,13 @@ async fn not_found() -> AppError {
 /// `/health`, `/ready` and, when `metrics` is given, `/metrics`.
 pub fn routes(health: Health, metrics: Option<PrometheusHandle>) -> Router {
     let router = Router::new()
-        .route("/health", get(health_route))
+        .route("/health", get(live))
         .route("/ready", get(ready))
         .with_state(health);
     match metrics {
         Some(handle) => router.merge(metrics_routes(handle)),
         None => router,
     }
-}
-
-async fn health_route() -> impl IntoResponse {
-    health().await
 }
 
 /// `/metrics` alone, for a separate listener.
@@ -104,11 +108,13 @@ pub fn metrics_routes(handle: PrometheusHandle) -> Router {
         .with_state(handle)
 }
 
-/// Adds what every public router needs: request metrics per route template and a JSON 404.
+/// Adds what every public router needs: a JSON 404, and request metrics per route template
+/// (`unmatched` for the 404s, so scanners cannot create new series). Call it last: routes
+/// added afterwards are not measured.
 pub fn finish(router: Router) -> Router {
     router
-        .route_layer(middleware::from_fn(metrics::track))
         .fallback(not_found)
+        .layer(middleware::from_fn(metrics::track))
 }
 
 #[cfg(test)]

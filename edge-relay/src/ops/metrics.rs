@@ -47,7 +47,7 @@ pub fn describe_process(binary: &'static str) {
     );
     metrics::describe_histogram!(
         "http_request_duration_seconds",
-        "HTTP request latency, by route template"
+        "HTTP request latency until the response headers, by route template and status class"
     );
     metrics::gauge!("checkgate_build_info", "binary" => binary, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
@@ -71,7 +71,8 @@ fn status_class(status: u16) -> &'static str {
     }
 }
 
-/// Middleware: counts each request and times it, labelled by the matched route template.
+/// Middleware: counts each request and times it, labelled by the matched route template (or
+/// `unmatched`) and the status class. Streams are timed to their first byte (the headers).
 pub async fn track(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
@@ -82,7 +83,7 @@ pub async fn track(request: Request, next: Next) -> Response {
     let class = status_class(response.status().as_u16());
     metrics::counter!("http_requests_total", "route" => route.clone(), "status" => class)
         .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route)
+    metrics::histogram!("http_request_duration_seconds", "route" => route, "status" => class)
         .record(started.elapsed().as_secs_f64());
     response
 }

@@ -9,7 +9,7 @@ pub mod metrics;
 pub mod serve;
 pub mod telemetry;
 
-pub use config::{CommonArgs, LogFormat, parse_or_exit};
+pub use config::{CommonArgs, InvalidSetting, LogFormat, Stop, parse};
 pub use error::AppError;
 pub use health::{CheckStatus, Health};
 pub use serve::{bind, run_service, serve, shutdown_signal};
