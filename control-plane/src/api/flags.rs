@@ -53,10 +53,13 @@ fn invalid(e: &CompileError) -> ApiError {
 /// prerequisites are missing or cyclic.
 async fn validate(state: &AppState, env: &str, doc: &FlagDoc) -> Result<(), ApiError> {
     let compiled = compile_flag(doc.clone()).map_err(|e| invalid(&e))?;
-    if let Some(segment) = compiled.segment_keys().next() {
-        return Err(ApiError::Unprocessable(format!(
-            "rules: segment {segment:?} does not exist in this environment"
-        )));
+    let segments: Vec<String> = compiled.segment_keys().map(str::to_owned).collect();
+    for segment in segments {
+        if state.store.segment(env, &segment).await.is_err() {
+            return Err(ApiError::Unprocessable(format!(
+                "rules: segment {segment:?} does not exist in this environment"
+            )));
+        }
     }
     if compiled.prerequisite_keys().next().is_some() {
         let others = CoreEnvironment::new();

@@ -10,6 +10,7 @@ mod flags;
 mod keys;
 mod limiter;
 mod projects;
+mod segments;
 mod session;
 mod time;
 mod users;
@@ -80,6 +81,16 @@ pub fn routes(state: AppState) -> Router {
             get(keys::list).post(keys::create),
         )
         .route("/api/projects/{id}/keys/{key}", delete(keys::revoke))
+        .route(
+            "/api/environments/{env}/segments",
+            get(segments::list).post(segments::create),
+        )
+        .route(
+            "/api/environments/{env}/segments/{key}",
+            get(segments::get)
+                .patch(segments::patch)
+                .delete(segments::delete),
+        )
         .route("/api/audit", get(audit::list))
         .route("/api/environments/{env}/audit", get(audit::environment))
         .route("/api/users", get(users::list).post(users::create))

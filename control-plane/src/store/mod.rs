@@ -13,6 +13,7 @@ mod flags;
 mod keys;
 mod members;
 mod projects;
+mod segments;
 mod users;
 
 use std::path::Path;
@@ -28,6 +29,7 @@ pub use flags::{ChangeRow, StoredFlag};
 pub use keys::{KeyKind, SdkKey, key_hash};
 pub use members::Role;
 pub use projects::{Environment, Project, slugify};
+pub use segments::StoredSegment;
 pub use users::{Setup, User};
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");

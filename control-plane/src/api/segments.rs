@@ -1,0 +1,118 @@
+//! Segments of an environment, with Checkgate's paths: `GET/POST
+//! /api/environments/{env}/segments`, `GET/PATCH/DELETE …/segments/{key}`. Segments are compiled
+//! by the evaluation core before they are stored (422 with the path of the problem).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use checkgate_core::{SegmentDoc, compile_segment};
+use serde_json::Value;
+
+use super::access::in_environment;
+use super::projects::actor;
+use super::session::CurrentUser;
+use super::{ApiError, AppState, Json};
+use crate::store::{Role, StoredSegment};
+
+fn segment_json(s: &StoredSegment) -> Result<Value, ApiError> {
+    let mut value = serde_json::to_value(&s.doc).map_err(|e| ApiError::Internal(e.into()))?;
+    value["version"] = Value::from(s.version);
+    Ok(value)
+}
+
+fn validate(doc: &SegmentDoc) -> Result<(), ApiError> {
+    compile_segment(doc.clone())
+        .map(|_| ())
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))
+}
+
+/// `GET /api/environments/{env}/segments`.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(env): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    in_environment(&state, &user, &env, Role::Viewer).await?;
+    let segments = state.store.segments(&env).await?;
+    Ok(axum::Json(
+        segments
+            .iter()
+            .map(segment_json)
+            .collect::<Result<Vec<_>, _>>()?,
+    ))
+}
+
+/// `GET /api/environments/{env}/segments/{key}`.
+pub(super) async fn get(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((env, key)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    in_environment(&state, &user, &env, Role::Viewer).await?;
+    Ok(axum::Json(segment_json(
+        &state.store.segment(&env, &key).await?,
+    )?))
+}
+
+/// `POST /api/environments/{env}/segments`: creates; 409 if the key exists (Checkgate answered
+/// 500).
+pub(super) async fn create(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(env): Path<String>,
+    Json(doc): Json<SegmentDoc>,
+) -> Result<impl IntoResponse, ApiError> {
+    in_environment(&state, &user, &env, Role::Editor).await?;
+    validate(&doc)?;
+    if state.store.segment(&env, &doc.key).await.is_ok() {
+        return Err(ApiError::Conflict(format!(
+            "segment {:?} already exists; change it with PATCH",
+            doc.key
+        )));
+    }
+    let (segment, _) = state
+        .store
+        .put_segment(&actor(&user), &env, &doc, None)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(segment_json(&segment)?)))
+}
+
+/// `PATCH /api/environments/{env}/segments/{key}`: top-level merge, like flags.
+pub(super) async fn patch(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((env, key)): Path<(String, String)>,
+    Json(patch): Json<serde_json::Map<String, Value>>,
+) -> Result<impl IntoResponse, ApiError> {
+    in_environment(&state, &user, &env, Role::Editor).await?;
+    let current = state.store.segment(&env, &key).await?;
+    let mut merged =
+        serde_json::to_value(&current.doc).map_err(|e| ApiError::Internal(e.into()))?;
+    for (field, value) in patch {
+        if field != "key" && field != "version" {
+            merged[field.as_str()] = value;
+        }
+    }
+    let doc: SegmentDoc =
+        serde_json::from_value(merged).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    validate(&doc)?;
+    let (segment, _) = state
+        .store
+        .put_segment(&actor(&user), &env, &doc, Some(current.version))
+        .await?;
+    Ok(axum::Json(segment_json(&segment)?))
+}
+
+/// `DELETE /api/environments/{env}/segments/{key}`: refused (409) while flags use it.
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((env, key)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    in_environment(&state, &user, &env, Role::Editor).await?;
+    state
+        .store
+        .delete_segment(&actor(&user), &env, &key)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

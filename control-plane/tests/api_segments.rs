@@ -1,0 +1,169 @@
+//! Segments through the HTTP API: compiled before they are stored, referenced by flags, and
+//! protected from deletion while a flag uses them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{api, assert_error};
+use serde_json::json;
+
+#[tokio::test]
+async fn segments_are_validated_referenced_and_protected() {
+    let api = api().await;
+    let admin = api.admin_session().await;
+    let project = api.get("/api/projects", Some(&admin)).await.body[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let env = api
+        .get(
+            &format!("/api/projects/{project}/environments"),
+            Some(&admin),
+        )
+        .await
+        .body[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let segments = format!("/api/environments/{env}/segments");
+    let flags = format!("/api/environments/{env}/flags");
+
+    let beta = json!({"key": "beta", "name": "Beta users", "included": ["u1"],
+                      "rules": [{"attribute": "plan", "operator": "equals", "values": ["pro"]}]});
+    let created = api
+        .call("POST", &segments, Some(beta.clone()), Some(&admin), &[])
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["version"], 1);
+    assert_error(
+        &api.call("POST", &segments, Some(beta), Some(&admin), &[])
+            .await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+    let bad = json!({"key": "bad", "rules": [{"attribute": "email", "operator": "regex", "values": ["("]}]});
+    let refused = api
+        .call("POST", &segments, Some(bad), Some(&admin), &[])
+        .await;
+    assert_error(&refused, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("rules[0].values[0]: invalid regex")
+    );
+
+    let uses = json!({"key": "new-ui", "is_enabled": true, "rules": [{"segment_key": "beta", "variant": true}]});
+    assert_eq!(
+        api.call("POST", &flags, Some(uses), Some(&admin), &[])
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let missing = json!({"key": "other", "is_enabled": true, "rules": [{"segment_key": "gamma"}]});
+    assert_error(
+        &api.call("POST", &flags, Some(missing), Some(&admin), &[])
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+    );
+
+    let patched = api
+        .call(
+            "PATCH",
+            &format!("{segments}/beta"),
+            Some(json!({"excluded": ["u2"]})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(
+        (
+            patched.body["excluded"][0].as_str(),
+            patched.body["name"].as_str()
+        ),
+        (Some("u2"), Some("Beta users"))
+    );
+
+    let in_use = api
+        .call(
+            "DELETE",
+            &format!("{segments}/beta"),
+            None,
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_error(&in_use, StatusCode::CONFLICT, "conflict");
+    assert!(
+        in_use.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("new-ui")
+    );
+    api.call(
+        "DELETE",
+        &format!("{flags}/new-ui"),
+        None,
+        Some(&admin),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        api.call(
+            "DELETE",
+            &format!("{segments}/beta"),
+            None,
+            Some(&admin),
+            &[]
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_error(
+        &api.get(&format!("{segments}/beta"), Some(&admin)).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+
+    let feed: Vec<_> = api
+        .store
+        .changes_since(&env, 0, 20)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.kind)
+        .collect();
+    assert_eq!(
+        feed,
+        [
+            "segment_upsert",
+            "flag_upsert",
+            "segment_upsert",
+            "flag_delete",
+            "segment_delete"
+        ]
+    );
+    let audit: Vec<_> = api
+        .store
+        .audit_for_environment(&env, 20)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.0)
+        .collect();
+    assert_eq!(
+        audit,
+        [
+            "segment.delete",
+            "flag.delete",
+            "segment.update",
+            "flag.create",
+            "segment.create"
+        ]
+    );
+}
