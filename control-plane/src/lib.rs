@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod secrets;
 pub mod store;
 
 use axum::Router;

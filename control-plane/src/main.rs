@@ -2,8 +2,9 @@
 //! bad settings before any port is bound; then serves until SIGTERM or Ctrl-C.
 
 use anyhow::Context as _;
-use checkgate_control::api::AppState;
+use checkgate_control::api::{AppState, SessionKey};
 use checkgate_control::config::ControlConfig;
+use checkgate_control::secrets::{self, Origin};
 use checkgate_control::store::{self, Store};
 use checkgate_control::{STORE_CHECK, app};
 use checkgate_edge::ops::{self, Health};
@@ -36,7 +37,22 @@ async fn main() -> anyhow::Result<()> {
         .context("opening the store")?;
     tracing::info!(backend = ?store.backend(), epoch = store.epoch(), "store ready");
 
-    let state = AppState::new(store.clone(), config.cookie_secure);
+    let (secret, origin) =
+        secrets::session_secret(config.session_secret.as_ref(), &config.data_dir)
+            .context("preparing the session secret")?;
+    match origin {
+        Origin::Configured => {}
+        Origin::Generated(path) | Origin::Loaded(path) => tracing::warn!(
+            file = %path.display(),
+            "SESSION_SECRET is not set; using the secret generated in the data directory \
+             (set SESSION_SECRET when several instances share one database)"
+        ),
+    }
+    let state = AppState::new(
+        store.clone(),
+        SessionKey::new(secret.expose()),
+        config.cookie_secure,
+    );
     let health = Health::new();
     let result = ops::run_service(
         &config.common,

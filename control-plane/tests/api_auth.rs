@@ -205,6 +205,16 @@ async fn login_logout_and_deletion_end_sessions_server_side() {
         .as_str()
         .unwrap()
         .to_owned();
+    // The last workspace admin cannot be deleted: make another one first.
+    let other = api
+        .store
+        .create_user(&Actor::system(), "second@example.com", "Second", "x")
+        .await
+        .unwrap();
+    api.store
+        .update_user(&Actor::system(), &other.id, None, Some(true))
+        .await
+        .unwrap();
     api.store.delete_user(&Actor::system(), &id).await.unwrap();
     assert_error(
         &api.get("/api/auth/me", Some(&first)).await,

@@ -8,7 +8,7 @@ mod common;
 
 use axum::http::StatusCode;
 use checkgate_control::store::{Actor, Role};
-use common::{Api, api, assert_error};
+use common::{api, assert_error};
 use serde_json::{Value, json};
 
 fn checkout() -> Value {
@@ -18,30 +18,11 @@ fn checkout() -> Value {
 }
 
 /// Setup, then the first project's environments: (admin cookie, project id, [dev, staging, prod]).
-async fn world(api: &Api) -> (String, String, Vec<String>) {
-    let admin = api.admin_session().await;
-    let projects = api.get("/api/projects", Some(&admin)).await;
-    let project = projects.body[0]["id"].as_str().unwrap().to_owned();
-    let envs = api
-        .get(
-            &format!("/api/projects/{project}/environments"),
-            Some(&admin),
-        )
-        .await;
-    let envs = envs
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_str().unwrap().to_owned())
-        .collect();
-    (admin, project, envs)
-}
 
 #[tokio::test]
 async fn flags_round_trip_in_checkgates_shape_with_versions() {
     let api = api().await;
-    let (admin, _, envs) = world(&api).await;
+    let (admin, _, envs) = api.world().await;
     let flags = format!("/api/environments/{}/flags", envs[0]);
 
     let created = api
@@ -123,7 +104,7 @@ async fn flags_round_trip_in_checkgates_shape_with_versions() {
 #[tokio::test]
 async fn a_flag_that_does_not_compile_is_refused_with_the_path_of_the_problem() {
     let api = api().await;
-    let (admin, _, envs) = world(&api).await;
+    let (admin, _, envs) = api.world().await;
     let flags = format!("/api/environments/{}/flags", envs[0]);
     let cases = [
         (
@@ -214,7 +195,7 @@ async fn a_flag_that_does_not_compile_is_refused_with_the_path_of_the_problem() 
 #[tokio::test]
 async fn conditional_updates_patch_merge_and_promote() {
     let api = api().await;
-    let (admin, _, envs) = world(&api).await;
+    let (admin, _, envs) = api.world().await;
     let flags = format!("/api/environments/{}/flags", envs[0]);
     api.call("POST", &flags, Some(checkout()), Some(&admin), &[])
         .await;
@@ -359,7 +340,7 @@ async fn conditional_updates_patch_merge_and_promote() {
 #[tokio::test]
 async fn roles_decide_who_reads_and_who_writes() {
     let api = api().await;
-    let (admin, project, envs) = world(&api).await;
+    let (admin, project, envs) = api.world().await;
     let flags = format!("/api/environments/{}/flags", envs[0]);
     api.call("POST", &flags, Some(checkout()), Some(&admin), &[])
         .await;

@@ -8,35 +8,13 @@ mod common;
 
 use axum::http::StatusCode;
 use checkgate_control::store::key_hash;
-use common::{Api, api, assert_error};
+use common::{api, assert_error};
 use serde_json::{Value, json};
-
-async fn world(api: &Api) -> (String, String, Vec<String>) {
-    let admin = api.admin_session().await;
-    let project = api.get("/api/projects", Some(&admin)).await.body[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let envs = api
-        .get(
-            &format!("/api/projects/{project}/environments"),
-            Some(&admin),
-        )
-        .await;
-    let envs = envs
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_str().unwrap().to_owned())
-        .collect();
-    (admin, project, envs)
-}
 
 #[tokio::test]
 async fn keys_are_shown_once_stored_as_hashes_and_revocable() {
     let api = api().await;
-    let (admin, project, envs) = world(&api).await;
+    let (admin, project, envs) = api.world().await;
     let keys = format!("/api/projects/{project}/keys");
 
     let created = api
@@ -148,7 +126,7 @@ async fn keys_are_shown_once_stored_as_hashes_and_revocable() {
 #[tokio::test]
 async fn an_sdk_key_of_either_kind_grants_no_management_access() {
     let api = api().await;
-    let (admin, project, envs) = world(&api).await;
+    let (admin, project, envs) = api.world().await;
     let keys = format!("/api/projects/{project}/keys");
     let mut secrets = Vec::new();
     for kind in ["server", "client"] {
@@ -240,7 +218,7 @@ async fn an_sdk_key_of_either_kind_grants_no_management_access() {
 #[tokio::test]
 async fn environments_have_per_project_slugs_and_keep_a_default() {
     let api = api().await;
-    let (admin, project, envs) = world(&api).await;
+    let (admin, project, envs) = api.world().await;
     let path = format!("/api/projects/{project}/environments");
     let qa = api
         .call(

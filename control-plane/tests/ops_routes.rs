@@ -38,7 +38,11 @@ impl Fixture {
         metrics::describe_process("checkgate-control");
         let health = Health::new();
         let router = app(
-            AppState::new(store.clone(), true),
+            AppState::new(
+                store.clone(),
+                checkgate_control::api::SessionKey::new("test-session-secret-of-32-characters"),
+                true,
+            ),
             health.clone(),
             Some(metrics::handle()),
         );

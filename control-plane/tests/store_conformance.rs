@@ -370,3 +370,154 @@ async fn concurrent_writers_get_gapless_distinct_versions() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn api_tokens_are_hashed_scoped_and_revocable() {
+    use checkgate_control::store::{Role, TOKEN_TAG, key_hash};
+    on_both(|store, _| async move {
+        let (web, _) = store.create_project(&admin(), "Web").await.unwrap();
+        let (other, _) = store.create_project(&admin(), "Other").await.unwrap();
+        let (token, secret) = store
+            .create_api_token(&admin(), &web.id, "ci", Role::Editor)
+            .await
+            .unwrap();
+        assert!(secret.starts_with(TOKEN_TAG) && secret.len() == TOKEN_TAG.len() + 64);
+        assert!(secret.starts_with(&token.prefix));
+        assert_eq!(token.last_used_at, None);
+
+        let found = store
+            .authenticate_api_token(&key_hash(&secret))
+            .await
+            .unwrap()
+            .expect("a live token authenticates");
+        assert_eq!(
+            (found.id.as_str(), found.role),
+            (token.id.as_str(), Role::Editor)
+        );
+        let listed = store.api_tokens(&web.id).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].last_used_at.is_some(), "use is recorded");
+        assert!(store.api_tokens(&other.id).await.unwrap().is_empty());
+
+        // Revoking needs the token's own project.
+        assert!(matches!(
+            store.revoke_api_token(&admin(), &other.id, &token.id).await,
+            Err(StoreError::NotFound(_))
+        ));
+        store
+            .revoke_api_token(&admin(), &web.id, &token.id)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .authenticate_api_token(&key_hash(&secret))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(matches!(
+            store.revoke_api_token(&admin(), &web.id, &token.id).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(
+            store.api_tokens(&web.id).await.unwrap()[0]
+                .revoked_at
+                .is_some()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_demotions_never_leave_the_workspace_without_an_admin() {
+    on_both(|store, _| async move {
+        let mut admins = Vec::new();
+        for n in 0..2 {
+            let u = store
+                .create_user(&admin(), &format!("a{n}@example.com"), "A", "x")
+                .await
+                .unwrap();
+            store
+                .update_user(&admin(), &u.id, None, Some(true))
+                .await
+                .unwrap();
+            admins.push(u.id);
+        }
+        let mut racers = tokio::task::JoinSet::new();
+        for id in admins.clone() {
+            let store = store.clone();
+            racers.spawn(async move { store.update_user(&admin(), &id, None, Some(false)).await });
+        }
+        let mut refused = 0;
+        while let Some(outcome) = racers.join_next().await {
+            match outcome.unwrap() {
+                Ok(u) => assert!(!u.is_admin),
+                Err(StoreError::Refused(_)) => refused += 1,
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(refused, 1, "exactly one demotion must be refused");
+        assert_eq!(store.admin_count().await.unwrap(), 1);
+        let last = store
+            .users()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|u| u.is_admin)
+            .unwrap();
+        assert!(matches!(
+            store.delete_user(&admin(), &last.id).await,
+            Err(StoreError::Refused(_))
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn segment_writes_are_versioned_and_a_used_segment_cannot_be_deleted() {
+    use checkgate_core::SegmentDoc;
+    on_both(|store, _| async move {
+        let (_, envs) = store.create_project(&admin(), "P").await.unwrap();
+        let env = envs[0].id.clone();
+        let segment: SegmentDoc = serde_json::from_value(serde_json::json!({
+            "key": "beta", "name": "Beta", "rules": [{"attribute": "plan", "operator": "equals", "values": ["pro"]}]
+        }))
+        .unwrap();
+        let (created, fresh) = store.put_segment(&admin(), &env, &segment, None).await.unwrap();
+        assert!(fresh);
+        assert_eq!(created.version, 1);
+        assert!(matches!(
+            store.put_segment(&admin(), &env, &segment, Some(7)).await,
+            Err(StoreError::VersionMismatch { expected: 7, current: 1, .. })
+        ));
+        let user: FlagDoc = serde_json::from_value(serde_json::json!({
+            "key": "f", "is_enabled": true,
+            "rules": [{"attribute": "plan", "operator": "equals", "values": ["pro"], "segment_key": "beta"}]
+        }))
+        .unwrap();
+        store.put_flag(&admin(), &env, &user, None).await.unwrap();
+        assert!(matches!(
+            store.delete_segment(&admin(), &env, "beta").await,
+            Err(StoreError::Refused(_))
+        ));
+        store.delete_flag(&admin(), &env, "f", None).await.unwrap();
+        let deleted_at = store.delete_segment(&admin(), &env, "beta").await.unwrap();
+        assert_eq!(deleted_at, 4, "create, flag put, flag delete, segment delete");
+        let kinds: Vec<String> = store
+            .changes_since(&env, 0, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            ["segment_upsert", "flag_upsert", "flag_delete", "segment_delete"]
+        );
+        assert!(matches!(
+            store.segment(&env, "beta").await,
+            Err(StoreError::NotFound(_))
+        ));
+    })
+    .await;
+}

@@ -1,9 +1,11 @@
 //! Who may do what. Workspace admins may do everything. Others act in a project by their role
 //! there (viewer reads; editor also writes flags and segments; admin also manages the project);
-//! to a non-member, a project and its environments do not exist (404, revealing nothing).
+//! an API token acts in its one project with its one role. To a caller without a role in a
+//! project, the project and its environments do not exist (404, revealing nothing).
 
+use super::caller::Caller;
 use super::{ApiError, AppState};
-use crate::store::{Environment, Project, Role, User};
+use crate::store::{Environment, Project, Role};
 
 /// Rejects ids that are not UUIDs before they reach the store (400, not 404 or 500).
 pub(super) fn check_id(kind: &str, id: &str) -> Result<(), ApiError> {
@@ -12,33 +14,31 @@ pub(super) fn check_id(kind: &str, id: &str) -> Result<(), ApiError> {
         .map_err(|_| ApiError::BadRequest(format!("{id:?} is not a valid {kind} id")))
 }
 
-/// The user's role in a project; 404 for a project that does not exist or that they are not in.
+/// The caller's role in a project; 404 for a project that does not exist or that they have no
+/// role in.
 pub(super) async fn project_role(
     state: &AppState,
-    user: &User,
+    caller: &Caller,
     project_id: &str,
 ) -> Result<(Project, Role), ApiError> {
     check_id("project", project_id)?;
+    let not_found = || ApiError::NotFound(format!("project {project_id:?} not found"));
+    let role = caller
+        .role_in(state, project_id)
+        .await?
+        .ok_or_else(not_found)?;
     let project = state.store.project(project_id).await?;
-    if user.is_admin {
-        return Ok((project, Role::Admin));
-    }
-    match state.store.member_role(project_id, &user.id).await? {
-        Some(role) => Ok((project, role)),
-        None => Err(ApiError::NotFound(format!(
-            "project {project_id:?} not found"
-        ))),
-    }
+    Ok((project, role))
 }
 
 /// Requires at least `need` in the project.
 pub(super) async fn in_project(
     state: &AppState,
-    user: &User,
+    caller: &Caller,
     project_id: &str,
     need: Role,
 ) -> Result<Project, ApiError> {
-    let (project, role) = project_role(state, user, project_id).await?;
+    let (project, role) = project_role(state, caller, project_id).await?;
     if role < need {
         return Err(ApiError::Forbidden(format!(
             "this needs the {} role in the project",
@@ -51,13 +51,13 @@ pub(super) async fn in_project(
 /// Requires at least `need` in the environment's project.
 pub(super) async fn in_environment(
     state: &AppState,
-    user: &User,
+    caller: &Caller,
     env_id: &str,
     need: Role,
 ) -> Result<Environment, ApiError> {
     check_id("environment", env_id)?;
     let env = state.store.environment(env_id).await?;
-    in_project(state, user, &env.project_id, need)
+    in_project(state, caller, &env.project_id, need)
         .await
         .map_err(|e| match e {
             ApiError::NotFound(_) => {
@@ -68,9 +68,9 @@ pub(super) async fn in_environment(
     Ok(env)
 }
 
-/// Requires a workspace admin.
-pub(super) fn workspace_admin(user: &User) -> Result<(), ApiError> {
-    if user.is_admin {
+/// Requires a workspace admin (a user; never an API token).
+pub(super) fn workspace_admin(caller: &Caller) -> Result<(), ApiError> {
+    if caller.is_workspace_admin() {
         Ok(())
     } else {
         Err(ApiError::Forbidden("this needs a workspace admin".into()))

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::access::{check_id, in_environment, in_project};
-use super::session::CurrentUser;
+use super::caller::Caller;
 use super::time::rfc3339;
 use super::{ApiError, AppState};
 use crate::store::{AuditEntry, AuditFilter, Role};
@@ -76,25 +76,21 @@ fn default_limit() -> u32 {
 /// `GET /api/audit`.
 pub(super) async fn list(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = check_limit(q.limit)?;
     if let Some(p) = &q.project_id {
-        in_project(&state, &user, p, Role::Viewer).await?;
+        in_project(&state, &caller, p, Role::Viewer).await?;
     }
     if let Some(env) = &q.environment_id {
-        in_environment(&state, &user, env, Role::Viewer).await?;
+        in_environment(&state, &caller, env, Role::Viewer).await?;
     }
     if let Some(actor) = &q.actor_id {
         check_id("user", actor)?;
     }
-    let visible_projects = if user.is_admin {
-        None
-    } else {
-        Some(state.store.member_projects(&user.id).await?)
-    };
+    let visible_projects = caller.visible_projects(&state).await?;
     let filter = AuditFilter {
         project_id: q.project_id,
         visible_projects,
@@ -129,13 +125,13 @@ pub(super) struct EnvAuditQuery {
 /// `GET /api/environments/{env}/audit`, in Checkgate's `AuditEntry` shape (flag changes).
 pub(super) async fn environment(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path(env): Path<String>,
     query: Result<Query<EnvAuditQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = check_limit(q.limit)?;
-    in_environment(&state, &user, &env, Role::Viewer).await?;
+    in_environment(&state, &caller, &env, Role::Viewer).await?;
     let filter = AuditFilter {
         environment_id: Some(env.clone()),
         target_kind: Some("flag".into()),

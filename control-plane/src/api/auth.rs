@@ -1,6 +1,7 @@
 //! First-run setup and the session routes: `POST /api/setup/complete`, `POST /api/auth/login`,
 //! `POST /api/auth/logout`, `GET /api/auth/me`, `GET /api/auth/workspace` — Checkgate's paths
-//! and shapes. Passwords are argon2id, hashed and verified on a blocking thread.
+//! and shapes — and `POST /api/auth/password`. Passwords are argon2id, hashed and verified on a
+//! blocking thread.
 
 use std::sync::LazyLock;
 
@@ -127,7 +128,7 @@ async fn signed_in(
         .store
         .create_session(
             &user.id,
-            &session::token_hash(&token),
+            &state.session_key.token_hash(&token),
             session::SESSION_TTL_SECONDS * 1000,
         )
         .await?;
@@ -241,7 +242,7 @@ pub(super) async fn logout(
     if let Some(token) = session::token_from(&headers) {
         state
             .store
-            .delete_session(&session::token_hash(token))
+            .delete_session(&state.session_key.token_hash(token))
             .await?;
     }
     let mut out = HeaderMap::new();
@@ -265,4 +266,49 @@ pub(super) async fn workspace(
         "workspace_name": state.store.workspace_name().await?,
         "is_setup_complete": state.store.setup_complete().await?,
     })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /api/auth/password`: the signed-in user changes their password, proving the current
+/// one (throttled like a login). Every other session of theirs ends; this one goes on.
+pub(super) async fn change_password(
+    State(state): State<AppState>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    CurrentUser(user): CurrentUser,
+    Json(req): Json<PasswordChange>,
+) -> Result<impl IntoResponse, ApiError> {
+    check_password(&req.new_password)?;
+    if req.current_password.chars().count() > MAX_PASSWORD {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let addr = client_address(&extensions);
+    let now = std::time::Instant::now();
+    state
+        .login_limiter
+        .attempt(&user.email, addr, now)
+        .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
+    let hash = state.store.password_hash(&user.id).await?;
+    if !verify_password(req.current_password, hash).await? {
+        return Err(ApiError::InvalidCredentials);
+    }
+    state.login_limiter.succeeded(&user.email, addr, now);
+    let new_hash = hash_password(req.new_password).await?;
+    let keep = session::token_from(&headers).map(|t| state.session_key.token_hash(t));
+    state
+        .store
+        .set_password(
+            &crate::store::Actor::user(&user.id, &user.email),
+            &user.id,
+            &new_hash,
+            keep.as_deref(),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -17,6 +17,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("sign in first")]
     Unauthorized,
+    /// 401 for a credential that was presented but is not accepted here; says why.
+    #[error("{0}")]
+    BadCredential(String),
     #[error("wrong email or password")]
     InvalidCredentials,
     #[error("{0}")]
@@ -43,7 +46,9 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Unauthorized | Self::BadCredential(_) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
             Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),

@@ -14,8 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::access::{check_id, in_environment};
-use super::projects::actor;
-use super::session::CurrentUser;
+use super::caller::Caller;
 use super::{ApiError, AppState, Json};
 use crate::store::{Role, StoreError, StoredFlag};
 
@@ -108,7 +107,7 @@ fn default_limit() -> u32 {
 /// `GET /api/environments/{env}/flags?limit&offset` (limit 1–1000, default 200).
 pub(super) async fn list(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path(env): Path<String>,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -118,7 +117,7 @@ pub(super) async fn list(
             "limit must be between 1 and 1000".into(),
         ));
     }
-    in_environment(&state, &user, &env, Role::Viewer).await?;
+    in_environment(&state, &caller, &env, Role::Viewer).await?;
     let flags = state
         .store
         .flags_raw(&env, params.limit, params.offset)
@@ -152,10 +151,10 @@ pub(super) async fn list(
 /// `GET /api/environments/{env}/flags/{key}`.
 pub(super) async fn get(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path((env, key)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_environment(&state, &user, &env, Role::Viewer).await?;
+    in_environment(&state, &caller, &env, Role::Viewer).await?;
     let flag = state.store.flag(&env, &key).await?;
     Ok(([(ETAG, etag(flag.version))], axum::Json(flag_json(&flag)?)))
 }
@@ -164,16 +163,16 @@ pub(super) async fn get(
 /// created, 200 when replaced.
 pub(super) async fn put(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path(env): Path<String>,
     headers: HeaderMap,
     Json(doc): Json<FlagDoc>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_environment(&state, &user, &env, Role::Editor).await?;
+    in_environment(&state, &caller, &env, Role::Editor).await?;
     validate(&state, &env, &doc).await?;
     let (flag, created) = state
         .store
-        .put_flag(&actor(&user), &env, &doc, if_match(&headers)?)
+        .put_flag(&caller.actor(), &env, &doc, if_match(&headers)?)
         .await
         .map_err(store_write)?;
     let status = if created {
@@ -192,12 +191,12 @@ pub(super) async fn put(
 /// replaces the stored one; `key` cannot change).
 pub(super) async fn patch(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path((env, key)): Path<(String, String)>,
     headers: HeaderMap,
     Json(patch): Json<serde_json::Map<String, Value>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_environment(&state, &user, &env, Role::Editor).await?;
+    in_environment(&state, &caller, &env, Role::Editor).await?;
     let expected = if_match(&headers)?;
     for attempt in 1..=PATCH_ATTEMPTS {
         let current = state.store.flag(&env, &key).await?;
@@ -220,7 +219,7 @@ pub(super) async fn patch(
         validate(&state, &env, &doc).await?;
         match state
             .store
-            .put_flag(&actor(&user), &env, &doc, Some(current.version))
+            .put_flag(&caller.actor(), &env, &doc, Some(current.version))
             .await
         {
             Ok((flag, _)) => {
@@ -241,14 +240,14 @@ pub(super) async fn patch(
 /// `DELETE /api/environments/{env}/flags/{key}`.
 pub(super) async fn delete(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path((env, key)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_environment(&state, &user, &env, Role::Editor).await?;
+    in_environment(&state, &caller, &env, Role::Editor).await?;
     state
         .store
-        .delete_flag(&actor(&user), &env, &key, if_match(&headers)?)
+        .delete_flag(&caller.actor(), &env, &key, if_match(&headers)?)
         .await
         .map_err(store_write)?;
     Ok(StatusCode::NO_CONTENT)
@@ -264,13 +263,13 @@ pub(super) struct PromoteBody {
 /// of the same project.
 pub(super) async fn promote(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path((env, key)): Path<(String, String)>,
     Json(body): Json<PromoteBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let source = in_environment(&state, &user, &env, Role::Viewer).await?;
+    let source = in_environment(&state, &caller, &env, Role::Viewer).await?;
     check_id("environment", &body.target_env_id)?;
-    let target = in_environment(&state, &user, &body.target_env_id, Role::Editor).await?;
+    let target = in_environment(&state, &caller, &body.target_env_id, Role::Editor).await?;
     if target.project_id != source.project_id {
         return Err(ApiError::BadRequest(
             "a flag can be promoted only within its project".into(),
@@ -280,7 +279,7 @@ pub(super) async fn promote(
     validate(&state, &target.id, &flag.doc).await?;
     let (copy, _) = state
         .store
-        .put_flag(&actor(&user), &target.id, &flag.doc, None)
+        .put_flag(&caller.actor(), &target.id, &flag.doc, None)
         .await
         .map_err(store_write)?;
     Ok(([(ETAG, etag(copy.version))], axum::Json(flag_json(&copy)?)))

@@ -8,8 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::access::{check_id, in_environment, in_project};
-use super::projects::actor;
-use super::session::CurrentUser;
+use super::caller::Caller;
 use super::time::rfc3339;
 use super::{ApiError, AppState, Json};
 use crate::store::{KeyKind, Role, SdkKey};
@@ -25,10 +24,10 @@ fn key_json(k: &SdkKey) -> Value {
 /// `GET /api/projects/{p}/keys`.
 pub(super) async fn list(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path(project): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_project(&state, &user, &project, Role::Viewer).await?;
+    in_project(&state, &caller, &project, Role::Viewer).await?;
     Ok(axum::Json(
         state
             .store
@@ -54,13 +53,13 @@ pub(super) struct CreateKey {
 /// is ever shown.
 pub(super) async fn create(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path(project): Path<String>,
     Json(body): Json<CreateKey>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_project(&state, &user, &project, Role::Admin).await?;
+    in_project(&state, &caller, &project, Role::Admin).await?;
     check_id("environment", &body.environment_id)?;
-    let env = in_environment(&state, &user, &body.environment_id, Role::Admin).await?;
+    let env = in_environment(&state, &caller, &body.environment_id, Role::Admin).await?;
     if env.project_id != project {
         return Err(ApiError::BadRequest(
             "the environment belongs to another project".into(),
@@ -80,7 +79,7 @@ pub(super) async fn create(
     };
     let (key, secret) = state
         .store
-        .create_sdk_key(&actor(&user), &env.id, name, kind)
+        .create_sdk_key(&caller.actor(), &env.id, name, kind)
         .await?;
     let mut out = key_json(&key);
     out["key"] = Value::String(secret);
@@ -90,14 +89,14 @@ pub(super) async fn create(
 /// `DELETE /api/projects/{p}/keys/{id}`: revokes (Checkgate answered 500 here, every time).
 pub(super) async fn revoke(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path((project, id)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_project(&state, &user, &project, Role::Admin).await?;
+    in_project(&state, &caller, &project, Role::Admin).await?;
     check_id("key", &id)?;
     state
         .store
-        .revoke_sdk_key(&actor(&user), &project, &id)
+        .revoke_sdk_key(&caller.actor(), &project, &id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,6 +4,7 @@
 mod access;
 mod audit;
 mod auth;
+mod caller;
 mod csrf;
 mod error;
 mod flags;
@@ -13,6 +14,7 @@ mod projects;
 mod segments;
 mod session;
 mod time;
+mod tokens;
 mod users;
 
 use axum::extract::DefaultBodyLimit;
@@ -27,11 +29,14 @@ use crate::store::Store;
 pub const BODY_LIMIT: usize = 1 << 20;
 
 pub use limiter::LoginLimiter;
+pub use session::SessionKey;
 
 /// What the API's handlers share.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
+    /// Keys the hashes under which sessions are stored (from `SESSION_SECRET`).
+    pub session_key: SessionKey,
     /// Whether session cookies are marked `Secure`.
     pub cookie_secure: bool,
     /// This instance's login throttle.
@@ -39,9 +44,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, cookie_secure: bool) -> Self {
+    pub fn new(store: Store, session_key: SessionKey, cookie_secure: bool) -> Self {
         Self {
             store,
+            session_key,
             cookie_secure,
             login_limiter: std::sync::Arc::default(),
         }
@@ -56,6 +62,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/logout", post(auth::logout))
         .route("/api/auth/me", get(auth::me))
+        .route("/api/auth/password", post(auth::change_password))
         .route("/api/auth/workspace", get(auth::workspace))
         .route("/api/projects", get(projects::list).post(projects::create))
         .route(
@@ -82,6 +89,11 @@ pub fn routes(state: AppState) -> Router {
         )
         .route("/api/projects/{id}/keys/{key}", delete(keys::revoke))
         .route(
+            "/api/projects/{id}/tokens",
+            get(tokens::list).post(tokens::create),
+        )
+        .route("/api/projects/{id}/tokens/{token}", delete(tokens::revoke))
+        .route(
             "/api/environments/{env}/segments",
             get(segments::list).post(segments::create),
         )
@@ -94,7 +106,10 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/audit", get(audit::list))
         .route("/api/environments/{env}/audit", get(audit::environment))
         .route("/api/users", get(users::list).post(users::create))
-        .route("/api/users/{id}", delete(users::delete))
+        .route(
+            "/api/users/{id}",
+            axum::routing::patch(users::update).delete(users::delete),
+        )
         .route(
             "/api/projects/{id}/members",
             get(users::members).post(users::add_member),

@@ -7,14 +7,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::access::{in_project, workspace_admin};
-use super::session::CurrentUser;
+use super::caller::Caller;
 use super::time::rfc3339;
 use super::{ApiError, AppState, Json};
-use crate::store::{Actor, Environment, Project, Role};
-
-pub(super) fn actor(user: &crate::store::User) -> Actor {
-    Actor::user(&user.id, &user.email)
-}
+use crate::store::{Environment, Project, Role};
 
 fn project_json(p: &Project, environment_count: usize) -> Value {
     json!({ "id": p.id, "name": p.name, "slug": p.slug, "created_at": rfc3339(p.created_at), "environment_count": environment_count })
@@ -51,11 +47,10 @@ fn check_name(name: &str) -> Result<&str, ApiError> {
 /// `GET /api/projects`: the projects the user can see.
 pub(super) async fn list(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
     let mut projects = state.store.list_projects().await?;
-    if !user.is_admin {
-        let mine = state.store.member_projects(&user.id).await?;
+    if let Some(mine) = caller.visible_projects(&state).await? {
         projects.retain(|p| mine.contains(&p.id));
     }
     let mut out = Vec::with_capacity(projects.len());
@@ -72,13 +67,13 @@ pub(super) async fn list(
 /// production.
 pub(super) async fn create(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Json(body): Json<ProjectBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    workspace_admin(&user)?;
+    workspace_admin(&caller)?;
     let (project, envs) = state
         .store
-        .create_project(&actor(&user), check_name(&body.name)?)
+        .create_project(&caller.actor(), check_name(&body.name)?)
         .await?;
     let mut out = project_json(&project, envs.len());
     out["environments"] = envs.iter().map(environment_json).collect();
@@ -88,10 +83,10 @@ pub(super) async fn create(
 /// `GET /api/projects/{id}`.
 pub(super) async fn get(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let project = in_project(&state, &user, &id, Role::Viewer).await?;
+    let project = in_project(&state, &caller, &id, Role::Viewer).await?;
     Ok(axum::Json(project_json(
         &project,
         state.store.environments(&id).await?.len(),
@@ -101,14 +96,14 @@ pub(super) async fn get(
 /// `PATCH /api/projects/{id}`: project admins.
 pub(super) async fn rename(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path(id): Path<String>,
     Json(body): Json<ProjectBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_project(&state, &user, &id, Role::Admin).await?;
+    in_project(&state, &caller, &id, Role::Admin).await?;
     let project = state
         .store
-        .rename_project(&actor(&user), &id, check_name(&body.name)?)
+        .rename_project(&caller.actor(), &id, check_name(&body.name)?)
         .await?;
     Ok(axum::Json(project_json(
         &project,
@@ -119,22 +114,22 @@ pub(super) async fn rename(
 /// `DELETE /api/projects/{id}`: workspace admins; everything in the project goes with it.
 pub(super) async fn delete(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_project(&state, &user, &id, Role::Viewer).await?;
-    workspace_admin(&user)?;
-    state.store.delete_project(&actor(&user), &id).await?;
+    in_project(&state, &caller, &id, Role::Viewer).await?;
+    workspace_admin(&caller)?;
+    state.store.delete_project(&caller.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/projects/{id}/environments`.
 pub(super) async fn environments(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_project(&state, &user, &id, Role::Viewer).await?;
+    in_project(&state, &caller, &id, Role::Viewer).await?;
     let envs = state.store.environments(&id).await?;
     Ok(axum::Json(
         envs.iter().map(environment_json).collect::<Vec<_>>(),
@@ -180,18 +175,18 @@ fn check_color(color: &str) -> Result<(), ApiError> {
 /// `POST /api/projects/{id}/environments`: project admins; slugs are unique per project.
 pub(super) async fn create_environment(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path(id): Path<String>,
     Json(body): Json<EnvironmentBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_project(&state, &user, &id, Role::Admin).await?;
+    in_project(&state, &caller, &id, Role::Admin).await?;
     let name = check_name(&body.name)?;
     check_slug(&body.slug)?;
     let color = body.color.unwrap_or_else(|| "#6366f1".into());
     check_color(&color)?;
     let env = state
         .store
-        .create_environment(&actor(&user), &id, name, &body.slug, &color)
+        .create_environment(&caller.actor(), &id, name, &body.slug, &color)
         .await?;
     Ok((StatusCode::CREATED, axum::Json(environment_json(&env))))
 }
@@ -199,14 +194,14 @@ pub(super) async fn create_environment(
 /// `DELETE /api/projects/{id}/environments/{env}`: project admins; not the default, not the last.
 pub(super) async fn delete_environment(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path((id, env)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_project(&state, &user, &id, Role::Admin).await?;
+    in_project(&state, &caller, &id, Role::Admin).await?;
     super::access::check_id("environment", &env)?;
     state
         .store
-        .delete_environment(&actor(&user), &id, &env)
+        .delete_environment(&caller.actor(), &id, &env)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -214,15 +209,15 @@ pub(super) async fn delete_environment(
 /// `POST /api/projects/{id}/environments/{env}/default`: project admins.
 pub(super) async fn set_default(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path((id, env)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_project(&state, &user, &id, Role::Admin).await?;
+    in_project(&state, &caller, &id, Role::Admin).await?;
     super::access::check_id("environment", &env)?;
     Ok(axum::Json(environment_json(
         &state
             .store
-            .set_default_environment(&actor(&user), &id, &env)
+            .set_default_environment(&caller.actor(), &id, &env)
             .await?,
     )))
 }

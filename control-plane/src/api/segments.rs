@@ -9,8 +9,7 @@ use checkgate_core::{SegmentDoc, compile_segment};
 use serde_json::Value;
 
 use super::access::in_environment;
-use super::projects::actor;
-use super::session::CurrentUser;
+use super::caller::Caller;
 use super::{ApiError, AppState, Json};
 use crate::store::{Role, StoredSegment};
 
@@ -29,10 +28,10 @@ fn validate(doc: &SegmentDoc) -> Result<(), ApiError> {
 /// `GET /api/environments/{env}/segments`.
 pub(super) async fn list(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path(env): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_environment(&state, &user, &env, Role::Viewer).await?;
+    in_environment(&state, &caller, &env, Role::Viewer).await?;
     let segments = state.store.segments(&env).await?;
     Ok(axum::Json(
         segments
@@ -45,10 +44,10 @@ pub(super) async fn list(
 /// `GET /api/environments/{env}/segments/{key}`.
 pub(super) async fn get(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path((env, key)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_environment(&state, &user, &env, Role::Viewer).await?;
+    in_environment(&state, &caller, &env, Role::Viewer).await?;
     Ok(axum::Json(segment_json(
         &state.store.segment(&env, &key).await?,
     )?))
@@ -58,11 +57,11 @@ pub(super) async fn get(
 /// 500).
 pub(super) async fn create(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path(env): Path<String>,
     Json(doc): Json<SegmentDoc>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_environment(&state, &user, &env, Role::Editor).await?;
+    in_environment(&state, &caller, &env, Role::Editor).await?;
     validate(&doc)?;
     if state.store.segment(&env, &doc.key).await.is_ok() {
         return Err(ApiError::Conflict(format!(
@@ -72,7 +71,7 @@ pub(super) async fn create(
     }
     let (segment, _) = state
         .store
-        .put_segment(&actor(&user), &env, &doc, None)
+        .put_segment(&caller.actor(), &env, &doc, None)
         .await?;
     Ok((StatusCode::CREATED, axum::Json(segment_json(&segment)?)))
 }
@@ -80,11 +79,11 @@ pub(super) async fn create(
 /// `PATCH /api/environments/{env}/segments/{key}`: top-level merge, like flags.
 pub(super) async fn patch(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path((env, key)): Path<(String, String)>,
     Json(patch): Json<serde_json::Map<String, Value>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_environment(&state, &user, &env, Role::Editor).await?;
+    in_environment(&state, &caller, &env, Role::Editor).await?;
     let current = state.store.segment(&env, &key).await?;
     let mut merged =
         serde_json::to_value(&current.doc).map_err(|e| ApiError::Internal(e.into()))?;
@@ -98,7 +97,7 @@ pub(super) async fn patch(
     validate(&doc)?;
     let (segment, _) = state
         .store
-        .put_segment(&actor(&user), &env, &doc, Some(current.version))
+        .put_segment(&caller.actor(), &env, &doc, Some(current.version))
         .await?;
     Ok(axum::Json(segment_json(&segment)?))
 }
@@ -106,13 +105,13 @@ pub(super) async fn patch(
 /// `DELETE /api/environments/{env}/segments/{key}`: refused (409) while flags use it.
 pub(super) async fn delete(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path((env, key)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_environment(&state, &user, &env, Role::Editor).await?;
+    in_environment(&state, &caller, &env, Role::Editor).await?;
     state
         .store
-        .delete_segment(&actor(&user), &env, &key)
+        .delete_segment(&caller.actor(), &env, &key)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,12 +1,17 @@
-//! Sessions: a random token in an HttpOnly cookie, stored server-side only as its SHA-256, and
-//! the `CurrentUser` extractor that turns a request's cookie into a user.
+//! Sessions: a random token in an HttpOnly cookie, stored server-side only as its HMAC under
+//! the session key (derived from `SESSION_SECRET`), and the `CurrentUser` extractor for the
+//! routes that need a person rather than any caller.
+
+use std::sync::Arc;
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
+use super::caller::Caller;
 use super::{ApiError, AppState};
 use crate::store::User;
 
@@ -21,12 +26,36 @@ pub(super) fn new_token() -> String {
     format!("{}{}", a.simple(), b.simple())
 }
 
-/// What the store keeps instead of the token.
-pub(super) fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// The key that turns session tokens into what the store keeps. Keyed, so that rows read out
+/// of a database backup cannot be matched against guessed tokens without the secret as well;
+/// changing `SESSION_SECRET` ends every session.
+#[derive(Clone)]
+pub struct SessionKey(Arc<[u8]>);
+
+impl SessionKey {
+    /// A key from `SESSION_SECRET` (or the generated secret file).
+    pub fn new(secret: &str) -> Self {
+        Self(Arc::from(secret.as_bytes()))
+    }
+
+    /// What the store keeps instead of the token: HMAC-SHA256(key, token), hex.
+    pub(super) fn token_hash(&self, token: &str) -> String {
+        // HMAC takes a key of any length; `new_from_slice` cannot fail for it.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of every length"));
+        mac.update(token.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKey(<redacted>)")
+    }
 }
 
 /// The `Set-Cookie` value that starts a session (`max_age` > 0) or ends it (0).
@@ -57,7 +86,8 @@ pub(super) fn token_from(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
-/// The signed-in user; rejects with 401 when there is no live session.
+/// The signed-in user, for routes that need a person (their account, workspace users, API
+/// tokens): 401 without a session, 403 for an API token.
 pub(super) struct CurrentUser(pub User);
 
 impl<S> FromRequestParts<S> for CurrentUser
@@ -68,19 +98,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = AppState::from_ref(state);
-        // A request that presents an `Authorization` credential is exempt from the CSRF check,
-        // so its cookie must not count: otherwise any junk bearer string would let a forged
-        // cross-site write ride on the victim's session.
-        if parts
-            .headers
-            .contains_key(axum::http::header::AUTHORIZATION)
-        {
-            return Err(ApiError::Unauthorized);
+        match Caller::from_request_parts(parts, state).await? {
+            Caller::User(user) => Ok(Self(user)),
+            Caller::Token(_) => Err(ApiError::Forbidden(
+                "this needs a signed-in user; API tokens cannot use it".into(),
+            )),
         }
-        let token = token_from(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        let user = state.store.session_user(&token_hash(token)).await?;
-        user.map(CurrentUser).ok_or(ApiError::Unauthorized)
     }
 }
 
@@ -89,14 +112,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_are_long_random_and_hashed() {
+    fn tokens_are_long_random_and_hashed_under_the_key() {
         let (a, b) = (new_token(), new_token());
         assert_eq!(a.len(), 64);
         assert_ne!(a, b);
+        // RFC 4231, test case 2.
+        let key = SessionKey::new("Jefe");
         assert_eq!(
-            token_hash("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+            key.token_hash("what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+        assert_ne!(
+            SessionKey::new("another secret").token_hash("what do ya want for nothing?"),
+            key.token_hash("what do ya want for nothing?")
+        );
+        assert_eq!(format!("{key:?}"), "SessionKey(<redacted>)");
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Workspace users (`GET/POST /api/users`, `DELETE /api/users/{id}`, workspace admins only) and
-//! project members (`GET/POST /api/projects/{p}/members`, `PATCH/DELETE …/members/{user}`,
-//! project admins).
+//! Workspace users (`GET/POST /api/users`, `PATCH/DELETE /api/users/{id}`, workspace admins
+//! only) and project members (`GET/POST /api/projects/{p}/members`, `PATCH/DELETE
+//! …/members/{user}`, project admins).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,8 +10,7 @@ use serde_json::{Value, json};
 
 use super::access::{check_id, in_project, workspace_admin};
 use super::auth::{check_email, check_password, hash_password};
-use super::projects::actor;
-use super::session::CurrentUser;
+use super::caller::Caller;
 use super::time::rfc3339;
 use super::{ApiError, AppState, Json};
 use crate::store::{Role, User};
@@ -20,12 +19,22 @@ fn user_json(u: &User) -> Value {
     json!({ "id": u.id, "email": u.email, "name": u.name, "role": if u.is_admin { "admin" } else { "member" }, "created_at": rfc3339(u.created_at) })
 }
 
+fn check_user_name(name: &str) -> Result<&str, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::BadRequest(
+            "name must be 1 to 100 characters".into(),
+        ));
+    }
+    Ok(name)
+}
+
 /// `GET /api/users`.
 pub(super) async fn list(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
-    workspace_admin(&user)?;
+    workspace_admin(&caller)?;
     Ok(axum::Json(
         state
             .store
@@ -48,50 +57,71 @@ pub(super) struct CreateUser {
 /// `POST /api/users`: a user who joins projects through membership.
 pub(super) async fn create(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Json(body): Json<CreateUser>,
 ) -> Result<impl IntoResponse, ApiError> {
-    workspace_admin(&user)?;
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::BadRequest(
-            "name must be 1 to 100 characters".into(),
-        ));
-    }
+    workspace_admin(&caller)?;
+    let name = check_user_name(&body.name)?;
     check_email(body.email.trim())?;
     check_password(&body.password)?;
     let hash = hash_password(body.password).await?;
     let created = state
         .store
-        .create_user(&actor(&user), body.email.trim(), name, &hash)
+        .create_user(&caller.actor(), body.email.trim(), name, &hash)
         .await?;
     Ok((StatusCode::CREATED, axum::Json(user_json(&created))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UpdateUser {
+    #[serde(default)]
+    name: Option<String>,
+    /// `admin` (a workspace admin) or `member`.
+    #[serde(default)]
+    role: Option<String>,
+}
+
+/// `PATCH /api/users/{id}`: renames a user or makes them a workspace admin or not. The last
+/// admin stays an admin (409). A role change applies to their next request.
+pub(super) async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<UpdateUser>,
+) -> Result<impl IntoResponse, ApiError> {
+    workspace_admin(&caller)?;
+    check_id("user", &id)?;
+    let name = body.name.as_deref().map(check_user_name).transpose()?;
+    let is_admin = match body.role.as_deref() {
+        None => None,
+        Some("admin") => Some(true),
+        Some("member") => Some(false),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "role must be admin or member, not {other:?}"
+            )));
+        }
+    };
+    let updated = state
+        .store
+        .update_user(&caller.actor(), &id, name, is_admin)
+        .await?;
+    Ok(axum::Json(user_json(&updated)))
 }
 
 /// `DELETE /api/users/{id}`: not oneself, not the last workspace admin. Their sessions end.
 pub(super) async fn delete(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    workspace_admin(&user)?;
+    workspace_admin(&caller)?;
     check_id("user", &id)?;
-    if id == user.id {
+    if matches!(&caller, Caller::User(me) if me.id == id) {
         return Err(ApiError::Conflict("you cannot delete yourself".into()));
     }
-    let target = state
-        .store
-        .users()
-        .await?
-        .into_iter()
-        .find(|u| u.id == id)
-        .ok_or_else(|| ApiError::NotFound(format!("user {id:?} not found")))?;
-    if target.is_admin && state.store.admin_count().await? <= 1 {
-        return Err(ApiError::Conflict(
-            "the last workspace admin cannot be deleted".into(),
-        ));
-    }
-    state.store.delete_user(&actor(&user), &id).await?;
+    state.store.delete_user(&caller.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -106,10 +136,10 @@ fn parse_role(role: &str) -> Result<Role, ApiError> {
 /// `GET /api/projects/{p}/members`.
 pub(super) async fn members(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path(project): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_project(&state, &user, &project, Role::Viewer).await?;
+    in_project(&state, &caller, &project, Role::Viewer).await?;
     let members = state.store.members(&project).await?;
     let out: Vec<Value> = members
         .iter()
@@ -128,11 +158,11 @@ pub(super) struct AddMember {
 /// `POST /api/projects/{p}/members`: 409 when already a member (change a role with PATCH).
 pub(super) async fn add_member(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path(project): Path<String>,
     Json(body): Json<AddMember>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_project(&state, &user, &project, Role::Admin).await?;
+    in_project(&state, &caller, &project, Role::Admin).await?;
     check_id("user", &body.user_id)?;
     let role = parse_role(&body.role)?;
     if state
@@ -147,7 +177,7 @@ pub(super) async fn add_member(
     }
     state
         .store
-        .set_member(&actor(&user), &project, &body.user_id, role)
+        .set_member(&caller.actor(), &project, &body.user_id, role)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -164,11 +194,11 @@ pub(super) struct SetRole {
 /// `PATCH /api/projects/{p}/members/{user}`.
 pub(super) async fn set_role(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path((project, member)): Path<(String, String)>,
     Json(body): Json<SetRole>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_project(&state, &user, &project, Role::Admin).await?;
+    in_project(&state, &caller, &project, Role::Admin).await?;
     check_id("user", &member)?;
     let role = parse_role(&body.role)?;
     if state.store.member_role(&project, &member).await?.is_none() {
@@ -176,7 +206,7 @@ pub(super) async fn set_role(
     }
     state
         .store
-        .set_member(&actor(&user), &project, &member, role)
+        .set_member(&caller.actor(), &project, &member, role)
         .await?;
     Ok(axum::Json(
         json!({ "user_id": member, "role": role.as_str() }),
@@ -186,14 +216,14 @@ pub(super) async fn set_role(
 /// `DELETE /api/projects/{p}/members/{user}`.
 pub(super) async fn remove_member(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: Caller,
     Path((project, member)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_project(&state, &user, &project, Role::Admin).await?;
+    in_project(&state, &caller, &project, Role::Admin).await?;
     check_id("user", &member)?;
     state
         .store
-        .remove_member(&actor(&user), &project, &member)
+        .remove_member(&caller.actor(), &project, &member)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,6 +14,7 @@ mod keys;
 mod members;
 mod projects;
 mod segments;
+mod tokens;
 mod users;
 
 use std::path::Path;
@@ -30,6 +31,7 @@ pub use keys::{KeyKind, SdkKey, key_hash};
 pub use members::Role;
 pub use projects::{Environment, Project, slugify};
 pub use segments::StoredSegment;
+pub use tokens::{ApiToken, TOKEN_TAG};
 pub use users::{Setup, User};
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -65,6 +67,14 @@ impl Actor {
             kind: "user",
             id: Some(id.into()),
             name: email.into(),
+        }
+    }
+
+    pub fn api_token(id: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            kind: "api_token",
+            id: Some(id.into()),
+            name: name.into(),
         }
     }
 }

@@ -172,16 +172,157 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Deletes a user; their sessions end with them.
-    pub async fn delete_user(&self, actor: &Actor, id: &str) -> Result<(), StoreError> {
+    /// One user by id.
+    pub async fn user(&self, id: &str) -> Result<User, StoreError> {
+        let row: Option<UserRow> =
+            sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(user)
+            .ok_or_else(|| StoreError::NotFound(format!("user {id:?}")))
+    }
+
+    /// The password hash of a user, for checking their current password.
+    pub async fn password_hash(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<Option<String>> =
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.ok_or_else(|| StoreError::NotFound(format!("user {id:?}")))
+    }
+
+    /// Replaces a user's password and ends every session of theirs except `keep` (the hash of
+    /// the session that asked), in one transaction.
+    pub async fn set_password(
+        &self,
+        actor: &Actor,
+        id: &str,
+        password_hash: &str,
+        keep: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+        let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
             .bind(id)
+            .bind(password_hash)
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user {id:?}")));
         }
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+            .bind(id)
+            .bind(keep.unwrap_or(""))
+            .execute(&mut *tx)
+            .await?;
+        audit(
+            &mut tx,
+            actor,
+            None,
+            None,
+            "user.password_change",
+            ("user", id),
+            None,
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Serialises the transactions that can change who the workspace admins are, so two of
+    /// them cannot each remove "the other" last admin: the first write of such a transaction
+    /// touches this one row (a row lock on PostgreSQL, the write lock on SQLite). The `epoch`
+    /// row exists from the moment the store opens.
+    async fn lock_admins(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE meta SET value = value WHERE key = 'epoch'")
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// How many workspace admins there are, inside a transaction that took [`Self::lock_admins`].
+    async fn admins_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE is_admin = 1")
+                .fetch_one(&mut **tx)
+                .await?,
+        )
+    }
+
+    /// Renames a user and/or makes them a workspace admin or not. Refused when it would leave
+    /// the workspace without an admin.
+    pub async fn update_user(
+        &self,
+        actor: &Actor,
+        id: &str,
+        name: Option<&str>,
+        is_admin: Option<bool>,
+    ) -> Result<User, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        Self::lock_admins(&mut tx).await?;
+        let row: Option<UserRow> =
+            sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let before = row
+            .map(user)
+            .ok_or_else(|| StoreError::NotFound(format!("user {id:?}")))?;
+        let mut after = before.clone();
+        if let Some(name) = name {
+            after.name = name.to_owned();
+        }
+        if let Some(is_admin) = is_admin {
+            after.is_admin = is_admin;
+        }
+        if before.is_admin && !after.is_admin && Self::admins_in(&mut tx).await? <= 1 {
+            return Err(StoreError::Refused(
+                "the last workspace admin must stay an admin".into(),
+            ));
+        }
+        sqlx::query("UPDATE users SET name = $2, is_admin = $3 WHERE id = $1")
+            .bind(id)
+            .bind(&after.name)
+            .bind(i64::from(after.is_admin))
+            .execute(&mut *tx)
+            .await?;
+        let shape =
+            |u: &User| serde_json::json!({ "name": u.name, "is_admin": u.is_admin }).to_string();
+        audit(
+            &mut tx,
+            actor,
+            None,
+            None,
+            "user.update",
+            ("user", id),
+            Some(&shape(&before)),
+            Some(&shape(&after)),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Deletes a user; their sessions end with them. Refused for the last workspace admin.
+    pub async fn delete_user(&self, actor: &Actor, id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        Self::lock_admins(&mut tx).await?;
+        let admin: Option<i64> = sqlx::query_scalar("SELECT is_admin FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let admin = admin.ok_or_else(|| StoreError::NotFound(format!("user {id:?}")))?;
+        if admin != 0 && Self::admins_in(&mut tx).await? <= 1 {
+            return Err(StoreError::Refused(
+                "the last workspace admin cannot be deleted".into(),
+            ));
+        }
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         audit(
             &mut tx,
             actor,

@@ -32,7 +32,11 @@ pub async fn api() -> Api {
     let store = Store::open(&store::embedded_url(&dir), 4, Duration::from_secs(10))
         .await
         .unwrap();
-    let state = AppState::new(store.clone(), true);
+    let state = AppState::new(
+        store.clone(),
+        checkgate_control::api::SessionKey::new("test-session-secret-of-32-characters"),
+        true,
+    );
     Api {
         router: checkgate_control::app(state, Health::new(), None),
         store,
@@ -181,5 +185,54 @@ impl Api {
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         (user.id, session_of(&reply))
+    }
+}
+
+impl Api {
+    /// Completes setup; returns the admin's cookie, the first project's id and its
+    /// environments' ids (development, staging, production).
+    pub async fn world(&self) -> (String, String, Vec<String>) {
+        let admin = self.admin_session().await;
+        let project = self.get("/api/projects", Some(&admin)).await.body[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let envs = self
+            .get(
+                &format!("/api/projects/{project}/environments"),
+                Some(&admin),
+            )
+            .await;
+        let envs = envs
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect();
+        (admin, project, envs)
+    }
+
+    /// Any request authenticated by `Authorization: Bearer {token}`, without the CSRF header
+    /// (as automation sends it).
+    pub async fn bearer(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        token: &str,
+    ) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        let body = match body {
+            Some(b) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(b.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(req.body(body).unwrap()).await
     }
 }
