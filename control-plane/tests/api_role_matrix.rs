@@ -1,0 +1,610 @@
+//! Every route of the REST API against every kind of caller: nobody, a workspace admin, a
+//! project admin, editor and viewer, a user outside the project, API tokens of each role, and
+//! SDK keys of both kinds. Each pair must get exactly the answer the role model gives — a 2xx
+//! when allowed, otherwise 401, 403 or 404 (a project the caller has no role in does not
+//! exist for them). The table is checked against the router's source, so a new route cannot
+//! be added without deciding who may call it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use axum::http::StatusCode;
+use checkgate_control::store::{Actor, Role};
+use common::{Api, Reply, api};
+use serde_json::{Value, json};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Anyone, signed in or not.
+    Public,
+    /// Only before first-run setup: afterwards 404 for everyone.
+    BeforeSetup,
+    /// Any authenticated caller, person or API token.
+    Caller,
+    /// A signed-in person (not an API token).
+    Person,
+    /// At least this role in the route's project (tokens: in their own project).
+    Project(Role),
+    /// A project admin who is a person (managing API tokens).
+    ProjectAdminPerson,
+    /// A workspace admin.
+    WorkspaceAdmin,
+    /// A workspace admin, on a route about one project: callers with no role in that project
+    /// get 404 before the admin check.
+    WorkspaceAdminInProject,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cred {
+    Anonymous,
+    WorkspaceAdmin,
+    ProjectAdmin,
+    Editor,
+    Viewer,
+    Outsider,
+    TokenAdmin,
+    TokenEditor,
+    TokenViewer,
+    SdkServer,
+    SdkClient,
+}
+
+const CREDS: [Cred; 11] = [
+    Cred::Anonymous,
+    Cred::WorkspaceAdmin,
+    Cred::ProjectAdmin,
+    Cred::Editor,
+    Cred::Viewer,
+    Cred::Outsider,
+    Cred::TokenAdmin,
+    Cred::TokenEditor,
+    Cred::TokenViewer,
+    Cred::SdkServer,
+    Cred::SdkClient,
+];
+
+impl Cred {
+    /// The caller's role in the main project, if any.
+    fn role(self) -> Option<Role> {
+        match self {
+            Self::WorkspaceAdmin | Self::ProjectAdmin | Self::TokenAdmin => Some(Role::Admin),
+            Self::Editor | Self::TokenEditor => Some(Role::Editor),
+            Self::Viewer | Self::TokenViewer => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+
+    fn is_token(self) -> bool {
+        matches!(
+            self,
+            Self::TokenAdmin | Self::TokenEditor | Self::TokenViewer
+        )
+    }
+}
+
+/// The status a caller must get: `None` means allowed (any 2xx).
+fn expected(need: Need, cred: Cred) -> Option<u16> {
+    use Cred::*;
+    if need == Need::BeforeSetup {
+        return Some(404);
+    }
+    if need == Need::Public {
+        return None;
+    }
+    match cred {
+        Anonymous | SdkServer | SdkClient => return Some(401),
+        WorkspaceAdmin => return None,
+        _ => {}
+    }
+    let role = cred.role();
+    match need {
+        Need::Public | Need::BeforeSetup => unreachable!(),
+        Need::Caller => None,
+        Need::Person => cred.is_token().then_some(403),
+        Need::WorkspaceAdmin => Some(403),
+        // The project of such a route is one the tokens are not bound to.
+        Need::WorkspaceAdminInProject if cred.is_token() || cred == Outsider => Some(404),
+        Need::WorkspaceAdminInProject => Some(403),
+        Need::ProjectAdminPerson if cred.is_token() => Some(403),
+        Need::ProjectAdminPerson => match role {
+            None => Some(404),
+            Some(Role::Admin) => None,
+            Some(_) => Some(403),
+        },
+        Need::Project(need) => match role {
+            None => Some(404),
+            Some(r) if r >= need => None,
+            Some(_) => Some(403),
+        },
+    }
+}
+
+/// One request of the matrix: its route template (as in the router), method and need.
+struct Route {
+    method: &'static str,
+    template: &'static str,
+    need: Need,
+}
+
+const fn route(method: &'static str, template: &'static str, need: Need) -> Route {
+    Route {
+        method,
+        template,
+        need,
+    }
+}
+
+const VIEWER: Need = Need::Project(Role::Viewer);
+const EDITOR: Need = Need::Project(Role::Editor);
+const ADMIN: Need = Need::Project(Role::Admin);
+
+/// Every route. `POST /api/auth/logout` comes last: it ends the caller's session.
+const ROUTES: &[Route] = &[
+    route("POST", "/api/setup/complete", Need::BeforeSetup),
+    route("POST", "/api/auth/login", Need::Public),
+    route("GET", "/api/auth/me", Need::Person),
+    route("POST", "/api/auth/password", Need::Person),
+    route("GET", "/api/auth/workspace", Need::Public),
+    route("GET", "/api/projects", Need::Caller),
+    route("POST", "/api/projects", Need::WorkspaceAdmin),
+    route("GET", "/api/projects/{id}", VIEWER),
+    route("PATCH", "/api/projects/{id}", ADMIN),
+    route(
+        "DELETE",
+        "/api/projects/{id}",
+        Need::WorkspaceAdminInProject,
+    ),
+    route("GET", "/api/projects/{id}/environments", VIEWER),
+    route("POST", "/api/projects/{id}/environments", ADMIN),
+    route("DELETE", "/api/projects/{id}/environments/{env}", ADMIN),
+    route(
+        "POST",
+        "/api/projects/{id}/environments/{env}/default",
+        ADMIN,
+    ),
+    route("GET", "/api/projects/{id}/keys", VIEWER),
+    route("POST", "/api/projects/{id}/keys", ADMIN),
+    route("DELETE", "/api/projects/{id}/keys/{key}", ADMIN),
+    route("GET", "/api/projects/{id}/tokens", Need::ProjectAdminPerson),
+    route(
+        "POST",
+        "/api/projects/{id}/tokens",
+        Need::ProjectAdminPerson,
+    ),
+    route(
+        "DELETE",
+        "/api/projects/{id}/tokens/{token}",
+        Need::ProjectAdminPerson,
+    ),
+    route("GET", "/api/projects/{id}/members", VIEWER),
+    route("POST", "/api/projects/{id}/members", ADMIN),
+    route("PATCH", "/api/projects/{id}/members/{user}", ADMIN),
+    route("DELETE", "/api/projects/{id}/members/{user}", ADMIN),
+    route("GET", "/api/environments/{env}/segments", VIEWER),
+    route("POST", "/api/environments/{env}/segments", EDITOR),
+    route("GET", "/api/environments/{env}/segments/{key}", VIEWER),
+    route("PATCH", "/api/environments/{env}/segments/{key}", EDITOR),
+    route("DELETE", "/api/environments/{env}/segments/{key}", EDITOR),
+    route("GET", "/api/environments/{env}/flags", VIEWER),
+    route("POST", "/api/environments/{env}/flags", EDITOR),
+    route("GET", "/api/environments/{env}/flags/{key}", VIEWER),
+    route("PATCH", "/api/environments/{env}/flags/{key}", EDITOR),
+    route("DELETE", "/api/environments/{env}/flags/{key}", EDITOR),
+    route(
+        "POST",
+        "/api/environments/{env}/flags/{key}/promote",
+        EDITOR,
+    ),
+    route("GET", "/api/audit", Need::Caller),
+    route("GET", "/api/environments/{env}/audit", VIEWER),
+    route("GET", "/api/users", Need::WorkspaceAdmin),
+    route("POST", "/api/users", Need::WorkspaceAdmin),
+    route("PATCH", "/api/users/{id}", Need::WorkspaceAdmin),
+    route("DELETE", "/api/users/{id}", Need::WorkspaceAdmin),
+    route("POST", "/api/auth/logout", Need::Public),
+];
+
+/// What the matrix runs against: one workspace, its first project with members of each role,
+/// tokens of each role and SDK keys of each kind.
+struct World {
+    api: Api,
+    admin: String,
+    project: String,
+    envs: Vec<String>,
+    sessions: Vec<(Cred, String)>,
+    secrets: Vec<(Cred, String)>,
+    member_ids: Vec<(Cred, String)>,
+}
+
+impl World {
+    async fn new() -> Self {
+        let api = api().await;
+        let (admin, project, envs) = api.world().await;
+        let mut sessions = vec![(Cred::WorkspaceAdmin, admin.clone())];
+        let mut member_ids = Vec::new();
+        for (cred, role) in [
+            (Cred::ProjectAdmin, Some(Role::Admin)),
+            (Cred::Editor, Some(Role::Editor)),
+            (Cred::Viewer, Some(Role::Viewer)),
+            (Cred::Outsider, None),
+        ] {
+            let (id, cookie) = api.user_session(&format!("{cred:?}@example.com")).await;
+            if let Some(role) = role {
+                api.store
+                    .set_member(&Actor::system(), &project, &id, role)
+                    .await
+                    .unwrap();
+                member_ids.push((cred, id));
+            }
+            sessions.push((cred, cookie));
+        }
+        let mut secrets = Vec::new();
+        for (cred, role) in [
+            (Cred::TokenAdmin, "admin"),
+            (Cred::TokenEditor, "editor"),
+            (Cred::TokenViewer, "viewer"),
+        ] {
+            let reply = api
+                .call(
+                    "POST",
+                    &format!("/api/projects/{project}/tokens"),
+                    Some(json!({"name": role, "role": role})),
+                    Some(&admin),
+                    &[],
+                )
+                .await;
+            secrets.push((cred, reply.body["token"].as_str().unwrap().to_owned()));
+        }
+        for (cred, kind) in [(Cred::SdkServer, "server"), (Cred::SdkClient, "client")] {
+            let reply = api
+                .call(
+                    "POST",
+                    &format!("/api/projects/{project}/keys"),
+                    Some(json!({"name": kind, "environment_id": envs[0], "kind": kind})),
+                    Some(&admin),
+                    &[],
+                )
+                .await;
+            secrets.push((cred, reply.body["key"].as_str().unwrap().to_owned()));
+        }
+        // A user that the login route signs in as.
+        api.user_session("login@example.com").await;
+        Self {
+            api,
+            admin,
+            project,
+            envs,
+            sessions,
+            secrets,
+            member_ids,
+        }
+    }
+
+    async fn admin(&self, method: &str, path: &str, body: Value) -> Reply {
+        let reply = self
+            .api
+            .call(method, path, Some(body), Some(&self.admin), &[])
+            .await;
+        assert!(reply.status.is_success(), "{method} {path}: {}", reply.body);
+        reply
+    }
+
+    /// A fresh flag (and segment) in the development environment, for routes that change or
+    /// delete one.
+    async fn fresh_flag(&self) -> String {
+        let key = format!("f-{}", uuid::Uuid::new_v4().simple());
+        self.admin(
+            "POST",
+            &format!("/api/environments/{}/flags", self.envs[0]),
+            json!({"key": key, "is_enabled": true}),
+        )
+        .await;
+        key
+    }
+
+    async fn fresh_segment(&self) -> String {
+        let key = format!("s-{}", uuid::Uuid::new_v4().simple());
+        self.admin(
+            "POST",
+            &format!("/api/environments/{}/segments", self.envs[0]),
+            json!({"key": key, "name": "S", "included": ["u1"]}),
+        )
+        .await;
+        key
+    }
+
+    async fn fresh_user(&self) -> String {
+        let email = format!("u-{}@example.com", uuid::Uuid::new_v4().simple());
+        let reply = self
+            .admin(
+                "POST",
+                "/api/users",
+                json!({"name": "U", "email": email, "password": "password-123"}),
+            )
+            .await;
+        reply.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The concrete path and body of `route` for `cred`, creating whatever it acts on.
+    async fn prepare(&self, route: &Route, cred: Cred) -> (String, Option<Value>) {
+        let p = &self.project;
+        let env = &self.envs[0];
+        let unique = uuid::Uuid::new_v4().simple().to_string();
+        let slug = format!("e{}", &unique[..12]);
+        match (route.method, route.template) {
+            ("POST", "/api/setup/complete") => (
+                route.template.into(),
+                Some(
+                    json!({"workspace_name": "X", "name": "X", "email": "x@example.com", "password": "password-123"}),
+                ),
+            ),
+            ("POST", "/api/auth/login") => (
+                route.template.into(),
+                Some(json!({"email": "login@example.com", "password": "password-123"})),
+            ),
+            ("POST", "/api/auth/password") => {
+                let current = if cred == Cred::WorkspaceAdmin {
+                    "supersecret1"
+                } else {
+                    "password-123"
+                };
+                (
+                    route.template.into(),
+                    Some(json!({"current_password": current, "new_password": "password-456"})),
+                )
+            }
+            ("POST", "/api/auth/logout") => (route.template.into(), Some(json!({}))),
+            ("POST", "/api/projects") => (route.template.into(), Some(json!({"name": unique}))),
+            ("PATCH", "/api/projects/{id}") => {
+                (format!("/api/projects/{p}"), Some(json!({"name": "Web"})))
+            }
+            ("DELETE", "/api/projects/{id}") => {
+                // A project of its own, with the matrix's people in their roles.
+                let created = self
+                    .admin("POST", "/api/projects", json!({"name": unique}))
+                    .await;
+                let id = created.body["id"].as_str().unwrap().to_owned();
+                for (cred, user) in &self.member_ids {
+                    let role = cred.role().unwrap();
+                    self.api
+                        .store
+                        .set_member(&Actor::system(), &id, user, role)
+                        .await
+                        .unwrap();
+                }
+                (format!("/api/projects/{id}"), None)
+            }
+            ("POST", "/api/projects/{id}/environments") => (
+                format!("/api/projects/{p}/environments"),
+                Some(json!({"name": slug, "slug": slug})),
+            ),
+            ("DELETE", "/api/projects/{id}/environments/{env}") => {
+                let created = self
+                    .admin(
+                        "POST",
+                        &format!("/api/projects/{p}/environments"),
+                        json!({"name": slug, "slug": slug}),
+                    )
+                    .await;
+                let id = created.body["id"].as_str().unwrap();
+                (format!("/api/projects/{p}/environments/{id}"), None)
+            }
+            ("POST", "/api/projects/{id}/environments/{env}/default") => (
+                format!("/api/projects/{p}/environments/{env}/default"),
+                None,
+            ),
+            ("POST", "/api/projects/{id}/keys") => (
+                format!("/api/projects/{p}/keys"),
+                Some(json!({"name": "k", "environment_id": env})),
+            ),
+            ("DELETE", "/api/projects/{id}/keys/{key}") => {
+                let created = self
+                    .admin(
+                        "POST",
+                        &format!("/api/projects/{p}/keys"),
+                        json!({"name": "k", "environment_id": env}),
+                    )
+                    .await;
+                let id = created.body["id"].as_str().unwrap();
+                (format!("/api/projects/{p}/keys/{id}"), None)
+            }
+            ("POST", "/api/projects/{id}/tokens") => (
+                format!("/api/projects/{p}/tokens"),
+                Some(json!({"name": "t", "role": "viewer"})),
+            ),
+            ("DELETE", "/api/projects/{id}/tokens/{token}") => {
+                let created = self
+                    .admin(
+                        "POST",
+                        &format!("/api/projects/{p}/tokens"),
+                        json!({"name": "t", "role": "viewer"}),
+                    )
+                    .await;
+                let id = created.body["id"].as_str().unwrap();
+                (format!("/api/projects/{p}/tokens/{id}"), None)
+            }
+            ("POST", "/api/projects/{id}/members") => {
+                let user = self.fresh_user().await;
+                (
+                    format!("/api/projects/{p}/members"),
+                    Some(json!({"user_id": user, "role": "viewer"})),
+                )
+            }
+            ("PATCH" | "DELETE", "/api/projects/{id}/members/{user}") => {
+                let user = self.fresh_user().await;
+                self.admin(
+                    "POST",
+                    &format!("/api/projects/{p}/members"),
+                    json!({"user_id": user, "role": "viewer"}),
+                )
+                .await;
+                let body = (route.method == "PATCH").then(|| json!({"role": "editor"}));
+                (format!("/api/projects/{p}/members/{user}"), body)
+            }
+            ("POST", "/api/environments/{env}/segments") => (
+                format!("/api/environments/{env}/segments"),
+                Some(json!({"key": format!("s-{unique}"), "name": "S"})),
+            ),
+            (_, "/api/environments/{env}/segments/{key}") => {
+                let key = self.fresh_segment().await;
+                let body = (route.method == "PATCH").then(|| json!({"name": "Renamed"}));
+                (format!("/api/environments/{env}/segments/{key}"), body)
+            }
+            ("POST", "/api/environments/{env}/flags") => (
+                format!("/api/environments/{env}/flags"),
+                Some(json!({"key": format!("f-{unique}"), "is_enabled": false})),
+            ),
+            (_, "/api/environments/{env}/flags/{key}") => {
+                let key = self.fresh_flag().await;
+                let body = (route.method == "PATCH").then(|| json!({"is_enabled": false}));
+                (format!("/api/environments/{env}/flags/{key}"), body)
+            }
+            ("POST", "/api/environments/{env}/flags/{key}/promote") => {
+                let key = self.fresh_flag().await;
+                (
+                    format!("/api/environments/{env}/flags/{key}/promote"),
+                    Some(json!({"target_env_id": self.envs[1]})),
+                )
+            }
+            ("POST", "/api/users") => (
+                route.template.into(),
+                Some(
+                    json!({"name": "N", "email": format!("n-{unique}@example.com"), "password": "password-123"}),
+                ),
+            ),
+            ("PATCH" | "DELETE", "/api/users/{id}") => {
+                let user = self.fresh_user().await;
+                let body = (route.method == "PATCH").then(|| json!({"name": "Renamed"}));
+                (format!("/api/users/{user}"), body)
+            }
+            (_, template) => {
+                let path = template.replace("{id}", p).replace("{env}", env).to_owned();
+                (path, None)
+            }
+        }
+    }
+
+    async fn send(&self, cred: Cred, method: &str, path: &str, body: Option<Value>) -> Reply {
+        if let Some((_, cookie)) = self.sessions.iter().find(|(c, _)| *c == cred) {
+            return self.api.call(method, path, body, Some(cookie), &[]).await;
+        }
+        if let Some((_, secret)) = self.secrets.iter().find(|(c, _)| *c == cred) {
+            return self.api.bearer(method, path, body, secret).await;
+        }
+        self.api.call(method, path, body, None, &[]).await
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_every_caller_as_the_role_model_says() {
+    let world = World::new().await;
+    let mut failures = Vec::new();
+    for route in ROUTES {
+        for cred in CREDS {
+            let (path, body) = world.prepare(route, cred).await;
+            let reply = world.send(cred, route.method, &path, body).await;
+            let status = reply.status.as_u16();
+            let ok = match expected(route.need, cred) {
+                None => reply.status.is_success(),
+                Some(want) => status == want,
+            };
+            if !ok {
+                failures.push(format!(
+                    "{} {} as {cred:?}: got {status}, want {} ({})",
+                    route.method,
+                    route.template,
+                    expected(route.need, cred).map_or("2xx".into(), |s| s.to_string()),
+                    reply.body
+                ));
+            }
+            if !reply.status.is_success() && status != 404 {
+                // Every refusal is a JSON error body.
+                assert!(
+                    reply.body["error"]["code"].is_string(),
+                    "{} {path} as {cred:?}: {}",
+                    route.method,
+                    reply.body
+                );
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} pairs answered wrongly:\n{}",
+        failures.len(),
+        ROUTES.len() * CREDS.len(),
+        failures.join("\n")
+    );
+    assert_eq!(
+        world
+            .api
+            .get("/api/auth/me", Some(&world.admin))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED,
+        "the matrix ended with logout"
+    );
+}
+
+/// The `(METHOD, path)` pairs the router in `src/api/mod.rs` declares.
+fn routed() -> BTreeSet<(String, String)> {
+    let source = include_str!("../src/api/mod.rs");
+    let mut out = BTreeSet::new();
+    for chunk in source.split(".route(").skip(1) {
+        let Some(path) = chunk.split('"').nth(1) else {
+            continue;
+        };
+        // The handlers of one `.route(…)` call: up to its closing parenthesis.
+        let mut depth = 1;
+        let mut end = chunk.len();
+        for (i, c) in chunk.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let handlers = &chunk[..end];
+        for method in ["get", "post", "put", "patch", "delete"] {
+            let called = handlers.match_indices(&format!("{method}(")).any(|(i, _)| {
+                i == 0
+                    || !handlers.as_bytes()[i - 1].is_ascii_alphanumeric()
+                        && handlers.as_bytes()[i - 1] != b'_'
+            });
+            if called {
+                out.insert((method.to_ascii_uppercase(), path.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_matrix_covers_every_route_of_the_router() {
+    let routed = routed();
+    assert!(routed.len() > 30, "parsed too few routes: {routed:?}");
+    let covered: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_owned(), r.template.to_owned()))
+        .collect();
+    let missing: Vec<_> = routed.difference(&covered).collect();
+    let extra: Vec<_> = covered.difference(&routed).collect();
+    assert!(
+        missing.is_empty(),
+        "routes without a row in the matrix: {missing:?}"
+    );
+    assert!(
+        extra.is_empty(),
+        "rows for routes that do not exist: {extra:?}"
+    );
+}
