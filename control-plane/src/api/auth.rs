@@ -228,9 +228,14 @@ pub(super) async fn login(
     match user {
         Some(user) if ok => {
             state.login_limiter.succeeded(&req.email, addr, now);
+            tracing::info!(user_id = %user.id, %addr, "signed in");
             signed_in(&state, &user, StatusCode::OK).await
         }
-        _ => Err(ApiError::InvalidCredentials),
+        // Neither the email (it may be a password typed into the wrong field) nor the password.
+        _ => {
+            tracing::info!(%addr, "sign-in refused");
+            Err(ApiError::InvalidCredentials)
+        }
     }
 }
 

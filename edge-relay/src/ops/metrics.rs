@@ -73,13 +73,28 @@ fn status_class(status: u16) -> &'static str {
 
 /// Middleware: counts each request and times it, labelled by the matched route template (or
 /// `unmatched`) and the status class. Streams are timed to their first byte (the headers).
+///
+/// With `debug` logging on, it also logs each request: method, path and status — the path
+/// only, never the query string, where SDK keys travel (`?sdk_key=`); never a header.
 pub async fn track(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let access = tracing::enabled!(tracing::Level::DEBUG)
+        .then(|| (request.method().clone(), request.uri().path().to_owned()));
     let started = Instant::now();
     let response = next.run(request).await;
+    if let Some((method, path)) = access {
+        tracing::debug!(
+            %method,
+            path,
+            route,
+            status = response.status().as_u16(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "request"
+        );
+    }
     let class = status_class(response.status().as_u16());
     metrics::counter!("http_requests_total", "route" => route.clone(), "status" => class)
         .increment(1);

@@ -1,0 +1,277 @@
+//! No secret ever reaches a log line. The control plane runs as a real process on PostgreSQL
+//! (with a password in `DATABASE_URL`) at the most verbose log level, goes through a full
+//! session — setup, sign-in, users, a password change, SDK keys of both kinds, an API token,
+//! SDK keys offered to the management API in headers and query strings — and then its whole
+//! captured log is searched for every secret it saw.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use checkgate_edge::testkit::{Service, http_request};
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+const BIN: &str = env!("CARGO_BIN_EXE_checkgate-control");
+
+fn admin_url() -> String {
+    std::env::var("CHECKGATE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A PostgreSQL database of the test's own, dropped afterwards.
+struct Database {
+    name: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Database {
+    fn new() -> Self {
+        let name = format!("cg_logs_{}", uuid::Uuid::new_v4().simple());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&admin_url())
+                .await
+                .expect("PostgreSQL answers (scripts/test.sh starts it)");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        });
+        Self { name, runtime }
+    }
+
+    /// The database's URL with `password` in it (the test server trusts loopback, so any
+    /// password is accepted — which is what lets this test see whether it leaks).
+    fn url_with_password(&self, password: &str) -> String {
+        let admin = admin_url();
+        let (scheme, rest) = admin.split_once("://").unwrap();
+        let (userinfo, host_and_db) = rest.split_once('@').unwrap();
+        let user = userinfo.split(':').next().unwrap();
+        let host = host_and_db.split('/').next().unwrap();
+        format!("{scheme}://{user}:{password}@{host}/{}", self.name)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        self.runtime.block_on(async move {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url()).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
+            }
+        });
+    }
+}
+
+struct Client<'a> {
+    service: &'a Service,
+    cookie: Option<String>,
+}
+
+impl Client<'_> {
+    /// Sends a request the way the dashboard does; returns the status and JSON body, and keeps
+    /// a session cookie that the response sets.
+    fn send(&mut self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let cookie = self.cookie.clone();
+        let mut headers = vec![("X-Checkgate-Request", "1")];
+        if let Some(c) = &cookie {
+            headers.push(("Cookie", c));
+        }
+        let text = body.map(|b| b.to_string());
+        let (status, head, body) =
+            http_request(self.service.addr, method, path, &headers, text.as_deref()).unwrap();
+        if let Some(set) = head
+            .iter()
+            .find(|h| h.to_ascii_lowercase().starts_with("set-cookie:"))
+        {
+            let pair = set.split_once(':').unwrap().1.trim();
+            self.cookie = Some(pair.split(';').next().unwrap().to_owned());
+        }
+        let json = serde_json::from_str(&body).unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    fn bearer(&self, method: &str, path: &str, token: &str) -> u16 {
+        let auth = format!("Bearer {token}");
+        http_request(
+            self.service.addr,
+            method,
+            path,
+            &[("Authorization", &auth)],
+            None,
+        )
+        .unwrap()
+        .0
+    }
+}
+
+#[test]
+fn a_full_session_logs_no_secret_at_any_level() {
+    let db = Database::new();
+    let db_password = "pg-pa55word-e2f4b7";
+    let session_secret = "session-secret-that-must-never-be-logged-91c3";
+    let data = std::env::temp_dir().join(format!("cg-logs-{}", uuid::Uuid::new_v4().simple()));
+    let url = db.url_with_password(db_password);
+    let service = Service::start(
+        BIN,
+        &[
+            ("DATABASE_URL", &url),
+            ("SESSION_SECRET", session_secret),
+            ("COOKIE_SECURE", "false"),
+            ("CHECKGATE_DATA_DIR", data.to_str().unwrap()),
+            ("RUST_LOG", "trace"),
+        ],
+    )
+    .unwrap();
+    let mut secrets: Vec<String> = vec![
+        db_password.into(),
+        session_secret.into(),
+        "admin-pa55word-1".into(),
+        "member-pa55word-2".into(),
+        "member-pa55word-3".into(),
+    ];
+
+    let mut admin = Client {
+        service: &service,
+        cookie: None,
+    };
+    let (status, _) = admin.send(
+        "POST",
+        "/api/setup/complete",
+        Some(json!({"workspace_name": "Acme", "name": "Admin", "email": "admin@example.com", "password": "admin-pa55word-1"})),
+    );
+    assert_eq!(status, 200);
+    secrets.push(
+        admin
+            .cookie
+            .clone()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_owned(),
+    );
+    let (_, projects) = admin.send("GET", "/api/projects", None);
+    let project = projects[0]["id"].as_str().unwrap().to_owned();
+    let (_, envs) = admin.send(
+        "GET",
+        &format!("/api/projects/{project}/environments"),
+        None,
+    );
+    let env = envs[0]["id"].as_str().unwrap().to_owned();
+
+    let (status, _) = admin.send(
+        "POST",
+        "/api/users",
+        Some(json!({"name": "Member", "email": "member@example.com", "password": "member-pa55word-2"})),
+    );
+    assert_eq!(status, 201);
+    let mut member = Client {
+        service: &service,
+        cookie: None,
+    };
+    // A wrong password first, then the right one.
+    let (status, _) = member.send(
+        "POST",
+        "/api/auth/login",
+        Some(json!({"email": "member@example.com", "password": "wrong-pa55word-4"})),
+    );
+    assert_eq!(status, 401);
+    secrets.push("wrong-pa55word-4".into());
+    let (status, _) = member.send(
+        "POST",
+        "/api/auth/login",
+        Some(json!({"email": "member@example.com", "password": "member-pa55word-2"})),
+    );
+    assert_eq!(status, 200);
+    secrets.push(
+        member
+            .cookie
+            .clone()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_owned(),
+    );
+    let (status, _) = member.send(
+        "POST",
+        "/api/auth/password",
+        Some(json!({"current_password": "member-pa55word-2", "new_password": "member-pa55word-3"})),
+    );
+    assert_eq!(status, 204);
+
+    for kind in ["server", "client"] {
+        let (status, key) = admin.send(
+            "POST",
+            &format!("/api/projects/{project}/keys"),
+            Some(json!({"name": kind, "environment_id": env, "kind": kind})),
+        );
+        assert_eq!(status, 201);
+        secrets.push(key["key"].as_str().unwrap().to_owned());
+    }
+    let (status, token) = admin.send(
+        "POST",
+        &format!("/api/projects/{project}/tokens"),
+        Some(json!({"name": "ci", "role": "editor"})),
+    );
+    assert_eq!(status, 201);
+    let token = token["token"].as_str().unwrap().to_owned();
+    secrets.push(token.clone());
+
+    // Use every credential, rightly and wrongly, in headers and in query strings.
+    let flags = format!("/api/environments/{env}/flags");
+    assert_eq!(admin.bearer("GET", &flags, &token), 200);
+    for key in &secrets[secrets.len() - 3..secrets.len() - 1] {
+        assert_eq!(admin.bearer("GET", &flags, key), 401);
+        let (status, _, _) = http_request(
+            service.addr,
+            "GET",
+            &format!("{flags}?sdk_key={key}"),
+            &[],
+            None,
+        )
+        .unwrap();
+        assert_eq!(status, 401);
+        let (status, _, _) = http_request(
+            service.addr,
+            "GET",
+            &format!("/stream?sdk_key={key}"),
+            &[],
+            None,
+        )
+        .unwrap();
+        assert!(status >= 400, "{status}");
+    }
+    let (status, _) = admin.send("POST", "/api/auth/logout", Some(json!({})));
+    assert_eq!(status, 204);
+
+    let (exit, log) = service.terminate().unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+    assert!(exit.success(), "{exit:?}");
+    // The log is not trivially empty: it records the requests (paths only) and the database.
+    assert!(log.len() > 50, "only {} log lines", log.len());
+    assert!(
+        log.iter()
+            .any(|l| l.contains("request") && l.contains("/api/auth/login")),
+        "requests are logged at debug"
+    );
+    let leaks: Vec<(&String, &String)> = secrets
+        .iter()
+        .flat_map(|s| {
+            log.iter()
+                .filter(move |l| l.contains(s.as_str()))
+                .map(move |l| (s, l))
+        })
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "{} log lines hold a secret, e.g. {:?}",
+        leaks.len(),
+        leaks.first()
+    );
+}
