@@ -5,6 +5,7 @@ pub mod api;
 pub mod config;
 pub mod secrets;
 pub mod store;
+pub mod upkeep;
 
 use axum::Router;
 use checkgate_edge::ops::{self, Health};

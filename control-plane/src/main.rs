@@ -59,8 +59,14 @@ async fn main() -> anyhow::Result<()> {
         config.port,
         |metrics| app(state, health.clone(), metrics),
         || health.set(STORE_CHECK, true, "migrated and answering"),
-    )
-    .await;
+    );
+    // Readiness follows the store for as long as the service runs.
+    let upkeep = tokio::spawn(checkgate_control::upkeep::run(
+        store.clone(),
+        health.clone(),
+    ));
+    let result = result.await;
+    upkeep.abort();
     store.close().await;
     result
 }

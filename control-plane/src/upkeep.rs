@@ -1,0 +1,48 @@
+//! Background upkeep of the control plane: readiness follows whether the store answers, and
+//! expired sessions are purged. One task, owned by `main`, stopped at shutdown.
+
+use std::time::Duration;
+
+use checkgate_edge::ops::Health;
+
+use crate::STORE_CHECK;
+use crate::store::Store;
+
+/// How often the store is pinged for readiness.
+const PING_EVERY: Duration = Duration::from_secs(5);
+/// How long a ping may take before the store counts as not answering.
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often expired sessions are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Runs until dropped (aborted): `/ready` turns 503 while the store does not answer and back to
+/// 200 when it does, with one log line per change rather than one per ping.
+pub async fn run(store: Store, health: Health) {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut purge = tokio::time::interval(PURGE_EVERY);
+    purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut answering = true;
+    loop {
+        tokio::select! {
+            _ = ping.tick() => {
+                let ok = matches!(tokio::time::timeout(PING_TIMEOUT, store.ping()).await, Ok(Ok(())));
+                if ok != answering {
+                    if ok {
+                        tracing::info!("store answers again");
+                    } else {
+                        tracing::warn!("store does not answer; not ready");
+                    }
+                    answering = ok;
+                }
+                let detail = if ok { "migrated and answering" } else { "the database does not answer" };
+                health.set(STORE_CHECK, ok, detail);
+            }
+            _ = purge.tick() => match store.purge_expired_sessions().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(sessions = n, "purged expired sessions"),
+                Err(e) => tracing::warn!(cause = %e, "purging expired sessions failed"),
+            },
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! A PostgreSQL database of a test's own (`CHECKGATE_TEST_PG` names the server), for tests
+//! that run the control plane as a process; dropped when the test ends.
+
+use sqlx::Connection;
+
+pub fn admin_url() -> String {
+    std::env::var("CHECKGATE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A PostgreSQL database of the test's own, dropped afterwards.
+pub struct Database {
+    name: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Database {
+    pub fn new() -> Self {
+        let name = format!("cg_proc_{}", uuid::Uuid::new_v4().simple());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&admin_url())
+                .await
+                .expect("PostgreSQL answers (scripts/test.sh starts it)");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        });
+        Self { name, runtime }
+    }
+
+    /// The database's URL with `password` in it (the test server trusts loopback, so any
+    /// password is accepted — which is what lets this test see whether it leaks).
+    pub fn url_with_password(&self, password: &str) -> String {
+        let admin = admin_url();
+        let (scheme, rest) = admin.split_once("://").unwrap();
+        let (userinfo, host_and_db) = rest.split_once('@').unwrap();
+        let user = userinfo.split(':').next().unwrap();
+        let host = host_and_db.split('/').next().unwrap();
+        format!("{scheme}://{user}:{password}@{host}/{}", self.name)
+    }
+}
+
+impl Database {
+    /// The database's URL, without a password.
+    pub fn url(&self) -> String {
+        let admin = admin_url();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        format!("{base}/{}", self.name)
+    }
+
+    /// Runs one SQL statement against the server (not inside the database).
+    pub fn admin_sql(&self, sql: &str) {
+        self.runtime.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
+            sqlx::query(sql).execute(&mut conn).await.unwrap();
+        });
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        self.runtime.block_on(async move {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url()).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
+            }
+        });
+    }
+}
