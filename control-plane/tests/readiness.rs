@@ -13,6 +13,10 @@ use common::pg::Database;
 const BIN: &str = env!("CARGO_BIN_EXE_checkgate-control");
 
 /// Polls `/ready` until it answers `want`, for at most 30 s; returns the last body.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a synchronous test thread polling a process with a deadline, not an async worker"
+)]
 fn ready_becomes(service: &Service, want: u16) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
