@@ -103,6 +103,11 @@ impl Service {
         }
     }
 
+    /// The process id, to read its resource use from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `GET path`, returning the status code and body.
     pub fn get(&self, path: &str) -> std::io::Result<(u16, String)> {
         http_get(self.addr, path)

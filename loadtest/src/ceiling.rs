@@ -4,18 +4,19 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::report::{Report, cpu_time};
+use crate::driver::{MakeRequest, closed_loop};
+use crate::report::Report;
 
 /// The body every answer carries.
 const BODY: &[u8; 200] = &[b'x'; 200];
@@ -40,55 +41,6 @@ async fn start_server() -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<(
     Ok((addr, server))
 }
 
-/// What one connection did, merged into the report when it ends.
-struct Tally {
-    /// Requests answered with a 2xx and a complete body.
-    requests: u64,
-    /// Requests that failed or got another status; they end the connection's run.
-    errors: u64,
-    /// Body bytes received, to confirm the answers were complete.
-    bytes: u64,
-    /// Latency of each successful request, in microseconds.
-    latencies: Histogram<u64>,
-}
-
-/// Sends requests over one keep-alive connection until `deadline` or `budget` requests.
-async fn drive(addr: SocketAddr, deadline: Instant, budget: u64) -> anyhow::Result<Tally> {
-    let mut tally = Tally {
-        requests: 0,
-        errors: 0,
-        bytes: 0,
-        latencies: Histogram::new_with_bounds(1, 60_000_000, 3)?,
-    };
-    let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    let conn = tokio::spawn(conn);
-    while tally.requests + tally.errors < budget && Instant::now() < deadline {
-        let request = Request::get("/")
-            .header("host", addr.to_string())
-            .body(Full::new(Bytes::new()))?;
-        let started = Instant::now();
-        let answer = match sender.send_request(request).await {
-            Ok(response) if response.status().is_success() => {
-                response.into_body().collect().await.ok()
-            }
-            _ => None,
-        };
-        let Some(body) = answer else {
-            // The connection is in an unknown state after a failure: stop using it.
-            tally.errors += 1;
-            break;
-        };
-        tally.bytes += body.to_bytes().len() as u64;
-        tally.requests += 1;
-        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        tally.latencies.saturating_record(micros);
-    }
-    conn.abort();
-    Ok(tally)
-}
-
 /// Runs the scenario: `connections` connections for at most `duration` and `max_requests`.
 pub(crate) async fn run(
     connections: usize,
@@ -96,35 +48,13 @@ pub(crate) async fn run(
     max_requests: u64,
 ) -> anyhow::Result<Report> {
     let (addr, server) = start_server().await?;
-    let cpu_before = cpu_time();
-    let started = Instant::now();
-    let deadline = started + duration;
-    let per_connection = max_requests.div_ceil(connections.max(1) as u64);
-    let mut drivers = JoinSet::new();
-    for _ in 0..connections {
-        drivers.spawn(drive(addr, deadline, per_connection));
-    }
-    let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let (mut requests, mut errors, mut bytes) = (0, 0, 0);
-    while let Some(done) = drivers.join_next().await {
-        match done? {
-            Ok(t) => {
-                requests += t.requests;
-                errors += t.errors;
-                bytes += t.bytes;
-                latencies.add(&t.latencies)?;
-            }
-            Err(_) => errors += 1,
-        }
-    }
-    let elapsed = started.elapsed();
+    let host = addr.to_string();
+    let make: Arc<MakeRequest> = Arc::new(move |_, _| {
+        Ok(Request::get("/")
+            .header("host", &host)
+            .body(Full::new(Bytes::new()))?)
+    });
+    let report = closed_loop("ceiling", addr, connections, duration, max_requests, make).await;
     server.abort();
-    Ok(Report::new(
-        "ceiling",
-        connections,
-        (requests, errors, bytes),
-        elapsed,
-        &latencies,
-        cpu_time().saturating_sub(cpu_before),
-    ))
+    report
 }

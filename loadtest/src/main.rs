@@ -2,7 +2,10 @@
 //! and time, and all traffic stays on loopback. Results are JSON on standard output (or in
 //! `--out`), so runs can be compared and plotted.
 
+mod api;
 mod ceiling;
+mod control;
+mod driver;
 mod report;
 
 use std::path::PathBuf;
@@ -42,6 +45,32 @@ enum Scenario {
         #[arg(long, default_value_t = 2_000_000)]
         max_requests: u64,
     },
+    /// The control plane's REST API (the real binary, as a child process on loopback).
+    Api {
+        /// Which route to load.
+        #[arg(long, value_enum)]
+        route: api::Route,
+        /// Flags seeded into the environment first.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        flags: u64,
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+        connections: u64,
+        /// Longest the measurement runs (after seeding).
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Most requests it sends in all.
+        #[arg(long, default_value_t = 1_000_000)]
+        max_requests: u64,
+        /// Run on a fresh database of this PostgreSQL server (created and dropped by the
+        /// run, e.g. `postgres://postgres@127.0.0.1:5432/postgres`) instead of the embedded
+        /// SQLite default. Loopback servers only.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// The `checkgate-control` binary; default: the one beside this binary.
+        #[arg(long)]
+        control_bin: Option<PathBuf>,
+    },
 }
 
 /// Longest run accepted, so a typo cannot keep a machine busy for hours.
@@ -79,6 +108,26 @@ async fn main() -> anyhow::Result<()> {
             duration,
             max_requests,
         } => ceiling::run(connections as usize, duration, max_requests).await?,
+        Scenario::Api {
+            route,
+            flags,
+            connections,
+            duration,
+            max_requests,
+            postgres,
+            control_bin,
+        } => {
+            api::run(api::Settings {
+                route,
+                flags: flags as usize,
+                connections: connections as usize,
+                duration,
+                max_requests,
+                postgres,
+                control_bin,
+            })
+            .await?
+        }
     };
     let json = serde_json::to_string_pretty(&report)?;
     match cli.out {

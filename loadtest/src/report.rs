@@ -40,6 +40,18 @@ pub(crate) struct Report {
     pub(crate) latency: Latency,
     /// CPU time this process used (server and generator, when the server runs in-process).
     pub(crate) cpu_seconds: f64,
+    /// The measured server, when it runs as a process of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) server: Option<ServerUsage>,
+}
+
+/// What the server process used during the measurement.
+#[derive(Debug, Serialize)]
+pub(crate) struct ServerUsage {
+    /// Resident memory at the end of the run.
+    pub(crate) rss_kib: u64,
+    /// CPU time it spent during the run.
+    pub(crate) cpu_seconds: f64,
 }
 
 impl Report {
@@ -66,6 +78,7 @@ impl Report {
             },
             latency: Latency::of(latencies),
             cpu_seconds: cpu.as_secs_f64(),
+            server: None,
         }
     }
 }

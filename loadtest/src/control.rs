@@ -1,0 +1,227 @@
+//! A control plane for a scenario to measure: the real `checkgate-control` binary started as a
+//! child process on loopback — on the embedded SQLite default in a temporary directory, or on
+//! a fresh PostgreSQL database that is dropped afterwards — set up through its API, with an
+//! API token for the load to use.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use checkgate_edge::testkit::{Service, http_request};
+use serde_json::{Value, json};
+use sqlx::Connection as _;
+
+/// Where the control plane keeps its data during a run.
+pub(crate) enum Backing {
+    /// The embedded SQLite file, in a temporary directory.
+    Sqlite,
+    /// A fresh database on this PostgreSQL server (`postgres://user@host:port/any`).
+    Postgres(String),
+}
+
+/// A running control plane with a project, an environment and an API token.
+pub(crate) struct Control {
+    service: Option<Service>,
+    data_dir: PathBuf,
+    database: Option<(String, String)>,
+    pub(crate) addr: SocketAddr,
+    pub(crate) environment: String,
+    pub(crate) token: String,
+}
+
+/// The `checkgate-control` binary: `--control-bin`, or the one built beside this binary.
+pub(crate) fn control_bin(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let path = match given {
+        Some(p) => p,
+        None => std::env::current_exe()?.with_file_name("checkgate-control"),
+    };
+    if !path.is_file() {
+        bail!(
+            "{} does not exist: build it with `cargo build --release -p checkgate-control` or pass --control-bin",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    body: &Value,
+) -> anyhow::Result<(u16, Vec<String>, Value)> {
+    let mut headers = vec![("X-Checkgate-Request", "1")];
+    if let Some(c) = cookie {
+        headers.push(("Cookie", c));
+    }
+    let text = body.to_string();
+    let (status, head, body) = http_request(addr, method, path, &headers, Some(&text))
+        .with_context(|| format!("{method} {path}"))?;
+    if !(200..300).contains(&status) {
+        bail!("{method} {path}: {status} {body}");
+    }
+    Ok((
+        status,
+        head,
+        serde_json::from_str(&body).unwrap_or(Value::Null),
+    ))
+}
+
+fn text(v: &Value, field: &str) -> anyhow::Result<String> {
+    v[field]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no {field:?} in {v}"))
+}
+
+impl Control {
+    /// Starts the control plane and sets it up: workspace, first project, an editor token.
+    pub(crate) async fn start(bin: &PathBuf, backing: Backing) -> anyhow::Result<Self> {
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let data_dir = std::env::temp_dir().join(format!("cg-load-{run}"));
+        let database = match backing {
+            Backing::Sqlite => None,
+            Backing::Postgres(server) => {
+                let name = format!("cg_load_{run}");
+                let mut conn = sqlx::PgConnection::connect(&server)
+                    .await
+                    .context("connecting to PostgreSQL")?;
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await?;
+                Some((server, name))
+            }
+        };
+        let url = database.as_ref().map(|(server, name)| {
+            let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+            format!("{base}/{name}")
+        });
+        let mut envs = vec![
+            ("COOKIE_SECURE", "false".to_owned()),
+            ("CHECKGATE_DATA_DIR", data_dir.display().to_string()),
+            ("RUST_LOG", "warn,checkgate_edge=info".to_owned()),
+            ("DB_MAX_CONNECTIONS", "16".to_owned()),
+        ];
+        if let Some(url) = &url {
+            envs.push(("DATABASE_URL", url.clone()));
+        }
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let service =
+            Service::start(&bin.display().to_string(), &envs).map_err(|e| anyhow::anyhow!(e))?;
+        let addr = service.addr;
+        let mut control = Self {
+            service: Some(service),
+            data_dir,
+            database,
+            addr,
+            environment: String::new(),
+            token: String::new(),
+        };
+        let (_, head, _) = call(
+            addr,
+            "POST",
+            "/api/setup/complete",
+            None,
+            &json!({"workspace_name": "Load", "name": "Load", "email": "load@example.com", "password": "load-password-1"}),
+        )?;
+        let cookie = head
+            .iter()
+            .find(|h| h.to_ascii_lowercase().starts_with("set-cookie:"))
+            .and_then(|h| h.split_once(':'))
+            .and_then(|(_, v)| v.trim().split(';').next())
+            .context("setup set no session cookie")?
+            .to_owned();
+        let (_, _, projects) = call(addr, "GET", "/api/projects", Some(&cookie), &Value::Null)?;
+        let project = text(&projects[0], "id")?;
+        let (_, _, envs) = call(
+            addr,
+            "GET",
+            &format!("/api/projects/{project}/environments"),
+            Some(&cookie),
+            &Value::Null,
+        )?;
+        control.environment = text(&envs[0], "id")?;
+        let (_, _, token) = call(
+            addr,
+            "POST",
+            &format!("/api/projects/{project}/tokens"),
+            Some(&cookie),
+            &json!({"name": "load", "role": "editor"}),
+        )?;
+        control.token = text(&token, "token")?;
+        Ok(control)
+    }
+
+    /// Creates `count` flags `load-0` … in the environment, each with three rules and a
+    /// rollout, about the size of a real flag.
+    pub(crate) fn seed_flags(&self, count: usize) -> anyhow::Result<()> {
+        let auth = format!("Bearer {}", self.token);
+        for i in 0..count {
+            let flag = json!({
+                "key": format!("load-{i}"), "is_enabled": true, "rollout_percentage": 50,
+                "description": "a flag of the load test",
+                "rules": [
+                    {"attribute": "email", "operator": "ends_with", "values": ["@example.com"]},
+                    {"attribute": "plan", "operator": "equals", "values": ["enterprise", "pro"]},
+                    {"attribute": "country", "operator": "equals", "values": ["NZ"]}
+                ]
+            })
+            .to_string();
+            let (status, _, body) = http_request(
+                self.addr,
+                "POST",
+                &format!("/api/environments/{}/flags", self.environment),
+                &[("Authorization", &auth)],
+                Some(&flag),
+            )?;
+            if !(200..300).contains(&status) {
+                bail!("seeding flag {i}: {status} {body}");
+            }
+        }
+        Ok(())
+    }
+
+    /// The server's resident memory (KiB) and CPU time (seconds) so far, from `/proc`.
+    pub(crate) fn usage(&self) -> Option<(u64, f64)> {
+        let pid = self.service.as_ref()?.pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let rss = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+            .sum();
+        Some((rss, ticks as f64 / 100.0))
+    }
+
+    /// Stops the process and removes its data (and its PostgreSQL database).
+    pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(service) = self.service.take() {
+            service.terminate().map_err(|e| anyhow::anyhow!(e))?;
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if let Some((server, name)) = self.database.take() {
+            let mut conn = sqlx::PgConnection::connect(&server).await?;
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Control {
+    /// On an early return the process is killed (by `Service`'s own drop) and the data
+    /// directory removed; only a PostgreSQL database may then remain, named `cg_load_…`.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
