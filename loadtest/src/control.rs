@@ -4,7 +4,7 @@
 //! API token for the load to use.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use checkgate_edge::testkit::{Service, http_request};
@@ -77,7 +77,7 @@ fn text(v: &Value, field: &str) -> anyhow::Result<String> {
 
 impl Control {
     /// Starts the control plane and sets it up: workspace, first project, an editor token.
-    pub(crate) async fn start(bin: &PathBuf, backing: Backing) -> anyhow::Result<Self> {
+    pub(crate) async fn start(bin: &Path, backing: Backing) -> anyhow::Result<Self> {
         let run = uuid::Uuid::new_v4().simple().to_string();
         let data_dir = std::env::temp_dir().join(format!("cg-load-{run}"));
         let database = match backing {
