@@ -147,6 +147,26 @@ async fn malformed_requests_get_the_right_4xx_as_json() {
         StatusCode::NOT_FOUND,
         "not_found",
     );
+    let wrong_method = api.call("PUT", "/api/projects", None, None, &[]).await;
+    assert_error(
+        &wrong_method,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
+
+    // Path segments that are not UTF-8 are refused as JSON, before any lookup.
+    let admin = session_of(&api.post("/api/setup/complete", setup_body(), None).await);
+    for path in [
+        "/api/projects/%FF",
+        "/api/environments/%FF%FE/flags",
+        "/api/environments/x/flags/%C3%28",
+    ] {
+        assert_error(
+            &api.get(path, Some(&admin)).await,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        );
+    }
 }
 
 #[tokio::test]

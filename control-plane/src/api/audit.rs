@@ -3,7 +3,7 @@
 //! `GET /api/environments/{env}/audit?limit&offset&flag_key`.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::access::{check_id, in_environment, in_project};
 use super::caller::Caller;
 use super::time::rfc3339;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Path};
 use crate::store::{AuditEntry, AuditFilter, Role};
 
 const MAX_LIMIT: u32 = 500;

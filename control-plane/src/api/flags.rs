@@ -5,7 +5,7 @@
 //! refused with 422 and the path of the problem. Responses carry the flag's version in the body
 //! and as the `ETag`; `If-Match` with that version makes a write conditional (412 when stale).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::header::{ETAG, IF_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::access::{check_id, in_environment};
 use super::caller::Caller;
-use super::{ApiError, AppState, Json};
+use super::{ApiError, AppState, Json, Path};
 use crate::store::{Role, StoreError, StoredFlag};
 
 /// How many times a PATCH retries when another write lands between its read and its write.

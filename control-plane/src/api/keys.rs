@@ -1,7 +1,7 @@
 //! SDK keys: `GET/POST /api/projects/{p}/keys`, `DELETE /api/projects/{p}/keys/{id}`. A key is
 //! shown once, in the answer that creates it; lists show only its prefix.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::access::{check_id, in_environment, in_project};
 use super::caller::Caller;
 use super::time::rfc3339;
-use super::{ApiError, AppState, Json};
+use super::{ApiError, AppState, Json, Path};
 use crate::store::{KeyKind, Role, SdkKey};
 
 fn key_json(k: &SdkKey) -> Value {

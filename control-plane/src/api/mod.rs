@@ -21,7 +21,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::{Router, middleware};
 
-pub use error::{ApiError, Json};
+pub use error::{ApiError, Json, Path};
 
 use crate::store::Store;
 

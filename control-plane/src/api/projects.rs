@@ -1,6 +1,6 @@
 //! Projects and their environments: `/api/projects[/{id}]`, `/api/projects/{id}/environments`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::access::{in_project, workspace_admin};
 use super::caller::Caller;
 use super::time::rfc3339;
-use super::{ApiError, AppState, Json};
+use super::{ApiError, AppState, Json, Path};
 use crate::store::{Environment, Project, Role};
 
 fn project_json(p: &Project, environment_count: usize) -> Value {

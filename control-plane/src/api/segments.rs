@@ -2,7 +2,7 @@
 //! /api/environments/{env}/segments`, `GET/PATCH/DELETE …/segments/{key}`. Segments are compiled
 //! by the evaluation core before they are stored (422 with the path of the problem).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use checkgate_core::{SegmentDoc, compile_segment};
@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::access::in_environment;
 use super::caller::Caller;
-use super::{ApiError, AppState, Json};
+use super::{ApiError, AppState, Json, Path};
 use crate::store::{Role, StoredSegment};
 
 fn segment_json(s: &StoredSegment) -> Result<Value, ApiError> {

@@ -3,7 +3,7 @@
 //! a token cannot mint or revoke tokens, so a leaked one cannot entrench itself. A token is
 //! shown once, in the answer that creates it.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use super::access::{check_id, in_project};
 use super::caller::Caller;
 use super::session::CurrentUser;
 use super::time::rfc3339;
-use super::{ApiError, AppState, Json};
+use super::{ApiError, AppState, Json, Path};
 use crate::store::{ApiToken, Role};
 
 fn token_json(t: &ApiToken) -> Value {

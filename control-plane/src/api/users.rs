@@ -2,7 +2,7 @@
 //! only) and project members (`GET/POST /api/projects/{p}/members`, `PATCH/DELETE
 //! …/members/{user}`, project admins).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use super::access::{check_id, in_project, workspace_admin};
 use super::auth::{check_email, check_password, hash_password};
 use super::caller::Caller;
 use super::time::rfc3339;
-use super::{ApiError, AppState, Json};
+use super::{ApiError, AppState, Json, Path};
 use crate::store::{Role, User};
 
 fn user_json(u: &User) -> Value {

@@ -89,6 +89,10 @@ async fn not_found() -> AppError {
     AppError::NotFound("no such route".into())
 }
 
+async fn method_not_allowed(method: axum::http::Method) -> AppError {
+    AppError::MethodNotAllowed(format!("this route does not take {method}"))
+}
+
 /// `/health`, `/ready` and, when `metrics` is given, `/metrics`.
 pub fn routes(health: Health, metrics: Option<PrometheusHandle>) -> Router {
     let router = Router::new()
@@ -114,6 +118,7 @@ pub fn metrics_routes(handle: PrometheusHandle) -> Router {
 pub fn finish(router: Router) -> Router {
     router
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(metrics::track))
 }
 
