@@ -167,8 +167,8 @@ mod tests {
         murmur3::murmur3_32(&mut Cursor::new(data), seed).unwrap()
     }
 
-    /// Published vectors (research/anchors-features.md §11.2, recomputed there from the
-    /// reference C++ and PyPI mmh3).
+    /// Published MurmurHash3 x86_32 vectors, as computed by the reference C++ implementation
+    /// and by PyPI's `mmh3`.
     const VECTORS: &[(&str, u32, u32)] = &[
         ("", 0, 0x0000_0000),
         ("hello", 0, 0x248B_FA47),
