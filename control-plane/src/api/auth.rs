@@ -43,15 +43,34 @@ async fn info(state: &AppState, user: &User) -> Result<UserInfo, ApiError> {
     })
 }
 
+/// At most this many password hashes run at once, one per core: each takes ~19 MiB and tens
+/// of milliseconds of a core, so a burst of sign-ins queues instead of exhausting memory or
+/// starving the other requests.
+static HASHING: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from))
+});
+
+/// Runs a password-hashing job on a blocking thread, within the [`HASHING`] budget.
+async fn hashing<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = HASHING
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))
+}
+
 pub(super) async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
     })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?
+    .await?
     .map_err(|e| ApiError::Internal(anyhow::anyhow!("hashing a password: {e}")))
 }
 
@@ -66,7 +85,7 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
 });
 
 async fn verify_password(password: String, hash: Option<String>) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| DUMMY_HASH.clone());
         let ok = PasswordHash::new(&hash).is_ok_and(|h| {
@@ -77,7 +96,6 @@ async fn verify_password(password: String, hash: Option<String>) -> Result<bool,
         ok && known
     })
     .await
-    .map_err(|e| ApiError::Internal(e.into()))
 }
 
 fn check_len(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
