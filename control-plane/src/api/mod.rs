@@ -9,6 +9,7 @@ mod error;
 mod flags;
 mod keys;
 mod limiter;
+mod openapi;
 mod projects;
 mod segments;
 mod session;
@@ -115,6 +116,7 @@ pub fn routes(state: AppState) -> Router {
             "/api/environments/{env}/flags/{key}/promote",
             post(flags::promote),
         )
+        .route("/api/openapi.json", get(openapi::document))
         .layer(middleware::from_fn(csrf::guard))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
