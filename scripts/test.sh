@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The test command: makes sure PostgreSQL, Redis and NATS (JetStream) answer on loopback —
 # starting them, and installing them with apt-get first if they are missing — then runs the
-# whole test suite and prints a summary. Every wait is bounded; no service listens beyond
-# 127.0.0.1. Runs unattended (CI=true, no stdin) as root on Debian 12, or with sudo.
+# whole test suite, including a bounded schemathesis run of the REST API against its OpenAPI
+# document (scripts/schemathesis.sh), and prints a summary. Every wait is bounded; no service
+# listens beyond 127.0.0.1. Runs unattended (CI=true, no stdin) as root on Debian 12, or with
+# sudo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -131,6 +133,9 @@ ensure_nats
 # ---- tests ------------------------------------------------------------------------------------
 step "workspace tests (cargo test --workspace --locked)"
 cargo test --workspace --locked
+
+step "REST API against its OpenAPI document (schemathesis, bounded)"
+bash scripts/schemathesis.sh
 
 if [ -f protocol/fuzz/Cargo.toml ]; then
   step "fuzz targets build (cargo check, protocol/fuzz)"

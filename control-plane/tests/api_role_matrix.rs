@@ -149,6 +149,7 @@ const ROUTES: &[Route] = &[
     route("GET", "/api/auth/me", Need::Person),
     route("POST", "/api/auth/password", Need::Person),
     route("GET", "/api/auth/workspace", Need::Public),
+    route("GET", "/api/openapi.json", Need::Public),
     route("GET", "/api/projects", Need::Caller),
     route("POST", "/api/projects", Need::WorkspaceAdmin),
     route("GET", "/api/projects/{id}", VIEWER),

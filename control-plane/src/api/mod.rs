@@ -10,6 +10,7 @@ mod error;
 mod flags;
 mod keys;
 mod limiter;
+mod openapi;
 mod projects;
 mod segments;
 mod session;
@@ -130,6 +131,7 @@ pub fn routes(state: AppState) -> Router {
             "/api/environments/{env}/flags/{key}/promote",
             post(flags::promote),
         )
+        .route("/api/openapi.json", get(openapi::document))
         .layer(middleware::from_fn(csrf::guard))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
