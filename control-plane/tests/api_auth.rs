@@ -125,6 +125,7 @@ async fn malformed_requests_get_the_right_4xx_as_json() {
         ("email", json!("not-an-email")),
         ("name", json!("  ")),
         ("workspace_name", json!("x".repeat(101))),
+        ("project_name", json!("日本")),
     ] {
         let mut body = setup_body();
         body[field] = value;

@@ -521,3 +521,35 @@ async fn segment_writes_are_versioned_and_a_used_segment_cannot_be_deleted() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn concurrent_project_writes_that_read_first_all_succeed() {
+    on_both(|store, _| async move {
+        let (project, envs) = store.create_project(&admin(), "P").await.unwrap();
+        let mut writers = tokio::task::JoinSet::new();
+        for n in 0..12 {
+            let (store, project, env) = (store.clone(), project.id.clone(), envs[n % 3].id.clone());
+            writers.spawn(async move {
+                match n % 3 {
+                    0 => store
+                        .rename_project(&admin(), &project, &format!("P {n}"))
+                        .await
+                        .map(|_| ()),
+                    1 => store
+                        .create_environment(&admin(), &project, "E", &format!("e{n}"), "#123456")
+                        .await
+                        .map(|_| ()),
+                    _ => store
+                        .set_default_environment(&admin(), &project, &env)
+                        .await
+                        .map(|_| ()),
+                }
+            });
+        }
+        while let Some(done) = writers.join_next().await {
+            done.unwrap().unwrap();
+        }
+        assert_eq!(store.environments(&project.id).await.unwrap().len(), 3 + 4);
+    })
+    .await;
+}

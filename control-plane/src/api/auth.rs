@@ -186,7 +186,11 @@ pub(super) async fn complete_setup(
         .project_name
         .filter(|p| !p.trim().is_empty())
         .unwrap_or_else(|| "Default Project".into());
-    check_len("project_name", &project_name, 100)?;
+    // The same rule as for every other project name (it needs a slug).
+    super::projects::check_name(&project_name).map_err(|e| match e {
+        ApiError::BadRequest(m) => ApiError::BadRequest(format!("project_{m}")),
+        other => other,
+    })?;
     let setup = Setup {
         workspace_name: req.workspace_name.trim().to_owned(),
         project_name: project_name.trim().to_owned(),

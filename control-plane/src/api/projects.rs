@@ -29,7 +29,7 @@ pub(super) struct ProjectBody {
     name: String,
 }
 
-fn check_name(name: &str) -> Result<&str, ApiError> {
+pub(super) fn check_name(name: &str) -> Result<&str, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::BadRequest(

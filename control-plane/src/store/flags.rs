@@ -97,7 +97,7 @@ impl Store {
         expected: Option<u64>,
     ) -> Result<(StoredFlag, bool), StoreError> {
         let json = serde_json::to_string(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let (version, project) = next_version(&mut tx, env).await?;
         let before: Option<(i64, String, i64)> = sqlx::query_as(
             "SELECT version, doc, created_at FROM flags WHERE environment_id = $1 AND key = $2",
@@ -169,7 +169,7 @@ impl Store {
         key: &str,
         expected: Option<u64>,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let (version, project) = next_version(&mut tx, env).await?;
         let before: Option<(i64, String)> =
             sqlx::query_as("SELECT version, doc FROM flags WHERE environment_id = $1 AND key = $2")

@@ -107,7 +107,7 @@ impl Store {
         let hash = key_hash(&secret);
         let id = new_id();
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let (version, project) = next_version(&mut tx, env).await?;
         let env_name: String = sqlx::query_scalar("SELECT name FROM environments WHERE id = $1")
             .bind(env)
@@ -180,7 +180,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let env = env.ok_or_else(|| StoreError::NotFound(format!("SDK key {id:?}")))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let (version, project) = next_version(&mut tx, &env).await?;
         let done =
             sqlx::query("UPDATE sdk_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")

@@ -54,7 +54,7 @@ impl Store {
         user_id: &str,
         role: Role,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, $3) \
              ON CONFLICT (project_id, user_id) DO UPDATE SET role = $3",
@@ -115,7 +115,7 @@ impl Store {
         project_id: &str,
         user_id: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let done =
             sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")
                 .bind(project_id)
@@ -193,7 +193,7 @@ impl Store {
             is_admin: false,
             created_at: super::now_ms(),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("INSERT INTO users (id, email, name, is_admin, created_at, password_hash) VALUES ($1, $2, $3, 0, $4, $5)")
             .bind(&user.id)
             .bind(&user.email)

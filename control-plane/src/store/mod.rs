@@ -183,6 +183,17 @@ impl Store {
         self.epoch
     }
 
+    /// Starts a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads before it writes cannot upgrade
+    /// once another connection has committed, and fails at once ("database is locked") instead
+    /// of waiting out the busy timeout. On PostgreSQL, row locks do the same job.
+    pub(crate) async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Whether the database answers, for readiness.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

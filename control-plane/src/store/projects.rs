@@ -78,7 +78,7 @@ impl Store {
             slug,
             created_at: now,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("INSERT INTO projects (id, name, slug, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&project.id)
             .bind(&project.name)
@@ -171,7 +171,7 @@ impl Store {
         id: &str,
         name: &str,
     ) -> Result<Project, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let before: Option<String> = sqlx::query_scalar("SELECT name FROM projects WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -199,7 +199,7 @@ impl Store {
 
     /// Deletes a project with everything in it, audited.
     pub async fn delete_project(&self, actor: &Actor, id: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let deleted = sqlx::query("DELETE FROM projects WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -232,7 +232,7 @@ impl Store {
         color: &str,
     ) -> Result<Environment, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let position: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(position), -1) + 1 FROM environments WHERE project_id = $1",
         )
@@ -288,7 +288,7 @@ impl Store {
         project_id: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let row: Option<(i64, String)> =
             sqlx::query_as("UPDATE environments SET version = version + 1 WHERE id = $1 AND project_id = $2 RETURNING version, name")
                 .bind(id)
@@ -350,7 +350,7 @@ impl Store {
         project_id: &str,
         id: &str,
     ) -> Result<Environment, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let exists: Option<String> =
             sqlx::query_scalar("SELECT id FROM environments WHERE id = $1 AND project_id = $2")
                 .bind(id)

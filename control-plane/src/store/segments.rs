@@ -34,7 +34,7 @@ impl Store {
         expected: Option<u64>,
     ) -> Result<(StoredSegment, bool), StoreError> {
         let json = serde_json::to_string(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let (version, project) = next_version(&mut tx, env).await?;
         let before: Option<(i64, String)> = sqlx::query_as(
             "SELECT version, doc FROM segments WHERE environment_id = $1 AND key = $2",
@@ -108,7 +108,7 @@ impl Store {
         env: &str,
         key: &str,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let (version, project) = next_version(&mut tx, env).await?;
         let before: Option<String> =
             sqlx::query_scalar("SELECT doc FROM segments WHERE environment_id = $1 AND key = $2")

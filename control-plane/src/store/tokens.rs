@@ -85,7 +85,7 @@ impl Store {
             last_used_at: None,
             revoked_at: None,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO api_tokens (id, project_id, name, role, token_hash, prefix, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -160,7 +160,7 @@ impl Store {
         project_id: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let done = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $3 WHERE id = $1 AND project_id = $2 AND revoked_at IS NULL",
         )

@@ -60,7 +60,7 @@ impl Store {
     /// exactly one succeeds; the other gets `Conflict`.
     pub async fn complete_setup(&self, setup: &Setup) -> Result<User, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("INSERT INTO meta (key, value) VALUES ('setup_complete', 'true')")
             .execute(&mut *tx)
             .await
@@ -202,7 +202,7 @@ impl Store {
         password_hash: &str,
         keep: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
             .bind(id)
             .bind(password_hash)
@@ -260,7 +260,7 @@ impl Store {
         name: Option<&str>,
         is_admin: Option<bool>,
     ) -> Result<User, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         Self::lock_admins(&mut tx).await?;
         let row: Option<UserRow> =
             sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
@@ -307,7 +307,7 @@ impl Store {
 
     /// Deletes a user; their sessions end with them. Refused for the last workspace admin.
     pub async fn delete_user(&self, actor: &Actor, id: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         Self::lock_admins(&mut tx).await?;
         let admin: Option<i64> = sqlx::query_scalar("SELECT is_admin FROM users WHERE id = $1")
             .bind(id)
