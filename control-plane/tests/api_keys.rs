@@ -366,3 +366,75 @@ async fn environments_have_per_project_slugs_and_keep_a_default() {
         "environment_deleted"
     );
 }
+
+#[tokio::test]
+async fn environments_are_renamed_and_recoloured_but_keep_their_slug() {
+    let api = api().await;
+    let (admin, project, envs) = api.world().await;
+    let path = format!("/api/projects/{project}/environments/{}", envs[2]);
+    let renamed = api
+        .call(
+            "PATCH",
+            &path,
+            Some(json!({"name": "Production EU", "color": "#ef4444"})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    assert_eq!(renamed.body["name"], "Production EU");
+    assert_eq!(renamed.body["color"], "#ef4444");
+    assert_eq!(renamed.body["slug"], "production");
+    let recoloured = api
+        .call(
+            "PATCH",
+            &path,
+            Some(json!({"color": "#00ff00"})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        recoloured.body["name"], "Production EU",
+        "absent fields stay"
+    );
+    for bad in [
+        json!({"color": "red"}),
+        json!({"name": ""}),
+        json!({"slug": "prod"}),
+    ] {
+        let reply = api
+            .call("PATCH", &path, Some(bad.clone()), Some(&admin), &[])
+            .await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, "bad_request");
+    }
+    let elsewhere = format!(
+        "/api/projects/{project}/environments/{}",
+        uuid::Uuid::new_v4()
+    );
+    assert_error(
+        &api.call(
+            "PATCH",
+            &elsewhere,
+            Some(json!({"name": "X"})),
+            Some(&admin),
+            &[],
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let audit = api
+        .get(
+            &format!("/api/audit?environment_id={}", envs[2]),
+            Some(&admin),
+        )
+        .await;
+    let actions: Vec<&str> = audit.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["environment.update", "environment.update"]);
+}

@@ -161,6 +161,7 @@ const ROUTES: &[Route] = &[
     ),
     route("GET", "/api/projects/{id}/environments", VIEWER),
     route("POST", "/api/projects/{id}/environments", ADMIN),
+    route("PATCH", "/api/projects/{id}/environments/{env}", ADMIN),
     route("DELETE", "/api/projects/{id}/environments/{env}", ADMIN),
     route(
         "POST",
@@ -394,6 +395,10 @@ impl World {
                 let id = created.body["id"].as_str().unwrap();
                 (format!("/api/projects/{p}/environments/{id}"), None)
             }
+            ("PATCH", "/api/projects/{id}/environments/{env}") => (
+                format!("/api/projects/{p}/environments/{env}"),
+                Some(json!({"name": "Development", "color": "#22aa44"})),
+            ),
             ("POST", "/api/projects/{id}/environments/{env}/default") => (
                 format!("/api/projects/{p}/environments/{env}/default"),
                 None,

@@ -78,7 +78,7 @@ pub fn routes(state: AppState) -> Router {
         )
         .route(
             "/api/projects/{id}/environments/{env}",
-            delete(projects::delete_environment),
+            axum::routing::patch(projects::update_environment).delete(projects::delete_environment),
         )
         .route(
             "/api/projects/{id}/environments/{env}/default",

@@ -191,6 +191,36 @@ pub(super) async fn create_environment(
     Ok((StatusCode::CREATED, axum::Json(environment_json(&env))))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EnvironmentPatch {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    color: Option<String>,
+}
+
+/// `PATCH /api/projects/{id}/environments/{env}`: project admins rename an environment or
+/// change its colour (documented by Checkgate, never implemented there). The slug stays.
+pub(super) async fn update_environment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, env)): Path<(String, String)>,
+    Json(body): Json<EnvironmentPatch>,
+) -> Result<impl IntoResponse, ApiError> {
+    in_project(&state, &caller, &id, Role::Admin).await?;
+    super::access::check_id("environment", &env)?;
+    let name = body.name.as_deref().map(check_name).transpose()?;
+    if let Some(color) = &body.color {
+        check_color(color)?;
+    }
+    let updated = state
+        .store
+        .update_environment(&caller.actor(), &id, &env, name, body.color.as_deref())
+        .await?;
+    Ok(axum::Json(environment_json(&updated)))
+}
+
 /// `DELETE /api/projects/{id}/environments/{env}`: project admins; not the default, not the last.
 pub(super) async fn delete_environment(
     State(state): State<AppState>,

@@ -280,6 +280,57 @@ impl Store {
         Ok(env)
     }
 
+    /// Renames an environment or changes its colour (its slug stays: SDK keys and URLs
+    /// name it). Neither is served by edges, so it takes no version; it is audited.
+    pub async fn update_environment(
+        &self,
+        actor: &Actor,
+        project_id: &str,
+        id: &str,
+        name: Option<&str>,
+        color: Option<&str>,
+    ) -> Result<Environment, StoreError> {
+        let mut tx = self.write().await?;
+        let row: Option<EnvRow> = sqlx::query_as(&format!(
+            "SELECT {ENV_COLUMNS} FROM environments WHERE id = $1 AND project_id = $2"
+        ))
+        .bind(id)
+        .bind(project_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let before = row
+            .map(environment)
+            .ok_or_else(|| StoreError::NotFound(format!("environment {id:?}")))?;
+        let mut after = before.clone();
+        if let Some(name) = name {
+            after.name = name.to_owned();
+        }
+        if let Some(color) = color {
+            after.color = color.to_owned();
+        }
+        sqlx::query("UPDATE environments SET name = $2, color = $3 WHERE id = $1")
+            .bind(id)
+            .bind(&after.name)
+            .bind(&after.color)
+            .execute(&mut *tx)
+            .await?;
+        let shape =
+            |e: &Environment| serde_json::json!({ "name": e.name, "color": e.color }).to_string();
+        audit(
+            &mut tx,
+            actor,
+            Some(project_id),
+            Some(id),
+            "environment.update",
+            ("environment", id),
+            Some(&shape(&before)),
+            Some(&shape(&after)),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
     /// Deletes an environment and everything in it. The default environment and a project's
     /// last environment cannot be deleted. Its final change row tells edges it is gone.
     pub async fn delete_environment(
