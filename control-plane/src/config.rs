@@ -59,6 +59,43 @@ pub struct ControlConfig {
     #[arg(long, env = "PUBLIC_DIR")]
     pub public_dir: Option<PathBuf>,
 
+    /// Serve the change feed that edge relays dial (QUIC over UDP). Turn off for an instance
+    /// that only serves the API.
+    #[arg(long, env = "FEED_ENABLED", default_value_t = true, action = clap::ArgAction::Set,
+          value_parser = BoolishValueParser::new())]
+    pub feed_enabled: bool,
+
+    /// UDP port of the change feed (on HOST).
+    #[arg(long, env = "FEED_PORT", default_value_t = 3443)]
+    pub feed_port: u16,
+
+    /// PEM certificate chain the feed presents, with FEED_KEY. Unset: a self-signed
+    /// certificate generated into CHECKGATE_DATA_DIR, whose SHA-256 fingerprint is logged at
+    /// start-up for edges to pin (FEED_FINGERPRINT).
+    #[arg(long, env = "FEED_CERT", requires = "feed_key")]
+    pub feed_cert: Option<PathBuf>,
+
+    /// PEM private key of FEED_CERT.
+    #[arg(long, env = "FEED_KEY", requires = "feed_cert")]
+    pub feed_key: Option<PathBuf>,
+
+    /// Change rows kept per environment for edges that catch up; an edge further behind is
+    /// sent a snapshot instead.
+    #[arg(long, env = "FEED_RETAIN_CHANGES", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=10_000_000))]
+    pub feed_retain_changes: u64,
+
+    /// Milliseconds between heartbeats on an idle feed; edges declare a feed dead after
+    /// several missed.
+    #[arg(long, env = "FEED_HEARTBEAT_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub feed_heartbeat_ms: u64,
+
+    /// Most edges connected at once to this instance.
+    #[arg(long, env = "FEED_MAX_EDGES", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub feed_max_edges: u64,
+
     /// Where the embedded store, generated secrets and certificates live.
     #[arg(long, env = "CHECKGATE_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -125,6 +162,20 @@ impl ControlConfig {
                 "public-dir",
                 format!("{} is not a directory", dir.display()),
             ));
+        }
+        for (path, variable, flag) in [
+            (&self.feed_cert, "FEED_CERT", "feed-cert"),
+            (&self.feed_key, "FEED_KEY", "feed-key"),
+        ] {
+            if let Some(path) = path
+                && !path.is_file()
+            {
+                return Err(invalid(
+                    variable,
+                    flag,
+                    format!("{} is not a file", path.display()),
+                ));
+            }
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid(

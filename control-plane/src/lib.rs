@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod feed;
 pub mod secrets;
 pub mod store;
 pub mod upkeep;

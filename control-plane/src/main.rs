@@ -1,9 +1,13 @@
 //! `checkgate-control`: parses its configuration and opens (and migrates) the store, refusing
 //! bad settings before any port is bound; then serves until SIGTERM or Ctrl-C.
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
 use anyhow::Context as _;
 use checkgate_control::api::{AppState, SessionKey};
 use checkgate_control::config::ControlConfig;
+use checkgate_control::feed::{self, Heads};
 use checkgate_control::secrets::{self, Origin};
 use checkgate_control::store::{self, Store};
 use checkgate_control::{STORE_CHECK, app};
@@ -54,6 +58,47 @@ async fn main() -> anyhow::Result<()> {
         config.cookie_secure,
     );
     let health = Health::new();
+
+    // The change feed: heads kept current (own commits, a poll, Redis), and the QUIC server.
+    let heads = Heads::new();
+    let (stop_feed, feed_stopping) = tokio::sync::watch::channel(false);
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(feed::track_heads(store.clone(), heads.clone()));
+    if let Some(url) = config.redis_url.clone() {
+        background.spawn(feed::sync::run(url, store.clone(), heads.clone()));
+    }
+    let mut feed_server = None;
+    if config.feed_enabled {
+        let configured = config.feed_cert.as_deref().zip(config.feed_key.as_deref());
+        let identity = feed::cert::identity(configured, &config.data_dir)
+            .context("preparing the feed's certificate")?;
+        let fingerprint = identity.fingerprint();
+        let addr = SocketAddr::new(config.common.host, config.feed_port);
+        let server_config =
+            checkgate_edge::feed::transport::server_config(identity.chain, identity.key)
+                .context("configuring the feed's TLS")?;
+        let endpoint = quinn::Endpoint::server(server_config, addr)
+            .with_context(|| format!("cannot listen for the feed on udp {addr}"))?;
+        let bound = endpoint.local_addr()?;
+        tracing::info!(addr = %bound, listener = %"feed", fingerprint = %fingerprint, certificate = %identity.cert_path.display(), "listening");
+        let settings = feed::FeedSettings {
+            addr: bound,
+            max_edges: usize::try_from(config.feed_max_edges).unwrap_or(usize::MAX),
+            session: feed::SessionSettings {
+                heartbeat: Duration::from_millis(config.feed_heartbeat_ms),
+                token_check: Duration::from_secs(1),
+            },
+        };
+        feed_server = Some(tokio::spawn(feed::serve(
+            endpoint,
+            store.clone(),
+            heads.clone(),
+            settings,
+            feed_stopping,
+            config.common.shutdown_grace(),
+        )));
+    }
+
     let result = ops::run_service(
         &config.common,
         config.port,
@@ -61,12 +106,17 @@ async fn main() -> anyhow::Result<()> {
         || health.set(STORE_CHECK, true, "migrated and answering"),
     );
     // Readiness follows the store for as long as the service runs.
-    let upkeep = tokio::spawn(checkgate_control::upkeep::run(
+    background.spawn(checkgate_control::upkeep::run(
         store.clone(),
         health.clone(),
+        config.feed_retain_changes,
     ));
     let result = result.await;
-    upkeep.abort();
+    let _ = stop_feed.send(true);
+    if let Some(server) = feed_server {
+        let _ = server.await;
+    }
+    background.abort_all();
     store.close().await;
     result
 }

@@ -1,5 +1,6 @@
-//! Background upkeep of the control plane: readiness follows whether the store answers, and
-//! expired sessions are purged. One task, owned by `main`, stopped at shutdown.
+//! Background upkeep of the control plane: readiness follows whether the store answers;
+//! expired sessions are purged and old change rows compacted. One task, owned by `main`,
+//! stopped at shutdown.
 
 use std::time::Duration;
 
@@ -12,12 +13,14 @@ use crate::store::Store;
 const PING_EVERY: Duration = Duration::from_secs(5);
 /// How long a ping may take before the store counts as not answering.
 const PING_TIMEOUT: Duration = Duration::from_secs(3);
-/// How often expired sessions are deleted.
+/// How often expired sessions and old change rows are deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// How long the change rows of a deleted environment stay, for edges that were away.
+const DELETED_ENVIRONMENT_CHANGES_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// Runs until dropped (aborted): `/ready` turns 503 while the store does not answer and back to
 /// 200 when it does, with one log line per change rather than one per ping.
-pub async fn run(store: Store, health: Health) {
+pub async fn run(store: Store, health: Health, retain_changes: u64) {
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut purge = tokio::time::interval(PURGE_EVERY);
@@ -38,11 +41,18 @@ pub async fn run(store: Store, health: Health) {
                 let detail = if ok { "migrated and answering" } else { "the database does not answer" };
                 health.set(STORE_CHECK, ok, detail);
             }
-            _ = purge.tick() => match store.purge_expired_sessions().await {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(sessions = n, "purged expired sessions"),
-                Err(e) => tracing::warn!(cause = %e, "purging expired sessions failed"),
-            },
+            _ = purge.tick() => {
+                match store.purge_expired_sessions().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(sessions = n, "purged expired sessions"),
+                    Err(e) => tracing::warn!(cause = %e, "purging expired sessions failed"),
+                }
+                match store.compact_changes(retain_changes, DELETED_ENVIRONMENT_CHANGES_MS).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(rows = n, "compacted the change feed"),
+                    Err(e) => tracing::warn!(cause = %e, "compacting the change feed failed"),
+                }
+            }
         }
     }
 }

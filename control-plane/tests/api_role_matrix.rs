@@ -201,6 +201,9 @@ const ROUTES: &[Route] = &[
         "/api/environments/{env}/flags/{key}/promote",
         EDITOR,
     ),
+    route("GET", "/api/edge-tokens", Need::WorkspaceAdmin),
+    route("POST", "/api/edge-tokens", Need::WorkspaceAdmin),
+    route("DELETE", "/api/edge-tokens/{id}", Need::WorkspaceAdmin),
     route("GET", "/api/audit", Need::Caller),
     route("GET", "/api/environments/{env}/audit", VIEWER),
     route("GET", "/api/users", Need::WorkspaceAdmin),
@@ -475,6 +478,17 @@ impl World {
                     format!("/api/environments/{env}/flags/{key}/promote"),
                     Some(json!({"target_env_id": self.envs[1]})),
                 )
+            }
+            ("POST", "/api/edge-tokens") => (
+                route.template.into(),
+                Some(json!({"name": "edge", "environments": [env]})),
+            ),
+            ("DELETE", "/api/edge-tokens/{id}") => {
+                let created = self
+                    .admin("POST", "/api/edge-tokens", json!({"name": "edge"}))
+                    .await;
+                let id = created.body["id"].as_str().unwrap();
+                (format!("/api/edge-tokens/{id}"), None)
             }
             ("POST", "/api/users") => (
                 route.template.into(),

@@ -553,3 +553,82 @@ async fn concurrent_project_writes_that_read_first_all_succeed() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_feed_reads_consistent_snapshots_and_compacts_old_changes() {
+    on_both(|store, _| async move {
+        let (project, envs) = store.create_project(&admin(), "P").await.unwrap();
+        let env = envs[0].id.clone();
+        for i in 0..5 {
+            store
+                .put_flag(&admin(), &env, &flag(&format!("f{i}"), i), None)
+                .await
+                .unwrap();
+        }
+        store.delete_flag(&admin(), &env, "f0", None).await.unwrap();
+        let (key, secret) = store
+            .create_sdk_key(
+                &admin(),
+                &env,
+                "k",
+                checkgate_control::store::KeyKind::Client,
+            )
+            .await
+            .unwrap();
+        let snap = store.feed_snapshot(&env).await.unwrap().unwrap();
+        assert_eq!(snap.env.version, 7);
+        let keys: Vec<&str> = snap.flags.iter().map(|(k, _, _)| k.as_str()).collect();
+        assert_eq!(keys, ["f1", "f2", "f3", "f4"]);
+        assert_eq!(
+            snap.flags[0].1, 2,
+            "each flag carries the version that wrote it"
+        );
+        assert_eq!(snap.sdk_keys.len(), 1);
+        assert_eq!(snap.sdk_keys[0].id, key.id);
+        assert_eq!(
+            snap.sdk_keys[0].hash,
+            checkgate_control::store::key_hash(&secret)
+        );
+        assert!(store.feed_snapshot("no-such-env").await.unwrap().is_none());
+
+        assert_eq!(store.oldest_change(&env).await.unwrap(), Some(1));
+        let removed = store.compact_changes(3, 1_000).await.unwrap();
+        assert!(removed >= 4, "{removed}");
+        assert_eq!(store.oldest_change(&env).await.unwrap(), Some(5));
+        assert_eq!(store.changes_since(&env, 4, 100).await.unwrap().len(), 3);
+
+        // Deleting the project leaves each environment a final change row.
+        let mut commits = store.subscribe_commits();
+        store.delete_project(&admin(), &project.id).await.unwrap();
+        let last = store.changes_since(&env, 7, 100).await.unwrap();
+        assert_eq!(last.len(), 1);
+        assert_eq!(
+            (last[0].version, last[0].kind.as_str()),
+            (8, "environment_deleted")
+        );
+        let mut announced = Vec::new();
+        for _ in 0..3 {
+            let c = commits.recv().await.unwrap();
+            announced.push((c.environment_id, c.version));
+        }
+        announced.sort();
+        let mut want: Vec<(String, u64)> = envs
+            .iter()
+            .map(|e| (e.id.clone(), if e.id == env { 8 } else { 1 }))
+            .collect();
+        want.sort();
+        assert_eq!(
+            announced, want,
+            "each environment's final version is announced"
+        );
+        assert!(
+            store
+                .feed_environments()
+                .await
+                .unwrap()
+                .iter()
+                .all(|e| e.project_id != project.id)
+        );
+    })
+    .await;
+}

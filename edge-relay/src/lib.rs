@@ -3,6 +3,7 @@
 //! binaries share, and the serving code the control plane runs in-process.
 
 pub mod config;
+pub mod feed;
 pub mod ops;
 #[doc(hidden)]
 pub mod testkit;

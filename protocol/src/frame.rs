@@ -1,6 +1,8 @@
 //! The change-feed frames. An edge dials the control plane and sends [`Hello`] with its
 //! positions; the control plane answers [`Welcome`], then for each environment a [`Snapshot`]
-//! or the [`Changes`] since the edge's position, then live [`Changes`] and [`Heartbeat`]s.
+//! or the [`Changes`] since the edge's position, then live [`Changes`] and [`Heartbeat`]s. The
+//! edge may ask for a [`Digest`] (anti-entropy) or a fresh snapshot ([`Resync`]) at any time;
+//! the control plane sends [`Welcome`] again when the set of environments it grants changes.
 //!
 //! A position is `(epoch, version)` per environment. The epoch identifies the database: when it
 //! differs from the edge's, the edge's versions mean nothing and it gets a snapshot. Versions
@@ -216,6 +218,14 @@ pub struct Digest {
     pub digest: [u8; 32],
 }
 
+/// The edge asks for a fresh [`Snapshot`] of one environment: it met a gap it could not fill,
+/// or its [`Digest`] disagreed with the control plane's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resync {
+    #[serde(deserialize_with = "string")]
+    pub env_id: String,
+}
+
 /// Why a feed is being closed; tells the edge whether to retry, and whether to keep serving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CloseCode {
@@ -253,6 +263,7 @@ pub enum Frame {
     DigestRequest(DigestRequest),
     Digest(Digest),
     Close(Close),
+    Resync(Resync),
 }
 
 impl Frame {
@@ -267,6 +278,7 @@ impl Frame {
             Self::DigestRequest(_) => "digest_request",
             Self::Digest(_) => "digest",
             Self::Close(_) => "close",
+            Self::Resync(_) => "resync",
         }
     }
 }
@@ -290,7 +302,8 @@ into_frame!(
     Heartbeat,
     DigestRequest,
     Digest,
-    Close
+    Close,
+    Resync
 );
 
 /// Reads a `String` by borrowing it from the input first, then copying it. bincode's own

@@ -4,6 +4,7 @@
 //! - [`frame`]: the change-feed frames, and [`envelope`]: their versioned, length-prefixed,
 //!   size-capped binary envelope. Sans-IO: decoding is a function of a byte slice, so a
 //!   transport (QUIC stream, NATS message) only moves bytes, and the decoder can be fuzzed;
+//! - [`digest`]: the anti-entropy digest both sides compute;
 //! - [`json`]: the API error body, Checkgate's SSE payloads and our evaluation API;
 //! - [`ofrep`]: the OpenFeature Remote Evaluation Protocol's bodies;
 //! - [`Secret`]: a string that never shows in logs.
@@ -29,6 +30,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod digest;
 pub mod envelope;
 pub mod frame;
 pub mod json;

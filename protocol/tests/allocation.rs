@@ -104,6 +104,7 @@ fn marked_frames() -> (Vec<Frame>, u32) {
         }
         .into(),
         DigestRequest { env_id: m.next() }.into(),
+        Resync { env_id: m.next() }.into(),
         Digest {
             env_id: m.next(),
             epoch: 1,

@@ -100,6 +100,7 @@ fn sample_frames() -> Vec<Frame> {
         }
         .into(),
         DigestRequest { env_id: "e".into() }.into(),
+        Resync { env_id: "e".into() }.into(),
         Digest {
             env_id: "e".into(),
             epoch: 9,

@@ -137,6 +137,7 @@ fn frame() -> impl Strategy<Value = Frame> {
         changes.prop_map(Frame::from),
         vec(position(), 0..4).prop_map(|heads| Heartbeat { heads }.into()),
         text().prop_map(|env_id| DigestRequest { env_id }.into()),
+        text().prop_map(|env_id| Resync { env_id }.into()),
         digest.prop_map(Frame::from),
         (close_code(), text()).prop_map(|(code, message)| Close { code, message }.into()),
     ]

@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod caller;
 mod csrf;
+mod edges;
 mod error;
 mod flags;
 mod keys;
@@ -104,6 +105,8 @@ pub fn routes(state: AppState) -> Router {
                 .patch(segments::patch)
                 .delete(segments::delete),
         )
+        .route("/api/edge-tokens", get(edges::list).post(edges::create))
+        .route("/api/edge-tokens/{id}", delete(edges::revoke))
         .route("/api/audit", get(audit::list))
         .route("/api/environments/{env}/audit", get(audit::environment))
         .route("/api/users", get(users::list).post(users::create))

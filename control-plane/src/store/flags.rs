@@ -150,6 +150,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.committed(env, version);
         let flag = StoredFlag {
             environment_id: env.to_owned(),
             key: doc.key.clone(),
@@ -207,6 +208,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.committed(env, version);
         Ok(version)
     }
 

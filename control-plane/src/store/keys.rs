@@ -139,6 +139,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.committed(env, version);
         let key = SdkKey {
             id,
             environment_id: env.to_owned(),
@@ -205,6 +206,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.committed(&env, version);
         Ok(())
     }
 }

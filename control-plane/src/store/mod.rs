@@ -8,7 +8,9 @@
 //! writes the item, (3) appends the change row (the feed's outbox) and (4) the audit row.
 
 mod audit_log;
+mod edge_tokens;
 mod error;
+mod feed;
 mod flags;
 mod keys;
 mod members;
@@ -25,7 +27,9 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use audit_log::{AuditEntry, AuditFilter};
+pub use edge_tokens::{EDGE_TOKEN_TAG, EdgeToken};
 pub use error::StoreError;
+pub use feed::{FeedEnvironment, FeedSdkKey, SnapshotData};
 pub use flags::{ChangeRow, StoredFlag};
 pub use keys::{KeyKind, SdkKey, key_hash};
 pub use members::Role;
@@ -79,6 +83,17 @@ impl Actor {
     }
 }
 
+/// A change that committed: its environment and the version it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub environment_id: String,
+    pub version: u64,
+}
+
+/// How many announcements a slow listener may fall behind before it is told it lagged (and
+/// then reads every head from the database instead).
+const COMMITS_BACKLOG: usize = 4096;
+
 /// The store.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -86,6 +101,9 @@ pub struct Store {
     backend: Backend,
     /// Identifies this database: a restored or reset database has another, so edges resync.
     epoch: u64,
+    /// Announces each committed change of this process, so the feed can send it at once
+    /// instead of at its next poll. Only a hint: the database stays the truth.
+    commits: tokio::sync::broadcast::Sender<Committed>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -152,6 +170,7 @@ impl Store {
             pool,
             backend,
             epoch,
+            commits: tokio::sync::broadcast::channel(COMMITS_BACKLOG).0,
         })
     }
 
@@ -181,6 +200,19 @@ impl Store {
 
     pub fn epoch(&self) -> u64 {
         self.epoch
+    }
+
+    /// Announcements of this process's committed changes, from now on.
+    pub fn subscribe_commits(&self) -> tokio::sync::broadcast::Receiver<Committed> {
+        self.commits.subscribe()
+    }
+
+    /// Announces a committed change (nobody listening is fine).
+    pub(crate) fn committed(&self, environment_id: &str, version: u64) {
+        let _ = self.commits.send(Committed {
+            environment_id: environment_id.to_owned(),
+            version,
+        });
     }
 
     /// Starts a transaction that will write. On SQLite it takes the write lock at once

@@ -200,6 +200,25 @@ impl Store {
     /// Deletes a project with everything in it, audited.
     pub async fn delete_project(&self, actor: &Actor, id: &str) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
+        // Each environment takes its next version for the change row that tells edges it is
+        // gone; the rows outlive the environments (the feed table has no foreign key).
+        let gone: Vec<(String, i64)> = sqlx::query_as(
+            "UPDATE environments SET version = version + 1 WHERE project_id = $1 RETURNING id, version",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (env, version) in &gone {
+            super::flags::append_change(
+                &mut tx,
+                env,
+                (*version).max(0) as u64,
+                "environment_deleted",
+                env,
+                None,
+            )
+            .await?;
+        }
         let deleted = sqlx::query("DELETE FROM projects WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -219,6 +238,9 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        for (env, version) in &gone {
+            self.committed(env, (*version).max(0) as u64);
+        }
         Ok(())
     }
 
@@ -391,6 +413,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.committed(id, version.max(0) as u64);
         Ok(())
     }
 

@@ -91,6 +91,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.committed(env, version);
         Ok((
             StoredSegment {
                 key: doc.key.clone(),
@@ -156,6 +157,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.committed(env, version);
         Ok(version)
     }
 

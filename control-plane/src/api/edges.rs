@@ -1,0 +1,110 @@
+//! Edge tokens, the credentials edge relays present on the change feed:
+//! `GET/POST /api/edge-tokens`, `DELETE /api/edge-tokens/{id}`. Workspace admins only, signed
+//! in as themselves. A token is shown once, in the answer that creates it; revoking one closes
+//! the feeds that use it within seconds.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::access::check_id;
+use super::session::CurrentUser;
+use super::time::rfc3339;
+use super::{ApiError, AppState, Json, Path};
+use crate::store::EdgeToken;
+
+fn token_json(t: &EdgeToken) -> Value {
+    json!({
+        "id": t.id, "name": t.name, "prefix": format!("{}…", t.prefix),
+        "environments": t.environments, "created_at": rfc3339(t.created_at),
+        "last_seen_at": t.last_seen_at.map(rfc3339), "revoked_at": t.revoked_at.map(rfc3339),
+    })
+}
+
+fn admin(user: &crate::store::User) -> Result<(), ApiError> {
+    if user.is_admin {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden("this needs a workspace admin".into()))
+    }
+}
+
+/// `GET /api/edge-tokens`.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<impl IntoResponse, ApiError> {
+    admin(&user)?;
+    let tokens = state.store.edge_tokens().await?;
+    Ok(axum::Json(
+        tokens.iter().map(token_json).collect::<Vec<_>>(),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateEdgeToken {
+    name: String,
+    /// The environment ids it may serve; absent or null for every environment.
+    #[serde(default)]
+    environments: Option<Vec<String>>,
+}
+
+/// `POST /api/edge-tokens`.
+pub(super) async fn create(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Json(body): Json<CreateEdgeToken>,
+) -> Result<impl IntoResponse, ApiError> {
+    admin(&user)?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::BadRequest(
+            "name must be 1 to 100 characters".into(),
+        ));
+    }
+    if let Some(envs) = &body.environments {
+        if envs.is_empty() || envs.len() > 1000 {
+            return Err(ApiError::BadRequest(
+                "environments must list 1 to 1000 ids, or be left out for all".into(),
+            ));
+        }
+        for env in envs {
+            check_id("environment", env)?;
+        }
+    }
+    let mut envs = body.environments;
+    if let Some(list) = envs.as_mut() {
+        list.sort();
+        list.dedup();
+    }
+    let actor = crate::store::Actor::user(&user.id, &user.email);
+    let (token, secret) = state
+        .store
+        .create_edge_token(&actor, name, envs.as_deref())
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound(what) => {
+                ApiError::Unprocessable(format!("environments: {what} does not exist"))
+            }
+            other => other.into(),
+        })?;
+    let mut out = token_json(&token);
+    out["token"] = Value::from(secret);
+    Ok((StatusCode::CREATED, axum::Json(out)))
+}
+
+/// `DELETE /api/edge-tokens/{id}`.
+pub(super) async fn revoke(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    admin(&user)?;
+    check_id("edge token", &id)?;
+    let actor = crate::store::Actor::user(&user.id, &user.email);
+    state.store.revoke_edge_token(&actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,421 @@
+//! One edge's feed session: the handshake (`Hello` → token check → `Welcome`), catching the
+//! edge up (the changes since its position, or a snapshot when those are gone or its epoch is
+//! another), then live changes as heads move, heartbeats, digests and resyncs on request, and
+//! a periodic check that its token still stands.
+//!
+//! The session subscribes to head movements *before* it reads anything, so no change can fall
+//! between what it read and what it is woken for. It sends an environment's versions in order
+//! and without gaps: each batch starts at what it sent last, plus one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use checkgate_edge::feed::transport::{FrameReader, FrameWriter, TransportError};
+use checkgate_protocol::frame::{
+    Changes, Close, CloseCode, Digest, EnvPosition, Heartbeat, Hello, Welcome,
+};
+use checkgate_protocol::{DEFAULT_MAX_FRAME, Frame, HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION};
+use tokio::sync::{mpsc, watch};
+
+use super::frames::{self, BadRow};
+use super::heads::Heads;
+use crate::store::{EdgeToken, FeedEnvironment, Store, StoreError, key_hash};
+
+/// Changes sent in one frame at most.
+const BATCH: u32 = 500;
+/// How long an edge has to open its stream and say `Hello`.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The timings of every session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionSettings {
+    /// How often an idle feed sends a heartbeat.
+    pub heartbeat: Duration,
+    /// How often the session checks that the edge's token was not revoked.
+    pub token_check: Duration,
+}
+
+/// Why a session ended other than by the edge leaving.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("connection: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    BadRow(#[from] BadRow),
+    #[error("no Hello within {0:?}")]
+    HelloTimeout(Duration),
+}
+
+/// What the session knows of its edge.
+struct Session {
+    store: Store,
+    heads: Arc<Heads>,
+    token: EdgeToken,
+    epoch: u64,
+    writer: FrameWriter,
+    /// The environments the edge serves, and the last version sent of each.
+    sent: HashMap<String, u64>,
+    /// The same environments in the order of the last `Welcome`, to notice a change of the set.
+    granted: Vec<FeedEnvironment>,
+}
+
+/// Runs one session on an accepted connection until the edge leaves, the token is revoked,
+/// or `shutdown` turns true.
+pub async fn run(
+    incoming: quinn::Incoming,
+    store: Store,
+    heads: Arc<Heads>,
+    settings: SessionSettings,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), SessionError> {
+    let connection = incoming.await?;
+    let remote = connection.remote_address();
+    let (send, recv) = tokio::time::timeout(HELLO_TIMEOUT, connection.accept_bi())
+        .await
+        .map_err(|_| SessionError::HelloTimeout(HELLO_TIMEOUT))??;
+    let mut reader = FrameReader::new(recv, HANDSHAKE_MAX_FRAME);
+    let mut writer = FrameWriter::new(send, DEFAULT_MAX_FRAME);
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, reader.next())
+        .await
+        .map_err(|_| SessionError::HelloTimeout(HELLO_TIMEOUT))??
+    {
+        Some(Frame::Hello(hello)) => hello,
+        Some(other) => {
+            return close(
+                &mut writer,
+                CloseCode::ProtocolViolation,
+                format!("expected hello, got {}", other.kind()),
+            )
+            .await;
+        }
+        None => return Ok(()),
+    };
+    if hello.protocol_version != PROTOCOL_VERSION {
+        return close(
+            &mut writer,
+            CloseCode::ProtocolVersion,
+            format!(
+                "this control plane speaks feed protocol {PROTOCOL_VERSION}, not {}",
+                hello.protocol_version
+            ),
+        )
+        .await;
+    }
+    let Some(token) = store
+        .authenticate_edge_token(&key_hash(hello.edge_token.expose()))
+        .await?
+    else {
+        tracing::warn!(%remote, edge = %hello.edge_name, "edge refused: unknown or revoked token");
+        return close(
+            &mut writer,
+            CloseCode::Unauthorized,
+            "unknown or revoked edge token".into(),
+        )
+        .await;
+    };
+    tracing::info!(%remote, edge = %hello.edge_name, region = %hello.region, token = %token.prefix, "edge connected");
+    metrics::gauge!("checkgate_feed_edges").increment(1.0);
+
+    // Subscribe before reading anything: a head that moves from here on wakes the loop.
+    let mut generation = heads.subscribe();
+    let mut session = Session {
+        epoch: store.epoch(),
+        store,
+        heads,
+        token,
+        writer,
+        sent: HashMap::new(),
+        granted: Vec::new(),
+    };
+    let outcome = session
+        .serve(hello, reader, settings, &mut generation, &mut shutdown)
+        .await;
+    metrics::gauge!("checkgate_feed_edges").decrement(1.0);
+    match &outcome {
+        Ok(()) => tracing::info!(%remote, "edge disconnected"),
+        Err(e) => tracing::info!(%remote, cause = %e, "edge session ended"),
+    }
+    outcome
+}
+
+async fn close(
+    writer: &mut FrameWriter,
+    code: CloseCode,
+    message: String,
+) -> Result<(), SessionError> {
+    writer.send(&Close { code, message }.into()).await?;
+    writer.finish()?;
+    Ok(())
+}
+
+impl Session {
+    async fn serve(
+        &mut self,
+        hello: Hello,
+        mut reader: FrameReader,
+        settings: SessionSettings,
+        generation: &mut watch::Receiver<u64>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), SessionError> {
+        let everything = self.store.feed_environments().await?;
+        self.heads.refresh(everything.clone());
+        let granted: Vec<FeedEnvironment> = everything
+            .into_iter()
+            .filter(|e| self.token.grants(&e.id))
+            .collect();
+        self.welcome(&granted).await?;
+        for position in &hello.positions {
+            if position.epoch == self.epoch && self.sent.contains_key(&position.env_id) {
+                self.sent.insert(position.env_id.clone(), position.version);
+            }
+        }
+        // Changes since its position when the edge's history is this database's: same epoch,
+        // and not ahead of the head (a database restored from a backup keeps its epoch but
+        // goes back in time). Anything else starts from a snapshot.
+        let resumable = |env: &FeedEnvironment| {
+            hello
+                .positions
+                .iter()
+                .any(|p| p.env_id == env.id && p.epoch == self.epoch && p.version <= env.version)
+        };
+        let plan: Vec<(String, bool)> = granted
+            .iter()
+            .map(|e| (e.id.clone(), resumable(e)))
+            .collect();
+        for (env, resume) in plan {
+            if resume {
+                self.catch_up(&env).await?;
+            } else {
+                self.snapshot(&env).await?;
+            }
+        }
+
+        // The edge's frames arrive through a task of their own, so a slow read never holds up
+        // sending; the task ends with the stream.
+        let (frames_tx, mut frames) = mpsc::channel::<Result<Frame, TransportError>>(16);
+        let reading = tokio::spawn(async move {
+            loop {
+                let next = reader.next().await.transpose();
+                let Some(next) = next else { break };
+                let failed = next.is_err();
+                if frames_tx.send(next).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let mut heartbeat = tokio::time::interval(settings.heartbeat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut token_check = tokio::time::interval(settings.token_check);
+        token_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let outcome = loop {
+            tokio::select! {
+                changed = generation.changed() => {
+                    if changed.is_err() { break Ok(()); }
+                    if let Err(e) = self.sync().await { break Err(e); }
+                }
+                frame = frames.recv() => match frame {
+                    None => break Ok(()),
+                    Some(Err(e)) => break Err(e.into()),
+                    Some(Ok(frame)) => if let Err(e) = self.answer(frame).await { break Err(e); },
+                },
+                _ = heartbeat.tick() => {
+                    let heads = self.granted.iter().map(|e| EnvPosition {
+                        env_id: e.id.clone(),
+                        epoch: self.epoch,
+                        version: self.heads.head(&e.id).unwrap_or(0).max(self.sent.get(&e.id).copied().unwrap_or(0)),
+                    }).collect();
+                    if let Err(e) = self.writer.send(&Heartbeat { heads }.into()).await { break Err(e.into()); }
+                }
+                _ = token_check.tick() => match self.store.edge_token_live(&self.token.id).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::info!(token = %self.token.prefix, "edge token revoked; closing its feed");
+                        break close(&mut self.writer, CloseCode::Revoked, "this edge's token was revoked".into()).await;
+                    }
+                    // A database hiccup is not a revocation: check again next time.
+                    Err(e) => tracing::warn!(cause = %e, "checking an edge token failed"),
+                },
+                () = super::stopped(shutdown) => {
+                    break close(&mut self.writer, CloseCode::Shutdown, "the control plane is shutting down".into()).await;
+                }
+            }
+        };
+        reading.abort();
+        outcome
+    }
+
+    /// Sends `Welcome` for `granted` and starts tracking any environment new to the session.
+    async fn welcome(&mut self, granted: &[FeedEnvironment]) -> Result<(), SessionError> {
+        let welcome = Welcome {
+            epoch: self.epoch,
+            environments: granted.iter().map(frames::info).collect(),
+            heartbeat_interval_ms: 5_000,
+        };
+        self.writer.send(&welcome.into()).await?;
+        self.sent
+            .retain(|env, _| granted.iter().any(|e| &e.id == env));
+        for env in granted {
+            self.sent.entry(env.id.clone()).or_insert(0);
+        }
+        self.granted = granted.to_vec();
+        Ok(())
+    }
+
+    /// After a wake-up: a changed set of environments gets a new `Welcome` (and snapshots for
+    /// the new ones); every environment whose head is past what was sent gets its changes.
+    async fn sync(&mut self) -> Result<(), SessionError> {
+        let now: Vec<FeedEnvironment> = self
+            .heads
+            .environments()
+            .iter()
+            .filter(|e| self.token.grants(&e.id))
+            .cloned()
+            .collect();
+        let same = now.len() == self.granted.len()
+            && now
+                .iter()
+                .zip(&self.granted)
+                .all(|(a, b)| a.id == b.id && a.name == b.name);
+        // An empty list before the first poll is no news.
+        if !same && !self.heads.environments().is_empty() {
+            // What left the set may have a final change (its deletion) to deliver first.
+            let gone: Vec<String> = self
+                .granted
+                .iter()
+                .filter(|e| !now.iter().any(|n| n.id == e.id))
+                .map(|e| e.id.clone())
+                .collect();
+            for env in &gone {
+                self.catch_up(env).await?;
+            }
+            let added: Vec<String> = now
+                .iter()
+                .filter(|n| !self.granted.iter().any(|e| e.id == n.id))
+                .map(|n| n.id.clone())
+                .collect();
+            self.welcome(&now).await?;
+            for env in &added {
+                self.snapshot(env).await?;
+            }
+        }
+        let behind: Vec<String> = self
+            .granted
+            .iter()
+            .filter(|e| {
+                self.heads.head(&e.id).unwrap_or(0) > self.sent.get(&e.id).copied().unwrap_or(0)
+            })
+            .map(|e| e.id.clone())
+            .collect();
+        for env in &behind {
+            self.catch_up(env).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the changes of `env` after what was sent; a snapshot when they are no longer kept.
+    async fn catch_up(&mut self, env: &str) -> Result<(), SessionError> {
+        loop {
+            let from = self.sent.get(env).copied().unwrap_or(0);
+            let rows = self.store.changes_since(env, from, BATCH).await?;
+            let Some(first) = rows.first() else {
+                let head = self.heads.head(env).unwrap_or(0);
+                if head > from
+                    && self
+                        .store
+                        .oldest_change(env)
+                        .await?
+                        .is_none_or(|o| o > from + 1)
+                {
+                    // Compacted away: the edge needs the whole environment.
+                    return self.snapshot(env).await;
+                }
+                return Ok(());
+            };
+            if first.version != from + 1 {
+                return self.snapshot(env).await;
+            }
+            let changes = rows
+                .iter()
+                .map(frames::change)
+                .collect::<Result<Vec<_>, _>>()?;
+            let last = changes.last().map_or(from, |c| c.version);
+            let full = rows.len() == BATCH as usize;
+            self.writer
+                .send(
+                    &Changes {
+                        env_id: env.to_owned(),
+                        epoch: self.epoch,
+                        changes,
+                    }
+                    .into(),
+                )
+                .await?;
+            metrics::counter!("checkgate_feed_changes_sent_total").increment(rows.len() as u64);
+            self.sent.insert(env.to_owned(), last);
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends a consistent snapshot of `env`, or — when it no longer exists — drops it and says
+    /// so with a new `Welcome`.
+    async fn snapshot(&mut self, env: &str) -> Result<(), SessionError> {
+        let Some(data) = self.store.feed_snapshot(env).await? else {
+            let remaining: Vec<FeedEnvironment> = self
+                .granted
+                .iter()
+                .filter(|e| e.id != env)
+                .cloned()
+                .collect();
+            return self.welcome(&remaining).await;
+        };
+        let snapshot = frames::snapshot(&data, self.epoch)?;
+        let version = snapshot.version;
+        self.writer.send(&snapshot.into()).await?;
+        metrics::counter!("checkgate_feed_snapshots_sent_total").increment(1);
+        self.sent.insert(env.to_owned(), version);
+        Ok(())
+    }
+
+    /// Answers what the edge asks for.
+    async fn answer(&mut self, frame: Frame) -> Result<(), SessionError> {
+        match frame {
+            Frame::DigestRequest(request) if self.sent.contains_key(&request.env_id) => {
+                let Some(data) = self.store.feed_snapshot(&request.env_id).await? else {
+                    return Ok(());
+                };
+                // Anything newer than what the edge was sent goes first, so the digest's
+                // version is one the edge holds (or is about to).
+                self.catch_up(&request.env_id).await?;
+                let digest = Digest {
+                    env_id: request.env_id,
+                    epoch: self.epoch,
+                    version: data.env.version,
+                    digest: frames::digest(&data),
+                };
+                self.writer.send(&digest.into()).await?;
+                Ok(())
+            }
+            Frame::Resync(request) if self.sent.contains_key(&request.env_id) => {
+                tracing::info!(env = %request.env_id, "edge asked for a snapshot");
+                self.snapshot(&request.env_id).await
+            }
+            // About an environment it does not serve (any more): nothing to say.
+            Frame::DigestRequest(_) | Frame::Resync(_) => Ok(()),
+            other => {
+                close(
+                    &mut self.writer,
+                    CloseCode::ProtocolViolation,
+                    format!("an edge does not send {}", other.kind()),
+                )
+                .await
+            }
+        }
+    }
+}

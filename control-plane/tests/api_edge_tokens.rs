@@ -1,0 +1,148 @@
+//! Edge tokens through the HTTP API: workspace admins create them (for every environment or a
+//! listed few), see them only by prefix afterwards, and revoke them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use axum::http::StatusCode;
+use checkgate_control::store::key_hash;
+use common::{api, assert_error};
+use serde_json::json;
+
+#[tokio::test]
+async fn edge_tokens_are_shown_once_scoped_and_revocable() {
+    let api = api().await;
+    let (admin, _, envs) = api.world().await;
+    let all = api
+        .call(
+            "POST",
+            "/api/edge-tokens",
+            Some(json!({"name": "eu-west"})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(all.status, StatusCode::CREATED, "{}", all.body);
+    let secret = all.body["token"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("cge_") && secret.len() == 68, "{secret}");
+    assert!(all.body["environments"].is_null());
+
+    let some = api
+        .call(
+            "POST",
+            "/api/edge-tokens",
+            Some(json!({"name": "prod only", "environments": [envs[2], envs[2]]})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(some.status, StatusCode::CREATED, "{}", some.body);
+    assert_eq!(some.body["environments"], json!([envs[2]]), "deduplicated");
+
+    let found = api
+        .store
+        .authenticate_edge_token(&key_hash(&secret))
+        .await
+        .unwrap()
+        .expect("the store knows it by its hash");
+    assert!(found.grants(&envs[0]) && found.grants("anything"));
+    let scoped = api
+        .store
+        .authenticate_edge_token(&key_hash(some.body["token"].as_str().unwrap()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(scoped.grants(&envs[2]) && !scoped.grants(&envs[0]));
+
+    let listed = api.get("/api/edge-tokens", Some(&admin)).await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 2);
+    assert!(
+        !listed.body.to_string().contains(&secret),
+        "a list never shows a token"
+    );
+
+    for (body, status, code) in [
+        (json!({"name": ""}), StatusCode::BAD_REQUEST, "bad_request"),
+        (
+            json!({"name": "x", "environments": []}),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            json!({"name": "x", "environments": ["nope"]}),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            json!({"name": "x", "environments": [uuid::Uuid::new_v4().to_string()]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            json!({"name": "x", "scope": "all"}),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+    ] {
+        let reply = api
+            .call(
+                "POST",
+                "/api/edge-tokens",
+                Some(body.clone()),
+                Some(&admin),
+                &[],
+            )
+            .await;
+        assert_error(&reply, status, code);
+    }
+
+    let id = all.body["id"].as_str().unwrap();
+    let gone = api
+        .call(
+            "DELETE",
+            &format!("/api/edge-tokens/{id}"),
+            None,
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    assert!(
+        api.store
+            .authenticate_edge_token(&key_hash(&secret))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!api.store.edge_token_live(id).await.unwrap());
+    assert_error(
+        &api.call(
+            "DELETE",
+            &format!("/api/edge-tokens/{id}"),
+            None,
+            Some(&admin),
+            &[],
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let audit = api
+        .get("/api/audit?target_kind=edge_token", Some(&admin))
+        .await;
+    let actions: Vec<&str> = audit.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "edge_token.revoke",
+            "edge_token.create",
+            "edge_token.create"
+        ]
+    );
+}

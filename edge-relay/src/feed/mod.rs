@@ -1,0 +1,4 @@
+//! The change feed as both ends use it: the QUIC transport ([`transport`]) and, on the edge,
+//! the replica it keeps in step with the control plane.
+
+pub mod transport;
