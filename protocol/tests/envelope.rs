@@ -138,6 +138,7 @@ fn every_frame_kind_round_trips() {
             "changes",
             "heartbeat",
             "digest_request",
+            "resync",
             "digest",
             "close"
         ]
