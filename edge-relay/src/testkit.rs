@@ -2,6 +2,8 @@
 //! free port, wait (with a deadline) until it listens, talk HTTP to it, stop it with SIGTERM.
 //! Shared by the edge's and the control plane's tests; not part of the product's API.
 
+pub mod udp_proxy;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
