@@ -1,10 +1,12 @@
 //! The Checkgate edge relay: it holds the compiled flags of the environments it serves and
 //! answers SDKs near them. The library also carries [`ops`], the operational plumbing both
-//! binaries share, and the serving code the control plane runs in-process.
+//! binaries share, the serving code the control plane runs in-process, and
+//! [`snapshot_file`], which keeps an edge's flags across restarts.
 
 pub mod config;
 pub mod feed;
 pub mod ops;
+pub mod snapshot_file;
 #[doc(hidden)]
 pub mod testkit;
 
