@@ -1,4 +1,6 @@
 //! The change feed as both ends use it: the QUIC transport ([`transport`]) and, on the edge,
 //! the replica it keeps in step with the control plane.
 
+pub mod client;
+pub mod replica;
 pub mod transport;

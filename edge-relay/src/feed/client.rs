@@ -1,0 +1,396 @@
+//! The edge's side of the change feed: it dials the control plane over QUIC, says `Hello` with
+//! the positions it holds, applies what arrives to the [`Replica`], asks for digests
+//! (anti-entropy) and snapshots (after a gap or a mismatch), keeps the snapshot file current,
+//! and reconnects with jittered exponential backoff when the connection dies — found by a
+//! missed heartbeat or QUIC's idle timeout.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use checkgate_protocol::frame::{CloseCode, DigestRequest, EnvironmentInfo, Hello, Resync};
+use checkgate_protocol::{DEFAULT_MAX_FRAME, Frame, HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION, Secret};
+use tokio::sync::watch;
+
+use super::replica::{Applied, Replica, Source};
+use super::transport::{FrameReader, FrameWriter, Trust, client_config};
+use crate::snapshot_file::{self, SaveOutcome};
+
+const BACKOFF_START: Duration = Duration::from_millis(250);
+/// The longest wait between two attempts.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// A connection that lasted this long resets the backoff.
+const HEALTHY_FOR: Duration = Duration::from_secs(60);
+/// How long a gap may stay open before the edge asks for a snapshot.
+const GAP_PATIENCE: Duration = Duration::from_secs(2);
+/// Heartbeats missed in a row before the connection counts as dead.
+const MISSED_HEARTBEATS: u32 = 3;
+/// How often the snapshot file is rewritten at most.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+/// Where and how to reach the control plane.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// `host:port` of the control plane's feed (UDP).
+    pub addr: String,
+    /// The name its certificate must carry (with a CA; ignored with a pinned fingerprint).
+    pub server_name: String,
+    pub trust: Trust,
+    pub token: Secret,
+    /// This edge, for the control plane's fleet view and logs.
+    pub name: String,
+    pub region: String,
+    /// How often each environment's digest is compared with the control plane's.
+    pub anti_entropy: Duration,
+    /// The snapshot file.
+    pub snapshot_path: PathBuf,
+}
+
+/// How the feed is doing, for `/ready`, `/status` and metrics.
+#[derive(Debug, Default)]
+pub struct FeedState {
+    connected: AtomicBool,
+    /// The token was revoked: the edge serves nothing until it is given another.
+    revoked: AtomicBool,
+    reconnects: AtomicU64,
+    /// Milliseconds since the Unix epoch of the last frame received.
+    last_frame_ms: AtomicU64,
+    /// The environments the last `Welcome` granted, with their details (`None` before any).
+    granted: Mutex<Option<HashMap<String, EnvironmentInfo>>>,
+    /// The control plane's heads, from its heartbeats.
+    heads: Mutex<HashMap<String, u64>>,
+    last_error: Mutex<Option<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl FeedState {
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    pub fn revoked(&self) -> bool {
+        self.revoked.load(Ordering::Relaxed)
+    }
+
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    pub fn last_frame_ms(&self) -> u64 {
+        self.last_frame_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        lock(&self.last_error).clone()
+    }
+
+    /// The control plane's head of `env`, as its last heartbeat said.
+    pub fn head(&self, env: &str) -> Option<u64> {
+        lock(&self.heads).get(env).copied()
+    }
+
+    /// The environments granted by the last `Welcome`.
+    pub fn granted(&self) -> Option<HashSet<String>> {
+        lock(&self.granted)
+            .as_ref()
+            .map(|g| g.keys().cloned().collect())
+    }
+
+    fn set_error(&self, error: impl Into<String>) {
+        *lock(&self.last_error) = Some(error.into());
+    }
+}
+
+/// A random number in `0..n`, from the operating system's generator (jitter needs no more).
+fn random_below(n: u64) -> u64 {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[..8]);
+    u64::from_le_bytes(word) % n.max(1)
+}
+
+/// Full jitter: a wait drawn from `[backoff / 2, backoff]`.
+fn jittered(backoff: Duration) -> Duration {
+    let ms = backoff.as_millis().max(2) as u64;
+    Duration::from_millis(ms / 2 + random_below(ms / 2 + 1))
+}
+
+/// Why a session ended.
+enum Ended {
+    /// The connection failed or died; try again after a pause.
+    Retry(String),
+    /// The control plane closed it deliberately with this code.
+    Closed(CloseCode, String),
+    /// The edge is shutting down.
+    Shutdown,
+}
+
+/// Runs the feed until `shutdown` turns true, then saves the snapshot file one last time.
+pub async fn run(
+    settings: ClientSettings,
+    replica: Arc<Replica>,
+    state: Arc<FeedState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let config = match client_config(&settings.trust) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(cause = %e, "the feed's TLS configuration failed; serving the snapshot only");
+            return;
+        }
+    };
+    let mut endpoint = match quinn::Endpoint::client(SocketAddr::from(([0, 0, 0, 0], 0))) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(cause = %e, "cannot open a UDP socket for the feed; serving the snapshot only");
+            return;
+        }
+    };
+    endpoint.set_default_client_config(config);
+    let mut backoff = BACKOFF_START;
+    loop {
+        let started = Instant::now();
+        let ended = tokio::select! {
+            ended = session(&endpoint, &settings, &replica, &state) => ended,
+            _ = shutdown.wait_for(|stop| *stop) => Ended::Shutdown,
+        };
+        state.connected.store(false, Ordering::Relaxed);
+        metrics::gauge!("checkgate_feed_connected").set(0.0);
+        let pause = match ended {
+            Ended::Shutdown => break,
+            Ended::Retry(why) => {
+                tracing::warn!(cause = %why, "feed connection lost; serving what is held meanwhile");
+                state.set_error(why);
+                BACKOFF_CAP.min(backoff)
+            }
+            Ended::Closed(CloseCode::Revoked, message) => {
+                tracing::error!(%message, "the control plane revoked this edge's token; serving nothing");
+                state.revoked.store(true, Ordering::Relaxed);
+                state.set_error(message);
+                replica.clear();
+                save(&settings, &replica).await;
+                BACKOFF_CAP
+            }
+            Ended::Closed(code, message) => {
+                tracing::warn!(?code, %message, "the control plane closed the feed");
+                state.set_error(message);
+                if matches!(code, CloseCode::Unauthorized | CloseCode::ProtocolVersion) {
+                    BACKOFF_CAP
+                } else {
+                    backoff
+                }
+            }
+        };
+        if started.elapsed() >= HEALTHY_FOR {
+            backoff = BACKOFF_START;
+        }
+        let wait = jittered(pause);
+        tracing::debug!(
+            wait_ms = wait.as_millis() as u64,
+            "reconnecting to the feed"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+        backoff = (backoff * 2).min(BACKOFF_CAP);
+        state.reconnects.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("checkgate_feed_reconnects_total").increment(1);
+    }
+    save(&settings, &replica).await;
+    endpoint.close(0u32.into(), b"edge shutting down");
+}
+
+/// Writes the replica to the snapshot file (on a blocking thread: it fsyncs).
+async fn save(settings: &ClientSettings, replica: &Replica) {
+    let persisted = replica.persisted();
+    let path = settings.snapshot_path.clone();
+    match tokio::task::spawn_blocking(move || snapshot_file::save(&path, &persisted)).await {
+        Ok(Ok(SaveOutcome::Written { .. })) => {}
+        Ok(Ok(SaveOutcome::KeptNonEmpty)) => {
+            tracing::warn!(
+                "kept the snapshot file: it holds flags and there is nothing to replace them with"
+            );
+        }
+        Ok(Err(e)) => tracing::error!(cause = %e, "saving the snapshot file failed"),
+        Err(e) => tracing::error!(cause = %e, "saving the snapshot file panicked"),
+    }
+}
+
+async fn session(
+    endpoint: &quinn::Endpoint,
+    settings: &ClientSettings,
+    replica: &Replica,
+    state: &FeedState,
+) -> Ended {
+    let addr = match tokio::net::lookup_host(&settings.addr)
+        .await
+        .map(|mut a| a.next())
+    {
+        Ok(Some(addr)) => addr,
+        Ok(None) => return Ended::Retry(format!("{} resolves to no address", settings.addr)),
+        Err(e) => return Ended::Retry(format!("resolving {}: {e}", settings.addr)),
+    };
+    let connecting = match endpoint.connect(addr, &settings.server_name) {
+        Ok(c) => c,
+        Err(e) => return Ended::Retry(format!("connecting to {addr}: {e}")),
+    };
+    let connection = match connecting.await {
+        Ok(c) => c,
+        Err(e) => return Ended::Retry(format!("connecting to {addr}: {e}")),
+    };
+    let (send, recv) = match connection.open_bi().await {
+        Ok(s) => s,
+        Err(e) => return Ended::Retry(format!("opening the feed stream: {e}")),
+    };
+    let mut writer = FrameWriter::new(send, HANDSHAKE_MAX_FRAME);
+    let mut reader = FrameReader::new(recv, DEFAULT_MAX_FRAME);
+    let hello = Hello {
+        protocol_version: PROTOCOL_VERSION,
+        edge_token: settings.token.clone(),
+        edge_name: settings.name.clone(),
+        region: settings.region.clone(),
+        positions: replica.positions(),
+    };
+    if let Err(e) = writer.send(&hello.into()).await {
+        return Ended::Retry(format!("sending hello: {e}"));
+    }
+    state.connected.store(true, Ordering::Relaxed);
+    metrics::gauge!("checkgate_feed_connected").set(1.0);
+    tracing::info!(%addr, "feed connected");
+
+    let mut heartbeat = Duration::from_secs(5);
+    let mut anti_entropy = tokio::time::interval(settings.anti_entropy);
+    anti_entropy.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    anti_entropy.reset();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Environments with a gap, and since when.
+    let mut gaps: HashMap<String, Instant> = HashMap::new();
+    let mut dirty = false;
+    let mut saved_at = Instant::now();
+    loop {
+        let deadline = heartbeat * MISSED_HEARTBEATS;
+        tokio::select! {
+            frame = tokio::time::timeout(deadline, reader.next()) => {
+                let frame = match frame {
+                    Err(_) => return Ended::Retry(format!("no frame for {deadline:?}: the feed is dead")),
+                    Ok(Err(e)) => return Ended::Retry(e.to_string()),
+                    Ok(Ok(None)) => return Ended::Retry("the control plane ended the stream".into()),
+                    Ok(Ok(Some(frame))) => frame,
+                };
+                state.last_frame_ms.store(now_ms(), Ordering::Relaxed);
+                let started = Instant::now();
+                match frame {
+                    Frame::Welcome(welcome) => {
+                        heartbeat = Duration::from_millis(u64::from(welcome.heartbeat_interval_ms.clamp(100, 60_000)));
+                        let dropped = replica.welcome(&welcome);
+                        for env in &dropped {
+                            tracing::info!(env = %env, "no longer serving this environment");
+                            gaps.remove(env);
+                        }
+                        *lock(&state.granted) = Some(welcome.environments.iter().map(|e| (e.env_id.clone(), e.clone())).collect());
+                        state.revoked.store(false, Ordering::Relaxed);
+                        dirty |= !dropped.is_empty();
+                    }
+                    Frame::Snapshot(snapshot) => {
+                        let info = welcome_info(state, &snapshot.env_id);
+                        let Some(info) = info else { continue };
+                        gaps.remove(&snapshot.env_id);
+                        replica.install(&snapshot, info, Source::Upstream);
+                        metrics::counter!("checkgate_feed_snapshots_total").increment(1);
+                        tracing::debug!(env = %snapshot.env_id, version = snapshot.version, flags = snapshot.flags.len(), "snapshot installed");
+                        dirty = true;
+                    }
+                    Frame::Changes(changes) => {
+                        let env = changes.env_id.clone();
+                        match replica.apply(&changes) {
+                            Applied::InOrder { applied } => {
+                                gaps.remove(&env);
+                                dirty |= applied > 0;
+                            }
+                            Applied::Gap { expected, applied } => {
+                                tracing::debug!(env = %env, expected, "gap in the feed; waiting briefly");
+                                gaps.entry(env).or_insert_with(Instant::now);
+                                dirty |= applied > 0;
+                            }
+                            Applied::NeedsSnapshot => {
+                                if let Err(e) = writer.send(&Resync { env_id: env }.into()).await {
+                                    return Ended::Retry(e.to_string());
+                                }
+                            }
+                            Applied::Deleted => {
+                                tracing::info!(env = %env, "environment deleted");
+                                gaps.remove(&env);
+                                dirty = true;
+                            }
+                        }
+                        metrics::histogram!("checkgate_feed_apply_seconds").record(started.elapsed().as_secs_f64());
+                    }
+                    Frame::Heartbeat(beat) => {
+                        let mut heads = lock(&state.heads);
+                        for head in beat.heads {
+                            heads.insert(head.env_id, head.version);
+                        }
+                    }
+                    Frame::Digest(digest) => {
+                        if let Some((epoch, version, ours)) = replica.digest(&digest.env_id)
+                            && epoch == digest.epoch && version == digest.version && ours != digest.digest
+                        {
+                            tracing::warn!(env = %digest.env_id, version, "digest mismatch; resyncing the environment");
+                            metrics::counter!("checkgate_feed_digest_mismatches_total").increment(1);
+                            if let Err(e) = writer.send(&Resync { env_id: digest.env_id }.into()).await {
+                                return Ended::Retry(e.to_string());
+                            }
+                        }
+                    }
+                    Frame::Close(close) => return Ended::Closed(close.code, close.message),
+                    other => return Ended::Retry(format!("unexpected {} frame from the control plane", other.kind())),
+                }
+            }
+            _ = anti_entropy.tick() => {
+                for env in replica.environment_ids() {
+                    if let Err(e) = writer.send(&DigestRequest { env_id: env }.into()).await {
+                        return Ended::Retry(e.to_string());
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                let overdue: Vec<String> = gaps
+                    .iter()
+                    .filter(|(_, since)| since.elapsed() >= GAP_PATIENCE)
+                    .map(|(env, _)| env.clone())
+                    .collect();
+                for env in overdue {
+                    tracing::info!(env = %env, "gap did not fill; asking for a snapshot");
+                    gaps.remove(&env);
+                    if let Err(e) = writer.send(&Resync { env_id: env }.into()).await {
+                        return Ended::Retry(e.to_string());
+                    }
+                }
+                if dirty && saved_at.elapsed() >= SAVE_EVERY {
+                    save(settings, replica).await;
+                    dirty = false;
+                    saved_at = Instant::now();
+                }
+            }
+        }
+    }
+}
+
+/// The details of `env` from the last `Welcome`; `None` when it did not grant `env`.
+fn welcome_info(state: &FeedState, env: &str) -> Option<EnvironmentInfo> {
+    lock(&state.granted).as_ref()?.get(env).cloned()
+}

@@ -1,0 +1,490 @@
+//! The edge's replica: per environment, the compiled flags and segments (a
+//! `checkgate_core::FlagStore`), the SDK keys by hash, the settings, and the feed position
+//! `(epoch, version)` they reflect. Sans-IO: the feed client hands it frames, serving reads it.
+//!
+//! The apply rule, per environment: a change of version `v` is applied only when
+//! `v == applied + 1`; `v <= applied` is a duplicate and changes nothing; a change further
+//! ahead is held (bounded) until the gap fills, and the caller asks for a snapshot if it does
+//! not fill soon. A snapshot replaces the environment whole. So duplicated, reordered and
+//! dropped frames end in the control plane's state or in a resync — never in a regression.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use checkgate_core::{Change, EntryState, Environment, FlagStore, ItemKind};
+use checkgate_protocol::digest::{DigestItem, environment_digest};
+use checkgate_protocol::frame::{
+    ChangeRecord, Changes, EnvPosition, EnvironmentInfo, Item, Record, SdkKeyKind, SdkKeyRecord,
+    Snapshot, Welcome,
+};
+
+use crate::snapshot_file::{Persisted, PersistedEnv};
+
+/// Most changes held for one environment while waiting for a gap to fill.
+pub const MAX_PENDING: usize = 10_000;
+
+/// Where an environment's data came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Loaded from the snapshot file at boot; not yet confirmed by the control plane.
+    SnapshotFile,
+    /// Received from the control plane.
+    Upstream,
+}
+
+/// An SDK key as an edge knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyEntry {
+    pub env_id: String,
+    pub id: String,
+    pub kind: SdkKeyKind,
+    pub prefix: String,
+}
+
+/// The bookkeeping of one environment.
+#[derive(Debug, Clone)]
+struct EnvMeta {
+    info: EnvironmentInfo,
+    epoch: u64,
+    version: u64,
+    settings_json: String,
+    source: Source,
+    /// Milliseconds since the Unix epoch when data last arrived (or the file was saved).
+    updated_at_ms: u64,
+    /// Key id → hash, to revoke by id.
+    keys: HashMap<String, [u8; 32]>,
+    /// Changes ahead of `version + 1`, waiting for the gap to fill.
+    pending: BTreeMap<u64, ChangeRecord>,
+}
+
+/// What applying a `Changes` frame did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Every change was applied or was a duplicate; `applied` counts the new ones.
+    InOrder { applied: usize },
+    /// Some changes wait for versions that have not arrived: `expected` is the next one.
+    Gap { expected: u64, applied: usize },
+    /// The frame is from another epoch (or the environment is not known): ask for a snapshot.
+    NeedsSnapshot,
+    /// The environment was deleted.
+    Deleted,
+}
+
+/// The state of one environment, for `/status`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EnvStatus {
+    pub env_id: String,
+    pub project_id: String,
+    pub slug: String,
+    pub name: String,
+    pub epoch: u64,
+    pub version: u64,
+    pub source: Source,
+    pub updated_at_ms: u64,
+    pub flags: usize,
+    /// Changes held back by a gap.
+    pub pending: usize,
+}
+
+/// The whole replica, shared by the feed client and the serving routes.
+#[derive(Debug, Default)]
+pub struct Replica {
+    flags: FlagStore,
+    /// SHA-256 of an SDK key → the key. One map for every environment: a request is
+    /// authenticated before its environment is known.
+    keys: dashmap::DashMap<[u8; 32], KeyEntry>,
+    /// A `std` lock: held only for bookkeeping, never across an `.await` or an evaluation.
+    meta: RwLock<HashMap<String, EnvMeta>>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn compile(kind: ItemKind, key: &str, version: u64, json: &str) -> Change {
+    match kind {
+        ItemKind::Flag => Change::flag_json(key, version, json),
+        ItemKind::Segment => Change::segment_json(key, version, json),
+    }
+}
+
+impl Replica {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn meta(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, EnvMeta>> {
+        self.meta
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn meta_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, EnvMeta>> {
+        self.meta
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The compiled flags of an environment, for evaluation.
+    pub fn environment(&self, env: &str) -> Option<Arc<Environment>> {
+        self.flags.environment(env)
+    }
+
+    /// The SDK key with this hash, if any environment holds it.
+    pub fn key(&self, hash: &[u8; 32]) -> Option<KeyEntry> {
+        self.keys.get(hash).map(|k| k.value().clone())
+    }
+
+    /// The positions to send in `Hello`.
+    pub fn positions(&self) -> Vec<EnvPosition> {
+        let mut out: Vec<EnvPosition> = self
+            .meta()
+            .iter()
+            .map(|(id, m)| EnvPosition {
+                env_id: id.clone(),
+                epoch: m.epoch,
+                version: m.version,
+            })
+            .collect();
+        out.sort_by(|a, b| a.env_id.cmp(&b.env_id));
+        out
+    }
+
+    /// The ids of the environments held.
+    pub fn environment_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.meta().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// The applied version of `env`.
+    pub fn version(&self, env: &str) -> Option<(u64, u64)> {
+        self.meta().get(env).map(|m| (m.epoch, m.version))
+    }
+
+    /// Forgets every environment `welcome` does not list (it is no longer this edge's to
+    /// serve) and records the details of those it lists. Returns the ids dropped.
+    pub fn welcome(&self, welcome: &Welcome) -> Vec<String> {
+        let listed: HashMap<&str, &EnvironmentInfo> = welcome
+            .environments
+            .iter()
+            .map(|e| (e.env_id.as_str(), e))
+            .collect();
+        let dropped: Vec<String> = {
+            let mut meta = self.meta_mut();
+            for (id, m) in meta.iter_mut() {
+                if let Some(info) = listed.get(id.as_str()) {
+                    m.info = (*info).clone();
+                }
+            }
+            meta.keys()
+                .filter(|id| !listed.contains_key(id.as_str()))
+                .cloned()
+                .collect()
+        };
+        for id in &dropped {
+            self.forget(id);
+        }
+        dropped
+    }
+
+    /// Drops an environment and its keys.
+    pub fn forget(&self, env: &str) {
+        let gone = self.meta_mut().remove(env);
+        if let Some(meta) = gone {
+            for hash in meta.keys.values() {
+                self.keys.remove(hash);
+            }
+        }
+        self.flags.remove(env);
+    }
+
+    /// Drops everything (the edge's token was revoked).
+    pub fn clear(&self) {
+        for env in self.environment_ids() {
+            self.forget(&env);
+        }
+    }
+
+    /// Replaces an environment with a snapshot.
+    pub fn install(&self, snapshot: &Snapshot, info: EnvironmentInfo, source: Source) {
+        let environment = Environment::new();
+        for (kind, records) in [
+            (ItemKind::Flag, &snapshot.flags),
+            (ItemKind::Segment, &snapshot.segments),
+        ] {
+            for record in records {
+                environment.apply(compile(kind, &record.key, record.version, &record.json));
+            }
+        }
+        let keys: HashMap<String, [u8; 32]> = snapshot
+            .sdk_keys
+            .iter()
+            .map(|k| (k.id.clone(), k.hash))
+            .collect();
+        let previous = {
+            let mut meta = self.meta_mut();
+            let previous = meta.insert(
+                snapshot.env_id.clone(),
+                EnvMeta {
+                    info,
+                    epoch: snapshot.epoch,
+                    version: snapshot.version,
+                    settings_json: snapshot.settings_json.clone(),
+                    source,
+                    updated_at_ms: now_ms(),
+                    keys,
+                    pending: BTreeMap::new(),
+                },
+            );
+            // Replace the flags while holding the bookkeeping lock, so a concurrent apply of
+            // a change cannot land in the environment being replaced.
+            self.flags.replace(&snapshot.env_id, environment);
+            previous
+        };
+        if let Some(previous) = previous {
+            for hash in previous.keys.values() {
+                self.keys.remove(hash);
+            }
+        }
+        for key in &snapshot.sdk_keys {
+            self.keys.insert(key.hash, key_entry(&snapshot.env_id, key));
+        }
+    }
+
+    /// Applies a `Changes` frame (see the module documentation for the rule).
+    pub fn apply(&self, frame: &Changes) -> Applied {
+        let mut meta = self.meta_mut();
+        let Some(env) = meta.get_mut(&frame.env_id) else {
+            return Applied::NeedsSnapshot;
+        };
+        if env.epoch != frame.epoch {
+            return Applied::NeedsSnapshot;
+        }
+        for change in &frame.changes {
+            if change.version > env.version && env.pending.len() < MAX_PENDING {
+                env.pending
+                    .entry(change.version)
+                    .or_insert_with(|| change.clone());
+            }
+        }
+        let mut applied = 0;
+        let mut deleted = false;
+        while let Some(next) = env.pending.remove(&(env.version + 1)) {
+            env.version = next.version;
+            applied += 1;
+            if self.apply_item(&frame.env_id, env, next) {
+                deleted = true;
+                break;
+            }
+        }
+        // Anything at or below the applied version is now a duplicate.
+        let version = env.version;
+        env.pending.retain(|v, _| *v > version);
+        if applied > 0 {
+            env.source = Source::Upstream;
+            env.updated_at_ms = now_ms();
+        }
+        if deleted {
+            meta.remove(&frame.env_id);
+            drop(meta);
+            self.flags.remove(&frame.env_id);
+            return Applied::Deleted;
+        }
+        if env.pending.is_empty() {
+            Applied::InOrder { applied }
+        } else {
+            Applied::Gap {
+                expected: env.version + 1,
+                applied,
+            }
+        }
+    }
+
+    /// Applies one item; `true` when it deleted the environment (keys already removed).
+    fn apply_item(&self, env_id: &str, env: &mut EnvMeta, change: ChangeRecord) -> bool {
+        let version = change.version;
+        let flags = || self.flags.environment_or_default(env_id);
+        match change.item {
+            Item::FlagUpsert { key, json } => {
+                flags().apply(compile(ItemKind::Flag, &key, version, &json));
+            }
+            Item::SegmentUpsert { key, json } => {
+                flags().apply(compile(ItemKind::Segment, &key, version, &json));
+            }
+            Item::FlagDelete { key } => {
+                flags().apply(Change::Delete {
+                    kind: ItemKind::Flag,
+                    key: key.into(),
+                    version,
+                });
+            }
+            Item::SegmentDelete { key } => {
+                flags().apply(Change::Delete {
+                    kind: ItemKind::Segment,
+                    key: key.into(),
+                    version,
+                });
+            }
+            Item::SdkKeyUpsert(record) => {
+                if let Some(old) = env.keys.insert(record.id.clone(), record.hash) {
+                    self.keys.remove(&old);
+                }
+                self.keys.insert(record.hash, key_entry(env_id, &record));
+            }
+            Item::SdkKeyRevoke { id } => {
+                if let Some(hash) = env.keys.remove(&id) {
+                    self.keys.remove(&hash);
+                }
+            }
+            Item::SettingsUpdate { json } => env.settings_json = json,
+            Item::EnvironmentDeleted => {
+                for hash in env.keys.values() {
+                    self.keys.remove(hash);
+                }
+                env.keys.clear();
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The anti-entropy digest of an environment at its applied version.
+    pub fn digest(&self, env: &str) -> Option<(u64, u64, [u8; 32])> {
+        let (epoch, version, keys) = {
+            let meta = self.meta();
+            let m = meta.get(env)?;
+            (
+                m.epoch,
+                m.version,
+                m.keys.keys().cloned().collect::<Vec<_>>(),
+            )
+        };
+        let dump = self
+            .flags
+            .environment(env)
+            .map(|e| e.dump())
+            .unwrap_or_default();
+        let items = dump
+            .iter()
+            .filter(|(_, _, _, state)| !matches!(state, EntryState::Deleted))
+            .map(|(kind, key, version, _)| {
+                let kind = match kind {
+                    ItemKind::Flag => DigestItem::Flag,
+                    ItemKind::Segment => DigestItem::Segment,
+                };
+                (kind, key.as_str(), *version)
+            })
+            .chain(keys.iter().map(|id| (DigestItem::SdkKey, id.as_str(), 0)));
+        Some((epoch, version, environment_digest(items)))
+    }
+
+    /// What `/status` shows of each environment.
+    pub fn status(&self) -> Vec<EnvStatus> {
+        let meta = self.meta();
+        let mut out: Vec<EnvStatus> = meta
+            .iter()
+            .map(|(id, m)| EnvStatus {
+                env_id: id.clone(),
+                project_id: m.info.project_id.clone(),
+                slug: m.info.slug.clone(),
+                name: m.info.name.clone(),
+                epoch: m.epoch,
+                version: m.version,
+                source: m.source,
+                updated_at_ms: m.updated_at_ms,
+                flags: self
+                    .flags
+                    .environment(id)
+                    .map_or(0, |e| e.live_flags().len()),
+                pending: m.pending.len(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.env_id.cmp(&b.env_id));
+        out
+    }
+
+    /// Everything held, for the snapshot file. Entries that did not compile here are left
+    /// out (the control plane's copy is the one that counts; a resync brings them back).
+    pub fn persisted(&self) -> Persisted {
+        let meta = self.meta().clone();
+        let mut environments: Vec<PersistedEnv> = meta
+            .into_iter()
+            .map(|(id, m)| {
+                let dump = self
+                    .flags
+                    .environment(&id)
+                    .map(|e| e.dump())
+                    .unwrap_or_default();
+                let records = |kind: ItemKind| {
+                    dump.iter()
+                        .filter(|(k, _, _, _)| *k == kind)
+                        .filter_map(|(_, key, version, state)| match state {
+                            EntryState::Live(json) => Some(Record {
+                                key: key.clone(),
+                                version: *version,
+                                json: json.clone(),
+                            }),
+                            _ => None,
+                        })
+                        .collect()
+                };
+                let sdk_keys = m
+                    .keys
+                    .iter()
+                    .filter_map(|(id, hash)| {
+                        let entry = self.keys.get(hash)?;
+                        Some(SdkKeyRecord {
+                            id: id.clone(),
+                            version: m.version,
+                            kind: entry.kind,
+                            hash: *hash,
+                            prefix: entry.prefix.clone(),
+                        })
+                    })
+                    .collect();
+                PersistedEnv {
+                    info: m.info.clone(),
+                    snapshot: Snapshot {
+                        env_id: id,
+                        epoch: m.epoch,
+                        version: m.version,
+                        flags: records(ItemKind::Flag),
+                        segments: records(ItemKind::Segment),
+                        sdk_keys,
+                        settings_json: m.settings_json.clone(),
+                    },
+                }
+            })
+            .collect();
+        environments.sort_by(|a, b| a.info.env_id.cmp(&b.info.env_id));
+        Persisted {
+            epoch: environments.first().map_or(0, |e| e.snapshot.epoch),
+            saved_at_ms: now_ms(),
+            environments,
+        }
+    }
+
+    /// Loads what the snapshot file held, marking it as such.
+    pub fn load(&self, persisted: &Persisted) {
+        for env in &persisted.environments {
+            self.install(&env.snapshot, env.info.clone(), Source::SnapshotFile);
+        }
+        let mut meta = self.meta_mut();
+        for m in meta.values_mut() {
+            m.updated_at_ms = persisted.saved_at_ms;
+        }
+    }
+}
+
+fn key_entry(env_id: &str, key: &SdkKeyRecord) -> KeyEntry {
+    KeyEntry {
+        env_id: env_id.to_owned(),
+        id: key.id.clone(),
+        kind: key.kind,
+        prefix: key.prefix.clone(),
+    }
+}
