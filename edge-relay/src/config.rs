@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use checkgate_protocol::Secret;
 use clap::Parser;
 
 use crate::ops::CommonArgs;
@@ -22,14 +23,71 @@ pub struct EdgeConfig {
     #[arg(long, env = "CHECKGATE_DATA_DIR", default_value = "./data/edge")]
     pub data_dir: PathBuf,
 
+    /// The control plane's change feed, `host:port` (UDP, its FEED_PORT). Unset: the edge
+    /// serves its snapshot file only.
+    #[arg(long, env = "FEED_ADDR")]
+    pub feed_addr: Option<String>,
+
+    /// SHA-256 fingerprint of the feed's certificate, as the control plane logs it at start-up
+    /// (`ab:cd:…`). Use this or FEED_CA.
+    #[arg(long, env = "FEED_FINGERPRINT")]
+    pub feed_fingerprint: Option<String>,
+
+    /// PEM file of the CA that issued the feed's certificate. Use this or FEED_FINGERPRINT.
+    #[arg(long, env = "FEED_CA")]
+    pub feed_ca: Option<PathBuf>,
+
+    /// The name the feed's certificate carries (with FEED_CA). Default: the host of
+    /// FEED_ADDR.
+    #[arg(long, env = "FEED_SERVER_NAME")]
+    pub feed_server_name: Option<String>,
+
+    /// This edge's credential on the feed, from `POST /api/edge-tokens` (`cge_…`).
+    #[arg(long, env = "EDGE_TOKEN", hide_env_values = true)]
+    pub edge_token: Option<Secret>,
+
+    /// This edge's name in the control plane's logs and fleet view.
+    #[arg(long, env = "EDGE_NAME", default_value = "edge")]
+    pub edge_name: String,
+
+    /// Where this edge runs (e.g. `eu-west-1`), for the fleet view.
+    #[arg(long, env = "EDGE_REGION", default_value = "")]
+    pub edge_region: String,
+
+    /// Seconds between two comparisons of each environment's digest with the control plane's
+    /// (anti-entropy); a mismatch resyncs the environment.
+    #[arg(long, env = "ANTI_ENTROPY_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub anti_entropy_seconds: u64,
+
     /// Listener, logging, metrics and shutdown settings, shared with the other binary.
     #[command(flatten)]
     pub common: CommonArgs,
 }
 
+fn invalid(
+    variable: &'static str,
+    flag: &'static str,
+    problem: impl Into<String>,
+) -> InvalidSetting {
+    InvalidSetting {
+        variable,
+        flag,
+        problem: problem.into(),
+    }
+}
+
 impl EdgeConfig {
+    /// The host part of FEED_ADDR (`host:port`, `[v6]:port`).
+    pub fn feed_host(&self) -> Option<&str> {
+        let addr = self.feed_addr.as_deref()?;
+        let (host, _) = addr.rsplit_once(':')?;
+        Some(host.trim_start_matches('[').trim_end_matches(']'))
+    }
+
     /// Checks what clap's types cannot.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
+        self.validate_feed()?;
         telemetry::check_filter(&self.common.rust_log).map_err(|problem| InvalidSetting {
             variable: "RUST_LOG",
             flag: "log",
@@ -43,5 +101,49 @@ impl EdgeConfig {
             });
         }
         Ok(())
+    }
+
+    fn validate_feed(&self) -> Result<(), InvalidSetting> {
+        let Some(addr) = &self.feed_addr else {
+            return Ok(());
+        };
+        let port_ok = addr.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !port_ok {
+            return Err(invalid("FEED_ADDR", "feed-addr", "must be host:port"));
+        }
+        if self
+            .edge_token
+            .as_ref()
+            .is_none_or(|t| t.expose().is_empty())
+        {
+            return Err(invalid(
+                "EDGE_TOKEN",
+                "edge-token",
+                "is required with FEED_ADDR (create one with POST /api/edge-tokens)",
+            ));
+        }
+        match (&self.feed_fingerprint, &self.feed_ca) {
+            (Some(_), Some(_)) => Err(invalid(
+                "FEED_FINGERPRINT",
+                "feed-fingerprint",
+                "set either FEED_FINGERPRINT or FEED_CA, not both",
+            )),
+            (None, None) => Err(invalid(
+                "FEED_FINGERPRINT",
+                "feed-fingerprint",
+                "is required with FEED_ADDR (or FEED_CA): the control plane logs it at start-up",
+            )),
+            (Some(fingerprint), None) => crate::feed::transport::parse_fingerprint(fingerprint)
+                .map(|_| ())
+                .map_err(|p| invalid("FEED_FINGERPRINT", "feed-fingerprint", p)),
+            (None, Some(ca)) if !ca.is_file() => Err(invalid(
+                "FEED_CA",
+                "feed-ca",
+                format!("{} is not a file", ca.display()),
+            )),
+            (None, Some(_)) => Ok(()),
+        }
     }
 }

@@ -6,19 +6,26 @@
 pub mod config;
 pub mod feed;
 pub mod ops;
+pub mod relay;
 pub mod snapshot_file;
 #[doc(hidden)]
 pub mod testkit;
+
+use std::sync::Arc;
 
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use ops::Health;
+use relay::Relay;
 
 /// The readiness check an edge reports until it holds flag data.
 pub const DATA_CHECK: &str = "flag_data";
 
+/// The snapshot file's name inside the edge's data directory.
+pub const SNAPSHOT_FILE: &str = "snapshot.bin";
+
 /// The edge's public router. `metrics` is `Some` when /metrics is served on the main port.
-pub fn app(health: Health, metrics: Option<PrometheusHandle>) -> Router {
-    ops::health::finish(ops::health::routes(health, metrics))
+pub fn app(health: Health, metrics: Option<PrometheusHandle>, relay: Arc<Relay>) -> Router {
+    ops::health::finish(ops::health::routes(health, metrics).merge(relay::routes(relay)))
 }

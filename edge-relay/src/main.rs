@@ -1,9 +1,20 @@
 //! `checkgate-edge`: parses its configuration (refusing a bad value before binding any port),
-//! then serves until SIGTERM or Ctrl-C.
+//! loads its snapshot file, follows the control plane's change feed, and serves until SIGTERM
+//! or Ctrl-C — saving the snapshot file once more on the way out.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
 use checkgate_edge::config::EdgeConfig;
+use checkgate_edge::feed::client::{self, ClientSettings};
+use checkgate_edge::feed::replica::Replica;
+use checkgate_edge::feed::transport::{Trust, parse_fingerprint};
 use checkgate_edge::ops::{self, Health};
-use checkgate_edge::{DATA_CHECK, app};
+use checkgate_edge::relay::Relay;
+use checkgate_edge::{DATA_CHECK, SNAPSHOT_FILE, app, snapshot_file};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
 
 #[tokio::main]
 #[allow(
@@ -17,13 +28,112 @@ async fn main() -> anyhow::Result<()> {
     };
     ops::telemetry::init(&config.common.rust_log, config.common.log_format)?;
     ops::metrics::describe_process("checkgate-edge");
+
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let snapshot_path = config.data_dir.join(SNAPSHOT_FILE);
+    let replica = Replica::new();
+    let mut refused = None;
+    match snapshot_file::load(&snapshot_path) {
+        Ok(Some(persisted)) => {
+            replica.load(&persisted);
+            metrics::counter!("checkgate_snapshot_loads_total", "outcome" => "loaded").increment(1);
+            tracing::info!(environments = persisted.environments.len(), file = %snapshot_path.display(), "loaded the snapshot file");
+        }
+        Ok(None) => {
+            tracing::info!(file = %snapshot_path.display(), "no snapshot file yet");
+        }
+        Err(e) => {
+            metrics::counter!("checkgate_snapshot_loads_total", "outcome" => "refused")
+                .increment(1);
+            tracing::error!(cause = %e, "refusing the snapshot file; not ready until the control plane sends data");
+            refused = Some(e.to_string());
+        }
+    }
+    let relay = Arc::new(Relay {
+        replica,
+        feed: Arc::default(),
+        feed_addr: config.feed_addr.clone(),
+        snapshot_path: snapshot_path.clone(),
+        snapshot_refused: refused,
+    });
+
+    let (stop_feed, feed_stopping) = tokio::sync::watch::channel(false);
+    let feed = match client_settings(&config, snapshot_path)? {
+        Some(settings) => Some(tokio::spawn(client::run(
+            settings,
+            relay.replica.clone(),
+            relay.feed.clone(),
+            feed_stopping,
+        ))),
+        None => {
+            tracing::warn!("FEED_ADDR is not set: serving the snapshot file only, with no updates");
+            None
+        }
+    };
+
     let health = Health::new();
-    health.set(DATA_CHECK, false, "no flag data loaded yet");
-    ops::run_service(
+    let readiness = {
+        let (relay, health) = (relay.clone(), health.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                let (ok, detail) = relay.readiness();
+                health.set(DATA_CHECK, ok, detail);
+            }
+        })
+    };
+    let (ok, detail) = relay.readiness();
+    health.set(DATA_CHECK, ok, detail);
+    let result = ops::run_service(
         &config.common,
         config.port,
-        |metrics| app(health.clone(), metrics),
+        |metrics| app(health.clone(), metrics, relay.clone()),
         || {},
     )
-    .await
+    .await;
+    readiness.abort();
+    let _ = stop_feed.send(true);
+    if let Some(feed) = feed {
+        let _ = feed.await;
+    }
+    result
+}
+
+/// The feed client's settings, when a feed is configured (validated with the configuration).
+fn client_settings(
+    config: &EdgeConfig,
+    snapshot_path: std::path::PathBuf,
+) -> anyhow::Result<Option<ClientSettings>> {
+    let (Some(addr), Some(token)) = (&config.feed_addr, &config.edge_token) else {
+        return Ok(None);
+    };
+    let trust = match (&config.feed_fingerprint, &config.feed_ca) {
+        (Some(fingerprint), _) => Trust::Fingerprint(
+            parse_fingerprint(fingerprint).map_err(|e| anyhow::anyhow!("FEED_FINGERPRINT {e}"))?,
+        ),
+        (None, Some(ca)) => Trust::Roots(
+            CertificateDer::pem_file_iter(ca)
+                .with_context(|| format!("reading FEED_CA {}", ca.display()))?
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("FEED_CA {} is not PEM certificates", ca.display()))?,
+        ),
+        (None, None) => anyhow::bail!("FEED_FINGERPRINT or FEED_CA is required with FEED_ADDR"),
+    };
+    let server_name = config
+        .feed_server_name
+        .clone()
+        .or_else(|| config.feed_host().map(str::to_owned))
+        .unwrap_or_else(|| "localhost".into());
+    Ok(Some(ClientSettings {
+        addr: addr.clone(),
+        server_name,
+        trust,
+        token: token.clone(),
+        name: config.edge_name.clone(),
+        region: config.edge_region.clone(),
+        anti_entropy: Duration::from_secs(config.anti_entropy_seconds),
+        snapshot_path,
+    }))
 }

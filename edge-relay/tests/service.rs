@@ -13,6 +13,10 @@ use tower::ServiceExt;
 
 const BIN: &str = env!("CARGO_BIN_EXE_checkgate-edge");
 
+fn relay() -> std::sync::Arc<checkgate_edge::relay::Relay> {
+    checkgate_edge::relay::Relay::new(None, std::env::temp_dir().join("no-snapshot.bin"))
+}
+
 async fn call(router: axum::Router, path: &str) -> (StatusCode, String) {
     let response = router
         .oneshot(Request::get(path).body(Body::empty()).unwrap())
@@ -27,7 +31,7 @@ async fn call(router: axum::Router, path: &str) -> (StatusCode, String) {
 async fn health_is_ok_and_ready_waits_for_data() {
     let health = Health::new();
     health.set(DATA_CHECK, false, "no flag data loaded yet");
-    let router = app(health.clone(), Some(metrics::handle()));
+    let router = app(health.clone(), Some(metrics::handle()), relay());
 
     let (status, body) = call(router.clone(), "/health").await;
     assert_eq!(
@@ -52,7 +56,7 @@ async fn health_is_ok_and_ready_waits_for_data() {
 #[tokio::test]
 async fn unknown_routes_get_a_json_404_and_metrics_count_requests() {
     metrics::describe_process("checkgate-edge");
-    let router = app(Health::new(), Some(metrics::handle()));
+    let router = app(Health::new(), Some(metrics::handle()), relay());
     let (status, body) = call(router.clone(), "/no/such/thing?sdk_key=secret").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(

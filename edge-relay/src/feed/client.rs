@@ -28,6 +28,8 @@ const HEALTHY_FOR: Duration = Duration::from_secs(60);
 const GAP_PATIENCE: Duration = Duration::from_secs(2);
 /// Heartbeats missed in a row before the connection counts as dead.
 const MISSED_HEARTBEATS: u32 = 3;
+/// How long a QUIC handshake may take before the attempt counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the snapshot file is rewritten at most.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 
@@ -247,9 +249,10 @@ async fn session(
         Ok(c) => c,
         Err(e) => return Ended::Retry(format!("connecting to {addr}: {e}")),
     };
-    let connection = match connecting.await {
-        Ok(c) => c,
-        Err(e) => return Ended::Retry(format!("connecting to {addr}: {e}")),
+    let connection = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return Ended::Retry(format!("connecting to {addr}: {e}")),
+        Err(_) => return Ended::Retry(format!("no answer from {addr} within {CONNECT_TIMEOUT:?}")),
     };
     let (send, recv) = match connection.open_bi().await {
         Ok(s) => s,

@@ -78,6 +78,8 @@ pub struct EnvStatus {
     pub project_id: String,
     pub slug: String,
     pub name: String,
+    /// A string in JSON: epochs use all 64 bits, more than a JavaScript number holds.
+    #[serde(serialize_with = "as_string")]
     pub epoch: u64,
     pub version: u64,
     pub source: Source,
@@ -96,6 +98,10 @@ pub struct Replica {
     keys: dashmap::DashMap<[u8; 32], KeyEntry>,
     /// A `std` lock: held only for bookkeeping, never across an `.await` or an evaluation.
     meta: RwLock<HashMap<String, EnvMeta>>,
+}
+
+fn as_string<S: serde::Serializer>(value: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
 }
 
 fn now_ms() -> u64 {
