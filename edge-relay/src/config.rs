@@ -23,8 +23,9 @@ pub struct EdgeConfig {
     #[arg(long, env = "CHECKGATE_DATA_DIR", default_value = "./data/edge")]
     pub data_dir: PathBuf,
 
-    /// The control plane's change feed, `host:port` (UDP, its FEED_PORT). Unset: the edge
-    /// serves its snapshot file only.
+    /// The control plane's change feed, `host:port` (UDP, its FEED_PORT); several instances
+    /// separated by commas, tried in turn when one fails. Unset: the edge serves its snapshot
+    /// file only.
     #[arg(long, env = "FEED_ADDR")]
     pub feed_addr: Option<String>,
 
@@ -78,11 +79,27 @@ fn invalid(
 }
 
 impl EdgeConfig {
-    /// The host part of FEED_ADDR (`host:port`, `[v6]:port`).
-    pub fn feed_host(&self) -> Option<&str> {
-        let addr = self.feed_addr.as_deref()?;
+    /// The addresses of FEED_ADDR.
+    pub fn feed_addrs(&self) -> Vec<String> {
+        self.feed_addr
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The host part of the first FEED_ADDR (`host:port`, `[v6]:port`).
+    pub fn feed_host(&self) -> Option<String> {
+        let addr = self.feed_addrs().into_iter().next()?;
         let (host, _) = addr.rsplit_once(':')?;
-        Some(host.trim_start_matches('[').trim_end_matches(']'))
+        Some(
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+        )
     }
 
     /// Checks what clap's types cannot.

@@ -106,7 +106,7 @@ fn client_settings(
     config: &EdgeConfig,
     snapshot_path: std::path::PathBuf,
 ) -> anyhow::Result<Option<ClientSettings>> {
-    let (Some(addr), Some(token)) = (&config.feed_addr, &config.edge_token) else {
+    let (Some(_), Some(token)) = (&config.feed_addr, &config.edge_token) else {
         return Ok(None);
     };
     let trust = match (&config.feed_fingerprint, &config.feed_ca) {
@@ -124,10 +124,10 @@ fn client_settings(
     let server_name = config
         .feed_server_name
         .clone()
-        .or_else(|| config.feed_host().map(str::to_owned))
+        .or_else(|| config.feed_host())
         .unwrap_or_else(|| "localhost".into());
     Ok(Some(ClientSettings {
-        addr: addr.clone(),
+        addrs: config.feed_addrs(),
         server_name,
         trust,
         token: token.clone(),

@@ -36,8 +36,9 @@ const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// Where and how to reach the control plane.
 #[derive(Debug, Clone)]
 pub struct ClientSettings {
-    /// `host:port` of the control plane's feed (UDP).
-    pub addr: String,
+    /// `host:port` of each control-plane instance's feed (UDP). Each reconnection tries the
+    /// next, so an edge fails over when an instance dies.
+    pub addrs: Vec<String>,
     /// The name its certificate must carry (with a CA; ignored with a pinned fingerprint).
     pub server_name: String,
     pub trust: Trust,
@@ -161,11 +162,18 @@ pub async fn run(
         }
     };
     endpoint.set_default_client_config(config);
+    if settings.addrs.is_empty() {
+        tracing::error!("no feed address; serving the snapshot only");
+        return;
+    }
     let mut backoff = BACKOFF_START;
+    let mut attempt = 0usize;
     loop {
         let started = Instant::now();
+        let target = &settings.addrs[attempt % settings.addrs.len().max(1)];
+        attempt = attempt.wrapping_add(1);
         let ended = tokio::select! {
-            ended = session(&endpoint, &settings, &replica, &state) => ended,
+            ended = session(&endpoint, &settings, target, &replica, &state) => ended,
             _ = shutdown.wait_for(|stop| *stop) => Ended::Shutdown,
         };
         state.connected.store(false, Ordering::Relaxed);
@@ -234,16 +242,14 @@ async fn save(settings: &ClientSettings, replica: &Replica) {
 async fn session(
     endpoint: &quinn::Endpoint,
     settings: &ClientSettings,
+    target: &str,
     replica: &Replica,
     state: &FeedState,
 ) -> Ended {
-    let addr = match tokio::net::lookup_host(&settings.addr)
-        .await
-        .map(|mut a| a.next())
-    {
+    let addr = match tokio::net::lookup_host(target).await.map(|mut a| a.next()) {
         Ok(Some(addr)) => addr,
-        Ok(None) => return Ended::Retry(format!("{} resolves to no address", settings.addr)),
-        Err(e) => return Ended::Retry(format!("resolving {}: {e}", settings.addr)),
+        Ok(None) => return Ended::Retry(format!("{target} resolves to no address")),
+        Err(e) => return Ended::Retry(format!("resolving {target}: {e}")),
     };
     let connecting = match endpoint.connect(addr, &settings.server_name) {
         Ok(c) => c,
