@@ -64,6 +64,52 @@ impl Database {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Every environment's head: id → version.
+    pub fn heads(&self) -> std::collections::BTreeMap<String, u64> {
+        let url = self.url();
+        self.runtime.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            let rows: Vec<(String, i64)> = sqlx::query_as("SELECT id, version FROM environments")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+            rows.into_iter().map(|(id, v)| (id, v as u64)).collect()
+        })
+    }
+
+    /// An environment's flags as stored: key → (version, document).
+    pub fn flags(&self, env: &str) -> std::collections::BTreeMap<String, (u64, serde_json::Value)> {
+        let url = self.url();
+        self.runtime.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            let rows: Vec<(String, i64, String)> =
+                sqlx::query_as("SELECT key, version, doc FROM flags WHERE environment_id = $1")
+                    .bind(env)
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+            rows.into_iter()
+                .map(|(k, v, d)| (k, (v as u64, serde_json::from_str(&d).unwrap())))
+                .collect()
+        })
+    }
+
+    /// The change row of `(env, version)`: its kind and key.
+    pub fn change(&self, env: &str, version: u64) -> Option<(String, String)> {
+        let url = self.url();
+        self.runtime.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query_as(
+                "SELECT kind, key FROM changes WHERE environment_id = $1 AND version = $2",
+            )
+            .bind(env)
+            .bind(version as i64)
+            .fetch_optional(&mut conn)
+            .await
+            .unwrap()
+        })
+    }
 }
 
 impl Drop for Database {

@@ -190,7 +190,14 @@ pub async fn run(
                 state.revoked.store(true, Ordering::Relaxed);
                 state.set_error(message);
                 replica.clear();
-                save(&settings, &replica).await;
+                // What the token granted must not come back from the file at the next boot.
+                match std::fs::remove_file(&settings.snapshot_path) {
+                    Ok(()) => {
+                        tracing::info!(file = %settings.snapshot_path.display(), "removed the snapshot file")
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => tracing::error!(cause = %e, "removing the snapshot file failed"),
+                }
                 BACKOFF_CAP
             }
             Ended::Closed(code, message) => {
@@ -219,7 +226,11 @@ pub async fn run(
         state.reconnects.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("checkgate_feed_reconnects_total").increment(1);
     }
-    save(&settings, &replica).await;
+    // Only what came from the control plane (or the file) is worth writing: an edge that never
+    // heard from it leaves the file as it found it — even a refused one, for inspection.
+    if !state.revoked() && (state.granted().is_some() || !replica.environment_ids().is_empty()) {
+        save(&settings, &replica).await;
+    }
     endpoint.close(0u32.into(), b"edge shutting down");
 }
 

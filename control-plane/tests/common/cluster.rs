@@ -1,0 +1,396 @@
+//! Real processes for the feed's system tests: control planes on one PostgreSQL database (and
+//! optionally Redis), edges dialing them, a private Redis server that a test may stop, and
+//! the HTTP calls that drive them — all on loopback, every wait bounded.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use checkgate_edge::testkit::{Service, http_request};
+use serde_json::{Value, json};
+
+pub const CONTROL_BIN: &str = env!("CARGO_BIN_EXE_checkgate-control");
+pub const SESSION_SECRET: &str = "a-session-secret-shared-by-every-instance";
+
+/// The edge binary, built beside this test by `cargo test --workspace`.
+pub fn edge_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = dir.join("checkgate-edge");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p checkgate-edge` first)",
+        bin.display()
+    );
+    bin
+}
+
+/// A directory of the test's own, removed afterwards.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("cg-{tag}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Polls `check` until it returns `Some`, for at most `limit`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a synchronous test thread polling processes with a deadline, not an async worker"
+)]
+pub fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits for `duration` (a test's deliberate pause, such as an outage).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a synchronous test thread holding an outage open"
+)]
+pub fn pause(duration: Duration) {
+    std::thread::sleep(duration);
+}
+
+/// A control-plane process.
+pub struct Control {
+    pub service: Service,
+    pub feed: SocketAddr,
+    pub fingerprint: String,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Settings for [`Control::start`].
+pub struct ControlOptions<'a> {
+    pub database_url: &'a str,
+    pub redis_url: Option<&'a str>,
+    pub data_dir: &'a str,
+    /// The feed's port; 0 for any.
+    pub feed_port: u16,
+    /// Present the certificate of another instance (`FEED_CERT`, `FEED_KEY`).
+    pub cert: Option<(&'a Path, &'a Path)>,
+}
+
+impl Control {
+    pub fn start(options: &ControlOptions<'_>) -> Self {
+        let feed_port = options.feed_port.to_string();
+        let mut envs: Vec<(&str, &str)> = vec![
+            ("DATABASE_URL", options.database_url),
+            ("SESSION_SECRET", SESSION_SECRET),
+            ("COOKIE_SECURE", "false"),
+            ("CHECKGATE_DATA_DIR", options.data_dir),
+            ("FEED_PORT", &feed_port),
+            ("FEED_HEARTBEAT_MS", "500"),
+            ("RUST_LOG", "info"),
+        ];
+        if let Some(url) = options.redis_url {
+            envs.push(("REDIS_URL", url));
+        }
+        let (cert, key);
+        if let Some((c, k)) = options.cert {
+            cert = c.display().to_string();
+            key = k.display().to_string();
+            envs.push(("FEED_CERT", &cert));
+            envs.push(("FEED_KEY", &key));
+        }
+        let service = Service::start(CONTROL_BIN, &envs).unwrap();
+        let line = service
+            .log
+            .iter()
+            .find(|l| l.contains("listener=feed"))
+            .unwrap_or_else(|| panic!("no feed listener in {:?}", service.log))
+            .clone();
+        let field = |name: &str| {
+            line.split(&format!("{name}="))
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(|v| v.trim_matches('"').to_owned())
+                .unwrap()
+        };
+        let cert = PathBuf::from(field("certificate"));
+        let key = options.cert.map_or_else(
+            || cert.with_file_name("feed_key.pem"),
+            |(_, k)| k.to_owned(),
+        );
+        Self {
+            feed: field("addr").parse().unwrap(),
+            fingerprint: field("fingerprint"),
+            service,
+            cert,
+            key,
+        }
+    }
+
+    pub fn http(&self) -> SocketAddr {
+        self.service.addr
+    }
+}
+
+/// JSON over HTTP with a bearer token (or none); returns the status and body.
+pub fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("X-Checkgate-Request", "1")];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a.as_str()));
+    }
+    let text = body.map(Value::to_string);
+    match http_request(addr, method, path, &headers, text.as_deref()) {
+        Ok((status, _, body)) => (status, serde_json::from_str(&body).unwrap_or(Value::Null)),
+        // The process is gone (a test killed it): no answer.
+        Err(_) => (0, Value::Null),
+    }
+}
+
+/// A workspace set up on a control plane: an admin session, a project with its environments,
+/// an editor API token for writers and an edge token for edges.
+pub struct Workspace {
+    pub project: String,
+    /// development, staging, production.
+    pub envs: Vec<String>,
+    pub api_token: String,
+    pub edge_token: String,
+    pub admin_cookie: String,
+}
+
+impl Workspace {
+    pub fn set_up(control: SocketAddr) -> Self {
+        let body = json!({"workspace_name": "Acme", "name": "Admin", "email": "admin@example.com", "password": "admin-password-1"});
+        let (status, head, _) = http_request(
+            control,
+            "POST",
+            "/api/setup/complete",
+            &[("X-Checkgate-Request", "1")],
+            Some(&body.to_string()),
+        )
+        .unwrap();
+        assert_eq!(status, 200);
+        let cookie = head
+            .iter()
+            .find_map(|h| {
+                let (name, value) = h.split_once(':')?;
+                name.eq_ignore_ascii_case("set-cookie").then(|| {
+                    value
+                        .trim()
+                        .split(';')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+            })
+            .unwrap();
+        let with_cookie = |method: &str, path: &str, body: Option<Value>| {
+            let text = body.map(|b| b.to_string());
+            let (status, _, body) = http_request(
+                control,
+                method,
+                path,
+                &[("X-Checkgate-Request", "1"), ("Cookie", &cookie)],
+                text.as_deref(),
+            )
+            .unwrap();
+            assert!(
+                (200..300).contains(&status),
+                "{method} {path}: {status} {body}"
+            );
+            serde_json::from_str::<Value>(&body).unwrap()
+        };
+        let project = with_cookie("GET", "/api/projects", None)[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let envs = with_cookie(
+            "GET",
+            &format!("/api/projects/{project}/environments"),
+            None,
+        )
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+        let api_token = with_cookie(
+            "POST",
+            &format!("/api/projects/{project}/tokens"),
+            Some(json!({"name": "writers", "role": "editor"})),
+        )["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let edge_token =
+            with_cookie("POST", "/api/edge-tokens", Some(json!({"name": "edges"})))["token"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+        Self {
+            project,
+            envs,
+            api_token,
+            edge_token,
+            admin_cookie: cookie,
+        }
+    }
+}
+
+/// Flags by key: (version, document).
+pub type Flags = BTreeMap<String, (u64, Value)>;
+
+/// An edge process.
+pub struct Edge {
+    pub service: Service,
+    pub data: TempDir,
+}
+
+impl Edge {
+    /// Starts an edge on `feed_addrs` (comma-separated), keeping its data in `data`.
+    pub fn start(feed_addrs: &str, fingerprint: &str, token: &str, data: TempDir) -> Self {
+        let bin = edge_bin();
+        let service = Service::start(
+            bin.to_str().unwrap(),
+            &[
+                ("FEED_ADDR", feed_addrs),
+                ("FEED_FINGERPRINT", fingerprint),
+                ("EDGE_TOKEN", token),
+                ("EDGE_NAME", "test-edge"),
+                ("CHECKGATE_DATA_DIR", data.path()),
+                ("ANTI_ENTROPY_SECONDS", "2"),
+                ("RUST_LOG", "info"),
+            ],
+        )
+        .unwrap();
+        Self { service, data }
+    }
+
+    pub fn status(&self) -> Value {
+        let (_, body) = self.service.get("/status").unwrap_or((0, String::new()));
+        serde_json::from_str(&body).unwrap_or(Value::Null)
+    }
+
+    /// Each environment's applied version, from `/status`.
+    pub fn versions(&self) -> BTreeMap<String, u64> {
+        self.status()["environments"]
+            .as_array()
+            .map(|envs| {
+                envs.iter()
+                    .map(|e| {
+                        (
+                            e["env_id"].as_str().unwrap_or_default().to_owned(),
+                            e["version"].as_u64().unwrap_or(0),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.data.0.join(checkgate_edge::SNAPSHOT_FILE)
+    }
+
+    /// The flags of `env` in the edge's snapshot file: key → (version, document).
+    pub fn saved_flags(&self, env: &str) -> Option<(u64, Flags)> {
+        let saved = checkgate_edge::snapshot_file::load(&self.snapshot_path()).ok()??;
+        let env = saved
+            .environments
+            .into_iter()
+            .find(|e| e.info.env_id == env)?;
+        let flags = env
+            .snapshot
+            .flags
+            .into_iter()
+            .map(|r| (r.key, (r.version, serde_json::from_str(&r.json).unwrap())))
+            .collect();
+        Some((env.snapshot.version, flags))
+    }
+}
+
+/// A Redis server of the test's own, on a port of its own, that the test can stop and restart.
+pub struct Redis {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl Redis {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Self { port, child: None };
+        redis.restart();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on its port and waits until it accepts connections.
+    pub fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test.sh installs it)");
+        self.child = Some(child);
+        let port = self.port;
+        eventually(
+            "redis to accept connections",
+            Duration::from_secs(20),
+            || std::net::TcpStream::connect(("127.0.0.1", port)).ok(),
+        );
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
