@@ -159,5 +159,11 @@ check_scenario ceiling ceiling --duration 1s
 check_scenario api-list-flags api --route list-flags --flags 20 --connections 4 --duration 1s
 check_scenario api-update-flag api --route update-flag --flags 20 --connections 4 --duration 1s \
   --postgres "$CHECKGATE_TEST_PG"
+result=$("$loadtest" feed-apply --rate 50 --duration 1s)
+printf '%s\n' "$result"
+printf '%s\n' "$result" | grep -q '"errors": 0,' || die "the feed-apply scenario reported errors"
+result=$("$loadtest" feed-snapshot --flags 200 --postgres "$CHECKGATE_TEST_PG")
+printf '%s\n' "$result"
+printf '%s\n' "$result" | grep -q '"flags": 200,' || die "the feed-snapshot scenario did not run"
 
 finish_step

@@ -170,10 +170,14 @@ fn a_full_session_logs_no_secret_at_any_level() {
     let token = token["token"].as_str().unwrap().to_owned();
     secrets.push(token.clone());
 
+    let (status, edge) = admin.send("POST", "/api/edge-tokens", Some(json!({"name": "edge"})));
+    assert_eq!(status, 201);
+    secrets.push(edge["token"].as_str().unwrap().to_owned());
+
     // Use every credential, rightly and wrongly, in headers and in query strings.
     let flags = format!("/api/environments/{env}/flags");
     assert_eq!(admin.bearer("GET", &flags, &token), 200);
-    for key in &secrets[secrets.len() - 3..secrets.len() - 1] {
+    for key in &secrets[secrets.len() - 4..secrets.len() - 2] {
         assert_eq!(admin.bearer("GET", &flags, key), 401);
         let (status, _, _) = http_request(
             service.addr,

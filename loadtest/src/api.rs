@@ -36,21 +36,24 @@ pub(crate) struct Settings {
     pub(crate) control_bin: Option<PathBuf>,
 }
 
+/// Refuses a PostgreSQL server that is not on loopback: load stays on this machine.
+pub(crate) fn loopback_postgres(server: String) -> anyhow::Result<String> {
+    let host = server
+        .split_once("://")
+        .and_then(|(_, rest)| rest.rsplit_once('@').map_or(Some(rest), |(_, h)| Some(h)))
+        .and_then(|h| h.split(['/', '?']).next())
+        .map(|h| h.rsplit_once(':').map_or(h, |(host, _)| host))
+        .unwrap_or_default();
+    if !["127.0.0.1", "localhost", "[::1]"].contains(&host) {
+        anyhow::bail!("--postgres must name a loopback server, not {host:?}");
+    }
+    Ok(server)
+}
+
 pub(crate) async fn run(settings: Settings) -> anyhow::Result<Report> {
     let bin = control_bin(settings.control_bin)?;
     let backing = match settings.postgres {
-        Some(server) => {
-            let host = server
-                .split_once("://")
-                .and_then(|(_, rest)| rest.rsplit_once('@').map_or(Some(rest), |(_, h)| Some(h)))
-                .and_then(|h| h.split(['/', '?']).next())
-                .map(|h| h.rsplit_once(':').map_or(h, |(host, _)| host))
-                .unwrap_or_default();
-            if !["127.0.0.1", "localhost", "[::1]"].contains(&host) {
-                anyhow::bail!("--postgres must name a loopback server, not {host:?}");
-            }
-            Backing::Postgres(server)
-        }
+        Some(server) => Backing::Postgres(loopback_postgres(server)?),
         None => Backing::Sqlite,
     };
     let control = Control::start(&bin, backing).await?;

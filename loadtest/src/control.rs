@@ -27,6 +27,8 @@ pub(crate) struct Control {
     pub(crate) addr: SocketAddr,
     pub(crate) environment: String,
     pub(crate) token: String,
+    /// A session of the workspace admin, for what only a person may do.
+    pub(crate) cookie: String,
 }
 
 /// The `checkgate-control` binary: `--control-bin`, or the one built beside this binary.
@@ -100,8 +102,13 @@ impl Control {
         let mut envs = vec![
             ("COOKIE_SECURE", "false".to_owned()),
             ("CHECKGATE_DATA_DIR", data_dir.display().to_string()),
-            ("RUST_LOG", "warn,checkgate_edge=info".to_owned()),
+            (
+                "RUST_LOG",
+                "warn,checkgate_edge=info,checkgate_control=info".to_owned(),
+            ),
             ("DB_MAX_CONNECTIONS", "16".to_owned()),
+            ("FEED_PORT", "0".to_owned()),
+            ("FEED_HEARTBEAT_MS", "1000".to_owned()),
         ];
         if let Some(url) = &url {
             envs.push(("DATABASE_URL", url.clone()));
@@ -117,6 +124,7 @@ impl Control {
             addr,
             environment: String::new(),
             token: String::new(),
+            cookie: String::new(),
         };
         let (_, head, _) = call(
             addr,
@@ -150,36 +158,85 @@ impl Control {
             &json!({"name": "load", "role": "editor"}),
         )?;
         control.token = text(&token, "token")?;
+        control.cookie = cookie;
         Ok(control)
     }
 
     /// Creates `count` flags `load-0` … in the environment, each with three rules and a
-    /// rollout, about the size of a real flag.
+    /// rollout, about the size of a real flag; over a few connections at once.
     pub(crate) fn seed_flags(&self, count: usize) -> anyhow::Result<()> {
+        const SEEDERS: usize = 4;
         let auth = format!("Bearer {}", self.token);
-        for i in 0..count {
-            let flag = json!({
-                "key": format!("load-{i}"), "is_enabled": true, "rollout_percentage": 50,
-                "description": "a flag of the load test",
-                "rules": [
-                    {"attribute": "email", "operator": "ends_with", "values": ["@example.com"]},
-                    {"attribute": "plan", "operator": "equals", "values": ["enterprise", "pro"]},
-                    {"attribute": "country", "operator": "equals", "values": ["NZ"]}
-                ]
-            })
-            .to_string();
-            let (status, _, body) = http_request(
-                self.addr,
-                "POST",
-                &format!("/api/environments/{}/flags", self.environment),
-                &[("Authorization", &auth)],
-                Some(&flag),
-            )?;
-            if !(200..300).contains(&status) {
-                bail!("seeding flag {i}: {status} {body}");
+        let path = format!("/api/environments/{}/flags", self.environment);
+        let addr = self.addr;
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..SEEDERS)
+                .map(|w| {
+                    let (auth, path) = (&auth, &path);
+                    scope.spawn(move || -> anyhow::Result<()> {
+                        for i in (w..count).step_by(SEEDERS) {
+                            let flag = json!({
+                                "key": format!("load-{i}"), "is_enabled": true, "rollout_percentage": 50,
+                                "description": "a flag of the load test",
+                                "rules": [
+                                    {"attribute": "email", "operator": "ends_with", "values": ["@example.com"]},
+                                    {"attribute": "plan", "operator": "equals", "values": ["enterprise", "pro"]},
+                                    {"attribute": "country", "operator": "equals", "values": ["NZ"]}
+                                ]
+                            })
+                            .to_string();
+                            let (status, _, body) = http_request(
+                                addr,
+                                "POST",
+                                path,
+                                &[("Authorization", auth)],
+                                Some(&flag),
+                            )?;
+                            if !(200..300).contains(&status) {
+                                bail!("seeding flag {i}: {status} {body}");
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for worker in workers {
+                worker
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a seeding thread panicked"))??;
             }
-        }
-        Ok(())
+            Ok(())
+        })
+    }
+
+    /// The feed's address and certificate fingerprint, from the start-up log.
+    pub(crate) fn feed(&self) -> anyhow::Result<(std::net::SocketAddr, String)> {
+        let service = self.service.as_ref().context("stopped")?;
+        let line = service
+            .log
+            .iter()
+            .find(|l| l.contains("listener=feed"))
+            .context("the control plane logged no feed listener")?;
+        let field = |name: &str| {
+            line.split(&format!("{name}="))
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(|v| v.trim_matches('"').to_owned())
+                .with_context(|| format!("no {name} in {line:?}"))
+        };
+        Ok((field("addr")?.parse()?, field("fingerprint")?))
+    }
+
+    /// A new edge token for every environment.
+    pub(crate) fn edge_token(&self) -> anyhow::Result<String> {
+        let (_, _, token) = call(
+            self.addr,
+            "POST",
+            "/api/edge-tokens",
+            Some(&self.cookie),
+            &json!({"name": "load"}),
+        )?;
+        text(&token, "token")
     }
 
     /// The server's resident memory (KiB) and CPU time (seconds) so far, from `/proc`.

@@ -6,6 +6,7 @@ mod api;
 mod ceiling;
 mod control;
 mod driver;
+mod feed;
 mod report;
 
 use std::path::PathBuf;
@@ -71,6 +72,38 @@ enum Scenario {
         #[arg(long)]
         control_bin: Option<PathBuf>,
     },
+    /// Feed propagation: writes at a constant rate, each timed from its intended send until
+    /// an edge (this process's feed client) has applied it.
+    FeedApply {
+        /// Writes a second.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        rate: u32,
+        /// How long it writes.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Most writes in all.
+        #[arg(long, default_value_t = 100_000)]
+        max_writes: u64,
+        /// A fresh database on this loopback PostgreSQL server instead of SQLite.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// The `checkgate-control` binary; default: the one beside this binary.
+        #[arg(long)]
+        control_bin: Option<PathBuf>,
+    },
+    /// Feed bootstrap: an environment of N flags — time for an empty edge to be ready, the
+    /// snapshot file's size, and how long loading it takes.
+    FeedSnapshot {
+        /// Flags in the environment.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        flags: u64,
+        /// A fresh database on this loopback PostgreSQL server instead of SQLite.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// The `checkgate-control` binary; default: the one beside this binary.
+        #[arg(long)]
+        control_bin: Option<PathBuf>,
+    },
 }
 
 /// Longest run accepted, so a typo cannot keep a machine busy for hours.
@@ -102,12 +135,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let report = match cli.scenario {
+    let report: serde_json::Value = match cli.scenario {
         Scenario::Ceiling {
             connections,
             duration,
             max_requests,
-        } => ceiling::run(connections as usize, duration, max_requests).await?,
+        } => {
+            serde_json::to_value(ceiling::run(connections as usize, duration, max_requests).await?)?
+        }
         Scenario::Api {
             route,
             flags,
@@ -116,7 +151,7 @@ async fn main() -> anyhow::Result<()> {
             max_requests,
             postgres,
             control_bin,
-        } => {
+        } => serde_json::to_value(
             api::run(api::Settings {
                 route,
                 flags: flags as usize,
@@ -126,7 +161,27 @@ async fn main() -> anyhow::Result<()> {
                 postgres,
                 control_bin,
             })
-            .await?
+            .await?,
+        )?,
+        Scenario::FeedApply {
+            rate,
+            duration,
+            max_writes,
+            postgres,
+            control_bin,
+        } => {
+            let postgres = postgres.map(api::loopback_postgres).transpose()?;
+            let bin = control::control_bin(control_bin)?;
+            serde_json::to_value(feed::apply(&bin, postgres, rate, duration, max_writes).await?)?
+        }
+        Scenario::FeedSnapshot {
+            flags,
+            postgres,
+            control_bin,
+        } => {
+            let postgres = postgres.map(api::loopback_postgres).transpose()?;
+            let bin = control::control_bin(control_bin)?;
+            serde_json::to_value(feed::snapshot(&bin, postgres, flags as usize).await?)?
         }
     };
     let json = serde_json::to_string_pretty(&report)?;

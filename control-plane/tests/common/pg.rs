@@ -61,6 +61,15 @@ impl Database {
         });
     }
 
+    /// Runs one SQL statement inside the database.
+    pub fn admin_sql_in_db(&self, sql: &str) {
+        let url = self.url();
+        self.runtime.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query(sql).execute(&mut conn).await.unwrap();
+        });
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

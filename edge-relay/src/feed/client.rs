@@ -360,10 +360,14 @@ async fn session(
                         metrics::histogram!("checkgate_feed_apply_seconds").record(started.elapsed().as_secs_f64());
                     }
                     Frame::Heartbeat(beat) => {
+                        let mut lag = 0;
                         let mut heads = lock(&state.heads);
                         for head in beat.heads {
+                            let held = replica.version(&head.env_id).map_or(0, |(_, v)| v);
+                            lag = lag.max(head.version.saturating_sub(held));
                             heads.insert(head.env_id, head.version);
                         }
+                        metrics::gauge!("checkgate_feed_lag_versions").set(lag as f64);
                     }
                     Frame::Digest(digest) => {
                         if let Some((epoch, version, ours)) = replica.digest(&digest.env_id)

@@ -90,7 +90,7 @@ pub struct EnvStatus {
 }
 
 /// The whole replica, shared by the feed client and the serving routes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Replica {
     flags: FlagStore,
     /// SHA-256 of an SDK key → the key. One map for every environment: a request is
@@ -98,6 +98,19 @@ pub struct Replica {
     keys: dashmap::DashMap<[u8; 32], KeyEntry>,
     /// A `std` lock: held only for bookkeeping, never across an `.await` or an evaluation.
     meta: RwLock<HashMap<String, EnvMeta>>,
+    /// Bumped after every change to what the replica holds, so streams and waiters wake.
+    generation: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Replica {
+    fn default() -> Self {
+        Self {
+            flags: FlagStore::default(),
+            keys: dashmap::DashMap::default(),
+            meta: RwLock::default(),
+            generation: tokio::sync::watch::channel(0).0,
+        }
+    }
 }
 
 fn as_string<S: serde::Serializer>(value: &u64, s: S) -> Result<S::Ok, S::Error> {
@@ -132,6 +145,15 @@ impl Replica {
         self.meta
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A receiver that wakes after every change to what the replica holds.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    fn changed(&self) {
+        self.generation.send_modify(|g| *g = g.wrapping_add(1));
     }
 
     /// The compiled flags of an environment, for evaluation.
@@ -206,6 +228,7 @@ impl Replica {
             }
         }
         self.flags.remove(env);
+        self.changed();
     }
 
     /// Drops everything (the edge's token was revoked).
@@ -259,6 +282,7 @@ impl Replica {
         for key in &snapshot.sdk_keys {
             self.keys.insert(key.hash, key_entry(&snapshot.env_id, key));
         }
+        self.changed();
     }
 
     /// Applies a `Changes` frame (see the module documentation for the rule).
@@ -298,7 +322,11 @@ impl Replica {
             meta.remove(&frame.env_id);
             drop(meta);
             self.flags.remove(&frame.env_id);
+            self.changed();
             return Applied::Deleted;
+        }
+        if applied > 0 {
+            self.changed();
         }
         if env.pending.is_empty() {
             Applied::InOrder { applied }
