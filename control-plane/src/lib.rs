@@ -16,7 +16,17 @@ use metrics_exporter_prometheus::PrometheusHandle;
 pub const STORE_CHECK: &str = "store";
 
 /// The control plane's public router. `metrics` is `Some` when /metrics is served on the main
-/// port.
-pub fn app(state: api::AppState, health: Health, metrics: Option<PrometheusHandle>) -> Router {
-    ops::health::finish(ops::health::routes(health, metrics).merge(api::routes(state)))
+/// port; `sdk`, when given, adds the routes SDKs call (`/stream`, evaluation, OFREP), served
+/// from the in-process replica exactly as an edge serves them.
+pub fn app(
+    state: api::AppState,
+    health: Health,
+    metrics: Option<PrometheusHandle>,
+    sdk: Option<checkgate_edge::sdk::SdkState>,
+) -> Router {
+    let mut router = ops::health::routes(health, metrics).merge(api::routes(state));
+    if let Some(sdk) = sdk {
+        router = router.merge(checkgate_edge::sdk::routes(sdk));
+    }
+    ops::health::finish(router)
 }

@@ -99,10 +99,21 @@ async fn main() -> anyhow::Result<()> {
         )));
     }
 
+    // The routes SDKs call, served in-process from a replica of the database: a one-node
+    // install needs no separate edge.
+    let relay = checkgate_edge::relay::Relay::new(None, config.data_dir.join("in-process"));
+    background.spawn(feed::local::run(
+        store.clone(),
+        heads.clone(),
+        relay.clone(),
+    ));
+    let (sdk, sdk_events) = checkgate_edge::sdk::SdkState::new(relay);
+    background.spawn(sdk_events);
+
     let result = ops::run_service(
         &config.common,
         config.port,
-        |metrics| app(state, health.clone(), metrics),
+        |metrics| app(state, health.clone(), metrics, Some(sdk)),
         || health.set(STORE_CHECK, true, "migrated and answering"),
     );
     // Readiness follows the store for as long as the service runs.

@@ -278,6 +278,7 @@ async fn every_documented_operation_is_routed() {
         ),
         Health::new(),
         Some(metrics::handle()),
+        None,
     );
     let doc = served(&api).await;
 

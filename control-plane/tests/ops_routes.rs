@@ -45,6 +45,7 @@ impl Fixture {
             ),
             health.clone(),
             Some(metrics::handle()),
+            None,
         );
         Self {
             router,

@@ -7,6 +7,7 @@ pub mod config;
 pub mod feed;
 pub mod ops;
 pub mod relay;
+pub mod sdk;
 pub mod snapshot_file;
 #[doc(hidden)]
 pub mod testkit;
@@ -17,7 +18,6 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use ops::Health;
-use relay::Relay;
 
 /// The readiness check an edge reports until it holds flag data.
 pub const DATA_CHECK: &str = "flag_data";
@@ -26,6 +26,11 @@ pub const DATA_CHECK: &str = "flag_data";
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
 
 /// The edge's public router. `metrics` is `Some` when /metrics is served on the main port.
-pub fn app(health: Health, metrics: Option<PrometheusHandle>, relay: Arc<Relay>) -> Router {
-    ops::health::finish(ops::health::routes(health, metrics).merge(relay::routes(relay)))
+pub fn app(health: Health, metrics: Option<PrometheusHandle>, sdk: sdk::SdkState) -> Router {
+    let relay = Arc::clone(&sdk.relay);
+    ops::health::finish(
+        ops::health::routes(health, metrics)
+            .merge(relay::routes(relay))
+            .merge(sdk::routes(sdk)),
+    )
 }

@@ -86,14 +86,17 @@ async fn main() -> anyhow::Result<()> {
     };
     let (ok, detail) = relay.readiness();
     health.set(DATA_CHECK, ok, detail);
+    let (sdk, events) = checkgate_edge::sdk::SdkState::new(relay.clone());
+    let events = tokio::spawn(events);
     let result = ops::run_service(
         &config.common,
         config.port,
-        |metrics| app(health.clone(), metrics, relay.clone()),
+        |metrics| app(health.clone(), metrics, sdk),
         || {},
     )
     .await;
     readiness.abort();
+    events.abort();
     let _ = stop_feed.send(true);
     if let Some(feed) = feed {
         let _ = feed.await;

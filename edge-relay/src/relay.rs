@@ -88,6 +88,13 @@ impl Relay {
         })
     }
 
+    /// Whether the edge knows it holds every SDK key of its environments: connected to the
+    /// control plane and caught up with it. Only then is an unknown key surely unknown (401);
+    /// otherwise it may be newer than what the edge holds (503).
+    pub fn knows_every_key(&self) -> bool {
+        self.feed.synced() && !self.feed.revoked()
+    }
+
     /// Whether the edge can serve, and why (for `/ready`).
     pub fn readiness(&self) -> (bool, String) {
         if self.feed.revoked() {

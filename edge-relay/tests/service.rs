@@ -13,8 +13,10 @@ use tower::ServiceExt;
 
 const BIN: &str = env!("CARGO_BIN_EXE_checkgate-edge");
 
-fn relay() -> std::sync::Arc<checkgate_edge::relay::Relay> {
-    checkgate_edge::relay::Relay::new(None, std::env::temp_dir().join("no-snapshot.bin"))
+fn relay() -> checkgate_edge::sdk::SdkState {
+    let relay =
+        checkgate_edge::relay::Relay::new(None, std::env::temp_dir().join("no-snapshot.bin"));
+    checkgate_edge::sdk::SdkState::new(relay).0
 }
 
 async fn call(router: axum::Router, path: &str) -> (StatusCode, String) {

@@ -6,6 +6,7 @@
 pub mod cert;
 pub mod frames;
 pub mod heads;
+pub mod local;
 pub mod session;
 pub mod sync;
 

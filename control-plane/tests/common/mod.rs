@@ -41,7 +41,7 @@ pub async fn api() -> Api {
         true,
     );
     Api {
-        router: checkgate_control::app(state, Health::new(), None),
+        router: checkgate_control::app(state, Health::new(), None, None),
         store,
         dir,
     }

@@ -56,6 +56,9 @@ pub struct ClientSettings {
 #[derive(Debug, Default)]
 pub struct FeedState {
     connected: AtomicBool,
+    /// Caught up in this connection: the control plane sends its first heartbeat only after
+    /// the snapshots and changes that bring the edge up to date.
+    synced: AtomicBool,
     /// The token was revoked: the edge serves nothing until it is given another.
     revoked: AtomicBool,
     reconnects: AtomicU64,
@@ -81,6 +84,11 @@ fn now_ms() -> u64 {
 impl FeedState {
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Whether the edge is connected and caught up with the control plane.
+    pub fn synced(&self) -> bool {
+        self.synced.load(Ordering::Relaxed)
     }
 
     pub fn revoked(&self) -> bool {
@@ -109,6 +117,15 @@ impl FeedState {
         lock(&self.granted)
             .as_ref()
             .map(|g| g.keys().cloned().collect())
+    }
+
+    /// Marks the state as that of a replica fed in-process from the database itself (the
+    /// control plane's own): always connected and caught up, granting `environments`.
+    pub fn set_local(&self, environments: HashMap<String, EnvironmentInfo>) {
+        self.connected.store(true, Ordering::Relaxed);
+        self.synced.store(true, Ordering::Relaxed);
+        self.last_frame_ms.store(now_ms(), Ordering::Relaxed);
+        *lock(&self.granted) = Some(environments);
     }
 
     fn set_error(&self, error: impl Into<String>) {
@@ -177,6 +194,7 @@ pub async fn run(
             _ = shutdown.wait_for(|stop| *stop) => Ended::Shutdown,
         };
         state.connected.store(false, Ordering::Relaxed);
+        state.synced.store(false, Ordering::Relaxed);
         metrics::gauge!("checkgate_feed_connected").set(0.0);
         let pause = match ended {
             Ended::Shutdown => break,
@@ -360,6 +378,7 @@ async fn session(
                         metrics::histogram!("checkgate_feed_apply_seconds").record(started.elapsed().as_secs_f64());
                     }
                     Frame::Heartbeat(beat) => {
+                        state.synced.store(true, Ordering::Relaxed);
                         let mut lag = 0;
                         let mut heads = lock(&state.heads);
                         for head in beat.heads {

@@ -71,6 +71,33 @@ pub enum Applied {
     Deleted,
 }
 
+/// What changed in the replica, in the order it happened, for those who serve it (SSE streams
+/// build each event once from these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicaEvent {
+    /// The environment was replaced whole (a snapshot, or the snapshot file at boot).
+    Replaced { env_id: String, version: u64 },
+    /// A flag was created, changed or deleted at `version`.
+    Flag {
+        env_id: String,
+        version: u64,
+        key: String,
+    },
+    /// A segment changed: every flag that uses it may serve differently.
+    Segment {
+        env_id: String,
+        version: u64,
+        key: String,
+    },
+    /// A change nothing is served from (an SDK key, settings) moved the version.
+    Other { env_id: String, version: u64 },
+    /// The environment is gone (deleted, or no longer granted).
+    Gone { env_id: String },
+}
+
+/// How many events a slow listener may fall behind before it is told it lagged.
+const EVENTS_BACKLOG: usize = 4096;
+
 /// The state of one environment, for `/status`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct EnvStatus {
@@ -100,6 +127,8 @@ pub struct Replica {
     meta: RwLock<HashMap<String, EnvMeta>>,
     /// Bumped after every change to what the replica holds, so streams and waiters wake.
     generation: tokio::sync::watch::Sender<u64>,
+    /// Each change, for those who serve it.
+    events: tokio::sync::broadcast::Sender<ReplicaEvent>,
 }
 
 impl Default for Replica {
@@ -109,6 +138,7 @@ impl Default for Replica {
             keys: dashmap::DashMap::default(),
             meta: RwLock::default(),
             generation: tokio::sync::watch::channel(0).0,
+            events: tokio::sync::broadcast::channel(EVENTS_BACKLOG).0,
         }
     }
 }
@@ -152,6 +182,16 @@ impl Replica {
         self.generation.subscribe()
     }
 
+    /// Every change from now on; a receiver that lags is told so and must start over from
+    /// the replica's current state.
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<ReplicaEvent> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, event: ReplicaEvent) {
+        let _ = self.events.send(event);
+    }
+
     fn changed(&self) {
         self.generation.send_modify(|g| *g = g.wrapping_add(1));
     }
@@ -164,6 +204,21 @@ impl Replica {
     /// The SDK key with this hash, if any environment holds it.
     pub fn key(&self, hash: &[u8; 32]) -> Option<KeyEntry> {
         self.keys.get(hash).map(|k| k.value().clone())
+    }
+
+    /// The settings of an environment, as JSON.
+    pub fn settings(&self, env: &str) -> Option<String> {
+        self.meta().get(env).map(|m| m.settings_json.clone())
+    }
+
+    /// The hash of the live SDK key `id` of `env`.
+    pub fn key_hash(&self, env: &str, id: &str) -> Option<[u8; 32]> {
+        self.meta().get(env)?.keys.get(id).copied()
+    }
+
+    /// The epoch of `env`.
+    pub fn epoch(&self, env: &str) -> Option<u64> {
+        self.meta().get(env).map(|m| m.epoch)
     }
 
     /// The positions to send in `Hello`.
@@ -228,6 +283,9 @@ impl Replica {
             }
         }
         self.flags.remove(env);
+        self.emit(ReplicaEvent::Gone {
+            env_id: env.to_owned(),
+        });
         self.changed();
     }
 
@@ -282,6 +340,10 @@ impl Replica {
         for key in &snapshot.sdk_keys {
             self.keys.insert(key.hash, key_entry(&snapshot.env_id, key));
         }
+        self.emit(ReplicaEvent::Replaced {
+            env_id: snapshot.env_id.clone(),
+            version: snapshot.version,
+        });
         self.changed();
     }
 
@@ -322,6 +384,9 @@ impl Replica {
             meta.remove(&frame.env_id);
             drop(meta);
             self.flags.remove(&frame.env_id);
+            self.emit(ReplicaEvent::Gone {
+                env_id: frame.env_id.clone(),
+            });
             self.changed();
             return Applied::Deleted;
         }
@@ -342,6 +407,39 @@ impl Replica {
     fn apply_item(&self, env_id: &str, env: &mut EnvMeta, change: ChangeRecord) -> bool {
         let version = change.version;
         let flags = || self.flags.environment_or_default(env_id);
+        let event = match &change.item {
+            Item::FlagUpsert { key, .. } | Item::FlagDelete { key } => ReplicaEvent::Flag {
+                env_id: env_id.to_owned(),
+                version,
+                key: key.clone(),
+            },
+            Item::SegmentUpsert { key, .. } | Item::SegmentDelete { key } => {
+                ReplicaEvent::Segment {
+                    env_id: env_id.to_owned(),
+                    version,
+                    key: key.clone(),
+                }
+            }
+            _ => ReplicaEvent::Other {
+                env_id: env_id.to_owned(),
+                version,
+            },
+        };
+        let deleted = self.apply_one(env_id, env, change, flags);
+        if !deleted {
+            self.emit(event);
+        }
+        deleted
+    }
+
+    fn apply_one(
+        &self,
+        env_id: &str,
+        env: &mut EnvMeta,
+        change: ChangeRecord,
+        flags: impl Fn() -> Arc<Environment>,
+    ) -> bool {
+        let version = change.version;
         match change.item {
             Item::FlagUpsert { key, json } => {
                 flags().apply(compile(ItemKind::Flag, &key, version, &json));

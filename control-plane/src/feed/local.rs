@@ -1,0 +1,127 @@
+//! The control plane's own replica, fed straight from its database, so that a one-node install
+//! serves `/stream`, evaluation and OFREP in-process with exactly the code an edge runs. It
+//! follows the same heads as the feed's sessions and applies the same frames: changes in
+//! order, or a consistent snapshot when they are not kept.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use checkgate_edge::feed::replica::{Applied, Source};
+use checkgate_edge::relay::Relay;
+use checkgate_protocol::frame::Changes;
+
+use super::frames;
+use super::heads::Heads;
+use crate::store::{FeedEnvironment, Store, StoreError};
+
+/// Changes read at a time.
+const BATCH: u32 = 500;
+
+/// Keeps `relay`'s replica equal to the database until aborted.
+pub async fn run(store: Store, heads: Arc<Heads>, relay: Arc<Relay>) {
+    let mut wake = heads.subscribe();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if let Err(e) = sync(&store, &heads, &relay).await {
+            tracing::warn!(cause = %e, "updating the in-process replica failed; retrying");
+        }
+        tokio::select! {
+            changed = wake.changed() => if changed.is_err() { return; },
+            _ = tick.tick() => {}
+        }
+    }
+}
+
+async fn sync(store: &Store, heads: &Heads, relay: &Relay) -> Result<(), StoreError> {
+    let listed = heads.environments();
+    let environments: Vec<FeedEnvironment> = if listed.is_empty() {
+        store.feed_environments().await?
+    } else {
+        listed.to_vec()
+    };
+    relay.feed.set_local(
+        environments
+            .iter()
+            .map(|e| (e.id.clone(), frames::info(e)))
+            .collect::<HashMap<_, _>>(),
+    );
+    let replica = &relay.replica;
+    for env in &environments {
+        let head = heads.head(&env.id).unwrap_or(env.version).max(env.version);
+        match replica.version(&env.id) {
+            Some((epoch, version)) if epoch == store.epoch() && version >= head => {}
+            Some((epoch, version)) if epoch == store.epoch() => {
+                catch_up(store, relay, env, version).await?;
+            }
+            _ => snapshot(store, relay, env).await?,
+        }
+    }
+    // What is no longer listed: deliver its last changes (its deletion), then forget it.
+    for id in replica.environment_ids() {
+        if !environments.iter().any(|e| e.id == id) {
+            if let Some((_, version)) = replica.version(&id) {
+                let rows = store.changes_since(&id, version, BATCH).await?;
+                apply(store, relay, &id, &rows);
+            }
+            replica.forget(&id);
+        }
+    }
+    Ok(())
+}
+
+fn apply(store: &Store, relay: &Relay, env: &str, rows: &[crate::store::ChangeRow]) -> Applied {
+    let changes = rows.iter().filter_map(|r| match frames::change(r) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!(cause = %e, "an unreadable change row; the environment will resync");
+            None
+        }
+    });
+    relay.replica.apply(&Changes {
+        env_id: env.to_owned(),
+        epoch: store.epoch(),
+        changes: changes.collect(),
+    })
+}
+
+async fn catch_up(
+    store: &Store,
+    relay: &Relay,
+    env: &FeedEnvironment,
+    mut from: u64,
+) -> Result<(), StoreError> {
+    loop {
+        let rows = store.changes_since(&env.id, from, BATCH).await?;
+        match rows.first() {
+            None => return Ok(()),
+            Some(first) if first.version != from + 1 => return snapshot(store, relay, env).await,
+            Some(_) => {}
+        }
+        match apply(store, relay, &env.id, &rows) {
+            Applied::InOrder { .. } | Applied::Deleted => {}
+            Applied::Gap { .. } | Applied::NeedsSnapshot => {
+                return snapshot(store, relay, env).await;
+            }
+        }
+        if rows.len() < BATCH as usize {
+            return Ok(());
+        }
+        from = relay.replica.version(&env.id).map_or(from, |(_, v)| v);
+    }
+}
+
+async fn snapshot(store: &Store, relay: &Relay, env: &FeedEnvironment) -> Result<(), StoreError> {
+    let Some(data) = store.feed_snapshot(&env.id).await? else {
+        relay.replica.forget(&env.id);
+        return Ok(());
+    };
+    match frames::snapshot(&data, store.epoch()) {
+        Ok(snapshot) => relay
+            .replica
+            .install(&snapshot, frames::info(&data.env), Source::Upstream),
+        Err(e) => tracing::error!(cause = %e, env = %env.id, "an unreadable snapshot; not served"),
+    }
+    Ok(())
+}

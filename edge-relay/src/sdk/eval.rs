@@ -1,0 +1,143 @@
+//! Our server-side evaluation API, for clients that do not evaluate locally:
+//!
+//! - `POST /api/v1/evaluate/{key}` `{"context":{…}}` → one flag's value, variant and reason;
+//! - `POST /api/v1/evaluate` `{"context":{…}, "flags":[…]?}` → every flag (or those listed).
+//!
+//! Either kind of SDK key may call them: the answers hold values, never rules. A flag that does
+//! not exist is 404 and a context the flag cannot be evaluated for (no targeting key where it
+//! buckets, a malformed attribute) is 400; a flag stored but not loadable here answers 200 with
+//! `errorCode`, so the caller falls back to its default.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use checkgate_core::{Context, Environment, ErrorCode, evaluate};
+use checkgate_protocol::json::{EvaluateRequest, EvaluateResponse, FlagEvaluation};
+
+use super::keys::{self, KeyError};
+use super::{SdkError, json_body};
+use crate::feed::replica::KeyEntry;
+use crate::relay::Relay;
+
+/// Most flags one request may name.
+pub const MAX_FLAGS: usize = 1000;
+
+/// The caller's environment, or 503 while it has no data.
+pub(crate) fn environment(relay: &Relay, key: &KeyEntry) -> Result<Arc<Environment>, SdkError> {
+    relay
+        .replica
+        .environment(&key.env_id)
+        .ok_or_else(|| KeyError::NotReady.into())
+}
+
+/// A path parameter, or 400 in our shape (a key that is not UTF-8).
+pub(crate) fn path_key(path: Result<Path<String>, PathRejection>) -> Result<String, SdkError> {
+    path.map(|Path(key)| key)
+        .map_err(|e| SdkError::bad_request(e.body_text()))
+}
+
+pub(crate) fn context(
+    map: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Context<'_>, SdkError> {
+    Context::from_json_map(map)
+        .map_err(|e| SdkError::new(StatusCode::BAD_REQUEST, "invalid_context", e.to_string()))
+}
+
+/// `POST /api/v1/evaluate/{key}`.
+pub async fn one(
+    State(relay): State<Arc<Relay>>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, SdkError> {
+    let caller = keys::authenticate(&relay, &headers, query.as_deref())?;
+    let key = path_key(path)?;
+    let request: EvaluateRequest = json_body(&headers, body)?;
+    let ctx = context(&request.context)?;
+    let env = environment(&relay, &caller)?;
+    let flag = match env.flag_for_eval(&key) {
+        Ok(flag) => flag,
+        Err(ErrorCode::FlagNotFound) => {
+            return Err(SdkError::new(
+                StatusCode::NOT_FOUND,
+                "flag_not_found",
+                format!("no flag {key:?} in this environment"),
+            ));
+        }
+        Err(code) => {
+            let answer = FlagEvaluation {
+                key,
+                value: serde_json::Value::Null,
+                variant: String::new(),
+                reason: checkgate_protocol::json::Reason::Error,
+                error_code: Some(code.into()),
+                enabled: false,
+            };
+            return Ok(axum::Json(answer).into_response());
+        }
+    };
+    let evaluation = evaluate(&flag, &ctx, env.as_ref());
+    match evaluation.error {
+        Some(ErrorCode::TargetingKeyMissing) => Err(SdkError::new(
+            StatusCode::BAD_REQUEST,
+            "targeting_key_missing",
+            format!("flag {key:?} needs a targetingKey in the context"),
+        )),
+        Some(ErrorCode::InvalidContext) => Err(SdkError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_context",
+            format!("the context cannot be used to evaluate flag {key:?}"),
+        )),
+        _ => Ok(axum::Json(FlagEvaluation::new(key, &evaluation)).into_response()),
+    }
+}
+
+/// `POST /api/v1/evaluate`: every flag, or those listed, in key order. Errors are per flag.
+pub async fn all(
+    State(relay): State<Arc<Relay>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, SdkError> {
+    let caller = keys::authenticate(&relay, &headers, query.as_deref())?;
+    let request: EvaluateRequest = json_body(&headers, body)?;
+    let ctx = context(&request.context)?;
+    let env = environment(&relay, &caller)?;
+    let flags = match &request.flags {
+        Some(keys) if keys.len() > MAX_FLAGS => {
+            return Err(SdkError::bad_request(format!(
+                "flags lists {} keys; at most {MAX_FLAGS}",
+                keys.len()
+            )));
+        }
+        Some(keys) => {
+            let mut keys = keys.clone();
+            keys.sort_unstable();
+            keys.dedup();
+            keys.into_iter()
+                .map(|key| match env.flag_for_eval(&key) {
+                    Ok(flag) => FlagEvaluation::new(key, &evaluate(&flag, &ctx, env.as_ref())),
+                    Err(code) => FlagEvaluation {
+                        key,
+                        value: serde_json::Value::Null,
+                        variant: String::new(),
+                        reason: checkgate_protocol::json::Reason::Error,
+                        error_code: Some(code.into()),
+                        enabled: false,
+                    },
+                })
+                .collect()
+        }
+        None => env
+            .live_flags()
+            .iter()
+            .map(|flag| FlagEvaluation::new(flag.key(), &evaluate(flag, &ctx, env.as_ref())))
+            .collect(),
+    };
+    Ok(axum::Json(EvaluateResponse { flags }).into_response())
+}

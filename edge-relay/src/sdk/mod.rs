@@ -1,0 +1,242 @@
+//! The routes SDKs and thin clients call, served from the replica in memory — by every edge,
+//! and by the control plane in-process on a one-node install:
+//!
+//! - `GET /stream`: Checkgate's SSE stream ([`stream`]);
+//! - `POST /api/v1/evaluate`, `POST /api/v1/evaluate/{key}`: our evaluation API ([`eval`]);
+//! - `POST /ofrep/v1/evaluate/flags[/{key}]`, `GET /ofrep/v1/events`: OFREP ([`ofrep`]);
+//! - `GET /api/v1/flags`: the rule payload for local-evaluation SDKs, server keys only
+//!   ([`rules`]).
+//!
+//! Every refusal has the shape its client expects: OFREP bodies on OFREP routes, ours
+//! elsewhere; never a 5xx for what a client sent.
+
+pub mod eval;
+pub mod events;
+pub mod keys;
+pub mod ofrep;
+pub mod rules;
+pub mod stream;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::BytesRejection;
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use checkgate_protocol::json::ErrorBody;
+use serde::de::DeserializeOwned;
+
+use crate::relay::Relay;
+use events::EventHub;
+use keys::{KeyError, RETRY_AFTER_SECONDS};
+
+/// What the SDK routes share.
+#[derive(Debug, Clone)]
+pub struct SdkState {
+    pub relay: Arc<Relay>,
+    /// Each environment's SSE events, serialized once.
+    pub hub: Arc<EventHub>,
+    /// Each environment's rule payload at its current version.
+    pub rules: Arc<dashmap::DashMap<String, Arc<rules::Payload>>>,
+}
+
+impl SdkState {
+    /// The state for `relay`, and the task that keeps its events current (to be spawned and
+    /// owned by the caller). Subscribes to the replica at once, so nothing applied after this
+    /// call is missed.
+    pub fn new(
+        relay: Arc<Relay>,
+    ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
+        let hub = EventHub::new(Arc::clone(&relay.replica));
+        let events = hub.subscribe();
+        let run = Arc::clone(&hub).run(events);
+        (
+            Self {
+                relay,
+                hub,
+                rules: Arc::default(),
+            },
+            run,
+        )
+    }
+}
+
+impl axum::extract::FromRef<SdkState> for Arc<Relay> {
+    fn from_ref(state: &SdkState) -> Self {
+        Arc::clone(&state.relay)
+    }
+}
+
+/// Largest evaluation request body: the context and the list of flags.
+pub const MAX_CONTEXT_BYTES: usize = 64 * 1024;
+
+/// Which error shape a route's clients read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// `{"error":{"code","message"}}`.
+    Api,
+    /// OFREP: `{"key"?, "errorCode"?, "errorDetails"}`.
+    Ofrep,
+}
+
+/// A refused SDK request.
+#[derive(Debug, Clone)]
+pub struct SdkError {
+    pub status: StatusCode,
+    /// Our code (`unauthorized`, …); for OFREP the `errorCode`, when the status has one.
+    pub code: &'static str,
+    pub message: String,
+    pub shape: Shape,
+    /// The flag the OFREP single-flag answer is about.
+    pub key: Option<String>,
+}
+
+impl SdkError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            shape: Shape::Api,
+            key: None,
+        }
+    }
+
+    /// The same error in OFREP's shape.
+    pub fn ofrep(mut self, key: Option<&str>) -> Self {
+        self.shape = Shape::Ofrep;
+        self.key = key.map(str::to_owned);
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+}
+
+impl From<KeyError> for SdkError {
+    fn from(e: KeyError) -> Self {
+        let (status, code) = match e {
+            KeyError::Missing | KeyError::Unknown => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            KeyError::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        };
+        Self::new(status, code, e.message())
+    }
+}
+
+/// OFREP's `errorCode` for a refusal of the whole request.
+fn ofrep_code(code: &str) -> Option<&'static str> {
+    match code {
+        "invalid_context" | "bad_request" => Some("INVALID_CONTEXT"),
+        "parse_error" => Some("PARSE_ERROR"),
+        "targeting_key_missing" => Some("TARGETING_KEY_MISSING"),
+        "flag_not_found" => Some("FLAG_NOT_FOUND"),
+        "general" => Some("GENERAL"),
+        _ => None,
+    }
+}
+
+impl IntoResponse for SdkError {
+    fn into_response(self) -> Response {
+        let mut response = match self.shape {
+            Shape::Api => (
+                self.status,
+                axum::Json(ErrorBody::new(self.code, self.message)),
+            )
+                .into_response(),
+            Shape::Ofrep => {
+                let mut body = serde_json::Map::new();
+                if let Some(key) = self.key {
+                    body.insert("key".into(), key.into());
+                }
+                // The providers read an OFREP error from 400 and 404; for 413 and 415 the
+                // request itself is malformed, which OFREP calls a general error.
+                let code = ofrep_code(self.code).or(match self.status.as_u16() {
+                    400 | 404 | 413 | 415 => Some("GENERAL"),
+                    _ => None,
+                });
+                if let Some(code) = code {
+                    body.insert("errorCode".into(), code.into());
+                }
+                body.insert("errorDetails".into(), self.message.into());
+                (self.status, axum::Json(serde_json::Value::Object(body))).into_response()
+            }
+        };
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        response
+    }
+}
+
+/// Parses a JSON request body: 415 unless it says `application/json`, 413 over
+/// [`MAX_CONTEXT_BYTES`], 400 when it is not the expected JSON. An empty body counts as `{}`
+/// (providers send none when there is no context).
+pub fn json_body<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, SdkError> {
+    let body = body.map_err(|e| {
+        let status = e.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "payload_too_large"
+        } else {
+            "bad_request"
+        };
+        SdkError::new(status, code, e.body_text())
+    })?;
+    let bytes: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        let json = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                let v = v.trim();
+                v.eq_ignore_ascii_case("application/json")
+                    || (v.starts_with("application/") && v.ends_with("+json"))
+            });
+        if !json {
+            return Err(SdkError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as Content-Type: application/json",
+            ));
+        }
+        &body
+    };
+    serde_json::from_slice(bytes).map_err(|e| {
+        SdkError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_context",
+            format!("the body is not valid: {e}"),
+        )
+    })
+}
+
+/// The SDK routes.
+pub fn routes(state: SdkState) -> Router {
+    let evaluation = Router::new()
+        .route("/api/v1/evaluate", post(eval::all))
+        .route("/api/v1/evaluate/{key}", post(eval::one))
+        .route("/ofrep/v1/evaluate/flags", post(ofrep::bulk))
+        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::one))
+        .layer(DefaultBodyLimit::max(MAX_CONTEXT_BYTES));
+    Router::new()
+        .merge(evaluation)
+        .route("/stream", get(stream::stream))
+        .route("/ofrep/v1/events", get(ofrep::events))
+        .route("/api/v1/flags", get(rules::flags))
+        .with_state(state)
+}

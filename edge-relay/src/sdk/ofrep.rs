@@ -1,0 +1,304 @@
+//! The OpenFeature Remote Evaluation Protocol (OFREP 0.3), as the real providers need it:
+//!
+//! - `POST /ofrep/v1/evaluate/flags/{key}`: one flag for a context — 200 with `value`,
+//!   `variant` and a standard reason, or 400/404 with `key`, `errorCode` and `errorDetails`;
+//! - `POST /ofrep/v1/evaluate/flags`: every flag for a context, with an `ETag` computed from the
+//!   *answer* (so a new context with the same targeting key is never a false 304) and 304 for
+//!   a matching `If-None-Match`; it advertises the change notifications below in
+//!   `eventStreams`;
+//! - `GET /ofrep/v1/events?token=…`: SSE `refetchEvaluation` notifications — one at once (so a
+//!   reconnecting provider re-fetches what it missed), then one per change of the environment.
+//!   Browsers' `EventSource` cannot send headers, so the URL carries a token: an HMAC, under
+//!   the SDK key's hash, of the key's id and an expiry. Any edge can check it; it reveals
+//!   nothing; it stops working when the key is revoked.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use checkgate_core::evaluate;
+use checkgate_protocol::ofrep::{
+    EventStream, EventStreamEndpoint, EventStreamLocation, OfrepBulkResponse, OfrepFailure,
+    OfrepRequest, OfrepResult, RefetchEvaluation,
+};
+use hmac::{Hmac, Mac};
+use sha2::{Digest as _, Sha256};
+
+use super::eval::{context, environment, path_key};
+use super::keys;
+use super::{SdkError, SdkState, json_body};
+use crate::relay::Relay;
+
+/// How long an advertised event-stream URL works.
+pub const EVENTS_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long a hidden page may stay disconnected from the events (the providers' default).
+const INACTIVITY_DELAY_SEC: u32 = 120;
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn ofrep(e: SdkError, key: Option<&str>) -> SdkError {
+    e.ofrep(key)
+}
+
+/// `POST /ofrep/v1/evaluate/flags/{key}`.
+pub async fn one(
+    State(state): State<SdkState>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, SdkError> {
+    let relay = &state.relay;
+    let caller =
+        keys::authenticate(relay, &headers, query.as_deref()).map_err(|e| ofrep(e.into(), None))?;
+    let key = path_key(path).map_err(|e| ofrep(e, None))?;
+    let request: OfrepRequest = json_body(&headers, body).map_err(|e| ofrep(e, Some(&key)))?;
+    let empty = serde_json::Map::new();
+    let ctx =
+        context(request.context.as_ref().unwrap_or(&empty)).map_err(|e| ofrep(e, Some(&key)))?;
+    let env = environment(relay, &caller).map_err(|e| ofrep(e, Some(&key)))?;
+    let result = match env.flag_for_eval(&key) {
+        Ok(flag) => OfrepResult::new(key.as_str(), &evaluate(&flag, &ctx, env.as_ref())),
+        Err(code) => OfrepResult::Failure(OfrepFailure::new(key.as_str(), code.into())),
+    };
+    let status = match &result {
+        OfrepResult::Success(_) => StatusCode::OK,
+        OfrepResult::Failure(f) => {
+            StatusCode::from_u16(f.error_code.status()).unwrap_or(StatusCode::BAD_REQUEST)
+        }
+    };
+    Ok((status, axum::Json(result)).into_response())
+}
+
+/// The query parameters a change-triggered bulk request carries; accepted, not needed.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkQuery {
+    #[serde(default)]
+    flag_config_etag: Option<String>,
+    #[serde(default)]
+    flag_config_last_modified: Option<String>,
+}
+
+/// `POST /ofrep/v1/evaluate/flags`.
+pub async fn bulk(
+    State(state): State<SdkState>,
+    RawQuery(query): RawQuery,
+    params: Result<Query<BulkQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, SdkError> {
+    let relay = &state.relay;
+    let caller =
+        keys::authenticate(relay, &headers, query.as_deref()).map_err(|e| ofrep(e.into(), None))?;
+    let _ = params
+        .map(|Query(q)| (q.flag_config_etag, q.flag_config_last_modified))
+        .map_err(|e| ofrep(SdkError::bad_request(e.body_text()), None))?;
+    let request: OfrepRequest = json_body(&headers, body).map_err(|e| ofrep(e, None))?;
+    let empty = serde_json::Map::new();
+    let ctx = context(request.context.as_ref().unwrap_or(&empty)).map_err(|e| ofrep(e, None))?;
+    let env = environment(relay, &caller).map_err(|e| ofrep(e, None))?;
+    let flags: Vec<OfrepResult> = env
+        .live_flags()
+        .iter()
+        .map(|flag| OfrepResult::new(flag.key(), &evaluate(flag, &ctx, env.as_ref())))
+        .collect();
+    // The ETag covers the evaluated answer, so it changes with the context as well as with
+    // the flags.
+    let flags_json = serde_json::to_vec(&flags).unwrap_or_default();
+    let etag = format!("\"{}\"", hex(&Sha256::digest(&flags_json)[..16]));
+    let not_modified = headers
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == etag)
+        });
+    let etag_value =
+        HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+    if not_modified {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        response.headers_mut().insert(ETAG, etag_value);
+        expose_etag(response.headers_mut());
+        return Ok(response);
+    }
+    let token = events_token(relay, &caller.env_id, &caller.id);
+    let body = OfrepBulkResponse {
+        flags,
+        metadata: serde_json::Map::new(),
+        event_streams: token
+            .map(|token| EventStream {
+                kind: "sse".into(),
+                location: EventStreamLocation::Endpoint(EventStreamEndpoint {
+                    origin: None,
+                    request_uri: format!("/ofrep/v1/events?token={token}"),
+                }),
+                inactivity_delay_sec: Some(INACTIVITY_DELAY_SEC),
+            })
+            .into_iter()
+            .collect(),
+    };
+    let mut response = axum::Json(body).into_response();
+    response.headers_mut().insert(ETAG, etag_value);
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    expose_etag(response.headers_mut());
+    Ok(response)
+}
+
+fn expose_etag(headers: &mut HeaderMap) {
+    headers.insert(
+        "access-control-expose-headers",
+        HeaderValue::from_static("ETag"),
+    );
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn mac(key_hash: &[u8; 32], env: &str, id: &str, expires: u64) -> String {
+    // HMAC accepts keys of every length; `new_from_slice` cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key_hash)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of every length"));
+    mac.update(format!("ofrep-events\n{env}\n{id}\n{expires}").as_bytes());
+    hex(&mac.finalize().into_bytes())
+}
+
+/// A token for the events of `env` for the key `id`: `{env}.{id}.{expires}.{mac}`.
+fn events_token(relay: &Relay, env: &str, id: &str) -> Option<String> {
+    let key_hash = relay.replica.key_hash(env, id)?;
+    let expires = now_s() + EVENTS_TOKEN_TTL.as_secs();
+    Some(format!(
+        "{env}.{id}.{expires}.{}",
+        mac(&key_hash, env, id, expires)
+    ))
+}
+
+/// The environment and key of a valid, unexpired token whose key still stands.
+fn check_token(relay: &Relay, token: &str) -> Option<(String, [u8; 32])> {
+    let mut parts = token.split('.');
+    let (env, id, expires, given) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let expires: u64 = expires.parse().ok()?;
+    if expires < now_s() {
+        return None;
+    }
+    let key_hash = relay.replica.key_hash(env, id)?;
+    let want = mac(&key_hash, env, id, expires);
+    // Equal lengths (hex of SHA-256); compare without an early exit.
+    let same = want.len() == given.len()
+        && want
+            .bytes()
+            .zip(given.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    same.then(|| (env.to_owned(), key_hash))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct EventsQuery {
+    token: Option<String>,
+}
+
+/// `GET /ofrep/v1/events?token=…`.
+pub async fn events(
+    State(state): State<SdkState>,
+    params: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, SdkError> {
+    let token = params.ok().and_then(|Query(q)| q.token);
+    let Some((env, key_hash)) = token.as_deref().and_then(|t| check_token(&state.relay, t)) else {
+        return Err(SdkError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the events token is missing, expired or revoked: fetch the bulk evaluation again",
+        )
+        .ofrep(None));
+    };
+    let events = state.hub.env(&env);
+    let wake = events.subscribe();
+    let (_, epoch, version) = events.position();
+    let mut first = b"retry: 2000\n\n".to_vec();
+    first.extend_from_slice(&notice(epoch, version));
+    let notifier = Notifier {
+        relay: Arc::clone(&state.relay),
+        events,
+        wake,
+        key_hash,
+        first: Some(Bytes::from(first)),
+        keep_alive: tokio::time::interval_at(
+            tokio::time::Instant::now() + super::stream::KEEP_ALIVE_EVERY,
+            super::stream::KEEP_ALIVE_EVERY,
+        ),
+        key_check: tokio::time::interval(Duration::from_secs(1)),
+    };
+    let body = Body::from_stream(futures_util::stream::unfold(notifier, |mut n| async move {
+        n.next()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(chunk), n))
+    }));
+    let mut response = body.into_response();
+    let h = response.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// A `refetchEvaluation` notification for the environment at `version`.
+fn notice(epoch: u64, version: u64) -> Vec<u8> {
+    let data = serde_json::to_string(&RefetchEvaluation {
+        etag: format!("\"{epoch}.{version}\""),
+        last_modified: now_s(),
+    })
+    .unwrap_or_default();
+    format!("id: {epoch}.{version}\nevent: message\ndata: {data}\n\n").into_bytes()
+}
+
+/// One notification stream: a notice at once, then one per wake-up (changes arriving together
+/// coalesce into one), keep-alives, and an end when the key is revoked or the environment goes.
+struct Notifier {
+    relay: Arc<Relay>,
+    events: Arc<super::events::EnvEvents>,
+    wake: tokio::sync::watch::Receiver<(u64, u64)>,
+    key_hash: [u8; 32],
+    first: Option<Bytes>,
+    keep_alive: tokio::time::Interval,
+    key_check: tokio::time::Interval,
+}
+
+impl Notifier {
+    async fn next(&mut self) -> Option<Bytes> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        loop {
+            tokio::select! {
+                changed = self.wake.changed() => {
+                    if changed.is_err() || self.events.gone() {
+                        return None;
+                    }
+                    let (_, epoch, version) = self.events.position();
+                    return Some(Bytes::from(notice(epoch, version)));
+                }
+                _ = self.keep_alive.tick() => return Some(Bytes::from_static(b": keep-alive\n\n")),
+                _ = self.key_check.tick() => {
+                    // A revoked key ends the stream.
+                    self.relay.replica.key(&self.key_hash)?;
+                }
+            }
+        }
+    }
+}

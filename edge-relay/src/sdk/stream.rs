@@ -1,0 +1,219 @@
+//! `GET /stream`: Checkgate's SSE stream, byte-compatible with its SDKs — `connected`, one
+//! `update` per flag (the bootstrap), then live `update`s, and a keep-alive comment every 15 s.
+//!
+//! Additions that Checkgate's SDKs ignore: every event carries `id: {epoch}.{version}`; a
+//! `ready` event ends the bootstrap; `retry:` tells clients how long to wait before
+//! reconnecting; `Last-Event-ID` resumes from the recent events without a new bootstrap (and
+//! without `connected`, which would make the SDK wipe its store); a stream ends after a maximum
+//! age with jitter, so clients spread over edges that started later.
+//!
+//! A stream subscribes to its environment's events before it takes the bootstrap, so no change
+//! falls between the two. It holds no queue of its own: events are shared by every stream of
+//! the environment, and a client that does not read falls behind them and is cut off (it will
+//! reconnect and bootstrap again) instead of growing memory. A key revoked while its stream is
+//! open ends the stream within a second.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+
+use super::events::{EnvEvents, Since, parse_event_id};
+use super::keys::{self, hash, key_from};
+use super::{SdkError, SdkState};
+use crate::relay::Relay;
+
+/// A comment that keeps proxies and load balancers from closing an idle stream.
+pub const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(15);
+/// How long a stream lives at most, before jitter.
+pub const MAX_AGE: Duration = Duration::from_secs(3600);
+/// How often an open stream checks that its key still stands.
+const KEY_CHECK: Duration = Duration::from_secs(1);
+
+const CONNECTED: &[u8] = b"retry: 2000\n\nevent: connected\ndata: true\n\n";
+const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+
+/// A stream's age limit: [`MAX_AGE`] minus up to a tenth, at random.
+fn max_age() -> Duration {
+    let jitter =
+        u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * (MAX_AGE.as_millis() as u64 / 10) / 255;
+    MAX_AGE - Duration::from_millis(jitter)
+}
+
+/// Whether this environment lets client (browser) keys read flag rules — Checkgate's browser
+/// SDK needs them; off unless the environment's settings say `client_keys_read_rules: true`.
+pub fn client_keys_read_rules(relay: &Relay, env: &str) -> bool {
+    relay
+        .replica
+        .settings(env)
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        .is_some_and(|s| s["client_keys_read_rules"] == true)
+}
+
+/// `GET /stream`.
+pub async fn stream(
+    State(state): State<SdkState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, SdkError> {
+    let relay = &state.relay;
+    let caller = keys::authenticate(relay, &headers, query.as_deref())?;
+    if !keys::reads_rules(caller.kind) && !client_keys_read_rules(relay, &caller.env_id) {
+        return Err(SdkError::forbidden(
+            "a client key cannot read flag rules: evaluate with /ofrep/v1/evaluate/flags or \
+             /api/v1/evaluate, or allow rules for client keys in the environment's settings",
+        ));
+    }
+    let key_hash = key_from(&headers, query.as_deref())
+        .map(hash)
+        .unwrap_or_default();
+    let events = state.hub.env(&caller.env_id);
+    // Subscribe before taking the bootstrap: nothing can fall between the two.
+    let wake = events.subscribe();
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_event_id);
+    let (generation, epoch, _) = events.position();
+    let replay =
+        resume
+            .filter(|(e, _)| *e == epoch)
+            .and_then(|(_, v)| match events.since(generation, v) {
+                Since::Nothing => Some((None, v)),
+                Since::Events { version, events } => {
+                    Some((Some(Bytes::from(events.concat())), version))
+                }
+                Since::End => None,
+            });
+    let (first, position) = match replay {
+        // Resuming: what it missed, without `connected` (which makes SDKs wipe their store).
+        Some((missed, version)) => (missed, (generation, version)),
+        None => {
+            let bootstrap = events.bootstrap(&caller.env_id, &relay.replica);
+            let mut first = Vec::with_capacity(CONNECTED.len() + bootstrap.events.len() + 64);
+            first.extend_from_slice(CONNECTED);
+            first.extend_from_slice(&bootstrap.events);
+            first.extend_from_slice(
+                format!(
+                    "id: {}\nevent: ready\ndata: {{\"version\":{}}}\n\n",
+                    super::events::event_id(bootstrap.epoch, bootstrap.version),
+                    bootstrap.version
+                )
+                .as_bytes(),
+            );
+            (
+                Some(Bytes::from(first)),
+                (bootstrap.generation, bootstrap.version),
+            )
+        }
+    };
+    let follower = Follower {
+        relay: Arc::clone(&state.relay),
+        events,
+        wake,
+        generation: position.0,
+        sent: position.1,
+        key_hash,
+        first,
+        deadline: Box::pin(tokio::time::sleep(max_age())),
+        keep_alive: tokio::time::interval_at(
+            tokio::time::Instant::now() + KEEP_ALIVE_EVERY,
+            KEEP_ALIVE_EVERY,
+        ),
+        key_check: tokio::time::interval(KEY_CHECK),
+        pending: std::collections::VecDeque::new(),
+        _open: Open::new(),
+    };
+    let body = Body::from_stream(futures_util::stream::unfold(follower, |mut f| async move {
+        f.next()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(chunk), f))
+    }));
+    let mut response = body.into_response();
+    let h = response.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// Counts open streams for as long as it lives.
+struct Open;
+
+impl Open {
+    fn new() -> Self {
+        metrics::gauge!("checkgate_sse_streams").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        metrics::gauge!("checkgate_sse_streams").decrement(1.0);
+    }
+}
+
+/// One stream's state. It is polled only when the connection can take the next chunk, so a
+/// client that does not read holds no queue: it falls behind the shared recent events, and is
+/// cut off when the versions it needs are no longer kept.
+struct Follower {
+    relay: Arc<Relay>,
+    events: Arc<EnvEvents>,
+    wake: tokio::sync::watch::Receiver<(u64, u64)>,
+    generation: u64,
+    sent: u64,
+    key_hash: [u8; 32],
+    /// The bootstrap, sent first (absent when resuming).
+    first: Option<Bytes>,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    keep_alive: tokio::time::Interval,
+    key_check: tokio::time::Interval,
+    /// Events read from the log and not yet sent.
+    pending: std::collections::VecDeque<Bytes>,
+    _open: Open,
+}
+
+impl Follower {
+    /// The next chunk, or `None` when the stream ends.
+    async fn next(&mut self) -> Option<Bytes> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        loop {
+            if let Some(chunk) = self.pending.pop_front() {
+                return Some(chunk);
+            }
+            let reason = tokio::select! {
+                changed = self.wake.changed() => {
+                    if changed.is_err() {
+                        "shutdown"
+                    } else {
+                        match self.events.since(self.generation, self.sent) {
+                            Since::Nothing => continue,
+                            Since::End => "environment restarted or client too far behind",
+                            Since::Events { version, events } => {
+                                self.sent = version;
+                                self.pending.extend(events);
+                                continue;
+                            }
+                        }
+                    }
+                }
+                _ = self.keep_alive.tick() => return Some(Bytes::from_static(KEEP_ALIVE)),
+                _ = self.key_check.tick() => {
+                    if self.relay.replica.key(&self.key_hash).is_some() {
+                        continue;
+                    }
+                    "key revoked"
+                }
+                () = &mut self.deadline => "maximum age",
+            };
+            metrics::counter!("checkgate_sse_streams_ended_total", "reason" => reason).increment(1);
+            return None;
+        }
+    }
+}
