@@ -26,6 +26,8 @@ pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
 const HEALTHY_FOR: Duration = Duration::from_secs(60);
 /// How long a gap may stay open before the edge asks for a snapshot.
 const GAP_PATIENCE: Duration = Duration::from_secs(2);
+/// The shortest silence after which a connection counts as dead.
+const MIN_SILENCE: Duration = Duration::from_secs(10);
 /// Heartbeats missed in a row before the connection counts as dead.
 const MISSED_HEARTBEATS: u32 = 3;
 /// How long a QUIC handshake may take before the attempt counts as failed.
@@ -193,6 +195,10 @@ pub async fn run(
             ended = session(&endpoint, &settings, target, &replica, &state) => ended,
             _ = shutdown.wait_for(|stop| *stop) => Ended::Shutdown,
         };
+        // A connection that caught up worked: the next attempt starts from a short wait.
+        if state.synced() {
+            backoff = BACKOFF_START;
+        }
         state.connected.store(false, Ordering::Relaxed);
         state.synced.store(false, Ordering::Relaxed);
         metrics::gauge!("checkgate_feed_connected").set(0.0);
@@ -320,7 +326,9 @@ async fn session(
     let mut dirty = false;
     let mut saved_at = Instant::now();
     loop {
-        let deadline = heartbeat * MISSED_HEARTBEATS;
+        // Several heartbeats, and never less than the QUIC keep-alive allows for: a busy
+        // control plane is slow, not dead.
+        let deadline = (heartbeat * MISSED_HEARTBEATS).max(MIN_SILENCE);
         tokio::select! {
             frame = tokio::time::timeout(deadline, reader.next()) => {
                 let frame = match frame {
