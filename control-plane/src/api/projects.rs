@@ -20,6 +20,7 @@ pub(super) fn environment_json(e: &Environment) -> Value {
     json!({
         "id": e.id, "project_id": e.project_id, "name": e.name, "slug": e.slug, "color": e.color,
         "is_default": e.is_default, "version": e.version, "created_at": rfc3339(e.created_at),
+        "client_keys_read_rules": e.client_keys_read_rules,
     })
 }
 
@@ -198,6 +199,10 @@ pub(super) struct EnvironmentPatch {
     name: Option<String>,
     #[serde(default)]
     color: Option<String>,
+    /// Let client (browser) keys read flag rules — Checkgate's browser SDK needs them, at the
+    /// cost of showing targeting data to browsers. Audited; off by default.
+    #[serde(default)]
+    client_keys_read_rules: Option<bool>,
 }
 
 /// `PATCH /api/projects/{id}/environments/{env}`: project admins rename an environment or
@@ -214,10 +219,30 @@ pub(super) async fn update_environment(
     if let Some(color) = &body.color {
         check_color(color)?;
     }
-    let updated = state
-        .store
-        .update_environment(&caller.actor(), &id, &env, name, body.color.as_deref())
-        .await?;
+    let mut updated = if name.is_none() && body.color.is_none() {
+        let found = state.store.environment(&env).await?;
+        if found.project_id != id {
+            return Err(ApiError::NotFound(format!("environment {env:?} not found")));
+        }
+        found
+    } else {
+        state
+            .store
+            .update_environment(&caller.actor(), &id, &env, name, body.color.as_deref())
+            .await?
+    };
+    if let Some(allow) = body.client_keys_read_rules
+        && allow != updated.client_keys_read_rules
+    {
+        let settings = crate::store::EnvironmentSettings {
+            client_keys_read_rules: allow,
+        };
+        updated.version = state
+            .store
+            .set_environment_settings(&caller.actor(), &id, &env, &settings)
+            .await?;
+        updated.client_keys_read_rules = allow;
+    }
     Ok(axum::Json(environment_json(&updated)))
 }
 

@@ -88,7 +88,7 @@ pub fn snapshot(data: &SnapshotData, epoch: u64) -> Result<Snapshot, BadRow> {
         flags: records(&data.flags),
         segments: records(&data.segments),
         sdk_keys,
-        settings_json: "{}".into(),
+        settings_json: data.settings.clone(),
     })
 }
 
@@ -160,6 +160,7 @@ pub fn change(row: &ChangeRow) -> Result<ChangeRecord, BadRow> {
         "sdk_key_revoke" => Item::SdkKeyRevoke {
             id: row.key.clone(),
         },
+        "settings_update" => Item::SettingsUpdate { json: doc()? },
         "environment_deleted" => Item::EnvironmentDeleted,
         other => return Err(bad(format!("unknown kind {other:?}"))),
     };

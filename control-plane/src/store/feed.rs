@@ -36,6 +36,8 @@ pub struct SnapshotData {
     pub segments: Vec<(String, u64, String)>,
     /// The live (unrevoked) keys, by id.
     pub sdk_keys: Vec<FeedSdkKey>,
+    /// The environment's serving settings, as JSON.
+    pub settings: String,
 }
 
 type EnvRow = (String, String, String, String, i64);
@@ -81,15 +83,16 @@ impl Store {
             }
             Backend::Sqlite => self.pool.begin().await?,
         };
-        let row: Option<EnvRow> = sqlx::query_as(
-            "SELECT id, project_id, slug, name, version FROM environments WHERE id = $1",
+        let row: Option<(String, String, String, String, i64, String)> = sqlx::query_as(
+            "SELECT id, project_id, slug, name, version, settings FROM environments WHERE id = $1",
         )
         .bind(env)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else {
+        let Some((id, project_id, slug, name, version, settings)) = row else {
             return Ok(None);
         };
+        let row = (id, project_id, slug, name, version);
         let flags: Vec<ItemRow> = sqlx::query_as(
             "SELECT key, version, doc FROM flags WHERE environment_id = $1 ORDER BY key",
         )
@@ -123,6 +126,7 @@ impl Store {
                     prefix,
                 })
                 .collect(),
+            settings,
         }))
     }
 

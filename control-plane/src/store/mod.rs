@@ -33,7 +33,7 @@ pub use feed::{FeedEnvironment, FeedSdkKey, SnapshotData};
 pub use flags::{ChangeRow, StoredFlag};
 pub use keys::{KeyKind, SdkKey, key_hash};
 pub use members::Role;
-pub use projects::{Environment, Project, slugify};
+pub use projects::{Environment, EnvironmentSettings, Project, slugify};
 pub use segments::StoredSegment;
 pub use tokens::{ApiToken, TOKEN_TAG};
 pub use users::{Setup, User};

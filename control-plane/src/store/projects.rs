@@ -22,6 +22,23 @@ pub struct Environment {
     /// The environment's feed head.
     pub version: u64,
     pub created_at: i64,
+    /// Whether client (browser) keys may read flag rules (Checkgate's browser SDK needs them);
+    /// off unless an admin turns it on.
+    pub client_keys_read_rules: bool,
+}
+
+/// An environment's serving settings, as the feed carries them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EnvironmentSettings {
+    #[serde(default)]
+    pub client_keys_read_rules: bool,
+}
+
+impl EnvironmentSettings {
+    /// Parses the stored JSON; anything unreadable counts as the defaults (everything off).
+    pub fn parse(text: &str) -> Self {
+        serde_json::from_str(text).unwrap_or_default()
+    }
 }
 
 /// The environments every new project starts with: (name, slug, colour, default).
@@ -44,10 +61,20 @@ pub fn slugify(name: &str) -> String {
     slug.trim_end_matches('-').to_owned()
 }
 
-type EnvRow = (String, String, String, String, String, i64, i64, i64);
+type EnvRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    String,
+);
 
 fn environment(
-    (id, project_id, name, slug, color, is_default, version, created_at): EnvRow,
+    (id, project_id, name, slug, color, is_default, version, created_at, settings): EnvRow,
 ) -> Environment {
     Environment {
         id,
@@ -58,10 +85,15 @@ fn environment(
         is_default: is_default != 0,
         version: version.max(0) as u64,
         created_at,
+        client_keys_read_rules: EnvironmentSettings::parse(&settings).client_keys_read_rules,
     }
 }
 
+/// The columns an environment is inserted with (`settings` takes its default).
 const ENV_COLUMNS: &str = "id, project_id, name, slug, color, is_default, version, created_at";
+/// The columns an environment is read with.
+const ENV_SELECT: &str =
+    "id, project_id, name, slug, color, is_default, version, created_at, settings";
 
 impl Store {
     /// Creates a project with its three environments, audited, in one transaction.
@@ -103,6 +135,7 @@ impl Store {
                 is_default,
                 version: 0,
                 created_at: now,
+                client_keys_read_rules: false,
             };
             sqlx::query(&format!("INSERT INTO environments ({ENV_COLUMNS}, position) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)"))
                 .bind(&env.id)
@@ -270,6 +303,7 @@ impl Store {
             is_default: false,
             version: 0,
             created_at: now,
+            client_keys_read_rules: false,
         };
         sqlx::query(&format!("INSERT INTO environments ({ENV_COLUMNS}, position) VALUES ($1, $2, $3, $4, $5, 0, 0, $6, $7)"))
             .bind(&env.id)
@@ -314,7 +348,7 @@ impl Store {
     ) -> Result<Environment, StoreError> {
         let mut tx = self.write().await?;
         let row: Option<EnvRow> = sqlx::query_as(&format!(
-            "SELECT {ENV_COLUMNS} FROM environments WHERE id = $1 AND project_id = $2"
+            "SELECT {ENV_SELECT} FROM environments WHERE id = $1 AND project_id = $2"
         ))
         .bind(id)
         .bind(project_id)
@@ -351,6 +385,52 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(after)
+    }
+
+    /// Changes an environment's serving settings: a change edges must see, so it takes the
+    /// environment's next version with its change row (and its audit row).
+    pub async fn set_environment_settings(
+        &self,
+        actor: &Actor,
+        project_id: &str,
+        id: &str,
+        settings: &EnvironmentSettings,
+    ) -> Result<u64, StoreError> {
+        let json =
+            serde_json::to_string(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.write().await?;
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "UPDATE environments SET version = version + 1 WHERE id = $1 AND project_id = $2 \
+             RETURNING version, settings",
+        )
+        .bind(id)
+        .bind(project_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (version, before) =
+            row.ok_or_else(|| StoreError::NotFound(format!("environment {id:?}")))?;
+        let version = version.max(0) as u64;
+        sqlx::query("UPDATE environments SET settings = $2 WHERE id = $1")
+            .bind(id)
+            .bind(&json)
+            .execute(&mut *tx)
+            .await?;
+        super::flags::append_change(&mut tx, id, version, "settings_update", id, Some(&json))
+            .await?;
+        audit(
+            &mut tx,
+            actor,
+            Some(project_id),
+            Some(id),
+            "environment.settings",
+            ("environment", id),
+            Some(&before),
+            Some(&json),
+        )
+        .await?;
+        tx.commit().await?;
+        self.committed(id, version);
+        Ok(version)
     }
 
     /// Deletes an environment and everything in it. The default environment and a project's
@@ -459,7 +539,7 @@ impl Store {
 
     pub async fn environments(&self, project_id: &str) -> Result<Vec<Environment>, StoreError> {
         let rows: Vec<EnvRow> = sqlx::query_as(&format!(
-            "SELECT {ENV_COLUMNS} FROM environments WHERE project_id = $1 ORDER BY position, created_at, slug"
+            "SELECT {ENV_SELECT} FROM environments WHERE project_id = $1 ORDER BY position, created_at, slug"
         ))
         .bind(project_id)
         .fetch_all(&self.pool)
@@ -469,7 +549,7 @@ impl Store {
 
     pub async fn environment(&self, id: &str) -> Result<Environment, StoreError> {
         let row: Option<EnvRow> = sqlx::query_as(&format!(
-            "SELECT {ENV_COLUMNS} FROM environments WHERE id = $1"
+            "SELECT {ENV_SELECT} FROM environments WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)

@@ -113,6 +113,8 @@ pub async fn stream(
     };
     let follower = Follower {
         relay: Arc::clone(&state.relay),
+        env_id: caller.env_id.clone(),
+        client: !keys::reads_rules(caller.kind),
         events,
         wake,
         generation: position.0,
@@ -162,6 +164,9 @@ impl Drop for Open {
 /// cut off when the versions it needs are no longer kept.
 struct Follower {
     relay: Arc<Relay>,
+    env_id: String,
+    /// A client key's stream, allowed only while its environment lets client keys read rules.
+    client: bool,
     events: Arc<EnvEvents>,
     wake: tokio::sync::watch::Receiver<(u64, u64)>,
     generation: u64,
@@ -205,10 +210,13 @@ impl Follower {
                 }
                 _ = self.keep_alive.tick() => return Some(Bytes::from_static(KEEP_ALIVE)),
                 _ = self.key_check.tick() => {
-                    if self.relay.replica.key(&self.key_hash).is_some() {
+                    if self.relay.replica.key(&self.key_hash).is_none() {
+                        "key revoked"
+                    } else if self.client && !client_keys_read_rules(&self.relay, &self.env_id) {
+                        "rules no longer allowed for client keys"
+                    } else {
                         continue;
                     }
-                    "key revoked"
                 }
                 () = &mut self.deadline => "maximum age",
             };
