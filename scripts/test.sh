@@ -142,28 +142,21 @@ if [ -f protocol/fuzz/Cargo.toml ]; then
   cargo check --locked --manifest-path protocol/fuzz/Cargo.toml
 fi
 
-step "load-test binary, functional check (ceiling and api, briefly; figures are not judged here)"
-# Debug builds, which the tests above already compiled: this checks that the scenarios work,
-# not how fast (BENCHMARKS.md has the figures and the release commands behind them).
-cargo build --quiet --locked -p checkgate-loadtest -p checkgate-control
-loadtest=target/debug/checkgate-loadtest
+step "load-test binary, functional check (every scenario, small; figures are not judged here)"
+# Debug builds, which the tests above already compiled: this checks that every scenario works
+# (no error, every change received), not how fast — BENCHMARKS.md has the figures and the
+# release commands behind them.
+cargo build --quiet --locked -p checkgate-loadtest -p checkgate-control -p checkgate-edge
+target/debug/checkgate-loadtest --out target/loadtest-quick.json --plot target/loadtest-plots quick
+say "results in target/loadtest-quick.json, plots in target/loadtest-plots/"
 check_scenario() { # name, then the scenario's arguments
   local name=$1 result
   shift
-  result=$("$loadtest" "$@")
-  printf '%s\n' "$result"
-  printf '%s\n' "$result" | grep -q '"errors": 0,' || die "the $name scenario reported errors"
-  printf '%s\n' "$result" | grep -qE '"requests": [1-9]' || die "the $name scenario made no request"
+  result=$(target/debug/checkgate-loadtest "$@")
+  printf '%s\n' "$result" | grep -q '"errors": 0,' || die "the $name scenario reported errors: $result"
 }
-check_scenario ceiling ceiling --duration 1s
-check_scenario api-list-flags api --route list-flags --flags 20 --connections 4 --duration 1s
-check_scenario api-update-flag api --route update-flag --flags 20 --connections 4 --duration 1s \
+check_scenario api-update-flag-postgres api --route update-flag --flags 20 --connections 4 --duration 1s \
   --postgres "$CHECKGATE_TEST_PG"
-result=$("$loadtest" feed-apply --rate 50 --duration 1s)
-printf '%s\n' "$result"
-printf '%s\n' "$result" | grep -q '"errors": 0,' || die "the feed-apply scenario reported errors"
-result=$("$loadtest" feed-snapshot --flags 200 --postgres "$CHECKGATE_TEST_PG")
-printf '%s\n' "$result"
-printf '%s\n' "$result" | grep -q '"flags": 200,' || die "the feed-snapshot scenario did not run"
+check_scenario feed-apply-postgres feed-apply --rate 50 --duration 1s --postgres "$CHECKGATE_TEST_PG"
 
 finish_step

@@ -29,6 +29,8 @@ pub(crate) struct Control {
     pub(crate) token: String,
     /// A session of the workspace admin, for what only a person may do.
     pub(crate) cookie: String,
+    /// The first project.
+    pub(crate) project: String,
 }
 
 /// The `checkgate-control` binary: `--control-bin`, or the one built beside this binary.
@@ -125,6 +127,7 @@ impl Control {
             environment: String::new(),
             token: String::new(),
             cookie: String::new(),
+            project: String::new(),
         };
         let (_, head, _) = call(
             addr,
@@ -159,6 +162,7 @@ impl Control {
         )?;
         control.token = text(&token, "token")?;
         control.cookie = cookie;
+        control.project = project;
         Ok(control)
     }
 
@@ -239,24 +243,35 @@ impl Control {
         text(&token, "token")
     }
 
+    /// A new SDK key of `kind` (`server` or `client`) for the environment.
+    pub(crate) fn sdk_key(&self, kind: &str) -> anyhow::Result<String> {
+        let (_, _, key) = call(
+            self.addr,
+            "POST",
+            &format!("/api/projects/{}/keys", self.project),
+            Some(&self.cookie),
+            &json!({"name": format!("load {kind}"), "environment_id": self.environment, "kind": kind}),
+        )?;
+        text(&key, "key")
+    }
+
+    /// Sends a flag change through the API (as the admin); returns the version it took.
+    pub(crate) fn patch_flag(&self, key: &str, patch: &Value) -> anyhow::Result<u64> {
+        let (_, _, flag) = call(
+            self.addr,
+            "PATCH",
+            &format!("/api/environments/{}/flags/{key}", self.environment),
+            Some(&self.cookie),
+            patch,
+        )?;
+        flag["version"]
+            .as_u64()
+            .with_context(|| format!("no version in {flag}"))
+    }
+
     /// The server's resident memory (KiB) and CPU time (seconds) so far, from `/proc`.
     pub(crate) fn usage(&self) -> Option<(u64, f64)> {
-        let pid = self.service.as_ref()?.pid();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let rss = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let ticks: u64 = [11, 12]
-            .iter()
-            .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-            .sum();
-        Some((rss, ticks as f64 / 100.0))
+        usage(self.service.as_ref()?.pid())
     }
 
     /// Stops the process and removes its data (and its PostgreSQL database).
@@ -279,6 +294,92 @@ impl Drop for Control {
     /// On an early return the process is killed (by `Service`'s own drop) and the data
     /// directory removed; only a PostgreSQL database may then remain, named `cg_load_…`.
     fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// A process's resident memory (KiB) and CPU time (seconds) so far, from `/proc`.
+pub(crate) fn usage(pid: u32) -> Option<(u64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    Some((rss, ticks as f64 / 100.0))
+}
+
+/// An edge relay process following `control`'s feed, ready to serve.
+pub(crate) struct EdgeProcess {
+    service: Option<Service>,
+    data_dir: PathBuf,
+    pub(crate) addr: SocketAddr,
+}
+
+impl EdgeProcess {
+    /// Starts `checkgate-edge` beside `control_bin` and waits (at most a minute) until ready.
+    pub(crate) async fn start(control_bin: &Path, control: &Control) -> anyhow::Result<Self> {
+        let bin = control_bin.with_file_name("checkgate-edge");
+        if !bin.is_file() {
+            bail!(
+                "{} does not exist: build it with `cargo build --release -p checkgate-edge`",
+                bin.display()
+            );
+        }
+        let (feed, fingerprint) = control.feed()?;
+        let token = control.edge_token()?;
+        let data_dir =
+            std::env::temp_dir().join(format!("cg-load-edge-{}", uuid::Uuid::new_v4().simple()));
+        let feed = feed.to_string();
+        let data = data_dir.display().to_string();
+        let service = Service::start(
+            &bin.display().to_string(),
+            &[
+                ("FEED_ADDR", feed.as_str()),
+                ("FEED_FINGERPRINT", fingerprint.as_str()),
+                ("EDGE_TOKEN", token.as_str()),
+                ("CHECKGATE_DATA_DIR", data.as_str()),
+                ("RUST_LOG", "warn,checkgate_edge=info"),
+            ],
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
+        let edge = Self {
+            addr: service.addr,
+            service: Some(service),
+            data_dir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Some(service) = &edge.service
+                && matches!(service.get("/ready"), Ok((200, _)))
+            {
+                return Ok(edge);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("the edge was not ready within a minute");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    pub(crate) fn usage(&self) -> Option<(u64, f64)> {
+        usage(self.service.as_ref()?.pid())
+    }
+}
+
+impl Drop for EdgeProcess {
+    fn drop(&mut self) {
+        if let Some(service) = self.service.take() {
+            let _ = service.terminate();
+        }
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }

@@ -7,12 +7,18 @@ mod ceiling;
 mod control;
 mod driver;
 mod feed;
+mod plot;
+mod progress;
+mod quick;
 mod report;
+mod serve;
+mod sse;
+mod stack;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// The command line: one subcommand per scenario.
 #[derive(Debug, Parser)]
@@ -25,6 +31,11 @@ struct Cli {
     /// Write the JSON result here instead of standard output.
     #[arg(long, global = true)]
     out: Option<PathBuf>,
+
+    /// Write a latency plot (SVG) of the run here; for `quick`, a directory for one per
+    /// scenario.
+    #[arg(long, global = true)]
+    plot: Option<PathBuf>,
 
     /// Which scenario to run, with its own settings.
     #[command(subcommand)]
@@ -104,6 +115,137 @@ enum Scenario {
         #[arg(long)]
         control_bin: Option<PathBuf>,
     },
+    /// Evaluation on an edge: our API or OFREP, one flag or all (closed loop, or open loop
+    /// with --rate).
+    Eval {
+        /// Which route.
+        #[arg(long, value_enum)]
+        route: serve::Eval,
+        #[command(flatten)]
+        edge: EdgeArgs,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// The rule payload on an edge (`GET /api/v1/flags`): plain, gzip, or 304.
+    Rules {
+        /// Which form.
+        #[arg(long, value_enum, default_value = "plain")]
+        form: serve::Rules,
+        #[command(flatten)]
+        edge: EdgeArgs,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// The SSE bootstrap on an edge: connect, read to the `ready` event, close, repeatedly.
+    BootstrapSse {
+        #[command(flatten)]
+        edge: EdgeArgs,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+        connections: u64,
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        duration: Duration,
+    },
+    /// N streams open on one edge, then one flag write: write-to-receipt latency per stream,
+    /// and the edge's memory per idle stream.
+    SseFanout {
+        #[command(flatten)]
+        edge: EdgeArgs,
+        /// Streams to open.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=15_000))]
+        streams: u64,
+    },
+    /// N streams dropped at once and reconnecting at once: time until each has its bootstrap.
+    ReconnectStorm {
+        #[command(flatten)]
+        edge: EdgeArgs,
+        #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=15_000))]
+        streams: u64,
+    },
+    /// API writes at a constant rate, each timed until an SDK stream on the edge receives it
+    /// (control plane → feed → edge → SSE).
+    Propagation {
+        #[command(flatten)]
+        edge: EdgeArgs,
+        /// Writes a second.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=5_000))]
+        rate: u32,
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        duration: Duration,
+    },
+    /// Every scenario, small: a functional check and a first look, in about two minutes.
+    Quick {
+        /// The `checkgate-control` binary; default: the one beside this binary (the edge's
+        /// is looked for beside it).
+        #[arg(long)]
+        control_bin: Option<PathBuf>,
+    },
+}
+
+/// What the serving scenarios run against.
+#[derive(Debug, Clone, Args)]
+struct EdgeArgs {
+    /// Flags seeded into the environment.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    flags: u64,
+    /// Measure a running edge instead (`http://127.0.0.1:PORT`, loopback only), with --key.
+    #[arg(long, requires = "key")]
+    target: Option<String>,
+    /// A server SDK key of the --target edge.
+    #[arg(long)]
+    key: Option<String>,
+    /// The `checkgate-control` binary; default: the one beside this binary (the edge's is
+    /// looked for beside it).
+    #[arg(long)]
+    control_bin: Option<PathBuf>,
+}
+
+impl EdgeArgs {
+    async fn stack(&self) -> anyhow::Result<stack::Stack> {
+        match (&self.target, &self.key) {
+            (Some(url), Some(key)) => stack::Stack::target(url, key).await,
+            _ => {
+                stack::Stack::start(
+                    &control::control_bin(self.control_bin.clone())?,
+                    self.flags as usize,
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// How hard a request scenario pushes.
+#[derive(Debug, Clone, Args)]
+struct LoadArgs {
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    connections: u64,
+    /// Longest the measurement runs.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Most requests in all.
+    #[arg(long, default_value_t = 5_000_000)]
+    max_requests: u64,
+    /// Open loop: send this many requests a second, timed from their intended send time.
+    /// Without it, closed loop: as fast as the server answers.
+    #[arg(long)]
+    rate: Option<u32>,
+    /// Also measure this machine's ceiling (same connections and duration) in this run, and
+    /// report the figure as a share of it.
+    #[arg(long)]
+    ceiling: bool,
+}
+
+impl LoadArgs {
+    fn load(&self) -> serve::Load {
+        serve::Load {
+            connections: self.connections as usize,
+            duration: self.duration,
+            max_requests: self.max_requests,
+            rate: self.rate,
+        }
+    }
 }
 
 /// Longest run accepted, so a typo cannot keep a machine busy for hours.
@@ -132,16 +274,51 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// Runs a request scenario, with the ceiling first when asked.
+async fn with_ceiling(
+    load: &LoadArgs,
+    run: impl std::future::Future<Output = anyhow::Result<report::Report>>,
+) -> anyhow::Result<Vec<report::Report>> {
+    let ceiling = if load.ceiling {
+        Some(ceiling::run(load.connections as usize, load.duration, load.max_requests).await?)
+    } else {
+        None
+    };
+    let mut report = run.await?;
+    let mut out = Vec::new();
+    if let Some(ceiling) = ceiling {
+        report.share_of_ceiling =
+            Some(report.requests_per_second / ceiling.requests_per_second.max(1.0));
+        out.push(ceiling);
+    }
+    out.push(report);
+    Ok(out)
+}
+
+fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::to_value(value)?)
+}
+
+/// Writes the latency plot of `report` to `path`, when it has a distribution.
+fn plot(report: &report::Report, path: &std::path::Path) -> anyhow::Result<()> {
+    if let Some(h) = &report.histogram {
+        std::fs::write(path, plot::latency_svg(report.scenario, h))?;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let report: serde_json::Value = match cli.scenario {
+    let mut reports: Vec<report::Report> = Vec::new();
+    let result: serde_json::Value = match cli.scenario {
         Scenario::Ceiling {
             connections,
             duration,
             max_requests,
         } => {
-            serde_json::to_value(ceiling::run(connections as usize, duration, max_requests).await?)?
+            reports.push(ceiling::run(connections as usize, duration, max_requests).await?);
+            json(&reports[0])?
         }
         Scenario::Api {
             route,
@@ -151,18 +328,21 @@ async fn main() -> anyhow::Result<()> {
             max_requests,
             postgres,
             control_bin,
-        } => serde_json::to_value(
-            api::run(api::Settings {
-                route,
-                flags: flags as usize,
-                connections: connections as usize,
-                duration,
-                max_requests,
-                postgres,
-                control_bin,
-            })
-            .await?,
-        )?,
+        } => {
+            reports.push(
+                api::run(api::Settings {
+                    route,
+                    flags: flags as usize,
+                    connections: connections as usize,
+                    duration,
+                    max_requests,
+                    postgres,
+                    control_bin,
+                })
+                .await?,
+            );
+            json(&reports[0])?
+        }
         Scenario::FeedApply {
             rate,
             duration,
@@ -172,7 +352,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let postgres = postgres.map(api::loopback_postgres).transpose()?;
             let bin = control::control_bin(control_bin)?;
-            serde_json::to_value(feed::apply(&bin, postgres, rate, duration, max_writes).await?)?
+            json(&feed::apply(&bin, postgres, rate, duration, max_writes).await?)?
         }
         Scenario::FeedSnapshot {
             flags,
@@ -181,16 +361,78 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let postgres = postgres.map(api::loopback_postgres).transpose()?;
             let bin = control::control_bin(control_bin)?;
-            serde_json::to_value(feed::snapshot(&bin, postgres, flags as usize).await?)?
+            json(&feed::snapshot(&bin, postgres, flags as usize).await?)?
+        }
+        Scenario::Eval { route, edge, load } => {
+            let stack = edge.stack().await?;
+            let out = with_ceiling(&load, serve::eval(&stack, route, load.load())).await;
+            stack.stop().await?;
+            reports = out?;
+            json(&reports)?
+        }
+        Scenario::Rules { form, edge, load } => {
+            let stack = edge.stack().await?;
+            let out = with_ceiling(&load, serve::rules(&stack, form, load.load())).await;
+            stack.stop().await?;
+            reports = out?;
+            json(&reports)?
+        }
+        Scenario::BootstrapSse {
+            edge,
+            connections,
+            duration,
+        } => {
+            let stack = edge.stack().await?;
+            let out = sse::bootstrap(&stack, connections as usize, duration).await;
+            stack.stop().await?;
+            reports.push(out?);
+            json(&reports[0])?
+        }
+        Scenario::SseFanout { edge, streams } => {
+            let stack = edge.stack().await?;
+            let out = sse::fanout(&stack, streams as usize).await;
+            stack.stop().await?;
+            json(&out?)?
+        }
+        Scenario::ReconnectStorm { edge, streams } => {
+            let stack = edge.stack().await?;
+            let out = sse::storm(&stack, streams as usize).await;
+            stack.stop().await?;
+            json(&out?)?
+        }
+        Scenario::Propagation {
+            edge,
+            rate,
+            duration,
+        } => {
+            let stack = edge.stack().await?;
+            let out = sse::propagation(&stack, rate, duration).await;
+            stack.stop().await?;
+            json(&out?)?
+        }
+        Scenario::Quick { control_bin } => {
+            let bin = control::control_bin(control_bin)?;
+            quick::run(&bin, cli.plot.as_deref()).await?
         }
     };
-    let json = serde_json::to_string_pretty(&report)?;
+    if let Some(path) = &cli.plot
+        && let Some(last) = reports.last()
+    {
+        plot(last, path)?;
+    }
+    let text = serde_json::to_string_pretty(&result)?;
     match cli.out {
-        Some(path) => std::fs::write(&path, json + "\n")?,
+        Some(path) => std::fs::write(&path, text + "\n")?,
         None => {
             use std::io::Write as _;
-            writeln!(std::io::stdout(), "{json}")?;
+            writeln!(std::io::stdout(), "{text}")?;
         }
+    }
+    // `quick` is a functional check: any problem it found fails the run.
+    if let Some(problems) = result["problems"].as_array()
+        && !problems.is_empty()
+    {
+        anyhow::bail!("{} problems: {problems:?}", problems.len());
     }
     Ok(())
 }

@@ -1,13 +1,16 @@
-//! A scenario's result: counts, throughput, the latency distribution and the generator's own
-//! CPU time (to tell when the generator, not the server, was the limit), as JSON.
+//! A scenario's result: counts, throughput, the latency distribution, failures by kind, and the
+//! CPU time of the generator and the server (to tell which was the limit), as JSON.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::driver::Tally;
+
 /// Latency percentiles in microseconds.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct Latency {
     pub(crate) p50_us: u64,
     pub(crate) p90_us: u64,
@@ -28,12 +31,26 @@ impl Latency {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// What the measured server process used during the run.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ServerUsage {
+    /// Resident memory at the end of the run.
+    pub(crate) rss_kib: u64,
+    /// CPU time it spent during the run.
+    pub(crate) cpu_seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct Report {
     pub(crate) scenario: &'static str,
     pub(crate) connections: usize,
+    /// Set for open-loop runs: the constant rate requests were sent at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) rate_per_second: Option<u32>,
     pub(crate) requests: u64,
     pub(crate) errors: u64,
+    pub(crate) errors_by_kind: BTreeMap<String, u64>,
+    pub(crate) statuses: BTreeMap<u16, u64>,
     pub(crate) bytes: u64,
     pub(crate) seconds: f64,
     pub(crate) requests_per_second: f64,
@@ -43,42 +60,43 @@ pub(crate) struct Report {
     /// The measured server, when it runs as a process of its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) server: Option<ServerUsage>,
-}
-
-/// What the server process used during the measurement.
-#[derive(Debug, Serialize)]
-pub(crate) struct ServerUsage {
-    /// Resident memory at the end of the run.
-    pub(crate) rss_kib: u64,
-    /// CPU time it spent during the run.
-    pub(crate) cpu_seconds: f64,
+    /// This figure as a share of the machine's ceiling measured in the same run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) share_of_ceiling: Option<f64>,
+    /// The full latency distribution, for plots; not serialized.
+    #[serde(skip)]
+    pub(crate) histogram: Option<Histogram<u64>>,
 }
 
 impl Report {
     pub(crate) fn new(
         scenario: &'static str,
         connections: usize,
-        (requests, errors, bytes): (u64, u64, u64),
+        tally: &Tally,
         elapsed: Duration,
-        latencies: &Histogram<u64>,
         cpu: Duration,
     ) -> Self {
         let seconds = elapsed.as_secs_f64();
         Self {
             scenario,
             connections,
-            requests,
-            errors,
-            bytes,
+            rate_per_second: None,
+            requests: tally.requests,
+            errors: tally.error_count(),
+            errors_by_kind: tally.errors.clone(),
+            statuses: tally.statuses.clone(),
+            bytes: tally.bytes,
             seconds,
             requests_per_second: if seconds > 0.0 {
-                requests as f64 / seconds
+                tally.requests as f64 / seconds
             } else {
                 0.0
             },
-            latency: Latency::of(latencies),
+            latency: Latency::of(&tally.latencies),
             cpu_seconds: cpu.as_secs_f64(),
             server: None,
+            share_of_ceiling: None,
+            histogram: Some(tally.latencies.clone()),
         }
     }
 }

@@ -1,0 +1,243 @@
+//! The edge's request/response hot paths under load: evaluation (`eval-one`, `eval-all`, on
+//! our API and on OFREP, bulk with and without `If-None-Match`) and the rule payload
+//! (`rules`: 200, gzip, 304). Contexts come from a seeded generator, so no answer can be
+//! cached by the server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::ValueEnum;
+use http_body_util::Full;
+use hyper::Request;
+
+use crate::driver::{MakeRequest, closed_loop, open_loop};
+use crate::report::{Report, ServerUsage};
+use crate::stack::{Stack, context};
+
+/// Which evaluation to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Eval {
+    /// `POST /api/v1/evaluate/{key}`.
+    One,
+    /// `POST /api/v1/evaluate` (every flag).
+    All,
+    /// `POST /ofrep/v1/evaluate/flags/{key}`.
+    OfrepOne,
+    /// `POST /ofrep/v1/evaluate/flags` (every flag).
+    OfrepBulk,
+    /// The same, for a fixed context, with the `ETag` of its last answer: 304s.
+    OfrepBulkNotModified,
+}
+
+impl Eval {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::One => "eval-one",
+            Self::All => "eval-all",
+            Self::OfrepOne => "ofrep-one",
+            Self::OfrepBulk => "ofrep-bulk",
+            Self::OfrepBulkNotModified => "ofrep-bulk-304",
+        }
+    }
+}
+
+/// Which form of the rule payload to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Rules {
+    /// The JSON.
+    Plain,
+    /// The precompressed gzip.
+    Gzip,
+    /// `If-None-Match` with the current `ETag`: 304s.
+    NotModified,
+}
+
+/// How hard to push.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Load {
+    pub(crate) connections: usize,
+    pub(crate) duration: Duration,
+    pub(crate) max_requests: u64,
+    /// `Some`: open loop at this rate; `None`: closed loop, as fast as it answers.
+    pub(crate) rate: Option<u32>,
+}
+
+async fn run(
+    stack: &Stack,
+    name: &'static str,
+    load: Load,
+    make: Arc<MakeRequest>,
+) -> anyhow::Result<Report> {
+    let before = stack.edge_usage();
+    let mut report = match load.rate {
+        Some(rate) => {
+            open_loop(
+                name,
+                stack.addr,
+                load.connections,
+                rate,
+                load.duration,
+                make,
+            )
+            .await?
+        }
+        None => {
+            closed_loop(
+                name,
+                stack.addr,
+                load.connections,
+                load.duration,
+                load.max_requests,
+                make,
+            )
+            .await?
+        }
+    };
+    if let (Some((_, cpu_before)), Some((rss, cpu_after))) = (before, stack.edge_usage()) {
+        report.server = Some(ServerUsage {
+            rss_kib: rss,
+            cpu_seconds: cpu_after - cpu_before,
+        });
+    }
+    Ok(report)
+}
+
+fn post(
+    path: String,
+    host: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<Request<Full<Bytes>>> {
+    Ok(Request::post(path)
+        .header("host", host)
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))?)
+}
+
+/// Fetches the `ETag` of the bulk answer for `ctx`.
+async fn bulk_etag(stack: &Stack, ctx: &serde_json::Value) -> anyhow::Result<String> {
+    let (addr, key, body) = (
+        stack.addr,
+        stack.client_key.clone(),
+        serde_json::json!({"context": ctx}).to_string(),
+    );
+    let (status, head, _) = tokio::task::spawn_blocking(move || {
+        checkgate_edge::testkit::http_request(
+            addr,
+            "POST",
+            "/ofrep/v1/evaluate/flags",
+            &[("X-API-Key", &key)],
+            Some(&body),
+        )
+    })
+    .await??;
+    anyhow::ensure!(status == 200, "the bulk evaluation answered {status}");
+    head.iter()
+        .find_map(|h| {
+            let (name, value) = h.split_once(':')?;
+            name.eq_ignore_ascii_case("etag")
+                .then(|| value.trim().to_owned())
+        })
+        .ok_or_else(|| anyhow::anyhow!("the bulk evaluation sent no ETag"))
+}
+
+/// Loads one evaluation route.
+pub(crate) async fn eval(stack: &Stack, which: Eval, load: Load) -> anyhow::Result<Report> {
+    let host = stack.addr.to_string();
+    let flags = stack.flags.max(1) as u64;
+    // Each connection draws contexts from its own stretch of the sequence.
+    let seq = |c: usize, n: u64| (c as u64) << 40 | n;
+    let make: Arc<MakeRequest> = match which {
+        Eval::One | Eval::OfrepOne => {
+            let key = if which == Eval::One {
+                stack.server_key.clone()
+            } else {
+                stack.client_key.clone()
+            };
+            let prefix = if which == Eval::One {
+                "/api/v1/evaluate"
+            } else {
+                "/ofrep/v1/evaluate/flags"
+            };
+            Arc::new(move |c, n| {
+                let i = seq(c, n);
+                let body = serde_json::to_vec(&serde_json::json!({"context": context(i)}))?;
+                post(format!("{prefix}/load-{}", i % flags), &host, &key, body)
+            })
+        }
+        Eval::All | Eval::OfrepBulk => {
+            let key = if which == Eval::All {
+                stack.server_key.clone()
+            } else {
+                stack.client_key.clone()
+            };
+            let path = if which == Eval::All {
+                "/api/v1/evaluate"
+            } else {
+                "/ofrep/v1/evaluate/flags"
+            };
+            Arc::new(move |c, n| {
+                let body = serde_json::to_vec(&serde_json::json!({"context": context(seq(c, n))}))?;
+                post(path.to_owned(), &host, &key, body)
+            })
+        }
+        Eval::OfrepBulkNotModified => {
+            let ctx = context(7);
+            let etag = bulk_etag(stack, &ctx).await?;
+            let body = serde_json::to_vec(&serde_json::json!({"context": ctx}))?;
+            let key = stack.client_key.clone();
+            Arc::new(move |_, _| {
+                let mut request =
+                    post("/ofrep/v1/evaluate/flags".into(), &host, &key, body.clone())?;
+                request.headers_mut().insert("if-none-match", etag.parse()?);
+                Ok(request)
+            })
+        }
+    };
+    run(stack, which.name(), load, make).await
+}
+
+/// Loads the rule payload.
+pub(crate) async fn rules(stack: &Stack, which: Rules, load: Load) -> anyhow::Result<Report> {
+    let host = stack.addr.to_string();
+    let key = stack.server_key.clone();
+    let etag = {
+        let (addr, auth) = (stack.addr, format!("Bearer {key}"));
+        let (_, head, _) = tokio::task::spawn_blocking(move || {
+            checkgate_edge::testkit::http_request(
+                addr,
+                "GET",
+                "/api/v1/flags",
+                &[("Authorization", &auth)],
+                None,
+            )
+        })
+        .await??;
+        head.iter()
+            .find_map(|h| {
+                let (name, value) = h.split_once(':')?;
+                name.eq_ignore_ascii_case("etag")
+                    .then(|| value.trim().to_owned())
+            })
+            .unwrap_or_default()
+    };
+    let name = match which {
+        Rules::Plain => "rules",
+        Rules::Gzip => "rules-gzip",
+        Rules::NotModified => "rules-304",
+    };
+    let make: Arc<MakeRequest> = Arc::new(move |_, _| {
+        let mut request = Request::get("/api/v1/flags")
+            .header("host", &host)
+            .header("authorization", format!("Bearer {key}"));
+        match which {
+            Rules::Plain => {}
+            Rules::Gzip => request = request.header("accept-encoding", "gzip"),
+            Rules::NotModified => request = request.header("if-none-match", &etag),
+        }
+        Ok(request.body(Full::new(Bytes::new()))?)
+    });
+    run(stack, name, load, make).await
+}
