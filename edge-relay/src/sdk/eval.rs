@@ -16,10 +16,10 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use checkgate_core::{Context, Environment, ErrorCode, evaluate};
-use checkgate_protocol::json::{EvaluateRequest, EvaluateResponse, FlagEvaluation};
+use checkgate_protocol::json::{EvaluateRequest, FlagEvaluation};
 
 use super::keys::{self, KeyError};
-use super::{SdkError, json_body};
+use super::{SdkError, SdkState, answer, json_body};
 use crate::feed::replica::KeyEntry;
 use crate::relay::Relay;
 
@@ -99,16 +99,19 @@ pub async fn one(
 
 /// `POST /api/v1/evaluate`: every flag, or those listed, in key order. Errors are per flag.
 pub async fn all(
-    State(relay): State<Arc<Relay>>,
+    State(state): State<SdkState>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, SdkError> {
-    let caller = keys::authenticate(&relay, &headers, query.as_deref())?;
+    let relay = &state.relay;
+    let caller = keys::authenticate(relay, &headers, query.as_deref())?;
     let request: EvaluateRequest = json_body(&headers, body)?;
     let ctx = context(&request.context)?;
-    let env = environment(&relay, &caller)?;
-    let flags = match &request.flags {
+    let env = environment(relay, &caller)?;
+    let mut out = Vec::with_capacity(4096);
+    out.extend_from_slice(b"{\"flags\":[");
+    match &request.flags {
         Some(keys) if keys.len() > MAX_FLAGS => {
             return Err(SdkError::bad_request(format!(
                 "flags lists {} keys; at most {MAX_FLAGS}",
@@ -116,28 +119,50 @@ pub async fn all(
             )));
         }
         Some(keys) => {
-            let mut keys = keys.clone();
+            let mut keys: Vec<&String> = keys.iter().collect();
             keys.sort_unstable();
             keys.dedup();
-            keys.into_iter()
-                .map(|key| match env.flag_for_eval(&key) {
-                    Ok(flag) => FlagEvaluation::new(key, &evaluate(&flag, &ctx, env.as_ref())),
-                    Err(code) => FlagEvaluation {
-                        key,
-                        value: serde_json::Value::Null,
-                        variant: String::new(),
-                        reason: checkgate_protocol::json::Reason::Error,
-                        error_code: Some(code.into()),
-                        enabled: false,
-                    },
-                })
-                .collect()
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                match env.flag_for_eval(key) {
+                    Ok(flag) => answer::ours(&mut out, key, &evaluate(&flag, &ctx, env.as_ref())),
+                    Err(code) => {
+                        let failed = FlagEvaluation {
+                            key: key.clone(),
+                            value: serde_json::Value::Null,
+                            variant: String::new(),
+                            reason: checkgate_protocol::json::Reason::Error,
+                            error_code: Some(code.into()),
+                            enabled: false,
+                        };
+                        let _ = serde_json::to_writer(&mut out, &failed);
+                    }
+                }
+            }
         }
-        None => env
-            .live_flags()
-            .iter()
-            .map(|flag| FlagEvaluation::new(flag.key(), &evaluate(flag, &ctx, env.as_ref())))
-            .collect(),
-    };
-    Ok(axum::Json(EvaluateResponse { flags }).into_response())
+        None => {
+            let position = relay.replica.version(&caller.env_id).unwrap_or_default();
+            let flags = state.lists.get(&caller.env_id, position, &env);
+            for (i, flag) in flags.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                answer::ours(&mut out, flag.key(), &evaluate(flag, &ctx, env.as_ref()));
+            }
+        }
+    }
+    out.extend_from_slice(b"]}");
+    Ok(json_response(out))
+}
+
+/// A 200 with a JSON body already written.
+pub(crate) fn json_response(body: Vec<u8>) -> Response {
+    let mut response = Bytes::from(body).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
 }

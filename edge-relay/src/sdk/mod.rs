@@ -10,6 +10,7 @@
 //! Every refusal has the shape its client expects: OFREP bodies on OFREP routes, ours
 //! elsewhere; never a 5xx for what a client sent.
 
+pub mod answer;
 pub mod eval;
 pub mod events;
 pub mod keys;
@@ -42,6 +43,8 @@ pub struct SdkState {
     pub hub: Arc<EventHub>,
     /// Each environment's rule payload at its current version.
     pub rules: Arc<dashmap::DashMap<String, Arc<rules::Payload>>>,
+    /// Each environment's live flags, sorted, at its current version.
+    pub lists: Arc<answer::FlagLists>,
 }
 
 impl SdkState {
@@ -59,6 +62,7 @@ impl SdkState {
                 relay,
                 hub,
                 rules: Arc::default(),
+                lists: Arc::default(),
             },
             run,
         )

@@ -23,8 +23,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use checkgate_core::evaluate;
 use checkgate_protocol::ofrep::{
-    EventStream, EventStreamEndpoint, EventStreamLocation, OfrepBulkResponse, OfrepFailure,
-    OfrepRequest, OfrepResult, RefetchEvaluation,
+    EventStream, EventStreamEndpoint, EventStreamLocation, OfrepFailure, OfrepRequest, OfrepResult,
+    RefetchEvaluation,
 };
 use hmac::{Hmac, Mac};
 use sha2::{Digest as _, Sha256};
@@ -107,14 +107,23 @@ pub async fn bulk(
     let empty = serde_json::Map::new();
     let ctx = context(request.context.as_ref().unwrap_or(&empty)).map_err(|e| ofrep(e, None))?;
     let env = environment(relay, &caller).map_err(|e| ofrep(e, None))?;
-    let flags: Vec<OfrepResult> = env
-        .live_flags()
-        .iter()
-        .map(|flag| OfrepResult::new(flag.key(), &evaluate(flag, &ctx, env.as_ref())))
-        .collect();
+    let position = relay.replica.version(&caller.env_id).unwrap_or_default();
+    let list = state.lists.get(&caller.env_id, position, &env);
+    let mut flags_json = Vec::with_capacity(4096);
+    flags_json.push(b'[');
+    for (i, flag) in list.iter().enumerate() {
+        if i > 0 {
+            flags_json.push(b',');
+        }
+        super::answer::ofrep(
+            &mut flags_json,
+            flag.key(),
+            &evaluate(flag, &ctx, env.as_ref()),
+        );
+    }
+    flags_json.push(b']');
     // The ETag covers the evaluated answer, so it changes with the context as well as with
     // the flags.
-    let flags_json = serde_json::to_vec(&flags).unwrap_or_default();
     let etag = format!("\"{}\"", hex(&Sha256::digest(&flags_json)[..16]));
     let not_modified = headers
         .get(IF_NONE_MATCH)
@@ -132,22 +141,26 @@ pub async fn bulk(
         return Ok(response);
     }
     let token = events_token(relay, &caller.env_id, &caller.id);
-    let body = OfrepBulkResponse {
-        flags,
-        metadata: serde_json::Map::new(),
-        event_streams: token
-            .map(|token| EventStream {
-                kind: "sse".into(),
-                location: EventStreamLocation::Endpoint(EventStreamEndpoint {
-                    origin: None,
-                    request_uri: format!("/ofrep/v1/events?token={token}"),
-                }),
-                inactivity_delay_sec: Some(INACTIVITY_DELAY_SEC),
-            })
-            .into_iter()
-            .collect(),
-    };
-    let mut response = axum::Json(body).into_response();
+    let streams: Vec<EventStream> = token
+        .map(|token| EventStream {
+            kind: "sse".into(),
+            location: EventStreamLocation::Endpoint(EventStreamEndpoint {
+                origin: None,
+                request_uri: format!("/ofrep/v1/events?token={token}"),
+            }),
+            inactivity_delay_sec: Some(INACTIVITY_DELAY_SEC),
+        })
+        .into_iter()
+        .collect();
+    let mut body = Vec::with_capacity(flags_json.len() + 256);
+    body.extend_from_slice(b"{\"flags\":");
+    body.extend_from_slice(&flags_json);
+    if !streams.is_empty() {
+        body.extend_from_slice(b",\"eventStreams\":");
+        let _ = serde_json::to_writer(&mut body, &streams);
+    }
+    body.push(b'}');
+    let mut response = super::eval::json_response(body);
     response.headers_mut().insert(ETAG, etag_value);
     response
         .headers_mut()
