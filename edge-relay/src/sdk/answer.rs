@@ -84,8 +84,11 @@ pub fn ofrep(out: &mut Vec<u8>, key: &str, e: &Evaluation<'_>) {
 /// flag then costs no collecting and sorting per request.
 #[derive(Debug, Default)]
 pub struct FlagLists {
-    lists: DashMap<String, ((u64, u64), Arc<[Arc<CompiledFlag>]>)>,
+    lists: DashMap<String, ((u64, u64), FlagList)>,
 }
+
+/// An environment's live flags, sorted by key.
+pub type FlagList = Arc<[Arc<CompiledFlag>]>;
 
 impl FlagLists {
     /// The sorted live flags of `env_id` at `position` (its epoch and version).
@@ -100,7 +103,7 @@ impl FlagLists {
         {
             return Arc::clone(&cached.1);
         }
-        let list: Arc<[Arc<CompiledFlag>]> = env.live_flags().into();
+        let list: FlagList = env.live_flags().into();
         self.lists
             .insert(env_id.to_owned(), (position, Arc::clone(&list)));
         list
