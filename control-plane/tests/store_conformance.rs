@@ -632,3 +632,32 @@ async fn the_feed_reads_consistent_snapshots_and_compacts_old_changes() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_batch_of_flags_takes_one_version_each_in_one_transaction() {
+    on_both(|store, _| async move {
+        let (_, envs) = store.create_project(&admin(), "P").await.unwrap();
+        let env = envs[0].id.clone();
+        let docs: Vec<FlagDoc> = (0..20).map(|i| flag(&format!("f{}", i % 5), i)).collect();
+        let last = store.put_flags(&admin(), &env, &docs).await.unwrap();
+        assert_eq!(last, 20);
+        let feed: Vec<u64> = store
+            .changes_since(&env, 0, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.version)
+            .collect();
+        assert_eq!(feed, (1..=20).collect::<Vec<u64>>());
+        assert_eq!(store.flag(&env, "f4").await.unwrap().version, 20);
+        assert_eq!(
+            store.flag(&env, "f4").await.unwrap().doc.rollout_percentage,
+            Some(19)
+        );
+        // A batch that fails half way writes nothing.
+        let missing = store.put_flags(&admin(), "no-such-env", &docs).await;
+        assert!(matches!(missing, Err(StoreError::NotFound(_))));
+        assert_eq!(store.changes_since(&env, 20, 100).await.unwrap().len(), 0);
+    })
+    .await;
+}

@@ -82,6 +82,15 @@ fn text(v: &Value, field: &str) -> anyhow::Result<String> {
 impl Control {
     /// Starts the control plane and sets it up: workspace, first project, an editor token.
     pub(crate) async fn start(bin: &Path, backing: Backing) -> anyhow::Result<Self> {
+        Self::start_with(bin, backing, &[]).await
+    }
+
+    /// [`Self::start`], with more settings for the process.
+    pub(crate) async fn start_with(
+        bin: &Path,
+        backing: Backing,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let run = uuid::Uuid::new_v4().simple().to_string();
         let data_dir = std::env::temp_dir().join(format!("cg-load-{run}"));
         let database = match backing {
@@ -114,6 +123,9 @@ impl Control {
         ];
         if let Some(url) = &url {
             envs.push(("DATABASE_URL", url.clone()));
+        }
+        for (name, value) in extra {
+            envs.push((*name, (*value).to_owned()));
         }
         let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let service =
@@ -241,6 +253,12 @@ impl Control {
             &json!({"name": "load"}),
         )?;
         text(&token, "token")
+    }
+
+    /// The embedded store's URL (the control plane keeps its SQLite file in its data
+    /// directory), for writing to it from this process.
+    pub(crate) fn embedded_url(&self) -> String {
+        checkgate_control::store::embedded_url(&self.data_dir)
     }
 
     /// A new SDK key of `kind` (`server` or `client`) for the environment.

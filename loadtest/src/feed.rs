@@ -32,6 +32,33 @@ async fn edge(
     tokio::sync::watch::Sender<bool>,
     tokio::task::JoinHandle<()>,
 )> {
+    start_edge(control, data, Replica::new()).await
+}
+
+/// [`edge`], holding what a snapshot file held (as a restarted edge does).
+async fn edge_from(
+    control: &Control,
+    data: &std::path::Path,
+    persisted: &checkgate_edge::snapshot_file::Persisted,
+) -> anyhow::Result<(
+    Arc<Replica>,
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+)> {
+    let replica = Replica::new();
+    replica.load(persisted);
+    start_edge(control, data, replica).await
+}
+
+async fn start_edge(
+    control: &Control,
+    data: &std::path::Path,
+    replica: Arc<Replica>,
+) -> anyhow::Result<(
+    Arc<Replica>,
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+)> {
     let (addr, fingerprint) = control.feed()?;
     let settings = ClientSettings {
         addrs: vec![addr.to_string()],
@@ -43,7 +70,6 @@ async fn edge(
         anti_entropy: Duration::from_secs(3600),
         snapshot_path: data.join(checkgate_edge::SNAPSHOT_FILE),
     };
-    let replica = Replica::new();
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(client::run(
         settings,
@@ -255,5 +281,92 @@ pub(crate) async fn snapshot(
         snapshot_file_bytes,
         file_load_seconds,
         file_install_seconds,
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct CatchupReport {
+    scenario: &'static str,
+    flags: usize,
+    changes: usize,
+    /// An empty edge: connect, take the snapshot, compile, ready.
+    cold_seconds_to_ready: f64,
+    /// An edge restarted from its snapshot file, `changes` behind: until it is at the head.
+    catchup_seconds: f64,
+    catchup_changes_per_second: f64,
+}
+
+/// `feed-catchup`: an environment of `flags` flags; an edge takes its snapshot, stops, and
+/// comes back after `changes` more changes — how fast does it catch up through them?
+pub(crate) async fn catchup(
+    bin: &std::path::Path,
+    flags: usize,
+    changes: usize,
+) -> anyhow::Result<CatchupReport> {
+    use checkgate_control::store::{Actor, Store};
+    // Keep every change: the edge must catch up through them, not take a snapshot.
+    let control =
+        Control::start_with(bin, Backing::Sqlite, &[("FEED_RETAIN_CHANGES", "10000000")]).await?;
+    let env = control.environment.clone();
+    let store = Store::open(&control.embedded_url(), 2, Duration::from_secs(30)).await?;
+    let actor = Actor::system();
+    let doc = |i: usize, rollout: usize| -> anyhow::Result<checkgate_core::FlagDoc> {
+        Ok(serde_json::from_value(serde_json::json!({
+            "key": format!("load-{i}"), "is_enabled": true, "rollout_percentage": rollout % 101,
+            "description": "a flag of the load test",
+            "rules": [
+                {"attribute": "email", "operator": "ends_with", "values": ["@example.com"]},
+                {"attribute": "plan", "operator": "equals", "values": ["enterprise", "pro"]},
+                {"attribute": "country", "operator": "equals", "values": ["NZ"]}
+            ]
+        }))?)
+    };
+    const BATCH: usize = 5_000;
+    let mut head = 0;
+    for start in (0..flags).step_by(BATCH) {
+        let docs = (start..(start + BATCH).min(flags))
+            .map(|i| doc(i, 50))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        head = store.put_flags(&actor, &env, &docs).await?;
+    }
+    let data = std::env::temp_dir().join(format!("cg-load-edge-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&data)?;
+
+    let started = Instant::now();
+    let (replica, stop, task) = edge(&control, &data).await?;
+    applied(&replica, &env, head, Duration::from_secs(300))
+        .await
+        .ok_or_else(|| anyhow::anyhow!("the edge did not take the snapshot"))?;
+    let cold_seconds_to_ready = started.elapsed().as_secs_f64();
+    let _ = stop.send(true);
+    let _ = task.await;
+
+    for start in (0..changes).step_by(BATCH) {
+        let docs = (start..(start + BATCH).min(changes))
+            .map(|n| doc(n % flags.max(1), n))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        head = store.put_flags(&actor, &env, &docs).await?;
+    }
+    store.close().await;
+
+    let persisted = checkgate_edge::snapshot_file::load(&data.join(checkgate_edge::SNAPSHOT_FILE))?
+        .ok_or_else(|| anyhow::anyhow!("the edge wrote no snapshot file"))?;
+    let started = Instant::now();
+    let (replica, stop, task) = edge_from(&control, &data, &persisted).await?;
+    applied(&replica, &env, head, Duration::from_secs(300))
+        .await
+        .ok_or_else(|| anyhow::anyhow!("the edge did not catch up"))?;
+    let catchup_seconds = started.elapsed().as_secs_f64();
+    let _ = stop.send(true);
+    let _ = task.await;
+    control.stop().await?;
+    let _ = std::fs::remove_dir_all(&data);
+    Ok(CatchupReport {
+        scenario: "feed-catchup",
+        flags,
+        changes,
+        cold_seconds_to_ready,
+        catchup_seconds,
+        catchup_changes_per_second: changes as f64 / catchup_seconds.max(1e-9),
     })
 }

@@ -173,6 +173,17 @@ enum Scenario {
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         duration: Duration,
     },
+    /// Feed catch-up: an environment of N flags; an edge takes its snapshot, stops, and comes
+    /// back M changes behind — how fast it catches up through them.
+    FeedCatchup {
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        flags: u64,
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        changes: u64,
+        /// The `checkgate-control` binary; default: the one beside this binary.
+        #[arg(long)]
+        control_bin: Option<PathBuf>,
+    },
     /// Every scenario, small: a functional check and a first look, in about two minutes.
     Quick {
         /// The `checkgate-control` binary; default: the one beside this binary (the edge's
@@ -409,6 +420,14 @@ async fn main() -> anyhow::Result<()> {
             let out = sse::propagation(&stack, rate, duration).await;
             stack.stop().await?;
             json(&out?)?
+        }
+        Scenario::FeedCatchup {
+            flags,
+            changes,
+            control_bin,
+        } => {
+            let bin = control::control_bin(control_bin)?;
+            json(&feed::catchup(&bin, flags as usize, changes as usize).await?)?
         }
         Scenario::Quick { control_bin } => {
             let bin = control::control_bin(control_bin)?;

@@ -98,68 +98,36 @@ impl Store {
     ) -> Result<(StoredFlag, bool), StoreError> {
         let json = serde_json::to_string(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.write().await?;
-        let (version, project) = next_version(&mut tx, env).await?;
-        let before: Option<(i64, String, i64)> = sqlx::query_as(
-            "SELECT version, doc, created_at FROM flags WHERE environment_id = $1 AND key = $2",
-        )
-        .bind(env)
-        .bind(&doc.key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(expected) = expected {
-            let current = before
-                .as_ref()
-                .map_or(0, |(v, _, _)| v.max(&0).unsigned_abs());
-            if before.is_none() || current != expected {
-                // Dropping `tx` rolls back, the version bump included: no gap.
-                return Err(StoreError::VersionMismatch {
-                    what: format!("flag {:?}", doc.key),
-                    expected,
-                    current,
-                });
-            }
-        }
-        let now = now_ms();
-        let created_at = before.as_ref().map_or(now, |(_, _, c)| *c);
-        sqlx::query(
-            "INSERT INTO flags (environment_id, key, version, doc, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (environment_id, key) DO UPDATE SET version = $3, doc = $4, updated_at = $6",
-        )
-        .bind(env)
-        .bind(&doc.key)
-        .bind(version as i64)
-        .bind(&json)
-        .bind(created_at)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        append_change(&mut tx, env, version, "flag_upsert", &doc.key, Some(&json)).await?;
-        let (action, before_doc) = match &before {
-            Some((_, d, _)) => ("flag.update", Some(d.as_str())),
-            None => ("flag.create", None),
-        };
-        audit(
-            &mut tx,
-            actor,
-            Some(&project),
-            Some(env),
-            action,
-            ("flag", &doc.key),
-            before_doc,
-            Some(&json),
-        )
-        .await?;
+        let (flag, created) = write_flag(&mut tx, actor, env, doc, &json, expected).await?;
         tx.commit().await?;
-        self.committed(env, version);
-        let flag = StoredFlag {
-            environment_id: env.to_owned(),
-            key: doc.key.clone(),
-            version,
-            doc: doc.clone(),
-            created_at,
-            updated_at: now,
-        };
-        Ok((flag, before.is_none()))
+        self.committed(env, flag.version);
+        Ok((flag, created))
+    }
+
+    /// Writes many flags in one transaction, each with its own version, change row and audit
+    /// row, as if written one after another — an import, at the cost of one commit. Either
+    /// every flag is written or none. Returns the last version.
+    pub async fn put_flags(
+        &self,
+        actor: &Actor,
+        env: &str,
+        docs: &[FlagDoc],
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.write().await?;
+        let mut last = 0;
+        for doc in docs {
+            let json =
+                serde_json::to_string(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            last = write_flag(&mut tx, actor, env, doc, &json, None)
+                .await?
+                .0
+                .version;
+        }
+        tx.commit().await?;
+        if last > 0 {
+            self.committed(env, last);
+        }
+        Ok(last)
     }
 
     /// Deletes a flag; with `expected`, only if it is at that version.
@@ -304,4 +272,76 @@ impl Store {
         .fetch_all(&self.pool)
         .await?)
     }
+}
+
+/// One flag write inside the caller's transaction: the environment's next version, the flag,
+/// its change row and its audit row. With `expected`, only if the flag is at that version.
+async fn write_flag(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    actor: &Actor,
+    env: &str,
+    doc: &FlagDoc,
+    json: &str,
+    expected: Option<u64>,
+) -> Result<(StoredFlag, bool), StoreError> {
+    let (version, project) = next_version(tx, env).await?;
+    let before: Option<(i64, String, i64)> = sqlx::query_as(
+        "SELECT version, doc, created_at FROM flags WHERE environment_id = $1 AND key = $2",
+    )
+    .bind(env)
+    .bind(&doc.key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(expected) = expected {
+        let current = before
+            .as_ref()
+            .map_or(0, |(v, _, _)| v.max(&0).unsigned_abs());
+        if before.is_none() || current != expected {
+            // Dropping `tx` rolls back, the version bump included: no gap.
+            return Err(StoreError::VersionMismatch {
+                what: format!("flag {:?}", doc.key),
+                expected,
+                current,
+            });
+        }
+    }
+    let now = now_ms();
+    let created_at = before.as_ref().map_or(now, |(_, _, c)| *c);
+    sqlx::query(
+        "INSERT INTO flags (environment_id, key, version, doc, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (environment_id, key) DO UPDATE SET version = $3, doc = $4, updated_at = $6",
+    )
+    .bind(env)
+    .bind(&doc.key)
+    .bind(version as i64)
+    .bind(json)
+    .bind(created_at)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    append_change(tx, env, version, "flag_upsert", &doc.key, Some(json)).await?;
+    let (action, before_doc) = match &before {
+        Some((_, d, _)) => ("flag.update", Some(d.as_str())),
+        None => ("flag.create", None),
+    };
+    audit(
+        tx,
+        actor,
+        Some(&project),
+        Some(env),
+        action,
+        ("flag", &doc.key),
+        before_doc,
+        Some(json),
+    )
+    .await?;
+    let flag = StoredFlag {
+        environment_id: env.to_owned(),
+        key: doc.key.clone(),
+        version,
+        doc: doc.clone(),
+        created_at,
+        updated_at: now,
+    };
+    Ok((flag, before.is_none()))
 }
