@@ -386,7 +386,11 @@ async fn ofrep_answers_as_the_real_providers_require() {
         .await;
     assert_eq!(bulk.status, StatusCode::OK);
     let etag = bulk.headers[header::ETAG].to_str().unwrap().to_owned();
-    assert_eq!(bulk.headers["access-control-expose-headers"], "ETag");
+    assert_eq!(
+        bulk.headers["access-control-expose-headers"],
+        "ETag, Retry-After"
+    );
+    assert_eq!(bulk.headers["access-control-allow-origin"], "*");
     assert_eq!(bulk.json()["flags"].as_array().unwrap().len(), 3);
     let stream = &bulk.json()["eventStreams"][0];
     assert_eq!(stream["type"], "sse");
@@ -707,4 +711,56 @@ async fn a_revoked_key_ends_its_stream_and_a_slow_client_is_cut_off() {
             "a client too far behind is cut off, not replayed"
         );
     }
+}
+
+#[tokio::test]
+async fn browsers_may_call_the_client_routes_from_any_origin_but_not_read_rules() {
+    let w = world();
+    for path in [
+        "/ofrep/v1/evaluate/flags",
+        "/ofrep/v1/evaluate/flags/checkout",
+        "/api/v1/evaluate",
+        "/stream",
+        "/ofrep/v1/events",
+    ] {
+        let preflight = w
+            .send(
+                Request::options(path)
+                    .header("origin", "http://127.0.0.1:8080")
+                    .header("access-control-request-method", "POST")
+                    .header("access-control-request-headers", "content-type,x-api-key")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(preflight.status, StatusCode::NO_CONTENT, "{path}");
+        assert_eq!(
+            preflight.headers["access-control-allow-origin"], "*",
+            "{path}"
+        );
+        let allowed = preflight.headers["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(
+            allowed.contains("x-api-key") && allowed.contains("content-type"),
+            "{path}: {allowed}"
+        );
+    }
+    // Refusals carry it too, so a browser can read them.
+    let refused = w
+        .post("/ofrep/v1/evaluate/flags", "cg_cli_nope", json!({}))
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.headers["access-control-allow-origin"], "*");
+    // The rule payload is for servers: no CORS, so no page elsewhere can read it.
+    let rules = w
+        .send(
+            Request::get("/api/v1/flags")
+                .header(header::AUTHORIZATION, format!("Bearer {SERVER_KEY}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(rules.headers.get("access-control-allow-origin").is_none());
 }

@@ -229,6 +229,43 @@ pub fn json_body<T: DeserializeOwned>(
     })
 }
 
+/// CORS for the SDK routes, which browsers call from other origins with client keys: any
+/// origin may call them (the key is the credential; no cookie is read here), preflights are
+/// answered, and `ETag` and `Retry-After` are readable. The management API has no CORS at all:
+/// it stays same-origin.
+async fn cors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::http::Method;
+    use axum::http::header::{
+        ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+        ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
+    };
+    let mut response = if request.method() == Method::OPTIONS {
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        let h = r.headers_mut();
+        h.insert(
+            ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, OPTIONS"),
+        );
+        h.insert(
+            ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(
+                "Authorization, Content-Type, X-API-Key, If-None-Match, Last-Event-ID",
+            ),
+        );
+        h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+        r
+    } else {
+        next.run(request).await
+    };
+    let h = response.headers_mut();
+    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("ETag, Retry-After"),
+    );
+    response
+}
+
 /// The SDK routes.
 pub fn routes(state: SdkState) -> Router {
     let evaluation = Router::new()
@@ -241,6 +278,7 @@ pub fn routes(state: SdkState) -> Router {
         .merge(evaluation)
         .route("/stream", get(stream::stream))
         .route("/ofrep/v1/events", get(ofrep::events))
+        .layer(axum::middleware::from_fn(cors))
         .route("/api/v1/flags", get(rules::flags))
         .with_state(state)
 }

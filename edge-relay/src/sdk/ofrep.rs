@@ -170,9 +170,10 @@ pub async fn bulk(
 }
 
 fn expose_etag(headers: &mut HeaderMap) {
+    // The CORS layer sets it for every SDK route; here for callers of this module alone.
     headers.insert(
         "access-control-expose-headers",
-        HeaderValue::from_static("ETag"),
+        HeaderValue::from_static("ETag, Retry-After"),
     );
 }
 
