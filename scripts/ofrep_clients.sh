@@ -5,7 +5,9 @@
 #   - Node: @openfeature/server-sdk + @openfeature/ofrep-provider (the same checks);
 #   - Node: @openfeature/web-sdk + @openfeature/ofrep-web-provider with the `eventsource`
 #     package as EventSource (static context, bulk endpoint, ETag and 304, change
-#     notifications over the advertised SSE stream).
+#     notifications over the advertised SSE stream);
+#   - the same web provider in headless Chromium, on a page of another origin, where the
+#     browser enforces CORS (Debian's chromium package, installed with apt-get if missing).
 #
 # Installs them, pinned, into a venv and an npm prefix under the target directory; starts a
 # debug build of checkgate-control on a free loopback port over a fresh data directory; sets
@@ -42,12 +44,15 @@ missing=()
 command -v curl >/dev/null || missing+=(curl)
 command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+chromium=$(command -v chromium || command -v chromium-browser || true)
+[ -n "$chromium" ] || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing ${missing[*]}"
   as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" </dev/null >/dev/null
+  chromium=$(command -v chromium || command -v chromium-browser || true)
 fi
 py_installed() {
   "$venv/bin/python" - "$src/requirements.txt" 2>/dev/null <<'EOF'
@@ -171,6 +176,13 @@ run "Node: @openfeature/ofrep-provider, server key" \
   node "$node_dir/node_server_provider.mjs" "$cases"
 run "Node: @openfeature/ofrep-web-provider, client key, SSE" \
   node "$node_dir/node_web_provider.mjs" "$cases"
+# KNOWN SERVER BUG, left failing on purpose until the server is fixed: the SDK routes answer
+# no CORS. A browser's preflight (OPTIONS /ofrep/v1/evaluate/flags, for Content-Type:
+# application/json and X-API-Key) gets 405 without Access-Control-Allow-Origin, so the web
+# provider on a page of another origin fails to initialize ("TypeError: Failed to fetch"); the
+# bulk answers, the 304s and the event stream need Access-Control-Allow-Origin too.
+run "Browser: @openfeature/ofrep-web-provider in Chromium, page of another origin (CORS)" \
+  "$py" "$src/browser_provider.py" "$chromium" "$cases" "$node_dir/node_modules"
 
 if grep -q 'panicked' "$work/server.log"; then
   grep -A3 'panicked' "$work/server.log" >&2

@@ -138,7 +138,7 @@ cargo test --workspace --locked
 step "REST API against its OpenAPI document (schemathesis, bounded)"
 bash scripts/schemathesis.sh
 
-step "OFREP with the real OpenFeature providers (Python, Node server, Node web with SSE)"
+step "OFREP with the real OpenFeature providers (Python, Node server, Node web with SSE, Chromium)"
 bash scripts/ofrep_clients.sh
 
 if [ -f protocol/fuzz/Cargo.toml ]; then
