@@ -13,6 +13,7 @@ Environment: CHECKGATE_URL, OFREP_CLIENT_KEY. Exits 1 with one line per failed c
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,27 @@ from urllib.parse import quote, urlsplit
 
 RESULT_WAIT = 30  # seconds for the page to report
 HERE = Path(__file__).resolve().parent
+
+
+def stop(browser):
+    """Ends Chromium and every process of its group (zygote, renderers, utilities)."""
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(browser.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            browser.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+        # The main process is gone; give its helpers a moment, then end any left.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(browser.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
 
 
 def main():
@@ -101,17 +123,13 @@ def main():
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: its helpers end with it
     )
     started = time.monotonic()
     try:
         reported = done.wait(RESULT_WAIT)
     finally:
-        browser.terminate()
-        try:
-            browser.wait(10)
-        except subprocess.TimeoutExpired:
-            browser.kill()
-            browser.wait()
+        stop(browser)
         server.shutdown()
         shutil.rmtree(profile, ignore_errors=True)
 
