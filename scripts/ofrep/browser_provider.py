@@ -49,6 +49,8 @@ def stop(browser):
 
 
 def main():
+    # A `timeout` that ends this program must end Chromium too (it has a session of its own).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     chromium, cases, node_modules = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]).resolve()
     base = os.environ["CHECKGATE_URL"]
     key = os.environ["OFREP_CLIENT_KEY"]
