@@ -2,9 +2,10 @@
 # The test command: makes sure PostgreSQL, Redis and NATS (JetStream) answer on loopback —
 # starting them, and installing them with apt-get first if they are missing — then runs the
 # whole test suite, including a bounded schemathesis run of the REST API against its OpenAPI
-# document (scripts/schemathesis.sh), and prints a summary. Every wait is bounded; no service
-# listens beyond 127.0.0.1. Runs unattended (CI=true, no stdin) as root on Debian 12, or with
-# sudo.
+# document (scripts/schemathesis.sh) and the real OpenFeature OFREP providers against the
+# control plane (scripts/ofrep_clients.sh, which needs Node.js 20), and prints a summary. Every
+# wait is bounded; no service listens beyond 127.0.0.1. Runs unattended (CI=true, no stdin) as
+# root on Debian 12, or with sudo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -136,6 +137,9 @@ cargo test --workspace --locked
 
 step "REST API against its OpenAPI document (schemathesis, bounded)"
 bash scripts/schemathesis.sh
+
+step "OFREP with the real OpenFeature providers (Python, Node server, Node web with SSE, Chromium)"
+bash scripts/ofrep_clients.sh
 
 if [ -f protocol/fuzz/Cargo.toml ]; then
   step "fuzz targets build (cargo check, protocol/fuzz)"
