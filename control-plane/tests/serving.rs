@@ -165,6 +165,27 @@ fn a_one_node_install_serves_sdks_in_process() {
         Some(&json!({})),
     );
     assert_eq!((status, body["value"].clone()), (200, json!("new")));
+    // A browser on another origin may ask first (the binary's JSON 405 fallback must not
+    // swallow the preflight).
+    let (status, headers, _) = http_request(
+        addr,
+        "OPTIONS",
+        "/ofrep/v1/evaluate/flags",
+        &[
+            ("Origin", "http://127.0.0.1:9"),
+            ("Access-Control-Request-Method", "POST"),
+            ("Access-Control-Request-Headers", "content-type,x-api-key"),
+        ],
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 204, "{headers:?}");
+    assert!(
+        headers
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case("access-control-allow-origin: *")),
+        "{headers:?}"
+    );
 
     // A write reaches an open stream.
     let (status, stream) = Stream::open(addr, &format!("/stream?sdk_key={server}"));

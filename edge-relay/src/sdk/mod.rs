@@ -266,18 +266,31 @@ async fn cors(request: axum::extract::Request, next: axum::middleware::Next) -> 
     response
 }
 
+/// Answered by `cors`, which sees every OPTIONS request first; never reached.
+async fn preflight() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
 /// The SDK routes.
 pub fn routes(state: SdkState) -> Router {
     let evaluation = Router::new()
-        .route("/api/v1/evaluate", post(eval::all))
-        .route("/api/v1/evaluate/{key}", post(eval::one))
-        .route("/ofrep/v1/evaluate/flags", post(ofrep::bulk))
-        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::one))
+        .route("/api/v1/evaluate", post(eval::all).options(preflight))
+        .route("/api/v1/evaluate/{key}", post(eval::one).options(preflight))
+        .route(
+            "/ofrep/v1/evaluate/flags",
+            post(ofrep::bulk).options(preflight),
+        )
+        .route(
+            "/ofrep/v1/evaluate/flags/{key}",
+            post(ofrep::one).options(preflight),
+        )
         .layer(DefaultBodyLimit::max(MAX_CONTEXT_BYTES));
+    // Each route names OPTIONS itself: a method-not-allowed fallback set on the whole router
+    // later (the binaries set a JSON one) replaces the per-route fallback this layer wraps.
     Router::new()
         .merge(evaluation)
-        .route("/stream", get(stream::stream))
-        .route("/ofrep/v1/events", get(ofrep::events))
+        .route("/stream", get(stream::stream).options(preflight))
+        .route("/ofrep/v1/events", get(ofrep::events).options(preflight))
         .layer(axum::middleware::from_fn(cors))
         .route("/api/v1/flags", get(rules::flags))
         .with_state(state)
