@@ -3,8 +3,8 @@
 # starting them, and installing them with apt-get first if they are missing — then runs the
 # whole test suite, including a bounded schemathesis run of the REST API against its OpenAPI
 # document (scripts/schemathesis.sh) and the real OpenFeature OFREP providers against the
-# control plane (scripts/ofrep_clients.sh, which needs Node.js 20), and prints a summary. Every
-# wait is bounded; no service listens beyond 127.0.0.1. Runs unattended (CI=true, no stdin) as
+# control plane (scripts/ofrep_clients.sh; its Node and browser checks need Node.js 20), and
+# prints a summary. Every wait is bounded; no service listens beyond 127.0.0.1. Runs unattended (CI=true, no stdin) as
 # root on Debian 12, or with sudo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
