@@ -57,6 +57,10 @@ enum Scenario {
         #[arg(long, default_value_t = 2_000_000)]
         max_requests: u64,
     },
+    /// The ceiling's server, run by `ceiling` (and `--ceiling`) as a child process: answers on
+    /// a loopback port it prints, until standard input closes.
+    #[command(hide = true)]
+    CeilingServer,
     /// The control plane's REST API (the real binary, as a child process on loopback).
     Api {
         /// Which route to load.
@@ -285,25 +289,45 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
-/// Runs a request scenario, with the ceiling first when asked.
-async fn with_ceiling(
-    load: &LoadArgs,
-    run: impl std::future::Future<Output = anyhow::Result<report::Report>>,
-) -> anyhow::Result<Vec<report::Report>> {
-    let ceiling = if load.ceiling {
-        Some(ceiling::run(load.connections as usize, load.duration, load.max_requests).await?)
-    } else {
-        None
-    };
-    let mut report = run.await?;
-    let mut out = Vec::new();
-    if let Some(ceiling) = ceiling {
-        report.share_of_ceiling =
-            Some(report.requests_per_second / ceiling.requests_per_second.max(1.0));
-        out.push(ceiling);
+/// Rounds a run with `--ceiling` is cut into, alternating with the ceiling's.
+const CEILING_ROUNDS: u32 = 5;
+
+/// Runs a request scenario; with `--ceiling`, in [`CEILING_ROUNDS`] rounds, each a slice of
+/// the ceiling then a slice of the scenario, so that drift in what the shared machine gives
+/// (other tenants, steal time) hits both alike. The share reported is the median of the
+/// rounds' shares; the two reports cover all their rounds.
+async fn with_ceiling<F, Fut>(load: &LoadArgs, mut run: F) -> anyhow::Result<Vec<report::Report>>
+where
+    F: FnMut(serve::Load) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<report::Report>>,
+{
+    if !load.ceiling {
+        return Ok(vec![run(load.load()).await?]);
     }
-    out.push(report);
-    Ok(out)
+    let slice = serve::Load {
+        duration: load.duration / CEILING_ROUNDS,
+        max_requests: (load.max_requests / u64::from(CEILING_ROUNDS)).max(1),
+        ..load.load()
+    };
+    let mut both: Option<(report::Report, report::Report)> = None;
+    let mut shares = Vec::new();
+    for _ in 0..CEILING_ROUNDS {
+        let ceiling = ceiling::run(slice.connections, slice.duration, slice.max_requests).await?;
+        let report = run(slice).await?;
+        shares.push(report.requests_per_second / ceiling.requests_per_second.max(1.0));
+        both = Some(match both {
+            None => (ceiling, report),
+            Some((mut c, mut r)) => {
+                c.absorb(ceiling);
+                r.absorb(report);
+                (c, r)
+            }
+        });
+    }
+    let (ceiling, mut report) = both.ok_or_else(|| anyhow::anyhow!("no rounds ran"))?;
+    report.share_of_ceiling = Some(report::median(shares.clone()));
+    report.share_of_ceiling_by_round = shares;
+    Ok(vec![ceiling, report])
 }
 
 fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<serde_json::Value> {
@@ -323,6 +347,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut reports: Vec<report::Report> = Vec::new();
     let result: serde_json::Value = match cli.scenario {
+        Scenario::CeilingServer => return ceiling::serve().await,
         Scenario::Ceiling {
             connections,
             duration,
@@ -376,14 +401,14 @@ async fn main() -> anyhow::Result<()> {
         }
         Scenario::Eval { route, edge, load } => {
             let stack = edge.stack().await?;
-            let out = with_ceiling(&load, serve::eval(&stack, route, load.load())).await;
+            let out = with_ceiling(&load, |l| serve::eval(&stack, route, l)).await;
             stack.stop().await?;
             reports = out?;
             json(&reports)?
         }
         Scenario::Rules { form, edge, load } => {
             let stack = edge.stack().await?;
-            let out = with_ceiling(&load, serve::rules(&stack, form, load.load())).await;
+            let out = with_ceiling(&load, |l| serve::rules(&stack, form, l)).await;
             stack.stop().await?;
             reports = out?;
             json(&reports)?

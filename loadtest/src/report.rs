@@ -63,6 +63,11 @@ pub(crate) struct Report {
     /// This figure as a share of the machine's ceiling measured in the same run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) share_of_ceiling: Option<f64>,
+    /// With the ceiling: the share in each round (the runs alternate with the ceiling's, so a
+    /// change in what the shared machine gives us hits both alike); `share_of_ceiling` is
+    /// their median.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) share_of_ceiling_by_round: Vec<f64>,
     /// The full latency distribution, for plots; not serialized.
     #[serde(skip)]
     pub(crate) histogram: Option<Histogram<u64>>,
@@ -96,8 +101,61 @@ impl Report {
             cpu_seconds: cpu.as_secs_f64(),
             server: None,
             share_of_ceiling: None,
+            share_of_ceiling_by_round: Vec::new(),
             histogram: Some(tally.latencies.clone()),
         }
+    }
+}
+
+impl Report {
+    /// Adds the counts of a later run of the same scenario to this one, as one report over
+    /// both (the server's memory is the later figure).
+    pub(crate) fn absorb(&mut self, later: Report) {
+        self.requests += later.requests;
+        self.errors += later.errors;
+        for (kind, n) in later.errors_by_kind {
+            *self.errors_by_kind.entry(kind).or_default() += n;
+        }
+        for (status, n) in later.statuses {
+            *self.statuses.entry(status).or_default() += n;
+        }
+        self.bytes += later.bytes;
+        self.seconds += later.seconds;
+        self.requests_per_second = if self.seconds > 0.0 {
+            self.requests as f64 / self.seconds
+        } else {
+            0.0
+        };
+        self.cpu_seconds += later.cpu_seconds;
+        self.server = match (self.server.take(), later.server) {
+            (Some(a), Some(b)) => Some(ServerUsage {
+                rss_kib: b.rss_kib,
+                cpu_seconds: a.cpu_seconds + b.cpu_seconds,
+            }),
+            (a, b) => b.or(a),
+        };
+        match (&mut self.histogram, later.histogram) {
+            (Some(h), Some(more)) => {
+                // Both come from the same bounds, so adding cannot fail; if it did, the
+                // percentiles would describe the first part only.
+                let _ = h.add(&more);
+            }
+            (h @ None, more) => *h = more,
+            (Some(_), None) => {}
+        }
+        if let Some(h) = &self.histogram {
+            self.latency = Latency::of(h);
+        }
+    }
+}
+
+/// The median of some figures (the mean of the middle two for an even count); 0 for none.
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
 
@@ -118,4 +176,16 @@ pub(crate) fn cpu_time() -> Duration {
         .sum();
     // The kernel reports in clock ticks; 100 per second on every Linux we ship for.
     Duration::from_millis(ticks * 10)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_none() {
+        assert_eq!(median(vec![0.3, 0.1, 0.2]), 0.2);
+        assert_eq!(median(vec![0.4, 0.1, 0.2, 0.3]), 0.25);
+        assert_eq!(median(Vec::new()), 0.0);
+    }
 }

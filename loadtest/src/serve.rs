@@ -9,7 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::ValueEnum;
 use http_body_util::Full;
-use hyper::Request;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue, IF_NONE_MATCH};
+use hyper::{Method, Request, Uri};
 
 use crate::driver::{MakeRequest, closed_loop, open_loop};
 use crate::report::{Report, ServerUsage};
@@ -103,17 +104,32 @@ async fn run(
     Ok(report)
 }
 
-fn post(
-    path: String,
-    host: &str,
-    key: &str,
-    body: Vec<u8>,
-) -> anyhow::Result<Request<Full<Bytes>>> {
-    Ok(Request::post(path)
-        .header("host", host)
-        .header("authorization", format!("Bearer {key}"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))?)
+fn post(uri: Uri, host: &HeaderValue, auth: &HeaderValue, body: Bytes) -> Request<Full<Bytes>> {
+    let mut request = Request::new(Full::new(body));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = uri;
+    let headers = request.headers_mut();
+    headers.insert(HOST, host.clone());
+    headers.insert(AUTHORIZATION, auth.clone());
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    request
+}
+
+/// Distinct contexts a run draws from, rendered before it starts so the generator, which
+/// shares the cores with the server, spends them on requests rather than on JSON: 65,536
+/// contexts of the seeded generator, against 100 flags, are more answers than a server could
+/// usefully cache (and ours caches none).
+const CONTEXTS: usize = 1 << 16;
+
+/// The request bodies `{"context":{…}}` for [`CONTEXTS`] contexts.
+fn bodies() -> anyhow::Result<Arc<[Bytes]>> {
+    (0..CONTEXTS as u64)
+        .map(|i| {
+            Ok(Bytes::from(serde_json::to_vec(
+                &serde_json::json!({"context": context(i)}),
+            )?))
+        })
+        .collect()
 }
 
 /// Fetches the `ETag` of the bulk answer for `ctx`.
@@ -145,53 +161,49 @@ async fn bulk_etag(stack: &Stack, ctx: &serde_json::Value) -> anyhow::Result<Str
 
 /// Loads one evaluation route.
 pub(crate) async fn eval(stack: &Stack, which: Eval, load: Load) -> anyhow::Result<Report> {
-    let host = stack.addr.to_string();
-    let flags = stack.flags.max(1) as u64;
-    // Each connection draws contexts from its own stretch of the sequence.
-    let seq = |c: usize, n: u64| (c as u64) << 40 | n;
+    let host = HeaderValue::from_str(&stack.addr.to_string())?;
+    let flags = stack.flags.max(1);
+    // Each connection walks the contexts from its own starting point.
+    let pick = |c: usize, n: u64| (c.wrapping_mul(7919) + n as usize) % CONTEXTS;
+    let bearer = |key: &str| HeaderValue::from_str(&format!("Bearer {key}"));
     let make: Arc<MakeRequest> = match which {
         Eval::One | Eval::OfrepOne => {
-            let key = if which == Eval::One {
-                stack.server_key.clone()
+            let (key, prefix) = if which == Eval::One {
+                (&stack.server_key, "/api/v1/evaluate")
             } else {
-                stack.client_key.clone()
+                (&stack.client_key, "/ofrep/v1/evaluate/flags")
             };
-            let prefix = if which == Eval::One {
-                "/api/v1/evaluate"
-            } else {
-                "/ofrep/v1/evaluate/flags"
-            };
+            let auth = bearer(key)?;
+            let uris: Vec<Uri> = (0..flags)
+                .map(|f| format!("{prefix}/load-{f}").parse())
+                .collect::<Result<_, _>>()?;
+            let bodies = bodies()?;
             Arc::new(move |c, n| {
-                let i = seq(c, n);
-                let body = serde_json::to_vec(&serde_json::json!({"context": context(i)}))?;
-                post(format!("{prefix}/load-{}", i % flags), &host, &key, body)
+                let i = pick(c, n);
+                let uri = uris[(c + n as usize) % uris.len()].clone();
+                Ok(post(uri, &host, &auth, bodies[i].clone()))
             })
         }
         Eval::All | Eval::OfrepBulk => {
-            let key = if which == Eval::All {
-                stack.server_key.clone()
+            let (key, path) = if which == Eval::All {
+                (&stack.server_key, "/api/v1/evaluate")
             } else {
-                stack.client_key.clone()
+                (&stack.client_key, "/ofrep/v1/evaluate/flags")
             };
-            let path = if which == Eval::All {
-                "/api/v1/evaluate"
-            } else {
-                "/ofrep/v1/evaluate/flags"
-            };
-            Arc::new(move |c, n| {
-                let body = serde_json::to_vec(&serde_json::json!({"context": context(seq(c, n))}))?;
-                post(path.to_owned(), &host, &key, body)
-            })
+            let auth = bearer(key)?;
+            let uri: Uri = path.parse()?;
+            let bodies = bodies()?;
+            Arc::new(move |c, n| Ok(post(uri.clone(), &host, &auth, bodies[pick(c, n)].clone())))
         }
         Eval::OfrepBulkNotModified => {
             let ctx = context(7);
-            let etag = bulk_etag(stack, &ctx).await?;
-            let body = serde_json::to_vec(&serde_json::json!({"context": ctx}))?;
-            let key = stack.client_key.clone();
+            let etag = HeaderValue::from_str(&bulk_etag(stack, &ctx).await?)?;
+            let body = Bytes::from(serde_json::to_vec(&serde_json::json!({"context": ctx}))?);
+            let auth = bearer(&stack.client_key)?;
+            let uri: Uri = "/ofrep/v1/evaluate/flags".parse()?;
             Arc::new(move |_, _| {
-                let mut request =
-                    post("/ofrep/v1/evaluate/flags".into(), &host, &key, body.clone())?;
-                request.headers_mut().insert("if-none-match", etag.parse()?);
+                let mut request = post(uri.clone(), &host, &auth, body.clone());
+                request.headers_mut().insert(IF_NONE_MATCH, etag.clone());
                 Ok(request)
             })
         }

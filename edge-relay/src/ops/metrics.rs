@@ -1,7 +1,7 @@
 //! Prometheus metrics: the process-wide recorder, a middleware that counts requests by route
 //! template and status class (closed label sets, never raw paths), and the /metrics route.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -61,13 +61,16 @@ pub async fn upkeep(handle: PrometheusHandle) {
     }
 }
 
-fn status_class(status: u16) -> &'static str {
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The index into [`CLASSES`] of a status.
+fn status_class(status: u16) -> usize {
     match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
     }
 }
 
@@ -77,30 +80,63 @@ fn status_class(status: u16) -> &'static str {
 /// With `debug` logging on, it also logs each request: method, path and status — the path
 /// only, never the query string, where SDK keys travel (`?sdk_key=`); never a header.
 pub async fn track(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || RouteMetrics::of("unmatched"),
+        |p| RouteMetrics::of(p.as_str()),
+    );
     let access = tracing::enabled!(tracing::Level::DEBUG)
         .then(|| (request.method().clone(), request.uri().path().to_owned()));
     let started = Instant::now();
     let response = next.run(request).await;
+    let status = response.status().as_u16();
     if let Some((method, path)) = access {
         tracing::debug!(
             %method,
             path,
-            route,
-            status = response.status().as_u16(),
+            route = route.route.as_ref(),
+            status,
             elapsed_us = started.elapsed().as_micros() as u64,
             "request"
         );
     }
-    let class = status_class(response.status().as_u16());
-    metrics::counter!("http_requests_total", "route" => route.clone(), "status" => class)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route, "status" => class)
-        .record(started.elapsed().as_secs_f64());
+    let class = status_class(status);
+    route.requests[class].increment(1);
+    route.duration[class].record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The two series of one route template, for each status class: resolved once per template
+/// and kept, so a request neither builds label sets nor looks them up in the registry.
+struct RouteMetrics {
+    route: Box<str>,
+    requests: [metrics::Counter; 5],
+    duration: [metrics::Histogram; 5],
+}
+
+/// Route templates seen so far: a closed set (the router's templates and `unmatched`).
+static ROUTES: std::sync::LazyLock<dashmap::DashMap<Box<str>, Arc<RouteMetrics>>> =
+    std::sync::LazyLock::new(dashmap::DashMap::new);
+
+impl RouteMetrics {
+    fn of(route: &str) -> Arc<RouteMetrics> {
+        if let Some(found) = ROUTES.get(route) {
+            return Arc::clone(found.value());
+        }
+        let series = |i: usize| {
+            let (route, status) = (route.to_owned(), CLASSES[i]);
+            (
+                metrics::counter!("http_requests_total", "route" => route.clone(), "status" => status),
+                metrics::histogram!("http_request_duration_seconds", "route" => route, "status" => status),
+            )
+        };
+        let [a, b, c, d, e] = std::array::from_fn(series);
+        let made = Arc::new(RouteMetrics {
+            route: route.into(),
+            requests: [a.0, b.0, c.0, d.0, e.0],
+            duration: [a.1, b.1, c.1, d.1, e.1],
+        });
+        Arc::clone(ROUTES.entry(route.into()).or_insert(made).value())
+    }
 }
 
 /// `GET /metrics`.
