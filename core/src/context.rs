@@ -243,6 +243,233 @@ fn attr_from_json<'a>(name: &str, value: &'a Value) -> Result<Option<AttrValue<'
     }))
 }
 
+// ---- Reading a context straight from request JSON ---------------------------------------------
+//
+// The same OpenFeature shape as `from_json_map`, with the same refusals, but read in one pass
+// from the request bytes: names and strings without escapes are borrowed from them, and no
+// `serde_json::Map` (its tree, its keys and values) is built and dropped per request.
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Context<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ContextVisitor(std::marker::PhantomData))
+    }
+}
+
+struct ContextVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for ContextVisitor<'a> {
+    type Value = Context<'a>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a context object: targetingKey and attributes")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Context<'a>, M::Error> {
+        use serde::de::Error as _;
+        let mut ctx = Context::new();
+        // (fingerprint, name, value or `None` for null), in the order given.
+        let mut read: Vec<(u64, Cow<'a, str>, Option<AttrValue<'a>>)> =
+            Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+        while let Some(JsonStr(name)) = map.next_key::<JsonStr<'de>>()? {
+            let value = map.next_value_seed(AttrSeed { name: &name })?;
+            if name == TARGETING_KEY {
+                ctx.targeting_key = match value {
+                    Some(AttrValue::String(key)) => Some(key),
+                    None => None,
+                    Some(_) => return Err(M::Error::custom(ContextError::TargetingKeyNotString)),
+                };
+            } else {
+                read.push((name_fingerprint(&name), name, value));
+            }
+        }
+        // Sorted by (fingerprint, name). Of duplicate names, which JSON allows, the last wins,
+        // as in a parsed object: the sort is stable, so it is the last of its run. `null` is
+        // absent, also when it overrides an earlier value.
+        read.sort_by(|a, b| (a.0, a.1.as_ref()).cmp(&(b.0, b.1.as_ref())));
+        read.reverse();
+        read.dedup_by(|later, earlier| later.0 == earlier.0 && later.1 == earlier.1);
+        read.reverse();
+        ctx.fingerprints.reserve(read.len());
+        ctx.attributes.reserve(read.len());
+        for (fingerprint, name, value) in read {
+            if let Some(value) = value {
+                ctx.fingerprints.push(fingerprint);
+                ctx.attributes.push((name, value));
+            }
+        }
+        Ok(ctx)
+    }
+}
+
+/// A JSON string, borrowed from the input when it has no escapes.
+struct JsonStr<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for JsonStr<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = JsonStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<JsonStr<'de>, E> {
+                Ok(JsonStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<JsonStr<'de>, E> {
+                Ok(JsonStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<JsonStr<'de>, E> {
+                Ok(JsonStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// One attribute's value (`None` for `null`), refused with `from_json_map`'s errors.
+struct AttrSeed<'n> {
+    name: &'n str,
+}
+
+impl<'de, 'n> serde::de::DeserializeSeed<'de> for AttrSeed<'n> {
+    type Value = Option<AttrValue<'de>>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, 'n> serde::de::Visitor<'de> for AttrSeed<'n> {
+    type Value = Option<AttrValue<'de>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "attribute {:?} as a string, number, bool or list of strings",
+            self.name
+        )
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(AttrValue::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(AttrValue::Number(v as f64)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(AttrValue::Number(v as f64)))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        if v.is_finite() {
+            Ok(Some(AttrValue::Number(v)))
+        } else {
+            Err(E::custom(ContextError::NotFinite(self.name.to_owned())))
+        }
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(AttrValue::String(Cow::Borrowed(v))))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(AttrValue::String(Cow::Owned(v.to_owned()))))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Some(AttrValue::String(Cow::Owned(v))))
+    }
+    fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        use serde::de::Error as _;
+        let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(item) = seq.next_element::<ListItem<'de>>()? {
+            list.push(match item {
+                ListItem::Str(s) => s,
+                ListItem::Number(n) => Cow::Owned(n.to_string()),
+                ListItem::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
+                ListItem::Other => {
+                    return Err(S::Error::custom(ContextError::BadListItem(
+                        self.name.to_owned(),
+                    )));
+                }
+            });
+        }
+        Ok(Some(AttrValue::List(list)))
+    }
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, _: M) -> Result<Self::Value, M::Error> {
+        use serde::de::Error as _;
+        Err(M::Error::custom(ContextError::NestedObject(
+            self.name.to_owned(),
+        )))
+    }
+}
+
+/// An item of a list attribute. Numbers are kept as JSON numbers, so they read as text exactly
+/// as `from_json_map` reads them.
+enum ListItem<'de> {
+    Str(Cow<'de, str>),
+    Number(serde_json::Number),
+    Bool(bool),
+    /// `null`, a list or an object: refused by the caller, with the attribute's name.
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for ListItem<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ListItem<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, number or bool")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<ListItem<'de>, E> {
+                Ok(ListItem::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<ListItem<'de>, E> {
+                Ok(ListItem::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<ListItem<'de>, E> {
+                Ok(ListItem::Str(Cow::Owned(v)))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<ListItem<'de>, E> {
+                Ok(ListItem::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<ListItem<'de>, E> {
+                Ok(ListItem::Number(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<ListItem<'de>, E> {
+                Ok(ListItem::Number(v.into()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<ListItem<'de>, E> {
+                Ok(serde_json::Number::from_f64(v).map_or(ListItem::Other, ListItem::Number))
+            }
+            fn visit_unit<E>(self) -> Result<ListItem<'de>, E> {
+                Ok(ListItem::Other)
+            }
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: S,
+            ) -> Result<ListItem<'de>, S::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(ListItem::Other)
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<ListItem<'de>, M::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(ListItem::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// A borrowed view of one attribute, as the evaluator reads it.
 #[derive(Debug, Clone, Copy)]
 pub enum Attr<'c> {
@@ -304,6 +531,47 @@ mod tests {
         for (json, want) in bad {
             assert_eq!(Context::from_json_map(json.as_object().unwrap()), Err(want));
         }
+    }
+
+    /// Reading a context from the request bytes gives exactly what parsing them into a map and
+    /// reading that gives, for contexts good and bad.
+    #[test]
+    fn reading_from_bytes_agrees_with_reading_a_parsed_map() {
+        let cases = [
+            r#"{"targetingKey":"user-1","plan":"pro","age":42,"beta":true,"groups":["a","b",3,1.5,true],"gone":null}"#,
+            r#"{}"#,
+            r#"{"targetingKey":null,"x":"esc\"aped","n":-0.25,"big":18446744073709551615}"#,
+            r#"{"a":1,"a":2,"b":"x","b":null}"#,
+            r#"{"targetingKey":"k1","targetingKey":"k2","z":[]}"#,
+            r#"{"targetingKey":5}"#,
+            r#"{"targetingKey":["k"]}"#,
+            r#"{"o":{"x":1}}"#,
+            r#"{"l":[{"x":1}]}"#,
+            r#"{"l":["a",null]}"#,
+            r#"{"l":[["a"]]}"#,
+        ];
+        for json in cases {
+            let map: Map<String, Value> = serde_json::from_str(json).unwrap();
+            let want = Context::from_json_map(&map);
+            let got: Result<Context<'_>, _> = serde_json::from_str(json);
+            match (want, got) {
+                (Ok(want), Ok(got)) => assert_eq!(got, want, "{json}"),
+                (Err(want), Err(got)) => assert!(
+                    got.to_string().starts_with(&want.to_string()),
+                    "{json}: {got} / {want}"
+                ),
+                (want, got) => panic!("{json}: {want:?} / {got:?}"),
+            }
+        }
+        // Strings without escapes are borrowed from the input.
+        let json = r#"{"targetingKey":"u","plan":"pro"}"#;
+        let ctx: Context<'_> = serde_json::from_str(json).unwrap();
+        assert!(matches!(ctx.targeting_key, Some(Cow::Borrowed(_))));
+        assert!(matches!(
+            ctx.attributes[0].1,
+            AttrValue::String(Cow::Borrowed(_))
+        ));
+        assert!(serde_json::from_str::<Context<'_>>("[1]").is_err());
     }
 
     #[test]

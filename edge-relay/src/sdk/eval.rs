@@ -15,11 +15,11 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use checkgate_core::{Context, Environment, ErrorCode, evaluate};
-use checkgate_protocol::json::{EvaluateRequest, FlagEvaluation};
+use checkgate_core::{Environment, ErrorCode, evaluate};
+use checkgate_protocol::json::FlagEvaluation;
 
 use super::keys::{self, KeyError};
-use super::{SdkError, SdkState, answer, json_body};
+use super::{EvalBody, SdkError, SdkState, answer, checked_body, parse_body};
 use crate::feed::replica::KeyEntry;
 use crate::relay::Relay;
 
@@ -40,13 +40,6 @@ pub(crate) fn path_key(path: Result<Path<String>, PathRejection>) -> Result<Stri
         .map_err(|e| SdkError::bad_request(e.body_text()))
 }
 
-pub(crate) fn context(
-    map: &serde_json::Map<String, serde_json::Value>,
-) -> Result<Context<'_>, SdkError> {
-    Context::from_json_map(map)
-        .map_err(|e| SdkError::new(StatusCode::BAD_REQUEST, "invalid_context", e.to_string()))
-}
-
 /// `POST /api/v1/evaluate/{key}`.
 pub async fn one(
     State(relay): State<Arc<Relay>>,
@@ -57,8 +50,9 @@ pub async fn one(
 ) -> Result<Response, SdkError> {
     let caller = keys::authenticate(&relay, &headers, query.as_deref())?;
     let key = path_key(path)?;
-    let request: EvaluateRequest = json_body(&headers, body)?;
-    let ctx = context(&request.context)?;
+    let body = checked_body(&headers, body)?;
+    let request: EvalBody<'_> = parse_body(&body)?;
+    let ctx = request.context.unwrap_or_default();
     let env = environment(&relay, &caller)?;
     let flag = match env.flag_for_eval(&key) {
         Ok(flag) => flag,
@@ -93,7 +87,11 @@ pub async fn one(
             "invalid_context",
             format!("the context cannot be used to evaluate flag {key:?}"),
         )),
-        _ => Ok(axum::Json(FlagEvaluation::new(key, &evaluation)).into_response()),
+        _ => {
+            let mut out = Vec::with_capacity(128 + key.len() + evaluation.value_json.len());
+            answer::ours(&mut out, &key, &evaluation);
+            Ok(json_response(out))
+        }
     }
 }
 
@@ -106,8 +104,9 @@ pub async fn all(
 ) -> Result<Response, SdkError> {
     let relay = &state.relay;
     let caller = keys::authenticate(relay, &headers, query.as_deref())?;
-    let request: EvaluateRequest = json_body(&headers, body)?;
-    let ctx = context(&request.context)?;
+    let body = checked_body(&headers, body)?;
+    let request: EvalBody<'_> = parse_body(&body)?;
+    let ctx = request.context.unwrap_or_default();
     let env = environment(relay, &caller)?;
     let mut out = Vec::with_capacity(4096);
     out.extend_from_slice(b"{\"flags\":[");

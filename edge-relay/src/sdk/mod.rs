@@ -190,6 +190,15 @@ pub fn json_body<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, SdkError> {
+    parse_body(&checked_body(headers, body)?)
+}
+
+/// A JSON request body, checked as [`json_body`] checks it, to be read by [`parse_body`]
+/// (which may borrow from it).
+pub fn checked_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, SdkError> {
     let body = body.map_err(|e| {
         let status = e.status();
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -199,34 +208,60 @@ pub fn json_body<T: DeserializeOwned>(
         };
         SdkError::new(status, code, e.body_text())
     })?;
-    let bytes: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        let json = headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| {
-                let v = v.trim();
-                v.eq_ignore_ascii_case("application/json")
-                    || (v.starts_with("application/") && v.ends_with("+json"))
-            });
-        if !json {
-            return Err(SdkError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as Content-Type: application/json",
-            ));
-        }
-        &body
-    };
-    serde_json::from_slice(bytes).map_err(|e| {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Bytes::from_static(b"{}"));
+    }
+    let json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            let v = v.trim();
+            v.eq_ignore_ascii_case("application/json")
+                || (v.starts_with("application/") && v.ends_with("+json"))
+        });
+    if !json {
+        return Err(SdkError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json",
+        ));
+    }
+    Ok(body)
+}
+
+/// Reads a checked body; 400 (`invalid_context`) when it is not the expected JSON, a context
+/// of the wrong shape included.
+pub fn parse_body<'b, T: serde::Deserialize<'b>>(body: &'b [u8]) -> Result<T, SdkError> {
+    serde_json::from_slice(body).map_err(|e| {
         SdkError::new(
             StatusCode::BAD_REQUEST,
             "invalid_context",
             format!("the body is not valid: {e}"),
         )
     })
+}
+
+/// A request body of our evaluation routes: the context, read straight from the bytes (see
+/// `Context`'s `Deserialize`), and for the bulk route an optional list of flags. A misspelt
+/// field is refused rather than silently ignored.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalBody<'a> {
+    /// Absent or `null`: an empty context.
+    #[serde(borrow, default)]
+    pub context: Option<checkgate_core::Context<'a>>,
+    #[serde(default)]
+    pub flags: Option<Vec<String>>,
+}
+
+/// A request body of the OFREP routes: the context only; other fields are ignored, as the
+/// protocol lets clients send more.
+#[derive(Debug, serde::Deserialize)]
+pub struct OfrepBody<'a> {
+    /// Absent or `null`: an empty context.
+    #[serde(borrow, default)]
+    pub context: Option<checkgate_core::Context<'a>>,
 }
 
 /// CORS for the SDK routes, which browsers call from other origins with client keys: any

@@ -23,15 +23,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use checkgate_core::evaluate;
 use checkgate_protocol::ofrep::{
-    EventStream, EventStreamEndpoint, EventStreamLocation, OfrepFailure, OfrepRequest, OfrepResult,
-    RefetchEvaluation,
+    EventStream, EventStreamEndpoint, EventStreamLocation, OfrepFailure, RefetchEvaluation,
 };
 use hmac::{Hmac, Mac};
 use sha2::{Digest as _, Sha256};
 
-use super::eval::{context, environment, path_key};
+use super::eval::{environment, json_response, path_key};
 use super::keys;
-use super::{SdkError, SdkState, json_body};
+use super::{OfrepBody, SdkError, SdkState, checked_body, parse_body};
 use crate::relay::Relay;
 
 /// How long an advertised event-stream URL works.
@@ -61,22 +60,27 @@ pub async fn one(
     let caller =
         keys::authenticate(relay, &headers, query.as_deref()).map_err(|e| ofrep(e.into(), None))?;
     let key = path_key(path).map_err(|e| ofrep(e, None))?;
-    let request: OfrepRequest = json_body(&headers, body).map_err(|e| ofrep(e, Some(&key)))?;
-    let empty = serde_json::Map::new();
-    let ctx =
-        context(request.context.as_ref().unwrap_or(&empty)).map_err(|e| ofrep(e, Some(&key)))?;
+    let body = checked_body(&headers, body).map_err(|e| ofrep(e, Some(&key)))?;
+    let request: OfrepBody<'_> = parse_body(&body).map_err(|e| ofrep(e, Some(&key)))?;
+    let ctx = request.context.unwrap_or_default();
     let env = environment(relay, &caller).map_err(|e| ofrep(e, Some(&key)))?;
-    let result = match env.flag_for_eval(&key) {
-        Ok(flag) => OfrepResult::new(key.as_str(), &evaluate(&flag, &ctx, env.as_ref())),
-        Err(code) => OfrepResult::Failure(OfrepFailure::new(key.as_str(), code.into())),
+    let failure = |code: checkgate_core::ErrorCode| {
+        let failure = OfrepFailure::new(key.as_str(), code.into());
+        let status =
+            StatusCode::from_u16(failure.error_code.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        (status, axum::Json(failure)).into_response()
     };
-    let status = match &result {
-        OfrepResult::Success(_) => StatusCode::OK,
-        OfrepResult::Failure(f) => {
-            StatusCode::from_u16(f.error_code.status()).unwrap_or(StatusCode::BAD_REQUEST)
-        }
+    let flag = match env.flag_for_eval(&key) {
+        Ok(flag) => flag,
+        Err(code) => return Ok(failure(code)),
     };
-    Ok((status, axum::Json(result)).into_response())
+    let evaluation = evaluate(&flag, &ctx, env.as_ref());
+    if let Some(code) = evaluation.error {
+        return Ok(failure(code));
+    }
+    let mut out = Vec::with_capacity(128 + key.len() + evaluation.value_json.len());
+    super::answer::ofrep(&mut out, &key, &evaluation);
+    Ok(json_response(out))
 }
 
 /// The query parameters a change-triggered bulk request carries; accepted, not needed.
@@ -103,9 +107,9 @@ pub async fn bulk(
     let _ = params
         .map(|Query(q)| (q.flag_config_etag, q.flag_config_last_modified))
         .map_err(|e| ofrep(SdkError::bad_request(e.body_text()), None))?;
-    let request: OfrepRequest = json_body(&headers, body).map_err(|e| ofrep(e, None))?;
-    let empty = serde_json::Map::new();
-    let ctx = context(request.context.as_ref().unwrap_or(&empty)).map_err(|e| ofrep(e, None))?;
+    let body = checked_body(&headers, body).map_err(|e| ofrep(e, None))?;
+    let request: OfrepBody<'_> = parse_body(&body).map_err(|e| ofrep(e, None))?;
+    let ctx = request.context.unwrap_or_default();
     let env = environment(relay, &caller).map_err(|e| ofrep(e, None))?;
     let position = relay.replica.version(&caller.env_id).unwrap_or_default();
     let list = state.lists.get(&caller.env_id, position, &env);
