@@ -126,6 +126,9 @@ ensure_nats() {
   wait_for 4222 NATS
 }
 
+step "build tools: make, for jemalloc (the binaries' allocator, built from C)"
+command -v make >/dev/null || install make
+
 step "services: PostgreSQL, Redis and NATS on 127.0.0.1"
 ensure_postgres
 ensure_redis

@@ -13,6 +13,10 @@ use checkgate_control::store::{self, Store};
 use checkgate_control::{STORE_CHECK, app};
 use checkgate_edge::ops::{self, Health};
 
+/// jemalloc, as in `checkgate-edge`: a one-node install serves the same SDK routes in-process.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 #[allow(
     clippy::exit,

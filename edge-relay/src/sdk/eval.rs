@@ -11,15 +11,15 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use checkgate_core::{Environment, ErrorCode, evaluate};
 use checkgate_protocol::json::FlagEvaluation;
 
 use super::keys::{self, KeyError};
-use super::{EvalBody, SdkError, SdkState, answer, checked_body, parse_body};
+use super::{EvalBody, HeadersAndBody, SdkError, SdkState, answer, checked_body, parse_body};
 use crate::feed::replica::KeyEntry;
 use crate::relay::Relay;
 
@@ -42,18 +42,18 @@ pub(crate) fn path_key(path: Result<Path<String>, PathRejection>) -> Result<Stri
 
 /// `POST /api/v1/evaluate/{key}`.
 pub async fn one(
-    State(relay): State<Arc<Relay>>,
+    State(state): State<SdkState>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    HeadersAndBody { headers, body }: HeadersAndBody,
 ) -> Result<Response, SdkError> {
-    let caller = keys::authenticate(&relay, &headers, query.as_deref())?;
+    let relay = &state.relay;
+    let caller = keys::authenticate(relay, &headers, query.as_deref())?;
     let key = path_key(path)?;
     let body = checked_body(&headers, body)?;
     let request: EvalBody<'_> = parse_body(&body)?;
     let ctx = request.context.unwrap_or_default();
-    let env = environment(&relay, &caller)?;
+    let env = environment(relay, &caller)?;
     let flag = match env.flag_for_eval(&key) {
         Ok(flag) => flag,
         Err(ErrorCode::FlagNotFound) => {
@@ -99,8 +99,7 @@ pub async fn one(
 pub async fn all(
     State(state): State<SdkState>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    HeadersAndBody { headers, body }: HeadersAndBody,
 ) -> Result<Response, SdkError> {
     let relay = &state.relay;
     let caller = keys::authenticate(relay, &headers, query.as_deref())?;

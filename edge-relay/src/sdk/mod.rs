@@ -35,9 +35,14 @@ use crate::relay::Relay;
 use events::EventHub;
 use keys::{KeyError, RETRY_AFTER_SECONDS};
 
-/// What the SDK routes share.
+/// What the SDK routes share: one `Arc`, so the clone each request makes of the router's
+/// state is one reference count, not one per part (on every core, for every request).
 #[derive(Debug, Clone)]
-pub struct SdkState {
+pub struct SdkState(Arc<SdkShared>);
+
+/// The parts of [`SdkState`].
+#[derive(Debug)]
+pub struct SdkShared {
     pub relay: Arc<Relay>,
     /// Each environment's SSE events, serialized once.
     pub hub: Arc<EventHub>,
@@ -58,14 +63,22 @@ impl SdkState {
         let events = hub.subscribe();
         let run = Arc::clone(&hub).run(events);
         (
-            Self {
+            Self(Arc::new(SdkShared {
                 relay,
                 hub,
                 rules: Arc::default(),
                 lists: Arc::default(),
-            },
+            })),
             run,
         )
+    }
+}
+
+impl std::ops::Deref for SdkState {
+    type Target = SdkShared;
+
+    fn deref(&self) -> &SdkShared {
+        &self.0
     }
 }
 
@@ -180,6 +193,29 @@ impl IntoResponse for SdkError {
                 .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
         response
+    }
+}
+
+/// The headers and body of an evaluation request, taken from it without copying the headers
+/// (axum's `HeaderMap` extractor clones them). The body is read as the `Bytes` extractor reads
+/// it, under the route's body limit; its rejection is kept for [`checked_body`] to answer.
+pub struct HeadersAndBody {
+    pub headers: HeaderMap,
+    pub body: Result<Bytes, BytesRejection>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for HeadersAndBody {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let headers = std::mem::take(&mut parts.headers);
+        let body =
+            Bytes::from_request(axum::extract::Request::from_parts(parts, body), state).await;
+        Ok(Self { headers, body })
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -30,7 +30,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::eval::{environment, json_response, path_key};
 use super::keys;
-use super::{OfrepBody, SdkError, SdkState, checked_body, parse_body};
+use super::{HeadersAndBody, OfrepBody, SdkError, SdkState, checked_body, parse_body};
 use crate::relay::Relay;
 
 /// How long an advertised event-stream URL works.
@@ -53,8 +53,7 @@ pub async fn one(
     State(state): State<SdkState>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    HeadersAndBody { headers, body }: HeadersAndBody,
 ) -> Result<Response, SdkError> {
     let relay = &state.relay;
     let caller =
@@ -98,8 +97,7 @@ pub async fn bulk(
     State(state): State<SdkState>,
     RawQuery(query): RawQuery,
     params: Result<Query<BulkQuery>, axum::extract::rejection::QueryRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    HeadersAndBody { headers, body }: HeadersAndBody,
 ) -> Result<Response, SdkError> {
     let relay = &state.relay;
     let caller =
