@@ -1,0 +1,3 @@
+export function SegmentEditorPage() {
+  return <section><h1>SegmentEditorPage</h1></section>;
+}

@@ -1,0 +1,3 @@
+export function AccountPage() {
+  return <section><h1>AccountPage</h1></section>;
+}

@@ -1,0 +1,3 @@
+export function AuditPage() {
+  return <section><h1>AuditPage</h1></section>;
+}

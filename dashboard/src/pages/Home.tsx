@@ -1,0 +1,6 @@
+export function HomeRedirect() {
+  return null;
+}
+export function ProjectHome() {
+  return null;
+}

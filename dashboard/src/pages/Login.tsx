@@ -1,0 +1,3 @@
+export function LoginPage() {
+  return <section><h1>LoginPage</h1></section>;
+}

@@ -1,0 +1,3 @@
+export function MembersPage() {
+  return <section><h1>MembersPage</h1></section>;
+}

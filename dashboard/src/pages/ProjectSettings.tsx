@@ -1,0 +1,3 @@
+export function ProjectSettingsPage() {
+  return <section><h1>ProjectSettingsPage</h1></section>;
+}

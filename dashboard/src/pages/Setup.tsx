@@ -1,0 +1,3 @@
+export function SetupPage() {
+  return <section><h1>SetupPage</h1></section>;
+}

@@ -1,0 +1,3 @@
+export function UsersPage() {
+  return <section><h1>UsersPage</h1></section>;
+}
