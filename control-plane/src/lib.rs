@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod dashboard;
 pub mod feed;
 pub mod secrets;
 pub mod store;
@@ -24,9 +25,22 @@ pub fn app(
     metrics: Option<PrometheusHandle>,
     sdk: Option<checkgate_edge::sdk::SdkState>,
 ) -> Router {
+    app_with_dashboard(state, health, metrics, sdk, dashboard::Assets::default())
+}
+
+/// [`app`], serving the dashboard's files at `/` (see [`dashboard`]).
+pub fn app_with_dashboard(
+    state: api::AppState,
+    health: Health,
+    metrics: Option<PrometheusHandle>,
+    sdk: Option<checkgate_edge::sdk::SdkState>,
+    assets: dashboard::Assets,
+) -> Router {
     let mut router = ops::health::routes(health, metrics).merge(api::routes(state));
     if let Some(sdk) = sdk {
         router = router.merge(checkgate_edge::sdk::routes(sdk));
     }
-    ops::health::finish(router)
+    ops::health::finish_with(router, move |request: axum::extract::Request| async move {
+        assets.serve(request).await
+    })
 }

@@ -10,7 +10,7 @@ use checkgate_control::config::ControlConfig;
 use checkgate_control::feed::{self, Heads};
 use checkgate_control::secrets::{self, Origin};
 use checkgate_control::store::{self, Store};
-use checkgate_control::{STORE_CHECK, app};
+use checkgate_control::{STORE_CHECK, app_with_dashboard, dashboard};
 use checkgate_edge::ops::{self, Health};
 
 /// jemalloc, as in `checkgate-edge`: a one-node install serves the same SDK routes in-process.
@@ -56,6 +56,20 @@ async fn main() -> anyhow::Result<()> {
              (set SESSION_SECRET when several instances share one database)"
         ),
     }
+    // The dashboard is read before any port is bound: a PUBLIC_DIR without a built
+    // dashboard is a configuration error, not a blank page.
+    let assets = match &config.public_dir {
+        Some(dir) => {
+            let assets =
+                dashboard::Assets::load(dir).context("loading the dashboard (PUBLIC_DIR)")?;
+            tracing::info!(dir = %dir.display(), "serving the dashboard");
+            assets
+        }
+        None => {
+            tracing::info!("PUBLIC_DIR is not set: the dashboard is not served (the API is)");
+            dashboard::Assets::default()
+        }
+    };
     let state = AppState::new(
         store.clone(),
         SessionKey::new(secret.expose()),
@@ -117,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
     let result = ops::run_service(
         &config.common,
         config.port,
-        |metrics| app(state, health.clone(), metrics, Some(sdk)),
+        |metrics| app_with_dashboard(state, health.clone(), metrics, Some(sdk), assets),
         || health.set(STORE_CHECK, true, "migrated and answering"),
     );
     // Readiness follows the store for as long as the service runs.

@@ -1,5 +1,5 @@
 //! Background upkeep of the control plane: readiness follows whether the store answers;
-//! expired sessions are purged and old change rows compacted. One task, owned by `main`,
+//! expired sessions, edge sessions gone for a day, and old change rows are deleted. One task, owned by `main`,
 //! stopped at shutdown.
 
 use std::time::Duration;
@@ -46,6 +46,12 @@ pub async fn run(store: Store, health: Health, retain_changes: u64) {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(sessions = n, "purged expired sessions"),
                     Err(e) => tracing::warn!(cause = %e, "purging expired sessions failed"),
+                }
+                let forget = crate::store::now_ms() - crate::store::FLEET_KEEP_MS;
+                match store.purge_edge_sessions(forget).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(sessions = n, "forgot old edge sessions"),
+                    Err(e) => tracing::warn!(cause = %e, "forgetting old edge sessions failed"),
                 }
                 match store.compact_changes(retain_changes, DELETED_ENVIRONMENT_CHANGES_MS).await {
                     Ok(0) => {}

@@ -31,6 +31,8 @@ async fn flags_round_trip_in_checkgates_shape_with_versions() {
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let mut expected = checkout();
     expected["version"] = json!(1);
+    expected["updated_at"] = created.body["updated_at"].clone();
+    assert!(expected["updated_at"].is_string(), "{}", created.body);
     assert_eq!(created.body, expected);
 
     let got = api.get(&format!("{flags}/checkout"), Some(&admin)).await;
@@ -487,4 +489,172 @@ async fn roles_decide_who_reads_and_who_writes() {
         StatusCode::NOT_FOUND,
         "not_found",
     );
+}
+
+#[tokio::test]
+async fn a_stored_flag_evaluates_for_a_context_with_its_segments_and_prerequisites() {
+    let api = api().await;
+    let (admin, _, envs) = api.world().await;
+    let env = &envs[0];
+    let flags = format!("/api/environments/{env}/flags");
+    let segment = json!({"key": "beta", "name": "Beta users", "included": ["u-beta"], "rules": []});
+    let made = api
+        .call(
+            "POST",
+            &format!("/api/environments/{env}/segments"),
+            Some(segment),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let gate = json!({"key": "gate", "is_enabled": true, "rollout_percentage": null,
+                      "description": null, "rules": [], "flag_type": "boolean",
+                      "default_value": true, "disabled_value": false});
+    api.call("POST", &flags, Some(gate), Some(&admin), &[])
+        .await;
+    let mut checkout = checkout();
+    checkout["rollout_percentage"] = json!(null);
+    checkout["rules"] = json!([
+        {"attribute": "plan", "operator": "equals", "values": ["pro"], "variant": "v3"},
+        {"attribute": "key", "operator": "in_segment", "values": ["beta"], "variant": "v4"}
+    ]);
+    checkout["prerequisites"] = json!([{"key": "gate"}]);
+    let created = api
+        .call("POST", &flags, Some(checkout), Some(&admin), &[])
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let evaluate = format!("{flags}/checkout/evaluate");
+
+    let pro = api
+        .post(
+            &evaluate,
+            json!({"context": {"targetingKey": "u1", "plan": "pro"}}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(pro.status, StatusCode::OK, "{}", pro.body);
+    assert_eq!(
+        (&pro.body["value"], &pro.body["reason"], &pro.body["key"]),
+        (&json!("v3"), &json!("TARGETING_MATCH"), &json!("checkout")),
+        "{}",
+        pro.body
+    );
+    assert_eq!(pro.body["version"], created.body["version"]);
+    let beta = api
+        .post(
+            &evaluate,
+            json!({"context": {"targetingKey": "u-beta"}}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        beta.body["value"], "v4",
+        "the segment is read: {}",
+        beta.body
+    );
+    let other = api
+        .post(
+            &evaluate,
+            json!({"context": {"targetingKey": "u2"}}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        (&other.body["value"], &other.body["reason"]),
+        (&json!("v2"), &json!("DEFAULT")),
+        "{}",
+        other.body
+    );
+
+    // The prerequisite is read too: with the gate off, checkout is off.
+    let off = api
+        .call(
+            "PATCH",
+            &format!("{flags}/gate"),
+            Some(json!({"is_enabled": false})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.body);
+    let blocked = api
+        .post(
+            &evaluate,
+            json!({"context": {"targetingKey": "u1", "plan": "pro"}}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        (
+            &blocked.body["value"],
+            &blocked.body["reason"],
+            &blocked.body["enabled"]
+        ),
+        (&json!("v1"), &json!("DISABLED"), &json!(false)),
+        "{}",
+        blocked.body
+    );
+
+    // Bad input is a 4xx with the API's error body.
+    assert_error(
+        &api.post(
+            &evaluate,
+            json!({"context": {"targetingKey": 7}}),
+            Some(&admin),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+    );
+    assert_error(
+        &api.post(&evaluate, json!({"context": {}, "extra": 1}), Some(&admin))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+    assert_error(
+        &api.post(
+            &format!("{flags}/missing/evaluate"),
+            json!({"context": {}}),
+            Some(&admin),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &api.post(&evaluate, json!({"context": {}}), None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+}
+
+#[tokio::test]
+async fn flags_say_when_they_last_changed_and_a_patch_may_send_it_back() {
+    let api = api().await;
+    let (admin, _, envs) = api.world().await;
+    let flags = format!("/api/environments/{}/flags", envs[0]);
+    let created = api
+        .call("POST", &flags, Some(checkout()), Some(&admin), &[])
+        .await;
+    let at = created.body["updated_at"].as_str().unwrap().to_owned();
+    assert!(at.ends_with('Z') && at.len() == 24, "{at}");
+    let listed = api.get(&flags, Some(&admin)).await;
+    assert_eq!(listed.body[0]["updated_at"], at.as_str());
+    assert_eq!(listed.body[0]["version"], 1);
+    // The whole answer sent back as a patch: the read-only fields are ignored.
+    let mut back = created.body.clone();
+    back["is_enabled"] = json!(false);
+    let patched = api
+        .call(
+            "PATCH",
+            &format!("{flags}/checkout"),
+            Some(back),
+            Some(&admin),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(patched.body["is_enabled"], false);
 }

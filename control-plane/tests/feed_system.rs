@@ -460,6 +460,20 @@ fn anti_entropy_repairs_an_edge_that_missed_a_change_without_a_trace() {
     assert!(log.iter().any(|l| l.contains("digest mismatch")), "{log:?}");
 }
 
+/// `GET /api/edges` on a control plane, as its admin.
+fn fleet(cluster: &Cluster) -> serde_json::Value {
+    let (status, _, body) = checkgate_edge::testkit::http_request(
+        cluster.controls[0].http(),
+        "GET",
+        "/api/edges",
+        &[("Cookie", &cluster.ws.admin_cookie)],
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
 #[test]
 fn revoking_the_edge_token_stops_the_edge() {
     let _one = serial();
@@ -467,6 +481,31 @@ fn revoking_the_edge_token_stops_the_edge() {
     cluster.seed(2);
     let edge = cluster.edge(&[0]);
     assert_converged(&cluster, &[&edge]);
+
+    // The fleet shows the edge connected, at the head of what it serves (its row is written
+    // within seconds of a position moving).
+    let served = edge.versions();
+    let listed = eventually("the fleet to show the edge at every head", CONVERGE, || {
+        let listed = fleet(&cluster);
+        let envs = listed["edges"][0]["environments"].as_array()?;
+        (envs.len() == served.len() && envs.iter().all(|e| e["lag"] == 0)).then_some(listed)
+    });
+    let edges = listed["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 1, "{listed}");
+    assert_eq!(edges[0]["name"], "test-edge");
+    assert_eq!(edges[0]["state"], "connected", "{listed}");
+    let envs = edges[0]["environments"].as_array().unwrap();
+    assert_eq!(envs.len(), served.len(), "{listed}");
+    for env in envs {
+        let id = env["environment_id"].as_str().unwrap();
+        assert_eq!(
+            env["position"].as_u64(),
+            served.get(id).copied(),
+            "{listed}"
+        );
+        assert_eq!(env["lag"], 0, "{listed}");
+    }
+    assert_eq!(edges[0]["data_age_ms"], 0, "{listed}");
     let tokens = checkgate_edge::testkit::http_request(
         cluster.controls[0].http(),
         "GET",
@@ -502,4 +541,10 @@ fn revoking_the_edge_token_stops_the_edge() {
         !edge.snapshot_path().exists(),
         "the revoked grants do not survive a restart"
     );
+    // Its session is over: the fleet says so, still listing it (for a day).
+    eventually("the fleet to show the edge disconnected", CONVERGE, || {
+        let listed = fleet(&cluster);
+        let edge = &listed["edges"][0];
+        (edge["state"] == "disconnected" && edge["disconnected_at"].is_string()).then_some(())
+    });
 }

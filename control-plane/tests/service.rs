@@ -200,3 +200,74 @@ fn starts_on_the_embedded_default_and_stops_on_sigterm() {
         "a log line holds the session secret"
     );
 }
+
+#[test]
+fn serves_the_dashboard_from_public_dir_and_refuses_a_directory_without_one() {
+    let data = DataDir::new();
+    let public = std::path::Path::new(data.path()).join("public");
+    std::fs::create_dir_all(public.join("assets")).unwrap();
+    std::fs::write(
+        public.join("index.html"),
+        "<!doctype html><div id=root></div>",
+    )
+    .unwrap();
+    std::fs::write(public.join("assets/app-0f1e.js"), "export {};").unwrap();
+    let service = Service::start(
+        BIN,
+        &[
+            ("COOKIE_SECURE", "false"),
+            ("CHECKGATE_DATA_DIR", data.path()),
+            ("PUBLIC_DIR", public.to_str().unwrap()),
+        ],
+    )
+    .unwrap();
+    let html = [("Accept", "text/html")];
+    for path in ["/", "/projects/p/envs/e/flags/checkout"] {
+        let (status, headers, body) =
+            testkit::http_request(service.addr, "GET", path, &html, None).unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(body.contains("<div id=root>"), "{path}: {body}");
+        assert!(
+            headers.iter().any(|h| h
+                .to_ascii_lowercase()
+                .starts_with("content-security-policy:")),
+            "{headers:?}"
+        );
+    }
+    let (status, _, body) =
+        testkit::http_request(service.addr, "GET", "/assets/app-0f1e.js", &[], None).unwrap();
+    assert_eq!((status, body.as_str()), (200, "export {};"));
+    // The API's own 404s stay JSON, and writes to unknown paths are not the app.
+    for (method, path) in [
+        ("GET", "/api/nothing-here"),
+        ("POST", "/somewhere"),
+        ("GET", "/assets/gone.js"),
+    ] {
+        let (status, _, body) =
+            testkit::http_request(service.addr, method, path, &html, None).unwrap();
+        assert_eq!(status, 404, "{method} {path}");
+        assert!(body.starts_with(r#"{"error":"#), "{method} {path}: {body}");
+    }
+    drop(service);
+
+    // A PUBLIC_DIR without a built dashboard stops start-up and says what to do.
+    let empty = std::path::Path::new(data.path()).join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = testkit::run(
+        BIN,
+        &[],
+        &[
+            ("CHECKGATE_DATA_DIR", data.path()),
+            ("PUBLIC_DIR", empty.to_str().unwrap()),
+            ("PORT", "0"),
+        ],
+    )
+    .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("index.html") && text.contains("npm run build"),
+        "{text}"
+    );
+}

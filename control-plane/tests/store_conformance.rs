@@ -536,7 +536,14 @@ async fn concurrent_project_writes_that_read_first_all_succeed() {
                         .await
                         .map(|_| ()),
                     1 => store
-                        .create_environment(&admin(), &project, "E", &format!("e{n}"), "#123456")
+                        .create_environment(
+                            &admin(),
+                            &project,
+                            "E",
+                            &format!("e{n}"),
+                            "#123456",
+                            false,
+                        )
                         .await
                         .map(|_| ()),
                     _ => store

@@ -52,7 +52,7 @@ export function App() {
     <Routes>
       <Route element={<Layout />}>
         <Route index element={<HomeRedirect />} />
-        <Route path="/login" element={<Navigate to="/" replace />} />
+        <Route path="/login" element={<BackToWhereYouWere />} />
         <Route path="/setup" element={<Navigate to="/" replace />} />
         <Route path="/account" element={<AccountPage />} />
         <Route path="/projects" element={<ProjectsPage />} />
@@ -76,6 +76,13 @@ export function App() {
       </Route>
     </Routes>
   );
+}
+
+/** After signing in: the page that sent the visitor to the login form, or home. */
+function BackToWhereYouWere() {
+  const from = (useLocation().state as { from?: string } | null)?.from;
+  const safe = from && from.startsWith("/") && !from.startsWith("//") ? from : "/";
+  return <Navigate to={safe} replace />;
 }
 
 function NotFound() {

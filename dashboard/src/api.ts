@@ -75,7 +75,9 @@ async function request<T>(
       error?.code ?? "http_" + response.status,
       error?.message ?? `The server answered ${response.status}.`,
     );
-    if (response.status === 401 && path !== "/api/auth/login") {
+    // A 401 means the session is gone — except a wrong password typed where one is checked
+    // (signing in, changing it), which is the user's typo, not a signed-out browser.
+    if (response.status === 401 && e.code !== "invalid_credentials" && path !== "/api/auth/login") {
       window.dispatchEvent(new Event(SIGNED_OUT_EVENT));
     }
     throw e;

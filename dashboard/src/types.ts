@@ -35,6 +35,8 @@ export interface Environment {
   version: number;
   created_at: string;
   client_keys_read_rules: boolean;
+  /** Marks a production environment (changes there deserve care); absent on older servers. */
+  is_production?: boolean;
 }
 
 export interface Member {
@@ -42,4 +44,96 @@ export interface Member {
   email: string;
   name: string;
   role: ProjectRole;
+}
+
+/** A workspace user, as workspace admins see them (GET /api/users). */
+export interface User {
+  id: string;
+  email: string;
+  name: string;
+  role: WorkspaceRole;
+  created_at: string;
+}
+
+/** An SDK key, by prefix only; `key` is present once, in the answer that creates it. */
+export interface SdkKey {
+  id: string;
+  name: string;
+  kind: "server" | "client";
+  prefix: string;
+  environment_id: string;
+  environment_name: string;
+  created_at: string;
+  revoked_at: string | null;
+  last_used_at?: string | null;
+}
+export interface SdkKeyCreated extends SdkKey {
+  key: string;
+}
+
+/** A project API token for automation; `token` is present once, when it is created. */
+export interface ApiToken {
+  id: string;
+  name: string;
+  role: ProjectRole;
+  prefix: string;
+  created_at: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+export interface ApiTokenCreated extends ApiToken {
+  token: string;
+}
+
+/** An edge relay's credential; `environments` null means every environment. */
+export interface EdgeToken {
+  id: string;
+  name: string;
+  prefix: string;
+  environments: string[] | null;
+  created_at: string;
+  last_seen_at: string | null;
+  revoked_at: string | null;
+}
+export interface EdgeTokenCreated extends EdgeToken {
+  token: string;
+}
+
+/** One edge relay of the fleet (GET /api/edges). */
+export interface EdgeStatus {
+  id: string;
+  name: string;
+  region: string | null;
+  state: "connected" | "stale" | "disconnected";
+  connected_at: string | null;
+  last_seen: string;
+  /** The edge's address as the feed saw it. */
+  address?: string;
+  /** The edge token it presented. */
+  token_id?: string;
+  disconnected_at?: string | null;
+  data_age_ms: number | null;
+  environments: { environment_id: string; position: number; head: number; lag: number }[];
+}
+
+/** One audit log entry (GET /api/audit). */
+export interface AuditEntry {
+  id: number;
+  at: string;
+  actor: { kind: string; id: string | null; name: string };
+  project_id: string | null;
+  environment_id: string | null;
+  action: string;
+  target: { kind: string; key: string };
+  before: unknown;
+  after: unknown;
+}
+export interface AuditPage {
+  entries: AuditEntry[];
+  next_cursor: number | null;
+}
+
+/** The answer that creates a project: the project with its first environments. */
+export interface ProjectCreated extends Project {
+  environments: Environment[];
 }

@@ -80,12 +80,8 @@ impl Service {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!(
-                    "{bin} did not start listening:
-{}",
-                    log.join(
-                        "
-"
-                    )
+                    "{bin} did not start listening:\n{}",
+                    log.join("\n")
                 ));
             };
             let addr = (line.contains("listening") && line.contains("listener=public"))

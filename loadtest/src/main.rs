@@ -37,9 +37,13 @@ struct Cli {
     #[arg(long, global = true)]
     plot: Option<PathBuf>,
 
+    /// Every scenario, small, in a few minutes: the same as the `quick` subcommand.
+    #[arg(long)]
+    quick: bool,
+
     /// Which scenario to run, with its own settings.
     #[command(subcommand)]
-    scenario: Scenario,
+    scenario: Option<Scenario>,
 }
 
 /// The scenarios.
@@ -345,8 +349,18 @@ fn plot(report: &report::Report, path: &std::path::Path) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let scenario = match (cli.scenario, cli.quick) {
+        (Some(_), true) => anyhow::bail!("--quick runs every scenario: give it without one"),
+        (Some(scenario), false) => scenario,
+        (None, true) => Scenario::Quick { control_bin: None },
+        (None, false) => {
+            use clap::CommandFactory as _;
+            Cli::command().print_help()?;
+            std::process::exit(2);
+        }
+    };
     let mut reports: Vec<report::Report> = Vec::new();
-    let result: serde_json::Value = match cli.scenario {
+    let result: serde_json::Value = match scenario {
         Scenario::CeilingServer => return ceiling::serve().await,
         Scenario::Ceiling {
             connections,

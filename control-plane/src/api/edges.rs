@@ -108,3 +108,78 @@ pub(super) async fn revoke(
     state.store.revoke_edge_token(&actor, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// A session not refreshed for this long (three refreshes missed) is stale: the instance that
+/// held it stopped without closing it.
+const STALE_AFTER_MS: i64 = 3 * crate::store::FLEET_REFRESH.as_millis() as i64;
+
+/// Most sessions listed.
+const FLEET_LIMIT: u32 = 2_000;
+
+/// `GET /api/edges`: the edge fleet — every edge connected now, or seen in the last day, with
+/// its position and lag in each environment it serves. Workspace admins only.
+///
+/// `state` is `connected` (its session is open and refreshed), `stale` (open, but not
+/// refreshed: its control-plane instance is gone) or `disconnected`. An edge that reconnected
+/// is listed once, by its newest session. `data_age_ms` is how long ago the control plane last
+/// confirmed the edge's data: zero for a connected edge at every head, otherwise the time since
+/// it was last seen.
+pub(super) async fn fleet(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<impl IntoResponse, ApiError> {
+    admin(&user)?;
+    let now = crate::store::now_ms();
+    let sessions = state
+        .store
+        .edge_sessions(now - crate::store::FLEET_KEEP_MS, FLEET_LIMIT)
+        .await?;
+    let heads: std::collections::HashMap<String, u64> = state
+        .store
+        .feed_environments()
+        .await?
+        .into_iter()
+        .map(|e| (e.id, e.version))
+        .collect();
+    // Newest first: a closed session is left out when the same edge (token and name) has a
+    // newer one.
+    let mut seen = std::collections::HashSet::new();
+    let mut edges = Vec::new();
+    for s in &sessions {
+        let first = seen.insert((s.token_id.as_str(), s.edge_name.as_str()));
+        if !first && s.closed_at.is_some() {
+            continue;
+        }
+        let state_name = match s.closed_at {
+            Some(_) => "disconnected",
+            None if now - s.last_seen_at > STALE_AFTER_MS => "stale",
+            None => "connected",
+        };
+        let environments: Vec<Value> = s
+            .positions
+            .iter()
+            .map(|(env, &position)| {
+                let head = heads.get(env).copied().unwrap_or(position);
+                json!({
+                    "environment_id": env, "position": position, "head": head,
+                    "lag": head.saturating_sub(position),
+                })
+            })
+            .collect();
+        let current = environments.iter().all(|e| e["lag"] == 0);
+        let data_age_ms = if state_name == "connected" && current {
+            0
+        } else {
+            (now - s.last_seen_at).max(0)
+        };
+        edges.push(json!({
+            "id": s.id, "name": s.edge_name,
+            "region": (!s.region.is_empty()).then_some(&s.region),
+            "address": s.address, "token_id": s.token_id, "state": state_name,
+            "connected_at": rfc3339(s.connected_at), "last_seen": rfc3339(s.last_seen_at),
+            "disconnected_at": s.closed_at.map(rfc3339), "data_age_ms": data_age_ms,
+            "environments": environments,
+        }));
+    }
+    Ok(axum::Json(json!({ "edges": edges })))
+}

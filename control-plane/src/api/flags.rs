@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::access::{check_id, in_environment};
 use super::caller::Caller;
+use super::time::rfc3339;
 use super::{ApiError, AppState, Json, Path};
 use crate::store::{Role, StoreError, StoredFlag};
 
@@ -24,8 +25,13 @@ const PATCH_ATTEMPTS: usize = 3;
 fn flag_json(flag: &StoredFlag) -> Result<Value, ApiError> {
     let mut value = serde_json::to_value(&flag.doc).map_err(|e| ApiError::Internal(e.into()))?;
     value["version"] = Value::from(flag.version);
+    value["updated_at"] = Value::from(rfc3339(flag.updated_at));
     Ok(value)
 }
+
+/// Fields of a flag answer that are not part of its document: a PATCH that sends a flag back
+/// as it was read may carry them, and they are ignored.
+const READ_ONLY: [&str; 3] = ["key", "version", "updated_at"];
 
 fn etag(version: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\""))
@@ -125,9 +131,9 @@ pub(super) async fn list(
     // The stored documents are canonical JSON objects: splice the version in instead of
     // parsing and re-serializing each one.
     let mut body =
-        String::with_capacity(flags.iter().map(|(_, d)| d.len() + 24).sum::<usize>() + 2);
+        String::with_capacity(flags.iter().map(|(_, _, d)| d.len() + 64).sum::<usize>() + 2);
     body.push('[');
-    for (i, (version, doc)) in flags.iter().enumerate() {
+    for (i, (version, updated_at, doc)) in flags.iter().enumerate() {
         let Some(fields) = doc.strip_prefix('{') else {
             return Err(ApiError::Internal(anyhow::anyhow!(
                 "stored flag is not a JSON object"
@@ -138,7 +144,9 @@ pub(super) async fn list(
         }
         body.push_str("{\"version\":");
         body.push_str(&version.to_string());
-        body.push(',');
+        body.push_str(",\"updated_at\":\"");
+        body.push_str(&rfc3339(*updated_at));
+        body.push_str("\",");
         body.push_str(fields);
     }
     body.push(']');
@@ -210,7 +218,7 @@ pub(super) async fn patch(
         let mut merged =
             serde_json::to_value(&current.doc).map_err(|e| ApiError::Internal(e.into()))?;
         for (field, value) in &patch {
-            if field != "key" && field != "version" {
+            if !READ_ONLY.contains(&field.as_str()) {
                 merged[field.as_str()] = value.clone();
             }
         }
@@ -283,4 +291,62 @@ pub(super) async fn promote(
         .await
         .map_err(store_write)?;
     Ok(([(ETAG, etag(copy.version))], axum::Json(flag_json(&copy)?)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EvaluateBody {
+    #[serde(default)]
+    context: serde_json::Map<String, Value>,
+}
+
+/// `POST /api/environments/{env}/flags/{key}/evaluate`: the stored flag's answer for a
+/// context, as an SDK would get it — evaluated against a consistent read of the
+/// environment's flags and segments (for prerequisites and segment conditions). The
+/// dashboard's "try a context"; viewers may use it.
+pub(super) async fn evaluate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((env, key)): Path<(String, String)>,
+    Json(body): Json<EvaluateBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    in_environment(&state, &caller, &env, Role::Viewer).await?;
+    let context = checkgate_core::Context::from_json_map(&body.context)
+        .map_err(|e| ApiError::Unprocessable(format!("context: {e}")))?;
+    let Some(data) = state.store.feed_snapshot(&env).await? else {
+        return Err(ApiError::NotFound("environment not found".into()));
+    };
+    let environment = CoreEnvironment::new();
+    for (k, version, json) in &data.segments {
+        environment.apply(Change::segment_json(k, *version, json));
+    }
+    let mut version = None;
+    for (k, v, json) in &data.flags {
+        if *k == key {
+            version = Some(*v);
+        }
+        environment.apply(Change::flag_json(k, *v, json));
+    }
+    let Some(version) = version else {
+        return Err(ApiError::NotFound(format!("flag {key:?} not found")));
+    };
+    let flag = environment.flag_for_eval(&key).map_err(|code| {
+        ApiError::Internal(anyhow::anyhow!(
+            "stored flag {key:?} does not evaluate: {}",
+            code.as_str()
+        ))
+    })?;
+    let result = checkgate_core::evaluate(&flag, &context, &environment);
+    let mut answer = serde_json::json!({
+        "key": key,
+        "value": result.value,
+        "variant": (!result.variant.is_empty()).then_some(result.variant),
+        "reason": result.reason.as_str(),
+        "enabled": result.enabled,
+        "version": version,
+    });
+    if let Some(code) = result.error {
+        answer["error_code"] = Value::from(code.as_str());
+    }
+    Ok(axum::Json(answer))
 }

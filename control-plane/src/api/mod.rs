@@ -107,6 +107,7 @@ pub fn routes(state: AppState) -> Router {
         )
         .route("/api/edge-tokens", get(edges::list).post(edges::create))
         .route("/api/edge-tokens/{id}", delete(edges::revoke))
+        .route("/api/edges", get(edges::fleet))
         .route("/api/audit", get(audit::list))
         .route("/api/environments/{env}/audit", get(audit::environment))
         .route("/api/users", get(users::list).post(users::create))
@@ -133,6 +134,10 @@ pub fn routes(state: AppState) -> Router {
         .route(
             "/api/environments/{env}/flags/{key}/promote",
             post(flags::promote),
+        )
+        .route(
+            "/api/environments/{env}/flags/{key}/evaluate",
+            post(flags::evaluate),
         )
         .route("/api/openapi.json", get(openapi::document))
         .layer(middleware::from_fn(csrf::guard))

@@ -20,7 +20,7 @@ pub(super) fn environment_json(e: &Environment) -> Value {
     json!({
         "id": e.id, "project_id": e.project_id, "name": e.name, "slug": e.slug, "color": e.color,
         "is_default": e.is_default, "version": e.version, "created_at": rfc3339(e.created_at),
-        "client_keys_read_rules": e.client_keys_read_rules,
+        "client_keys_read_rules": e.client_keys_read_rules, "is_production": e.is_production,
     })
 }
 
@@ -144,6 +144,8 @@ pub(super) struct EnvironmentBody {
     slug: String,
     #[serde(default)]
     color: Option<String>,
+    #[serde(default)]
+    is_production: Option<bool>,
 }
 
 fn check_slug(slug: &str) -> Result<(), ApiError> {
@@ -187,7 +189,14 @@ pub(super) async fn create_environment(
     check_color(&color)?;
     let env = state
         .store
-        .create_environment(&caller.actor(), &id, name, &body.slug, &color)
+        .create_environment(
+            &caller.actor(),
+            &id,
+            name,
+            &body.slug,
+            &color,
+            body.is_production.unwrap_or(false),
+        )
         .await?;
     Ok((StatusCode::CREATED, axum::Json(environment_json(&env))))
 }
@@ -203,6 +212,10 @@ pub(super) struct EnvironmentPatch {
     /// cost of showing targeting data to browsers. Audited; off by default.
     #[serde(default)]
     client_keys_read_rules: Option<bool>,
+    /// Mark (or unmark) the environment as production: the dashboard confirms flag changes
+    /// there.
+    #[serde(default)]
+    is_production: Option<bool>,
 }
 
 /// `PATCH /api/projects/{id}/environments/{env}`: project admins rename an environment or
@@ -219,7 +232,7 @@ pub(super) async fn update_environment(
     if let Some(color) = &body.color {
         check_color(color)?;
     }
-    let mut updated = if name.is_none() && body.color.is_none() {
+    let mut updated = if name.is_none() && body.color.is_none() && body.is_production.is_none() {
         let found = state.store.environment(&env).await?;
         if found.project_id != id {
             return Err(ApiError::NotFound(format!("environment {env:?} not found")));
@@ -228,7 +241,14 @@ pub(super) async fn update_environment(
     } else {
         state
             .store
-            .update_environment(&caller.actor(), &id, &env, name, body.color.as_deref())
+            .update_environment(
+                &caller.actor(),
+                &id,
+                &env,
+                name,
+                body.color.as_deref(),
+                body.is_production,
+            )
             .await?
     };
     if let Some(allow) = body.client_keys_read_rules

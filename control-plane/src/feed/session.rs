@@ -7,7 +7,7 @@
 //! between what it read and what it is woken for. It sends an environment's versions in order
 //! and without gaps: each batch starts at what it sent last, plus one.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::frames::{self, BadRow};
 use super::heads::Heads;
-use crate::store::{EdgeToken, FeedEnvironment, Store, StoreError, key_hash};
+use crate::store::{EdgeToken, FLEET_REFRESH, FeedEnvironment, Store, StoreError, key_hash};
 
 /// Changes sent in one frame at most.
 const BATCH: u32 = 500;
@@ -35,6 +35,10 @@ pub struct SessionSettings {
     /// How often the session checks that the edge's token was not revoked.
     pub token_check: Duration,
 }
+
+/// How often a session looks whether its fleet row needs writing: positions that moved are
+/// written within this.
+const FLEET_MOVED: Duration = Duration::from_secs(2);
 
 /// Why a session ended other than by the edge leaving.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +66,10 @@ struct Session {
     sent: HashMap<String, u64>,
     /// The same environments in the order of the last `Welcome`, to notice a change of the set.
     granted: Vec<FeedEnvironment>,
+    /// This session's row in the fleet table, when it could be written.
+    fleet_id: Option<String>,
+    /// What the row last said, and when it was written.
+    fleet_written: Option<(BTreeMap<String, u64>, tokio::time::Instant)>,
 }
 
 /// Runs one session on an accepted connection until the edge leaves, the token is revoked,
@@ -121,6 +129,23 @@ pub async fn run(
     tracing::info!(%remote, edge = %hello.edge_name, region = %hello.region, token = %token.prefix, "edge connected");
     metrics::gauge!("checkgate_feed_edges").increment(1.0);
 
+    // The fleet table is for operators: failing to write it never refuses an edge.
+    let fleet_id = match store
+        .open_edge_session(
+            &token.id,
+            &hello.edge_name,
+            &hello.region,
+            &remote.to_string(),
+        )
+        .await
+    {
+        Ok(id) => Some(id),
+        Err(e) => {
+            tracing::warn!(cause = %e, edge = %hello.edge_name, "recording the edge in the fleet table failed");
+            None
+        }
+    };
+
     // Subscribe before reading anything: a head that moves from here on wakes the loop.
     let mut generation = heads.subscribe();
     let mut session = Session {
@@ -131,10 +156,20 @@ pub async fn run(
         writer,
         sent: HashMap::new(),
         granted: Vec::new(),
+        fleet_id,
+        fleet_written: None,
     };
     let outcome = session
         .serve(hello, reader, settings, &mut generation, &mut shutdown)
         .await;
+    if let Some(id) = &session.fleet_id
+        && let Err(e) = session
+            .store
+            .close_edge_session(id, &session.positions())
+            .await
+    {
+        tracing::warn!(cause = %e, "closing the edge's fleet record failed");
+    }
     metrics::gauge!("checkgate_feed_edges").decrement(1.0);
     match &outcome {
         Ok(()) => tracing::info!(%remote, "edge disconnected"),
@@ -210,6 +245,8 @@ impl Session {
         });
         let mut heartbeat = tokio::time::interval(settings.heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut fleet = tokio::time::interval(FLEET_MOVED);
+        fleet.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut token_check = tokio::time::interval(settings.token_check);
         token_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let outcome = loop {
@@ -231,6 +268,7 @@ impl Session {
                     }).collect();
                     if let Err(e) = self.writer.send(&Heartbeat { heads }.into()).await { break Err(e.into()); }
                 }
+                _ = fleet.tick() => self.touch_fleet(),
                 _ = token_check.tick() => match self.store.edge_token_live(&self.token.id).await {
                     Ok(true) => {}
                     Ok(false) => {
@@ -247,6 +285,35 @@ impl Session {
         };
         reading.abort();
         outcome
+    }
+
+    /// The last version sent of each environment, for the fleet table.
+    fn positions(&self) -> BTreeMap<String, u64> {
+        self.sent.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    /// Refreshes the fleet row when the positions moved (at most every [`FLEET_MOVED`]) or
+    /// [`FLEET_REFRESH`] has passed, in a task of its own: a slow database never holds up the
+    /// feed.
+    fn touch_fleet(&mut self) {
+        let Some(id) = self.fleet_id.clone() else {
+            return;
+        };
+        let positions = self.positions();
+        let now = tokio::time::Instant::now();
+        let due = self.fleet_written.as_ref().is_none_or(|(written, at)| {
+            *written != positions || now.duration_since(*at) >= FLEET_REFRESH
+        });
+        if !due {
+            return;
+        }
+        self.fleet_written = Some((positions.clone(), now));
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_edge_session(&id, &positions).await {
+                tracing::warn!(cause = %e, "refreshing the edge's fleet record failed");
+            }
+        });
     }
 
     /// Sends `Welcome` for `granted` and starts tracking any environment new to the session.

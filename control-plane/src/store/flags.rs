@@ -208,16 +208,16 @@ impl Store {
         rows.into_iter().map(stored).collect()
     }
 
-    /// The environment's flags by key as stored: `(version, canonical JSON)`, paginated. For
+    /// The environment's flags by key as stored: `(version, updated_at in ms, canonical JSON)`, paginated. For
     /// answers that pass documents through unchanged, without parsing them.
     pub async fn flags_raw(
         &self,
         env: &str,
         limit: u32,
         offset: u32,
-    ) -> Result<Vec<(u64, String)>, StoreError> {
-        let rows: Vec<(i64, String)> =
-            sqlx::query_as("SELECT version, doc FROM flags WHERE environment_id = $1 ORDER BY key LIMIT $2 OFFSET $3")
+    ) -> Result<Vec<(u64, i64, String)>, StoreError> {
+        let rows: Vec<(i64, i64, String)> =
+            sqlx::query_as("SELECT version, updated_at, doc FROM flags WHERE environment_id = $1 ORDER BY key LIMIT $2 OFFSET $3")
                 .bind(env)
                 .bind(i64::from(limit))
                 .bind(i64::from(offset))
@@ -225,7 +225,7 @@ impl Store {
                 .await?;
         Ok(rows
             .into_iter()
-            .map(|(v, doc)| (v.max(0) as u64, doc))
+            .map(|(v, at, doc)| (v.max(0) as u64, at, doc))
             .collect())
     }
 

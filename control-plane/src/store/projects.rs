@@ -25,6 +25,8 @@ pub struct Environment {
     /// Whether client (browser) keys may read flag rules (Checkgate's browser SDK needs them);
     /// off unless an admin turns it on.
     pub client_keys_read_rules: bool,
+    /// Marked as production: the dashboard confirms every flag change here.
+    pub is_production: bool,
 }
 
 /// An environment's serving settings, as the feed carries them.
@@ -41,11 +43,12 @@ impl EnvironmentSettings {
     }
 }
 
-/// The environments every new project starts with: (name, slug, colour, default).
-const SEEDED: [(&str, &str, &str, bool); 3] = [
-    ("Development", "development", "#22c55e", true),
-    ("Staging", "staging", "#f59e0b", false),
-    ("Production", "production", "#ef4444", false),
+/// The environments every new project starts with: (name, slug, colour, default,
+/// production).
+const SEEDED: [(&str, &str, &str, bool, bool); 3] = [
+    ("Development", "development", "#22c55e", true, false),
+    ("Staging", "staging", "#f59e0b", false, false),
+    ("Production", "production", "#ef4444", false, true),
 ];
 
 /// A URL-safe slug: lowercase ASCII letters and digits, runs of anything else as one `-`.
@@ -71,10 +74,11 @@ type EnvRow = (
     i64,
     i64,
     String,
+    i64,
 );
 
 fn environment(
-    (id, project_id, name, slug, color, is_default, version, created_at, settings): EnvRow,
+    (id, project_id, name, slug, color, is_default, version, created_at, settings, is_production): EnvRow,
 ) -> Environment {
     Environment {
         id,
@@ -86,14 +90,16 @@ fn environment(
         version: version.max(0) as u64,
         created_at,
         client_keys_read_rules: EnvironmentSettings::parse(&settings).client_keys_read_rules,
+        is_production: is_production != 0,
     }
 }
 
 /// The columns an environment is inserted with (`settings` takes its default).
-const ENV_COLUMNS: &str = "id, project_id, name, slug, color, is_default, version, created_at";
+const ENV_COLUMNS: &str =
+    "id, project_id, name, slug, color, is_default, version, created_at, is_production";
 /// The columns an environment is read with.
 const ENV_SELECT: &str =
-    "id, project_id, name, slug, color, is_default, version, created_at, settings";
+    "id, project_id, name, slug, color, is_default, version, created_at, settings, is_production";
 
 impl Store {
     /// Creates a project with its three environments, audited, in one transaction.
@@ -125,7 +131,9 @@ impl Store {
                 other => other,
             })?;
         let mut environments = Vec::with_capacity(SEEDED.len());
-        for (position, (env_name, env_slug, color, is_default)) in SEEDED.into_iter().enumerate() {
+        for (position, (env_name, env_slug, color, is_default, is_production)) in
+            SEEDED.into_iter().enumerate()
+        {
             let env = Environment {
                 id: new_id(),
                 project_id: project.id.clone(),
@@ -136,8 +144,9 @@ impl Store {
                 version: 0,
                 created_at: now,
                 client_keys_read_rules: false,
+                is_production,
             };
-            sqlx::query(&format!("INSERT INTO environments ({ENV_COLUMNS}, position) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)"))
+            sqlx::query(&format!("INSERT INTO environments ({ENV_COLUMNS}, position) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9)"))
                 .bind(&env.id)
                 .bind(&env.project_id)
                 .bind(&env.name)
@@ -145,6 +154,7 @@ impl Store {
                 .bind(&env.color)
                 .bind(i64::from(is_default))
                 .bind(now)
+                .bind(i64::from(is_production))
                 .bind(position as i64)
                 .execute(&mut *tx)
                 .await?;
@@ -285,6 +295,7 @@ impl Store {
         name: &str,
         slug: &str,
         color: &str,
+        is_production: bool,
     ) -> Result<Environment, StoreError> {
         let now = now_ms();
         let mut tx = self.write().await?;
@@ -304,14 +315,16 @@ impl Store {
             version: 0,
             created_at: now,
             client_keys_read_rules: false,
+            is_production,
         };
-        sqlx::query(&format!("INSERT INTO environments ({ENV_COLUMNS}, position) VALUES ($1, $2, $3, $4, $5, 0, 0, $6, $7)"))
+        sqlx::query(&format!("INSERT INTO environments ({ENV_COLUMNS}, position) VALUES ($1, $2, $3, $4, $5, 0, 0, $6, $7, $8)"))
             .bind(&env.id)
             .bind(project_id)
             .bind(name)
             .bind(slug)
             .bind(color)
             .bind(now)
+            .bind(i64::from(is_production))
             .bind(position)
             .execute(&mut *tx)
             .await
@@ -320,7 +333,7 @@ impl Store {
                 StoreError::NotFound(_) => StoreError::NotFound(format!("project {project_id:?}")),
                 other => other,
             })?;
-        let after = serde_json::json!({ "name": name, "slug": slug, "color": color }).to_string();
+        let after = serde_json::json!({ "name": name, "slug": slug, "color": color, "is_production": is_production }).to_string();
         audit(
             &mut tx,
             actor,
@@ -345,6 +358,7 @@ impl Store {
         id: &str,
         name: Option<&str>,
         color: Option<&str>,
+        is_production: Option<bool>,
     ) -> Result<Environment, StoreError> {
         let mut tx = self.write().await?;
         let row: Option<EnvRow> = sqlx::query_as(&format!(
@@ -364,14 +378,22 @@ impl Store {
         if let Some(color) = color {
             after.color = color.to_owned();
         }
-        sqlx::query("UPDATE environments SET name = $2, color = $3 WHERE id = $1")
-            .bind(id)
-            .bind(&after.name)
-            .bind(&after.color)
-            .execute(&mut *tx)
-            .await?;
-        let shape =
-            |e: &Environment| serde_json::json!({ "name": e.name, "color": e.color }).to_string();
+        if let Some(is_production) = is_production {
+            after.is_production = is_production;
+        }
+        sqlx::query(
+            "UPDATE environments SET name = $2, color = $3, is_production = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&after.name)
+        .bind(&after.color)
+        .bind(i64::from(after.is_production))
+        .execute(&mut *tx)
+        .await?;
+        let shape = |e: &Environment| {
+            serde_json::json!({ "name": e.name, "color": e.color, "is_production": e.is_production })
+                .to_string()
+        };
         audit(
             &mut tx,
             actor,

@@ -85,7 +85,8 @@ async fn ready(State(health): State<Health>) -> impl IntoResponse {
     (code, Json(Readiness { status, checks }))
 }
 
-async fn not_found() -> AppError {
+/// The JSON 404 of every public router.
+pub async fn not_found() -> AppError {
     AppError::NotFound("no such route".into())
 }
 
@@ -116,8 +117,18 @@ pub fn metrics_routes(handle: PrometheusHandle) -> Router {
 /// (`unmatched` for the 404s, so scanners cannot create new series). Call it last: routes
 /// added afterwards are not measured.
 pub fn finish(router: Router) -> Router {
+    finish_with(router, not_found)
+}
+
+/// [`finish`] with another answer than the JSON 404 for requests no route matches (the
+/// control plane serves its dashboard there).
+pub fn finish_with<H, T>(router: Router, fallback: H) -> Router
+where
+    H: axum::handler::Handler<T, ()>,
+    T: 'static,
+{
     router
-        .fallback(not_found)
+        .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(metrics::track))
 }

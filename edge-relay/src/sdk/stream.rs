@@ -89,26 +89,27 @@ pub async fn stream(
                 }
                 Since::End => None,
             });
-    let (first, position) = match replay {
+    // What is sent first, as chunks: the bootstrap's events are the environment's shared
+    // bytes, never copied per stream (10,000 flags are megabytes).
+    let mut first = std::collections::VecDeque::with_capacity(3);
+    let position = match replay {
         // Resuming: what it missed, without `connected` (which makes SDKs wipe their store).
-        Some((missed, version)) => (missed, (generation, version)),
+        Some((missed, version)) => {
+            first.extend(missed);
+            (generation, version)
+        }
         None => {
             let bootstrap = events.bootstrap(&caller.env_id, &relay.replica);
-            let mut first = Vec::with_capacity(CONNECTED.len() + bootstrap.events.len() + 64);
-            first.extend_from_slice(CONNECTED);
-            first.extend_from_slice(&bootstrap.events);
-            first.extend_from_slice(
-                format!(
-                    "id: {}\nevent: ready\ndata: {{\"version\":{}}}\n\n",
-                    super::events::event_id(bootstrap.epoch, bootstrap.version),
-                    bootstrap.version
-                )
-                .as_bytes(),
-            );
-            (
-                Some(Bytes::from(first)),
-                (bootstrap.generation, bootstrap.version),
-            )
+            first.push_back(Bytes::from_static(CONNECTED));
+            if !bootstrap.events.is_empty() {
+                first.push_back(bootstrap.events);
+            }
+            first.push_back(Bytes::from(format!(
+                "id: {}\nevent: ready\ndata: {{\"version\":{}}}\n\n",
+                super::events::event_id(bootstrap.epoch, bootstrap.version),
+                bootstrap.version
+            )));
+            (bootstrap.generation, bootstrap.version)
         }
     };
     let follower = Follower {
@@ -120,14 +121,13 @@ pub async fn stream(
         generation: position.0,
         sent: position.1,
         key_hash,
-        first,
         deadline: Box::pin(tokio::time::sleep(max_age())),
         keep_alive: tokio::time::interval_at(
             tokio::time::Instant::now() + KEEP_ALIVE_EVERY,
             KEEP_ALIVE_EVERY,
         ),
         key_check: tokio::time::interval(KEY_CHECK),
-        pending: std::collections::VecDeque::new(),
+        pending: first,
         _open: Open::new(),
     };
     let body = Body::from_stream(futures_util::stream::unfold(follower, |mut f| async move {
@@ -172,12 +172,11 @@ struct Follower {
     generation: u64,
     sent: u64,
     key_hash: [u8; 32],
-    /// The bootstrap, sent first (absent when resuming).
-    first: Option<Bytes>,
     deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
     keep_alive: tokio::time::Interval,
     key_check: tokio::time::Interval,
-    /// Events read from the log and not yet sent.
+    /// Chunks not yet sent: the bootstrap (or what a resuming client missed) first, then
+    /// events read from the log.
     pending: std::collections::VecDeque<Bytes>,
     _open: Open,
 }
@@ -185,9 +184,6 @@ struct Follower {
 impl Follower {
     /// The next chunk, or `None` when the stream ends.
     async fn next(&mut self) -> Option<Bytes> {
-        if let Some(first) = self.first.take() {
-            return Some(first);
-        }
         loop {
             if let Some(chunk) = self.pending.pop_front() {
                 return Some(chunk);
