@@ -3,9 +3,11 @@
 # starting them, and installing them with apt-get first if they are missing — then runs the
 # whole test suite, including a bounded schemathesis run of the REST API against its OpenAPI
 # document (scripts/schemathesis.sh) and the real OpenFeature OFREP providers against the
-# control plane (scripts/ofrep_clients.sh; its Node and browser checks need Node.js 20), and
-# prints a summary. Every wait is bounded; no service listens beyond 127.0.0.1. Runs unattended (CI=true, no stdin) as
-# root on Debian 12, or with sudo.
+# control plane (scripts/ofrep_clients.sh; its Node and browser checks need Node.js 20), and the
+# dashboard's type-check, component tests, build and browser end-to-end test
+# (scripts/dashboard.sh; Node.js 20 and Chromium), and prints a summary. Every wait is
+# bounded; no service listens beyond 127.0.0.1. Runs unattended (CI=true, no stdin) as root on
+# Debian 12, or with sudo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -140,6 +142,9 @@ cargo test --workspace --locked
 
 step "REST API against its OpenAPI document (schemathesis, bounded)"
 bash scripts/schemathesis.sh
+
+step "dashboard: type-check, component tests, build, end-to-end in headless Chromium"
+bash scripts/dashboard.sh
 
 step "OFREP with the real OpenFeature providers (Python, Node server, Node web with SSE, Chromium)"
 bash scripts/ofrep_clients.sh

@@ -167,3 +167,64 @@ async fn segments_are_validated_referenced_and_protected() {
         ]
     );
 }
+
+#[tokio::test]
+async fn segment_writes_are_conditional_on_the_version_read() {
+    let api = api().await;
+    let (admin, _, envs) = api.world().await;
+    let segments = format!("/api/environments/{}/segments", envs[0]);
+    let one = format!("{segments}/beta");
+    let beta = json!({"key": "beta", "name": "Beta users", "included": ["u1"], "rules": []});
+    let created = api
+        .call("POST", &segments, Some(beta), Some(&admin), &[])
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+
+    // Someone else changes it after we read version 1.
+    let theirs = api
+        .call(
+            "PATCH",
+            &one,
+            Some(json!({"included": ["u1", "u2"]})),
+            Some(&admin),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(theirs.status, StatusCode::OK, "{}", theirs.body);
+    assert_eq!(theirs.body["version"], 2);
+    // Our edit, from version 1, is refused and changes nothing.
+    let ours = api
+        .call(
+            "PATCH",
+            &one,
+            Some(json!({"included": []})),
+            Some(&admin),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_error(
+        &ours,
+        StatusCode::PRECONDITION_FAILED,
+        "precondition_failed",
+    );
+    assert_eq!(
+        api.get(&one, Some(&admin)).await.body["included"],
+        json!(["u1", "u2"])
+    );
+    assert_error(
+        &api.call("DELETE", &one, None, Some(&admin), &[("if-match", "\"1\"")])
+            .await,
+        StatusCode::PRECONDITION_FAILED,
+        "precondition_failed",
+    );
+    assert_error(
+        &api.call("DELETE", &one, None, Some(&admin), &[("if-match", "soon")])
+            .await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+    let deleted = api
+        .call("DELETE", &one, None, Some(&admin), &[("if-match", "\"2\"")])
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+}

@@ -33,20 +33,20 @@ fn flag_json(flag: &StoredFlag) -> Result<Value, ApiError> {
 /// as it was read may carry them, and they are ignored.
 const READ_ONLY: [&str; 3] = ["key", "version", "updated_at"];
 
-fn etag(version: u64) -> HeaderValue {
+pub(super) fn etag(version: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\""))
         .unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
 }
 
 /// The version named by `If-Match`, if any: `"3"`, `W/"3"` or `3`.
-fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+pub(super) fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get(IF_MATCH) else {
         return Ok(None);
     };
     let text = value.to_str().unwrap_or_default().trim();
     let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
     text.parse().map(Some).map_err(|_| {
-        ApiError::BadRequest("If-Match must be a flag version, as given in its ETag".into())
+        ApiError::BadRequest("If-Match must be a version, as given in the ETag".into())
     })
 }
 

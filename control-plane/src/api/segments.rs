@@ -1,15 +1,19 @@
 //! Segments of an environment, with Checkgate's paths: `GET/POST
 //! /api/environments/{env}/segments`, `GET/PATCH/DELETE …/segments/{key}`. Segments are compiled
-//! by the evaluation core before they are stored (422 with the path of the problem).
+//! by the evaluation core before they are stored (422 with the path of the problem). Like flags,
+//! answers carry the segment's version as the `ETag`, and `If-Match` makes a PATCH or DELETE
+//! conditional (412 when stale).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::ETAG;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use checkgate_core::{SegmentDoc, compile_segment};
 use serde_json::Value;
 
 use super::access::in_environment;
 use super::caller::Caller;
+use super::flags::{etag, if_match};
 use super::{ApiError, AppState, Json, Path};
 use crate::store::{Role, StoredSegment};
 
@@ -48,9 +52,21 @@ pub(super) async fn get(
     Path((env, key)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Viewer).await?;
-    Ok(axum::Json(segment_json(
-        &state.store.segment(&env, &key).await?,
-    )?))
+    let segment = state.store.segment(&env, &key).await?;
+    Ok((
+        [(ETAG, etag(segment.version))],
+        axum::Json(segment_json(&segment)?),
+    ))
+}
+
+/// 412 unless `expected` (from `If-Match`) is absent or the stored version.
+fn check_version(key: &str, current: u64, expected: Option<u64>) -> Result<(), ApiError> {
+    match expected {
+        Some(v) if v != current => Err(ApiError::PreconditionFailed(format!(
+            "segment {key:?} is at version {current}, not {v}; reload it and try again"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// `POST /api/environments/{env}/segments`: creates; 409 if the key exists (Checkgate answered
@@ -73,7 +89,11 @@ pub(super) async fn create(
         .store
         .put_segment(&caller.actor(), &env, &doc, None)
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(segment_json(&segment)?)))
+    Ok((
+        StatusCode::CREATED,
+        [(ETAG, etag(segment.version))],
+        axum::Json(segment_json(&segment)?),
+    ))
 }
 
 /// `PATCH /api/environments/{env}/segments/{key}`: top-level merge, like flags.
@@ -81,10 +101,13 @@ pub(super) async fn patch(
     State(state): State<AppState>,
     caller: Caller,
     Path((env, key)): Path<(String, String)>,
+    headers: HeaderMap,
     Json(patch): Json<serde_json::Map<String, Value>>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Editor).await?;
+    let expected = if_match(&headers)?;
     let current = state.store.segment(&env, &key).await?;
+    check_version(&key, current.version, expected)?;
     let mut merged =
         serde_json::to_value(&current.doc).map_err(|e| ApiError::Internal(e.into()))?;
     for (field, value) in patch {
@@ -95,20 +118,36 @@ pub(super) async fn patch(
     let doc: SegmentDoc =
         serde_json::from_value(merged).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     validate(&doc)?;
+    // Conditional on the version merged onto: a write in between is a 412, never lost.
     let (segment, _) = state
         .store
         .put_segment(&caller.actor(), &env, &doc, Some(current.version))
-        .await?;
-    Ok(axum::Json(segment_json(&segment)?))
+        .await
+        .map_err(|e| match e {
+            e @ crate::store::StoreError::VersionMismatch { .. } => {
+                ApiError::PreconditionFailed(format!("{e}; reload it and try again"))
+            }
+            other => other.into(),
+        })?;
+    Ok((
+        [(ETAG, etag(segment.version))],
+        axum::Json(segment_json(&segment)?),
+    ))
 }
 
-/// `DELETE /api/environments/{env}/segments/{key}`: refused (409) while flags use it.
+/// `DELETE /api/environments/{env}/segments/{key}`: refused (409) while flags use it; with
+/// `If-Match`, only the version named (checked just before the delete).
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path((env, key)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Editor).await?;
+    if let Some(expected) = if_match(&headers)? {
+        let current = state.store.segment(&env, &key).await?;
+        check_version(&key, current.version, Some(expected))?;
+    }
     state
         .store
         .delete_segment(&caller.actor(), &env, &key)

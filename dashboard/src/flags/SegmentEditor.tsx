@@ -1,6 +1,6 @@
 // The segment editor: key (new only), name, description, targeting keys always in or out, and
-// rules (a context is in the segment when any rule's conditions all hold). The API's segment
-// PATCH takes no If-Match, so the editor checks the version itself just before writing.
+// rules (a context is in the segment when any rule's conditions all hold). Writes carry the
+// version the editor opened (If-Match), so a change made in between is a 412, never lost.
 
 import { useCallback, useEffect, useId, useMemo, useRef, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
@@ -143,14 +143,9 @@ function SegmentEditor() {
         return;
       }
       const url = `/api/environments/${seg(envId)}/segments/${seg(saved!.key)}`;
-      const current = await api.get<Segment>(url);
-      if (current.version !== saved!.version) {
-        showBanner({ kind: "stale" });
-        return;
-      }
       const { key: _key, ...patch } = built.doc;
       void _key;
-      const updated = await api.patch<Segment>(url, patch);
+      const updated = await api.patch<Segment>(url, patch, { ifMatch: saved!.version });
       apply(updated);
       setBanner({ kind: "saved", text: `Saved: version ${updated.version} of ${updated.key} is live in ${envName}.` });
     } catch (e) {
@@ -401,7 +396,9 @@ function SegmentEditor() {
           usedBy={usedBy}
           onCancel={() => setDeleting(false)}
           onConfirm={async () => {
-            await api.delete(`/api/environments/${seg(envId)}/segments/${seg(saved.key)}`);
+            await api.delete(`/api/environments/${seg(envId)}/segments/${seg(saved.key)}`, {
+              ifMatch: saved.version,
+            });
             setBase(draftFingerprint(draft));
             navigate(`${listBase}/segments`, { replace: true });
           }}

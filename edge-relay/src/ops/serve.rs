@@ -18,10 +18,23 @@ use super::{health, metrics};
 
 /// Binds a TCP listener, naming the address in the error.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    listen().with_context(|| format!("cannot listen on {addr}"))
 }
+
+/// Connections the kernel queues before they are accepted (it caps this at
+/// `net.core.somaxconn`). Ten thousand SDKs reconnecting at once overflow tokio's default of
+/// 1,024, and every SYN dropped costs its client a one-second retransmit.
+const LISTEN_BACKLOG: u32 = 8192;
 
 /// Runs a service the way both binaries do: binds the public listener on `port` (and the
 /// metrics listener, when `METRICS_ADDR` is set), calls `on_bound` once both listen, and serves

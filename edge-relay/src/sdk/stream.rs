@@ -31,8 +31,10 @@ use crate::relay::Relay;
 pub const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(15);
 /// How long a stream lives at most, before jitter.
 pub const MAX_AGE: Duration = Duration::from_secs(3600);
-/// How often an open stream checks that its key still stands.
-const KEY_CHECK: Duration = Duration::from_secs(1);
+/// How often an open stream checks that its key still stands, besides at every change of its
+/// environment (which is how a revocation or a settings change arrives): a backstop, not the
+/// way a revocation is noticed, so ten thousand streams do not wake every second for it.
+const KEY_CHECK: Duration = Duration::from_secs(30);
 
 const CONNECTED: &[u8] = b"retry: 2000\n\nevent: connected\ndata: true\n\n";
 const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
@@ -182,6 +184,18 @@ struct Follower {
 }
 
 impl Follower {
+    /// Why this stream may not go on, if it may not: its key was revoked, or its client key
+    /// may no longer read rules.
+    fn refused(&self) -> Option<&'static str> {
+        if self.relay.replica.key(&self.key_hash).is_none() {
+            Some("key revoked")
+        } else if self.client && !client_keys_read_rules(&self.relay, &self.env_id) {
+            Some("rules no longer allowed for client keys")
+        } else {
+            None
+        }
+    }
+
     /// The next chunk, or `None` when the stream ends.
     async fn next(&mut self) -> Option<Bytes> {
         loop {
@@ -192,28 +206,27 @@ impl Follower {
                 changed = self.wake.changed() => {
                     if changed.is_err() {
                         "shutdown"
+                    } else if let Some(refused) = self.refused() {
+                        // A revoked key or a withdrawn setting moves the environment's version
+                        // like any change, so it is seen here at once.
+                        refused
                     } else {
                         match self.events.since(self.generation, self.sent) {
                             Since::Nothing => continue,
                             Since::End => "environment restarted or client too far behind",
                             Since::Events { version, events } => {
                                 self.sent = version;
-                                self.pending.extend(events);
+                                self.pending.extend(events.into_iter().filter(|e| !e.is_empty()));
                                 continue;
                             }
                         }
                     }
                 }
                 _ = self.keep_alive.tick() => return Some(Bytes::from_static(KEEP_ALIVE)),
-                _ = self.key_check.tick() => {
-                    if self.relay.replica.key(&self.key_hash).is_none() {
-                        "key revoked"
-                    } else if self.client && !client_keys_read_rules(&self.relay, &self.env_id) {
-                        "rules no longer allowed for client keys"
-                    } else {
-                        continue;
-                    }
-                }
+                _ = self.key_check.tick() => match self.refused() {
+                    Some(refused) => refused,
+                    None => continue,
+                },
                 () = &mut self.deadline => "maximum age",
             };
             metrics::counter!("checkgate_sse_streams_ended_total", "reason" => reason).increment(1);

@@ -1,0 +1,296 @@
+// End-to-end test of the dashboard in a real browser: Debian's Chromium, headless, driven by
+// playwright-core, against the real control-plane binary on loopback (its embedded SQLite
+// default, a data directory of its own) serving the built dashboard (dist/).
+//
+//   setup → create a flag with a rule → try a context → create an SDK key → evaluate at /ofrep
+//   with it → toggle the flag and see the change at /ofrep → promote to production, where a
+//   toggle asks first → revoke the key (refused at /ofrep) → audit and fleet screens → a viewer
+//   sees everything and can change nothing (the UI hides it, the server refuses it).
+//
+// Screenshots of the main screens go to e2e/artifacts/ (not committed), at 1280×800 and at a
+// mobile width. Environment: CHECKGATE_CONTROL_BIN (default ../target/debug/checkgate-control),
+// CHROMIUM (default /usr/bin/chromium). Every wait is bounded.
+
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const bin = resolve(process.env.CHECKGATE_CONTROL_BIN ?? join(here, "../../target/debug/checkgate-control"));
+const browserPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const artifacts = join(here, "artifacts");
+const WAIT = 15_000;
+
+const admin = { name: "Ada Admin", email: "ada@example.com", password: "correct horse battery" };
+const viewer = { name: "Vic Viewer", email: "vic@example.com", password: "viewer password 1" };
+
+let step = "start";
+function check(cond, what) {
+  if (!cond) throw new Error(`${step}: ${what}`);
+}
+
+/** Starts the control plane on a free loopback port; resolves with its base URL. */
+function startControl(dataDir) {
+  const child = spawn(bin, [], {
+    env: {
+      ...process.env,
+      PORT: "0",
+      HOST: "127.0.0.1",
+      COOKIE_SECURE: "false",
+      FEED_ENABLED: "false",
+      CHECKGATE_DATA_DIR: dataDir,
+      PUBLIC_DIR: join(here, "../dist"),
+      LOG_FORMAT: "text",
+      RUST_LOG: "info",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const log = [];
+  return new Promise((resolveUrl, reject) => {
+    const timer = setTimeout(() => reject(new Error(`control plane did not start:\n${log.join("")}`)), 60_000);
+    const read = (chunk) => {
+      const text = chunk.toString();
+      log.push(text);
+      const m = /listening addr=(127\.0\.0\.1:\d+) listener=public/.exec(text);
+      if (m) {
+        clearTimeout(timer);
+        resolveUrl({ url: `http://${m[1]}`, child, log });
+      }
+    };
+    child.stdout.on("data", read);
+    child.stderr.on("data", read);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`control plane exited (${code}):\n${log.join("")}`));
+    });
+  });
+}
+
+/** Retries `probe` until it returns a truthy value, for at most `ms`. */
+async function eventually(what, probe, ms = WAIT) {
+  const deadline = Date.now() + ms;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      last = await probe();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${step}: ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+}
+
+async function ofrep(base, key, context) {
+  const r = await fetch(`${base}/ofrep/v1/evaluate/flags/new-checkout`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ context }),
+  });
+  return { status: r.status, body: await r.json().catch(() => null) };
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+}
+
+const dataDir = mkdtempSync(join(tmpdir(), "checkgate-e2e-"));
+rmSync(artifacts, { recursive: true, force: true });
+mkdirSync(artifacts, { recursive: true });
+const { url: base, child } = await startControl(dataDir);
+const browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox"] });
+const errors = [];
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT);
+  page.on("pageerror", (e) => errors.push(`${page.url()}: ${e.message}`));
+
+  step = "first-run setup";
+  await page.goto(base + "/");
+  await shot(page, "01-setup");
+  await page.getByLabel("Workspace name").fill("Acme");
+  await page.getByLabel("First project name").fill("Web");
+  await page.getByLabel("Your name").fill(admin.name);
+  await page.getByLabel("Email").fill(admin.email);
+  await page.getByLabel("Password").fill(admin.password);
+  await page.getByRole("button", { name: "Create workspace" }).click();
+  await page.waitForURL(/\/envs\/[^/]+\/flags$/);
+  const flagsUrl = page.url();
+  const envsUrl = flagsUrl.replace(/\/envs\/[^/]+\/flags$/, "");
+  check(!(await page.evaluate(() => JSON.stringify(localStorage))).includes("cg_"), "nothing secret in local storage");
+
+  step = "create a flag with a rule";
+  await page.getByRole("link", { name: "Create flag" }).first().click();
+  await page.getByLabel("Key", { exact: true }).fill("new-checkout");
+  await page.getByLabel("Description", { exact: true }).fill("The redesigned checkout");
+  await page.getByRole("switch", { name: "Enabled in Development" }).click();
+  await page.getByRole("button", { name: "+ Add rule" }).click();
+  const rule = page.getByRole("region", { name: "Rule 1" });
+  await rule.getByLabel("Attribute").fill("country");
+  await rule.getByLabel("Operator").selectOption("in");
+  const values = rule.getByLabel("Values", { exact: true });
+  for (const v of ["NL", "BE"]) {
+    await values.fill(v);
+    await values.press("Enter");
+  }
+  await rule.getByRole("radio", { name: "A value" }).check();
+  await rule.getByLabel("Served value").selectOption("true");
+  await page.getByLabel("Default value", { exact: true }).selectOption("false");
+  await page.getByRole("button", { name: "Create flag" }).click();
+  await page.waitForURL(/\/flags\/new-checkout$/);
+  await page.getByText("No unsaved changes").waitFor();
+  await shot(page, "02-flag-editor");
+
+  step = "try a context";
+  await page.getByLabel("Evaluation context (JSON)").fill('{"targetingKey": "u1", "country": "NL"}');
+  await page.getByRole("button", { name: "Evaluate" }).click();
+  const result = page.getByRole("region", { name: "Evaluation result" });
+  await result.getByText("TARGETING_MATCH").waitFor();
+  check((await result.textContent()).includes("true"), "the rule's value is shown");
+
+  step = "create a server SDK key";
+  await page.getByRole("link", { name: "SDK keys & tokens" }).click();
+  await page.getByRole("button", { name: "New SDK key" }).click();
+  let dialog = page.getByRole("dialog");
+  await dialog.getByLabel("Key name").fill("checkout service");
+  await dialog.getByLabel("Environment").selectOption({ label: "Development" });
+  await dialog.getByRole("radio", { name: "Server" }).check();
+  await dialog.getByRole("button", { name: "Create key" }).click();
+  const created = page.getByRole("dialog", { name: "SDK key created" });
+  const key = await created.getByLabel("SDK key").inputValue();
+  check(key.length > 20, `a full key is shown once (got ${key.length} characters)`);
+  await shot(page, "03-sdk-key-created");
+  await created.getByRole("button", { name: /close|done/i }).first().click();
+  check(!(await page.content()).includes(key), "the key is not on the page after its dialog closes");
+  check(!(await page.evaluate(() => JSON.stringify(localStorage) + JSON.stringify(sessionStorage))).includes(key), "the key is not in browser storage");
+
+  step = "evaluate at /ofrep with the new key";
+  let answer = await ofrep(base, key, { targetingKey: "u1", country: "NL" });
+  check(answer.status === 200 && answer.body.value === true && answer.body.reason === "TARGETING_MATCH", JSON.stringify(answer));
+  answer = await ofrep(base, key, { targetingKey: "u2", country: "DE" });
+  check(answer.status === 200 && answer.body.value === false, JSON.stringify(answer));
+
+  step = "toggle the flag off and see it at /ofrep";
+  await page.goto(flagsUrl);
+  const toggle = page.getByRole("switch", { name: "Toggle new-checkout" });
+  check((await toggle.getAttribute("aria-checked")) === "true", "the list shows the flag on");
+  await shot(page, "04-flag-list");
+  await toggle.click();
+  await eventually("the switch to show off", async () => (await toggle.getAttribute("aria-checked")) === "false");
+  await eventually("/ofrep to serve the disabled value", async () => {
+    const a = await ofrep(base, key, { targetingKey: "u1", country: "NL" });
+    return a.status === 200 && a.body.value === false && a.body.reason === "DISABLED";
+  });
+
+  step = "promote to production, where a toggle asks first";
+  await page.goto(flagsUrl.replace(/\/flags$/, "/flags/new-checkout"));
+  await page.getByRole("button", { name: "Promote…" }).click();
+  dialog = page.getByRole("dialog");
+  const target = dialog.getByLabel("Target environment");
+  await target.selectOption(await target.locator("option", { hasText: /^Production/ }).getAttribute("value"));
+  await dialog.getByRole("button", { name: "Promote to Production" }).waitFor();
+  await shot(page, "05-promote-diff");
+  await dialog.getByRole("button", { name: "Promote to Production" }).click();
+  await dialog.getByText(/Promoted: Production now has version/).waitFor();
+  await dialog.getByRole("button", { name: "Close" }).click();
+  await dialog.waitFor({ state: "detached" });
+  await page.getByRole("combobox", { name: "Environment" }).first().selectOption({ label: "Production" });
+  await page.waitForURL(/\/flags$/);
+  const prodToggle = page.getByRole("switch", { name: "Toggle new-checkout" });
+  await prodToggle.click();
+  const confirm = page.getByRole("dialog", { name: /new-checkout in Production\?/ });
+  await confirm.waitFor();
+  await shot(page, "06-production-confirmation");
+  await confirm.getByRole("button", { name: "Cancel" }).click();
+  check((await prodToggle.getAttribute("aria-checked")) === "false", "cancelling leaves production as it was");
+
+  step = "revoke the key";
+  await page.getByRole("link", { name: "SDK keys & tokens" }).click();
+  await page.getByRole("button", { name: "Revoke SDK key checkout service" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Revoke key" }).click();
+  await eventually("/ofrep to refuse the revoked key", async () => (await ofrep(base, key, { targetingKey: "u1" })).status === 401);
+
+  step = "audit log and edge fleet";
+  await page.getByRole("link", { name: "Audit log" }).click();
+  const entry = page.getByRole("button", { name: /new-checkout/ }).first();
+  await entry.click();
+  check((await entry.getAttribute("aria-expanded")) === "true", "an audit entry expands");
+  await shot(page, "07-audit");
+  await page.getByRole("link", { name: "Edge fleet" }).click();
+  await page.getByRole("heading", { level: 1 }).waitFor();
+  await shot(page, "08-edge-fleet");
+
+  step = "add a viewer";
+  await page.getByRole("link", { name: "Users" }).click();
+  await page.getByRole("button", { name: "New user" }).click();
+  dialog = page.getByRole("dialog");
+  await dialog.getByLabel("Name", { exact: true }).fill(viewer.name);
+  await dialog.getByLabel("Email").fill(viewer.email);
+  await dialog.getByLabel("Initial password").fill(viewer.password);
+  await dialog.getByRole("button", { name: "Create user" }).click();
+  await dialog.waitFor({ state: "detached" });
+  await page.goto(`${envsUrl}/members`);
+  await page.getByLabel("Person").selectOption({ label: `${viewer.name} (${viewer.email})` }).catch(async () => {
+    // The person picker lists users by name and email; fall back to the option naming them.
+    const option = await page.getByLabel("Person").locator("option", { hasText: viewer.email }).first().getAttribute("value");
+    await page.getByLabel("Person").selectOption(option);
+  });
+  await page.getByLabel("Role", { exact: true }).selectOption("viewer");
+  await page.getByRole("button", { name: "Add member" }).click();
+  await page.getByRole("combobox", { name: `Role of ${viewer.name}` }).waitFor();
+  await shot(page, "09-members");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(/\/login$/);
+
+  step = "a viewer cannot edit";
+  await page.getByLabel("Email").fill(viewer.email);
+  await page.getByLabel("Password").fill(viewer.password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  // Back where the last visitor left off: the members page.
+  await page.waitForURL(/\/members$/);
+  await page.goto(flagsUrl);
+  const viewerToggle = page.getByRole("switch", { name: "Toggle new-checkout" });
+  if (await viewerToggle.count()) {
+    check(await viewerToggle.isDisabled(), "a viewer's toggle is disabled");
+  }
+  check((await page.getByRole("link", { name: "Create flag" }).count()) === 0, "no Create flag for a viewer");
+  await page.goto(flagsUrl.replace(/\/flags$/, "/flags/new-checkout"));
+  await page.getByLabel("Evaluation context (JSON)").waitFor();
+  check((await page.getByRole("button", { name: "Save", exact: true }).count()) === 0, "no Save for a viewer");
+  check((await page.getByRole("button", { name: "Delete flag" }).count()) === 0, "no Delete for a viewer");
+  const refused = await page.evaluate(async (path) => {
+    const r = await fetch(path, {
+      method: "PATCH",
+      headers: { "Content-Type": "application/json", "X-Checkgate-Request": "1" },
+      body: JSON.stringify({ is_enabled: true }),
+    });
+    return r.status;
+  }, `/api/environments/${flagsUrl.match(/\/envs\/([^/]+)\//)[1]}/flags/new-checkout`);
+  check(refused === 403, `the server refuses a viewer's write (got ${refused})`);
+  await shot(page, "10-viewer-editor");
+
+  step = "narrow window";
+  await page.setViewportSize({ width: 375, height: 740 });
+  await page.goto(flagsUrl);
+  await page.getByRole("link", { name: "new-checkout" }).first().waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 1, `nothing scrolls sideways at 375 px (overflow ${overflow} px)`);
+  await page.getByRole("button", { name: "Menu" }).click();
+  await page.getByRole("link", { name: "Segments" }).waitFor();
+  await shot(page, "11-mobile-menu");
+
+  check(errors.length === 0, `no script errors: ${errors.join("; ")}`);
+  console.log(`e2e: every step passed; screenshots in ${artifacts}`);
+} catch (e) {
+  console.error(`e2e: FAILED at ${step}: ${e.message}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+  child.kill("SIGTERM");
+  rmSync(dataDir, { recursive: true, force: true });
+}
