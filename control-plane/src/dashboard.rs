@@ -92,13 +92,15 @@ impl Assets {
                 if kind.is_dir() {
                     pending.push((entry.path(), url));
                 } else if kind.is_file() {
-                    let bytes = std::fs::read(entry.path()).map_err(io(&entry.path()))?;
-                    total += bytes.len() as u64;
+                    // Sized before it is read: a mistaken directory fails fast, small.
+                    let len = entry.metadata().map_err(io(&entry.path()))?.len();
+                    total += len;
                     if files.len() >= MAX_FILES || total > MAX_BYTES {
                         return Err(AssetsError::TooBig {
                             dir: dir.display().to_string(),
                         });
                     }
+                    let bytes = std::fs::read(entry.path()).map_err(io(&entry.path()))?;
                     let immutable = url.starts_with("/assets/");
                     files.insert(url.clone(), Asset::new(&url, bytes, immutable));
                 }
@@ -118,7 +120,7 @@ impl Assets {
     }
 
     /// Answers a request that no route matched: a dashboard file, `index.html` for an
-    /// address of the app, or the API's JSON 404 (and JSON 405 for other methods).
+    /// address of the app, or the API's JSON 404 (also for methods other than GET and HEAD).
     pub async fn serve(&self, request: Request) -> Response {
         let method = request.method();
         let path = request.uri().path();
@@ -139,19 +141,22 @@ impl Assets {
                 .into_response();
         }
         let headers = request.headers();
+        let fallback = !self.files.contains_key(path);
         let asset = match self.files.get(path) {
             Some(asset) => asset,
             None => {
-                let wants_html = headers
-                    .get(ACCEPT)
-                    .and_then(|v| v.to_str().ok())
-                    .is_none_or(|v| v.contains("text/html") || v.contains("*/*"));
-                // A missing script or image is a 404, not the app's page in its place.
+                let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
+                // A browser loading a page says it wants HTML: that is an address of the app,
+                // even when its last segment has a dot (flag keys may have one). Anything else
+                // asking for a file-like path is a missing script or image: a 404, not the
+                // app's page in its place.
+                let page = accept.is_some_and(|v| v.contains("text/html"));
+                let anything = accept.is_none_or(|v| v.contains("*/*"));
                 let looks_like_file = path
                     .rsplit('/')
                     .next()
                     .is_some_and(|last| last.contains('.'));
-                if !wants_html || looks_like_file {
+                if !(page || anything && !looks_like_file) {
                     return checkgate_edge::ops::health::not_found()
                         .await
                         .into_response();
@@ -166,7 +171,7 @@ impl Assets {
                 }
             }
         };
-        asset.answer(request.headers(), method == Method::HEAD)
+        asset.answer(request.headers(), method == Method::HEAD, fallback)
     }
 }
 
@@ -199,7 +204,7 @@ impl Asset {
         }
     }
 
-    fn answer(&self, headers: &axum::http::HeaderMap, head: bool) -> Response {
+    fn answer(&self, headers: &axum::http::HeaderMap, head: bool, fallback: bool) -> Response {
         let not_modified = headers
             .get(IF_NONE_MATCH)
             .and_then(|v| v.to_str().ok())
@@ -237,6 +242,10 @@ impl Asset {
         );
         if self.gzip.is_some() {
             h.insert(VARY, HeaderValue::from_static("accept-encoding"));
+        }
+        if fallback {
+            // The same address answers differently by Accept (the app, or a JSON 404).
+            h.append(VARY, HeaderValue::from_static("accept"));
         }
         if gzip.is_some() && !not_modified {
             h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
@@ -393,7 +402,12 @@ mod tests {
         assert!(text(r).await.starts_with("console.log"));
 
         // The app's own addresses load index.html, revalidated.
-        for path in ["/", "/projects/p1/envs/e1/flags", "/index.html"] {
+        for path in [
+            "/",
+            "/projects/p1/envs/e1/flags",
+            "/projects/p1/envs/e1/flags/checkout.v2",
+            "/index.html",
+        ] {
             let r = get(&assets, path, &[("accept", "text/html,*/*")]).await;
             assert_eq!(r.status(), StatusCode::OK, "{path}");
             assert_eq!(r.headers()[CACHE_CONTROL], "no-cache");
@@ -406,11 +420,12 @@ mod tests {
             assert!(text(r).await.contains("<p>app</p>"), "{path}");
         }
 
-        // API paths, missing files, hidden files and non-HTML clients get the JSON 404.
+        // API paths, missing files, hidden files and non-HTML clients get the JSON 404 (a hidden
+        // file is never served: a page load of its address gets the app).
         for (path, accept) in [
             ("/api/nope", "text/html"),
             ("/assets/missing.js", "*/*"),
-            ("/.hidden", "text/html"),
+            ("/.hidden", "*/*"),
             ("/flags", "application/json"),
             ("/../etc/passwd", "text/html,*/*"),
         ] {

@@ -146,3 +146,78 @@ async fn edge_tokens_are_shown_once_scoped_and_revocable() {
         ]
     );
 }
+
+#[tokio::test]
+async fn the_fleet_lists_each_edge_once_by_its_newest_session_and_only_to_admins() {
+    let api = api().await;
+    let (admin, _, envs) = api.world().await;
+    let token = api
+        .call(
+            "POST",
+            "/api/edge-tokens",
+            Some(json!({"name": "eu"})),
+            Some(&admin),
+            &[],
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // An edge whose control-plane instance died with its session open, then reconnected
+    // elsewhere; and a second edge that left.
+    let positions = std::collections::BTreeMap::from([(envs[0].clone(), 0u64)]);
+    let ghost = api
+        .store
+        .open_edge_session(&token, "eu-1", "eu-west-1", "10.0.0.1:1")
+        .await
+        .unwrap();
+    // Times are in milliseconds: let the reconnection be a later one.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let live = api
+        .store
+        .open_edge_session(&token, "eu-1", "eu-west-1", "10.0.0.1:2")
+        .await
+        .unwrap();
+    api.store
+        .touch_edge_session(&live, &positions)
+        .await
+        .unwrap();
+    let gone = api
+        .store
+        .open_edge_session(&token, "eu-2", "", "10.0.0.2:1")
+        .await
+        .unwrap();
+    api.store
+        .close_edge_session(&gone, &positions)
+        .await
+        .unwrap();
+
+    let fleet = api.get("/api/edges", Some(&admin)).await;
+    assert_eq!(fleet.status, StatusCode::OK, "{}", fleet.body);
+    let edges = fleet.body["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 2, "{}", fleet.body);
+    let eu1 = edges.iter().find(|e| e["name"] == "eu-1").unwrap();
+    assert_eq!(eu1["id"], live.as_str(), "the newest session, not {ghost}");
+    assert_eq!(eu1["state"], "connected");
+    assert_eq!(eu1["region"], "eu-west-1");
+    assert_eq!(eu1["environments"][0]["lag"], 0);
+    let eu2 = edges.iter().find(|e| e["name"] == "eu-2").unwrap();
+    assert_eq!(
+        (&eu2["state"], &eu2["region"]),
+        (&json!("disconnected"), &json!(null))
+    );
+
+    // A member who is not a workspace admin sees nothing of it.
+    let (_, member) = api.user_session("member@example.com").await;
+    assert_error(
+        &api.get("/api/edges", Some(&member)).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_error(
+        &api.get("/api/edges", None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+}

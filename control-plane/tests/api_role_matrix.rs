@@ -201,6 +201,12 @@ const ROUTES: &[Route] = &[
         "/api/environments/{env}/flags/{key}/promote",
         EDITOR,
     ),
+    route(
+        "POST",
+        "/api/environments/{env}/flags/{key}/evaluate",
+        VIEWER,
+    ),
+    route("GET", "/api/edges", Need::WorkspaceAdmin),
     route("GET", "/api/edge-tokens", Need::WorkspaceAdmin),
     route("POST", "/api/edge-tokens", Need::WorkspaceAdmin),
     route("DELETE", "/api/edge-tokens/{id}", Need::WorkspaceAdmin),
@@ -477,6 +483,13 @@ impl World {
                 (
                     format!("/api/environments/{env}/flags/{key}/promote"),
                     Some(json!({"target_env_id": self.envs[1]})),
+                )
+            }
+            ("POST", "/api/environments/{env}/flags/{key}/evaluate") => {
+                let key = self.fresh_flag().await;
+                (
+                    format!("/api/environments/{env}/flags/{key}/evaluate"),
+                    Some(json!({"context": {"targetingKey": "u1"}})),
                 )
             }
             ("POST", "/api/edge-tokens") => (

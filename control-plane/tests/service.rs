@@ -237,14 +237,15 @@ fn serves_the_dashboard_from_public_dir_and_refuses_a_directory_without_one() {
     let (status, _, body) =
         testkit::http_request(service.addr, "GET", "/assets/app-0f1e.js", &[], None).unwrap();
     assert_eq!((status, body.as_str()), (200, "export {};"));
-    // The API's own 404s stay JSON, and writes to unknown paths are not the app.
-    for (method, path) in [
-        ("GET", "/api/nothing-here"),
-        ("POST", "/somewhere"),
-        ("GET", "/assets/gone.js"),
+    // The API's own 404s stay JSON, writes to unknown paths are not the app, and neither is a
+    // missing script (a script is fetched with `Accept: */*`).
+    for (method, path, accept) in [
+        ("GET", "/api/nothing-here", "text/html"),
+        ("POST", "/somewhere", "text/html"),
+        ("GET", "/assets/gone.js", "*/*"),
     ] {
         let (status, _, body) =
-            testkit::http_request(service.addr, method, path, &html, None).unwrap();
+            testkit::http_request(service.addr, method, path, &[("Accept", accept)], None).unwrap();
         assert_eq!(status, 404, "{method} {path}");
         assert!(body.starts_with(r#"{"error":"#), "{method} {path}: {body}");
     }

@@ -497,11 +497,11 @@ async fn segment_writes_are_versioned_and_a_used_segment_cannot_be_deleted() {
         .unwrap();
         store.put_flag(&admin(), &env, &user, None).await.unwrap();
         assert!(matches!(
-            store.delete_segment(&admin(), &env, "beta").await,
+            store.delete_segment(&admin(), &env, "beta", None).await,
             Err(StoreError::Refused(_))
         ));
         store.delete_flag(&admin(), &env, "f", None).await.unwrap();
-        let deleted_at = store.delete_segment(&admin(), &env, "beta").await.unwrap();
+        let deleted_at = store.delete_segment(&admin(), &env, "beta", None).await.unwrap();
         assert_eq!(deleted_at, 4, "create, flag put, flag delete, segment delete");
         let kinds: Vec<String> = store
             .changes_since(&env, 0, 100)

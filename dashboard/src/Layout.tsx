@@ -4,6 +4,7 @@
 import { useEffect, useState } from "react";
 import { Link, NavLink, Outlet, matchPath, useLocation, useNavigate } from "react-router-dom";
 import { api } from "./api";
+import { mayLeave } from "./leave";
 import { can, useProjectRole, useSession } from "./session";
 import type { Environment, Project } from "./types";
 
@@ -82,7 +83,7 @@ export function Layout() {
             <select
               aria-label="Project"
               value={projectId ?? ""}
-              onChange={(e) => e.target.value && navigate(`/projects/${e.target.value}/envs`)}
+              onChange={(e) => e.target.value && mayLeave() && navigate(`/projects/${e.target.value}/envs`)}
             >
               {!projectId && <option value="">Choose a project…</option>}
               {projects.map((p) => (
@@ -100,6 +101,7 @@ export function Layout() {
                 value={currentEnv?.id ?? ""}
                 style={{ borderColor: currentEnv?.color }}
                 onChange={(e) => {
+                  if (!mayLeave()) return;
                   const rest = envId
                     ? location.pathname.split(`/envs/${envId}/`)[1]?.split("/")[0] ?? "flags"
                     : "flags";

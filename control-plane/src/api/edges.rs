@@ -120,10 +120,10 @@ const FLEET_LIMIT: u32 = 2_000;
 /// its position and lag in each environment it serves. Workspace admins only.
 ///
 /// `state` is `connected` (its session is open and refreshed), `stale` (open, but not
-/// refreshed: its control-plane instance is gone) or `disconnected`. An edge that reconnected
-/// is listed once, by its newest session. `data_age_ms` is how long ago the control plane last
-/// confirmed the edge's data: zero for a connected edge at every head, otherwise the time since
-/// it was last seen.
+/// refreshed: its control-plane instance is gone) or `disconnected`. An edge (its token and
+/// `EDGE_NAME`) that reconnected is listed once, by its newest session. `data_age_ms` is how
+/// long ago the control plane last confirmed the edge's data: zero for a connected edge at
+/// every head, otherwise the time since it was last seen.
 pub(super) async fn fleet(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -141,13 +141,12 @@ pub(super) async fn fleet(
         .into_iter()
         .map(|e| (e.id, e.version))
         .collect();
-    // Newest first: a closed session is left out when the same edge (token and name) has a
-    // newer one.
+    // Newest first: an edge (its token and its name) is listed by its newest session only, so
+    // one that reconnected after its control-plane instance died shows once, connected.
     let mut seen = std::collections::HashSet::new();
     let mut edges = Vec::new();
     for s in &sessions {
-        let first = seen.insert((s.token_id.as_str(), s.edge_name.as_str()));
-        if !first && s.closed_at.is_some() {
+        if !seen.insert((s.token_id.as_str(), s.edge_name.as_str())) {
             continue;
         }
         let state_name = match s.closed_at {

@@ -195,7 +195,8 @@ pub(super) async fn create_environment(
             name,
             &body.slug,
             &color,
-            body.is_production.unwrap_or(false),
+            // As for a new project's environments: `production` is production unless told.
+            body.is_production.unwrap_or(body.slug == "production"),
         )
         .await?;
     Ok((StatusCode::CREATED, axum::Json(environment_json(&env))))

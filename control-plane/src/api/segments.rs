@@ -15,7 +15,7 @@ use super::access::in_environment;
 use super::caller::Caller;
 use super::flags::{etag, if_match};
 use super::{ApiError, AppState, Json, Path};
-use crate::store::{Role, StoredSegment};
+use crate::store::{Role, StoreError, StoredSegment};
 
 fn segment_json(s: &StoredSegment) -> Result<Value, ApiError> {
     let mut value = serde_json::to_value(&s.doc).map_err(|e| ApiError::Internal(e.into()))?;
@@ -96,6 +96,19 @@ pub(super) async fn create(
     ))
 }
 
+/// How many times a PATCH without `If-Match` retries when another write lands between its read
+/// and its write (as for flags).
+const PATCH_ATTEMPTS: usize = 3;
+
+fn store_write(e: StoreError) -> ApiError {
+    match e {
+        e @ StoreError::VersionMismatch { .. } => {
+            ApiError::PreconditionFailed(format!("{e}; reload it and try again"))
+        }
+        other => other.into(),
+    }
+}
+
 /// `PATCH /api/environments/{env}/segments/{key}`: top-level merge, like flags.
 pub(super) async fn patch(
     State(state): State<AppState>,
@@ -106,37 +119,45 @@ pub(super) async fn patch(
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Editor).await?;
     let expected = if_match(&headers)?;
-    let current = state.store.segment(&env, &key).await?;
-    check_version(&key, current.version, expected)?;
-    let mut merged =
-        serde_json::to_value(&current.doc).map_err(|e| ApiError::Internal(e.into()))?;
-    for (field, value) in patch {
-        if field != "key" && field != "version" {
-            merged[field.as_str()] = value;
+    for attempt in 1..=PATCH_ATTEMPTS {
+        let current = state.store.segment(&env, &key).await?;
+        check_version(&key, current.version, expected)?;
+        let mut merged =
+            serde_json::to_value(&current.doc).map_err(|e| ApiError::Internal(e.into()))?;
+        for (field, value) in &patch {
+            if field != "key" && field != "version" {
+                merged[field.as_str()] = value.clone();
+            }
+        }
+        let doc: SegmentDoc =
+            serde_json::from_value(merged).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+        validate(&doc)?;
+        // Conditional on the version merged onto: a write in between is never lost.
+        match state
+            .store
+            .put_segment(&caller.actor(), &env, &doc, Some(current.version))
+            .await
+        {
+            Ok((segment, _)) => {
+                return Ok((
+                    [(ETAG, etag(segment.version))],
+                    axum::Json(segment_json(&segment)?),
+                ));
+            }
+            // Someone wrote in between: merge again onto their version, unless the client
+            // asked for a specific one.
+            Err(StoreError::VersionMismatch { .. })
+                if expected.is_none() && attempt < PATCH_ATTEMPTS => {}
+            Err(e) => return Err(store_write(e)),
         }
     }
-    let doc: SegmentDoc =
-        serde_json::from_value(merged).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    validate(&doc)?;
-    // Conditional on the version merged onto: a write in between is a 412, never lost.
-    let (segment, _) = state
-        .store
-        .put_segment(&caller.actor(), &env, &doc, Some(current.version))
-        .await
-        .map_err(|e| match e {
-            e @ crate::store::StoreError::VersionMismatch { .. } => {
-                ApiError::PreconditionFailed(format!("{e}; reload it and try again"))
-            }
-            other => other.into(),
-        })?;
-    Ok((
-        [(ETAG, etag(segment.version))],
-        axum::Json(segment_json(&segment)?),
-    ))
+    Err(ApiError::Conflict(format!(
+        "segment {key:?} kept changing; try again"
+    )))
 }
 
 /// `DELETE /api/environments/{env}/segments/{key}`: refused (409) while flags use it; with
-/// `If-Match`, only the version named (checked just before the delete).
+/// `If-Match`, only the version named (checked in the deleting transaction).
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -144,13 +165,11 @@ pub(super) async fn delete(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Editor).await?;
-    if let Some(expected) = if_match(&headers)? {
-        let current = state.store.segment(&env, &key).await?;
-        check_version(&key, current.version, Some(expected))?;
-    }
+    let expected = if_match(&headers)?;
     state
         .store
-        .delete_segment(&caller.actor(), &env, &key)
-        .await?;
+        .delete_segment(&caller.actor(), &env, &key, expected)
+        .await
+        .map_err(store_write)?;
     Ok(StatusCode::NO_CONTENT)
 }

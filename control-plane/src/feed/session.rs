@@ -40,6 +40,17 @@ pub struct SessionSettings {
 /// written within this.
 const FLEET_MOVED: Duration = Duration::from_secs(2);
 
+/// Longest an edge's first fleet row may hold up its session.
+const FLEET_OPEN_WAIT: Duration = Duration::from_secs(2);
+
+/// Longest edge name or region kept in the fleet table (an edge's `Hello` may carry more).
+const FLEET_TEXT_MAX: usize = 128;
+
+/// `text` cut to [`FLEET_TEXT_MAX`] characters.
+fn shorten(text: &str) -> String {
+    text.chars().take(FLEET_TEXT_MAX).collect()
+}
+
 /// Why a session ended other than by the edge leaving.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -70,6 +81,9 @@ struct Session {
     fleet_id: Option<String>,
     /// What the row last said, and when it was written.
     fleet_written: Option<(BTreeMap<String, u64>, tokio::time::Instant)>,
+    /// Whether a write of the row is under way: one at a time per session, so a slow database
+    /// never gathers a queue of them.
+    fleet_busy: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Runs one session on an accepted connection until the edge leaves, the token is revoked,
@@ -130,18 +144,25 @@ pub async fn run(
     metrics::gauge!("checkgate_feed_edges").increment(1.0);
 
     // The fleet table is for operators: failing to write it never refuses an edge.
-    let fleet_id = match store
-        .open_edge_session(
+    // Bounded: a busy database delays an edge's start by at most FLEET_OPEN_WAIT.
+    let opened = tokio::time::timeout(
+        FLEET_OPEN_WAIT,
+        store.open_edge_session(
             &token.id,
-            &hello.edge_name,
-            &hello.region,
+            &shorten(&hello.edge_name),
+            &shorten(&hello.region),
             &remote.to_string(),
-        )
-        .await
-    {
-        Ok(id) => Some(id),
-        Err(e) => {
+        ),
+    )
+    .await;
+    let fleet_id = match opened {
+        Ok(Ok(id)) => Some(id),
+        Ok(Err(e)) => {
             tracing::warn!(cause = %e, edge = %hello.edge_name, "recording the edge in the fleet table failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(edge = %hello.edge_name, "recording the edge in the fleet table took too long; it is not listed");
             None
         }
     };
@@ -158,6 +179,7 @@ pub async fn run(
         granted: Vec::new(),
         fleet_id,
         fleet_written: None,
+        fleet_busy: Arc::default(),
     };
     let outcome = session
         .serve(hello, reader, settings, &mut generation, &mut shutdown)
@@ -304,15 +326,17 @@ impl Session {
         let due = self.fleet_written.as_ref().is_none_or(|(written, at)| {
             *written != positions || now.duration_since(*at) >= FLEET_REFRESH
         });
-        if !due {
+        use std::sync::atomic::Ordering;
+        if !due || self.fleet_busy.swap(true, Ordering::AcqRel) {
             return;
         }
         self.fleet_written = Some((positions.clone(), now));
-        let store = self.store.clone();
+        let (store, busy) = (self.store.clone(), Arc::clone(&self.fleet_busy));
         tokio::spawn(async move {
             if let Err(e) = store.touch_edge_session(&id, &positions).await {
                 tracing::warn!(cause = %e, "refreshing the edge's fleet record failed");
             }
+            busy.store(false, Ordering::Release);
         });
     }
 

@@ -77,7 +77,8 @@ impl Store {
         let positions =
             serde_json::to_string(positions).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
-            "UPDATE edge_sessions SET last_seen_at = $2, positions = $3 WHERE id = $1 AND closed_at IS NULL",
+            "UPDATE edge_sessions SET last_seen_at = $2, positions = $3 \
+             WHERE id = $1 AND closed_at IS NULL AND last_seen_at <= $2",
         )
         .bind(id)
         .bind(now_ms())
@@ -115,7 +116,7 @@ impl Store {
     ) -> Result<Vec<EdgeSession>, StoreError> {
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT id, token_id, edge_name, region, address, connected_at, last_seen_at, closed_at, positions \
-             FROM edge_sessions WHERE last_seen_at >= $1 ORDER BY last_seen_at DESC, id LIMIT $2",
+             FROM edge_sessions WHERE last_seen_at >= $1 ORDER BY last_seen_at DESC, connected_at DESC, id LIMIT $2",
         )
         .bind(since)
         .bind(i64::from(limit))

@@ -108,16 +108,29 @@ impl Store {
         actor: &Actor,
         env: &str,
         key: &str,
+        expected: Option<u64>,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
         let (version, project) = next_version(&mut tx, env).await?;
-        let before: Option<String> =
-            sqlx::query_scalar("SELECT doc FROM segments WHERE environment_id = $1 AND key = $2")
-                .bind(env)
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let before = before.ok_or_else(|| StoreError::NotFound(format!("segment {key:?}")))?;
+        let before: Option<(i64, String)> = sqlx::query_as(
+            "SELECT version, doc FROM segments WHERE environment_id = $1 AND key = $2",
+        )
+        .bind(env)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((current, before)) = before else {
+            return Err(StoreError::NotFound(format!("segment {key:?}")));
+        };
+        if let Some(expected) = expected
+            && current.max(0) as u64 != expected
+        {
+            return Err(StoreError::VersionMismatch {
+                what: format!("segment {key:?}"),
+                expected,
+                current: current.max(0) as u64,
+            });
+        }
         // Under the environment's lock, so no flag can start using it meanwhile.
         let docs: Vec<(String, String)> =
             sqlx::query_as("SELECT key, doc FROM flags WHERE environment_id = $1")

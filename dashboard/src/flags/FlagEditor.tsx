@@ -5,6 +5,7 @@
 import { useCallback, useEffect, useId, useMemo, useRef, useState } from "react";
 import { Link, useLocation, useNavigate, useParams } from "react-router-dom";
 import { api, ApiError, describe, seg } from "../api";
+import { guardLeaving } from "../leave";
 import { can, useProjectRole } from "../session";
 import { ago, ConfirmDialog, ErrorBanner, useLoad } from "../ui";
 import { ChipsInput, describedBy, FieldBox, focusField, SelectField, Switch, TextAreaField } from "./controls";
@@ -53,6 +54,7 @@ type Banner =
 function useLeaveGuard(dirty: boolean) {
   useEffect(() => {
     if (!dirty) return;
+    guardLeaving("Leave this flag? Your unsaved changes will be lost.");
     const onBeforeUnload = (e: BeforeUnloadEvent) => {
       e.preventDefault();
       e.returnValue = "";
@@ -70,6 +72,7 @@ function useLeaveGuard(dirty: boolean) {
     window.addEventListener("beforeunload", onBeforeUnload);
     document.addEventListener("click", onClick, true);
     return () => {
+      guardLeaving(null);
       window.removeEventListener("beforeunload", onBeforeUnload);
       document.removeEventListener("click", onClick, true);
     };

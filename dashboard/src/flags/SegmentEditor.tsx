@@ -5,6 +5,7 @@
 import { useCallback, useEffect, useId, useMemo, useRef, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 import { api, ApiError, describe, seg } from "../api";
+import { guardLeaving } from "../leave";
 import { can, useProjectRole } from "../session";
 import { ErrorBanner, useLoad } from "../ui";
 import { ChipsInput, describedBy, FieldBox, focusField, TextAreaField } from "./controls";
@@ -110,8 +111,12 @@ function SegmentEditor() {
       e.preventDefault();
       e.returnValue = "";
     };
+    guardLeaving("Leave this segment? Your unsaved changes will be lost.");
     window.addEventListener("beforeunload", onBeforeUnload);
-    return () => window.removeEventListener("beforeunload", onBeforeUnload);
+    return () => {
+      guardLeaving(null);
+      window.removeEventListener("beforeunload", onBeforeUnload);
+    };
   }, [dirty, readOnly]);
 
   const update = (fn: (d: SegmentDraft) => SegmentDraft) => {

@@ -97,7 +97,7 @@ pub async fn stream(
     let position = match replay {
         // Resuming: what it missed, without `connected` (which makes SDKs wipe their store).
         Some((missed, version)) => {
-            first.extend(missed);
+            first.extend(missed.filter(|m| !m.is_empty()));
             (generation, version)
         }
         None => {
