@@ -229,7 +229,7 @@ async fn login_logout_and_deletion_end_sessions_server_side() {
     // The last workspace admin cannot be deleted: make another one first.
     let other = api
         .store
-        .create_user(&Actor::system(), "second@example.com", "Second", "x")
+        .create_user(&Actor::system(), "second@example.com", "Second", "x", false)
         .await
         .unwrap();
     api.store

@@ -239,3 +239,59 @@ async fn admins_manage_users_and_members_and_roles_apply_at_once() {
         "not_found",
     );
 }
+
+#[tokio::test]
+async fn a_user_can_be_created_as_a_workspace_admin_in_one_call() {
+    let api = api().await;
+    let admin = api.admin_session().await;
+    let body = |email: &str, role: serde_json::Value| json!({"name": "Ada", "email": email, "password": "password-123", "role": role});
+    let made = api
+        .call(
+            "POST",
+            "/api/users",
+            Some(body("ada@example.com", json!("admin"))),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    assert_eq!(made.body["role"], "admin");
+    let member = api
+        .call(
+            "POST",
+            "/api/users",
+            Some(body("bo@example.com", json!(null))),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(member.body["role"], "member", "{}", member.body);
+    assert_error(
+        &api.call(
+            "POST",
+            "/api/users",
+            Some(body("cy@example.com", json!("owner"))),
+            Some(&admin),
+            &[],
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+    let listed = api.get("/api/users", Some(&admin)).await;
+    let roles: Vec<_> = listed
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["email"].clone(), u["role"].clone()))
+        .collect();
+    assert!(
+        roles.contains(&(json!("ada@example.com"), json!("admin"))),
+        "{roles:?}"
+    );
+    assert!(
+        !roles.iter().any(|(e, _)| e == "cy@example.com"),
+        "a refused user was not created"
+    );
+}

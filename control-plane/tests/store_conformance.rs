@@ -434,7 +434,7 @@ async fn concurrent_demotions_never_leave_the_workspace_without_an_admin() {
         let mut admins = Vec::new();
         for n in 0..2 {
             let u = store
-                .create_user(&admin(), &format!("a{n}@example.com"), "A", "x")
+                .create_user(&admin(), &format!("a{n}@example.com"), "A", "x", false)
                 .await
                 .unwrap();
             store

@@ -52,9 +52,13 @@ pub(super) struct CreateUser {
     name: String,
     email: String,
     password: String,
+    /// `admin` (a workspace admin) or `member` (the default).
+    #[serde(default)]
+    role: Option<String>,
 }
 
-/// `POST /api/users`: a user who joins projects through membership.
+/// `POST /api/users`: a user who joins projects through membership, or (`role: admin`) a
+/// workspace admin.
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -64,10 +68,19 @@ pub(super) async fn create(
     let name = check_user_name(&body.name)?;
     check_email(body.email.trim())?;
     check_password(&body.password)?;
+    let is_admin = match body.role.as_deref() {
+        None | Some("member") => false,
+        Some("admin") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "role must be admin or member, not {other:?}"
+            )));
+        }
+    };
     let hash = hash_password(body.password).await?;
     let created = state
         .store
-        .create_user(&caller.actor(), body.email.trim(), name, &hash)
+        .create_user(&caller.actor(), body.email.trim(), name, &hash, is_admin)
         .await?;
     Ok((StatusCode::CREATED, axum::Json(user_json(&created))))
 }

@@ -178,26 +178,28 @@ impl Store {
         )
     }
 
-    /// Creates a user (not a workspace admin); audited. For the users API and tests.
+    /// Creates a user, a workspace admin or not; audited. For the users API and tests.
     pub async fn create_user(
         &self,
         actor: &Actor,
         email: &str,
         name: &str,
         password_hash: &str,
+        is_admin: bool,
     ) -> Result<super::User, StoreError> {
         let user = super::User {
             id: super::new_id(),
             email: email.to_owned(),
             name: name.to_owned(),
-            is_admin: false,
+            is_admin,
             created_at: super::now_ms(),
         };
         let mut tx = self.write().await?;
-        sqlx::query("INSERT INTO users (id, email, name, is_admin, created_at, password_hash) VALUES ($1, $2, $3, 0, $4, $5)")
+        sqlx::query("INSERT INTO users (id, email, name, is_admin, created_at, password_hash) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&user.id)
             .bind(&user.email)
             .bind(&user.name)
+            .bind(i64::from(is_admin))
             .bind(user.created_at)
             .bind(password_hash)
             .execute(&mut *tx)
@@ -214,7 +216,7 @@ impl Store {
             "user.create",
             ("user", &user.id),
             None,
-            Some(email),
+            Some(&serde_json::json!({ "email": email, "role": if is_admin { "admin" } else { "member" } }).to_string()),
         )
         .await?;
         tx.commit().await?;

@@ -176,6 +176,7 @@ impl Api {
                 email,
                 email,
                 &hash,
+                false,
             )
             .await
             .unwrap();

@@ -206,7 +206,6 @@ function CreateUserDialog({ onClose, onCreated }: { onClose: () => void; onCreat
   const [role, setRole] = useState<WorkspaceRole>("member");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
-  const [partial, setPartial] = useState<User | null>(null);
   const errs = formErrors(error, ["name", "email", "password", "role"] as const);
 
   const submit = async (e: FormEvent) => {
@@ -214,12 +213,12 @@ function CreateUserDialog({ onClose, onCreated }: { onClose: () => void; onCreat
     setBusy(true);
     setError(null);
     try {
-      // The API creates members; an admin is made one with a second call.
-      let created = partial ?? (await api.post<User>("/api/users", { name: name.trim(), email: email.trim(), password }));
-      setPartial(created);
-      if (role === "admin" && created.role !== "admin") {
-        created = await api.patch<User>(`/api/users/${seg(created.id)}`, { role: "admin" });
-      }
+      const created = await api.post<User>("/api/users", {
+        name: name.trim(),
+        email: email.trim(),
+        password,
+        role,
+      });
       onCreated(created);
     } catch (err) {
       setError(err);
@@ -237,7 +236,6 @@ function CreateUserDialog({ onClose, onCreated }: { onClose: () => void; onCreat
           maxLength={100}
           required
           autoFocus
-          disabled={!!partial}
           autoComplete="off"
           error={errs.field.name}
         />
@@ -248,7 +246,6 @@ function CreateUserDialog({ onClose, onCreated }: { onClose: () => void; onCreat
           onChange={(e) => setEmail(e.target.value)}
           maxLength={254}
           required
-          disabled={!!partial}
           autoComplete="off"
           error={errs.field.email}
         />
@@ -260,16 +257,19 @@ function CreateUserDialog({ onClose, onCreated }: { onClose: () => void; onCreat
             onChange={(e) => setPassword(e.target.value)}
             minLength={8}
             required
-            disabled={!!partial}
             autoComplete="new-password"
             hint="At least 8 characters. Give it to them securely; they can change it on their Account page."
             error={errs.field.password ?? (password && password.length < 8 ? "Use at least 8 characters." : undefined)}
           />
           <div className="field-actions">
-            <button type="button" className="small" disabled={!!partial} onClick={() => {
-              setPassword(generatePassword());
-              setReveal(true);
-            }}>
+            <button
+              type="button"
+              className="small"
+              onClick={() => {
+                setPassword(generatePassword());
+                setReveal(true);
+              }}
+            >
               Generate
             </button>
             <button type="button" className="small" aria-pressed={reveal} onClick={() => setReveal((r) => !r)}>
@@ -291,19 +291,13 @@ function CreateUserDialog({ onClose, onCreated }: { onClose: () => void; onCreat
           <option value="member">Member</option>
           <option value="admin">Admin</option>
         </SelectField>
-        {partial && (
-          <p className="banner banner-warn">
-            {partial.name} was created as a member, but making them an admin failed. Try again,
-            or change their role in the list.
-          </p>
-        )}
         <ErrorBanner error={errs.rest} />
         <div className="actions">
-          <button type="button" onClick={partial ? () => onCreated(partial) : onClose} disabled={busy}>
-            {partial ? "Close" : "Cancel"}
+          <button type="button" onClick={onClose} disabled={busy}>
+            Cancel
           </button>
           <button type="submit" className="primary" disabled={busy || !name.trim() || !email.trim() || password.length < 8}>
-            {busy ? "Creating…" : partial ? "Make admin" : "Create user"}
+            {busy ? "Creating…" : "Create user"}
           </button>
         </div>
       </form>
