@@ -444,6 +444,20 @@ async fn next_chunk(body: &mut Body, limit: Duration) -> Option<String> {
         .map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
+/// A stream's bootstrap: chunks read until its `ready` event is complete (it arrives in several
+/// chunks: `connected`, the environment's shared events, `ready`).
+async fn bootstrap_of(body: &mut Body, limit: Duration) -> Option<String> {
+    let mut text = String::new();
+    loop {
+        text.push_str(&next_chunk(body, limit).await?);
+        if let Some(at) = text.find("event: ready\n")
+            && text[at..].contains("\n\n")
+        {
+            return Some(text);
+        }
+    }
+}
+
 #[tokio::test]
 async fn ofrep_change_notifications_arrive_by_token_and_stop_on_revocation() {
     let w = world();
@@ -582,7 +596,9 @@ async fn the_stream_speaks_checkgates_wire_format_and_resumes() {
     let w = world();
     let (status, mut body) = open_stream(&w, SERVER_KEY, None).await;
     assert_eq!(status, StatusCode::OK);
-    let bootstrap = next_chunk(&mut body, Duration::from_secs(5)).await.unwrap();
+    let bootstrap = bootstrap_of(&mut body, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert!(
         bootstrap.starts_with("retry: 2000\n\nevent: connected\ndata: true\n\n"),
         "{bootstrap}"
@@ -656,7 +672,7 @@ async fn client_keys_get_no_rules_unless_the_environment_allows_it() {
 async fn a_revoked_key_ends_its_stream_and_a_slow_client_is_cut_off() {
     let w = world();
     let (_, mut revoked) = open_stream(&w, SERVER_KEY, None).await;
-    next_chunk(&mut revoked, Duration::from_secs(5))
+    bootstrap_of(&mut revoked, Duration::from_secs(5))
         .await
         .unwrap();
     w.apply(
@@ -680,7 +696,9 @@ async fn a_revoked_key_ends_its_stream_and_a_slow_client_is_cut_off() {
     // A client that reads nothing while more versions pass than are kept is cut off.
     let w = world();
     let (_, mut slow) = open_stream(&w, SERVER_KEY, None).await;
-    next_chunk(&mut slow, Duration::from_secs(5)).await.unwrap();
+    bootstrap_of(&mut slow, Duration::from_secs(5))
+        .await
+        .unwrap();
     for v in 4..(4 + sdk::events::RECENT_VERSIONS as u64 + 10) {
         w.apply(
             v,
