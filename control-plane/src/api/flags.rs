@@ -316,20 +316,41 @@ pub(super) async fn evaluate(
     let Some(data) = state.store.feed_snapshot(&env).await? else {
         return Err(ApiError::NotFound("environment not found".into()));
     };
-    let environment = CoreEnvironment::new();
-    for (k, version, json) in &data.segments {
-        environment.apply(Change::segment_json(k, *version, json));
-    }
-    let mut version = None;
-    for (k, v, json) in &data.flags {
-        if *k == key {
-            version = Some(*v);
-        }
-        environment.apply(Change::flag_json(k, *v, json));
-    }
-    let Some(version) = version else {
+    // Only what this flag can reach is compiled: the flag, its prerequisites (transitively)
+    // and the segments they use — not the whole environment.
+    let flags: std::collections::HashMap<&str, (u64, &str)> = data
+        .flags
+        .iter()
+        .map(|(k, v, json)| (k.as_str(), (*v, json.as_str())))
+        .collect();
+    let segments: std::collections::HashMap<&str, (u64, &str)> = data
+        .segments
+        .iter()
+        .map(|(k, v, json)| (k.as_str(), (*v, json.as_str())))
+        .collect();
+    let Some(&(version, _)) = flags.get(key.as_str()) else {
         return Err(ApiError::NotFound(format!("flag {key:?} not found")));
     };
+    let environment = CoreEnvironment::new();
+    let mut pending = vec![key.clone()];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(next) = pending.pop() {
+        if !seen.insert(next.clone()) {
+            continue;
+        }
+        let Some(&(v, json)) = flags.get(next.as_str()) else {
+            continue; // a missing prerequisite: the evaluator says what that means
+        };
+        environment.apply(Change::flag_json(&next, v, json));
+        if let Ok(compiled) = environment.flag_for_eval(&next) {
+            for segment in compiled.segment_keys() {
+                if let Some(&(sv, sjson)) = segments.get(segment) {
+                    environment.apply(Change::segment_json(segment, sv, sjson));
+                }
+            }
+            pending.extend(compiled.prerequisite_keys().map(str::to_owned));
+        }
+    }
     let flag = environment.flag_for_eval(&key).map_err(|code| {
         ApiError::Internal(anyhow::anyhow!(
             "stored flag {key:?} does not evaluate: {}",
