@@ -272,6 +272,8 @@ try {
     return r.status;
   }, `/api/environments/${flagsUrl.match(/\/envs\/([^/]+)\//)[1]}/flags/new-checkout`);
   check(refused === 403, `the server refuses a viewer's write (got ${refused})`);
+  const wide = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(wide <= 1, `nothing scrolls sideways at 1280 px in the read-only editor (overflow ${wide} px)`);
   await shot(page, "10-viewer-editor");
 
   step = "narrow window";
