@@ -7,18 +7,17 @@
 //! path and accepts HTML gets `index.html`, so the single-page app's own addresses load.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::header::{
-    ACCEPT, ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
-    VARY,
+    ACCEPT, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY,
 };
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use checkgate_edge::ops::gzip::{accepts_gzip, gzip};
 
 /// Most files the directory may hold, and most bytes in all: a dashboard is far smaller, and
 /// a mistaken `PUBLIC_DIR=/` must fail at start rather than fill the memory.
@@ -191,7 +190,7 @@ impl Asset {
         let etag = HeaderValue::from_str(&format!("\"{digest:016x}-{}\"", bytes.len()))
             .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
         let gzip = (compressible(content_type) && bytes.len() >= GZIP_FROM)
-            .then(|| gzip(&bytes))
+            .then(|| gzip(&bytes, 9))
             .flatten()
             .filter(|z| z.len() < bytes.len())
             .map(bytes::Bytes::from);
@@ -268,31 +267,6 @@ impl Asset {
         );
         response
     }
-}
-
-fn accepts_gzip(headers: &axum::http::HeaderMap) -> bool {
-    headers
-        .get_all(ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|coding| {
-            let mut parts = coding.split(';');
-            let name = parts.next().unwrap_or_default().trim();
-            let refused = parts.any(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    == Some(0.0)
-            });
-            name.eq_ignore_ascii_case("gzip") && !refused
-        })
-}
-
-fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    encoder.write_all(bytes).ok()?;
-    encoder.finish().ok()
 }
 
 fn compressible(content_type: &str) -> bool {

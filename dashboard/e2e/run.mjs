@@ -104,9 +104,10 @@ mkdirSync(artifacts, { recursive: true });
 const { url: base, child } = await startControl(dataDir);
 const browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox"] });
 const errors = [];
+let page;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
+  page = await context.newPage();
   page.setDefaultTimeout(WAIT);
   page.on("pageerror", (e) => errors.push(`${page.url()}: ${e.message}`));
 
@@ -290,6 +291,8 @@ try {
   console.log(`e2e: every step passed; screenshots in ${artifacts}`);
 } catch (e) {
   console.error(`e2e: FAILED at ${step}: ${e.message}`);
+  console.error(`e2e: the page was at ${page?.url()}; see ${join(artifacts, "failure.png")}`);
+  await page?.screenshot({ path: join(artifacts, "failure.png"), fullPage: true }).catch(() => {});
   process.exitCode = 1;
 } finally {
   await browser.close();

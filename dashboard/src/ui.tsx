@@ -54,6 +54,53 @@ export function ErrorBanner({ error }: { error: unknown }) {
   );
 }
 
+/** A modal dialog (native <dialog>: focus is trapped, Escape closes) around arbitrary content. */
+export function Modal({
+  title,
+  onClose,
+  children,
+  wide,
+  closeLabel,
+}: {
+  title: string;
+  onClose: () => void;
+  children: ReactNode;
+  wide?: boolean;
+  /** When set, a close button with this label is shown under the content. */
+  closeLabel?: string;
+}) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const titleId = useId();
+  useEffect(() => {
+    const d = ref.current;
+    if (d && !d.open) {
+      if (typeof d.showModal === "function") d.showModal();
+      else d.setAttribute("open", "");
+    }
+  }, []);
+  return (
+    <dialog
+      ref={ref}
+      className={"dialog" + (wide ? " dialog-wide" : "")}
+      aria-labelledby={titleId}
+      onCancel={(e) => {
+        e.preventDefault();
+        onClose();
+      }}
+    >
+      <h2 id={titleId}>{title}</h2>
+      {children}
+      {closeLabel && (
+        <div className="actions">
+          <button type="button" onClick={onClose}>
+            {closeLabel}
+          </button>
+        </div>
+      )}
+    </dialog>
+  );
+}
+
 /**
  * A modal confirmation. `body` says exactly what will happen (and what is lost); the confirm
  * button is labelled with the action.
@@ -73,28 +120,10 @@ export function ConfirmDialog({
   onConfirm: () => void | Promise<void>;
   onCancel: () => void;
 }) {
-  const ref = useRef<HTMLDialogElement>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
-  const titleId = useId();
-  useEffect(() => {
-    const d = ref.current;
-    if (d && !d.open) {
-      if (typeof d.showModal === "function") d.showModal();
-      else d.setAttribute("open", "");
-    }
-  }, []);
   return (
-    <dialog
-      ref={ref}
-      className="dialog"
-      aria-labelledby={titleId}
-      onCancel={(e) => {
-        e.preventDefault();
-        onCancel();
-      }}
-    >
-      <h2 id={titleId}>{title}</h2>
+    <Modal title={title} onClose={onCancel}>
       <div className="dialog-body">{body}</div>
       <ErrorBanner error={error} />
       <div className="actions">
@@ -119,7 +148,7 @@ export function ConfirmDialog({
           {confirmLabel}
         </button>
       </div>
-    </dialog>
+    </Modal>
   );
 }
 

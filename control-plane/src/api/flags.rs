@@ -88,7 +88,7 @@ async fn validate(state: &AppState, env: &str, doc: &FlagDoc) -> Result<(), ApiE
     Ok(())
 }
 
-fn store_write(e: StoreError) -> ApiError {
+pub(super) fn store_write(e: StoreError) -> ApiError {
     match e {
         e @ StoreError::VersionMismatch { .. } => {
             ApiError::PreconditionFailed(format!("{e}; reload it and try again"))

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::access::in_environment;
 use super::caller::Caller;
-use super::flags::{etag, if_match};
+use super::flags::{etag, if_match, store_write};
 use super::{ApiError, AppState, Json, Path};
 use crate::store::{Role, StoreError, StoredSegment};
 
@@ -99,15 +99,6 @@ pub(super) async fn create(
 /// How many times a PATCH without `If-Match` retries when another write lands between its read
 /// and its write (as for flags).
 const PATCH_ATTEMPTS: usize = 3;
-
-fn store_write(e: StoreError) -> ApiError {
-    match e {
-        e @ StoreError::VersionMismatch { .. } => {
-            ApiError::PreconditionFailed(format!("{e}; reload it and try again"))
-        }
-        other => other.into(),
-    }
-}
 
 /// `PATCH /api/environments/{env}/segments/{key}`: top-level merge, like flags.
 pub(super) async fn patch(

@@ -5,7 +5,7 @@
 import { useCallback, useEffect, useId, useMemo, useRef, useState } from "react";
 import { Link, useLocation, useNavigate, useParams } from "react-router-dom";
 import { api, ApiError, describe, seg } from "../api";
-import { guardLeaving } from "../leave";
+import { useLeaveGuard } from "../leave";
 import { can, useProjectRole } from "../session";
 import { ago, ConfirmDialog, ErrorBanner, useLoad } from "../ui";
 import { ChipsInput, describedBy, FieldBox, focusField, SelectField, Switch, TextAreaField } from "./controls";
@@ -49,35 +49,6 @@ type Banner =
   | { kind: "invalid"; count: number }
   | { kind: "saved"; text: string }
   | null;
-
-/** Asks before following a link away from unsaved edits, and before closing the tab. */
-function useLeaveGuard(dirty: boolean) {
-  useEffect(() => {
-    if (!dirty) return;
-    guardLeaving("Leave this flag? Your unsaved changes will be lost.");
-    const onBeforeUnload = (e: BeforeUnloadEvent) => {
-      e.preventDefault();
-      e.returnValue = "";
-    };
-    const onClick = (e: MouseEvent) => {
-      if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
-      const a = (e.target as Element | null)?.closest?.("a[href]") as HTMLAnchorElement | null;
-      if (!a || a.target === "_blank" || a.origin !== window.location.origin) return;
-      if (a.pathname === window.location.pathname) return;
-      if (!window.confirm("Leave this flag? Your unsaved changes will be lost.")) {
-        e.preventDefault();
-        e.stopPropagation();
-      }
-    };
-    window.addEventListener("beforeunload", onBeforeUnload);
-    document.addEventListener("click", onClick, true);
-    return () => {
-      guardLeaving(null);
-      window.removeEventListener("beforeunload", onBeforeUnload);
-      document.removeEventListener("click", onClick, true);
-    };
-  }, [dirty]);
-}
 
 export function FlagEditorPage() {
   const { envId = "", flagKey } = useParams();
@@ -151,7 +122,7 @@ function FlagEditor() {
   }, [location.key, location.state]);
 
   const dirty = !!draft && draftFingerprint(draft) !== base;
-  useLeaveGuard(dirty && !readOnly);
+  useLeaveGuard(dirty && !readOnly, "Leave this flag? Your unsaved changes will be lost.");
 
   const built = useMemo(() => (draft ? draftToFlag(draft) : undefined), [draft]);
   const errors: FieldErrors = { ...(attempted && built ? built.errors : {}), ...serverErrors };

@@ -5,7 +5,7 @@
 import { useCallback, useEffect, useId, useMemo, useRef, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 import { api, ApiError, describe, seg } from "../api";
-import { guardLeaving } from "../leave";
+import { useLeaveGuard } from "../leave";
 import { can, useProjectRole } from "../session";
 import { ErrorBanner, useLoad } from "../ui";
 import { ChipsInput, describedBy, FieldBox, focusField, TextAreaField } from "./controls";
@@ -105,19 +105,7 @@ function SegmentEditor() {
     [flags.data, others.data],
   );
 
-  useEffect(() => {
-    if (!dirty || readOnly) return;
-    const onBeforeUnload = (e: BeforeUnloadEvent) => {
-      e.preventDefault();
-      e.returnValue = "";
-    };
-    guardLeaving("Leave this segment? Your unsaved changes will be lost.");
-    window.addEventListener("beforeunload", onBeforeUnload);
-    return () => {
-      guardLeaving(null);
-      window.removeEventListener("beforeunload", onBeforeUnload);
-    };
-  }, [dirty, readOnly]);
+  useLeaveGuard(dirty && !readOnly, "Leave this segment? Your unsaved changes will be lost.");
 
   const update = (fn: (d: SegmentDraft) => SegmentDraft) => {
     setDraft((d) => (d ? fn(d) : d));

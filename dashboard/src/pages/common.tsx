@@ -11,55 +11,10 @@ import {
   type SelectHTMLAttributes,
 } from "react";
 import { ApiError, describe } from "../api";
-import { ago, ErrorBanner } from "../ui";
+import { ago, ErrorBanner, Modal } from "../ui";
 import "./pages.css";
 
-/** A modal dialog (native <dialog>: focus is trapped, Escape closes) around arbitrary content. */
-export function Modal({
-  title,
-  onClose,
-  children,
-  wide,
-  closeLabel,
-}: {
-  title: string;
-  onClose: () => void;
-  children: ReactNode;
-  wide?: boolean;
-  /** When set, a close button with this label is shown under the content. */
-  closeLabel?: string;
-}) {
-  const ref = useRef<HTMLDialogElement>(null);
-  const titleId = useId();
-  useEffect(() => {
-    const d = ref.current;
-    if (d && !d.open) {
-      if (typeof d.showModal === "function") d.showModal();
-      else d.setAttribute("open", "");
-    }
-  }, []);
-  return (
-    <dialog
-      ref={ref}
-      className={"dialog" + (wide ? " dialog-wide" : "")}
-      aria-labelledby={titleId}
-      onCancel={(e) => {
-        e.preventDefault();
-        onClose();
-      }}
-    >
-      <h2 id={titleId}>{title}</h2>
-      {children}
-      {closeLabel && (
-        <div className="actions">
-          <button type="button" onClick={onClose}>
-            {closeLabel}
-          </button>
-        </div>
-      )}
-    </dialog>
-  );
-}
+export { Modal } from "../ui";
 
 /**
  * Shows a secret that exists only in this answer of the server: a read-only field, a copy

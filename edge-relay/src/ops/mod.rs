@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod error;
+pub mod gzip;
 pub mod health;
 pub mod metrics;
 pub mod serve;

@@ -4,13 +4,12 @@
 //! and answered 304 for a matching `If-None-Match` — a poll that finds nothing new costs a hash
 //! lookup.
 
-use std::io::Write as _;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::header::{
-    ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY,
+    CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +17,7 @@ use serde::Serialize;
 
 use super::keys;
 use super::{SdkError, SdkState};
+use crate::ops::gzip::{accepts_gzip, gzip};
 use crate::relay::Relay;
 
 /// One environment's payload at one version.
@@ -50,9 +50,7 @@ fn build(relay: &Relay, env_id: &str) -> Option<Payload> {
         segments: segments.iter().map(|s| s.doc()).collect(),
     };
     let json = serde_json::to_vec(&body).ok()?;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(&json).ok()?;
-    let gzip = encoder.finish().ok()?;
+    let gzip = gzip(&json, 6)?;
     let etag = HeaderValue::from_str(&format!("\"{epoch}.{version}\"")).ok()?;
     Some(Payload {
         epoch,
@@ -74,20 +72,6 @@ fn payload(state: &SdkState, env_id: &str) -> Option<Arc<Payload>> {
     let built = Arc::new(build(&state.relay, env_id)?);
     state.rules.insert(env_id.to_owned(), Arc::clone(&built));
     Some(built)
-}
-
-fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|coding| {
-            let mut parts = coding.split(';');
-            let name = parts.next().unwrap_or_default().trim();
-            let refused = parts.any(|p| p.trim().replace(' ', "") == "q=0");
-            name.eq_ignore_ascii_case("gzip") && !refused
-        })
 }
 
 /// `GET /api/v1/flags`.
@@ -130,24 +114,4 @@ pub async fn flags(
     h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(response)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gzip_is_sent_when_accepted_and_not_refused() {
-        let mut h = HeaderMap::new();
-        assert!(!accepts_gzip(&h));
-        h.insert(ACCEPT_ENCODING, HeaderValue::from_static("br, gzip;q=0.8"));
-        assert!(accepts_gzip(&h));
-        h.insert(
-            ACCEPT_ENCODING,
-            HeaderValue::from_static("gzip; q=0, identity"),
-        );
-        assert!(!accepts_gzip(&h));
-        h.insert(ACCEPT_ENCODING, HeaderValue::from_static("GZIP"));
-        assert!(accepts_gzip(&h));
-    }
 }
