@@ -131,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
     let result = ops::run_service(
         &config.common,
         config.port,
+        Some(sdk.clone()),
         |metrics| app_with_dashboard(state, health.clone(), metrics, Some(sdk), assets),
         || health.set(STORE_CHECK, true, "migrated and answering"),
     );

@@ -285,7 +285,7 @@ fn login_from(addr: &str, password: &str) -> Request<Body> {
         .unwrap();
     let peer: std::net::SocketAddr = addr.parse().unwrap();
     req.extensions_mut()
-        .insert(axum::extract::ConnectInfo(peer));
+        .insert(axum::extract::ConnectInfo(checkgate_edge::ops::Peer(peer)));
     req
 }
 

@@ -100,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
     let result = ops::run_service(
         &config.common,
         config.port,
+        Some(sdk.clone()),
         |metrics| app(health.clone(), metrics, sdk),
         || {},
     )

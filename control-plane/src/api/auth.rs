@@ -222,8 +222,8 @@ pub(super) struct LoginRequest {
 /// router runs without a socket (in-process tests).
 fn client_address(extensions: &axum::http::Extensions) -> std::net::IpAddr {
     extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+        .get::<axum::extract::ConnectInfo<checkgate_edge::ops::Peer>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.0.ip())
 }
 
 /// `POST /api/auth/login`: throttled per account and address (see `limiter`).

@@ -206,6 +206,11 @@ impl Replica {
         self.keys.get(hash).map(|k| k.value().clone())
     }
 
+    /// Whether any environment holds the SDK key with this hash (a revoked key is gone).
+    pub fn has_key(&self, hash: &[u8; 32]) -> bool {
+        self.keys.contains_key(hash)
+    }
+
     /// The settings of an environment, as JSON.
     pub fn settings(&self, env: &str) -> Option<String> {
         self.meta().get(env).map(|m| m.settings_json.clone())

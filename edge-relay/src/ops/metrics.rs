@@ -99,10 +99,14 @@ pub async fn track(request: Request, next: Next) -> Response {
             "request"
         );
     }
-    let class = status_class(status);
-    route.requests[class].increment(1);
-    route.duration[class].record(started.elapsed().as_secs_f64());
+    route.record(status, started.elapsed());
     response
+}
+
+/// Counts and times a request served off the router (see [`crate::sdk::http1`]), as
+/// [`track`] would have.
+pub fn record(route: &str, status: u16, elapsed: Duration) {
+    RouteMetrics::of(route).record(status, elapsed);
 }
 
 /// The two series of one route template, for each status class: resolved once per template
@@ -118,6 +122,12 @@ static ROUTES: std::sync::LazyLock<dashmap::DashMap<Box<str>, Arc<RouteMetrics>>
     std::sync::LazyLock::new(dashmap::DashMap::new);
 
 impl RouteMetrics {
+    fn record(&self, status: u16, elapsed: Duration) {
+        let class = status_class(status);
+        self.requests[class].increment(1);
+        self.duration[class].record(elapsed.as_secs_f64());
+    }
+
     fn of(route: &str) -> Arc<RouteMetrics> {
         if let Some(found) = ROUTES.get(route) {
             return Arc::clone(found.value());

@@ -13,4 +13,4 @@ pub mod telemetry;
 pub use config::{CommonArgs, InvalidSetting, LogFormat, Stop, parse};
 pub use error::AppError;
 pub use health::{CheckStatus, Health};
-pub use serve::{bind, run_service, serve, shutdown_signal};
+pub use serve::{Peer, bind, run_service, serve, shutdown_signal};

@@ -15,6 +15,19 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::config::CommonArgs;
 use super::{health, metrics};
+use crate::sdk::SdkState;
+use crate::sdk::http1::Listener;
+
+/// The peer of a connection, for handlers that need it (login throttling keys on it):
+/// `ConnectInfo<Peer>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Listener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Listener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
 
 /// Binds a TCP listener, naming the address in the error.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -39,21 +52,26 @@ const LISTEN_BACKLOG: u32 = 8192;
 /// Runs a service the way both binaries do: binds the public listener on `port` (and the
 /// metrics listener, when `METRICS_ADDR` is set), calls `on_bound` once both listen, and serves
 /// `app` until SIGTERM or Ctrl-C. `app` gets the metrics handle when /metrics belongs on the
-/// public router.
+/// public router. `streams` is the SDK state whose HTTP/1 `/stream` requests the public
+/// listener serves on their sockets, off the router (see [`crate::sdk::http1`]).
 pub async fn run_service(
     common: &CommonArgs,
     port: u16,
+    streams: Option<SdkState>,
     app: impl FnOnce(Option<PrometheusHandle>) -> Router,
     on_bound: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let handle = metrics::handle();
-    let public = bind(SocketAddr::new(common.host, port)).await?;
+    let public = Listener::new(
+        bind(SocketAddr::new(common.host, port)).await?,
+        streams.clone(),
+    );
     let servers = match common.metrics_addr {
         Some(addr) => vec![
             ("public", public, app(None)),
             (
                 "metrics",
-                bind(addr).await?,
+                Listener::new(bind(addr).await?, None),
                 health::metrics_routes(handle.clone()),
             ),
         ],
@@ -61,7 +79,7 @@ pub async fn run_service(
     };
     on_bound();
     let upkeep = tokio::spawn(metrics::upkeep(handle));
-    let result = serve(servers, shutdown_signal(), common.shutdown_grace()).await;
+    let result = serve(servers, streams, shutdown_signal(), common.shutdown_grace()).await;
     upkeep.abort();
     tracing::info!("stopped");
     result
@@ -92,22 +110,24 @@ pub async fn shutdown_signal() {
 }
 
 /// Serves every `(name, listener, router)` until `shutdown` resolves, then lets open requests
-/// finish for up to `grace`. Returns the first server error, if any. The name labels the
-/// listener in logs.
+/// finish for up to `grace`; SSE streams served off the router (those of `streams`) end at
+/// once with their last chunk, so their clients reconnect elsewhere. Returns the first server
+/// error, if any. The name labels the listener in logs.
 pub async fn serve(
-    servers: Vec<(&'static str, TcpListener, Router)>,
+    servers: Vec<(&'static str, Listener, Router)>,
+    streams: Option<SdkState>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     for (name, listener, router) in servers {
-        let addr = listener.local_addr()?;
+        let addr = axum::serve::Listener::local_addr(&listener)?;
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
             tracing::info!(%addr, listener = %name, "listening");
             // The peer address reaches handlers (login throttling keys on it).
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            let service = router.into_make_service_with_connect_info::<Peer>();
             let server = axum::serve(listener, service).with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;
             });
@@ -128,6 +148,9 @@ pub async fn serve(
     }
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(grace, async {
+        if let Some(streams) = &streams {
+            streams.fanout.stop().await;
+        }
         let mut result = Ok(());
         while let Some(done) = tasks.join_next().await {
             if let Err(e) = done.context("server task panicked").and_then(|r| r) {

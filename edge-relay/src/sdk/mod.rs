@@ -1,7 +1,8 @@
 //! The routes SDKs and thin clients call, served from the replica in memory — by every edge,
 //! and by the control plane in-process on a one-node install:
 //!
-//! - `GET /stream`: Checkgate's SSE stream ([`stream`]);
+//! - `GET /stream`: Checkgate's SSE stream ([`stream`]; over HTTP/1, served off the router on
+//!   its socket: [`http1`], [`fanout`]);
 //! - `POST /api/v1/evaluate`, `POST /api/v1/evaluate/{key}`: our evaluation API ([`eval`]);
 //! - `POST /ofrep/v1/evaluate/flags[/{key}]`, `GET /ofrep/v1/events`: OFREP ([`ofrep`]);
 //! - `GET /api/v1/flags`: the rule payload for local-evaluation SDKs, server keys only
@@ -13,6 +14,8 @@
 pub mod answer;
 pub mod eval;
 pub mod events;
+pub mod fanout;
+pub mod http1;
 pub mod keys;
 pub mod ofrep;
 pub mod rules;
@@ -50,6 +53,8 @@ pub struct SdkShared {
     pub rules: Arc<dashmap::DashMap<String, Arc<rules::Payload>>>,
     /// Each environment's live flags, sorted, at its current version.
     pub lists: Arc<answer::FlagLists>,
+    /// The streams served on their sockets ([`fanout`]).
+    pub fanout: fanout::Fanout,
 }
 
 impl SdkState {
@@ -68,6 +73,7 @@ impl SdkState {
                 hub,
                 rules: Arc::default(),
                 lists: Arc::default(),
+                fanout: fanout::Fanout::default(),
             })),
             run,
         )

@@ -13,6 +13,7 @@
 //! reconnect and bootstrap again) instead of growing memory. A key revoked while its stream is
 //! open ends the stream within a second.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,10 +38,10 @@ pub const MAX_AGE: Duration = Duration::from_secs(3600);
 const KEY_CHECK: Duration = Duration::from_secs(30);
 
 const CONNECTED: &[u8] = b"retry: 2000\n\nevent: connected\ndata: true\n\n";
-const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+pub(super) const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 
 /// A stream's age limit: [`MAX_AGE`] minus up to a tenth, at random.
-fn max_age() -> Duration {
+pub(super) fn max_age() -> Duration {
     let jitter =
         u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * (MAX_AGE.as_millis() as u64 / 10) / 255;
     MAX_AGE - Duration::from_millis(jitter)
@@ -56,25 +57,43 @@ pub fn client_keys_read_rules(relay: &Relay, env: &str) -> bool {
         .is_some_and(|s| s["client_keys_read_rules"] == true)
 }
 
-/// `GET /stream`.
-pub async fn stream(
-    State(state): State<SdkState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response, SdkError> {
+/// A stream that was let in: who it is for and what it sends first.
+pub struct Opened {
+    pub env_id: String,
+    /// A client key's stream, allowed only while its environment lets client keys read rules.
+    pub client: bool,
+    pub key_hash: [u8; 32],
+    pub events: Arc<EnvEvents>,
+    /// Woken by every new version of the environment; subscribed before the bootstrap was
+    /// taken, so no change falls between the two.
+    pub wake: tokio::sync::watch::Receiver<(u64, u64)>,
+    /// The environment's generation and the version the first chunks bring the client to.
+    pub generation: u64,
+    pub sent: u64,
+    /// What is sent first: the bootstrap (or what a resuming client missed). The bootstrap's
+    /// events are the environment's shared bytes, never copied per stream (10,000 flags are
+    /// megabytes).
+    pub first: VecDeque<Bytes>,
+}
+
+/// Lets a stream in, or says why not: the key, its right to read rules, and where it starts
+/// (`Last-Event-ID`). Shared by the router's handler and the HTTP/1 fast path
+/// ([`super::fanout`]), so both refuse and bootstrap alike.
+pub fn open(
+    state: &SdkState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Opened, SdkError> {
     let relay = &state.relay;
-    let caller = keys::authenticate(relay, &headers, query.as_deref())?;
+    let caller = keys::authenticate(relay, headers, query)?;
     if !keys::reads_rules(caller.kind) && !client_keys_read_rules(relay, &caller.env_id) {
         return Err(SdkError::forbidden(
             "a client key cannot read flag rules: evaluate with /ofrep/v1/evaluate/flags or \
              /api/v1/evaluate, or allow rules for client keys in the environment's settings",
         ));
     }
-    let key_hash = key_from(&headers, query.as_deref())
-        .map(hash)
-        .unwrap_or_default();
+    let key_hash = key_from(headers, query).map(hash).unwrap_or_default();
     let events = state.hub.env(&caller.env_id);
-    // Subscribe before taking the bootstrap: nothing can fall between the two.
     let wake = events.subscribe();
     let resume = headers
         .get("last-event-id")
@@ -91,10 +110,8 @@ pub async fn stream(
                 }
                 Since::End => None,
             });
-    // What is sent first, as chunks: the bootstrap's events are the environment's shared
-    // bytes, never copied per stream (10,000 flags are megabytes).
-    let mut first = std::collections::VecDeque::with_capacity(3);
-    let position = match replay {
+    let mut first = VecDeque::with_capacity(3);
+    let (generation, sent) = match replay {
         // Resuming: what it missed, without `connected` (which makes SDKs wipe their store).
         Some((missed, version)) => {
             first.extend(missed.filter(|m| !m.is_empty()));
@@ -114,22 +131,61 @@ pub async fn stream(
             (bootstrap.generation, bootstrap.version)
         }
     };
-    let follower = Follower {
-        relay: Arc::clone(&state.relay),
-        env_id: caller.env_id.clone(),
+    Ok(Opened {
+        env_id: caller.env_id,
         client: !keys::reads_rules(caller.kind),
+        key_hash,
         events,
         wake,
-        generation: position.0,
-        sent: position.1,
-        key_hash,
+        generation,
+        sent,
+        first,
+    })
+}
+
+/// Why a stream of this key may not go on, if it may not: its key was revoked, or its client
+/// key may no longer read rules.
+pub fn refused(
+    relay: &Relay,
+    env_id: &str,
+    key_hash: &[u8; 32],
+    client: bool,
+) -> Option<&'static str> {
+    if !relay.replica.has_key(key_hash) {
+        Some("key revoked")
+    } else if client && !client_keys_read_rules(relay, env_id) {
+        Some("rules no longer allowed for client keys")
+    } else {
+        None
+    }
+}
+
+/// `GET /stream`, as the router serves it. A server started by [`crate::ops::serve`] takes
+/// HTTP/1 streams off the router before they reach it ([`super::fanout`]); this serves the
+/// rest, and every router embedded elsewhere.
+pub async fn stream(
+    State(state): State<SdkState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, SdkError> {
+    let opened = open(&state, &headers, query.as_deref())?;
+    let follower = Follower {
+        relay: Arc::clone(&state.relay),
+        env_id: opened.env_id,
+        client: opened.client,
+        events: opened.events,
+        wake: opened.wake,
+        generation: opened.generation,
+        sent: opened.sent,
+        key_hash: opened.key_hash,
         deadline: Box::pin(tokio::time::sleep(max_age())),
         keep_alive: tokio::time::interval_at(
             tokio::time::Instant::now() + KEEP_ALIVE_EVERY,
             KEEP_ALIVE_EVERY,
         ),
         key_check: tokio::time::interval(KEY_CHECK),
-        pending: first,
+        stopping: state.fanout.stopping(),
+        pending: opened.first,
         _open: Open::new(),
     };
     let body = Body::from_stream(futures_util::stream::unfold(follower, |mut f| async move {
@@ -146,10 +202,10 @@ pub async fn stream(
 }
 
 /// Counts open streams for as long as it lives.
-struct Open;
+pub(super) struct Open;
 
 impl Open {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         metrics::gauge!("checkgate_sse_streams").increment(1.0);
         Self
     }
@@ -177,23 +233,17 @@ struct Follower {
     deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
     keep_alive: tokio::time::Interval,
     key_check: tokio::time::Interval,
+    /// Set when the server stops: the stream ends, so its client reconnects elsewhere.
+    stopping: tokio::sync::watch::Receiver<bool>,
     /// Chunks not yet sent: the bootstrap (or what a resuming client missed) first, then
     /// events read from the log.
-    pending: std::collections::VecDeque<Bytes>,
+    pending: VecDeque<Bytes>,
     _open: Open,
 }
 
 impl Follower {
-    /// Why this stream may not go on, if it may not: its key was revoked, or its client key
-    /// may no longer read rules.
     fn refused(&self) -> Option<&'static str> {
-        if self.relay.replica.key(&self.key_hash).is_none() {
-            Some("key revoked")
-        } else if self.client && !client_keys_read_rules(&self.relay, &self.env_id) {
-            Some("rules no longer allowed for client keys")
-        } else {
-            None
-        }
+        refused(&self.relay, &self.env_id, &self.key_hash, self.client)
     }
 
     /// The next chunk, or `None` when the stream ends.
@@ -228,6 +278,7 @@ impl Follower {
                     None => continue,
                 },
                 () = &mut self.deadline => "maximum age",
+                _ = self.stopping.changed() => "shutdown",
             };
             metrics::counter!("checkgate_sse_streams_ended_total", "reason" => reason).increment(1);
             return None;

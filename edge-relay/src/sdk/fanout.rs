@@ -1,0 +1,552 @@
+//! SSE streams served straight on their sockets, off hyper: what lets one edge hold ten
+//! thousand streams and reach them all at once.
+//!
+//! [`super::http1`] hands a stream here once its request is let in. The stream's task writes
+//! the response head and the bootstrap (the environment's shared bytes, never copied), catches
+//! up with the events that arrived meanwhile, and then *joins its environment's group*. From
+//! then on the stream costs no task wake-up per change: the group's one writer serialises each
+//! change once as an HTTP/1 chunk and writes that chunk to every member's socket in turn, and
+//! the stream's task sleeps until its client closes the connection or the writer hands the
+//! stream back. An idle stream holds its socket, a few words of position and a parked task —
+//! no read or write buffer.
+//!
+//! The writer never waits on one client. A socket that does not take a whole chunk at once is
+//! handed back to its task with the rest of that chunk; the task writes it as the client reads,
+//! catches up from the shared recent events, and joins again. A client that stops reading
+//! falls behind those events and is cut off (it reconnects and bootstraps), as on the router's
+//! path ([`super::stream`]), so a slow client holds shared bytes only.
+//!
+//! Every change is also when keys are checked: a revoked key, or a client key whose
+//! environment no longer lets it read rules, ends its stream at the next version. Keep-alive
+//! comments, the maximum age and a backstop key check ride on one tick per environment.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use bytes::{Buf as _, Bytes};
+use dashmap::DashMap;
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, watch};
+
+use super::SdkState;
+use super::events::{EnvEvents, Since};
+use super::stream::{self, KEEP_ALIVE_EVERY, Open, Opened};
+use crate::relay::Relay;
+
+/// The response head of every stream served here: what the router's handler and its CORS
+/// layer would send, and `Connection: close`, as the connection ends with its stream.
+const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
+content-type: text/event-stream\r\n\
+cache-control: no-cache\r\n\
+x-accel-buffering: no\r\n\
+access-control-allow-origin: *\r\n\
+access-control-expose-headers: ETag, Retry-After\r\n\
+transfer-encoding: chunked\r\n\
+connection: close\r\n\
+\r\n";
+/// The last chunk of a stream.
+const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+const CRLF: &[u8] = b"\r\n";
+/// [`KEEP_ALIVE`] as a chunk.
+const KEEP_ALIVE_CHUNK: &[u8] = b"e\r\n: keep-alive\n\n\r\n";
+
+/// The streams of every environment, and the switch that ends them all.
+#[derive(Debug)]
+pub struct Fanout {
+    groups: DashMap<String, Arc<Group>>,
+    /// `true` once the server stops: every stream ends with its last chunk.
+    stopping: watch::Sender<bool>,
+    /// Streams open on this path, for a stopping server to wait on.
+    open: watch::Sender<usize>,
+}
+
+impl Default for Fanout {
+    fn default() -> Self {
+        Self {
+            groups: DashMap::new(),
+            stopping: watch::channel(false).0,
+            open: watch::channel(0).0,
+        }
+    }
+}
+
+impl Fanout {
+    /// Resolves once the server stops: for streams served by the router, which end then too.
+    pub(super) fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// Streams open on this path.
+    pub fn open_streams(&self) -> usize {
+        *self.open.borrow()
+    }
+
+    /// Ends every stream (each gets its last chunk, so its client reconnects elsewhere) and
+    /// lets no new one in; resolves once all are closed.
+    pub async fn stop(&self) {
+        self.stopping.send_replace(true);
+        let mut open = self.open.subscribe();
+        let _ = open.wait_for(|n| *n == 0).await;
+    }
+
+    /// The group of `events`' environment, started on first use — and again when the
+    /// environment's events were replaced (it was deleted and came back).
+    fn group(&self, relay: &Arc<Relay>, env_id: &str, events: &Arc<EnvEvents>) -> Arc<Group> {
+        if let Some(group) = self.groups.get(env_id)
+            && Arc::ptr_eq(&group.events, events)
+        {
+            return Arc::clone(group.value());
+        }
+        let mut entry = self
+            .groups
+            .entry(env_id.to_owned())
+            .or_insert_with(|| Group::start(relay, env_id, events, self.stopping.subscribe()));
+        if !Arc::ptr_eq(&entry.events, events) {
+            *entry = Group::start(relay, env_id, events, self.stopping.subscribe());
+        }
+        Arc::clone(entry.value())
+    }
+}
+
+/// One environment's joined streams and its writer.
+#[derive(Debug)]
+struct Group {
+    relay: Arc<Relay>,
+    env_id: String,
+    events: Arc<EnvEvents>,
+    members: Mutex<Members>,
+    /// Wakes the writer outside a change: a stream joined behind, or one left.
+    kick: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Members {
+    list: Vec<Member>,
+    /// The writer has stopped: no stream may join any more.
+    closed: bool,
+}
+
+/// A stream in its group.
+#[derive(Debug)]
+struct Member {
+    socket: Arc<TcpStream>,
+    signal: Arc<Signal>,
+    key_hash: [u8; 32],
+    client: bool,
+    generation: u64,
+    sent: u64,
+    deadline: Instant,
+}
+
+/// What the writer tells a stream's task, and what the task tells the writer.
+#[derive(Debug, Default)]
+struct Signal {
+    handoff: Mutex<Option<Handoff>>,
+    notify: Notify,
+    /// The client closed the connection; the writer drops the member.
+    left: AtomicBool,
+}
+
+#[derive(Debug)]
+enum Handoff {
+    /// The socket took part of a chunk: the rest, and the version it brings the stream to.
+    Behind { rest: Bytes, sent: u64 },
+    /// The stream ends, for this reason.
+    End(&'static str),
+}
+
+impl Signal {
+    fn hand(&self, handoff: Handoff) {
+        *self.handoff.lock().unwrap_or_else(PoisonError::into_inner) = Some(handoff);
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> Option<Handoff> {
+        self.handoff
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// `data` as one HTTP/1 chunk.
+fn chunk(data: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(data.len() + 12);
+    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(CRLF);
+    Bytes::from(out)
+}
+
+/// Queues `data` as one chunk without copying it: size line, the shared bytes, CRLF.
+fn push_chunk(pending: &mut VecDeque<Bytes>, data: Bytes) {
+    if data.is_empty() {
+        return;
+    }
+    pending.push_back(Bytes::from(format!("{:x}\r\n", data.len())));
+    pending.push_back(data);
+    pending.push_back(Bytes::from_static(CRLF));
+}
+
+impl Group {
+    fn start(
+        relay: &Arc<Relay>,
+        env_id: &str,
+        events: &Arc<EnvEvents>,
+        stopping: watch::Receiver<bool>,
+    ) -> Arc<Self> {
+        let group = Arc::new(Self {
+            relay: Arc::clone(relay),
+            env_id: env_id.to_owned(),
+            events: Arc::clone(events),
+            members: Mutex::default(),
+            kick: Notify::new(),
+        });
+        tokio::spawn(Arc::clone(&group).write(events.subscribe(), stopping));
+        group
+    }
+
+    fn members(&self) -> std::sync::MutexGuard<'_, Members> {
+        self.members.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The writer: one sweep over the members per change, per kick and per keep-alive tick,
+    /// until the server stops or the environment is gone and its last stream ended.
+    async fn write(
+        self: Arc<Self>,
+        mut wake: watch::Receiver<(u64, u64)>,
+        mut stopping: watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + KEEP_ALIVE_EVERY,
+            KEEP_ALIVE_EVERY,
+        );
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let sweep = tokio::select! {
+                changed = wake.changed() => if changed.is_ok() { Sweep::Change } else { Sweep::Stop },
+                () = self.kick.notified() => Sweep::Kick,
+                _ = tick.tick() => Sweep::Tick,
+                _ = stopping.wait_for(|s| *s) => Sweep::Stop,
+            };
+            self.sweep(sweep);
+            let mut members = self.members();
+            if sweep == Sweep::Stop || (self.events.gone() && members.list.is_empty()) {
+                members.closed = true;
+                return;
+            }
+        }
+    }
+
+    /// Brings every member to the environment's latest version, one `write` per socket.
+    fn sweep(&self, why: Sweep) {
+        let mut members = {
+            let mut members = self.members();
+            // Once stopping, streams may no longer join: each either is in this sweep or is
+            // refused by `join`.
+            members.closed |= why == Sweep::Stop;
+            std::mem::take(&mut members.list)
+        };
+        if members.is_empty() {
+            return;
+        }
+        let (generation, _, _) = self.events.position();
+        let now = Instant::now();
+        // Checked once per sweep: it reads the environment's settings.
+        let mut client_ok = None;
+        // The chunk for members at a version, and the version it brings them to: all members
+        // but the few that just joined share one.
+        let mut chunks: Vec<(u64, Option<(u64, Bytes)>)> = Vec::with_capacity(1);
+        members.retain_mut(|m| {
+            if m.signal.left.load(Ordering::Acquire) {
+                return false;
+            }
+            let end = |reason| {
+                m.signal.hand(Handoff::End(reason));
+                false
+            };
+            if why == Sweep::Stop {
+                return end("shutdown");
+            }
+            if matches!(why, Sweep::Change | Sweep::Tick) {
+                if !self.relay.replica.has_key(&m.key_hash) {
+                    return end("key revoked");
+                }
+                if m.client
+                    && !*client_ok.get_or_insert_with(|| {
+                        stream::client_keys_read_rules(&self.relay, &self.env_id)
+                    })
+                {
+                    return end("rules no longer allowed for client keys");
+                }
+            }
+            if why == Sweep::Tick && now >= m.deadline {
+                return end("maximum age");
+            }
+            if m.generation != generation {
+                return end("environment restarted or client too far behind");
+            }
+            let next = match chunks.iter().find(|(at, _)| *at == m.sent) {
+                Some((_, next)) => next.clone(),
+                None => {
+                    let next = match self.events.since(generation, m.sent) {
+                        Since::Nothing => None,
+                        Since::Events { version, events } => {
+                            Some((version, chunk(&events.concat())))
+                        }
+                        Since::End => {
+                            return end("environment restarted or client too far behind");
+                        }
+                    };
+                    chunks.push((m.sent, next.clone()));
+                    next
+                }
+            };
+            let (version, bytes) = match next {
+                Some(next) => next,
+                None if why == Sweep::Tick => (m.sent, Bytes::from_static(KEEP_ALIVE_CHUNK)),
+                None => return true,
+            };
+            match m.socket.try_write(&bytes) {
+                Ok(n) if n == bytes.len() => {
+                    m.sent = version;
+                    true
+                }
+                Ok(n) => {
+                    m.signal.hand(Handoff::Behind {
+                        rest: bytes.slice(n..),
+                        sent: version,
+                    });
+                    false
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    m.signal.hand(Handoff::Behind {
+                        rest: bytes,
+                        sent: version,
+                    });
+                    false
+                }
+                Err(_) => end("client gone"),
+            }
+        });
+        // Streams that joined while the lock was not held come after the survivors.
+        let mut joined = self.members();
+        members.append(&mut joined.list);
+        joined.list = members;
+    }
+
+    /// Adds a caught-up stream, unless the writer has stopped; kicks the writer if the
+    /// environment moved on meanwhile.
+    fn join(&self, member: Member) -> bool {
+        let sent = member.sent;
+        {
+            let mut members = self.members();
+            if members.closed {
+                return false;
+            }
+            members.list.push(member);
+        }
+        if self.events.position().2 > sent {
+            self.kick.notify_one();
+        }
+        true
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sweep {
+    Change,
+    Kick,
+    Tick,
+    Stop,
+}
+
+/// Writes what it can of `pending` without waiting; drops what was written.
+fn write_some(socket: &TcpStream, pending: &mut VecDeque<Bytes>) -> std::io::Result<()> {
+    let mut slices = [IoSlice::new(&[]); 16];
+    let count = pending.len().min(slices.len());
+    for (slice, bytes) in slices.iter_mut().zip(pending.iter()) {
+        *slice = IoSlice::new(bytes);
+    }
+    let mut written = match socket.try_write_vectored(&slices[..count]) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    while written > 0 {
+        let Some(front) = pending.front_mut() else {
+            break;
+        };
+        if front.len() <= written {
+            written -= front.len();
+            pending.pop_front();
+        } else {
+            front.advance(written);
+            written = 0;
+        }
+    }
+    Ok(())
+}
+
+/// What a stream's client did while the stream sat in its group.
+enum Heard {
+    /// It closed the connection (or it failed).
+    Gone,
+    /// It sent bytes, which mean nothing on a stream and are dropped.
+    Noise,
+}
+
+/// Reads and drops what a client sent after its request.
+fn drain(socket: &TcpStream) -> Heard {
+    let mut scratch = [0u8; 256];
+    loop {
+        match socket.try_read(&mut scratch) {
+            Ok(0) => return Heard::Gone,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Heard::Noise,
+            Err(_) => return Heard::Gone,
+        }
+    }
+}
+
+/// Counts a stream on this path for as long as it lives, for [`Fanout::stop`].
+struct Counted<'a>(&'a watch::Sender<usize>);
+
+impl<'a> Counted<'a> {
+    fn new(open: &'a watch::Sender<usize>) -> Self {
+        open.send_modify(|n| *n += 1);
+        Self(open)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
+
+/// Serves one stream on `socket`, whose request was let in as `opened`, until it ends.
+pub async fn serve(state: SdkState, socket: TcpStream, opened: Opened) {
+    let _counted = Counted::new(&state.fanout.open);
+    let _open = Open::new();
+    let Opened {
+        env_id,
+        client,
+        key_hash,
+        events,
+        mut wake,
+        generation,
+        mut sent,
+        first,
+    } = opened;
+    let socket = Arc::new(socket);
+    let signal = Arc::new(Signal::default());
+    let deadline = Instant::now() + stream::max_age();
+    let mut stopping = state.fanout.stopping.subscribe();
+    let mut pending = VecDeque::with_capacity(1 + 3 * first.len());
+    pending.push_back(Bytes::from_static(HEAD));
+    for data in first {
+        push_chunk(&mut pending, data);
+    }
+    let group = state.fanout.group(&state.relay, &env_id, &events);
+    let reason = 'stream: loop {
+        // Catching up: what is pending, then whatever the environment has after `sent`.
+        loop {
+            while !pending.is_empty() {
+                let reason = tokio::select! {
+                    ready = socket.writable() => match ready.and_then(|()| write_some(&socket, &mut pending)) {
+                        Ok(()) => continue,
+                        Err(_) => "client gone",
+                    },
+                    changed = wake.changed() => {
+                        let gone = changed.is_err() || matches!(events.since(generation, sent), Since::End);
+                        match stream::refused(&state.relay, &env_id, &key_hash, client) {
+                            Some(refused) => refused,
+                            None if gone => "environment restarted or client too far behind",
+                            None => continue,
+                        }
+                    }
+                    () = tokio::time::sleep_until(deadline.into()) => "maximum age",
+                    _ = stopping.wait_for(|s| *s) => "shutdown",
+                };
+                break 'stream reason;
+            }
+            match events.since(generation, sent) {
+                Since::Nothing => break,
+                Since::Events { version, events } => {
+                    sent = version;
+                    push_chunk(&mut pending, Bytes::from(events.concat()));
+                }
+                Since::End => break 'stream "environment restarted or client too far behind",
+            }
+        }
+        if let Some(refused) = stream::refused(&state.relay, &env_id, &key_hash, client) {
+            break refused;
+        }
+        // Caught up: the group's writer takes it from here.
+        pending.shrink_to_fit();
+        let joined = group.join(Member {
+            socket: Arc::clone(&socket),
+            signal: Arc::clone(&signal),
+            key_hash,
+            client,
+            generation,
+            sent,
+            deadline,
+        });
+        if !joined {
+            break if *stopping.borrow() {
+                "shutdown"
+            } else {
+                "environment restarted or client too far behind"
+            };
+        }
+        loop {
+            tokio::select! {
+                ready = socket.readable() => {
+                    if ready.is_err() || matches!(drain(&socket), Heard::Gone) {
+                        signal.left.store(true, Ordering::Release);
+                        group.kick.notify_one();
+                        return;
+                    }
+                }
+                () = signal.notify.notified() => match signal.take() {
+                    Some(Handoff::Behind { rest, sent: at }) => {
+                        pending.push_back(rest);
+                        sent = at;
+                        continue 'stream;
+                    }
+                    Some(Handoff::End(reason)) => break 'stream reason,
+                    None => {}
+                },
+            }
+        }
+    };
+    if reason == "client gone" {
+        return;
+    }
+    metrics::counter!("checkgate_sse_streams_ended_total", "reason" => reason).increment(1);
+    // Best effort: the client learns that the stream ended on purpose, and reconnects.
+    let _ = socket.try_write(LAST_CHUNK);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::stream::KEEP_ALIVE;
+    use super::*;
+
+    #[test]
+    fn chunks_are_framed_as_http1_chunks() {
+        assert_eq!(&chunk(b"hello")[..], b"5\r\nhello\r\n");
+        assert_eq!(chunk(&[b'x'; 300]).len(), 3 + 2 + 300 + 2);
+        let mut pending = VecDeque::new();
+        push_chunk(&mut pending, Bytes::from_static(b"0123456789abcdef"));
+        push_chunk(&mut pending, Bytes::new());
+        let framed: Vec<u8> = pending.iter().flat_map(|b| b.iter().copied()).collect();
+        assert_eq!(framed, b"10\r\n0123456789abcdef\r\n");
+        assert_eq!(&chunk(KEEP_ALIVE)[..], KEEP_ALIVE_CHUNK);
+    }
+}
