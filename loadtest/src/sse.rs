@@ -174,6 +174,10 @@ pub(crate) struct FanoutReport {
     edge_kib_per_idle_stream: f64,
     /// This process's resident memory with every stream open.
     generator_rss_kib: u64,
+    /// CPU time from the write until every stream had it (clock ticks of 10 ms): the edge's
+    /// (control plane and feed not included) and this process's.
+    edge_cpu_seconds: f64,
+    generator_cpu_seconds: f64,
 }
 
 fn own_rss_kib() -> u64 {
@@ -233,18 +237,36 @@ pub(crate) async fn fanout(stack: &Stack, streams: usize) -> anyhow::Result<Fano
     let needle = format!("\"rollout_percentage\":{marker}");
     let mut readers = JoinSet::new();
     let receipts = Arc::new(std::sync::Mutex::new(Vec::with_capacity(count)));
+    // Counted without waking anyone; the last reader in wakes the waiter.
+    let arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let all_in = Arc::new(tokio::sync::Notify::new());
     for mut s in opened {
         let (needle, receipts) = (needle.clone(), receipts.clone());
+        let (arrived, all_in) = (arrived.clone(), all_in.clone());
         readers.spawn(async move {
-            if let Ok(Ok(_)) = tokio::time::timeout(PATIENCE, s.until(0, needle.as_bytes())).await
+            // One deadline for all (below), not a timer per stream.
+            if s.until(0, needle.as_bytes()).await.is_ok()
                 && let Ok(mut r) = receipts.lock()
             {
                 r.push(Instant::now());
             }
+            if arrived.fetch_add(1, Ordering::AcqRel) + 1 == count {
+                all_in.notify_one();
+            }
+            // Handed back, not dropped: SDKs do not hang up on receipt, and ten thousand
+            // hang-ups would load both sides while the edge is still writing.
+            s
         });
     }
+    let edge_cpu_before = stack.edge_usage().map_or(0.0, |(_, cpu)| cpu);
+    let own_cpu_before = cpu_time();
     let sent = Instant::now();
     control.patch_flag("load-0", &serde_json::json!({"rollout_percentage": marker}))?;
+    let _ = tokio::time::timeout(PATIENCE, all_in.notified()).await;
+    let edge_cpu_seconds = stack.edge_usage().map_or(0.0, |(_, cpu)| cpu) - edge_cpu_before;
+    let generator_cpu_seconds = (cpu_time() - own_cpu_before).as_secs_f64();
+    // Streams that never got the write stop waiting now; then all of them close.
+    readers.abort_all();
     while readers.join_next().await.is_some() {}
     let mut latencies = histogram()?;
     let receipts = receipts.lock().map(|r| r.clone()).unwrap_or_default();
@@ -266,6 +288,8 @@ pub(crate) async fn fanout(stack: &Stack, streams: usize) -> anyhow::Result<Fano
             0.0
         },
         generator_rss_kib,
+        edge_cpu_seconds,
+        generator_cpu_seconds,
     })
 }
 

@@ -78,7 +78,7 @@ impl axum::serve::Listener for Listener {
             };
             let route = self.route.clone();
             tokio::spawn(async move {
-                if let Some(rest) = sort(state, socket, peer).await {
+                if let Some(rest) = sort(state, socket).await {
                     let _ = route.send((rest, peer)).await;
                 }
             });
@@ -130,7 +130,7 @@ fn start(read: &[u8]) -> Start {
 
 /// Reads the start of a connection; serves it here if it is a stream this path takes, or
 /// returns it, with what was read, for hyper.
-async fn sort(state: SdkState, socket: TcpStream, peer: SocketAddr) -> Option<Prefixed> {
+async fn sort(state: SdkState, socket: TcpStream) -> Option<Prefixed> {
     let started = Instant::now();
     let mut read = BytesMut::with_capacity(1024);
     let head = tokio::time::timeout(HEAD_WAIT, async {
@@ -171,7 +171,13 @@ async fn sort(state: SdkState, socket: TcpStream, peer: SocketAddr) -> Option<Pr
         return Some(Prefixed::new(socket, read.freeze()));
     };
     crate::ops::metrics::record("/stream", 200, started.elapsed());
-    tracing::debug!(method = "GET", path = "/stream", route = "/stream", status = 200, %peer, "request");
+    tracing::debug!(
+        method = "GET",
+        path = "/stream",
+        route = "/stream",
+        status = 200,
+        "request"
+    );
     drop(read);
     super::fanout::serve(state, socket, opened).await;
     None
