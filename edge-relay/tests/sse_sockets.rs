@@ -315,6 +315,23 @@ async fn a_stream_on_its_socket_sends_the_routers_bytes_and_resumes() {
     );
     assert_eq!(versions(&missed), [4]);
     assert_eq!(w.state.fanout.open_streams(), 2);
+
+    // A version with nothing for the stream (a setting here; another key alike) sends
+    // nothing — least of all an empty chunk, which would end the response — and the next
+    // change arrives as usual.
+    w.apply(5, Item::SettingsUpdate { json: "{}".into() });
+    // Time for the writer to sweep version 5 on its own (were it swept with 6, the test
+    // would prove nothing; it cannot fail because of the wait).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    w.apply(6, Item::FlagDelete { key: "beta".into() });
+    for c in [&mut client, &mut resumed] {
+        let text = c.until(&format!("id: {EPOCH}.6\n"), LIMIT).await;
+        assert!(!c.ended && !c.closed, "the stream goes on");
+        let text = text.unwrap();
+        let live = &text[text.find("event: ready").map_or(0, |at| at)..];
+        assert_eq!(versions(live).last(), Some(&6));
+        assert!(!versions(live).contains(&5), "{text}");
+    }
     served.stop().await;
 }
 
@@ -365,6 +382,15 @@ async fn what_the_socket_path_does_not_take_the_router_answers() {
     );
     let garbage = Client::open(served.addr, "GET /stream HTTP/1.1\r\nno colon here\r\n\r\n").await;
     assert_eq!(garbage.status(), 400, "{}", garbage.head);
+    // Bare LF line ends, as hyper accepts them, are understood here too (without waiting for
+    // a CRLF that never comes).
+    let lf = Client::open(
+        served.addr,
+        &format!("GET /stream?sdk_key={SERVER_KEY} HTTP/1.1\nHost: x\n\n"),
+    )
+    .await;
+    assert_eq!(lf.status(), 200, "{}", lf.head);
+    assert_eq!(w.state.fanout.open_streams(), 1, "served on its socket");
     // A head split into small pieces is still understood.
     let mut socket = TcpStream::connect(served.addr).await.unwrap();
     let request = format!("GET /stream?sdk_key={SERVER_KEY} HTTP/1.1\r\nHost: x\r\n\r\n");

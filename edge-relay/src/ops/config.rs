@@ -39,7 +39,7 @@ pub struct CommonArgs {
     pub metrics_addr: Option<SocketAddr>,
 
     /// Seconds that open requests get to finish after a shutdown signal (SSE streams end at
-    /// once, with their last chunk, so their SDKs reconnect elsewhere).
+    /// once, so their SDKs reconnect elsewhere).
     #[arg(long = "shutdown-grace-seconds", env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_seconds: u64,

@@ -111,7 +111,7 @@ pub async fn shutdown_signal() {
 
 /// Serves every `(name, listener, router)` until `shutdown` resolves, then lets open requests
 /// finish for up to `grace`; SSE streams served off the router (those of `streams`) end at
-/// once with their last chunk, so their clients reconnect elsewhere. Returns the first server
+/// once, so their clients reconnect elsewhere. Returns the first server
 /// error, if any. The name labels the listener in logs.
 pub async fn serve(
     servers: Vec<(&'static str, Listener, Router)>,

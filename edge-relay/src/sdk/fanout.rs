@@ -36,10 +36,10 @@ use super::events::{EnvEvents, Since};
 use super::stream::{self, KEEP_ALIVE_EVERY, Open, Opened};
 use crate::relay::Relay;
 
-/// The response head of every stream served here: what the router's handler and its CORS
-/// layer would send, and `Connection: close`, as the connection ends with its stream.
-const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
-content-type: text/event-stream\r\n\
+/// The response head of every stream served here, after its `date`: what the router's
+/// handler and its CORS layer would send, and `Connection: close`, as the connection ends with
+/// its stream.
+const HEAD: &str = "content-type: text/event-stream\r\n\
 cache-control: no-cache\r\n\
 x-accel-buffering: no\r\n\
 access-control-allow-origin: *\r\n\
@@ -47,6 +47,12 @@ access-control-expose-headers: ETag, Retry-After\r\n\
 transfer-encoding: chunked\r\n\
 connection: close\r\n\
 \r\n";
+
+/// The response head, dated now.
+fn head() -> Bytes {
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+    Bytes::from(format!("HTTP/1.1 200 OK\r\ndate: {date}\r\n{HEAD}"))
+}
 /// The last chunk of a stream.
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 const CRLF: &[u8] = b"\r\n";
@@ -92,11 +98,12 @@ impl Fanout {
         let _ = open.wait_for(|n| *n == 0).await;
     }
 
-    /// The group of `events`' environment, started on first use — and again when the
-    /// environment's events were replaced (it was deleted and came back).
+    /// The group of `env_id`, started on first use — and again when the environment's events
+    /// were replaced (it was deleted and came back). A stream whose `events` are not the
+    /// group's is of the environment's past, and ends.
     fn group(&self, relay: &Arc<Relay>, env_id: &str, events: &Arc<EnvEvents>) -> Arc<Group> {
         if let Some(group) = self.groups.get(env_id)
-            && Arc::ptr_eq(&group.events, events)
+            && (Arc::ptr_eq(&group.events, events) || !group.events.gone())
         {
             return Arc::clone(group.value());
         }
@@ -104,7 +111,7 @@ impl Fanout {
             .groups
             .entry(env_id.to_owned())
             .or_insert_with(|| Group::start(relay, env_id, events, self.stopping.subscribe()));
-        if !Arc::ptr_eq(&entry.events, events) {
+        if !Arc::ptr_eq(&entry.events, events) && entry.events.gone() {
             *entry = Group::start(relay, env_id, events, self.stopping.subscribe());
         }
         Arc::clone(entry.value())
@@ -183,13 +190,18 @@ fn chunk(data: &[u8]) -> Bytes {
     Bytes::from(out)
 }
 
-/// Queues `data` as one chunk without copying it: size line, the shared bytes, CRLF.
-fn push_chunk(pending: &mut VecDeque<Bytes>, data: Bytes) {
-    if data.is_empty() {
+/// Queues `parts` as one chunk without copying them: size line, the shared bytes, CRLF.
+/// Nothing for no bytes (an empty chunk would end the response).
+fn push_chunk(pending: &mut VecDeque<Bytes>, parts: impl IntoIterator<Item = Bytes>) {
+    let at = pending.len();
+    pending.push_back(Bytes::new());
+    pending.extend(parts.into_iter().filter(|p| !p.is_empty()));
+    let size: usize = pending.range(at + 1..).map(Bytes::len).sum();
+    if size == 0 {
+        pending.truncate(at);
         return;
     }
-    pending.push_back(Bytes::from(format!("{:x}\r\n", data.len())));
-    pending.push_back(data);
+    pending[at] = Bytes::from(format!("{size:x}\r\n"));
     pending.push_back(Bytes::from_static(CRLF));
 }
 
@@ -227,6 +239,8 @@ impl Group {
             KEEP_ALIVE_EVERY,
         );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // However the writer ends, no stream may wait on it afterwards.
+        let _closing = Closing(&self);
         loop {
             let sweep = tokio::select! {
                 changed = wake.changed() => if changed.is_ok() { Sweep::Change } else { Sweep::Stop },
@@ -235,9 +249,7 @@ impl Group {
                 _ = stopping.wait_for(|s| *s) => Sweep::Stop,
             };
             self.sweep(sweep);
-            let mut members = self.members();
-            if sweep == Sweep::Stop || (self.events.gone() && members.list.is_empty()) {
-                members.closed = true;
+            if sweep == Sweep::Stop || (self.events.gone() && self.members().list.is_empty()) {
                 return;
             }
         }
@@ -267,20 +279,40 @@ impl Group {
                 || !members.iter().any(|m| m.client)
                 || stream::client_keys_read_rules(&self.relay, &self.env_id),
         };
-        if members.len() < PER_THREAD {
+        // A kick writes to a few streams at most (one that joined behind); the rest of the
+        // sweep only drops streams whose clients left.
+        let threads = if why == Sweep::Kick {
+            1
+        } else {
+            (members.len() / PER_THREAD).clamp(1, parallelism())
+        };
+        if members.len() < BLOCKING {
             self.visit(&mut members, &pass);
         } else {
-            let threads = (members.len() / PER_THREAD).clamp(1, parallelism());
             let size = members.len().div_ceil(threads);
             let mut write_all = || {
+                let parts: Vec<Mutex<&mut [Member]>> =
+                    members.chunks_mut(size).map(Mutex::new).collect();
+                let visit = |part: &Mutex<&mut [Member]>| {
+                    self.visit(
+                        &mut part.lock().unwrap_or_else(PoisonError::into_inner),
+                        &pass,
+                    );
+                };
                 std::thread::scope(|scope| {
-                    let mut parts = members.chunks_mut(size);
-                    let mine = parts.next();
-                    for part in parts {
-                        scope.spawn(|| self.visit(part, &pass));
+                    let mut inline = Vec::new();
+                    for part in parts.iter().skip(1) {
+                        let spawned = std::thread::Builder::new()
+                            .name("checkgate-fanout".into())
+                            .spawn_scoped(scope, || visit(part));
+                        if let Err(e) = spawned {
+                            // The system refused a thread: this one does the part too.
+                            tracing::warn!(cause = %e, "no thread for a fan-out part");
+                            inline.push(part);
+                        }
                     }
-                    if let Some(part) = mine {
-                        self.visit(part, &pass);
+                    for part in parts.iter().take(1).chain(inline) {
+                        visit(part);
                     }
                 });
             };
@@ -301,21 +333,15 @@ impl Group {
 
     /// Sweeps `part` of the members, marking those that leave the group.
     fn visit(&self, part: &mut [Member], pass: &Pass) {
-        // The chunk for members at a version, and the version it brings them to: all members
-        // but the few that just joined share one.
-        let mut chunks: Vec<(u64, Option<(u64, Bytes)>)> = Vec::with_capacity(1);
+        // All members but the few that just joined are at one version and share its chunk.
+        let mut chunks: Vec<Next> = Vec::with_capacity(1);
         for m in part {
             m.stays = self.visit_one(m, pass, &mut chunks);
         }
     }
 
     /// Whether `m` stays in the group after this sweep.
-    fn visit_one(
-        &self,
-        m: &mut Member,
-        pass: &Pass,
-        chunks: &mut Vec<(u64, Option<(u64, Bytes)>)>,
-    ) -> bool {
+    fn visit_one(&self, m: &mut Member, pass: &Pass, chunks: &mut Vec<Next>) -> bool {
         if m.signal.left.load(Ordering::Acquire) {
             return false;
         }
@@ -346,7 +372,12 @@ impl Group {
             None => {
                 let next = match self.events.since(pass.generation, m.sent) {
                     Since::Nothing => None,
-                    Since::Events { version, events } => Some((version, chunk(&events.concat()))),
+                    Since::Events { version, events } => {
+                        // Versions with nothing to send (another key, a setting) move the
+                        // stream on without a chunk: an empty chunk would end the response.
+                        let data = events.concat();
+                        Some((version, (!data.is_empty()).then(|| chunk(&data))))
+                    }
                     Since::End => {
                         return end("environment restarted or client too far behind");
                     }
@@ -356,7 +387,12 @@ impl Group {
             }
         };
         let (version, bytes) = match next {
-            Some(next) => next,
+            Some((version, Some(bytes))) => (version, bytes),
+            Some((version, None)) if why != Sweep::Tick => {
+                m.sent = version;
+                return true;
+            }
+            Some((version, None)) => (version, Bytes::from_static(KEEP_ALIVE_CHUNK)),
             None if why == Sweep::Tick => (m.sent, Bytes::from_static(KEEP_ALIVE_CHUNK)),
             None => return true,
         };
@@ -386,7 +422,7 @@ impl Group {
     /// Adds a caught-up stream, unless the writer has stopped; kicks the writer if the
     /// environment moved on meanwhile.
     fn join(&self, member: Member) -> bool {
-        let sent = member.sent;
+        let (generation, sent) = (member.generation, member.sent);
         {
             let mut members = self.members();
             if members.closed {
@@ -394,21 +430,47 @@ impl Group {
             }
             members.list.push(member);
         }
-        if self.events.position().2 > sent {
+        // The environment moved on, or restarted, between the stream's last look and now.
+        let (now_generation, _, version) = self.events.position();
+        if version > sent || now_generation != generation {
             self.kick.notify_one();
         }
         true
     }
 }
 
+/// Closes its group when the writer ends, by returning or by panicking: streams may no longer
+/// join, and those still in it end (their clients reconnect).
+struct Closing<'a>(&'a Group);
+
+impl Drop for Closing<'_> {
+    fn drop(&mut self) {
+        let stranded = {
+            let mut members = self.0.members();
+            members.closed = true;
+            std::mem::take(&mut members.list)
+        };
+        for m in stranded {
+            m.signal.hand(Handoff::End("shutdown"));
+        }
+    }
+}
+
 /// Members one thread sweeps; a larger group is split over the cores.
 const PER_THREAD: usize = 1024;
+/// Members from which a sweep leaves its worker thread to the runtime's other tasks
+/// (`block_in_place`): at about 15 µs a `write`, a few milliseconds.
+const BLOCKING: usize = 256;
 
 /// The cores a sweep may use.
 fn parallelism() -> usize {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
+
+/// What members at a version get in a sweep: that version; then, when there is anything new,
+/// the version it brings them to and its chunk (none when those versions had nothing to send).
+type Next = (u64, Option<(u64, Option<Bytes>)>);
 
 /// What one sweep knows before it visits the members.
 #[derive(Debug)]
@@ -511,11 +573,10 @@ pub async fn serve(state: SdkState, socket: TcpStream, opened: Opened) {
     let deadline = Instant::now() + stream::max_age();
     let mut stopping = state.fanout.stopping.subscribe();
     let mut pending = VecDeque::with_capacity(1 + 3 * first.len());
-    pending.push_back(Bytes::from_static(HEAD));
+    pending.push_back(head());
     for data in first {
-        push_chunk(&mut pending, data);
+        push_chunk(&mut pending, [data]);
     }
-    let group = state.fanout.group(&state.relay, &env_id, &events);
     let reason = 'stream: loop {
         // Catching up: what is pending, then whatever the environment has after `sent`.
         loop {
@@ -542,7 +603,7 @@ pub async fn serve(state: SdkState, socket: TcpStream, opened: Opened) {
                 Since::Nothing => break,
                 Since::Events { version, events } => {
                     sent = version;
-                    push_chunk(&mut pending, Bytes::from(events.concat()));
+                    push_chunk(&mut pending, events);
                 }
                 Since::End => break 'stream "environment restarted or client too far behind",
             }
@@ -552,6 +613,11 @@ pub async fn serve(state: SdkState, socket: TcpStream, opened: Opened) {
         }
         // Caught up: the group's writer takes it from here.
         pending.shrink_to_fit();
+        let group = state.fanout.group(&state.relay, &env_id, &events);
+        if !Arc::ptr_eq(&group.events, &events) {
+            // The environment was deleted and came back since this stream opened.
+            break "environment restarted or client too far behind";
+        }
         let joined = group.join(Member {
             socket: Arc::clone(&socket),
             signal: Arc::clone(&signal),
@@ -594,8 +660,14 @@ pub async fn serve(state: SdkState, socket: TcpStream, opened: Opened) {
         return;
     }
     metrics::counter!("checkgate_sse_streams_ended_total", "reason" => reason).increment(1);
-    // Best effort: the client learns that the stream ended on purpose, and reconnects.
-    let _ = socket.try_write(LAST_CHUNK);
+    // Best effort: the client learns that the stream ended on purpose, and reconnects — unless
+    // part of a chunk is still unsent, where the last chunk would land inside it.
+    if pending.is_empty() {
+        let _ = socket.try_write(LAST_CHUNK);
+    }
+    // What the client sent and nobody read would turn the close into a reset, which may
+    // discard the last chunk on its way.
+    let _ = drain(&socket);
 }
 
 #[cfg(test)]
@@ -608,10 +680,21 @@ mod tests {
         assert_eq!(&chunk(b"hello")[..], b"5\r\nhello\r\n");
         assert_eq!(chunk(&[b'x'; 300]).len(), 3 + 2 + 300 + 2);
         let mut pending = VecDeque::new();
-        push_chunk(&mut pending, Bytes::from_static(b"0123456789abcdef"));
-        push_chunk(&mut pending, Bytes::new());
+        push_chunk(&mut pending, [Bytes::from_static(b"0123456789abcdef")]);
+        push_chunk(&mut pending, [Bytes::new()]);
+        push_chunk(&mut pending, []);
+        push_chunk(
+            &mut pending,
+            [
+                Bytes::from_static(b"ab"),
+                Bytes::new(),
+                Bytes::from_static(b"c"),
+            ],
+        );
         let framed: Vec<u8> = pending.iter().flat_map(|b| b.iter().copied()).collect();
-        assert_eq!(framed, b"10\r\n0123456789abcdef\r\n");
+        assert_eq!(framed, b"10\r\n0123456789abcdef\r\n3\r\nabc\r\n");
+        assert!(head().starts_with(b"HTTP/1.1 200 OK\r\ndate: "));
+        assert!(head().ends_with(b"\r\n\r\n"));
         assert_eq!(&chunk(KEEP_ALIVE)[..], KEEP_ALIVE_CHUNK);
     }
 }

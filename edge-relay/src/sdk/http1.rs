@@ -39,6 +39,8 @@ pub struct Listener {
     /// Connections read past their start and found to be for hyper.
     routed: mpsc::Receiver<(Prefixed, SocketAddr)>,
     route: mpsc::Sender<(Prefixed, SocketAddr)>,
+    /// No accepting before this, after an error that waiting may cure.
+    paused_until: Option<tokio::time::Instant>,
 }
 
 impl Listener {
@@ -51,6 +53,7 @@ impl Listener {
             streams,
             routed,
             route,
+            paused_until: None,
         }
     }
 }
@@ -61,12 +64,21 @@ impl axum::serve::Listener for Listener {
 
     async fn accept(&mut self) -> (Prefixed, SocketAddr) {
         loop {
+            // Connections already read and found to be hyper's come first, also while
+            // accepting is paused after an error.
+            let (paused_until, listener) = (self.paused_until, &self.listener);
+            let accept = async move {
+                sleep_until(paused_until).await;
+                listener.accept().await
+            };
             let (socket, peer) = tokio::select! {
+                biased;
                 Some(routed) = self.routed.recv() => return routed,
-                accepted = self.listener.accept() => match accepted {
+                accepted = accept => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
-                        accept_failed(&e).await;
+                        self.paused_until =
+                            accept_failed(&e).map(|pause| tokio::time::Instant::now() + pause);
                         continue;
                     }
                 },
@@ -90,18 +102,25 @@ impl axum::serve::Listener for Listener {
     }
 }
 
-/// An accept error: a connection that failed before it was accepted is nothing; running out of
-/// descriptors or memory is waited out, so the loop does not spin.
-async fn accept_failed(e: &std::io::Error) {
+/// How long to stop accepting after `e`: a connection that failed before it was accepted is
+/// nothing; running out of descriptors or memory is waited out, so the loop does not spin.
+fn accept_failed(e: &std::io::Error) -> Option<Duration> {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     if matches!(
         e.kind(),
         ConnectionRefused | ConnectionAborted | ConnectionReset
     ) {
-        return;
+        return None;
     }
     tracing::error!(cause = %e, "accepting a connection failed");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    Some(Duration::from_secs(1))
+}
+
+/// Resolves at `until`, or at once without one.
+async fn sleep_until(until: Option<tokio::time::Instant>) {
+    if let Some(until) = until {
+        tokio::time::sleep_until(until).await;
+    }
 }
 
 /// What the start of a connection is.
@@ -147,11 +166,12 @@ async fn sort(state: SdkState, socket: TcpStream) -> Option<Prefixed> {
                 Start::Unsure => continue,
                 Start::Stream => {}
             }
-            if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
-                return Some(Some(end + 4));
-            }
-            if read.len() > MAX_HEAD {
-                return Some(None);
+            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            match httparse::Request::new(&mut slots).parse(&read) {
+                Ok(httparse::Status::Complete(len)) => return Some(Some(len)),
+                Ok(httparse::Status::Partial) if read.len() <= MAX_HEAD => {}
+                // Too long, too many headers, or not HTTP: hyper answers it.
+                _ => return Some(None),
             }
         }
     })

@@ -11,7 +11,8 @@
 //! falls between the two. It holds no queue of its own: events are shared by every stream of
 //! the environment, and a client that does not read falls behind them and is cut off (it will
 //! reconnect and bootstrap again) instead of growing memory. A key revoked while its stream is
-//! open ends the stream within a second.
+//! open ends the stream at once: a revocation moves the environment's version, and every
+//! change is when keys are checked (with a backstop check every `KEY_CHECK`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -251,6 +252,12 @@ impl Follower {
         loop {
             if let Some(chunk) = self.pending.pop_front() {
                 return Some(chunk);
+            }
+            // A stream opened after the server began to stop sees no change of this switch.
+            if *self.stopping.borrow() {
+                metrics::counter!("checkgate_sse_streams_ended_total", "reason" => "shutdown")
+                    .increment(1);
+                return None;
             }
             let reason = tokio::select! {
                 changed = self.wake.changed() => {
