@@ -52,7 +52,6 @@ fn serve_on(w: &World, listener: tokio::net::TcpListener) -> Served {
     let public = Listener::new(listener, Some(w.state.clone()));
     let done = tokio::spawn(ops::serve(
         vec![("public", public, w.router.clone())],
-        Some(w.state.clone()),
         async move {
             let _ = stopped.await;
         },
@@ -222,8 +221,9 @@ impl Client {
     }
 }
 
-/// The router's stream for the same request, read to its `ready` event.
-async fn router_bootstrap(w: &World) -> String {
+/// The router's stream for the same request: its headers, and its body read to the `ready`
+/// event.
+async fn router_stream(w: &World) -> (axum::http::HeaderMap, String) {
     let response = w
         .router
         .clone()
@@ -235,6 +235,7 @@ async fn router_bootstrap(w: &World) -> String {
         )
         .await
         .unwrap();
+    let headers = response.headers().clone();
     let mut body = response.into_body();
     let mut text = String::new();
     while !text.contains("event: ready\n") || !text.ends_with("\n\n") {
@@ -245,7 +246,7 @@ async fn router_bootstrap(w: &World) -> String {
             .unwrap();
         text.push_str(&String::from_utf8_lossy(&frame.into_data().unwrap()));
     }
-    text
+    (headers, text)
 }
 
 fn upsert(v: u64) -> Item {
@@ -284,11 +285,17 @@ async fn a_stream_on_its_socket_sends_the_routers_bytes_and_resumes() {
         .until("event: ready\ndata: {\"version\":3}\n\n", LIMIT)
         .await
         .unwrap();
+    let (router_headers, router_body) = router_stream(&w).await;
     assert_eq!(
-        bootstrap,
-        router_bootstrap(&w).await,
+        bootstrap, router_body,
         "the same bytes as the router's stream"
     );
+    // Every header the router's stream has (its own and its CORS layer's), the socket's has.
+    assert!(!router_headers.is_empty());
+    for (name, value) in &router_headers {
+        let line = format!("{name}: {}", value.to_str().unwrap()).to_ascii_lowercase();
+        assert!(head.contains(&line), "{line} in {head}");
+    }
 
     w.apply(4, Item::FlagDelete { key: "dark".into() });
     let live = client

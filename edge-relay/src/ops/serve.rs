@@ -62,10 +62,7 @@ pub async fn run_service(
     on_bound: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let handle = metrics::handle();
-    let public = Listener::new(
-        bind(SocketAddr::new(common.host, port)).await?,
-        streams.clone(),
-    );
+    let public = Listener::new(bind(SocketAddr::new(common.host, port)).await?, streams);
     let servers = match common.metrics_addr {
         Some(addr) => vec![
             ("public", public, app(None)),
@@ -79,7 +76,7 @@ pub async fn run_service(
     };
     on_bound();
     let upkeep = tokio::spawn(metrics::upkeep(handle));
-    let result = serve(servers, streams, shutdown_signal(), common.shutdown_grace()).await;
+    let result = serve(servers, shutdown_signal(), common.shutdown_grace()).await;
     upkeep.abort();
     tracing::info!("stopped");
     result
@@ -110,16 +107,18 @@ pub async fn shutdown_signal() {
 }
 
 /// Serves every `(name, listener, router)` until `shutdown` resolves, then lets open requests
-/// finish for up to `grace`; SSE streams served off the router (those of `streams`) end at
-/// once, so their clients reconnect elsewhere. Returns the first server
-/// error, if any. The name labels the listener in logs.
+/// finish for up to `grace`; SSE streams end at once, so their clients reconnect elsewhere.
+/// Returns the first server error, if any. The name labels the listener in logs.
 pub async fn serve(
     servers: Vec<(&'static str, Listener, Router)>,
-    streams: Option<SdkState>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let streams: Vec<SdkState> = servers
+        .iter()
+        .filter_map(|(_, listener, _)| listener.streams().cloned())
+        .collect();
     let mut tasks = JoinSet::new();
     for (name, listener, router) in servers {
         let addr = axum::serve::Listener::local_addr(&listener)?;
@@ -148,7 +147,7 @@ pub async fn serve(
     }
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(grace, async {
-        if let Some(streams) = &streams {
+        for streams in &streams {
             streams.fanout.stop().await;
         }
         let mut result = Ok(());

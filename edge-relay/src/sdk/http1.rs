@@ -56,6 +56,11 @@ impl Listener {
             paused_until: None,
         }
     }
+
+    /// The SDK state whose streams this listener serves, if any.
+    pub fn streams(&self) -> Option<&SdkState> {
+        self.streams.as_ref()
+    }
 }
 
 impl axum::serve::Listener for Listener {
@@ -166,27 +171,23 @@ async fn sort(state: SdkState, socket: TcpStream) -> Option<Prefixed> {
                 Start::Unsure => continue,
                 Start::Stream => {}
             }
-            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            match httparse::Request::new(&mut slots).parse(&read) {
-                Ok(httparse::Status::Complete(len)) => return Some(Some(len)),
-                Ok(httparse::Status::Partial) if read.len() <= MAX_HEAD => {}
-                // Too long, too many headers, or not HTTP: hyper answers it.
-                _ => return Some(None),
+            match parse(&read) {
+                Head::Partial => {}
+                Head::Take(request) => return Some(Some(request)),
+                Head::Leave => return Some(None),
             }
         }
     })
     .await;
-    let head_len = match head {
+    let request = match head {
         // Closed or failed before a request: nothing to serve.
         Ok(None) => return None,
-        Ok(Some(head)) => head,
+        Ok(Some(request)) => request,
         Err(_) => None,
     };
-    let taken = head_len.and_then(|len| {
-        let request = parse(&read, len)?;
-        // A refusal is the router's to answer, in the same words as everywhere.
-        super::stream::open(&state, &request.headers, request.query.as_deref()).ok()
-    });
+    // A refusal is the router's to answer, in the same words as everywhere.
+    let taken =
+        request.and_then(|r| super::stream::open(&state, &r.headers, r.query.as_deref()).ok());
     let Some(opened) = taken else {
         return Some(Prefixed::new(socket, read.freeze()));
     };
@@ -209,18 +210,31 @@ struct StreamRequest {
     query: Option<String>,
 }
 
-/// Parses the head in `read[..len]`; `None` unless it is a request this path takes.
-fn parse(read: &[u8], len: usize) -> Option<StreamRequest> {
-    if read.len() != len {
-        // Bytes after the head: a body or a pipelined request. The router's.
-        return None;
-    }
+/// What the bytes read so far are.
+enum Head {
+    /// The start of a head: read on.
+    Partial,
+    /// A whole stream request this path takes.
+    Take(StreamRequest),
+    /// Anything else — too long, too many headers, not HTTP, not a plain stream request, or
+    /// followed by more bytes (a body, a pipelined request): the router's.
+    Leave,
+}
+
+/// Parses what was read of a request.
+fn parse(read: &[u8]) -> Head {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut slots);
     match request.parse(read) {
-        Ok(httparse::Status::Complete(n)) if n == len => {}
-        _ => return None,
+        Ok(httparse::Status::Complete(len)) if len == read.len() => {}
+        Ok(httparse::Status::Partial) if read.len() <= MAX_HEAD => return Head::Partial,
+        _ => return Head::Leave,
     }
+    take(&request).map_or(Head::Leave, Head::Take)
+}
+
+/// The stream request in a whole head; `None` unless this path takes it.
+fn take(request: &httparse::Request<'_, '_>) -> Option<StreamRequest> {
     if request.method != Some("GET") || request.version != Some(1) {
         return None;
     }
@@ -326,7 +340,10 @@ mod tests {
     }
 
     fn parsed(head: &str) -> Option<StreamRequest> {
-        parse(head.as_bytes(), head.len())
+        match parse(head.as_bytes()) {
+            Head::Take(request) => Some(request),
+            Head::Partial | Head::Leave => None,
+        }
     }
 
     #[test]
@@ -350,7 +367,14 @@ mod tests {
             assert!(parsed(other).is_none(), "{other:?}");
         }
         let head = "GET /stream HTTP/1.1\r\n\r\n";
-        let pipelined = format!("{head}GET / HTTP/1.1\r\n\r\n");
-        assert!(parse(pipelined.as_bytes(), head.len()).is_none());
+        assert!(
+            parsed(&format!("{head}GET / HTTP/1.1\r\n\r\n")).is_none(),
+            "pipelined"
+        );
+        assert!(matches!(
+            parse(b"GET /stream HTTP/1.1\r\nHost"),
+            Head::Partial
+        ));
+        assert!(matches!(parse(&[b'x'; MAX_HEAD + 1]), Head::Leave));
     }
 }

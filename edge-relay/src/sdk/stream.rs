@@ -144,6 +144,10 @@ pub fn open(
     })
 }
 
+/// Why a stream ends when its environment was replaced, or it fell further behind than the
+/// recent events reach: its client reconnects and bootstraps.
+pub(super) const BEHIND: &str = "environment restarted or client too far behind";
+
 /// Why a stream of this key may not go on, if it may not: its key was revoked, or its client
 /// key may no longer read rules.
 pub fn refused(
@@ -152,9 +156,23 @@ pub fn refused(
     key_hash: &[u8; 32],
     client: bool,
 ) -> Option<&'static str> {
+    refusal(
+        relay,
+        key_hash,
+        client && !client_keys_read_rules(relay, env_id),
+    )
+}
+
+/// [`refused`], with whether rules were withdrawn from this client key already known (a
+/// fan-out reads the settings once for all its streams).
+pub(super) fn refusal(
+    relay: &Relay,
+    key_hash: &[u8; 32],
+    rules_withdrawn: bool,
+) -> Option<&'static str> {
     if !relay.replica.has_key(key_hash) {
         Some("key revoked")
-    } else if client && !client_keys_read_rules(relay, env_id) {
+    } else if rules_withdrawn {
         Some("rules no longer allowed for client keys")
     } else {
         None
@@ -270,7 +288,7 @@ impl Follower {
                     } else {
                         match self.events.since(self.generation, self.sent) {
                             Since::Nothing => continue,
-                            Since::End => "environment restarted or client too far behind",
+                            Since::End => BEHIND,
                             Since::Events { version, events } => {
                                 self.sent = version;
                                 self.pending.extend(events.into_iter().filter(|e| !e.is_empty()));
