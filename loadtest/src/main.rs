@@ -14,6 +14,7 @@ mod report;
 mod serve;
 mod sse;
 mod stack;
+mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -10,7 +10,9 @@
 //!   send until an open stream receives it.
 //!
 //! Streams are raw HTTP/1.1 on tokio sockets: a stream holds a socket and a small buffer, so
-//! the generator can keep ten thousand of them.
+//! the generator can keep ten thousand of them. `sse-fanout` hands its open streams to
+//! watcher threads (`watch.rs`) for the update itself, so the generator's reading takes as
+//! little as it can from the cores the edge is writing on.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use crate::driver::{Tally, histogram, micros};
 use crate::progress::Progress;
 use crate::report::{Latency, Report, ServerUsage, cpu_time};
 use crate::stack::Stack;
+use crate::watch::Watch;
 
 /// How long any single wait of these scenarios lasts at most.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -165,6 +168,9 @@ pub(crate) struct FanoutReport {
     /// Streams that received the write.
     received: usize,
     seconds_to_open_all: f64,
+    /// The write sent → the first stream had it: the way through the control plane, the feed
+    /// and the edge, before the fan-out.
+    first_receipt_us: u64,
     /// The write sent → each stream received it.
     write_to_receipt: Latency,
     /// The edge's memory with no stream, and with every stream open and idle.
@@ -235,50 +241,36 @@ pub(crate) async fn fanout(stack: &Stack, streams: usize) -> anyhow::Result<Fano
 
     let marker = 77;
     let needle = format!("\"rollout_percentage\":{marker}");
-    let mut readers = JoinSet::new();
-    let receipts = Arc::new(std::sync::Mutex::new(Vec::with_capacity(count)));
-    // Counted without waking anyone; the last reader in wakes the waiter.
-    let arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let all_in = Arc::new(tokio::sync::Notify::new());
-    for mut s in opened {
-        let (needle, receipts) = (needle.clone(), receipts.clone());
-        let (arrived, all_in) = (arrived.clone(), all_in.clone());
-        readers.spawn(async move {
-            // One deadline for all (below), not a timer per stream.
-            if s.until(0, needle.as_bytes()).await.is_ok()
-                && let Ok(mut r) = receipts.lock()
-            {
-                r.push(Instant::now());
-            }
-            if arrived.fetch_add(1, Ordering::AcqRel) + 1 == count {
-                all_in.notify_one();
-            }
-            // Handed back, not dropped: SDKs do not hang up on receipt, and ten thousand
-            // hang-ups would load both sides while the edge is still writing.
-            s
-        });
-    }
+    let sockets: Vec<_> = opened
+        .into_iter()
+        .map(|s| s.socket.into_std().map(|socket| (socket, s.buf)))
+        .collect::<Result<_, _>>()?;
+    // At most half the cores read: the rest are the edge's.
+    let watchers = std::thread::available_parallelism().map_or(1, |n| n.get() / 2);
+    let watch = Watch::start(sockets, needle.as_bytes(), watchers, PATIENCE)?;
     let edge_cpu_before = stack.edge_usage().map_or(0.0, |(_, cpu)| cpu);
     let own_cpu_before = cpu_time();
     let sent = Instant::now();
     control.patch_flag("load-0", &serde_json::json!({"rollout_percentage": marker}))?;
-    let _ = tokio::time::timeout(PATIENCE, all_in.notified()).await;
+    let watched = watch.collect().await;
     let edge_cpu_seconds = stack.edge_usage().map_or(0.0, |(_, cpu)| cpu) - edge_cpu_before;
     let generator_cpu_seconds = (cpu_time() - own_cpu_before).as_secs_f64();
-    // Streams that never got the write stop waiting now; then all of them close.
-    readers.abort_all();
-    while readers.join_next().await.is_some() {}
+    let first_receipt_us = watched
+        .receipts
+        .iter()
+        .min()
+        .map_or(0, |at| micros(at.saturating_duration_since(sent)));
     let mut latencies = histogram()?;
-    let receipts = receipts.lock().map(|r| r.clone()).unwrap_or_default();
-    for at in &receipts {
+    for at in &watched.receipts {
         latencies.saturating_record(micros(at.saturating_duration_since(sent)));
     }
     Ok(FanoutReport {
         scenario: "sse-fanout",
         streams,
         opened: count,
-        received: receipts.len(),
+        received: watched.receipts.len(),
         seconds_to_open_all,
+        first_receipt_us,
         write_to_receipt: Latency::of(&latencies),
         edge_rss_kib_before: rss_before,
         edge_rss_kib_with_streams: rss_with,

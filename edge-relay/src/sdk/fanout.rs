@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -282,34 +282,12 @@ impl Group {
         // A kick writes to a few streams at most (one that joined behind); the rest of its
         // pass only drops streams whose clients left, in well under a millisecond.
         if members.len() < BLOCKING || why == Sweep::Kick {
-            self.visit(&mut members, &pass);
+            self.visit(&mut members, &pass, &mut Vec::with_capacity(1));
         } else {
             let threads = (members.len() / PER_THREAD).clamp(1, parallelism());
-            let size = members.len().div_ceil(threads);
             let mut write_all = || {
-                let parts: Vec<Mutex<&mut [Member]>> =
-                    members.chunks_mut(size).map(Mutex::new).collect();
-                let visit = |part: &Mutex<&mut [Member]>| {
-                    self.visit(
-                        &mut part.lock().unwrap_or_else(PoisonError::into_inner),
-                        &pass,
-                    );
-                };
-                std::thread::scope(|scope| {
-                    let mut inline = Vec::new();
-                    for part in parts.iter().skip(1) {
-                        let spawned = std::thread::Builder::new()
-                            .name("checkgate-fanout".into())
-                            .spawn_scoped(scope, || visit(part));
-                        if let Err(e) = spawned {
-                            // The system refused a thread: this one does the part too.
-                            tracing::warn!(cause = %e, "no thread for a fan-out part");
-                            inline.push(part);
-                        }
-                    }
-                    for part in parts.iter().take(1).chain(inline) {
-                        visit(part);
-                    }
+                in_pieces(&mut members, PIECE, threads, |chunks, piece| {
+                    self.visit(piece, &pass, chunks);
                 });
             };
             // A sweep this long must not hold up the other tasks of this worker thread.
@@ -327,12 +305,12 @@ impl Group {
         joined.list = members;
     }
 
-    /// Sweeps `part` of the members, marking those that leave the group.
-    fn visit(&self, part: &mut [Member], pass: &Pass) {
-        // All members but the few that just joined are at one version and share its chunk.
-        let mut chunks: Vec<Next> = Vec::with_capacity(1);
+    /// Sweeps `part` of the members, marking those that leave the group. `chunks` holds what
+    /// members at each version get, found so far in this sweep: all members but the few that
+    /// just joined are at one version and share its chunk.
+    fn visit(&self, part: &mut [Member], pass: &Pass, chunks: &mut Vec<Next>) {
         for m in part {
-            m.stays = self.visit_one(m, pass, &mut chunks);
+            m.stays = self.visit_one(m, pass, chunks);
         }
     }
 
@@ -452,9 +430,46 @@ impl Drop for Closing<'_> {
 
 /// Members one thread sweeps; a larger group is split over the cores.
 const PER_THREAD: usize = 1024;
+/// Members in one piece of a split sweep.
+const PIECE: usize = 256;
 /// Members from which a sweep leaves its worker thread to the runtime's other tasks
 /// (`block_in_place`): at about 15 µs a `write`, a few milliseconds.
 const BLOCKING: usize = 256;
+
+/// Runs `visit` over all of `items` in pieces of `piece`, on up to `threads` threads (this one
+/// and scoped others). Each thread takes the next piece until none is left, rather than a
+/// share fixed in advance: the cores are shared, and a thread given less time then simply
+/// takes fewer pieces. Each thread has its own `S`.
+fn in_pieces<T: Send, S: Default>(
+    items: &mut [T],
+    piece: usize,
+    threads: usize,
+    visit: impl Fn(&mut S, &mut [T]) + Sync,
+) {
+    let pieces: Vec<Mutex<&mut [T]>> = items.chunks_mut(piece.max(1)).map(Mutex::new).collect();
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut state = S::default();
+        while let Some(piece) = pieces.get(next.fetch_add(1, Ordering::Relaxed)) {
+            visit(
+                &mut state,
+                &mut piece.lock().unwrap_or_else(PoisonError::into_inner),
+            );
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads.min(pieces.len()) {
+            let spawned = std::thread::Builder::new()
+                .name("checkgate-fanout".into())
+                .spawn_scoped(scope, work);
+            if let Err(e) = spawned {
+                // The system refused a thread: the others take its pieces.
+                tracing::warn!(cause = %e, "no thread for a fan-out part");
+            }
+        }
+        work();
+    });
+}
 
 /// The cores a sweep may use.
 fn parallelism() -> usize {
@@ -690,5 +705,35 @@ mod tests {
         assert!(head().starts_with(b"HTTP/1.1 200 OK\r\ndate: "));
         assert!(head().ends_with(b"\r\n\r\n"));
         assert_eq!(&chunk(KEEP_ALIVE)[..], KEEP_ALIVE_CHUNK);
+    }
+
+    #[test]
+    fn a_split_sweep_visits_every_member_once() {
+        for (len, piece, threads) in [
+            (0, 4, 2),
+            (5, 16, 2),
+            (1000, 7, 2),
+            (1000, 256, 3),
+            (9, 1, 4),
+        ] {
+            let mut members = vec![0u32; len];
+            // Each thread counts what it visited, so a thread's state is its own.
+            let visited = AtomicUsize::new(0);
+            in_pieces(
+                &mut members,
+                piece,
+                threads,
+                |seen: &mut usize, part: &mut [u32]| {
+                    assert!(!part.is_empty() && part.len() <= piece);
+                    for m in part.iter_mut() {
+                        *m += 1;
+                    }
+                    *seen += part.len();
+                    visited.fetch_add(part.len(), Ordering::Relaxed);
+                },
+            );
+            assert!(members.iter().all(|&m| m == 1), "{len}/{piece}/{threads}");
+            assert_eq!(visited.into_inner(), len);
+        }
     }
 }
