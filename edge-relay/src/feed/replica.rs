@@ -122,7 +122,7 @@ pub struct Replica {
     flags: FlagStore,
     /// SHA-256 of an SDK key → the key. One map for every environment: a request is
     /// authenticated before its environment is known.
-    keys: dashmap::DashMap<[u8; 32], KeyEntry>,
+    keys: dashmap::DashMap<[u8; 32], Arc<KeyEntry>>,
     /// A `std` lock: held only for bookkeeping, never across an `.await` or an evaluation.
     meta: RwLock<HashMap<String, EnvMeta>>,
     /// Bumped after every change to what the replica holds, so streams and waiters wake.
@@ -201,9 +201,10 @@ impl Replica {
         self.flags.environment(env)
     }
 
-    /// The SDK key with this hash, if any environment holds it.
-    pub fn key(&self, hash: &[u8; 32]) -> Option<KeyEntry> {
-        self.keys.get(hash).map(|k| k.value().clone())
+    /// The SDK key with this hash, if any environment holds it (shared: a request checks a
+    /// key without copying its strings).
+    pub fn key(&self, hash: &[u8; 32]) -> Option<Arc<KeyEntry>> {
+        self.keys.get(hash).map(|k| Arc::clone(k.value()))
     }
 
     /// Whether any environment holds the SDK key with this hash (a revoked key is gone).
@@ -617,11 +618,11 @@ impl Replica {
     }
 }
 
-fn key_entry(env_id: &str, key: &SdkKeyRecord) -> KeyEntry {
-    KeyEntry {
+fn key_entry(env_id: &str, key: &SdkKeyRecord) -> Arc<KeyEntry> {
+    Arc::new(KeyEntry {
         env_id: env_id.to_owned(),
         id: key.id.clone(),
         kind: key.kind,
         prefix: key.prefix.clone(),
-    }
+    })
 }

@@ -1,12 +1,13 @@
-//! Prometheus metrics: the process-wide recorder, a middleware that counts requests by route
+//! Prometheus metrics: the process-wide recorder, a layer that counts requests by route
 //! template and status class (closed label sets, never raw paths), and the /metrics route.
 
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
-use axum::middleware::Next;
+use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -74,33 +75,94 @@ fn status_class(status: u16) -> usize {
     }
 }
 
-/// Middleware: counts each request and times it, labelled by the matched route template (or
+/// A layer that counts each request and times it, labelled by the matched route template (or
 /// `unmatched`) and the status class. Streams are timed to their first byte (the headers).
 ///
 /// With `debug` logging on, it also logs each request: method, path and status — the path
 /// only, never the query string, where SDK keys travel (`?sdk_key=`); never a header.
-pub async fn track(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or_else(
-        || RouteMetrics::of("unmatched"),
-        |p| RouteMetrics::of(p.as_str()),
-    );
-    let access = tracing::enabled!(tracing::Level::DEBUG)
-        .then(|| (request.method().clone(), request.uri().path().to_owned()));
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    if let Some((method, path)) = access {
-        tracing::debug!(
-            %method,
-            path,
-            route = route.route.as_ref(),
-            status,
-            elapsed_us = started.elapsed().as_micros() as u64,
-            "request"
-        );
+///
+/// Written as a service of its own rather than with `axum::middleware::from_fn`, which clones
+/// the inner service and boxes a future per request: on the evaluation routes that was about
+/// a tenth of the edge's CPU per request (BENCHMARKS.md, "Evaluation").
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Track;
+
+impl<S> tower::Layer<S> for Track {
+    type Service = Tracked<S>;
+
+    fn layer(&self, inner: S) -> Tracked<S> {
+        Tracked { inner }
     }
-    route.record(status, started.elapsed());
-    response
+}
+
+/// The service of [`Track`].
+#[derive(Debug, Clone)]
+pub struct Tracked<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for Tracked<S>
+where
+    S: tower::Service<Request, Response = Response>,
+    S::Future: Unpin,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Timing<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let route = request.extensions().get::<MatchedPath>().map_or_else(
+            || RouteMetrics::of("unmatched"),
+            |p| RouteMetrics::of(p.as_str()),
+        );
+        let access = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| (request.method().clone(), request.uri().path().to_owned()));
+        Timing {
+            started: Instant::now(),
+            inner: self.inner.call(request),
+            route,
+            access,
+        }
+    }
+}
+
+/// A request being answered, timed from when it reached [`Tracked`].
+pub struct Timing<F> {
+    inner: F,
+    route: Arc<RouteMetrics>,
+    access: Option<(Method, String)>,
+    started: Instant,
+}
+
+impl<F, E> Future for Timing<F>
+where
+    F: Future<Output = Result<Response, E>> + Unpin,
+{
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let answered = std::task::ready!(Pin::new(&mut self.inner).poll(cx));
+        if let Ok(response) = &answered {
+            let status = response.status().as_u16();
+            let elapsed = self.started.elapsed();
+            if let Some((method, path)) = self.access.take() {
+                tracing::debug!(
+                    %method,
+                    path,
+                    route = self.route.route.as_ref(),
+                    status,
+                    elapsed_us = elapsed.as_micros() as u64,
+                    "request"
+                );
+            }
+            self.route.record(status, elapsed);
+        }
+        Poll::Ready(answered)
+    }
 }
 
 /// Counts and times a request served off the router (see [`crate::sdk::http1`]), as

@@ -82,7 +82,7 @@ pub fn authenticate(
     relay: &Relay,
     headers: &HeaderMap,
     query: Option<&str>,
-) -> Result<KeyEntry, KeyError> {
+) -> Result<std::sync::Arc<KeyEntry>, KeyError> {
     let key = key_from(headers, query).ok_or(KeyError::Missing)?;
     match relay.replica.key(&hash(key)) {
         Some(entry) => Ok(entry),

@@ -309,41 +309,102 @@ pub struct OfrepBody<'a> {
 /// CORS for the SDK routes, which browsers call from other origins with client keys: any
 /// origin may call them (the key is the credential; no cookie is read here), preflights are
 /// answered, and `ETag` and `Retry-After` are readable. The management API has no CORS at all:
-/// it stays same-origin.
-async fn cors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    use axum::http::Method;
-    use axum::http::header::{
-        ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-        ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
-    };
-    let mut response = if request.method() == Method::OPTIONS {
-        let mut r = StatusCode::NO_CONTENT.into_response();
-        let h = r.headers_mut();
-        h.insert(
-            ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, POST, OPTIONS"),
-        );
-        h.insert(
-            ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static(
-                "Authorization, Content-Type, X-API-Key, If-None-Match, Last-Event-ID",
-            ),
-        );
-        h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
-        r
-    } else {
-        next.run(request).await
-    };
-    let h = response.headers_mut();
-    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(
-        ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("ETag, Retry-After"),
-    );
-    response
+/// it stays same-origin. A service of its own, like [`crate::ops::metrics::Track`], so a
+/// request pays no boxed future or service clone for it.
+#[derive(Debug, Clone, Copy)]
+struct Cors;
+
+impl<S> tower::Layer<S> for Cors {
+    type Service = CorsService<S>;
+
+    fn layer(&self, inner: S) -> CorsService<S> {
+        CorsService { inner }
+    }
 }
 
-/// Answered by `cors`, which sees every OPTIONS request first; never reached.
+/// The service of [`Cors`].
+#[derive(Debug, Clone)]
+struct CorsService<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<axum::extract::Request> for CorsService<S>
+where
+    S: tower::Service<axum::extract::Request, Response = Response>,
+    S::Future: Unpin,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = CorsFuture<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+        if request.method() == axum::http::Method::OPTIONS {
+            CorsFuture::Preflight
+        } else {
+            CorsFuture::Answer(self.inner.call(request))
+        }
+    }
+}
+
+/// A preflight, answered at once, or the route's answer, to which the CORS headers are added.
+enum CorsFuture<F> {
+    Preflight,
+    Answer(F),
+}
+
+impl<F, E> std::future::Future for CorsFuture<F>
+where
+    F: std::future::Future<Output = Result<Response, E>> + Unpin,
+{
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        use axum::http::header::{
+            ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+            ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
+        };
+        let answered = match &mut *self {
+            Self::Preflight => {
+                let mut r = StatusCode::NO_CONTENT.into_response();
+                let h = r.headers_mut();
+                h.insert(
+                    ACCESS_CONTROL_ALLOW_METHODS,
+                    HeaderValue::from_static("GET, POST, OPTIONS"),
+                );
+                h.insert(
+                    ACCESS_CONTROL_ALLOW_HEADERS,
+                    HeaderValue::from_static(
+                        "Authorization, Content-Type, X-API-Key, If-None-Match, Last-Event-ID",
+                    ),
+                );
+                h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+                Ok(r)
+            }
+            Self::Answer(inner) => std::task::ready!(std::pin::Pin::new(inner).poll(cx)),
+        };
+        std::task::Poll::Ready(answered.map(|mut response| {
+            let h = response.headers_mut();
+            h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+            h.insert(
+                ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("ETag, Retry-After"),
+            );
+            response
+        }))
+    }
+}
+
+/// Answered by [`Cors`], which sees every OPTIONS request first; never reached.
 async fn preflight() -> StatusCode {
     StatusCode::NO_CONTENT
 }
@@ -368,7 +429,7 @@ pub fn routes(state: SdkState) -> Router {
         .merge(evaluation)
         .route("/stream", get(stream::stream).options(preflight))
         .route("/ofrep/v1/events", get(ofrep::events).options(preflight))
-        .layer(axum::middleware::from_fn(cors))
+        .layer(Cors)
         .route("/api/v1/flags", get(rules::flags))
         .with_state(state)
 }

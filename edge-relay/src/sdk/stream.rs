@@ -133,7 +133,7 @@ pub fn open(
         }
     };
     Ok(Opened {
-        env_id: caller.env_id,
+        env_id: caller.env_id.clone(),
         client: !keys::reads_rules(caller.kind),
         key_hash,
         events,
