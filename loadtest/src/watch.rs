@@ -6,7 +6,8 @@
 //! arrival; here a thread owns an epoll set (through `mio`) and its sockets, reads whatever is
 //! ready into one scratch buffer, looks for the change there (with what ended the previous
 //! read, in case it was cut in two), and notes the time the moment the change is complete on a
-//! socket: one `epoll_wait` per batch and one `recv` per arrival, as a lean SDK would spend.
+//! socket: one `epoll_wait` per batch and a `recv` or two per arrival, as a lean SDK would
+//! spend.
 
 use std::io::{ErrorKind, Read as _};
 use std::sync::Arc;
@@ -22,8 +23,8 @@ use mio::{Events, Interest, Poll, Token};
 /// sleep in `epoll_wait`: there, every arrival would wake it, and on loopback the edge's
 /// `send` pays for that wake-up (a cross-CPU interrupt; about a sixth of the edge's CPU in the
 /// fan-out, by `perf`). Polling every millisecond takes arrivals in batches, as a NIC
-/// coalesces interrupts; a receipt may be noted up to this much late, which counts against
-/// the edge.
+/// coalesces interrupts. A receipt is noted when the watcher reads it: up to about this much
+/// after it arrived, later when thousands are ready at once. That counts against the edge.
 const COALESCE: Duration = Duration::from_millis(1);
 
 /// Streams being watched for one change; see [`Watch::start`].
@@ -116,7 +117,12 @@ impl Watch {
                 done: false,
             });
         }
-        let mut threads = Vec::with_capacity(watchers);
+        // Built first, so a failure part-way (no fd for an epoll set, no thread) stops the
+        // watchers already started when it drops.
+        let mut watch = Self {
+            threads: Vec::with_capacity(watchers),
+            stop,
+        };
         for (n, mut streams) in shares.into_iter().enumerate() {
             // Registered here, before the change is sent: a socket that already holds data
             // is reported ready at once.
@@ -125,14 +131,14 @@ impl Watch {
                 poll.registry()
                     .register(&mut s.socket, Token(i), Interest::READABLE)?;
             }
-            let (needle, stop) = (needle.clone(), stop.clone());
-            threads.push(
+            let (needle, stop) = (needle.clone(), watch.stop.clone());
+            watch.threads.push(
                 std::thread::Builder::new()
                     .name(format!("watch-{n}"))
-                    .spawn(move || watch(poll, streams, &needle, &stop, deadline))?,
+                    .spawn(move || watch_share(poll, streams, &needle, &stop, deadline))?,
             );
         }
-        Ok(Self { threads, stop })
+        Ok(watch)
     }
 
     /// Waits until every watcher is done.
@@ -171,7 +177,7 @@ impl Drop for Watch {
     clippy::disallowed_methods,
     reason = "a watcher is a thread of its own, not an async worker: it sleeps between polls"
 )]
-fn watch(
+fn watch_share(
     mut poll: Poll,
     mut streams: Vec<Watching>,
     needle: &Finder<'_>,
