@@ -49,8 +49,10 @@ total() {
   rm -f "$work/out"
   echo "$instructions $answered"
 }
-read -r small small_n <<<"$(total 1000)"
-read -r large large_n <<<"$(total 5000)"
+first=$(total 1000)
+second=$(total 5000)
+read -r small small_n <<<"$first"
+read -r large large_n <<<"$second"
 (( large_n > small_n )) || { echo "the runs answered $small_n and $large_n requests" >&2; exit 1; }
 echo "route $route: $(( (large - small) / (large_n - small_n) )) instructions per request" \
   "(totals $small for $small_n requests, $large for $large_n)"
