@@ -255,11 +255,6 @@ pub(crate) async fn fanout(stack: &Stack, streams: usize) -> anyhow::Result<Fano
     let watched = watch.collect().await;
     let edge_cpu_seconds = stack.edge_usage().map_or(0.0, |(_, cpu)| cpu) - edge_cpu_before;
     let generator_cpu_seconds = (cpu_time() - own_cpu_before).as_secs_f64();
-    let first_receipt_us = watched
-        .receipts
-        .iter()
-        .min()
-        .map_or(0, |at| micros(at.saturating_duration_since(sent)));
     let mut latencies = histogram()?;
     for at in &watched.receipts {
         latencies.saturating_record(micros(at.saturating_duration_since(sent)));
@@ -270,7 +265,7 @@ pub(crate) async fn fanout(stack: &Stack, streams: usize) -> anyhow::Result<Fano
         opened: count,
         received: watched.receipts.len(),
         seconds_to_open_all,
-        first_receipt_us,
+        first_receipt_us: latencies.min(),
         write_to_receipt: Latency::of(&latencies),
         edge_rss_kib_before: rss_before,
         edge_rss_kib_with_streams: rss_with,

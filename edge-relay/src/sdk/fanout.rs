@@ -717,18 +717,19 @@ mod tests {
             (9, 1, 4),
         ] {
             let mut members = vec![0u32; len];
-            // Each thread counts what it visited, so a thread's state is its own.
             let visited = AtomicUsize::new(0);
+            // A state (the sweep's chunk cache) belongs to one thread: it is never handed on.
             in_pieces(
                 &mut members,
                 piece,
                 threads,
-                |seen: &mut usize, part: &mut [u32]| {
+                |owner: &mut Option<std::thread::ThreadId>, part: &mut [u32]| {
+                    let me = std::thread::current().id();
+                    assert_eq!(*owner.get_or_insert(me), me);
                     assert!(!part.is_empty() && part.len() <= piece);
                     for m in part.iter_mut() {
                         *m += 1;
                     }
-                    *seen += part.len();
                     visited.fetch_add(part.len(), Ordering::Relaxed);
                 },
             );
