@@ -306,13 +306,6 @@ fn an_edge_restarted_while_every_control_plane_is_down_serves_what_it_held() {
     let edge = cluster.edge(&[0]);
     write(&cluster.targets(), &cluster.ws, 1, 30, 5, |_| {});
     assert_converged(&cluster, &[&edge]);
-    let saved = |path: &std::path::Path| {
-        checkgate_edge::snapshot_file::load(path)
-            .unwrap()
-            .unwrap()
-            .environments
-    };
-    let before = saved(&edge.snapshot_path());
     let versions = edge.versions();
 
     let Cluster {
@@ -325,6 +318,8 @@ fn an_edge_restarted_while_every_control_plane_is_down_serves_what_it_held() {
     drop(controls);
     let (exit, _) = edge.service.terminate().unwrap();
     assert!(exit.success());
+    let envs = |state: checkgate_edge::snapshot_file::Persisted| state.environments;
+    let before = envs(common::cluster::restored(&edge.data.0).unwrap());
     let restarted = Edge::start(
         "127.0.0.1:9",
         "00".repeat(32).as_str(),
@@ -340,7 +335,7 @@ fn an_edge_restarted_while_every_control_plane_is_down_serves_what_it_held() {
         assert_eq!(env["source"], "snapshot_file");
         assert_eq!(env["stale"], true);
     }
-    assert_eq!(saved(&restarted.snapshot_path()), before);
+    assert_eq!(envs(restarted.restored().unwrap()), before);
 }
 
 #[test]

@@ -1,10 +1,11 @@
 //! The Checkgate edge relay: it holds the compiled flags of the environments it serves and
 //! answers SDKs near them. The library also carries [`ops`], the operational plumbing both
 //! binaries share, the serving code the control plane runs in-process, and
-//! [`snapshot_file`], which keeps an edge's flags across restarts.
+//! [`snapshot_file`] and [`journal`], which keep an edge's flags across restarts and crashes.
 
 pub mod config;
 pub mod feed;
+pub mod journal;
 pub mod ops;
 pub mod relay;
 pub mod sdk;
@@ -24,6 +25,10 @@ pub const DATA_CHECK: &str = "flag_data";
 
 /// The snapshot file's name inside the edge's data directory.
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
+
+/// The change journal's name inside the edge's data directory: what was applied since the
+/// snapshot file was written.
+pub const JOURNAL_FILE: &str = "journal.bin";
 
 /// The edge's public router. `metrics` is `Some` when /metrics is served on the main port.
 pub fn app(health: Health, metrics: Option<PrometheusHandle>, sdk: sdk::SdkState) -> Router {

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use checkgate_edge::config::EdgeConfig;
-use checkgate_edge::feed::client::{self, ClientSettings};
+use checkgate_edge::feed::client::{self, ClientSettings, FeedState};
 use checkgate_edge::feed::replica::Replica;
 use checkgate_edge::feed::transport::{Trust, parse_fingerprint};
+use checkgate_edge::journal::Journal;
 use checkgate_edge::ops::{self, Health};
 use checkgate_edge::relay::Relay;
-use checkgate_edge::{DATA_CHECK, SNAPSHOT_FILE, app, snapshot_file};
+use checkgate_edge::{DATA_CHECK, JOURNAL_FILE, SNAPSHOT_FILE, app, snapshot_file};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
 
@@ -59,9 +60,16 @@ async fn main() -> anyhow::Result<()> {
             refused = Some(e.to_string());
         }
     }
+    let feed_state = Arc::new(FeedState::default());
+    let journal = open_journal(
+        &config.data_dir.join(JOURNAL_FILE),
+        &replica,
+        refused.is_some(),
+        &feed_state,
+    );
     let relay = Arc::new(Relay {
         replica,
-        feed: Arc::default(),
+        feed: feed_state,
         feed_addr: config.feed_addr.clone(),
         snapshot_path: snapshot_path.clone(),
         snapshot_refused: refused,
@@ -73,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
             settings,
             relay.replica.clone(),
             relay.feed.clone(),
+            journal,
             feed_stopping,
         ))),
         None => {
@@ -112,6 +121,56 @@ async fn main() -> anyhow::Result<()> {
         let _ = feed.await;
     }
     result
+}
+
+/// Opens the change journal and replays it over what the snapshot file brought back (unless
+/// that file was refused: its journal then has nothing to build on). A journal that cannot be
+/// read is set aside (renamed `.refused`) and a new one started; `/status` then says that what
+/// was served before may have been newer than what is served now.
+fn open_journal(
+    path: &std::path::Path,
+    replica: &Replica,
+    snapshot_refused: bool,
+    feed: &FeedState,
+) -> Option<Journal> {
+    let at_ms = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64);
+    match Journal::open(path) {
+        Ok((journal, recovered)) => {
+            if recovered.discarded_bytes > 0 {
+                tracing::warn!(
+                    bytes = recovered.discarded_bytes,
+                    "cut an unfinished record from the end of the change journal"
+                );
+            }
+            if !snapshot_refused && !recovered.entries.is_empty() {
+                tracing::info!(
+                    entries = recovered.entries.len(),
+                    "replaying the change journal"
+                );
+                replica.replay(recovered.entries, at_ms);
+            }
+            Some(journal)
+        }
+        Err(e) => {
+            metrics::counter!("checkgate_journal_failures_total").increment(1);
+            tracing::error!(cause = %e, "refusing the change journal; the snapshot file may be older than what was served");
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(".refused");
+            if let Err(e) = std::fs::rename(path, &aside) {
+                tracing::error!(cause = %e, "cannot set the change journal aside; running without one");
+                return None;
+            }
+            feed.journal_failed(format!("the change journal was refused at start ({e}); the snapshot file may be older than what was served before"));
+            Journal::open(path)
+                .map_err(|e| tracing::error!(cause = %e, "cannot start a new change journal; running without one"))
+                .ok()
+                .map(|(journal, _)| journal)
+        }
+    }
 }
 
 /// The feed client's settings, when a feed is configured (validated with the configuration).

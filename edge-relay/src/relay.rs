@@ -39,6 +39,10 @@ struct FeedStatus {
     reconnects: u64,
     last_frame_age_seconds: Option<f64>,
     last_error: Option<String>,
+    /// Set while changes are applied without being journaled first (or when the journal was
+    /// refused at start): until it clears, a crash may bring back an older version than the
+    /// one served.
+    journal_error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -174,6 +178,7 @@ impl Relay {
                 last_frame_age_seconds: (last > 0)
                     .then(|| now.saturating_sub(last) as f64 / 1000.0),
                 last_error: self.feed.last_error(),
+                journal_error: self.feed.journal_error(),
             },
             environments,
             snapshot_file: SnapshotStatus {

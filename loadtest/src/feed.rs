@@ -70,11 +70,15 @@ async fn start_edge(
         anti_entropy: Duration::from_secs(3600),
         snapshot_path: data.join(checkgate_edge::SNAPSHOT_FILE),
     };
+    // As an edge runs: every change journaled and synced before it is applied.
+    let (journal, _) =
+        checkgate_edge::journal::Journal::open(&data.join(checkgate_edge::JOURNAL_FILE))?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(client::run(
         settings,
         replica.clone(),
         Arc::new(FeedState::default()),
+        Some(journal),
         stopping,
     ));
     Ok((replica, stop, task))

@@ -1,13 +1,14 @@
 //! The control plane's own replica, fed straight from its database, so that a one-node install
 //! serves `/stream`, evaluation and OFREP in-process with exactly the code an edge runs. It
 //! follows the same heads as the feed's sessions and applies the same frames: changes in
-//! order, or a consistent snapshot when they are not kept.
+//! order, or a consistent snapshot when they are not kept. Compiling what arrives runs on a
+//! blocking thread, as on an edge, so a costly flag never stalls the runtime's workers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use checkgate_edge::feed::replica::{Applied, Source};
+use checkgate_edge::feed::replica::{Applied, Replica, Source};
 use checkgate_edge::relay::Relay;
 use checkgate_protocol::frame::Changes;
 
@@ -63,7 +64,7 @@ async fn sync(store: &Store, heads: &Heads, relay: &Relay) -> Result<(), StoreEr
         if !environments.iter().any(|e| e.id == id) {
             if let Some((_, version)) = replica.version(&id) {
                 let rows = store.changes_since(&id, version, BATCH).await?;
-                apply(store, relay, &id, &rows);
+                apply(store, relay, &id, &rows).await;
             }
             replica.forget(&id);
         }
@@ -71,7 +72,12 @@ async fn sync(store: &Store, heads: &Heads, relay: &Relay) -> Result<(), StoreEr
     Ok(())
 }
 
-fn apply(store: &Store, relay: &Relay, env: &str, rows: &[crate::store::ChangeRow]) -> Applied {
+async fn apply(
+    store: &Store,
+    relay: &Relay,
+    env: &str,
+    rows: &[crate::store::ChangeRow],
+) -> Applied {
     let changes = rows.iter().filter_map(|r| match frames::change(r) {
         Ok(c) => Some(c),
         Err(e) => {
@@ -79,11 +85,19 @@ fn apply(store: &Store, relay: &Relay, env: &str, rows: &[crate::store::ChangeRo
             None
         }
     });
-    relay.replica.apply(&Changes {
+    let frame = Changes {
         env_id: env.to_owned(),
         epoch: store.epoch(),
         changes: changes.collect(),
-    })
+    };
+    let prepared = tokio::task::spawn_blocking(move || Replica::prepare(frame)).await;
+    match prepared {
+        Ok(prepared) => relay.replica.apply_prepared(prepared),
+        Err(e) => {
+            tracing::error!(cause = %e, env, "compiling changes failed; the environment will resync");
+            Applied::NeedsSnapshot
+        }
+    }
 }
 
 async fn catch_up(
@@ -99,7 +113,7 @@ async fn catch_up(
             Some(first) if first.version != from + 1 => return snapshot(store, relay, env).await,
             Some(_) => {}
         }
-        match apply(store, relay, &env.id, &rows) {
+        match apply(store, relay, &env.id, &rows).await {
             Applied::InOrder { .. } | Applied::Deleted => {}
             Applied::Gap { .. } | Applied::NeedsSnapshot => {
                 return snapshot(store, relay, env).await;
@@ -118,9 +132,16 @@ async fn snapshot(store: &Store, relay: &Relay, env: &FeedEnvironment) -> Result
         return Ok(());
     };
     match frames::snapshot(&data, store.epoch()) {
-        Ok(snapshot) => relay
-            .replica
-            .install(&snapshot, frames::info(&data.env), Source::Upstream),
+        Ok(snapshot) => {
+            let (replica, info) = (Arc::clone(&relay.replica), frames::info(&data.env));
+            let installed = tokio::task::spawn_blocking(move || {
+                replica.install(&snapshot, info, Source::Upstream);
+            })
+            .await;
+            if let Err(e) = installed {
+                tracing::error!(cause = %e, env = %env.id, "installing a snapshot failed; retrying");
+            }
+        }
         Err(e) => tracing::error!(cause = %e, env = %env.id, "an unreadable snapshot; not served"),
     }
     Ok(())

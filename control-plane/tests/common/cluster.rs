@@ -316,9 +316,16 @@ impl Edge {
         self.data.0.join(checkgate_edge::SNAPSHOT_FILE)
     }
 
-    /// The flags of `env` in the edge's snapshot file: key → (version, document).
+    /// What a restart of the edge would serve: its snapshot file with its change journal
+    /// replayed over it, read without disturbing the running edge.
+    pub fn restored(&self) -> Option<checkgate_edge::snapshot_file::Persisted> {
+        restored(&self.data.0)
+    }
+
+    /// The flags of `env` a restart would serve (snapshot file and journal): key → (version,
+    /// document).
     pub fn saved_flags(&self, env: &str) -> Option<(u64, Flags)> {
-        let saved = checkgate_edge::snapshot_file::load(&self.snapshot_path()).ok()??;
+        let saved = self.restored()?;
         let env = saved
             .environments
             .into_iter()
@@ -331,6 +338,19 @@ impl Edge {
             .collect();
         Some((env.snapshot.version, flags))
     }
+}
+
+/// What an edge restarted on the data directory `data` would serve: its snapshot file with
+/// its change journal replayed over it, read without disturbing an edge running there.
+pub fn restored(data: &Path) -> Option<checkgate_edge::snapshot_file::Persisted> {
+    let replica = checkgate_edge::feed::replica::Replica::new();
+    let file = data.join(checkgate_edge::SNAPSHOT_FILE);
+    if let Some(persisted) = checkgate_edge::snapshot_file::load(&file).ok()? {
+        replica.load(&persisted);
+    }
+    let journal = data.join(checkgate_edge::JOURNAL_FILE);
+    replica.replay(checkgate_edge::journal::read(&journal).ok()?.entries, 0);
+    Some(replica.persisted())
 }
 
 /// A Redis server of the test's own, on a port of its own, that the test can stop and restart.

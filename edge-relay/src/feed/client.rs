@@ -1,8 +1,9 @@
 //! The edge's side of the change feed: it dials the control plane over QUIC, says `Hello` with
-//! the positions it holds, applies what arrives to the [`Replica`], asks for digests
-//! (anti-entropy) and snapshots (after a gap or a mismatch), keeps the snapshot file current,
-//! and reconnects with jittered exponential backoff when the connection dies — found by a
-//! missed heartbeat or QUIC's idle timeout.
+//! the positions it holds, hands what arrives to the apply thread (which journals it, then
+//! applies it to the [`Replica`]), asks for digests (anti-entropy) and snapshots (after a gap
+//! or a mismatch), and reconnects with jittered exponential backoff when the connection dies —
+//! found by three missed heartbeats (a deadline only a received frame moves) or QUIC's idle
+//! timeout.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -15,9 +16,10 @@ use checkgate_protocol::frame::{CloseCode, DigestRequest, EnvironmentInfo, Hello
 use checkgate_protocol::{DEFAULT_MAX_FRAME, Frame, HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION, Secret};
 use tokio::sync::watch;
 
-use super::replica::{Applied, Replica, Source};
+use super::apply::{Applier, Job, Outcome};
+use super::replica::{Applied, Replica};
 use super::transport::{FrameReader, FrameWriter, Trust, client_config};
-use crate::snapshot_file::{self, SaveOutcome};
+use crate::journal::Journal;
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
 /// The longest wait between two attempts.
@@ -32,8 +34,9 @@ const MIN_SILENCE: Duration = Duration::from_secs(10);
 const MISSED_HEARTBEATS: u32 = 3;
 /// How long a QUIC handshake may take before the attempt counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often the snapshot file is rewritten at most.
-const SAVE_EVERY: Duration = Duration::from_secs(1);
+/// How often the apply thread is asked whether the journal is due to be folded into the
+/// snapshot file.
+const TICK_APPLY_EVERY: Duration = Duration::from_secs(1);
 
 /// Where and how to reach the control plane.
 #[derive(Debug, Clone)]
@@ -71,6 +74,9 @@ pub struct FeedState {
     /// The control plane's heads, from its heartbeats.
     heads: Mutex<HashMap<String, u64>>,
     last_error: Mutex<Option<String>>,
+    /// Why the last journal append failed, while appends fail: changes applied meanwhile would
+    /// not survive a crash.
+    journal_error: Mutex<Option<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -133,6 +139,25 @@ impl FeedState {
     fn set_error(&self, error: impl Into<String>) {
         *lock(&self.last_error) = Some(error.into());
     }
+
+    /// Why changes are currently applied without being journaled, if they are.
+    pub fn journal_error(&self) -> Option<String> {
+        lock(&self.journal_error).clone()
+    }
+
+    pub(crate) fn journal_ok(&self) {
+        let mut error = lock(&self.journal_error);
+        if error.is_some() {
+            *error = None;
+            metrics::gauge!("checkgate_journal_durable").set(1.0);
+        }
+    }
+
+    /// Records that changes are not journaled (or were not), and why.
+    pub fn journal_failed(&self, error: String) {
+        *lock(&self.journal_error) = Some(error);
+        metrics::gauge!("checkgate_journal_durable").set(0.0);
+    }
 }
 
 /// A random number in `0..n`, from the operating system's generator (jitter needs no more).
@@ -160,11 +185,42 @@ enum Ended {
 }
 
 /// Runs the feed until `shutdown` turns true, then saves the snapshot file one last time.
+/// `journal` is the open change journal (see [`crate::journal`]); without one, changes are
+/// applied without crash safety and `/status` says so.
 pub async fn run(
     settings: ClientSettings,
     replica: Arc<Replica>,
     state: Arc<FeedState>,
+    journal: Option<Journal>,
     mut shutdown: watch::Receiver<bool>,
+) {
+    if journal.is_none() {
+        state.journal_failed("the change journal could not be opened".into());
+    }
+    let mut applier = match Applier::start(
+        replica.clone(),
+        state.clone(),
+        journal,
+        settings.snapshot_path.clone(),
+    ) {
+        Ok(applier) => applier,
+        Err(e) => {
+            tracing::error!(cause = %e, "cannot start the feed's apply thread; serving the snapshot only");
+            return;
+        }
+    };
+    follow(&settings, &replica, &state, &mut applier, &mut shutdown).await;
+    // Only what came from the control plane (or the files) is worth writing; the apply thread
+    // checks that.
+    applier.finish(!state.revoked()).await;
+}
+
+async fn follow(
+    settings: &ClientSettings,
+    replica: &Replica,
+    state: &FeedState,
+    applier: &mut Applier,
+    shutdown: &mut watch::Receiver<bool>,
 ) {
     let config = match client_config(&settings.trust) {
         Ok(c) => c,
@@ -192,7 +248,7 @@ pub async fn run(
         let target = &settings.addrs[attempt % settings.addrs.len().max(1)];
         attempt = attempt.wrapping_add(1);
         let ended = tokio::select! {
-            ended = session(&endpoint, &settings, target, &replica, &state) => ended,
+            ended = session(&endpoint, settings, target, replica, state, applier) => ended,
             _ = shutdown.wait_for(|stop| *stop) => Ended::Shutdown,
         };
         // A connection that caught up worked: the next attempt starts from a short wait.
@@ -213,15 +269,9 @@ pub async fn run(
                 tracing::error!(%message, "the control plane revoked this edge's token; serving nothing");
                 state.revoked.store(true, Ordering::Relaxed);
                 state.set_error(message);
-                replica.clear();
-                // What the token granted must not come back from the file at the next boot.
-                match std::fs::remove_file(&settings.snapshot_path) {
-                    Ok(()) => {
-                        tracing::info!(file = %settings.snapshot_path.display(), "removed the snapshot file")
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => tracing::error!(cause = %e, "removing the snapshot file failed"),
-                }
+                // After what is queued: the replica is emptied and its files removed, so what
+                // the token granted does not come back at the next boot.
+                applier.send(Job::Revoke).await;
                 BACKOFF_CAP
             }
             Ended::Closed(code, message) => {
@@ -250,28 +300,13 @@ pub async fn run(
         state.reconnects.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("checkgate_feed_reconnects_total").increment(1);
     }
-    // Only what came from the control plane (or the file) is worth writing: an edge that never
-    // heard from it leaves the file as it found it — even a refused one, for inspection.
-    if !state.revoked() && (state.granted().is_some() || !replica.environment_ids().is_empty()) {
-        save(&settings, &replica).await;
-    }
     endpoint.close(0u32.into(), b"edge shutting down");
 }
 
-/// Writes the replica to the snapshot file (on a blocking thread: it fsyncs).
-async fn save(settings: &ClientSettings, replica: &Replica) {
-    let persisted = replica.persisted();
-    let path = settings.snapshot_path.clone();
-    match tokio::task::spawn_blocking(move || snapshot_file::save(&path, &persisted)).await {
-        Ok(Ok(SaveOutcome::Written { .. })) => {}
-        Ok(Ok(SaveOutcome::KeptNonEmpty)) => {
-            tracing::warn!(
-                "kept the snapshot file: it holds flags and there is nothing to replace them with"
-            );
-        }
-        Ok(Err(e)) => tracing::error!(cause = %e, "saving the snapshot file failed"),
-        Err(e) => tracing::error!(cause = %e, "saving the snapshot file panicked"),
-    }
+/// How long the feed may stay silent before it counts as dead: several heartbeats, and never
+/// less than the QUIC keep-alive allows for (a busy control plane is slow, not dead).
+fn silence_limit(heartbeat: Duration) -> Duration {
+    (heartbeat * MISSED_HEARTBEATS).max(MIN_SILENCE)
 }
 
 async fn session(
@@ -280,6 +315,7 @@ async fn session(
     target: &str,
     replica: &Replica,
     state: &FeedState,
+    applier: &mut Applier,
 ) -> Ended {
     let addr = match tokio::net::lookup_host(target).await.map(|mut a| a.next()) {
         Ok(Some(addr)) => addr,
@@ -323,67 +359,73 @@ async fn session(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Environments with a gap, and since when.
     let mut gaps: HashMap<String, Instant> = HashMap::new();
-    let mut dirty = false;
-    let mut saved_at = Instant::now();
+    let mut ticked_apply = Instant::now();
+    // The dead-feed deadline: moved only by a received frame, so timers and outcomes firing
+    // in between cannot postpone it.
+    let silence = tokio::time::sleep(silence_limit(heartbeat));
+    tokio::pin!(silence);
     loop {
-        // Several heartbeats, and never less than the QUIC keep-alive allows for: a busy
-        // control plane is slow, not dead.
-        let deadline = (heartbeat * MISSED_HEARTBEATS).max(MIN_SILENCE);
         tokio::select! {
-            frame = tokio::time::timeout(deadline, reader.next()) => {
+            // Outcomes first (they are bounded by the frames already read), then frames: one
+            // that arrived together with the deadline still counts.
+            biased;
+            Some(outcome) = applier.outcomes.recv() => match outcome {
+                Outcome::Welcomed { dropped } => {
+                    for env in &dropped {
+                        tracing::info!(env = %env, "no longer serving this environment");
+                        gaps.remove(env);
+                    }
+                }
+                Outcome::Installed { env_id, version, flags } => {
+                    metrics::counter!("checkgate_feed_snapshots_total").increment(1);
+                    tracing::debug!(env = %env_id, version, flags, "snapshot installed");
+                }
+                Outcome::Applied { env_id, applied } => match applied {
+                    Applied::InOrder { .. } => {
+                        gaps.remove(&env_id);
+                    }
+                    Applied::Gap { expected, .. } => {
+                        tracing::debug!(env = %env_id, expected, "gap in the feed; waiting briefly");
+                        gaps.entry(env_id).or_insert_with(Instant::now);
+                    }
+                    Applied::NeedsSnapshot => {
+                        if let Err(e) = writer.send(&Resync { env_id }.into()).await {
+                            return Ended::Retry(e.to_string());
+                        }
+                    }
+                    Applied::Deleted => {
+                        tracing::info!(env = %env_id, "environment deleted");
+                        gaps.remove(&env_id);
+                    }
+                },
+            },
+            frame = reader.next() => {
                 let frame = match frame {
-                    Err(_) => return Ended::Retry(format!("no frame for {deadline:?}: the feed is dead")),
-                    Ok(Err(e)) => return Ended::Retry(e.to_string()),
-                    Ok(Ok(None)) => return Ended::Retry("the control plane ended the stream".into()),
-                    Ok(Ok(Some(frame))) => frame,
+                    Err(e) => return Ended::Retry(e.to_string()),
+                    Ok(None) => return Ended::Retry("the control plane ended the stream".into()),
+                    Ok(Some(frame)) => frame,
                 };
                 state.last_frame_ms.store(now_ms(), Ordering::Relaxed);
-                let started = Instant::now();
                 match frame {
                     Frame::Welcome(welcome) => {
                         heartbeat = Duration::from_millis(u64::from(welcome.heartbeat_interval_ms.clamp(100, 60_000)));
-                        let dropped = replica.welcome(&welcome);
-                        for env in &dropped {
-                            tracing::info!(env = %env, "no longer serving this environment");
-                            gaps.remove(env);
-                        }
                         *lock(&state.granted) = Some(welcome.environments.iter().map(|e| (e.env_id.clone(), e.clone())).collect());
                         state.revoked.store(false, Ordering::Relaxed);
-                        dirty |= !dropped.is_empty();
+                        if !applier.send(Job::Welcome(welcome)).await {
+                            return Ended::Retry("the apply thread stopped".into());
+                        }
                     }
                     Frame::Snapshot(snapshot) => {
-                        let info = welcome_info(state, &snapshot.env_id);
-                        let Some(info) = info else { continue };
+                        let Some(info) = welcome_info(state, &snapshot.env_id) else { continue };
                         gaps.remove(&snapshot.env_id);
-                        replica.install(&snapshot, info, Source::Upstream);
-                        metrics::counter!("checkgate_feed_snapshots_total").increment(1);
-                        tracing::debug!(env = %snapshot.env_id, version = snapshot.version, flags = snapshot.flags.len(), "snapshot installed");
-                        dirty = true;
+                        if !applier.send(Job::Snapshot { info, snapshot }).await {
+                            return Ended::Retry("the apply thread stopped".into());
+                        }
                     }
                     Frame::Changes(changes) => {
-                        let env = changes.env_id.clone();
-                        match replica.apply(&changes) {
-                            Applied::InOrder { applied } => {
-                                gaps.remove(&env);
-                                dirty |= applied > 0;
-                            }
-                            Applied::Gap { expected, applied } => {
-                                tracing::debug!(env = %env, expected, "gap in the feed; waiting briefly");
-                                gaps.entry(env).or_insert_with(Instant::now);
-                                dirty |= applied > 0;
-                            }
-                            Applied::NeedsSnapshot => {
-                                if let Err(e) = writer.send(&Resync { env_id: env }.into()).await {
-                                    return Ended::Retry(e.to_string());
-                                }
-                            }
-                            Applied::Deleted => {
-                                tracing::info!(env = %env, "environment deleted");
-                                gaps.remove(&env);
-                                dirty = true;
-                            }
+                        if !applier.send(Job::Changes(changes)).await {
+                            return Ended::Retry("the apply thread stopped".into());
                         }
-                        metrics::histogram!("checkgate_feed_apply_seconds").record(started.elapsed().as_secs_f64());
                     }
                     Frame::Heartbeat(beat) => {
                         state.synced.store(true, Ordering::Relaxed);
@@ -410,6 +452,11 @@ async fn session(
                     Frame::Close(close) => return Ended::Closed(close.code, close.message),
                     other => return Ended::Retry(format!("unexpected {} frame from the control plane", other.kind())),
                 }
+                silence.as_mut().reset(tokio::time::Instant::now() + silence_limit(heartbeat));
+            }
+            () = &mut silence => {
+                let limit = silence_limit(heartbeat);
+                return Ended::Retry(format!("no frame for {limit:?}: the feed is dead"));
             }
             _ = anti_entropy.tick() => {
                 for env in replica.environment_ids() {
@@ -431,10 +478,9 @@ async fn session(
                         return Ended::Retry(e.to_string());
                     }
                 }
-                if dirty && saved_at.elapsed() >= SAVE_EVERY {
-                    save(settings, replica).await;
-                    dirty = false;
-                    saved_at = Instant::now();
+                if ticked_apply.elapsed() >= TICK_APPLY_EVERY {
+                    applier.try_send(Job::Tick);
+                    ticked_apply = Instant::now();
                 }
             }
         }

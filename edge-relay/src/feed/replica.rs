@@ -7,6 +7,12 @@
 //! ahead is held (bounded) until the gap fills, and the caller asks for a snapshot if it does
 //! not fill soon. A snapshot replaces the environment whole. So duplicated, reordered and
 //! dropped frames end in the control plane's state or in a resync — never in a regression.
+//!
+//! Compiling is kept apart from applying: [`Replica::prepare`] compiles a frame's flags and
+//! segments without touching the replica (the feed client runs it on its apply thread), and
+//! [`Replica::apply_prepared`] only swaps compiled entries in under the bookkeeping lock. So a
+//! costly flag delays its own change, never `/status`, readiness or evaluation, and the
+//! previous version is served until the new one is ready.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -18,6 +24,7 @@ use checkgate_protocol::frame::{
     Snapshot, Welcome,
 };
 
+use crate::journal::Entry;
 use crate::snapshot_file::{Persisted, PersistedEnv};
 
 /// Most changes held for one environment while waiting for a gap to fill.
@@ -54,8 +61,31 @@ struct EnvMeta {
     updated_at_ms: u64,
     /// Key id → hash, to revoke by id.
     keys: HashMap<String, [u8; 32]>,
-    /// Changes ahead of `version + 1`, waiting for the gap to fill.
-    pending: BTreeMap<u64, ChangeRecord>,
+    /// Changes ahead of `version + 1`, compiled, waiting for the gap to fill.
+    pending: BTreeMap<u64, Prepared>,
+}
+
+/// One change with its flag or segment already compiled.
+#[derive(Debug, Clone)]
+struct Prepared {
+    record: ChangeRecord,
+    /// The compiled upsert; `None` for changes that carry no document.
+    compiled: Option<Change>,
+}
+
+/// A `Changes` frame compiled by [`Replica::prepare`], ready for [`Replica::apply_prepared`].
+#[derive(Debug, Clone)]
+pub struct PreparedChanges {
+    env_id: String,
+    epoch: u64,
+    changes: Vec<Prepared>,
+}
+
+impl PreparedChanges {
+    /// The environment the frame is for.
+    pub fn env_id(&self) -> &str {
+        &self.env_id
+    }
 }
 
 /// What applying a `Changes` frame did.
@@ -353,8 +383,41 @@ impl Replica {
         self.changed();
     }
 
-    /// Applies a `Changes` frame (see the module documentation for the rule).
+    /// Applies a `Changes` frame (see the module documentation for the rule), compiling it on
+    /// the caller's thread: [`Self::prepare`] then [`Self::apply_prepared`].
     pub fn apply(&self, frame: &Changes) -> Applied {
+        self.apply_prepared(Self::prepare(frame.clone()))
+    }
+
+    /// Compiles the flags and segments a frame carries. Touches no replica, takes no lock: this
+    /// is where the cost of a change is paid, off the serving path.
+    pub fn prepare(frame: Changes) -> PreparedChanges {
+        let changes = frame
+            .changes
+            .into_iter()
+            .map(|record| {
+                let compiled = match &record.item {
+                    Item::FlagUpsert { key, json } => {
+                        Some(compile(ItemKind::Flag, key, record.version, json))
+                    }
+                    Item::SegmentUpsert { key, json } => {
+                        Some(compile(ItemKind::Segment, key, record.version, json))
+                    }
+                    _ => None,
+                };
+                Prepared { record, compiled }
+            })
+            .collect();
+        PreparedChanges {
+            env_id: frame.env_id,
+            epoch: frame.epoch,
+            changes,
+        }
+    }
+
+    /// Applies a compiled frame (see the module documentation for the rule). Quick: nothing is
+    /// compiled under the lock.
+    pub fn apply_prepared(&self, frame: PreparedChanges) -> Applied {
         let mut meta = self.meta_mut();
         let Some(env) = meta.get_mut(&frame.env_id) else {
             return Applied::NeedsSnapshot;
@@ -362,17 +425,15 @@ impl Replica {
         if env.epoch != frame.epoch {
             return Applied::NeedsSnapshot;
         }
-        for change in &frame.changes {
-            if change.version > env.version && env.pending.len() < MAX_PENDING {
-                env.pending
-                    .entry(change.version)
-                    .or_insert_with(|| change.clone());
+        for change in frame.changes {
+            if change.record.version > env.version && env.pending.len() < MAX_PENDING {
+                env.pending.entry(change.record.version).or_insert(change);
             }
         }
         let mut applied = 0;
         let mut deleted = false;
         while let Some(next) = env.pending.remove(&(env.version + 1)) {
-            env.version = next.version;
+            env.version = next.record.version;
             applied += 1;
             if self.apply_item(&frame.env_id, env, next) {
                 deleted = true;
@@ -410,10 +471,10 @@ impl Replica {
     }
 
     /// Applies one item; `true` when it deleted the environment (keys already removed).
-    fn apply_item(&self, env_id: &str, env: &mut EnvMeta, change: ChangeRecord) -> bool {
-        let version = change.version;
+    fn apply_item(&self, env_id: &str, env: &mut EnvMeta, change: Prepared) -> bool {
+        let version = change.record.version;
         let flags = || self.flags.environment_or_default(env_id);
-        let event = match &change.item {
+        let event = match &change.record.item {
             Item::FlagUpsert { key, .. } | Item::FlagDelete { key } => ReplicaEvent::Flag {
                 env_id: env_id.to_owned(),
                 version,
@@ -442,16 +503,21 @@ impl Replica {
         &self,
         env_id: &str,
         env: &mut EnvMeta,
-        change: ChangeRecord,
+        change: Prepared,
         flags: impl Fn() -> Arc<Environment>,
     ) -> bool {
-        let version = change.version;
-        match change.item {
+        let Prepared { record, compiled } = change;
+        let version = record.version;
+        match record.item {
             Item::FlagUpsert { key, json } => {
-                flags().apply(compile(ItemKind::Flag, &key, version, &json));
+                flags().apply(
+                    compiled.unwrap_or_else(|| compile(ItemKind::Flag, &key, version, &json)),
+                );
             }
             Item::SegmentUpsert { key, json } => {
-                flags().apply(compile(ItemKind::Segment, &key, version, &json));
+                flags().apply(
+                    compiled.unwrap_or_else(|| compile(ItemKind::Segment, &key, version, &json)),
+                );
             }
             Item::FlagDelete { key } => {
                 flags().apply(Change::Delete {
@@ -603,6 +669,31 @@ impl Replica {
             epoch: environments.first().map_or(0, |e| e.snapshot.epoch),
             saved_at_ms: now_ms(),
             environments,
+        }
+    }
+
+    /// Replays the change journal over what [`Self::load`] brought back, and marks what it
+    /// touched as read from disk at `at_ms` (not yet confirmed by the control plane).
+    pub fn replay(&self, entries: Vec<Entry>, at_ms: u64) {
+        for entry in entries {
+            match entry {
+                Entry::Welcome(welcome) => {
+                    self.welcome(&welcome);
+                }
+                Entry::Snapshot { info, snapshot } => {
+                    self.install(&snapshot, info, Source::SnapshotFile);
+                }
+                Entry::Changes(changes) => {
+                    self.apply(&changes);
+                }
+            }
+        }
+        let mut meta = self.meta_mut();
+        for m in meta.values_mut() {
+            if m.source == Source::Upstream {
+                m.source = Source::SnapshotFile;
+                m.updated_at_ms = at_ms;
+            }
         }
     }
 
