@@ -133,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
         config.port,
         Some(sdk.clone()),
         |metrics| app_with_dashboard(state, health.clone(), metrics, Some(sdk), assets),
+        axum::Router::new(),
         || health.set(STORE_CHECK, true, "migrated and answering"),
     );
     // Readiness follows the store for as long as the service runs.

@@ -30,12 +30,22 @@ pub const SNAPSHOT_FILE: &str = "snapshot.bin";
 /// snapshot file was written.
 pub const JOURNAL_FILE: &str = "journal.bin";
 
-/// The edge's public router. `metrics` is `Some` when /metrics is served on the main port.
+/// The edge's public router. `metrics` is `Some` when there is no operations listener
+/// (`METRICS_ADDR`): `/metrics` and `/status` are then served on the main port too. With one,
+/// they are served there only ([`operations`]).
 pub fn app(health: Health, metrics: Option<PrometheusHandle>, sdk: sdk::SdkState) -> Router {
     let relay = Arc::clone(&sdk.relay);
-    ops::health::finish(
-        ops::health::routes(health, metrics)
-            .merge(relay::routes(relay))
-            .merge(sdk::routes(sdk)),
-    )
+    let operations_here = metrics.is_some();
+    let router = ops::health::routes(health, metrics).merge(sdk::routes(sdk));
+    ops::health::finish(if operations_here {
+        router.merge(relay::routes(relay))
+    } else {
+        router
+    })
+}
+
+/// What the operations listener serves beside `/metrics`: `/status`, which names the
+/// environments, projects and feed address an edge serves.
+pub fn operations(relay: Arc<relay::Relay>) -> Router {
+    relay::routes(relay)
 }

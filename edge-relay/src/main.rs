@@ -111,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
         config.port,
         Some(sdk.clone()),
         |metrics| app(health.clone(), metrics, sdk),
+        checkgate_edge::operations(relay.clone()),
         || {},
     )
     .await;

@@ -126,9 +126,32 @@ fn help_documents_every_variable() {
     }
 }
 
+/// A data directory of the test's own (the binary's default is relative to the working
+/// directory, which would put files in the source tree).
+struct DataDir(std::path::PathBuf);
+
+impl DataDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("cg-edge-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn the_binary_serves_and_stops_cleanly_on_sigterm() {
-    let service = Service::start(BIN, &[]).unwrap();
+    let data = DataDir::new();
+    let service = Service::start(BIN, &[("CHECKGATE_DATA_DIR", data.path())]).unwrap();
     assert_eq!(service.get("/health").unwrap().0, 200);
     let (status, body) = service.get("/ready").unwrap();
     assert_eq!(status, 503, "no data yet: {body}");
@@ -147,7 +170,15 @@ fn metrics_can_move_to_their_own_listener() {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let metrics_addr = probe.local_addr().unwrap();
     drop(probe);
-    let service = Service::start(BIN, &[("METRICS_ADDR", &metrics_addr.to_string())]).unwrap();
+    let data = DataDir::new();
+    let service = Service::start(
+        BIN,
+        &[
+            ("METRICS_ADDR", &metrics_addr.to_string()),
+            ("CHECKGATE_DATA_DIR", data.path()),
+        ],
+    )
+    .unwrap();
     assert_eq!(
         service.get("/metrics").unwrap().0,
         404,
@@ -156,5 +187,14 @@ fn metrics_can_move_to_their_own_listener() {
     let (status, text) = testkit::http_get(metrics_addr, "/metrics").unwrap();
     assert_eq!(status, 200);
     assert!(text.contains("checkgate_build_info"));
+    // `/status` names the environments and the feed address: operators only.
+    assert_eq!(
+        service.get("/status").unwrap().0,
+        404,
+        "not on the public port once an operations listener exists"
+    );
+    let (status, body) = testkit::http_get(metrics_addr, "/status").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"feed\""), "{body}");
     service.terminate().unwrap();
 }

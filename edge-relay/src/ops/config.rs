@@ -33,8 +33,8 @@ pub struct CommonArgs {
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Serve /metrics on this separate address (e.g. 127.0.0.1:9464) instead of the main port,
-    /// to keep it off the public surface.
+    /// The operations listener: serve /metrics (and an edge's /status) on this separate address
+    /// (e.g. 127.0.0.1:9464) instead of the main port, to keep them off the public surface.
     #[arg(long, env = "METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 

@@ -50,15 +50,18 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 const LISTEN_BACKLOG: u32 = 8192;
 
 /// Runs a service the way both binaries do: binds the public listener on `port` (and the
-/// metrics listener, when `METRICS_ADDR` is set), calls `on_bound` once both listen, and serves
-/// `app` until SIGTERM or Ctrl-C. `app` gets the metrics handle when /metrics belongs on the
-/// public router. `streams` is the SDK state whose HTTP/1 `/stream` requests the public
-/// listener serves on their sockets, off the router (see [`crate::sdk::http1`]).
+/// operations listener, when `METRICS_ADDR` is set), calls `on_bound` once both listen, and
+/// serves `app` until SIGTERM or Ctrl-C. With an operations listener, it serves `/metrics` and
+/// the `operations` routes (operator-only views such as the edge's `/status`), and `app` gets
+/// `None`; without one, `app` gets the metrics handle and is expected to serve both itself.
+/// `streams` is the SDK state whose HTTP/1 `/stream` requests the public listener serves on
+/// their sockets, off the router (see [`crate::sdk::http1`]).
 pub async fn run_service(
     common: &CommonArgs,
     port: u16,
     streams: Option<SdkState>,
     app: impl FnOnce(Option<PrometheusHandle>) -> Router,
+    operations: Router,
     on_bound: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let handle = metrics::handle();
@@ -69,7 +72,7 @@ pub async fn run_service(
             (
                 "metrics",
                 Listener::new(bind(addr).await?, None),
-                health::metrics_routes(handle.clone()),
+                health::finish(health::metrics_routes(handle.clone()).merge(operations)),
             ),
         ],
         None => vec![("public", public, app(Some(handle.clone())))],
