@@ -74,7 +74,11 @@ async fn main() -> anyhow::Result<()> {
         store.clone(),
         SessionKey::new(secret.expose()),
         config.cookie_secure,
-    );
+    )
+    .with_trusted_proxies(config.trusted_proxies.clone());
+    if !config.trusted_proxies.is_empty() {
+        tracing::info!(proxies = %config.trusted_proxies, "trusting x-forwarded-for from these proxies");
+    }
     let health = Health::new();
 
     // The change feed: heads kept current (own commits, a poll, Redis), and the QUIC server.

@@ -31,6 +31,9 @@ fn each_bad_value_names_its_variable() {
         ("PUBLIC_DIR", "/definitely/not/here"),
         ("RUST_LOG", "[[["),
         ("HOST", "example.com"),
+        ("TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal"),
+        ("TRUSTED_PROXIES", "10.1.2.3/8"),
     ];
     for (var, value) in cases {
         let line = refused(&[(var, value)]);
@@ -49,6 +52,12 @@ fn the_line_reads_variable_flag_value_and_problem() {
         refused(&[("PORT", "abc")]),
         "checkgate-control: invalid configuration: PORT (--port): invalid value 'abc': \
          invalid digit found in string\n"
+    );
+    assert_eq!(
+        refused(&[("TRUSTED_PROXIES", "10.0.0.0/8, 10.1.2.3/8")]),
+        "checkgate-control: invalid configuration: TRUSTED_PROXIES (--trusted-proxies): \
+         invalid value '10.0.0.0/8, 10.1.2.3/8': 10.1.2.3/8 has bits set past its prefix; \
+         the network is 10.0.0.0/8\n"
     );
     assert_eq!(
         refused(&[("DB_MAX_CONNECTIONS", "0")]),
@@ -95,6 +104,7 @@ fn help_documents_every_variable_without_values() {
         "LOG_FORMAT",
         "METRICS_ADDR",
         "SHUTDOWN_GRACE_SECONDS",
+        "TRUSTED_PROXIES",
     ] {
         assert!(
             help.contains(&format!("[env: {var}")),
