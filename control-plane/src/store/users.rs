@@ -106,7 +106,8 @@ impl Store {
         Ok(admin)
     }
 
-    /// A user and their password hash, by email (case-insensitive).
+    /// A user and their password hash, by email (case-insensitive; emails are unique
+    /// regardless of case, so there is at most one).
     pub async fn user_for_login(
         &self,
         email: &str,
