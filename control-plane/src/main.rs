@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
     let url = match &config.database_url {
         Some(url) => url.expose().to_owned(),
         None => {
-            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            secrets::create_private_dir(&config.data_dir).with_context(|| {
                 format!("creating the data directory {}", config.data_dir.display())
             })?;
             store::embedded_url(&config.data_dir)
