@@ -257,6 +257,83 @@ async fn login_logout_and_deletion_end_sessions_server_side() {
 }
 
 #[tokio::test]
+async fn changing_the_password_replaces_the_session_and_ends_the_others() {
+    let api = api().await;
+    let first = session_of(&api.post("/api/setup/complete", setup_body(), None).await);
+    let login = api
+        .post(
+            "/api/auth/login",
+            json!({"email": "admin@example.com", "password": "supersecret1"}),
+            None,
+        )
+        .await;
+    let other = session_of(&login);
+
+    let wrong = api
+        .post(
+            "/api/auth/password",
+            json!({"current_password": "not-it-at-all", "new_password": "brand-new-secret"}),
+            Some(&first),
+        )
+        .await;
+    assert_error(&wrong, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    assert_eq!(wrong.cookie, None, "a refused change starts no session");
+    assert_eq!(
+        api.get("/api/auth/me", Some(&first)).await.status,
+        StatusCode::OK
+    );
+
+    let changed = api
+        .post(
+            "/api/auth/password",
+            json!({"current_password": "supersecret1", "new_password": "brand-new-secret"}),
+            Some(&first),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.body);
+    let cookie = changed
+        .cookie
+        .clone()
+        .expect("the answer sets a new session cookie");
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Lax",
+        "Secure",
+        "Path=/",
+        "Max-Age=604800",
+    ] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    let rotated = session_of(&changed);
+    assert_ne!(rotated, first);
+    // The session that asked and every other one are over; the new one works.
+    for old in [&first, &other] {
+        assert_error(
+            &api.get("/api/auth/me", Some(old)).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        );
+    }
+    let me = api.get("/api/auth/me", Some(&rotated)).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.body["email"], "admin@example.com");
+    // The new password signs in; the old one does not.
+    for (password, status) in [
+        ("supersecret1", StatusCode::UNAUTHORIZED),
+        ("brand-new-secret", StatusCode::OK),
+    ] {
+        let reply = api
+            .post(
+                "/api/auth/login",
+                json!({"email": "admin@example.com", "password": password}),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, status, "{}", reply.body);
+    }
+}
+
+#[tokio::test]
 async fn a_junk_bearer_header_does_not_let_a_write_ride_on_the_session_cookie() {
     let api = api().await;
     let admin = session_of(&api.post("/api/setup/complete", setup_body(), None).await);

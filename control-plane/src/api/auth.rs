@@ -355,7 +355,9 @@ pub(super) struct PasswordChange {
 }
 
 /// `POST /api/auth/password`: the signed-in user changes their password, proving the current
-/// one (throttled like a login). Every other session of theirs ends; this one goes on.
+/// one (throttled like a login). Every session of theirs ends, this one included: the answer
+/// carries the cookie of a new session that replaces it, so a token captured before the change
+/// is worth nothing after it.
 pub(super) async fn change_password(
     State(state): State<AppState>,
     extensions: Extensions,
@@ -378,15 +380,24 @@ pub(super) async fn change_password(
     }
     throttle.succeeded(&state, &user.email, now);
     let new_hash = hash_password(req.new_password).await?;
-    let keep = session::token_from(&headers).map(|t| state.session_key.token_hash(t));
+    let token = session::new_token();
     state
         .store
         .set_password(
             &crate::store::Actor::user(&user.id, &user.email),
             &user.id,
             &new_hash,
-            keep.as_deref(),
+            Some((
+                &state.session_key.token_hash(&token),
+                session::SESSION_TTL_SECONDS * 1000,
+            )),
         )
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    tracing::info!(user_id = %user.id, %addr, "password changed");
+    let mut out = HeaderMap::new();
+    session::set_cookie(
+        &mut out,
+        session::cookie(&token, session::SESSION_TTL_SECONDS, state.cookie_secure),
+    );
+    Ok((StatusCode::NO_CONTENT, out))
 }
