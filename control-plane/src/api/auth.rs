@@ -179,11 +179,12 @@ pub(super) struct SetupRequest {
 /// setup is complete; afterwards 404, as in Checkgate.
 pub(super) async fn complete_setup(
     State(state): State<AppState>,
-    Json(req): Json<SetupRequest>,
+    req: Result<Json<SetupRequest>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     if state.store.setup_complete().await? {
         return Err(ApiError::NotFound("setup is already complete".into()));
     }
+    let Json(req) = req?;
     check_len("workspace_name", &req.workspace_name, 100)?;
     check_len("name", &req.name, 100)?;
     check_email(&req.email)?;
