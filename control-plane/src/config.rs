@@ -12,6 +12,8 @@ use checkgate_protocol::Secret;
 use clap::Parser;
 use clap::builder::BoolishValueParser;
 
+use crate::forwarded::TrustedProxies;
+
 /// Shortest accepted `SESSION_SECRET`: 32 bytes of key material.
 pub const MIN_SESSION_SECRET: usize = 32;
 
@@ -54,6 +56,14 @@ pub struct ControlConfig {
     #[arg(long, env = "COOKIE_SECURE", default_value_t = true, action = clap::ArgAction::Set,
           value_parser = BoolishValueParser::new())]
     pub cookie_secure: bool,
+
+    /// Reverse proxies whose `X-Forwarded-For` names the client, as comma-separated CIDRs or
+    /// addresses (`10.0.0.0/8,fd00::/8`). The client address (for sign-in throttling and
+    /// logs) is then the right-most address in that header that is not one of them. Unset:
+    /// the header is ignored and the client is the connection's peer.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "", hide_default_value = true,
+          value_parser = TrustedProxies::parse)]
+    pub trusted_proxies: TrustedProxies,
 
     /// Directory of the built dashboard to serve at `/`.
     #[arg(long, env = "PUBLIC_DIR")]

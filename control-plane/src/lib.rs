@@ -5,6 +5,7 @@ pub mod api;
 pub mod config;
 pub mod dashboard;
 pub mod feed;
+pub mod forwarded;
 pub mod secrets;
 pub mod store;
 pub mod upkeep;

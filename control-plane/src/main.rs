@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
     let url = match &config.database_url {
         Some(url) => url.expose().to_owned(),
         None => {
-            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            secrets::create_private_dir(&config.data_dir).with_context(|| {
                 format!("creating the data directory {}", config.data_dir.display())
             })?;
             store::embedded_url(&config.data_dir)
@@ -74,7 +74,11 @@ async fn main() -> anyhow::Result<()> {
         store.clone(),
         SessionKey::new(secret.expose()),
         config.cookie_secure,
-    );
+    )
+    .with_trusted_proxies(config.trusted_proxies.clone());
+    if !config.trusted_proxies.is_empty() {
+        tracing::info!(proxies = %config.trusted_proxies, "trusting x-forwarded-for from these proxies");
+    }
     let health = Health::new();
 
     // The change feed: heads kept current (own commits, a poll, Redis), and the QUIC server.

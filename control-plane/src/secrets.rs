@@ -47,6 +47,16 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SecretFileError + '_ {
     }
 }
 
+/// Creates `dir`, and any missing parent, with mode 0700: the data directory holds the session
+/// secret, the embedded store and the feed's key. An existing directory is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// The configured secret, or the one in `data_dir`, generating it on first use.
 pub fn session_secret(
     configured: Option<&Secret>,
@@ -56,7 +66,7 @@ pub fn session_secret(
         return Ok((secret.clone(), Origin::Configured));
     }
     let path = data_dir.join(SESSION_SECRET_FILE);
-    std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
+    create_private_dir(data_dir).map_err(io(data_dir))?;
     match create(&path) {
         Ok(secret) => Ok((secret, Origin::Generated(path))),
         // Already there (from an earlier start, or another process won the race): read it.
@@ -145,6 +155,20 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_data_directory_is_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let parent = temp_dir();
+        let dir = parent.join("a").join("data");
+        session_secret(None, &dir).unwrap();
+        for d in [&dir, &parent.join("a")] {
+            let mode = std::fs::metadata(d).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", d.display());
+        }
+        std::fs::remove_dir_all(parent).unwrap();
     }
 
     #[test]

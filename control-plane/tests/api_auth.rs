@@ -1,6 +1,8 @@
 //! First-run setup, login, logout and sessions through the HTTP API (in-process, over a fresh
 //! embedded store): Checkgate's routes and shapes, server-side sessions, the CSRF defence, and
-//! a JSON 4xx for every malformed request.
+//! a JSON 4xx for every malformed request. Sign-in throttling by client address and device
+//! cookie is tested against the real binary over loopback sockets, speaking from several
+//! 127.0.0.0/8 addresses.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -255,6 +257,83 @@ async fn login_logout_and_deletion_end_sessions_server_side() {
 }
 
 #[tokio::test]
+async fn changing_the_password_replaces_the_session_and_ends_the_others() {
+    let api = api().await;
+    let first = session_of(&api.post("/api/setup/complete", setup_body(), None).await);
+    let login = api
+        .post(
+            "/api/auth/login",
+            json!({"email": "admin@example.com", "password": "supersecret1"}),
+            None,
+        )
+        .await;
+    let other = session_of(&login);
+
+    let wrong = api
+        .post(
+            "/api/auth/password",
+            json!({"current_password": "not-it-at-all", "new_password": "brand-new-secret"}),
+            Some(&first),
+        )
+        .await;
+    assert_error(&wrong, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    assert_eq!(wrong.cookie, None, "a refused change starts no session");
+    assert_eq!(
+        api.get("/api/auth/me", Some(&first)).await.status,
+        StatusCode::OK
+    );
+
+    let changed = api
+        .post(
+            "/api/auth/password",
+            json!({"current_password": "supersecret1", "new_password": "brand-new-secret"}),
+            Some(&first),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.body);
+    let cookie = changed
+        .cookie
+        .clone()
+        .expect("the answer sets a new session cookie");
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Lax",
+        "Secure",
+        "Path=/",
+        "Max-Age=604800",
+    ] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    let rotated = session_of(&changed);
+    assert_ne!(rotated, first);
+    // The session that asked and every other one are over; the new one works.
+    for old in [&first, &other] {
+        assert_error(
+            &api.get("/api/auth/me", Some(old)).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        );
+    }
+    let me = api.get("/api/auth/me", Some(&rotated)).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.body["email"], "admin@example.com");
+    // The new password signs in; the old one does not.
+    for (password, status) in [
+        ("supersecret1", StatusCode::UNAUTHORIZED),
+        ("brand-new-secret", StatusCode::OK),
+    ] {
+        let reply = api
+            .post(
+                "/api/auth/login",
+                json!({"email": "admin@example.com", "password": password}),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, status, "{}", reply.body);
+    }
+}
+
+#[tokio::test]
 async fn a_junk_bearer_header_does_not_let_a_write_ride_on_the_session_cookie() {
     let api = api().await;
     let admin = session_of(&api.post("/api/setup/complete", setup_body(), None).await);
@@ -330,5 +409,340 @@ async fn guessing_is_throttled_without_locking_the_real_user_out() {
         &api.send(login_from("203.0.113.9:40003", "x")).await,
         StatusCode::TOO_MANY_REQUESTS,
         "too_many_requests",
+    );
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_checkgate-control");
+
+/// The control plane as a process on the embedded store, with `env` added.
+fn server(
+    data: &common::cluster::TempDir,
+    env: &[(&str, &str)],
+) -> checkgate_edge::testkit::Service {
+    let mut all = vec![
+        ("SESSION_SECRET", "a-session-secret-for-the-throttle-tests"),
+        ("COOKIE_SECURE", "false"),
+        ("CHECKGATE_DATA_DIR", data.path()),
+        ("FEED_ENABLED", "false"),
+    ];
+    all.extend_from_slice(env);
+    checkgate_edge::testkit::Service::start(BIN, &all).unwrap()
+}
+
+fn ip(s: &str) -> std::net::IpAddr {
+    s.parse().unwrap()
+}
+
+/// `POST /api/auth/login` from `from` with extra headers.
+async fn login_as(
+    addr: std::net::SocketAddr,
+    from: &str,
+    email: &str,
+    password: &str,
+    headers: &[(&str, &str)],
+) -> common::Wire {
+    common::http_from(
+        ip(from),
+        addr,
+        "POST",
+        "/api/auth/login",
+        headers,
+        Some(&json!({"email": email, "password": password})),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn failures_from_a_shared_address_do_not_lock_out_a_browser_with_a_device_cookie() {
+    let data = common::cluster::TempDir::new("device-cookie");
+    let service = server(&data, &[]);
+    let addr = service.addr;
+    // Everyone shares the office's address; 127.0.0.3 is somewhere else.
+    let (office, home) = ("127.0.0.1", "127.0.0.3");
+
+    let setup = common::http_from(
+        ip(home),
+        addr,
+        "POST",
+        "/api/setup/complete",
+        &[],
+        Some(&setup_body()),
+    )
+    .await;
+    assert_eq!(setup.status, 200, "{}", setup.body);
+    let from_setup = setup
+        .cookie("cg_device")
+        .expect("setup sets a device cookie");
+    let line = setup
+        .headers
+        .iter()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie: cg_device="))
+        .unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/api/auth", "Max-Age="] {
+        assert!(line.contains(attribute), "{line}");
+    }
+    assert!(!line.contains("Secure"), "COOKIE_SECURE=false: {line}");
+    let admin_session = setup.cookie("cg_session").unwrap();
+    let bob = json!({"name": "Bob", "email": "bob@example.com", "password": "bob-password-1"});
+    let created = common::http_from(
+        ip(home),
+        addr,
+        "POST",
+        "/api/users",
+        &[("Cookie", &admin_session)],
+        Some(&bob),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let bob_id = created.body["id"].as_str().unwrap().to_owned();
+
+    // Both sign in once from the office: the admin keeps the device cookie.
+    let signed = login_as(addr, office, "admin@example.com", "supersecret1", &[]).await;
+    assert_eq!(signed.status, 200, "{}", signed.body);
+    let admin_device = signed
+        .cookie("cg_device")
+        .expect("sign-in sets a device cookie");
+    assert_ne!(
+        admin_device, from_setup,
+        "every sign-in gets a cookie of its own"
+    );
+    let bob_signed = login_as(addr, office, "bob@example.com", "bob-password-1", &[]).await;
+    assert_eq!(bob_signed.status, 200, "{}", bob_signed.body);
+    let bob_device = bob_signed.cookie("cg_device").unwrap();
+
+    // Someone in the office guesses at made-up accounts until the address is blocked.
+    let mut statuses = Vec::new();
+    for i in 0..31 {
+        statuses.push(
+            login_as(
+                addr,
+                office,
+                &format!("nobody{i}@example.com"),
+                "guess-123",
+                &[],
+            )
+            .await
+            .status,
+        );
+    }
+    assert_eq!(statuses[..30], [401; 30]);
+    assert_eq!(
+        statuses[30], 429,
+        "the address is blocked after 30 failures"
+    );
+
+    // The admin's browser still signs in from the office; Bob without his cookie does not.
+    let with_cookie = login_as(
+        addr,
+        office,
+        "admin@example.com",
+        "supersecret1",
+        &[("Cookie", &admin_device)],
+    )
+    .await;
+    assert_eq!(with_cookie.status, 200, "{}", with_cookie.body);
+    let without = login_as(addr, office, "bob@example.com", "bob-password-1", &[]).await;
+    assert_eq!(without.status, 429, "{}", without.body);
+    assert_eq!(without.body["error"]["code"], "too_many_requests");
+    assert!(
+        without
+            .headers
+            .iter()
+            .any(|l| l.to_ascii_lowercase().starts_with("retry-after:"))
+    );
+
+    // Another account's cookie, a forged one and a tampered one count for nothing.
+    let (_, admin_value) = admin_device.split_once('=').unwrap();
+    let (admin_id, rest) = admin_value.split_once('.').unwrap();
+    assert_ne!(admin_id, bob_id);
+    let forged = format!("cg_device={bob_id}.{rest}");
+    let (_, bob_value) = bob_device.split_once('=').unwrap();
+    let mut parts: Vec<String> = bob_value.split('.').map(str::to_owned).collect();
+    parts[1] = (parts[1].parse::<i64>().unwrap() + 1).to_string();
+    let tampered = format!("cg_device={}", parts.join("."));
+    for cookie in [admin_device.as_str(), &forged, &tampered, "cg_device=junk"] {
+        let reply = login_as(
+            addr,
+            office,
+            "bob@example.com",
+            "bob-password-1",
+            &[("Cookie", cookie)],
+        )
+        .await;
+        assert_eq!(reply.status, 429, "{cookie}: {}", reply.body);
+    }
+    // His own cookie lets Bob in.
+    let bob_in = login_as(
+        addr,
+        office,
+        "bob@example.com",
+        "bob-password-1",
+        &[("Cookie", &bob_device)],
+    )
+    .await;
+    assert_eq!(bob_in.status, 200, "{}", bob_in.body);
+
+    // A device cookie's own failures are capped: a stolen cookie cannot guess without limit,
+    // and it blocks only itself.
+    let stolen = with_cookie.cookie("cg_device").unwrap();
+    for _ in 0..10 {
+        let reply = login_as(
+            addr,
+            office,
+            "admin@example.com",
+            "wrong-guess",
+            &[("Cookie", &stolen)],
+        )
+        .await;
+        assert_eq!(reply.status, 401, "{}", reply.body);
+    }
+    let blocked = login_as(
+        addr,
+        office,
+        "admin@example.com",
+        "supersecret1",
+        &[("Cookie", &stolen)],
+    )
+    .await;
+    assert_eq!(blocked.status, 429, "{}", blocked.body);
+    let other = login_as(
+        addr,
+        office,
+        "admin@example.com",
+        "supersecret1",
+        &[("Cookie", &admin_device)],
+    )
+    .await;
+    assert_eq!(other.status, 200, "{}", other.body);
+    // The failures with a device cookie were not charged to the address of anyone else.
+    let elsewhere = login_as(addr, home, "bob@example.com", "bob-password-1", &[]).await;
+    assert_eq!(elsewhere.status, 200, "{}", elsewhere.body);
+}
+
+#[tokio::test]
+async fn x_forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
+    let data = common::cluster::TempDir::new("trusted-proxies");
+    // 127.0.0.2 is the reverse proxy; 127.0.0.1 connects directly.
+    let service = server(&data, &[("TRUSTED_PROXIES", "127.0.0.2/32, fd00::/8")]);
+    let addr = service.addr;
+    let (direct, proxy) = ("127.0.0.1", "127.0.0.2");
+    let setup = common::http_from(
+        ip(direct),
+        addr,
+        "POST",
+        "/api/setup/complete",
+        &[],
+        Some(&setup_body()),
+    )
+    .await;
+    assert_eq!(setup.status, 200, "{}", setup.body);
+
+    // From an untrusted peer the header is ignored: five failures "from" five addresses are
+    // five from the peer, and its (account, address) pair is blocked.
+    for i in 1..=5 {
+        let xff = format!("198.51.100.{i}");
+        let reply = login_as(
+            addr,
+            direct,
+            "admin@example.com",
+            "wrong-guess",
+            &[("X-Forwarded-For", &xff)],
+        )
+        .await;
+        assert_eq!(reply.status, 401, "{}", reply.body);
+    }
+    let ignored = login_as(
+        addr,
+        direct,
+        "admin@example.com",
+        "supersecret1",
+        &[("X-Forwarded-For", "198.51.100.77")],
+    )
+    .await;
+    assert_eq!(ignored.status, 429, "{}", ignored.body);
+
+    // Behind the trusted proxy the header names the client: one client is blocked...
+    for _ in 0..5 {
+        let reply = login_as(
+            addr,
+            proxy,
+            "admin@example.com",
+            "wrong-guess",
+            &[("X-Forwarded-For", "203.0.113.7")],
+        )
+        .await;
+        assert_eq!(reply.status, 401, "{}", reply.body);
+    }
+    let blocked = login_as(
+        addr,
+        proxy,
+        "admin@example.com",
+        "supersecret1",
+        &[("X-Forwarded-For", "203.0.113.7")],
+    )
+    .await;
+    assert_eq!(blocked.status, 429, "{}", blocked.body);
+    // ...and a client that forges a left-most entry is still that client, through one proxy
+    // or two (the inner proxy is skipped)...
+    for chain in [
+        "192.0.2.66, 203.0.113.7",
+        "192.0.2.66, 203.0.113.7, 127.0.0.2",
+        "192.0.2.66,203.0.113.7, fd00::9",
+    ] {
+        let reply = login_as(
+            addr,
+            proxy,
+            "admin@example.com",
+            "supersecret1",
+            &[("X-Forwarded-For", chain)],
+        )
+        .await;
+        assert_eq!(reply.status, 429, "{chain}: {}", reply.body);
+    }
+    // ...while another client behind the same proxy signs in.
+    let other = login_as(
+        addr,
+        proxy,
+        "admin@example.com",
+        "supersecret1",
+        &[("X-Forwarded-For", "203.0.113.8")],
+    )
+    .await;
+    assert_eq!(other.status, 200, "{}", other.body);
+
+    // A malformed header counts as the proxy itself, as does a missing one.
+    for _ in 0..5 {
+        let reply = login_as(
+            addr,
+            proxy,
+            "admin@example.com",
+            "wrong-guess",
+            &[("X-Forwarded-For", "not-an-address")],
+        )
+        .await;
+        assert_eq!(reply.status, 401, "{}", reply.body);
+    }
+    let bare = login_as(addr, proxy, "admin@example.com", "supersecret1", &[]).await;
+    assert_eq!(bare.status, 429, "{}", bare.body);
+
+    // The log names the client address the throttle used.
+    let (_, log) = service.terminate().unwrap();
+    let refused = |addr: &str| {
+        log.iter()
+            .filter(|l| l.contains("sign-in refused") && l.contains(&format!("addr={addr} ")))
+            .count()
+    };
+    assert_eq!(refused("127.0.0.1"), 5, "{log:#?}");
+    assert_eq!(refused("203.0.113.7"), 5, "{log:#?}");
+    assert_eq!(refused("127.0.0.2"), 5, "{log:#?}");
+    assert!(
+        !log.iter()
+            .any(|l| l.contains("198.51.100.") || l.contains("192.0.2.66")),
+        "a spoofed address reached the log: {log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("signed in") && l.contains("addr=203.0.113.8 ")),
+        "{log:#?}"
     );
 }

@@ -3,7 +3,8 @@
 //! SDK keys of both kinds. Each pair must get exactly the answer the role model gives — a 2xx
 //! when allowed, otherwise 401, 403 or 404 (a project the caller has no role in does not
 //! exist for them). The table is checked against the router's source, so a new route cannot
-//! be added without deciding who may call it.
+//! be added without deciding who may call it. Every refusal must also come before the body is
+//! read: a refused caller with a malformed body gets the same answer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -521,6 +522,27 @@ impl World {
         }
     }
 
+    /// `body` sent as it is, as a JSON request, by `cred`.
+    async fn send_raw(&self, cred: Cred, method: &str, path: &str, body: &'static str) -> Reply {
+        use axum::http::{Request, header};
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some((_, cookie)) = self.sessions.iter().find(|(c, _)| *c == cred) {
+            req = req
+                .header(header::COOKIE, cookie)
+                .header("x-checkgate-request", "1");
+        } else if let Some((_, secret)) = self.secrets.iter().find(|(c, _)| *c == cred) {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {secret}"));
+        } else {
+            req = req.header("x-checkgate-request", "1");
+        }
+        self.api
+            .send(req.body(axum::body::Body::from(body)).unwrap())
+            .await
+    }
+
     async fn send(&self, cred: Cred, method: &str, path: &str, body: Option<Value>) -> Reply {
         if let Some((_, cookie)) = self.sessions.iter().find(|(c, _)| *c == cred) {
             return self.api.call(method, path, body, Some(cookie), &[]).await;
@@ -534,13 +556,25 @@ impl World {
 
 #[tokio::test]
 async fn every_route_answers_every_caller_as_the_role_model_says() {
-    let world = World::new().await;
+    let mut world = World::new().await;
     let mut failures = Vec::new();
     for route in ROUTES {
         for cred in CREDS {
             let (path, body) = world.prepare(route, cred).await;
             let reply = world.send(cred, route.method, &path, body).await;
             let status = reply.status.as_u16();
+            // A password change replaces the session: go on with the new one.
+            if route.template == "/api/auth/password" && reply.status.is_success() {
+                let rotated = common::session_of(&reply);
+                for (c, cookie) in &mut world.sessions {
+                    if *c == cred {
+                        cookie.clone_from(&rotated);
+                    }
+                }
+                if cred == Cred::WorkspaceAdmin {
+                    world.admin = rotated;
+                }
+            }
             let ok = match expected(route.need, cred) {
                 None => reply.status.is_success(),
                 Some(want) => status == want,
@@ -580,6 +614,50 @@ async fn every_route_answers_every_caller_as_the_role_model_says() {
             .status,
         StatusCode::UNAUTHORIZED,
         "the matrix ended with logout"
+    );
+}
+
+/// Bodies no route accepts: not JSON, JSON of the wrong shape, and a field no body has.
+const MALFORMED: [&str; 3] = ["{\"name\": ", "[1, 2, 3]", "{\"no_such_field\": true}"];
+
+/// Authorization comes before the body is read: a caller the role model refuses gets the same
+/// 401, 403 or 404 whatever it sends, never a 400 that tells it about the body (or that the
+/// route would otherwise have let it in).
+#[tokio::test]
+async fn callers_without_the_role_are_refused_before_the_body_is_read() {
+    let world = World::new().await;
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for route in ROUTES {
+        if route.method == "GET" || route.template == "/api/auth/logout" {
+            continue;
+        }
+        for cred in CREDS {
+            let Some(want) = expected(route.need, cred) else {
+                continue;
+            };
+            let (path, _) = world.prepare(route, cred).await;
+            for body in MALFORMED {
+                let reply = world.send_raw(cred, route.method, &path, body).await;
+                checked += 1;
+                if reply.status.as_u16() != want {
+                    failures.push(format!(
+                        "{} {} as {cred:?} with {body:?}: got {}, want {want} ({})",
+                        route.method,
+                        route.template,
+                        reply.status.as_u16(),
+                        reply.body
+                    ));
+                }
+            }
+        }
+    }
+    assert!(checked > 300, "only {checked} requests");
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} requests answered wrongly:\n{}",
+        failures.len(),
+        failures.join("\n")
     );
 }
 

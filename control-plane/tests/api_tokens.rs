@@ -256,7 +256,7 @@ async fn a_revoked_token_stops_at_once_and_bad_bearers_get_401() {
 }
 
 #[tokio::test]
-async fn changing_a_password_ends_every_other_session() {
+async fn changing_a_password_ends_every_other_session_and_rotates_its_own() {
     let api = api().await;
     let (_, here) = api.user_session("me@example.com").await;
     let (_, elsewhere) = {
@@ -304,15 +304,19 @@ async fn changing_a_password_ends_every_other_session() {
         )
         .await;
     assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.body);
+    // The session that asked goes on under a new token; every other one has ended.
+    let rotated = common::session_of(&done);
     assert_eq!(
-        api.get("/api/auth/me", Some(&here)).await.status,
+        api.get("/api/auth/me", Some(&rotated)).await.status,
         StatusCode::OK
     );
-    assert_error(
-        &api.get("/api/auth/me", Some(&elsewhere)).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-    );
+    for old in [&here, &elsewhere] {
+        assert_error(
+            &api.get("/api/auth/me", Some(old)).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        );
+    }
     let login = |password: &str| json!({"email": "me@example.com", "password": password});
     assert_eq!(
         api.post("/api/auth/login", login("password-123"), None)

@@ -295,3 +295,74 @@ async fn a_user_can_be_created_as_a_workspace_admin_in_one_call() {
         "a refused user was not created"
     );
 }
+
+#[tokio::test]
+async fn emails_that_differ_only_in_case_are_one_email() {
+    let api = api().await;
+    let admin = api.admin_session().await;
+    for email in [
+        "Admin@Example.com",
+        "ADMIN@EXAMPLE.COM",
+        " admin@example.COM ",
+    ] {
+        let reply = api
+            .call(
+                "POST",
+                "/api/users",
+                Some(json!({"name": "Twin", "email": email, "password": "password-123"})),
+                Some(&admin),
+                &[],
+            )
+            .await;
+        assert_error(&reply, StatusCode::CONFLICT, "conflict");
+        assert!(
+            reply.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("already exists"),
+            "{}",
+            reply.body
+        );
+    }
+    let created = api
+        .call(
+            "POST",
+            "/api/users",
+            Some(json!({"name": "Dev", "email": "Dev@Example.com", "password": "password-123"})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_error(
+        &api.call(
+            "POST",
+            "/api/users",
+            Some(json!({"name": "Dev", "email": "dev@example.com", "password": "password-123"})),
+            Some(&admin),
+            &[],
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+    // The one account signs in whatever the case typed.
+    let login = api
+        .post(
+            "/api/auth/login",
+            json!({"email": "DEV@example.com", "password": "password-123"}),
+            None,
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    assert_eq!(login.body["id"], created.body["id"]);
+    assert_eq!(
+        api.get("/api/users", Some(&admin))
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}

@@ -31,6 +31,9 @@ fn each_bad_value_names_its_variable() {
         ("PUBLIC_DIR", "/definitely/not/here"),
         ("RUST_LOG", "[[["),
         ("HOST", "example.com"),
+        ("TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal"),
+        ("TRUSTED_PROXIES", "10.1.2.3/8"),
     ];
     for (var, value) in cases {
         let line = refused(&[(var, value)]);
@@ -49,6 +52,12 @@ fn the_line_reads_variable_flag_value_and_problem() {
         refused(&[("PORT", "abc")]),
         "checkgate-control: invalid configuration: PORT (--port): invalid value 'abc': \
          invalid digit found in string\n"
+    );
+    assert_eq!(
+        refused(&[("TRUSTED_PROXIES", "10.0.0.0/8, 10.1.2.3/8")]),
+        "checkgate-control: invalid configuration: TRUSTED_PROXIES (--trusted-proxies): \
+         invalid value '10.0.0.0/8, 10.1.2.3/8': 10.1.2.3/8 has bits set past its prefix; \
+         the network is 10.0.0.0/8\n"
     );
     assert_eq!(
         refused(&[("DB_MAX_CONNECTIONS", "0")]),
@@ -95,6 +104,7 @@ fn help_documents_every_variable_without_values() {
         "LOG_FORMAT",
         "METRICS_ADDR",
         "SHUTDOWN_GRACE_SECONDS",
+        "TRUSTED_PROXIES",
     ] {
         assert!(
             help.contains(&format!("[env: {var}")),
@@ -198,6 +208,69 @@ fn starts_on_the_embedded_default_and_stops_on_sigterm() {
     assert!(
         log.iter().all(|l| !l.contains(secret)),
         "a log line holds the session secret"
+    );
+}
+
+/// The permission bits of a file or directory.
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn the_embedded_store_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let data = DataDir::new();
+    let dir = std::path::Path::new(data.path()).to_owned();
+    let files = ["checkgate.db", "checkgate.db-wal", "checkgate.db-shm"].map(|f| dir.join(f));
+    let start = || {
+        Service::start(
+            BIN,
+            &[
+                ("COOKIE_SECURE", "false"),
+                ("CHECKGATE_DATA_DIR", data.path()),
+                ("FEED_ENABLED", "false"),
+            ],
+        )
+        .unwrap()
+    };
+    let service = start();
+    assert_eq!(
+        format!("{:o}", mode(&dir)),
+        "700",
+        "a new data directory is private"
+    );
+    for file in &files {
+        assert_eq!(format!("{:o}", mode(file)), "600", "{}", file.display());
+    }
+    assert_eq!(format!("{:o}", mode(&dir.join("session_secret"))), "600");
+    // Killed, so the -wal and -shm files stay behind, as after a crash.
+    drop(service);
+    assert!(files.iter().all(|f| f.exists()), "{files:?}");
+
+    // Files an earlier release left readable by everyone are made private at start.
+    for file in &files {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let service = start();
+    for file in &files {
+        assert_eq!(format!("{:o}", mode(file)), "600", "{}", file.display());
+    }
+    // Logged before the listener is bound, so it is among the lines read at start.
+    assert!(
+        service
+            .log
+            .iter()
+            .any(|l| l.contains("made the database file private")),
+        "{}",
+        service.log.join("\n")
     );
 }
 

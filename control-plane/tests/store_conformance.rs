@@ -668,3 +668,164 @@ async fn a_batch_of_flags_takes_one_version_each_in_one_transaction() {
     })
     .await;
 }
+
+/// Applies the migrations before `version` only, as a database from an older release has them.
+async fn migrate_before(backend: Backend, url: &str, version: i64) {
+    sqlx::any::install_default_drivers();
+    let dir = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../migrations")
+        .join(dir);
+    let mut migrator = sqlx::migrate::Migrator::new(path).await.unwrap();
+    migrator.migrations = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version < version)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    migrator.run(&pool).await.unwrap();
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn emails_are_unique_regardless_of_case_and_old_duplicates_are_set_aside() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let db = fresh(backend).await;
+        // A database from before emails were unique regardless of case, holding a group of
+        // three that differ only in case (the oldest created second), and someone else.
+        migrate_before(backend, &db.url, 7).await;
+        let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+        let rows = [
+            (
+                "00000000-0000-4000-8000-000000000002",
+                "Admin@Example.com",
+                2000,
+            ),
+            (
+                "00000000-0000-4000-8000-000000000001",
+                "admin@example.com",
+                1000,
+            ),
+            (
+                "00000000-0000-4000-8000-000000000003",
+                "ADMIN@EXAMPLE.COM",
+                2000,
+            ),
+            (
+                "00000000-0000-4000-8000-000000000004",
+                "other@example.com",
+                500,
+            ),
+        ];
+        for (id, email, created) in rows {
+            sqlx::query("INSERT INTO users (id, email, name, password_hash, is_admin, created_at) VALUES ($1, $2, $3, 'hash', 0, $4)")
+                .bind(id)
+                .bind(email)
+                .bind(email)
+                .bind(created)
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, 0, 9999999999999)")
+                .bind(format!("session-of-{id}"))
+                .bind(id)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+
+        let store = Store::open(&db.url, 5, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("{backend:?}: {e:?}"));
+        let outcome = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let users = store.users().await.unwrap();
+                let email_of = |id: &str| users.iter().find(|u| u.id == id).unwrap().email.clone();
+                // The oldest keeps its email (and signs in); the later ones are renamed.
+                assert_eq!(
+                    email_of("00000000-0000-4000-8000-000000000001"),
+                    "admin@example.com"
+                );
+                assert_eq!(
+                    email_of("00000000-0000-4000-8000-000000000002"),
+                    "Admin@Example.com#duplicate-00000000-0000-4000-8000-000000000002"
+                );
+                assert_eq!(
+                    email_of("00000000-0000-4000-8000-000000000003"),
+                    "ADMIN@EXAMPLE.COM#duplicate-00000000-0000-4000-8000-000000000003"
+                );
+                assert_eq!(
+                    email_of("00000000-0000-4000-8000-000000000004"),
+                    "other@example.com"
+                );
+                let (user, hash) = store
+                    .user_for_login("ADMIN@example.COM")
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(user.id, "00000000-0000-4000-8000-000000000001");
+                assert_eq!(hash.as_deref(), Some("hash"));
+                // The renamed ones cannot sign in (no password) and their sessions are gone.
+                for id in [
+                    "00000000-0000-4000-8000-000000000002",
+                    "00000000-0000-4000-8000-000000000003",
+                ] {
+                    assert_eq!(store.password_hash(id).await.unwrap(), None);
+                    assert_eq!(
+                        store
+                            .session_user(&format!("session-of-{id}"))
+                            .await
+                            .unwrap(),
+                        None
+                    );
+                }
+                assert!(
+                    store
+                        .session_user("session-of-00000000-0000-4000-8000-000000000001")
+                        .await
+                        .unwrap()
+                        .is_some()
+                );
+                let audit = store
+                    .audit(&checkgate_control::store::AuditFilter {
+                        limit: 100,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                let renames: Vec<_> = audit
+                    .iter()
+                    .filter(|e| e.action == "user.email_deduplicate")
+                    .collect();
+                assert_eq!(renames.len(), 2, "{audit:?}");
+                assert!(renames.iter().all(|e| e.actor_kind == "system"));
+
+                // From now on a user whose email differs only in case is refused.
+                for email in ["ADMIN@example.com", "Other@Example.COM"] {
+                    let err = store
+                        .create_user(&Actor::system(), email, "Twin", "hash", false)
+                        .await
+                        .unwrap_err();
+                    assert!(matches!(err, StoreError::Conflict(_)), "{email}: {err:?}");
+                }
+                store
+                    .create_user(&Actor::system(), "new@example.com", "New", "hash", false)
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+        store.close().await;
+        db.remove().await;
+        if let Err(panic) = outcome {
+            panic!("on {backend:?}: {panic}");
+        }
+    }
+}

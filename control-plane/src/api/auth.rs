@@ -3,16 +3,19 @@
 //! and shapes — and `POST /api/auth/password`. Passwords are argon2id, hashed and verified on a
 //! blocking thread.
 
+use std::net::IpAddr;
 use std::sync::LazyLock;
+use std::time::Instant;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
+use super::device;
 use super::session::{self, CurrentUser};
 use super::{ApiError, AppState, Json};
 use crate::store::{Setup, User};
@@ -135,7 +138,8 @@ pub(super) fn check_password(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Starts a session for `user` and answers with its `UserInfo` and cookie.
+/// Starts a session for `user` and answers with its `UserInfo`, its session cookie and a new
+/// device cookie (the browser has just proved the password).
 async fn signed_in(
     state: &AppState,
     user: &User,
@@ -155,6 +159,8 @@ async fn signed_in(
         &mut headers,
         session::cookie(&token, session::SESSION_TTL_SECONDS, state.cookie_secure),
     );
+    let device = state.device_key.issue(&user.id, device::unix_now());
+    session::set_cookie(&mut headers, device::cookie(&device, state.cookie_secure));
     Ok((status, headers, axum::Json(info(state, user).await?)))
 }
 
@@ -173,11 +179,12 @@ pub(super) struct SetupRequest {
 /// setup is complete; afterwards 404, as in Checkgate.
 pub(super) async fn complete_setup(
     State(state): State<AppState>,
-    Json(req): Json<SetupRequest>,
+    req: Result<Json<SetupRequest>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     if state.store.setup_complete().await? {
         return Err(ApiError::NotFound("setup is already complete".into()));
     }
+    let Json(req) = req?;
     check_len("workspace_name", &req.workspace_name, 100)?;
     check_len("name", &req.name, 100)?;
     check_email(&req.email)?;
@@ -218,30 +225,76 @@ pub(super) struct LoginRequest {
     password: String,
 }
 
-/// The TCP peer's address (proxies' `X-Forwarded-For` is not trusted); unspecified when the
-/// router runs without a socket (in-process tests).
-fn client_address(extensions: &axum::http::Extensions) -> std::net::IpAddr {
+/// The client's address: the TCP peer, or, when the peer is a trusted proxy, the client it
+/// names in `X-Forwarded-For` (see `crate::forwarded`). Unspecified when the router runs
+/// without a socket (in-process tests).
+fn client_address(state: &AppState, extensions: &Extensions, headers: &HeaderMap) -> IpAddr {
     extensions
-        .get::<axum::extract::ConnectInfo<checkgate_edge::ops::Peer>>()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.0.ip())
+        .get::<ConnectInfo<checkgate_edge::ops::Peer>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| {
+            state.trusted_proxies.client_address(c.0.0.ip(), headers)
+        })
 }
 
-/// `POST /api/auth/login`: throttled per account and address (see `limiter`).
+/// How an attempt on an account is throttled (see `limiter`).
+enum Throttle {
+    /// The browser holds a good device cookie for the account: counted against that cookie.
+    Device(device::Device),
+    /// Counted against the account and the client address.
+    Address(IpAddr),
+}
+
+impl Throttle {
+    /// By device when the request carries a good device cookie for `user_id` (a cookie for
+    /// another account, forged or expired counts for nothing), else by address.
+    fn choose(state: &AppState, headers: &HeaderMap, user_id: Option<&str>, addr: IpAddr) -> Self {
+        user_id
+            .and_then(|id| state.device_key.device_for(headers, id))
+            .map_or(Self::Address(addr), Self::Device)
+    }
+
+    /// Admits the attempt (charging it as a failure until it succeeds) or answers 429.
+    fn admit(&self, state: &AppState, email: &str, now: Instant) -> Result<(), ApiError> {
+        match self {
+            Self::Device(device) => state.login_limiter.attempt_device(&device.id, now),
+            Self::Address(addr) => state.login_limiter.attempt(email, *addr, now),
+        }
+        .map_err(|retry_after| ApiError::TooManyRequests { retry_after })
+    }
+
+    fn succeeded(&self, state: &AppState, email: &str, now: Instant) {
+        match self {
+            Self::Device(device) => state.login_limiter.device_succeeded(&device.id),
+            Self::Address(addr) => state.login_limiter.succeeded(email, *addr, now),
+        }
+    }
+
+    fn by_device(&self) -> bool {
+        matches!(self, Self::Device(_))
+    }
+}
+
+/// `POST /api/auth/login`: throttled per device cookie, or per account and address (see
+/// `limiter`).
 pub(super) async fn login(
     State(state): State<AppState>,
-    extensions: axum::http::Extensions,
+    extensions: Extensions,
+    headers: HeaderMap,
     Json(req): Json<LoginRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     if req.password.chars().count() > MAX_PASSWORD || req.email.len() > 254 {
         return Err(ApiError::InvalidCredentials);
     }
-    let addr = client_address(&extensions);
-    let now = std::time::Instant::now();
-    state
-        .login_limiter
-        .attempt(&req.email, addr, now)
-        .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
+    let addr = client_address(&state, &extensions, &headers);
+    let now = Instant::now();
     let found = state.store.user_for_login(req.email.trim()).await?;
+    let throttle = Throttle::choose(
+        &state,
+        &headers,
+        found.as_ref().map(|(user, _)| user.id.as_str()),
+        addr,
+    );
+    throttle.admit(&state, &req.email, now)?;
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), hash),
         None => (None, None),
@@ -249,13 +302,13 @@ pub(super) async fn login(
     let ok = verify_password(req.password, hash).await?;
     match user {
         Some(user) if ok => {
-            state.login_limiter.succeeded(&req.email, addr, now);
-            tracing::info!(user_id = %user.id, %addr, "signed in");
+            throttle.succeeded(&state, &req.email, now);
+            tracing::info!(user_id = %user.id, %addr, device = throttle.by_device(), "signed in");
             signed_in(&state, &user, StatusCode::OK).await
         }
         // Neither the email (it may be a password typed into the wrong field) nor the password.
         _ => {
-            tracing::info!(%addr, "sign-in refused");
+            tracing::info!(%addr, device = throttle.by_device(), "sign-in refused");
             Err(ApiError::InvalidCredentials)
         }
     }
@@ -303,10 +356,12 @@ pub(super) struct PasswordChange {
 }
 
 /// `POST /api/auth/password`: the signed-in user changes their password, proving the current
-/// one (throttled like a login). Every other session of theirs ends; this one goes on.
+/// one (throttled like a login). Every session of theirs ends, this one included: the answer
+/// carries the cookie of a new session that replaces it, so a token captured before the change
+/// is worth nothing after it.
 pub(super) async fn change_password(
     State(state): State<AppState>,
-    extensions: axum::http::Extensions,
+    extensions: Extensions,
     headers: HeaderMap,
     CurrentUser(user): CurrentUser,
     Json(req): Json<PasswordChange>,
@@ -315,27 +370,35 @@ pub(super) async fn change_password(
     if req.current_password.chars().count() > MAX_PASSWORD {
         return Err(ApiError::InvalidCredentials);
     }
-    let addr = client_address(&extensions);
-    let now = std::time::Instant::now();
-    state
-        .login_limiter
-        .attempt(&user.email, addr, now)
-        .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
+    let addr = client_address(&state, &extensions, &headers);
+    let now = Instant::now();
+    let throttle = Throttle::choose(&state, &headers, Some(&user.id), addr);
+    throttle.admit(&state, &user.email, now)?;
     let hash = state.store.password_hash(&user.id).await?;
     if !verify_password(req.current_password, hash).await? {
+        tracing::info!(user_id = %user.id, %addr, device = throttle.by_device(), "password change refused");
         return Err(ApiError::InvalidCredentials);
     }
-    state.login_limiter.succeeded(&user.email, addr, now);
+    throttle.succeeded(&state, &user.email, now);
     let new_hash = hash_password(req.new_password).await?;
-    let keep = session::token_from(&headers).map(|t| state.session_key.token_hash(t));
+    let token = session::new_token();
     state
         .store
         .set_password(
             &crate::store::Actor::user(&user.id, &user.email),
             &user.id,
             &new_hash,
-            keep.as_deref(),
+            Some((
+                &state.session_key.token_hash(&token),
+                session::SESSION_TTL_SECONDS * 1000,
+            )),
         )
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    tracing::info!(user_id = %user.id, %addr, "password changed");
+    let mut out = HeaderMap::new();
+    session::set_cookie(
+        &mut out,
+        session::cookie(&token, session::SESSION_TTL_SECONDS, state.cookie_secure),
+    );
+    Ok((StatusCode::NO_CONTENT, out))
 }

@@ -56,9 +56,10 @@ pub(super) struct CreateEdgeToken {
 pub(super) async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Json(body): Json<CreateEdgeToken>,
+    body: Result<Json<CreateEdgeToken>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     admin(&user)?;
+    let Json(body) = body?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::BadRequest(

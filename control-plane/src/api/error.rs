@@ -103,6 +103,10 @@ impl IntoResponse for ApiError {
 
 /// `axum::Json`, with its rejections in our error shape: a body that is not JSON or not of the
 /// expected shape is 400, a wrong content type 415, an oversized body 413.
+///
+/// A handler that checks a role takes its body as `Result<Json<T>, ApiError>` and opens it
+/// only after the check: as a plain argument the extractor would answer 400 before the handler
+/// runs, telling a caller without the role about the body instead of refusing it.
 pub struct Json<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {

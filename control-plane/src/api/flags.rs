@@ -174,9 +174,10 @@ pub(super) async fn put(
     caller: Caller,
     Path(env): Path<String>,
     headers: HeaderMap,
-    Json(doc): Json<FlagDoc>,
+    doc: Result<Json<FlagDoc>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Editor).await?;
+    let Json(doc) = doc?;
     validate(&state, &env, &doc).await?;
     let (flag, created) = state
         .store
@@ -202,9 +203,10 @@ pub(super) async fn patch(
     caller: Caller,
     Path((env, key)): Path<(String, String)>,
     headers: HeaderMap,
-    Json(patch): Json<serde_json::Map<String, Value>>,
+    patch: Result<Json<serde_json::Map<String, Value>>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Editor).await?;
+    let Json(patch) = patch?;
     let expected = if_match(&headers)?;
     for attempt in 1..=PATCH_ATTEMPTS {
         let current = state.store.flag(&env, &key).await?;
@@ -268,14 +270,16 @@ pub(super) struct PromoteBody {
 }
 
 /// `POST /api/environments/{env}/flags/{key}/promote`: copies the flag to another environment
-/// of the same project.
+/// of the same project. Roles are per project, so the editor role the target needs is checked
+/// on the source's project first, before the body is read.
 pub(super) async fn promote(
     State(state): State<AppState>,
     caller: Caller,
     Path((env, key)): Path<(String, String)>,
-    Json(body): Json<PromoteBody>,
+    body: Result<Json<PromoteBody>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let source = in_environment(&state, &caller, &env, Role::Viewer).await?;
+    let source = in_environment(&state, &caller, &env, Role::Editor).await?;
+    let Json(body) = body?;
     check_id("environment", &body.target_env_id)?;
     let target = in_environment(&state, &caller, &body.target_env_id, Role::Editor).await?;
     if target.project_id != source.project_id {
@@ -308,9 +312,10 @@ pub(super) async fn evaluate(
     State(state): State<AppState>,
     caller: Caller,
     Path((env, key)): Path<(String, String)>,
-    Json(body): Json<EvaluateBody>,
+    body: Result<Json<EvaluateBody>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Viewer).await?;
+    let Json(body) = body?;
     let context = checkgate_core::Context::from_json_map(&body.context)
         .map_err(|e| ApiError::Unprocessable(format!("context: {e}")))?;
     let Some(data) = state.store.feed_snapshot(&env).await? else {

@@ -55,9 +55,10 @@ pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Path(project): Path<String>,
-    Json(body): Json<CreateKey>,
+    body: Result<Json<CreateKey>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_project(&state, &caller, &project, Role::Admin).await?;
+    let Json(body) = body?;
     check_id("environment", &body.environment_id)?;
     let env = in_environment(&state, &caller, &body.environment_id, Role::Admin).await?;
     if env.project_id != project {

@@ -1,11 +1,19 @@
 //! Login throttling with bounded memory.
 //!
-//! Failed logins are counted in fixed windows per (account, client address) and per client
-//! address, so one address cannot guess at will, and guessing from elsewhere cannot lock a real
-//! user out: their own address has its own count. A ceiling per account across all addresses
-//! stops a guess spread over many addresses, but it never blocks an address that has signed
-//! into that account before. Every table is capped; expired entries are purged first, then the
-//! oldest go. The client address is the TCP peer: `X-Forwarded-For` is not trusted.
+//! An attempt is throttled one of two ways. A browser that presents a valid device cookie for
+//! the account it tries (see `device`) has proved it signed into that account before: its
+//! failures are counted per device cookie, and no address-based limit applies to it, so
+//! failures from an address that many people share — an office NAT, or every user behind a
+//! reverse proxy — cannot lock it out, and a stolen device cookie still allows only a few
+//! guesses per window. Every other attempt is counted in fixed windows per (account, client
+//! address) and per client address, so one address cannot guess at will, and guessing from
+//! elsewhere cannot lock a real user out: their own address has its own count. A ceiling per
+//! account across all addresses stops a guess spread over many addresses, but it never blocks
+//! an address that has signed into that account before. Every table is capped; expired
+//! entries are purged first, then the oldest go.
+//!
+//! The client address is the TCP peer, or, behind a proxy listed in `TRUSTED_PROXIES`, the
+//! client it names in `X-Forwarded-For` (see `crate::forwarded`).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -19,6 +27,8 @@ const PER_PAIR: u32 = 5;
 const PER_ADDRESS: u32 = 30;
 /// Failures allowed per account, across addresses without a past sign-in, in a window.
 const PER_ACCOUNT: u32 = 100;
+/// Failures allowed per device cookie in a window.
+pub(super) const PER_DEVICE: u32 = 10;
 const WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Largest number of entries in each table.
 const CAPACITY: usize = 50_000;
@@ -100,6 +110,8 @@ struct Tables {
     pairs: Table<(String, IpAddr)>,
     addresses: Table<IpAddr>,
     accounts: Table<String>,
+    /// Device cookies, by their random id.
+    devices: Table<String>,
     /// (account, address) pairs that signed in successfully: exempt from the account ceiling.
     known: HashMap<(String, IpAddr), Instant>,
 }
@@ -117,6 +129,7 @@ impl Default for LoginLimiter {
                 pairs: Table::new(PER_PAIR),
                 addresses: Table::new(PER_ADDRESS),
                 accounts: Table::new(PER_ACCOUNT),
+                devices: Table::new(PER_DEVICE),
                 known: HashMap::new(),
             }),
         }
@@ -180,10 +193,27 @@ impl LoginLimiter {
         t.known.insert(pair, now);
     }
 
+    /// Admits an attempt from a browser whose device cookie (random id `device`) is good for
+    /// the account it tries, charging it up front, or says how many seconds to wait. Only the
+    /// device's own count applies.
+    pub fn attempt_device(&self, device: &str, now: Instant) -> Result<(), u64> {
+        let mut t = self.lock();
+        if let Some(wait) = t.devices.blocked(&device.to_owned(), now) {
+            return Err(wait);
+        }
+        t.devices.fail(device.to_owned(), now);
+        Ok(())
+    }
+
+    /// The device's attempt was right: its count starts again.
+    pub fn device_succeeded(&self, device: &str) {
+        self.lock().devices.clear(&device.to_owned());
+    }
+
     /// Entries held, for tests of the memory bound.
     pub fn entries(&self) -> usize {
         let t = self.lock();
-        t.pairs.len() + t.addresses.len() + t.accounts.len() + t.known.len()
+        t.pairs.len() + t.addresses.len() + t.accounts.len() + t.devices.len() + t.known.len()
     }
 }
 
@@ -264,6 +294,39 @@ mod tests {
     }
 
     #[test]
+    fn a_device_is_limited_by_its_own_count_only() {
+        let l = LoginLimiter::default();
+        let now = Instant::now();
+        let shared = ip("192.0.2.80");
+        for i in 0..PER_ADDRESS {
+            l.attempt(&format!("made-up{i}@example.com"), shared, now)
+                .unwrap();
+        }
+        assert!(l.attempt("user@example.com", shared, now).is_err());
+        for _ in 0..PER_DEVICE {
+            assert_eq!(l.attempt_device("device-a", now), Ok(()));
+        }
+        assert!(
+            l.attempt_device("device-a", now).is_err(),
+            "a device's guesses are capped"
+        );
+        assert_eq!(
+            l.attempt_device("device-b", now),
+            Ok(()),
+            "other devices are not"
+        );
+        assert_eq!(
+            l.attempt_device("device-a", now + WINDOW),
+            Ok(()),
+            "the block ends with the window"
+        );
+        l.device_succeeded("device-a");
+        for _ in 0..PER_DEVICE {
+            assert_eq!(l.attempt_device("device-a", now + WINDOW), Ok(()));
+        }
+    }
+
+    #[test]
     fn memory_stays_bounded() {
         let l = LoginLimiter::default();
         let now = Instant::now();
@@ -273,7 +336,8 @@ mod tests {
                 IpAddr::from(i.to_be_bytes()),
                 now,
             );
+            let _ = l.attempt_device(&format!("d{i}"), now);
         }
-        assert!(l.entries() <= 3 * CAPACITY, "{}", l.entries());
+        assert!(l.entries() <= 4 * CAPACITY, "{}", l.entries());
     }
 }

@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod caller;
 mod csrf;
+mod device;
 mod edges;
 mod error;
 mod flags;
@@ -25,6 +26,7 @@ use axum::{Router, middleware};
 
 pub use error::{ApiError, Json, Path};
 
+use crate::forwarded::TrustedProxies;
 use crate::store::Store;
 
 /// Largest accepted request body.
@@ -39,20 +41,33 @@ pub struct AppState {
     pub store: Store,
     /// Keys the hashes under which sessions are stored (from `SESSION_SECRET`).
     pub session_key: SessionKey,
-    /// Whether session cookies are marked `Secure`.
+    /// Signs device cookies; derived from the session key, so it needs no setting of its own.
+    device_key: device::DeviceKey,
+    /// Whether session and device cookies are marked `Secure`.
     pub cookie_secure: bool,
     /// This instance's login throttle.
     pub login_limiter: std::sync::Arc<LoginLimiter>,
+    /// Whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`); empty: nobody's.
+    pub trusted_proxies: std::sync::Arc<TrustedProxies>,
 }
 
 impl AppState {
     pub fn new(store: Store, session_key: SessionKey, cookie_secure: bool) -> Self {
         Self {
             store,
+            device_key: device::DeviceKey::new(&session_key),
             session_key,
             cookie_secure,
             login_limiter: std::sync::Arc::default(),
+            trusted_proxies: std::sync::Arc::default(),
         }
+    }
+
+    /// Believes `X-Forwarded-For` from these proxies (see [`crate::forwarded`]).
+    #[must_use]
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = std::sync::Arc::new(proxies);
+        self
     }
 }
 

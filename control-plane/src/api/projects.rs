@@ -69,9 +69,10 @@ pub(super) async fn list(
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Json(body): Json<ProjectBody>,
+    body: Result<Json<ProjectBody>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     workspace_admin(&caller)?;
+    let Json(body) = body?;
     let (project, envs) = state
         .store
         .create_project(&caller.actor(), check_name(&body.name)?)
@@ -99,9 +100,10 @@ pub(super) async fn rename(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(body): Json<ProjectBody>,
+    body: Result<Json<ProjectBody>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_project(&state, &caller, &id, Role::Admin).await?;
+    let Json(body) = body?;
     let project = state
         .store
         .rename_project(&caller.actor(), &id, check_name(&body.name)?)
@@ -180,9 +182,10 @@ pub(super) async fn create_environment(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(body): Json<EnvironmentBody>,
+    body: Result<Json<EnvironmentBody>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_project(&state, &caller, &id, Role::Admin).await?;
+    let Json(body) = body?;
     let name = check_name(&body.name)?;
     check_slug(&body.slug)?;
     let color = body.color.unwrap_or_else(|| "#6366f1".into());
@@ -225,9 +228,10 @@ pub(super) async fn update_environment(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, env)): Path<(String, String)>,
-    Json(body): Json<EnvironmentPatch>,
+    body: Result<Json<EnvironmentPatch>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_project(&state, &caller, &id, Role::Admin).await?;
+    let Json(body) = body?;
     super::access::check_id("environment", &env)?;
     let name = body.name.as_deref().map(check_name).transpose()?;
     if let Some(color) = &body.color {

@@ -75,9 +75,10 @@ pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Path(env): Path<String>,
-    Json(doc): Json<SegmentDoc>,
+    doc: Result<Json<SegmentDoc>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Editor).await?;
+    let Json(doc) = doc?;
     validate(&doc)?;
     if state.store.segment(&env, &doc.key).await.is_ok() {
         return Err(ApiError::Conflict(format!(
@@ -106,9 +107,10 @@ pub(super) async fn patch(
     caller: Caller,
     Path((env, key)): Path<(String, String)>,
     headers: HeaderMap,
-    Json(patch): Json<serde_json::Map<String, Value>>,
+    patch: Result<Json<serde_json::Map<String, Value>>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Editor).await?;
+    let Json(patch) = patch?;
     let expected = if_match(&headers)?;
     for attempt in 1..=PATCH_ATTEMPTS {
         let current = state.store.segment(&env, &key).await?;

@@ -40,16 +40,28 @@ impl SessionKey {
 
     /// What the store keeps instead of the token: HMAC-SHA256(key, token), hex.
     pub(super) fn token_hash(&self, token: &str) -> String {
-        // HMAC takes a key of any length; `new_from_slice` cannot fail for it.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of every length"));
-        mac.update(token.as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex(&hmac(&self.0, token.as_bytes()))
     }
+
+    /// A key of its own for another use of the secret (`purpose` names it), so that nothing
+    /// computed for one use can be passed off as the other: HMAC-SHA256(secret, purpose).
+    pub(super) fn derive(&self, purpose: &str) -> [u8; 32] {
+        hmac(&self.0, purpose.as_bytes())
+    }
+}
+
+/// HMAC-SHA256 of `message` under `key`.
+pub(super) fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
+    // HMAC takes a key of any length; `new_from_slice` cannot fail for it.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of every length"));
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}
+
+/// Lower-case hex.
+pub(super) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl std::fmt::Debug for SessionKey {
@@ -73,17 +85,21 @@ pub(super) fn set_cookie(headers: &mut HeaderMap, value: HeaderValue) {
     headers.append(SET_COOKIE, value);
 }
 
-/// The session token from the request's cookies, if any.
-pub(super) fn token_from(headers: &HeaderMap) -> Option<&str> {
+/// Every non-empty value of the cookie `name` in the request, in order.
+pub(super) fn cookies<'h>(headers: &'h HeaderMap, name: &str) -> impl Iterator<Item = &'h str> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
+        .filter(move |(n, value)| *n == name && !value.is_empty())
         .map(|(_, value)| value)
-        .filter(|v| !v.is_empty())
+}
+
+/// The session token from the request's cookies, if any.
+pub(super) fn token_from(headers: &HeaderMap) -> Option<&str> {
+    cookies(headers, COOKIE_NAME).next()
 }
 
 /// The signed-in user, for routes that need a person (their account, workspace users, API

@@ -51,10 +51,11 @@ pub(super) async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Path(project): Path<String>,
-    Json(body): Json<CreateToken>,
+    body: Result<Json<CreateToken>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     let caller = Caller::User(user);
     in_project(&state, &caller, &project, Role::Admin).await?;
+    let Json(body) = body?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::BadRequest(

@@ -62,9 +62,10 @@ pub(super) struct CreateUser {
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Json(body): Json<CreateUser>,
+    body: Result<Json<CreateUser>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     workspace_admin(&caller)?;
+    let Json(body) = body?;
     let name = check_user_name(&body.name)?;
     check_email(body.email.trim())?;
     check_password(&body.password)?;
@@ -101,9 +102,10 @@ pub(super) async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(body): Json<UpdateUser>,
+    body: Result<Json<UpdateUser>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     workspace_admin(&caller)?;
+    let Json(body) = body?;
     check_id("user", &id)?;
     let name = body.name.as_deref().map(check_user_name).transpose()?;
     let is_admin = match body.role.as_deref() {
@@ -173,9 +175,10 @@ pub(super) async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
     Path(project): Path<String>,
-    Json(body): Json<AddMember>,
+    body: Result<Json<AddMember>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_project(&state, &caller, &project, Role::Admin).await?;
+    let Json(body) = body?;
     check_id("user", &body.user_id)?;
     let role = parse_role(&body.role)?;
     if state
@@ -209,9 +212,10 @@ pub(super) async fn set_role(
     State(state): State<AppState>,
     caller: Caller,
     Path((project, member)): Path<(String, String)>,
-    Json(body): Json<SetRole>,
+    body: Result<Json<SetRole>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_project(&state, &caller, &project, Role::Admin).await?;
+    let Json(body) = body?;
     check_id("user", &member)?;
     let role = parse_role(&body.role)?;
     if state.store.member_role(&project, &member).await?.is_none() {

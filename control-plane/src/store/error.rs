@@ -19,6 +19,13 @@ pub enum StoreError {
     },
     #[error("cannot connect to the database")]
     Connect(#[source] sqlx::Error),
+    /// The embedded database's file could not be created.
+    #[error("{path}")]
+    File {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("database migration failed: {0}")]
     Migrate(String),
     #[error("stored data is corrupt: {0}")]

@@ -127,6 +127,62 @@ pub fn embedded_url(data_dir: &Path) -> String {
     )
 }
 
+/// Keeps a SQLite database readable by its owner only: it holds password and key hashes, the
+/// flags and the audit log. SQLite creates a new file with mode 0644 (less the umask) and gives
+/// its `-wal` and `-shm` files the main file's mode, so the main file is created here first,
+/// with mode 0600, when the URL asks for it to be created (`mode=rwc`); an existing file and
+/// its `-wal` and `-shm` are tightened to 0600 (with a warning when that is not allowed).
+fn private_sqlite_files(url: &str) -> Result<(), StoreError> {
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).map_err(StoreError::connect)?;
+    let path = options.get_filename();
+    if url.contains("mode=memory") || path.as_os_str().is_empty() || path == Path::new(":memory:") {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        if url.contains("mode=rwc") {
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path);
+            match created {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(source) => {
+                    return Err(StoreError::File {
+                        path: path.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            let file = std::path::PathBuf::from(file);
+            let Ok(meta) = std::fs::metadata(&file) else {
+                continue;
+            };
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+                    Ok(()) => tracing::info!(
+                        file = %file.display(), was = %format!("{mode:o}"),
+                        "made the database file private (mode 600)"
+                    ),
+                    Err(e) => tracing::warn!(
+                        file = %file.display(), mode = %format!("{mode:o}"), cause = %e,
+                        "the database file can be read by other users and its mode cannot be changed"
+                    ),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens the database at `url` (`sqlite:…` or `postgres://…`) and brings its schema up to
     /// date, waiting at most `connect_timeout` for a connection.
@@ -141,6 +197,9 @@ impl Store {
         } else {
             Backend::Postgres
         };
+        if backend == Backend::Sqlite {
+            private_sqlite_files(url)?;
+        }
         let options = AnyConnectOptions::from_str(url).map_err(StoreError::connect)?;
         let pool = AnyPoolOptions::new()
             .acquire_timeout(connect_timeout)

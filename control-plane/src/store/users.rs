@@ -106,7 +106,8 @@ impl Store {
         Ok(admin)
     }
 
-    /// A user and their password hash, by email (case-insensitive).
+    /// A user and their password hash, by email (case-insensitive; emails are unique
+    /// regardless of case, so there is at most one).
     pub async fn user_for_login(
         &self,
         email: &str,
@@ -193,14 +194,16 @@ impl Store {
         row.ok_or_else(|| StoreError::NotFound(format!("user {id:?}")))
     }
 
-    /// Replaces a user's password and ends every session of theirs except `keep` (the hash of
-    /// the session that asked), in one transaction.
+    /// Replaces a user's password, ends every session of theirs and, when given, starts
+    /// `new_session` (the hash of a fresh token and its lifetime in milliseconds) to replace the
+    /// session that asked, all in one transaction: no session from before the change survives
+    /// it, not even one whose token was seen together with the old password.
     pub async fn set_password(
         &self,
         actor: &Actor,
         id: &str,
         password_hash: &str,
-        keep: Option<&str>,
+        new_session: Option<(&str, i64)>,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
@@ -211,11 +214,20 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user {id:?}")));
         }
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
             .bind(id)
-            .bind(keep.unwrap_or(""))
             .execute(&mut *tx)
             .await?;
+        if let Some((token_hash, ttl_ms)) = new_session {
+            let now = now_ms();
+            sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                .bind(token_hash)
+                .bind(id)
+                .bind(now)
+                .bind(now + ttl_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
         audit(
             &mut tx,
             actor,

@@ -240,3 +240,75 @@ impl Api {
         self.send(req.body(body).unwrap()).await
     }
 }
+
+/// An answer read off a real socket: status, header lines and JSON body (`Null` when empty).
+pub struct Wire {
+    pub status: u16,
+    pub headers: Vec<String>,
+    pub body: Value,
+}
+
+impl Wire {
+    /// The `name=value` part of the `Set-Cookie` line for cookie `name`, if one was sent.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.headers.iter().find_map(|line| {
+            let (header, value) = line.split_once(':')?;
+            let pair = value.trim().split(';').next()?;
+            (header.eq_ignore_ascii_case("set-cookie") && pair.starts_with(&format!("{name}=")))
+                .then(|| pair.to_owned())
+        })
+    }
+}
+
+/// One HTTP/1.1 request to `server` over a fresh connection whose local end is bound to
+/// `from` (any 127.0.0.0/8 address works on Linux loopback), so a test can speak as several
+/// clients. JSON body, CSRF header, `Connection: close`; every wait is bounded.
+pub async fn http_from(
+    from: std::net::IpAddr,
+    server: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> Wire {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let exchange = async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::new(from, 0)).unwrap();
+        let mut stream = socket.connect(server).await.unwrap();
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {server}\r\nConnection: close\r\n\
+             X-Checkgate-Request: 1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(body.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        String::from_utf8(response).unwrap()
+    };
+    let response = tokio::time::timeout(Duration::from_secs(30), exchange)
+        .await
+        .expect("an answer within 30 s");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Wire {
+        status,
+        headers: lines.map(str::to_owned).collect(),
+        body: if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body:?}"))
+        },
+    }
+}
