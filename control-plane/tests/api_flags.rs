@@ -114,6 +114,14 @@ async fn a_flag_that_does_not_compile_is_refused_with_the_path_of_the_problem() 
             "rules[0].values[0]: invalid regex",
         ),
         (
+            // The reported flag: 40 costly regexes, which every edge took 1.3 s to compile.
+            json!({"key": "costly", "is_enabled": true, "rules": [{"attribute": "email",
+                   "operator": "regex", "values": (0..40)
+                       .map(|i| format!("[ab]*a[ab]{{13}}{}", "x".repeat(i)))
+                       .collect::<Vec<_>>()}]}),
+            "rules[0].values[0]: regex is too costly to compile",
+        ),
+        (
             json!({"key": "t", "is_enabled": true, "flag_type": "string", "default_value": true}),
             "default_value: expected a string",
         ),

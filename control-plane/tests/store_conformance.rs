@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use checkgate_control::store::{Actor, Backend, Store, StoreError};
-use checkgate_core::FlagDoc;
+use checkgate_core::{CompiledFlag, FlagDoc, compile_flag};
 use sqlx::Connection;
 
 fn admin_url() -> String {
@@ -828,4 +828,82 @@ async fn emails_are_unique_regardless_of_case_and_old_duplicates_are_set_aside()
             panic!("on {backend:?}: {panic}");
         }
     }
+}
+
+/// A flag holding one Unicode `^\w+$` (161 KiB of DFA).
+fn word_flag(key: &str) -> CompiledFlag {
+    compile_flag(
+        serde_json::from_value(
+            serde_json::json!({"key": key, "is_enabled": true, "rules": [
+                {"attribute": "name", "operator": "regex", "values": ["^\\w+$"], "variant": true}
+            ]}),
+        )
+        .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_automaton_cap_holds_against_concurrent_writers_and_counts_rows_written_before_it() {
+    on_both(|store, url| async move {
+        let (_, envs) = store.create_project(&admin(), "P").await.unwrap();
+        let env: Arc<str> = envs[0].id.as_str().into();
+        let one = word_flag("probe").automaton_bytes() as u64;
+        assert!(one > 100 << 10);
+        // Room for two such flags, not three.
+        let cap = 2 * one + one / 2;
+
+        // Four writers race, each adding a flag that fits alone: exactly two get in.
+        let mut writers = tokio::task::JoinSet::new();
+        for w in 0..4 {
+            let (store, env) = (store.clone(), env.clone());
+            writers.spawn(async move {
+                store
+                    .put_flag_within(&admin(), &env, &word_flag(&format!("w{w}")), None, cap)
+                    .await
+                    .map(|(f, _)| f.key)
+            });
+        }
+        let mut won = Vec::new();
+        while let Some(outcome) = writers.join_next().await {
+            match outcome.unwrap() {
+                Ok(key) => won.push(key),
+                Err(StoreError::AutomatonCap { total, cap: c }) => {
+                    assert_eq!((total, c), (3 * one, cap));
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert_eq!(won.len(), 2, "{won:?}");
+
+        // A row written before automaton_bytes existed holds NULL; a capped write measures it.
+        store
+            .delete_flag(&admin(), &env, &won[0], None)
+            .await
+            .unwrap();
+        let old = word_flag("old");
+        store
+            .put_flag(&admin(), &env, old.doc(), None)
+            .await
+            .unwrap();
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        sqlx::query("UPDATE flags SET automaton_bytes = NULL WHERE key = 'old'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let refused = store
+            .put_flag_within(&admin(), &env, &word_flag("new"), None, cap)
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::AutomatonCap { total, .. }) if total == 3 * one),
+            "{refused:?}"
+        );
+        // Rewriting a flag with what it held already passes, even over the cap.
+        store
+            .put_flag_within(&admin(), &env, &old, None, one)
+            .await
+            .unwrap();
+    })
+    .await;
 }

@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use crate::automaton::{Automata, RegexBudget};
 use crate::condition::Condition;
 use crate::error::{CompileError, Path};
 use crate::hash::{SPLIT_SCALE, Salt};
@@ -106,6 +107,7 @@ pub struct CompiledFlag {
     pub(crate) bucket_by: Option<Box<str>>,
     /// The bucketing key's prefix `"{salt}:"` (the salt defaults to the flag key).
     pub(crate) salt: Salt,
+    automata: Automata,
     doc: FlagDoc,
 }
 
@@ -125,6 +127,18 @@ impl CompiledFlag {
     /// The document this flag was compiled from.
     pub fn doc(&self) -> &FlagDoc {
         &self.doc
+    }
+
+    /// Bytes of the DFAs this flag's regexes compiled to: what it holds in memory besides its
+    /// document, at most [`MAX_AUTOMATON_BYTES`](crate::MAX_AUTOMATON_BYTES).
+    pub fn automaton_bytes(&self) -> usize {
+        self.automata.bytes
+    }
+
+    /// The path of the regex condition's values that hold the most automaton
+    /// (`rules[0].conditions[1].values`); `None` without regexes.
+    pub fn largest_automaton_path(&self) -> Option<&str> {
+        self.automata.largest.as_deref()
     }
 
     /// Keys of the flags this one requires.
@@ -151,6 +165,7 @@ pub struct CompiledSegment {
     pub(crate) included: Box<[Box<str>]>,
     pub(crate) excluded: Box<[Box<str>]>,
     pub(crate) rules: Box<[Box<[Condition]>]>,
+    automata: Automata,
     doc: SegmentDoc,
 }
 
@@ -161,6 +176,18 @@ impl CompiledSegment {
 
     pub fn doc(&self) -> &SegmentDoc {
         &self.doc
+    }
+
+    /// Bytes of the DFAs this segment's regexes compiled to, at most
+    /// [`MAX_AUTOMATON_BYTES`](crate::MAX_AUTOMATON_BYTES).
+    pub fn automaton_bytes(&self) -> usize {
+        self.automata.bytes
+    }
+
+    /// The path of the regex condition's values that hold the most automaton; `None` without
+    /// regexes.
+    pub fn largest_automaton_path(&self) -> Option<&str> {
+        self.automata.largest.as_deref()
     }
 }
 
@@ -228,7 +255,11 @@ fn variant_name(value: &Value, named: &[(String, Value)], role: &str) -> Box<str
     }
 }
 
-fn compile_conditions(path: &Path, rule: &RuleDoc) -> Result<Box<[Condition]>, CompileError> {
+fn compile_conditions(
+    path: &Path,
+    rule: &RuleDoc,
+    budget: &mut RegexBudget,
+) -> Result<Box<[Condition]>, CompileError> {
     let mut out = Vec::with_capacity(rule.conditions.len() + 1);
     if rule.has_inline_condition() {
         let inline = ConditionDoc {
@@ -236,10 +267,14 @@ fn compile_conditions(path: &Path, rule: &RuleDoc) -> Result<Box<[Condition]>, C
             operator: rule.operator,
             values: rule.values.clone(),
         };
-        out.push(Condition::compile(path, &inline)?);
+        out.push(Condition::compile(path, &inline, budget)?);
     }
     for (j, c) in rule.conditions.iter().enumerate() {
-        out.push(Condition::compile(&path.field("conditions").index(j), c)?);
+        out.push(Condition::compile(
+            &path.field("conditions").index(j),
+            c,
+            budget,
+        )?);
     }
     Ok(out.into_boxed_slice())
 }
@@ -339,13 +374,14 @@ pub fn compile_flag(doc: FlagDoc) -> Result<CompiledFlag, CompileError> {
     );
     let on = Outcome::new(on_value.clone(), variant_name(&on_value, &named, "default"));
 
+    let mut budget = RegexBudget::new("flag");
     let mut rules = Vec::with_capacity(doc.rules.len());
     for (i, rule) in doc.rules.iter().enumerate() {
         let p = root.field("rules").index(i);
         if rule.segment_key.as_deref() == Some("") {
             return Err(p.field("segment_key").error("must not be empty"));
         }
-        let conditions = compile_conditions(&p, rule)?;
+        let conditions = compile_conditions(&p, rule, &mut budget)?;
         if conditions.is_empty() && rule.segment_key.is_none() {
             return Err(p.error("has no condition"));
         }
@@ -428,6 +464,7 @@ pub fn compile_flag(doc: FlagDoc) -> Result<CompiledFlag, CompileError> {
         is_static,
         bucket_by: doc.bucket_by.as_deref().map(Into::into),
         salt: Salt::new(doc.salt.as_deref().unwrap_or(&doc.key)),
+        automata: budget.finish(),
         doc,
     })
 }
@@ -450,6 +487,7 @@ pub fn compile_segment_json(json: &str) -> Result<CompiledSegment, CompileError>
 pub fn compile_segment(doc: SegmentDoc) -> Result<CompiledSegment, CompileError> {
     let root = Path::root();
     check_key(&root.field("key"), &doc.key)?;
+    let mut budget = RegexBudget::new("segment");
     let mut rules = Vec::with_capacity(doc.rules.len());
     for (i, rule) in doc.rules.iter().enumerate() {
         let p = root.field("rules").index(i);
@@ -458,7 +496,7 @@ pub fn compile_segment(doc: SegmentDoc) -> Result<CompiledSegment, CompileError>
                 .field("segment_key")
                 .error("segments cannot refer to segments"));
         }
-        let conditions = compile_conditions(&p, rule)?;
+        let conditions = compile_conditions(&p, rule, &mut budget)?;
         if let Some(j) = conditions.iter().position(|c| !c.segment_keys().is_empty()) {
             return Err(p.error(format!("condition {j}: segments cannot refer to segments")));
         }
@@ -478,6 +516,7 @@ pub fn compile_segment(doc: SegmentDoc) -> Result<CompiledSegment, CompileError>
         included: sorted(&doc.included),
         excluded: sorted(&doc.excluded),
         rules: rules.into_boxed_slice(),
+        automata: budget.finish(),
         doc,
     })
 }

@@ -4,20 +4,14 @@
 use regex_automata::{
     Input,
     dfa::{Automaton, dense},
-    nfa::thompson,
 };
-use regex_syntax::hir::{Capture, Hir, HirKind, Look, Repetition};
 
+use crate::automaton::RegexBudget;
 use crate::context::{Attr, Context, name_fingerprint, str_eq};
 use crate::date;
 use crate::error::{CompileError, Path};
 use crate::model::{ConditionDoc, Operator};
 use crate::semver::{self, OwnedVersion};
-
-/// Longest accepted regex pattern, in bytes.
-const MAX_REGEX_LEN: usize = 1024;
-/// Memory budget of one compiled regex.
-const MAX_DFA_BYTES: usize = 2 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cmp {
@@ -92,61 +86,6 @@ fn parse_number(s: &str) -> Option<f64> {
         .map(norm)
 }
 
-/// Rewrites Unicode word-boundary assertions (`\b`, `\B`, `\<`, `\>`, …) into their ASCII
-/// forms. A DFA cannot decide a Unicode word boundary next to non-ASCII text (it would give up
-/// mid-search); ASCII boundaries it decides exactly, so every search completes without
-/// allocating.
-fn ascii_word_boundaries(hir: Hir) -> Hir {
-    match hir.into_kind() {
-        HirKind::Look(look) => Hir::look(match look {
-            Look::WordUnicode => Look::WordAscii,
-            Look::WordUnicodeNegate => Look::WordAsciiNegate,
-            Look::WordStartUnicode => Look::WordStartAscii,
-            Look::WordEndUnicode => Look::WordEndAscii,
-            Look::WordStartHalfUnicode => Look::WordStartHalfAscii,
-            Look::WordEndHalfUnicode => Look::WordEndHalfAscii,
-            other => other,
-        }),
-        HirKind::Repetition(rep) => Hir::repetition(Repetition {
-            sub: Box::new(ascii_word_boundaries(*rep.sub)),
-            ..rep
-        }),
-        HirKind::Capture(cap) => Hir::capture(Capture {
-            sub: Box::new(ascii_word_boundaries(*cap.sub)),
-            ..cap
-        }),
-        HirKind::Concat(subs) => Hir::concat(subs.into_iter().map(ascii_word_boundaries).collect()),
-        HirKind::Alternation(subs) => {
-            Hir::alternation(subs.into_iter().map(ascii_word_boundaries).collect())
-        }
-        HirKind::Empty => Hir::empty(),
-        HirKind::Literal(lit) => Hir::literal(lit.0),
-        HirKind::Class(class) => Hir::class(class),
-    }
-}
-
-fn build_regex(pattern: &str) -> Result<dense::DFA<Vec<u32>>, String> {
-    if pattern.len() > MAX_REGEX_LEN {
-        return Err(format!("invalid regex: longer than {MAX_REGEX_LEN} bytes"));
-    }
-    let hir = regex_syntax::ParserBuilder::new()
-        .build()
-        .parse(pattern)
-        .map_err(|e| format!("invalid regex: {e}"))?;
-    let nfa = thompson::Compiler::new()
-        .configure(thompson::Config::new().nfa_size_limit(Some(MAX_DFA_BYTES)))
-        .build_from_hir(&ascii_word_boundaries(hir))
-        .map_err(|e| format!("invalid regex: {e}"))?;
-    dense::Builder::new()
-        .configure(
-            dense::DFA::config()
-                .dfa_size_limit(Some(MAX_DFA_BYTES))
-                .determinize_size_limit(Some(2 * MAX_DFA_BYTES)),
-        )
-        .build_from_nfa(&nfa)
-        .map_err(|e| format!("invalid regex: {e}"))
-}
-
 /// Parses every value with `parse`, naming the first one that fails.
 fn parse_all<T>(
     path: &Path,
@@ -168,8 +107,13 @@ fn parse_all<T>(
 }
 
 impl Condition {
-    /// Compiles one condition found at `path`.
-    pub(crate) fn compile(path: &Path, doc: &ConditionDoc) -> Result<Self, CompileError> {
+    /// Compiles one condition found at `path`; its regexes draw on `budget`, shared by every
+    /// condition of the flag or segment.
+    pub(crate) fn compile(
+        path: &Path,
+        doc: &ConditionDoc,
+        budget: &mut RegexBudget,
+    ) -> Result<Self, CompileError> {
         let values = &doc.values;
         if doc.operator != Operator::InSegment && doc.attribute.is_empty() {
             return Err(path.field("attribute").error("must not be empty"));
@@ -190,15 +134,16 @@ impl Condition {
             Operator::Contains => Test::Contains(sorted_strings(values)),
             Operator::StartsWith => Test::StartsWith(sorted_strings(values)),
             Operator::EndsWith => Test::EndsWith(sorted_strings(values)),
-            Operator::Regex => Test::Regex(
-                values
+            Operator::Regex => {
+                let at = path.field("values");
+                let dfas: Box<[_]> = values
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| {
-                        build_regex(v).map_err(|e| path.field("values").index(i).error(e))
-                    })
-                    .collect::<Result<_, _>>()?,
-            ),
+                    .map(|(i, v)| budget.build(v).map_err(|e| at.index(i).error(e)))
+                    .collect::<Result<_, _>>()?;
+                budget.note_condition(&at, dfas.iter().map(dense::DFA::memory_usage).sum());
+                Test::Regex(dfas)
+            }
             Operator::Lt | Operator::Lte | Operator::Gt | Operator::Gte => {
                 let cmp = match doc.operator {
                     Operator::Lt => Cmp::Lt,

@@ -16,6 +16,8 @@
 //! assert_eq!(result.reason, Reason::TargetingMatch);
 //! ```
 
+mod automaton;
+mod casefold;
 mod compile;
 mod condition;
 mod context;
@@ -27,6 +29,10 @@ pub mod model;
 pub mod semver;
 mod store;
 
+pub use automaton::{
+    MAX_AUTOMATON_BYTES, MAX_CASE_FOLD_CHARS, MAX_DETERMINIZE_WORK, MAX_REGEX_AUTOMATON_BYTES,
+    MAX_REGEX_LEN, MAX_REGEX_NFA_BYTES, MAX_REGEX_PATTERN_BYTES, MAX_REGEX_VALUES,
+};
 pub use compile::{
     CompiledFlag, CompiledSegment, MAX_KEY_LEN, compile_flag, compile_flag_json, compile_segment,
     compile_segment_json,

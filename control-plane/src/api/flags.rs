@@ -9,7 +9,9 @@ use axum::extract::{Query, State};
 use axum::http::header::{ETAG, IF_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
-use checkgate_core::{Change, CompileError, Environment as CoreEnvironment, FlagDoc, compile_flag};
+use checkgate_core::{
+    Change, CompileError, CompiledFlag, Environment as CoreEnvironment, FlagDoc, compile_flag,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -55,8 +57,9 @@ fn invalid(e: &CompileError) -> ApiError {
 }
 
 /// Refuses a flag that does not compile, refers to a segment that does not exist, or whose
-/// prerequisites are missing or cyclic.
-async fn validate(state: &AppState, env: &str, doc: &FlagDoc) -> Result<(), ApiError> {
+/// prerequisites are missing or cyclic; returns it compiled. (Whether its regexes fit the
+/// environment's automaton cap is checked as it is written.)
+async fn validate(state: &AppState, env: &str, doc: &FlagDoc) -> Result<CompiledFlag, ApiError> {
     let compiled = compile_flag(doc.clone()).map_err(|e| invalid(&e))?;
     let segments: Vec<String> = compiled.segment_keys().map(str::to_owned).collect();
     for segment in segments {
@@ -85,7 +88,19 @@ async fn validate(state: &AppState, env: &str, doc: &FlagDoc) -> Result<(), ApiE
             .check_prerequisites(&compiled)
             .map_err(|e| invalid(&e))?;
     }
-    Ok(())
+    Ok(compiled)
+}
+
+/// A refused write of `flag`. Over the environment's automaton cap, the message names the
+/// regexes of the flag that hold the most.
+fn write_error(e: StoreError, flag: &CompiledFlag) -> ApiError {
+    match e {
+        e @ StoreError::AutomatonCap { .. } => ApiError::Unprocessable(format!(
+            "{}: {e}",
+            flag.largest_automaton_path().unwrap_or("rules")
+        )),
+        other => store_write(other),
+    }
 }
 
 pub(super) fn store_write(e: StoreError) -> ApiError {
@@ -178,12 +193,18 @@ pub(super) async fn put(
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Editor).await?;
     let Json(doc) = doc?;
-    validate(&state, &env, &doc).await?;
+    let compiled = validate(&state, &env, &doc).await?;
     let (flag, created) = state
         .store
-        .put_flag(&caller.actor(), &env, &doc, if_match(&headers)?)
+        .put_flag_within(
+            &caller.actor(),
+            &env,
+            &compiled,
+            if_match(&headers)?,
+            state.automaton_cap,
+        )
         .await
-        .map_err(store_write)?;
+        .map_err(|e| write_error(e, &compiled))?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -226,10 +247,16 @@ pub(super) async fn patch(
         }
         let doc: FlagDoc =
             serde_json::from_value(merged).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-        validate(&state, &env, &doc).await?;
+        let compiled = validate(&state, &env, &doc).await?;
         match state
             .store
-            .put_flag(&caller.actor(), &env, &doc, Some(current.version))
+            .put_flag_within(
+                &caller.actor(),
+                &env,
+                &compiled,
+                Some(current.version),
+                state.automaton_cap,
+            )
             .await
         {
             Ok((flag, _)) => {
@@ -239,7 +266,7 @@ pub(super) async fn patch(
             // asked for a specific one.
             Err(StoreError::VersionMismatch { .. })
                 if expected.is_none() && attempt < PATCH_ATTEMPTS => {}
-            Err(e) => return Err(store_write(e)),
+            Err(e) => return Err(write_error(e, &compiled)),
         }
     }
     Err(ApiError::Conflict(format!(
@@ -288,12 +315,18 @@ pub(super) async fn promote(
         ));
     }
     let flag = state.store.flag(&env, &key).await?;
-    validate(&state, &target.id, &flag.doc).await?;
+    let compiled = validate(&state, &target.id, &flag.doc).await?;
     let (copy, _) = state
         .store
-        .put_flag(&caller.actor(), &target.id, &flag.doc, None)
+        .put_flag_within(
+            &caller.actor(),
+            &target.id,
+            &compiled,
+            None,
+            state.automaton_cap,
+        )
         .await
-        .map_err(store_write)?;
+        .map_err(|e| write_error(e, &compiled))?;
     Ok(([(ETAG, etag(copy.version))], axum::Json(flag_json(&copy)?)))
 }
 

@@ -32,6 +32,11 @@ use crate::store::Store;
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 1 << 20;
 
+/// The default cap on the bytes of regex automata (DFAs) the flags and segments of one
+/// environment hold together — what every edge holds for it. Each flag or segment holds at
+/// most [`checkgate_core::MAX_AUTOMATON_BYTES`] (1 MiB).
+pub const ENVIRONMENT_AUTOMATON_CAP: u64 = 32 << 20;
+
 pub use limiter::LoginLimiter;
 pub use session::SessionKey;
 
@@ -49,6 +54,9 @@ pub struct AppState {
     pub login_limiter: std::sync::Arc<LoginLimiter>,
     /// Whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`); empty: nobody's.
     pub trusted_proxies: std::sync::Arc<TrustedProxies>,
+    /// Most bytes of regex automata one environment's flags and segments may hold together:
+    /// a write that would pass it is refused (422). [`ENVIRONMENT_AUTOMATON_CAP`] unless set.
+    pub automaton_cap: u64,
 }
 
 impl AppState {
@@ -60,6 +68,7 @@ impl AppState {
             cookie_secure,
             login_limiter: std::sync::Arc::default(),
             trusted_proxies: std::sync::Arc::default(),
+            automaton_cap: ENVIRONMENT_AUTOMATON_CAP,
         }
     }
 

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::header::ETAG;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use checkgate_core::{SegmentDoc, compile_segment};
+use checkgate_core::{CompiledSegment, SegmentDoc, compile_segment};
 use serde_json::Value;
 
 use super::access::in_environment;
@@ -23,10 +23,22 @@ fn segment_json(s: &StoredSegment) -> Result<Value, ApiError> {
     Ok(value)
 }
 
-fn validate(doc: &SegmentDoc) -> Result<(), ApiError> {
-    compile_segment(doc.clone())
-        .map(|_| ())
-        .map_err(|e| ApiError::Unprocessable(e.to_string()))
+/// Refuses a segment that does not compile; returns it compiled. (Whether its regexes fit the
+/// environment's automaton cap is checked as it is written.)
+fn validate(doc: &SegmentDoc) -> Result<CompiledSegment, ApiError> {
+    compile_segment(doc.clone()).map_err(|e| ApiError::Unprocessable(e.to_string()))
+}
+
+/// A refused write of `segment`. Over the environment's automaton cap, the message names the
+/// regexes of the segment that hold the most.
+fn write_error(e: StoreError, segment: &CompiledSegment) -> ApiError {
+    match e {
+        e @ StoreError::AutomatonCap { .. } => ApiError::Unprocessable(format!(
+            "{}: {e}",
+            segment.largest_automaton_path().unwrap_or("rules")
+        )),
+        other => store_write(other),
+    }
 }
 
 /// `GET /api/environments/{env}/segments`.
@@ -79,7 +91,7 @@ pub(super) async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Editor).await?;
     let Json(doc) = doc?;
-    validate(&doc)?;
+    let compiled = validate(&doc)?;
     if state.store.segment(&env, &doc.key).await.is_ok() {
         return Err(ApiError::Conflict(format!(
             "segment {:?} already exists; change it with PATCH",
@@ -88,8 +100,9 @@ pub(super) async fn create(
     }
     let (segment, _) = state
         .store
-        .put_segment(&caller.actor(), &env, &doc, None)
-        .await?;
+        .put_segment_within(&caller.actor(), &env, &compiled, None, state.automaton_cap)
+        .await
+        .map_err(|e| write_error(e, &compiled))?;
     Ok((
         StatusCode::CREATED,
         [(ETAG, etag(segment.version))],
@@ -124,11 +137,17 @@ pub(super) async fn patch(
         }
         let doc: SegmentDoc =
             serde_json::from_value(merged).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-        validate(&doc)?;
+        let compiled = validate(&doc)?;
         // Conditional on the version merged onto: a write in between is never lost.
         match state
             .store
-            .put_segment(&caller.actor(), &env, &doc, Some(current.version))
+            .put_segment_within(
+                &caller.actor(),
+                &env,
+                &compiled,
+                Some(current.version),
+                state.automaton_cap,
+            )
             .await
         {
             Ok((segment, _)) => {
@@ -141,7 +160,7 @@ pub(super) async fn patch(
             // asked for a specific one.
             Err(StoreError::VersionMismatch { .. })
                 if expected.is_none() && attempt < PATCH_ATTEMPTS => {}
-            Err(e) => return Err(store_write(e)),
+            Err(e) => return Err(write_error(e, &compiled)),
         }
     }
     Err(ApiError::Conflict(format!(

@@ -17,6 +17,13 @@ pub enum StoreError {
         expected: u64,
         current: u64,
     },
+    /// A write whose regexes would take its environment's automata past their cap.
+    #[error(
+        "this environment's regexes would take {} KiB of automaton, over its cap of {} KiB",
+        .total.div_ceil(1024),
+        .cap / 1024
+    )]
+    AutomatonCap { total: u64, cap: u64 },
     #[error("cannot connect to the database")]
     Connect(#[source] sqlx::Error),
     /// The embedded database's file could not be created.

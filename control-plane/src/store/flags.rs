@@ -2,8 +2,9 @@
 //! and its audit row in the same transaction. Conditional writes (`expected` version) that lose
 //! a race change nothing.
 
-use checkgate_core::FlagDoc;
+use checkgate_core::{CompiledFlag, FlagDoc};
 
+use super::automata::{Automaton, Table};
 use super::{Actor, Store, StoreError, audit, now_ms};
 
 /// A flag as stored.
@@ -88,7 +89,9 @@ const FLAG_COLUMNS: &str = "environment_id, key, version, doc, created_at, updat
 
 impl Store {
     /// Creates or replaces a flag. With `expected`, the write happens only if the flag exists
-    /// at that version (`If-Match`). Returns the stored flag and whether it was created.
+    /// at that version (`If-Match`). Returns the stored flag and whether it was created. The
+    /// environment's automaton cap is not checked: the API writes with
+    /// [`Store::put_flag_within`].
     pub async fn put_flag(
         &self,
         actor: &Actor,
@@ -97,8 +100,47 @@ impl Store {
         expected: Option<u64>,
     ) -> Result<(StoredFlag, bool), StoreError> {
         let json = serde_json::to_string(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let automaton = Automaton {
+            bytes: Table::Flags.measure(&json),
+            cap: None,
+        };
+        self.put_flag_json(actor, env, doc, &json, expected, automaton)
+            .await
+    }
+
+    /// [`Store::put_flag`] for a compiled flag, refused with [`StoreError::AutomatonCap`] when
+    /// its regexes would take the environment's automata (all its flags and segments) past
+    /// `cap` bytes.
+    pub async fn put_flag_within(
+        &self,
+        actor: &Actor,
+        env: &str,
+        flag: &CompiledFlag,
+        expected: Option<u64>,
+        cap: u64,
+    ) -> Result<(StoredFlag, bool), StoreError> {
+        let doc = flag.doc();
+        let json = serde_json::to_string(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let automaton = Automaton {
+            bytes: flag.automaton_bytes() as u64,
+            cap: Some(cap),
+        };
+        self.put_flag_json(actor, env, doc, &json, expected, automaton)
+            .await
+    }
+
+    async fn put_flag_json(
+        &self,
+        actor: &Actor,
+        env: &str,
+        doc: &FlagDoc,
+        json: &str,
+        expected: Option<u64>,
+        automaton: Automaton,
+    ) -> Result<(StoredFlag, bool), StoreError> {
         let mut tx = self.write().await?;
-        let (flag, created) = write_flag(&mut tx, actor, env, doc, &json, expected).await?;
+        let (flag, created) =
+            write_flag(&mut tx, actor, env, doc, json, expected, automaton).await?;
         tx.commit().await?;
         self.committed(env, flag.version);
         Ok((flag, created))
@@ -118,7 +160,11 @@ impl Store {
         for doc in docs {
             let json =
                 serde_json::to_string(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            last = write_flag(&mut tx, actor, env, doc, &json, None)
+            let automaton = Automaton {
+                bytes: Table::Flags.measure(&json),
+                cap: None,
+            };
+            last = write_flag(&mut tx, actor, env, doc, &json, None, automaton)
                 .await?
                 .0
                 .version;
@@ -275,7 +321,8 @@ impl Store {
 }
 
 /// One flag write inside the caller's transaction: the environment's next version, the flag,
-/// its change row and its audit row. With `expected`, only if the flag is at that version.
+/// its change row and its audit row. With `expected`, only if the flag is at that version;
+/// with a cap, only if the environment's automata stay under it.
 async fn write_flag(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     actor: &Actor,
@@ -283,6 +330,7 @@ async fn write_flag(
     doc: &FlagDoc,
     json: &str,
     expected: Option<u64>,
+    automaton: Automaton,
 ) -> Result<(StoredFlag, bool), StoreError> {
     let (version, project) = next_version(tx, env).await?;
     let before: Option<(i64, String, i64)> = sqlx::query_as(
@@ -305,11 +353,12 @@ async fn write_flag(
             });
         }
     }
+    automaton.check(tx, env, Table::Flags, &doc.key).await?;
     let now = now_ms();
     let created_at = before.as_ref().map_or(now, |(_, _, c)| *c);
     sqlx::query(
-        "INSERT INTO flags (environment_id, key, version, doc, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (environment_id, key) DO UPDATE SET version = $3, doc = $4, updated_at = $6",
+        "INSERT INTO flags (environment_id, key, version, doc, created_at, updated_at, automaton_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (environment_id, key) DO UPDATE SET version = $3, doc = $4, updated_at = $6, automaton_bytes = $7",
     )
     .bind(env)
     .bind(&doc.key)
@@ -317,6 +366,7 @@ async fn write_flag(
     .bind(json)
     .bind(created_at)
     .bind(now)
+    .bind(automaton.bytes as i64)
     .execute(&mut **tx)
     .await?;
     append_change(tx, env, version, "flag_upsert", &doc.key, Some(json)).await?;

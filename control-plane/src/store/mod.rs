@@ -8,6 +8,7 @@
 //! writes the item, (3) appends the change row (the feed's outbox) and (4) the audit row.
 
 mod audit_log;
+mod automata;
 mod edge_tokens;
 mod error;
 mod feed;

@@ -1,8 +1,9 @@
 //! Segments of an environment. Like flags, every write takes the environment's next version and
 //! writes the segment, its change row and its audit row in one transaction.
 
-use checkgate_core::SegmentDoc;
+use checkgate_core::{CompiledSegment, SegmentDoc};
 
+use super::automata::{Automaton, Table};
 use super::flags::{append_change, next_version};
 use super::{Actor, Store, StoreError, audit, now_ms};
 
@@ -25,7 +26,9 @@ fn stored(key: String, version: i64, doc: &str) -> Result<StoredSegment, StoreEr
 }
 
 impl Store {
-    /// Creates or replaces a segment; with `expected`, only if it exists at that version.
+    /// Creates or replaces a segment; with `expected`, only if it exists at that version. The
+    /// environment's automaton cap is not checked: the API writes with
+    /// [`Store::put_segment_within`].
     pub async fn put_segment(
         &self,
         actor: &Actor,
@@ -34,6 +37,44 @@ impl Store {
         expected: Option<u64>,
     ) -> Result<(StoredSegment, bool), StoreError> {
         let json = serde_json::to_string(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let automaton = Automaton {
+            bytes: Table::Segments.measure(&json),
+            cap: None,
+        };
+        self.write_segment(actor, env, doc, &json, expected, automaton)
+            .await
+    }
+
+    /// [`Store::put_segment`] for a compiled segment, refused with
+    /// [`StoreError::AutomatonCap`] when its regexes would take the environment's automata
+    /// (all its flags and segments) past `cap` bytes.
+    pub async fn put_segment_within(
+        &self,
+        actor: &Actor,
+        env: &str,
+        segment: &CompiledSegment,
+        expected: Option<u64>,
+        cap: u64,
+    ) -> Result<(StoredSegment, bool), StoreError> {
+        let doc = segment.doc();
+        let json = serde_json::to_string(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let automaton = Automaton {
+            bytes: segment.automaton_bytes() as u64,
+            cap: Some(cap),
+        };
+        self.write_segment(actor, env, doc, &json, expected, automaton)
+            .await
+    }
+
+    async fn write_segment(
+        &self,
+        actor: &Actor,
+        env: &str,
+        doc: &SegmentDoc,
+        json: &str,
+        expected: Option<u64>,
+        automaton: Automaton,
+    ) -> Result<(StoredSegment, bool), StoreError> {
         let mut tx = self.write().await?;
         let (version, project) = next_version(&mut tx, env).await?;
         let before: Option<(i64, String)> = sqlx::query_as(
@@ -53,16 +94,20 @@ impl Store {
                 });
             }
         }
+        automaton
+            .check(&mut tx, env, Table::Segments, &doc.key)
+            .await?;
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO segments (environment_id, key, version, doc, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) \
-             ON CONFLICT (environment_id, key) DO UPDATE SET version = $3, doc = $4, updated_at = $5",
+            "INSERT INTO segments (environment_id, key, version, doc, created_at, updated_at, automaton_bytes) VALUES ($1, $2, $3, $4, $5, $5, $6) \
+             ON CONFLICT (environment_id, key) DO UPDATE SET version = $3, doc = $4, updated_at = $5, automaton_bytes = $6",
         )
         .bind(env)
         .bind(&doc.key)
         .bind(version as i64)
-        .bind(&json)
+        .bind(json)
         .bind(now)
+        .bind(automaton.bytes as i64)
         .execute(&mut *tx)
         .await?;
         append_change(
@@ -71,7 +116,7 @@ impl Store {
             version,
             "segment_upsert",
             &doc.key,
-            Some(&json),
+            Some(json),
         )
         .await?;
         let action = if before.is_some() {
@@ -87,7 +132,7 @@ impl Store {
             action,
             ("segment", &doc.key),
             before.as_ref().map(|(_, d)| d.as_str()),
-            Some(&json),
+            Some(json),
         )
         .await?;
         tx.commit().await?;

@@ -30,16 +30,22 @@ impl Drop for Api {
 }
 
 pub async fn api() -> Api {
+    api_with(|_| {}).await
+}
+
+/// [`api`], with its state changed by `configure` first.
+pub async fn api_with(configure: impl FnOnce(&mut AppState)) -> Api {
     let dir = std::env::temp_dir().join(format!("cg-api-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let store = Store::open(&store::embedded_url(&dir), 4, Duration::from_secs(10))
         .await
         .unwrap();
-    let state = AppState::new(
+    let mut state = AppState::new(
         store.clone(),
         checkgate_control::api::SessionKey::new("test-session-secret-of-32-characters"),
         true,
     );
+    configure(&mut state);
     Api {
         router: checkgate_control::app(state, Health::new(), None, None),
         store,
