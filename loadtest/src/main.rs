@@ -14,6 +14,7 @@ mod report;
 mod serve;
 mod sse;
 mod stack;
+mod stall;
 mod watch;
 
 use std::path::PathBuf;
@@ -181,6 +182,15 @@ enum Scenario {
         rate: u32,
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         duration: Duration,
+    },
+    /// Compile stall: flags at the regex caps written while `/health` and evaluation on the
+    /// edge are polled back to back; the latency of each poll meanwhile.
+    CompileStall {
+        #[command(flatten)]
+        edge: EdgeArgs,
+        /// Seeded flags rewritten with regexes at the caps.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+        capped: u64,
     },
     /// Feed catch-up: an environment of N flags; an edge takes its snapshot, stops, and comes
     /// back M changes behind — how fast it catches up through them.
@@ -458,6 +468,12 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let stack = edge.stack().await?;
             let out = sse::propagation(&stack, rate, duration).await;
+            stack.stop().await?;
+            json(&out?)?
+        }
+        Scenario::CompileStall { edge, capped } => {
+            let stack = edge.stack().await?;
+            let out = stall::run(&stack, capped as usize).await;
             stack.stop().await?;
             json(&out?)?
         }
