@@ -111,6 +111,30 @@ impl Service {
         http_get(self.addr, path)
     }
 
+    /// Waits until the service logs a line containing `needle` (it may already have), or
+    /// fails after `limit` with the log so far.
+    pub fn wait_for_log(&mut self, needle: &str, limit: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.log.iter().any(|l| l.contains(needle)) {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "no {needle:?} in the log within {limit:?}:\n{}",
+                    self.log.join("\n")
+                ));
+            }
+            if let Ok(line) = self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(100)))
+            {
+                self.log.push(line);
+            }
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit status; collects the rest of the log.
     pub fn terminate(mut self) -> Result<(ExitStatus, Vec<String>), String> {
         let pid = self.child.id().to_string();

@@ -88,7 +88,8 @@ pub fn identity(
             cert_path: cert,
         });
     }
-    std::fs::create_dir_all(data_dir)
+    // Whichever runs first creates the data directory: private, as everywhere else.
+    crate::secrets::create_private_dir(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let names = vec!["localhost".to_owned(), "checkgate-control".to_owned()];
     let made = rcgen::generate_simple_self_signed(names).context("generating a certificate")?;

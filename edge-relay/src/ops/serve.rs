@@ -65,6 +65,7 @@ pub async fn run_service(
     on_bound: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let handle = metrics::handle();
+    let shutdown = shutdown_signal();
     let public = Listener::new(bind(SocketAddr::new(common.host, port)).await?, streams);
     let servers = match common.metrics_addr {
         Some(addr) => vec![
@@ -79,33 +80,47 @@ pub async fn run_service(
     };
     on_bound();
     let upkeep = tokio::spawn(metrics::upkeep(handle));
-    let result = serve(servers, shutdown_signal(), common.shutdown_grace()).await;
+    let result = serve(servers, shutdown, common.shutdown_grace()).await;
     upkeep.abort();
     tracing::info!("stopped");
     result
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when
+/// the future is first polled, so a signal that arrives right after the listeners are bound
+/// (a supervisor stopping a service that just started) is a clean shutdown rather than the
+/// default action that kills the process.
+pub fn shutdown_signal() -> impl Future<Output = ()> {
+    #[cfg(unix)]
+    let handlers = {
+        use tokio::signal::unix::{SignalKind, signal};
+        [SignalKind::terminate(), SignalKind::interrupt()].map(|kind| {
+            signal(kind)
+                .inspect_err(|e| tracing::warn!(cause = %e, "cannot handle a signal"))
+                .ok()
+        })
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let [term, int] = handlers;
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(term) => {}
+                () = wait(int) => {}
+            }
+        }
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }
 
