@@ -21,19 +21,20 @@ export function SessionProvider({ children }: { children: ReactNode }) {
   const [user, setUser] = useState<UserInfo | null | undefined>(undefined);
   const [workspace, setWorkspace] = useState<Workspace | undefined>(undefined);
 
+  // Reads both before setting either, so the screens never see the new workspace with the
+  // old user (a moment "signed out" would send the visitor to the login form).
   const refresh = useCallback(async () => {
     const ws = await api.get<Workspace>("/api/auth/workspace");
+    let me: UserInfo | null = null;
+    if (ws.is_setup_complete) {
+      try {
+        me = await api.get<UserInfo>("/api/auth/me");
+      } catch (e) {
+        if (!(e instanceof ApiError && e.status === 401)) throw e;
+      }
+    }
     setWorkspace(ws);
-    if (!ws.is_setup_complete) {
-      setUser(null);
-      return;
-    }
-    try {
-      setUser(await api.get<UserInfo>("/api/auth/me"));
-    } catch (e) {
-      if (e instanceof ApiError && e.status === 401) setUser(null);
-      else throw e;
-    }
+    setUser(me);
   }, []);
 
   useEffect(() => {

@@ -2,7 +2,7 @@
 // this tab, else its default environment, else its first.
 
 import { useEffect, useState } from "react";
-import { Navigate, useParams } from "react-router-dom";
+import { Navigate, useLocation, useParams } from "react-router-dom";
 import { api, seg } from "../api";
 import { rememberedEnv } from "../Layout";
 import type { Environment, Project } from "../types";
@@ -40,11 +40,14 @@ function useTarget(resolve: () => Promise<string>, key: string | undefined) {
 
 /** "/": the first project's flags; the project list when there is no project. */
 export function HomeRedirect() {
+  // Keyed on the location too: navigating to "/" while already there (the brand link) looks
+  // again rather than keeping a redirect that has already fired.
+  const { key } = useLocation();
   const { to, error } = useTarget(async () => {
     const projects = await api.get<Project[]>("/api/projects");
     if (projects.length === 0) return "/projects";
     return (await projectTarget(projects[0].id)) ?? `/projects/${projects[0].id}`;
-  }, "home");
+  }, `home:${key}`);
   if (error) return <LoadError error={error} />;
   if (to) return <Navigate to={to} replace />;
   return <Loading />;

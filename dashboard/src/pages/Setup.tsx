@@ -48,9 +48,11 @@ export function SetupPage() {
         email: form.email.trim(),
         password: form.password,
       });
-      setUser(user);
-      await refresh().catch(() => undefined);
+      // Go home first, while this page still answers every address; then sign in once. The
+      // home page then finds the first project's flags and goes there, and nothing navigates
+      // after it (a late navigation to "/" could land on an empty page).
       navigate("/", { replace: true });
+      await refresh().catch(() => setUser(user));
     } catch (err) {
       setError(err);
       setBusy(false);
