@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 
-use checkgate_edge::ops::CommonArgs;
-use checkgate_edge::ops::config::InvalidSetting;
-use checkgate_edge::ops::telemetry;
+use checkgate_ops::CommonArgs;
+use checkgate_ops::config::InvalidSetting;
+use checkgate_ops::telemetry;
 use checkgate_protocol::Secret;
 use clap::Parser;
 use clap::builder::BoolishValueParser;

@@ -17,7 +17,7 @@ use axum::http::header::{
 };
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use checkgate_edge::ops::gzip::{accepts_gzip, gzip};
+use checkgate_ops::gzip::{accepts_gzip, gzip};
 
 /// Most files the directory may hold, and most bytes in all: a dashboard is far smaller, and
 /// a mistaken `PUBLIC_DIR=/` must fail at start rather than fill the memory.
@@ -130,14 +130,10 @@ impl Assets {
         .any(|p| path.starts_with(p))
             || path == "/api";
         if api_path || self.files.is_empty() {
-            return checkgate_edge::ops::health::not_found()
-                .await
-                .into_response();
+            return checkgate_ops::health::not_found().await.into_response();
         }
         if method != Method::GET && method != Method::HEAD {
-            return checkgate_edge::ops::health::not_found()
-                .await
-                .into_response();
+            return checkgate_ops::health::not_found().await.into_response();
         }
         let headers = request.headers();
         let fallback = !self.files.contains_key(path);
@@ -156,16 +152,12 @@ impl Assets {
                     .next()
                     .is_some_and(|last| last.contains('.'));
                 if !(page || anything && !looks_like_file) {
-                    return checkgate_edge::ops::health::not_found()
-                        .await
-                        .into_response();
+                    return checkgate_ops::health::not_found().await.into_response();
                 }
                 match self.files.get("/index.html") {
                     Some(index) => index,
                     None => {
-                        return checkgate_edge::ops::health::not_found()
-                            .await
-                            .into_response();
+                        return checkgate_ops::health::not_found().await.into_response();
                     }
                 }
             }

@@ -11,7 +11,7 @@ pub mod store;
 pub mod upkeep;
 
 use axum::Router;
-use checkgate_edge::ops::{self, Health};
+use checkgate_ops::{self as ops, Health};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 /// The readiness check of the store: set once it is open and migrated.
@@ -24,7 +24,7 @@ pub fn app(
     state: api::AppState,
     health: Health,
     metrics: Option<PrometheusHandle>,
-    sdk: Option<checkgate_edge::sdk::SdkState>,
+    sdk: Option<checkgate_serve::SdkState>,
 ) -> Router {
     app_with_dashboard(state, health, metrics, sdk, dashboard::Assets::default())
 }
@@ -34,12 +34,12 @@ pub fn app_with_dashboard(
     state: api::AppState,
     health: Health,
     metrics: Option<PrometheusHandle>,
-    sdk: Option<checkgate_edge::sdk::SdkState>,
+    sdk: Option<checkgate_serve::SdkState>,
     assets: dashboard::Assets,
 ) -> Router {
     let mut router = ops::health::routes(health, metrics).merge(api::routes(state));
     if let Some(sdk) = sdk {
-        router = router.merge(checkgate_edge::sdk::routes(sdk));
+        router = router.merge(checkgate_serve::routes(sdk));
     }
     ops::health::finish_with(router, move |request: axum::extract::Request| async move {
         assets.serve(request).await

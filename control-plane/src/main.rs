@@ -11,7 +11,7 @@ use checkgate_control::feed::{self, Heads};
 use checkgate_control::secrets::{self, Origin};
 use checkgate_control::store::{self, Store};
 use checkgate_control::{STORE_CHECK, app_with_dashboard, dashboard};
-use checkgate_edge::ops::{self, Health};
+use checkgate_ops::{self as ops, Health};
 
 /// jemalloc, as in `checkgate-edge`: a one-node install serves the same SDK routes in-process.
 #[global_allocator]
@@ -96,9 +96,8 @@ async fn main() -> anyhow::Result<()> {
             .context("preparing the feed's certificate")?;
         let fingerprint = identity.fingerprint();
         let addr = SocketAddr::new(config.common.host, config.feed_port);
-        let server_config =
-            checkgate_edge::feed::transport::server_config(identity.chain, identity.key)
-                .context("configuring the feed's TLS")?;
+        let server_config = checkgate_feed::quic::server_config(identity.chain, identity.key)
+            .context("configuring the feed's TLS")?;
         let endpoint = quinn::Endpoint::server(server_config, addr)
             .with_context(|| format!("cannot listen for the feed on udp {addr}"))?;
         let bound = endpoint.local_addr()?;
@@ -123,19 +122,19 @@ async fn main() -> anyhow::Result<()> {
 
     // The routes SDKs call, served in-process from a replica of the database: a one-node
     // install needs no separate edge.
-    let relay = checkgate_edge::relay::Relay::new(None, config.data_dir.join("in-process"));
+    let local = feed::local::Local::new();
     background.spawn(feed::local::run(
         store.clone(),
         heads.clone(),
-        relay.clone(),
+        local.clone(),
     ));
-    let (sdk, sdk_events) = checkgate_edge::sdk::SdkState::new(relay);
+    let (sdk, sdk_events) = checkgate_serve::SdkState::new(local.served());
     background.spawn(sdk_events);
 
     let result = ops::run_service(
         &config.common,
         config.port,
-        Some(sdk.clone()),
+        Some(std::sync::Arc::new(sdk.clone())),
         |metrics| app_with_dashboard(state, health.clone(), metrics, Some(sdk), assets),
         axum::Router::new(),
         || health.set(STORE_CHECK, true, "migrated and answering"),

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use checkgate_edge::ops::Health;
+use checkgate_ops::Health;
 
 use crate::STORE_CHECK;
 use crate::store::Store;

@@ -364,7 +364,7 @@ fn login_from(addr: &str, password: &str) -> Request<Body> {
         .unwrap();
     let peer: std::net::SocketAddr = addr.parse().unwrap();
     req.extensions_mut()
-        .insert(axum::extract::ConnectInfo(checkgate_edge::ops::Peer(peer)));
+        .insert(axum::extract::ConnectInfo(checkgate_ops::Peer(peer)));
     req
 }
 
@@ -415,10 +415,7 @@ async fn guessing_is_throttled_without_locking_the_real_user_out() {
 const BIN: &str = env!("CARGO_BIN_EXE_checkgate-control");
 
 /// The control plane as a process on the embedded store, with `env` added.
-fn server(
-    data: &common::cluster::TempDir,
-    env: &[(&str, &str)],
-) -> checkgate_edge::testkit::Service {
+fn server(data: &common::cluster::TempDir, env: &[(&str, &str)]) -> checkgate_testkit::Service {
     let mut all = vec![
         ("SESSION_SECRET", "a-session-secret-for-the-throttle-tests"),
         ("COOKIE_SECURE", "false"),
@@ -426,7 +423,7 @@ fn server(
         ("FEED_ENABLED", "false"),
     ];
     all.extend_from_slice(env);
-    checkgate_edge::testkit::Service::start(BIN, &all).unwrap()
+    checkgate_testkit::Service::start(BIN, &all).unwrap()
 }
 
 fn ip(s: &str) -> std::net::IpAddr {

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use checkgate_control::api::AppState;
-use checkgate_edge::ops::{Health, metrics};
+use checkgate_ops::{Health, metrics};
 use common::{Api, Reply, api, setup_body};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};

@@ -142,7 +142,7 @@ fn an_edge_killed_during_writes_never_serves_an_older_version_after_restart() {
         // kill it -9 right after a look (every version up to `seen` was served to a client).
         let seen = eventually("the edge to serve 40 writes", SETTLE, || {
             let served = service.addr;
-            let (_, body) = checkgate_edge::testkit::http_get(served, "/status").ok()?;
+            let (_, body) = checkgate_testkit::http_get(served, "/status").ok()?;
             let status: serde_json::Value = serde_json::from_str(&body).ok()?;
             let version = status["environments"]
                 .as_array()?

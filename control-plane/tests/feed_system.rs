@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use checkgate_edge::testkit::udp_proxy::{Faults, UdpProxy};
+use checkgate_testkit::udp_proxy::{Faults, UdpProxy};
 use common::cluster::{
     Control, ControlOptions, Edge, Redis, TempDir, Workspace, call, eventually, pause,
 };
@@ -461,7 +461,7 @@ fn anti_entropy_repairs_an_edge_that_missed_a_change_without_a_trace() {
 
 /// `GET /api/edges` on a control plane, as its admin.
 fn fleet(cluster: &Cluster) -> serde_json::Value {
-    let (status, _, body) = checkgate_edge::testkit::http_request(
+    let (status, _, body) = checkgate_testkit::http_request(
         cluster.controls[0].http(),
         "GET",
         "/api/edges",
@@ -505,7 +505,7 @@ fn revoking_the_edge_token_stops_the_edge() {
         assert_eq!(env["lag"], 0, "{listed}");
     }
     assert_eq!(edges[0]["data_age_ms"], 0, "{listed}");
-    let tokens = checkgate_edge::testkit::http_request(
+    let tokens = checkgate_testkit::http_request(
         cluster.controls[0].http(),
         "GET",
         "/api/edge-tokens",
@@ -515,7 +515,7 @@ fn revoking_the_edge_token_stops_the_edge() {
     .unwrap();
     let tokens: serde_json::Value = serde_json::from_str(&tokens.2).unwrap();
     let id = tokens[0]["id"].as_str().unwrap();
-    let (status, _, _) = checkgate_edge::testkit::http_request(
+    let (status, _, _) = checkgate_testkit::http_request(
         cluster.controls[0].http(),
         "DELETE",
         &format!("/api/edge-tokens/{id}"),

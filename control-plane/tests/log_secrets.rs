@@ -8,7 +8,7 @@
 
 mod common;
 
-use checkgate_edge::testkit::{Service, http_request};
+use checkgate_testkit::{Service, http_request};
 use common::pg::Database;
 use serde_json::{Value, json};
 

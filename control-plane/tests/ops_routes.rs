@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode};
 use checkgate_control::api::AppState;
 use checkgate_control::store::{self, Store};
 use checkgate_control::{STORE_CHECK, app};
-use checkgate_edge::ops::{Health, metrics};
+use checkgate_ops::{Health, metrics};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use checkgate_edge::testkit::Service;
+use checkgate_testkit::Service;
 use common::pg::Database;
 
 const BIN: &str = env!("CARGO_BIN_EXE_checkgate-control");

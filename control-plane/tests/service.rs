@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use checkgate_edge::testkit::{self, Service};
+use checkgate_testkit::{self as testkit, Service};
 
 const BIN: &str = env!("CARGO_BIN_EXE_checkgate-control");
 

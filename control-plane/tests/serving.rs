@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use checkgate_edge::testkit::{Service, http_request};
+use checkgate_testkit::{Service, http_request};
 use common::cluster::{CONTROL_BIN, SESSION_SECRET, TempDir, Workspace, call, eventually};
 use serde_json::{Value, json};
 

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use checkgate_protocol::Secret;
 use clap::Parser;
 
-use crate::ops::CommonArgs;
-use crate::ops::config::InvalidSetting;
-use crate::ops::telemetry;
+use checkgate_ops::CommonArgs;
+use checkgate_ops::config::InvalidSetting;
+use checkgate_ops::telemetry;
 
 /// Checkgate edge relay: serves flags near the SDKs.
 #[derive(Debug, Clone, Parser)]
@@ -152,7 +152,7 @@ impl EdgeConfig {
                 "feed-fingerprint",
                 "is required with FEED_ADDR (or FEED_CA): the control plane logs it at start-up",
             )),
-            (Some(fingerprint), None) => crate::feed::transport::parse_fingerprint(fingerprint)
+            (Some(fingerprint), None) => checkgate_feed::quic::parse_fingerprint(fingerprint)
                 .map(|_| ())
                 .map_err(|p| invalid("FEED_FINGERPRINT", "feed-fingerprint", p)),
             (None, Some(ca)) if !ca.is_file() => Err(invalid(

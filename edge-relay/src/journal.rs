@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 
 use bincode::config::{self, Configuration, LittleEndian, NoLimit, Varint};
 use checkgate_protocol::frame::{Changes, EnvironmentInfo, Snapshot, Welcome};
+use checkgate_serve::replica::{Replica, Source};
 use serde::{Deserialize, Serialize};
 
 /// The first bytes of every journal, so another file at the path is refused.
@@ -345,6 +346,26 @@ pub fn read(path: &Path) -> Result<Recovered, JournalError> {
         entries,
         discarded_bytes: (bytes.len() - HEADER_LEN as usize - end) as u64,
     })
+}
+
+/// Replays `entries` (read back from the journal) over what the snapshot file brought back
+/// into `replica`, and marks what they touched as read from disk at `at_ms` (not yet confirmed
+/// by the control plane).
+pub fn replay(replica: &Replica, entries: Vec<Entry>, at_ms: u64) {
+    for entry in entries {
+        match entry {
+            Entry::Welcome(welcome) => {
+                replica.welcome(&welcome);
+            }
+            Entry::Snapshot { info, snapshot } => {
+                replica.install(&snapshot, info, Source::SnapshotFile);
+            }
+            Entry::Changes(changes) => {
+                replica.apply(&changes);
+            }
+        }
+    }
+    replica.mark_read_from_disk(at_ms);
 }
 
 #[cfg(test)]

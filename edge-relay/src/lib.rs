@@ -1,24 +1,22 @@
-//! The Checkgate edge relay: it holds the compiled flags of the environments it serves and
-//! answers SDKs near them. The library also carries [`ops`], the operational plumbing both
-//! binaries share, the serving code the control plane runs in-process, and
-//! [`snapshot_file`] and [`journal`], which keep an edge's flags across restarts and crashes.
+//! The Checkgate edge relay: it follows the control plane's change feed, holds the compiled
+//! flags of the environments it serves, and answers SDKs near them with `checkgate-serve`.
+//! What is its own: its configuration, the feed client ([`feed`]), the snapshot file and the
+//! change journal that keep its flags across restarts and crashes ([`snapshot_file`],
+//! [`journal`]), and `/status` ([`relay`]). The binary is `main.rs`; this library is there so
+//! its parts can be tested and driven by the load-test binary.
 
 pub mod config;
 pub mod feed;
 pub mod journal;
-pub mod ops;
 pub mod relay;
-pub mod sdk;
 pub mod snapshot_file;
-#[doc(hidden)]
-pub mod testkit;
 
 use std::sync::Arc;
 
 use axum::Router;
+use checkgate_ops::Health;
+use checkgate_serve::SdkState;
 use metrics_exporter_prometheus::PrometheusHandle;
-
-use ops::Health;
 
 /// The readiness check an edge reports until it holds flag data.
 pub const DATA_CHECK: &str = "flag_data";
@@ -33,11 +31,15 @@ pub const JOURNAL_FILE: &str = "journal.bin";
 /// The edge's public router. `metrics` is `Some` when there is no operations listener
 /// (`METRICS_ADDR`): `/metrics` and `/status` are then served on the main port too. With one,
 /// they are served there only ([`operations`]).
-pub fn app(health: Health, metrics: Option<PrometheusHandle>, sdk: sdk::SdkState) -> Router {
-    let relay = Arc::clone(&sdk.relay);
+pub fn app(
+    health: Health,
+    metrics: Option<PrometheusHandle>,
+    sdk: SdkState,
+    relay: Arc<relay::Relay>,
+) -> Router {
     let operations_here = metrics.is_some();
-    let router = ops::health::routes(health, metrics).merge(sdk::routes(sdk));
-    ops::health::finish(if operations_here {
+    let router = checkgate_ops::health::routes(health, metrics).merge(checkgate_serve::routes(sdk));
+    checkgate_ops::health::finish(if operations_here {
         router.merge(relay::routes(relay))
     } else {
         router

@@ -8,12 +8,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use checkgate_edge::config::EdgeConfig;
 use checkgate_edge::feed::client::{self, ClientSettings, FeedState};
-use checkgate_edge::feed::replica::Replica;
-use checkgate_edge::feed::transport::{Trust, parse_fingerprint};
-use checkgate_edge::journal::Journal;
-use checkgate_edge::ops::{self, Health};
+use checkgate_edge::journal::{self, Journal};
 use checkgate_edge::relay::Relay;
 use checkgate_edge::{DATA_CHECK, JOURNAL_FILE, SNAPSHOT_FILE, app, snapshot_file};
+use checkgate_feed::quic::{Trust, parse_fingerprint};
+use checkgate_ops::{self as ops, Health};
+use checkgate_serve::SdkState;
+use checkgate_serve::replica::Replica;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
 
@@ -104,13 +105,13 @@ async fn main() -> anyhow::Result<()> {
     };
     let (ok, detail) = relay.readiness();
     health.set(DATA_CHECK, ok, detail);
-    let (sdk, events) = checkgate_edge::sdk::SdkState::new(relay.clone());
+    let (sdk, events) = SdkState::new(relay.served());
     let events = tokio::spawn(events);
     let result = ops::run_service(
         &config.common,
         config.port,
-        Some(sdk.clone()),
-        |metrics| app(health.clone(), metrics, sdk),
+        Some(Arc::new(sdk.clone())),
+        |metrics| app(health.clone(), metrics, sdk, relay.clone()),
         checkgate_edge::operations(relay.clone()),
         || {},
     )
@@ -152,7 +153,7 @@ fn open_journal(
                     entries = recovered.entries.len(),
                     "replaying the change journal"
                 );
-                replica.replay(recovered.entries, at_ms);
+                journal::replay(replica, recovered.entries, at_ms);
             }
             Some(journal)
         }

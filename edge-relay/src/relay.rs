@@ -11,8 +11,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use checkgate_serve::replica::{EnvStatus, Replica, Source};
+use checkgate_serve::served::Served;
+
 use crate::feed::client::FeedState;
-use crate::feed::replica::{EnvStatus, Replica, Source};
 
 /// An environment counts as stale when its data is this much older than the feed's heartbeats
 /// say it could be (the control plane is ahead, or unreachable).
@@ -81,22 +83,9 @@ fn now_ms() -> u64 {
 }
 
 impl Relay {
-    /// An edge holding nothing yet.
-    pub fn new(feed_addr: Option<String>, snapshot_path: PathBuf) -> Arc<Self> {
-        Arc::new(Self {
-            replica: Replica::new(),
-            feed: Arc::default(),
-            feed_addr,
-            snapshot_path,
-            snapshot_refused: None,
-        })
-    }
-
-    /// Whether the edge knows it holds every SDK key of its environments: connected to the
-    /// control plane and caught up with it. Only then is an unknown key surely unknown (401);
-    /// otherwise it may be newer than what the edge holds (503).
-    pub fn knows_every_key(&self) -> bool {
-        self.feed.synced() && !self.feed.revoked()
+    /// What the SDK routes read: the replica, vouched for by the feed.
+    pub fn served(&self) -> Arc<Served> {
+        Served::new(Arc::clone(&self.replica), self.feed.clone())
     }
 
     /// Whether the edge can serve, and why (for `/ready`).

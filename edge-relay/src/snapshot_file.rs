@@ -38,8 +38,7 @@ use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use bincode::config::{self, Configuration, LittleEndian, NoLimit, Varint};
-use checkgate_protocol::frame::{EnvironmentInfo, Snapshot};
-use serde::{Deserialize, Serialize};
+pub use checkgate_serve::replica::{Persisted, PersistedEnv};
 use sha2::{Digest as _, Sha256};
 
 /// The first bytes of every snapshot file, so another file at the path is refused at once.
@@ -49,29 +48,6 @@ pub const MAGIC: [u8; 4] = *b"CGSN";
 pub const FORMAT_VERSION: u16 = 1;
 /// Header size: magic, format version, payload length, payload checksum.
 pub const HEADER_LEN: usize = 4 + 2 + 8 + 32;
-
-/// One environment as persisted: what the control plane said about it, and its content at one
-/// version. Kept together so a restarted edge can serve the environment under its slug and
-/// resume the feed from the snapshot's version without asking first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PersistedEnv {
-    /// The environment's identity as the last `Welcome` gave it.
-    pub info: EnvironmentInfo,
-    /// Everything it held, at the version the edge had applied.
-    pub snapshot: Snapshot,
-}
-
-/// The whole file's content: everything an edge needs to serve again after a restart.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Persisted {
-    /// The control plane's database epoch the versions below belong to; if the control plane
-    /// reports another, the positions are void and the edge asks for snapshots.
-    pub epoch: u64,
-    /// When the edge wrote the file (Unix milliseconds), to tell how stale served data is.
-    pub saved_at_ms: u64,
-    /// Every environment the edge served when it saved.
-    pub environments: Vec<PersistedEnv>,
-}
 
 /// What [`save`] did, so the caller can log or count it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,20 +3,34 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use checkgate_edge::ops::{Health, metrics};
-use checkgate_edge::testkit::{self, Service};
+use checkgate_edge::relay::Relay;
 use checkgate_edge::{DATA_CHECK, app};
+use checkgate_ops::{Health, metrics};
+use checkgate_serve::SdkState;
+use checkgate_serve::replica::Replica;
+use checkgate_testkit::{self as testkit, Service};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 const BIN: &str = env!("CARGO_BIN_EXE_checkgate-edge");
 
-fn relay() -> checkgate_edge::sdk::SdkState {
-    let relay =
-        checkgate_edge::relay::Relay::new(None, std::env::temp_dir().join("no-snapshot.bin"));
-    checkgate_edge::sdk::SdkState::new(relay).0
+/// A relay holding nothing, not connected to any feed.
+fn relay() -> Arc<Relay> {
+    Arc::new(Relay {
+        replica: Replica::new(),
+        feed: Arc::default(),
+        feed_addr: None,
+        snapshot_path: std::env::temp_dir().join("no-snapshot.bin"),
+        snapshot_refused: None,
+    })
+}
+
+fn sdk(relay: &Relay) -> SdkState {
+    SdkState::new(relay.served()).0
 }
 
 async fn call(router: axum::Router, path: &str) -> (StatusCode, String) {
@@ -33,7 +47,8 @@ async fn call(router: axum::Router, path: &str) -> (StatusCode, String) {
 async fn health_is_ok_and_ready_waits_for_data() {
     let health = Health::new();
     health.set(DATA_CHECK, false, "no flag data loaded yet");
-    let router = app(health.clone(), Some(metrics::handle()), relay());
+    let relay = relay();
+    let router = app(health.clone(), Some(metrics::handle()), sdk(&relay), relay);
 
     let (status, body) = call(router.clone(), "/health").await;
     assert_eq!(
@@ -58,7 +73,8 @@ async fn health_is_ok_and_ready_waits_for_data() {
 #[tokio::test]
 async fn unknown_routes_get_a_json_404_and_metrics_count_requests() {
     metrics::describe_process("checkgate-edge");
-    let router = app(Health::new(), Some(metrics::handle()), relay());
+    let relay = relay();
+    let router = app(Health::new(), Some(metrics::handle()), sdk(&relay), relay);
     let (status, body) = call(router.clone(), "/no/such/thing?sdk_key=secret").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(

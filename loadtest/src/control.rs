@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use checkgate_edge::testkit::{Service, http_request};
+use checkgate_testkit::{Service, http_request};
 use serde_json::{Value, json};
 use sqlx::Connection as _;
 
@@ -115,7 +115,7 @@ impl Control {
             ("CHECKGATE_DATA_DIR", data_dir.display().to_string()),
             (
                 "RUST_LOG",
-                "warn,checkgate_edge=info,checkgate_control=info".to_owned(),
+                "warn,checkgate_edge=info,checkgate_feed=info,checkgate_serve=info,checkgate_ops=info,checkgate_control=info".to_owned(),
             ),
             ("DB_MAX_CONNECTIONS", "16".to_owned()),
             ("FEED_PORT", "0".to_owned()),
@@ -365,7 +365,7 @@ impl EdgeProcess {
                 ("FEED_FINGERPRINT", fingerprint.as_str()),
                 ("EDGE_TOKEN", token.as_str()),
                 ("CHECKGATE_DATA_DIR", data.as_str()),
-                ("RUST_LOG", "warn,checkgate_edge=info"),
+                ("RUST_LOG", "warn,checkgate_edge=info,checkgate_feed=info,checkgate_serve=info,checkgate_ops=info"),
             ],
         )
         .map_err(|e| anyhow::anyhow!(e))?;

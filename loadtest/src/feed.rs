@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use checkgate_edge::feed::client::{self, ClientSettings, FeedState};
-use checkgate_edge::feed::replica::Replica;
-use checkgate_edge::feed::transport::{Trust, parse_fingerprint};
-use checkgate_edge::testkit::http_request;
+use checkgate_feed::quic::{Trust, parse_fingerprint};
+use checkgate_serve::replica::Replica;
+use checkgate_testkit::http_request;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 

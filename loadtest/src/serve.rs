@@ -140,7 +140,7 @@ async fn bulk_etag(stack: &Stack, ctx: &serde_json::Value) -> anyhow::Result<Str
         serde_json::json!({"context": ctx}).to_string(),
     );
     let (status, head, _) = tokio::task::spawn_blocking(move || {
-        checkgate_edge::testkit::http_request(
+        checkgate_testkit::http_request(
             addr,
             "POST",
             "/ofrep/v1/evaluate/flags",
@@ -218,7 +218,7 @@ pub(crate) async fn rules(stack: &Stack, which: Rules, load: Load) -> anyhow::Re
     let etag = {
         let (addr, auth) = (stack.addr, format!("Bearer {key}"));
         let (_, head, _) = tokio::task::spawn_blocking(move || {
-            checkgate_edge::testkit::http_request(
+            checkgate_testkit::http_request(
                 addr,
                 "GET",
                 "/api/v1/flags",

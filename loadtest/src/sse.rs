@@ -431,7 +431,7 @@ pub(crate) async fn propagation(
         );
         writes.spawn_blocking(move || {
             let body = serde_json::json!({"description": format!("w{n}")}).to_string();
-            let _ = checkgate_edge::testkit::http_request(
+            let _ = checkgate_testkit::http_request(
                 addr,
                 "PATCH",
                 &format!("/api/environments/{env}/flags/load-{}", n % flags),

@@ -89,7 +89,7 @@ impl Stack {
         let auth = format!("Bearer {}", self.server_key);
         let addr = self.addr;
         let (status, _, body) = tokio::task::spawn_blocking(move || {
-            checkgate_edge::testkit::http_request(
+            checkgate_testkit::http_request(
                 addr,
                 "GET",
                 "/api/v1/flags",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use checkgate_edge::testkit::http_request;
+use checkgate_testkit::http_request;
 use serde::Serialize;
 use serde_json::json;
 

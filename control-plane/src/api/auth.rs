@@ -230,7 +230,7 @@ pub(super) struct LoginRequest {
 /// without a socket (in-process tests).
 fn client_address(state: &AppState, extensions: &Extensions, headers: &HeaderMap) -> IpAddr {
     extensions
-        .get::<ConnectInfo<checkgate_edge::ops::Peer>>()
+        .get::<ConnectInfo<checkgate_ops::Peer>>()
         .map_or(IpAddr::from([0, 0, 0, 0]), |c| {
             state.trusted_proxies.client_address(c.0.0.ip(), headers)
         })

@@ -28,7 +28,7 @@ impl FeedIdentity {
     pub fn fingerprint(&self) -> String {
         self.chain
             .first()
-            .map(checkgate_edge::feed::transport::fingerprint)
+            .map(checkgate_feed::quic::fingerprint)
             .unwrap_or_default()
     }
 }

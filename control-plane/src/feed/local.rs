@@ -4,13 +4,13 @@
 //! order, or a consistent snapshot when they are not kept. Compiling what arrives runs on a
 //! blocking thread, as on an edge, so a costly flag never stalls the runtime's workers.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use checkgate_edge::feed::replica::{Applied, Replica, Source};
-use checkgate_edge::relay::Relay;
 use checkgate_protocol::frame::Changes;
+use checkgate_serve::replica::{Applied, Replica, Source};
+use checkgate_serve::served::{Authority, Served};
 
 use super::frames;
 use super::heads::Heads;
@@ -19,14 +19,47 @@ use crate::store::{FeedEnvironment, Store, StoreError};
 /// Changes read at a time.
 const BATCH: u32 = 500;
 
-/// Keeps `relay`'s replica equal to the database until aborted.
-pub async fn run(store: Store, heads: Arc<Heads>, relay: Arc<Relay>) {
+/// The in-process replica and whether it has caught up with the database.
+#[derive(Debug)]
+pub struct Local {
+    pub replica: Arc<Replica>,
+    caught_up: AtomicBool,
+}
+
+impl Local {
+    /// An empty replica, not yet caught up.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            replica: Replica::new(),
+            caught_up: AtomicBool::new(false),
+        })
+    }
+
+    /// What the SDK routes read: this replica, vouched for by the database it follows.
+    pub fn served(self: &Arc<Self>) -> Arc<Served> {
+        Served::new(Arc::clone(&self.replica), self.clone())
+    }
+}
+
+/// Once the replica has caught up with the database, an SDK key it does not hold does not
+/// exist (a newer one reaches it within the wake-up of the write that made it).
+impl Authority for Local {
+    fn knows_every_key(&self) -> bool {
+        self.caught_up.load(Ordering::Relaxed)
+    }
+}
+
+/// Keeps `local`'s replica equal to the database until aborted.
+pub async fn run(store: Store, heads: Arc<Heads>, local: Arc<Local>) {
     let mut wake = heads.subscribe();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if let Err(e) = sync(&store, &heads, &relay).await {
-            tracing::warn!(cause = %e, "updating the in-process replica failed; retrying");
+        match sync(&store, &heads, &local).await {
+            Ok(()) => local.caught_up.store(true, Ordering::Relaxed),
+            Err(e) => {
+                tracing::warn!(cause = %e, "updating the in-process replica failed; retrying");
+            }
         }
         tokio::select! {
             changed = wake.changed() => if changed.is_err() { return; },
@@ -35,28 +68,22 @@ pub async fn run(store: Store, heads: Arc<Heads>, relay: Arc<Relay>) {
     }
 }
 
-async fn sync(store: &Store, heads: &Heads, relay: &Relay) -> Result<(), StoreError> {
+async fn sync(store: &Store, heads: &Heads, local: &Local) -> Result<(), StoreError> {
     let listed = heads.environments();
     let environments: Vec<FeedEnvironment> = if listed.is_empty() {
         store.feed_environments().await?
     } else {
         listed.to_vec()
     };
-    relay.feed.set_local(
-        environments
-            .iter()
-            .map(|e| (e.id.clone(), frames::info(e)))
-            .collect::<HashMap<_, _>>(),
-    );
-    let replica = &relay.replica;
+    let replica = &local.replica;
     for env in &environments {
         let head = heads.head(&env.id).unwrap_or(env.version).max(env.version);
         match replica.version(&env.id) {
             Some((epoch, version)) if epoch == store.epoch() && version >= head => {}
             Some((epoch, version)) if epoch == store.epoch() => {
-                catch_up(store, relay, env, version).await?;
+                catch_up(store, local, env, version).await?;
             }
-            _ => snapshot(store, relay, env).await?,
+            _ => snapshot(store, local, env).await?,
         }
     }
     // What is no longer listed: deliver its last changes (its deletion), then forget it.
@@ -64,7 +91,7 @@ async fn sync(store: &Store, heads: &Heads, relay: &Relay) -> Result<(), StoreEr
         if !environments.iter().any(|e| e.id == id) {
             if let Some((_, version)) = replica.version(&id) {
                 let rows = store.changes_since(&id, version, BATCH).await?;
-                apply(store, relay, &id, &rows).await;
+                apply(store, local, &id, &rows).await;
             }
             replica.forget(&id);
         }
@@ -74,7 +101,7 @@ async fn sync(store: &Store, heads: &Heads, relay: &Relay) -> Result<(), StoreEr
 
 async fn apply(
     store: &Store,
-    relay: &Relay,
+    local: &Local,
     env: &str,
     rows: &[crate::store::ChangeRow],
 ) -> Applied {
@@ -92,7 +119,7 @@ async fn apply(
     };
     let prepared = tokio::task::spawn_blocking(move || Replica::prepare(frame)).await;
     match prepared {
-        Ok(prepared) => relay.replica.apply_prepared(prepared),
+        Ok(prepared) => local.replica.apply_prepared(prepared),
         Err(e) => {
             tracing::error!(cause = %e, env, "compiling changes failed; the environment will resync");
             Applied::NeedsSnapshot
@@ -102,7 +129,7 @@ async fn apply(
 
 async fn catch_up(
     store: &Store,
-    relay: &Relay,
+    local: &Local,
     env: &FeedEnvironment,
     mut from: u64,
 ) -> Result<(), StoreError> {
@@ -110,30 +137,30 @@ async fn catch_up(
         let rows = store.changes_since(&env.id, from, BATCH).await?;
         match rows.first() {
             None => return Ok(()),
-            Some(first) if first.version != from + 1 => return snapshot(store, relay, env).await,
+            Some(first) if first.version != from + 1 => return snapshot(store, local, env).await,
             Some(_) => {}
         }
-        match apply(store, relay, &env.id, &rows).await {
+        match apply(store, local, &env.id, &rows).await {
             Applied::InOrder { .. } | Applied::Deleted => {}
             Applied::Gap { .. } | Applied::NeedsSnapshot => {
-                return snapshot(store, relay, env).await;
+                return snapshot(store, local, env).await;
             }
         }
         if rows.len() < BATCH as usize {
             return Ok(());
         }
-        from = relay.replica.version(&env.id).map_or(from, |(_, v)| v);
+        from = local.replica.version(&env.id).map_or(from, |(_, v)| v);
     }
 }
 
-async fn snapshot(store: &Store, relay: &Relay, env: &FeedEnvironment) -> Result<(), StoreError> {
+async fn snapshot(store: &Store, local: &Local, env: &FeedEnvironment) -> Result<(), StoreError> {
     let Some(data) = store.feed_snapshot(&env.id).await? else {
-        relay.replica.forget(&env.id);
+        local.replica.forget(&env.id);
         return Ok(());
     };
     match frames::snapshot(&data, store.epoch()) {
         Ok(snapshot) => {
-            let (replica, info) = (Arc::clone(&relay.replica), frames::info(&data.env));
+            let (replica, info) = (Arc::clone(&local.replica), frames::info(&data.env));
             let installed = tokio::task::spawn_blocking(move || {
                 replica.install(&snapshot, info, Source::Upstream);
             })

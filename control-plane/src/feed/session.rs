@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use checkgate_edge::feed::transport::{FrameReader, FrameWriter, TransportError};
+use checkgate_feed::quic::{FrameReader, FrameWriter, TransportError};
 use checkgate_protocol::frame::{
     Changes, Close, CloseCode, Digest, EnvPosition, Heartbeat, Hello, Welcome,
 };

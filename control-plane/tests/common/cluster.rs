@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use checkgate_edge::testkit::{Service, http_request};
+use checkgate_testkit::{Service, http_request};
 use serde_json::{Value, json};
 
 pub const CONTROL_BIN: &str = env!("CARGO_BIN_EXE_checkgate-control");
@@ -343,13 +343,17 @@ impl Edge {
 /// What an edge restarted on the data directory `data` would serve: its snapshot file with
 /// its change journal replayed over it, read without disturbing an edge running there.
 pub fn restored(data: &Path) -> Option<checkgate_edge::snapshot_file::Persisted> {
-    let replica = checkgate_edge::feed::replica::Replica::new();
+    let replica = checkgate_serve::replica::Replica::new();
     let file = data.join(checkgate_edge::SNAPSHOT_FILE);
     if let Some(persisted) = checkgate_edge::snapshot_file::load(&file).ok()? {
         replica.load(&persisted);
     }
     let journal = data.join(checkgate_edge::JOURNAL_FILE);
-    replica.replay(checkgate_edge::journal::read(&journal).ok()?.entries, 0);
+    checkgate_edge::journal::replay(
+        &replica,
+        checkgate_edge::journal::read(&journal).ok()?.entries,
+        0,
+    );
     Some(replica.persisted())
 }
 

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use checkgate_control::api::AppState;
 use checkgate_control::store::{self, Store};
-use checkgate_edge::ops::Health;
+use checkgate_ops::Health;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;

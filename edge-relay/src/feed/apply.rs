@@ -15,9 +15,9 @@ use checkgate_protocol::frame::{Changes, EnvironmentInfo, Snapshot, Welcome};
 use tokio::sync::{mpsc, oneshot};
 
 use super::client::FeedState;
-use super::replica::{Applied, Replica, Source};
 use crate::journal::{EntryRef, Journal};
 use crate::snapshot_file::{self, SaveOutcome};
+use checkgate_serve::replica::{Applied, Replica, Source};
 
 /// Frames queued for the thread before the feed reader waits (it then stops reading, and QUIC's
 /// flow control holds the control plane back).

@@ -1,24 +1,25 @@
-//! The edge's side of the change feed: it dials the control plane over QUIC, says `Hello` with
-//! the positions it holds, hands what arrives to the apply thread (which journals it, then
+//! The edge's side of the change feed: it opens a session with the control plane over a
+//! [`Transport`] (QUIC today), says `Hello` with the positions it holds, hands what arrives to the apply thread (which journals it, then
 //! applies it to the [`Replica`]), asks for digests (anti-entropy) and snapshots (after a gap
 //! or a mismatch), and reconnects with jittered exponential backoff when the connection dies —
 //! found by three missed heartbeats (a deadline only a received frame moves) or QUIC's idle
 //! timeout.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use checkgate_feed::quic::{QuicTransport, Trust};
+use checkgate_feed::{Session, Transport};
 use checkgate_protocol::frame::{CloseCode, DigestRequest, EnvironmentInfo, Hello, Resync};
-use checkgate_protocol::{DEFAULT_MAX_FRAME, Frame, HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION, Secret};
+use checkgate_protocol::{Frame, PROTOCOL_VERSION, Secret};
+use checkgate_serve::replica::{Applied, Replica};
+use checkgate_serve::served::Authority;
 use tokio::sync::watch;
 
 use super::apply::{Applier, Job, Outcome};
-use super::replica::{Applied, Replica};
-use super::transport::{FrameReader, FrameWriter, Trust, client_config};
 use crate::journal::Journal;
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
@@ -32,8 +33,6 @@ const GAP_PATIENCE: Duration = Duration::from_secs(2);
 const MIN_SILENCE: Duration = Duration::from_secs(10);
 /// Heartbeats missed in a row before the connection counts as dead.
 const MISSED_HEARTBEATS: u32 = 3;
-/// How long a QUIC handshake may take before the attempt counts as failed.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the apply thread is asked whether the journal is due to be folded into the
 /// snapshot file.
 const TICK_APPLY_EVERY: Duration = Duration::from_secs(1);
@@ -127,15 +126,6 @@ impl FeedState {
             .map(|g| g.keys().cloned().collect())
     }
 
-    /// Marks the state as that of a replica fed in-process from the database itself (the
-    /// control plane's own): always connected and caught up, granting `environments`.
-    pub fn set_local(&self, environments: HashMap<String, EnvironmentInfo>) {
-        self.connected.store(true, Ordering::Relaxed);
-        self.synced.store(true, Ordering::Relaxed);
-        self.last_frame_ms.store(now_ms(), Ordering::Relaxed);
-        *lock(&self.granted) = Some(environments);
-    }
-
     fn set_error(&self, error: impl Into<String>) {
         *lock(&self.last_error) = Some(error.into());
     }
@@ -222,21 +212,26 @@ async fn follow(
     applier: &mut Applier,
     shutdown: &mut watch::Receiver<bool>,
 ) {
-    let config = match client_config(&settings.trust) {
-        Ok(c) => c,
+    let mut transport = match QuicTransport::new(&settings.trust, settings.server_name.clone()) {
+        Ok(t) => t,
         Err(e) => {
-            tracing::error!(cause = %e, "the feed's TLS configuration failed; serving the snapshot only");
+            tracing::error!(cause = %e, "cannot set up the feed's QUIC endpoint; serving the snapshot only");
             return;
         }
     };
-    let mut endpoint = match quinn::Endpoint::client(SocketAddr::from(([0, 0, 0, 0], 0))) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::error!(cause = %e, "cannot open a UDP socket for the feed; serving the snapshot only");
-            return;
-        }
-    };
-    endpoint.set_default_client_config(config);
+    follow_over(&mut transport, settings, replica, state, applier, shutdown).await;
+    transport.close();
+}
+
+/// Follows the feed over `transport` until `shutdown` turns true, reconnecting as needed.
+async fn follow_over(
+    transport: &mut impl Transport,
+    settings: &ClientSettings,
+    replica: &Replica,
+    state: &FeedState,
+    applier: &mut Applier,
+    shutdown: &mut watch::Receiver<bool>,
+) {
     if settings.addrs.is_empty() {
         tracing::error!("no feed address; serving the snapshot only");
         return;
@@ -248,7 +243,7 @@ async fn follow(
         let target = &settings.addrs[attempt % settings.addrs.len().max(1)];
         attempt = attempt.wrapping_add(1);
         let ended = tokio::select! {
-            ended = session(&endpoint, settings, target, replica, state, applier) => ended,
+            ended = session(transport, settings, target, replica, state, applier) => ended,
             _ = shutdown.wait_for(|stop| *stop) => Ended::Shutdown,
         };
         // A connection that caught up worked: the next attempt starts from a short wait.
@@ -300,7 +295,6 @@ async fn follow(
         state.reconnects.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("checkgate_feed_reconnects_total").increment(1);
     }
-    endpoint.close(0u32.into(), b"edge shutting down");
 }
 
 /// How long the feed may stay silent before it counts as dead: several heartbeats, and never
@@ -310,33 +304,13 @@ fn silence_limit(heartbeat: Duration) -> Duration {
 }
 
 async fn session(
-    endpoint: &quinn::Endpoint,
+    transport: &mut impl Transport,
     settings: &ClientSettings,
     target: &str,
     replica: &Replica,
     state: &FeedState,
     applier: &mut Applier,
 ) -> Ended {
-    let addr = match tokio::net::lookup_host(target).await.map(|mut a| a.next()) {
-        Ok(Some(addr)) => addr,
-        Ok(None) => return Ended::Retry(format!("{target} resolves to no address")),
-        Err(e) => return Ended::Retry(format!("resolving {target}: {e}")),
-    };
-    let connecting = match endpoint.connect(addr, &settings.server_name) {
-        Ok(c) => c,
-        Err(e) => return Ended::Retry(format!("connecting to {addr}: {e}")),
-    };
-    let connection = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return Ended::Retry(format!("connecting to {addr}: {e}")),
-        Err(_) => return Ended::Retry(format!("no answer from {addr} within {CONNECT_TIMEOUT:?}")),
-    };
-    let (send, recv) = match connection.open_bi().await {
-        Ok(s) => s,
-        Err(e) => return Ended::Retry(format!("opening the feed stream: {e}")),
-    };
-    let mut writer = FrameWriter::new(send, HANDSHAKE_MAX_FRAME);
-    let mut reader = FrameReader::new(recv, DEFAULT_MAX_FRAME);
     let hello = Hello {
         protocol_version: PROTOCOL_VERSION,
         edge_token: settings.token.clone(),
@@ -344,12 +318,12 @@ async fn session(
         region: settings.region.clone(),
         positions: replica.positions(),
     };
-    if let Err(e) = writer.send(&hello.into()).await {
-        return Ended::Retry(format!("sending hello: {e}"));
-    }
+    let mut session = match transport.open(target, hello).await {
+        Ok(session) => session,
+        Err(why) => return Ended::Retry(why),
+    };
     state.connected.store(true, Ordering::Relaxed);
     metrics::gauge!("checkgate_feed_connected").set(1.0);
-    tracing::info!(%addr, "feed connected");
 
     let mut heartbeat = Duration::from_secs(5);
     let mut anti_entropy = tokio::time::interval(settings.anti_entropy);
@@ -389,7 +363,7 @@ async fn session(
                         gaps.entry(env_id).or_insert_with(Instant::now);
                     }
                     Applied::NeedsSnapshot => {
-                        if let Err(e) = writer.send(&Resync { env_id }.into()).await {
+                        if let Err(e) = session.send(&Resync { env_id }.into()).await {
                             return Ended::Retry(e.to_string());
                         }
                     }
@@ -399,7 +373,7 @@ async fn session(
                     }
                 },
             },
-            frame = reader.next() => {
+            frame = session.recv() => {
                 let frame = match frame {
                     Err(e) => return Ended::Retry(e.to_string()),
                     Ok(None) => return Ended::Retry("the control plane ended the stream".into()),
@@ -444,7 +418,7 @@ async fn session(
                         {
                             tracing::warn!(env = %digest.env_id, version, "digest mismatch; resyncing the environment");
                             metrics::counter!("checkgate_feed_digest_mismatches_total").increment(1);
-                            if let Err(e) = writer.send(&Resync { env_id: digest.env_id }.into()).await {
+                            if let Err(e) = session.send(&Resync { env_id: digest.env_id }.into()).await {
                                 return Ended::Retry(e.to_string());
                             }
                         }
@@ -460,7 +434,7 @@ async fn session(
             }
             _ = anti_entropy.tick() => {
                 for env in replica.environment_ids() {
-                    if let Err(e) = writer.send(&DigestRequest { env_id: env }.into()).await {
+                    if let Err(e) = session.send(&DigestRequest { env_id: env }.into()).await {
                         return Ended::Retry(e.to_string());
                     }
                 }
@@ -474,7 +448,7 @@ async fn session(
                 for env in overdue {
                     tracing::info!(env = %env, "gap did not fill; asking for a snapshot");
                     gaps.remove(&env);
-                    if let Err(e) = writer.send(&Resync { env_id: env }.into()).await {
+                    if let Err(e) = session.send(&Resync { env_id: env }.into()).await {
                         return Ended::Retry(e.to_string());
                     }
                 }
@@ -484,6 +458,14 @@ async fn session(
                 }
             }
         }
+    }
+}
+
+/// An edge vouches for its replica through its feed: every key is known once the feed is
+/// connected and caught up, and its token stands.
+impl Authority for FeedState {
+    fn knows_every_key(&self) -> bool {
+        self.synced() && !self.revoked()
     }
 }
 

@@ -1,7 +1,5 @@
-//! The change feed as both ends use it: the QUIC transport ([`transport`]) and, on the edge,
-//! the replica it keeps in step with the control plane.
+//! The edge's side of the change feed: the client that follows the control plane over a
+//! transport ([`client`]) and the thread that journals and applies what it receives.
 
 mod apply;
 pub mod client;
-pub mod replica;
-pub mod transport;

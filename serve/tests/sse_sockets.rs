@@ -1,5 +1,5 @@
 //! `/stream` as a server started by `ops::serve` serves it: on the socket, off the router
-//! (`sdk::http1`, `sdk::fanout`). Real loopback connections, read as HTTP/1 chunks: the same
+//! (`checkgate_ops::listener`, `checkgate_serve::fanout`). Real loopback connections, read as HTTP/1 chunks: the same
 //! bytes as the router's stream, every version once and in order while streams join and fall
 //! behind, refusals answered by the router, and streams that end on revocation, on a client
 //! that stops reading, on a client that leaves, and on shutdown.
@@ -9,13 +9,14 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, header};
-use checkgate_edge::ops;
-use checkgate_edge::sdk::{self, http1::Listener};
+use checkgate_ops::{self as ops, listener::Listener};
 use checkgate_protocol::frame::Item;
+use checkgate_serve as sdk;
 use common::*;
 use http_body_util::BodyExt;
 use serde_json::json;
@@ -49,7 +50,7 @@ async fn serve_cramped(w: &World) -> Served {
 fn serve_on(w: &World, listener: tokio::net::TcpListener) -> Served {
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let public = Listener::new(listener, Some(w.state.clone()));
+    let public = Listener::new(listener, Some(Arc::new(w.state.clone())));
     let done = tokio::spawn(ops::serve(
         vec![("public", public, w.router.clone())],
         async move {
@@ -443,10 +444,10 @@ async fn every_stream_gets_every_version_once_in_order_while_joining_and_lagging
     let served = serve_cramped(&w).await;
     let last = 300;
     let writer = {
-        let relay = w.relay.clone();
+        let served = w.served.clone();
         tokio::spawn(async move {
             for v in 4..=last {
-                relay.replica.apply(&checkgate_protocol::frame::Changes {
+                served.replica.apply(&checkgate_protocol::frame::Changes {
                     env_id: ENV.into(),
                     epoch: EPOCH,
                     changes: vec![checkgate_protocol::frame::ChangeRecord {

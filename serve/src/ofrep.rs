@@ -31,7 +31,7 @@ use sha2::{Digest as _, Sha256};
 use super::eval::{environment, json_response, path_key};
 use super::keys;
 use super::{HeadersAndBody, OfrepBody, SdkError, SdkState, checked_body, parse_body};
-use crate::relay::Relay;
+use crate::served::Served;
 
 /// How long an advertised event-stream URL works.
 pub const EVENTS_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -55,14 +55,14 @@ pub async fn one(
     RawQuery(query): RawQuery,
     HeadersAndBody { headers, body }: HeadersAndBody,
 ) -> Result<Response, SdkError> {
-    let relay = &state.relay;
-    let caller =
-        keys::authenticate(relay, &headers, query.as_deref()).map_err(|e| ofrep(e.into(), None))?;
+    let served = &state.served;
+    let caller = keys::authenticate(served, &headers, query.as_deref())
+        .map_err(|e| ofrep(e.into(), None))?;
     let key = path_key(path).map_err(|e| ofrep(e, None))?;
     let body = checked_body(&headers, body).map_err(|e| ofrep(e, Some(&key)))?;
     let request: OfrepBody<'_> = parse_body(&body).map_err(|e| ofrep(e, Some(&key)))?;
     let ctx = request.context.unwrap_or_default();
-    let env = environment(relay, &caller).map_err(|e| ofrep(e, Some(&key)))?;
+    let env = environment(served, &caller).map_err(|e| ofrep(e, Some(&key)))?;
     let failure = |code: checkgate_core::ErrorCode| {
         let failure = OfrepFailure::new(key.as_str(), code.into());
         let status =
@@ -99,17 +99,17 @@ pub async fn bulk(
     params: Result<Query<BulkQuery>, axum::extract::rejection::QueryRejection>,
     HeadersAndBody { headers, body }: HeadersAndBody,
 ) -> Result<Response, SdkError> {
-    let relay = &state.relay;
-    let caller =
-        keys::authenticate(relay, &headers, query.as_deref()).map_err(|e| ofrep(e.into(), None))?;
+    let served = &state.served;
+    let caller = keys::authenticate(served, &headers, query.as_deref())
+        .map_err(|e| ofrep(e.into(), None))?;
     let _ = params
         .map(|Query(q)| (q.flag_config_etag, q.flag_config_last_modified))
         .map_err(|e| ofrep(SdkError::bad_request(e.body_text()), None))?;
     let body = checked_body(&headers, body).map_err(|e| ofrep(e, None))?;
     let request: OfrepBody<'_> = parse_body(&body).map_err(|e| ofrep(e, None))?;
     let ctx = request.context.unwrap_or_default();
-    let env = environment(relay, &caller).map_err(|e| ofrep(e, None))?;
-    let position = relay.replica.version(&caller.env_id).unwrap_or_default();
+    let env = environment(served, &caller).map_err(|e| ofrep(e, None))?;
+    let position = served.replica.version(&caller.env_id).unwrap_or_default();
     let list = state.lists.get(&caller.env_id, position, &env);
     let mut flags_json = Vec::with_capacity(4096);
     flags_json.push(b'[');
@@ -142,7 +142,7 @@ pub async fn bulk(
         expose_etag(response.headers_mut());
         return Ok(response);
     }
-    let token = events_token(relay, &caller.env_id, &caller.id);
+    let token = events_token(served, &caller.env_id, &caller.id);
     let streams: Vec<EventStream> = token
         .map(|token| EventStream {
             kind: "sse".into(),
@@ -192,8 +192,8 @@ fn mac(key_hash: &[u8; 32], env: &str, id: &str, expires: u64) -> String {
 }
 
 /// A token for the events of `env` for the key `id`: `{env}.{id}.{expires}.{mac}`.
-fn events_token(relay: &Relay, env: &str, id: &str) -> Option<String> {
-    let key_hash = relay.replica.key_hash(env, id)?;
+fn events_token(served: &Served, env: &str, id: &str) -> Option<String> {
+    let key_hash = served.replica.key_hash(env, id)?;
     let expires = now_s() + EVENTS_TOKEN_TTL.as_secs();
     Some(format!(
         "{env}.{id}.{expires}.{}",
@@ -202,7 +202,7 @@ fn events_token(relay: &Relay, env: &str, id: &str) -> Option<String> {
 }
 
 /// The environment and key of a valid, unexpired token whose key still stands.
-fn check_token(relay: &Relay, token: &str) -> Option<(String, [u8; 32])> {
+fn check_token(served: &Served, token: &str) -> Option<(String, [u8; 32])> {
     let mut parts = token.split('.');
     let (env, id, expires, given) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {
@@ -212,7 +212,7 @@ fn check_token(relay: &Relay, token: &str) -> Option<(String, [u8; 32])> {
     if expires < now_s() {
         return None;
     }
-    let key_hash = relay.replica.key_hash(env, id)?;
+    let key_hash = served.replica.key_hash(env, id)?;
     let want = mac(&key_hash, env, id, expires);
     // Equal lengths (hex of SHA-256); compare without an early exit.
     let same = want.len() == given.len()
@@ -235,7 +235,7 @@ pub async fn events(
     params: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, SdkError> {
     let token = params.ok().and_then(|Query(q)| q.token);
-    let Some((env, key_hash)) = token.as_deref().and_then(|t| check_token(&state.relay, t)) else {
+    let Some((env, key_hash)) = token.as_deref().and_then(|t| check_token(&state.served, t)) else {
         return Err(SdkError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -249,7 +249,7 @@ pub async fn events(
     let mut first = b"retry: 2000\n\n".to_vec();
     first.extend_from_slice(&notice(epoch, version));
     let notifier = Notifier {
-        relay: Arc::clone(&state.relay),
+        served: Arc::clone(&state.served),
         events,
         wake,
         key_hash,
@@ -286,7 +286,7 @@ fn notice(epoch: u64, version: u64) -> Vec<u8> {
 /// One notification stream: a notice at once, then one per wake-up (changes arriving together
 /// coalesce into one), keep-alives, and an end when the key is revoked or the environment goes.
 struct Notifier {
-    relay: Arc<Relay>,
+    served: Arc<Served>,
     events: Arc<super::events::EnvEvents>,
     wake: tokio::sync::watch::Receiver<(u64, u64)>,
     key_hash: [u8; 32],
@@ -312,7 +312,7 @@ impl Notifier {
                 _ = self.keep_alive.tick() => return Some(Bytes::from_static(b": keep-alive\n\n")),
                 _ = self.key_check.tick() => {
                     // A revoked key ends the stream.
-                    self.relay.replica.key(&self.key_hash)?;
+                    self.served.replica.key(&self.key_hash)?;
                 }
             }
         }

@@ -3,18 +3,17 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use checkgate_edge::feed::replica::Source;
-use checkgate_edge::relay::Relay;
-use checkgate_edge::sdk::{self, SdkState};
 use checkgate_protocol::frame::{
     ChangeRecord, Changes, EnvironmentInfo, Item, Record, SdkKeyKind, SdkKeyRecord, Snapshot,
 };
+use checkgate_serve::replica::Source;
+use checkgate_serve::served::{Authority, Served};
+use checkgate_serve::{self as sdk, SdkState};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -52,8 +51,26 @@ pub(crate) fn flag(key: &str, version: u64, json: Value) -> Record {
     }
 }
 
+/// An authority that vouches for the replica (or not), as the test says.
+#[derive(Debug)]
+pub(crate) struct Vouch(pub(crate) bool);
+
+impl Authority for Vouch {
+    fn knows_every_key(&self) -> bool {
+        self.0
+    }
+}
+
+/// What an edge serves from a replica that is (`true`) or is not caught up.
+pub(crate) fn served(caught_up: bool) -> Arc<Served> {
+    Served::new(
+        checkgate_serve::replica::Replica::new(),
+        Arc::new(Vouch(caught_up)),
+    )
+}
+
 pub(crate) struct World {
-    pub(crate) relay: Arc<Relay>,
+    pub(crate) served: Arc<Served>,
     pub(crate) state: SdkState,
     pub(crate) router: Router,
     _events: tokio::task::JoinHandle<()>,
@@ -63,7 +80,7 @@ pub(crate) struct World {
 /// rollout), `beta` (boolean, by segment), `dark` (disabled), a segment, and a server and a
 /// client key.
 pub(crate) fn world_with(settings: &str) -> World {
-    let relay = Relay::new(None, std::env::temp_dir().join("unused-snapshot.bin"));
+    let served = served(true);
     let snapshot = Snapshot {
         env_id: ENV.into(),
         epoch: EPOCH,
@@ -96,13 +113,10 @@ pub(crate) fn world_with(settings: &str) -> World {
         ],
         settings_json: settings.into(),
     };
-    relay.replica.install(&snapshot, info(), Source::Upstream);
-    relay
-        .feed
-        .set_local(HashMap::from([(ENV.to_owned(), info())]));
-    let (state, events) = SdkState::new(Arc::clone(&relay));
+    served.replica.install(&snapshot, info(), Source::Upstream);
+    let (state, events) = SdkState::new(Arc::clone(&served));
     World {
-        relay,
+        served,
         router: sdk::routes(state.clone()),
         state,
         _events: tokio::spawn(events),
@@ -157,7 +171,7 @@ impl World {
     }
 
     pub(crate) fn apply(&self, version: u64, item: Item) {
-        self.relay.replica.apply(&Changes {
+        self.served.replica.apply(&Changes {
             env_id: ENV.into(),
             epoch: EPOCH,
             changes: vec![ChangeRecord { version, item }],

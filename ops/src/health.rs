@@ -13,8 +13,8 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
-use super::error::AppError;
-use super::metrics;
+use crate::error::AppError;
+use crate::metrics;
 
 /// The state of one readiness check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

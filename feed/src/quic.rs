@@ -5,11 +5,17 @@
 //! One feed connection carries one bidirectional stream: the edge opens it and sends `Hello`.
 //! Frames are concatenated envelopes (`checkgate_protocol::envelope`), so a reader decodes
 //! as bytes arrive and refuses a frame over its cap from the header alone.
+//!
+//! [`QuicTransport`] is the edge's [`crate::Transport`] over all this.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use checkgate_protocol::{DecodeError, EncodeError, Frame, decode, encode};
+use checkgate_protocol::frame::Hello;
+use checkgate_protocol::{
+    DEFAULT_MAX_FRAME, DecodeError, EncodeError, Frame, HANDSHAKE_MAX_FRAME, decode, encode,
+};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -198,6 +204,7 @@ pub fn client_config(trust: &Trust) -> anyhow::Result<quinn::ClientConfig> {
 }
 
 /// Reads frames from a feed stream as they arrive.
+#[derive(Debug)]
 pub struct FrameReader {
     recv: quinn::RecvStream,
     buf: Vec<u8>,
@@ -237,6 +244,7 @@ impl FrameReader {
 }
 
 /// Writes frames to a feed stream.
+#[derive(Debug)]
 pub struct FrameWriter {
     send: quinn::SendStream,
     max: usize,
@@ -258,6 +266,92 @@ impl FrameWriter {
     pub fn finish(&mut self) -> Result<(), TransportError> {
         self.send.finish()?;
         Ok(())
+    }
+}
+
+/// How long a QUIC handshake may take before the attempt counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An edge's way to the control plane's feed over QUIC: one client endpoint, one connection
+/// per session, one bidirectional stream per connection.
+#[derive(Debug)]
+pub struct QuicTransport {
+    endpoint: quinn::Endpoint,
+    /// The name the control plane's certificate must carry (with a CA).
+    server_name: String,
+}
+
+impl QuicTransport {
+    /// A client endpoint on an ephemeral UDP port that trusts the control plane as `trust`
+    /// says.
+    pub fn new(trust: &Trust, server_name: String) -> anyhow::Result<Self> {
+        let config = client_config(trust)?;
+        let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([0, 0, 0, 0], 0)))?;
+        endpoint.set_default_client_config(config);
+        Ok(Self {
+            endpoint,
+            server_name,
+        })
+    }
+}
+
+impl crate::Transport for QuicTransport {
+    type Session = QuicSession;
+
+    async fn open(&mut self, target: &str, hello: Hello) -> Result<QuicSession, String> {
+        let addr = match tokio::net::lookup_host(target).await.map(|mut a| a.next()) {
+            Ok(Some(addr)) => addr,
+            Ok(None) => return Err(format!("{target} resolves to no address")),
+            Err(e) => return Err(format!("resolving {target}: {e}")),
+        };
+        let connecting = self
+            .endpoint
+            .connect(addr, &self.server_name)
+            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        let connection = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(format!("connecting to {addr}: {e}")),
+            Err(_) => return Err(format!("no answer from {addr} within {CONNECT_TIMEOUT:?}")),
+        };
+        let (send, recv) = connection
+            .open_bi()
+            .await
+            .map_err(|e| format!("opening the feed stream: {e}"))?;
+        let mut session = QuicSession {
+            writer: FrameWriter::new(send, HANDSHAKE_MAX_FRAME),
+            reader: FrameReader::new(recv, DEFAULT_MAX_FRAME),
+            _connection: connection,
+        };
+        session
+            .writer
+            .send(&hello.into())
+            .await
+            .map_err(|e| format!("sending hello: {e}"))?;
+        tracing::info!(%addr, "feed connected");
+        Ok(session)
+    }
+
+    fn close(&mut self) {
+        self.endpoint.close(0u32.into(), b"edge shutting down");
+    }
+}
+
+/// A session over one QUIC connection.
+#[derive(Debug)]
+pub struct QuicSession {
+    reader: FrameReader,
+    writer: FrameWriter,
+    /// Held so the connection lives as long as the session.
+    _connection: quinn::Connection,
+}
+
+impl crate::Session for QuicSession {
+    async fn recv(&mut self) -> Result<Option<Frame>, TransportError> {
+        self.reader.next().await
+    }
+
+    async fn send(&mut self, frame: &Frame) -> Result<(), TransportError> {
+        self.writer.send(frame).await
     }
 }
 

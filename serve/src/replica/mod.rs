@@ -20,12 +20,13 @@ use std::sync::{Arc, RwLock};
 use checkgate_core::{Change, EntryState, Environment, FlagStore, ItemKind};
 use checkgate_protocol::digest::{DigestItem, environment_digest};
 use checkgate_protocol::frame::{
-    ChangeRecord, Changes, EnvPosition, EnvironmentInfo, Item, Record, SdkKeyKind, SdkKeyRecord,
-    Snapshot, Welcome,
+    ChangeRecord, Changes, EnvPosition, EnvironmentInfo, Item, SdkKeyKind, SdkKeyRecord, Snapshot,
+    Welcome,
 };
 
-use crate::journal::Entry;
-use crate::snapshot_file::{Persisted, PersistedEnv};
+mod persisted;
+
+pub use persisted::{Persisted, PersistedEnv};
 
 /// Most changes held for one environment while waiting for a gap to fill.
 pub const MAX_PENDING: usize = 10_000;
@@ -609,103 +610,6 @@ impl Replica {
             .collect();
         out.sort_by(|a, b| a.env_id.cmp(&b.env_id));
         out
-    }
-
-    /// Everything held, for the snapshot file. Entries that did not compile here are left
-    /// out (the control plane's copy is the one that counts; a resync brings them back).
-    pub fn persisted(&self) -> Persisted {
-        let meta = self.meta().clone();
-        let mut environments: Vec<PersistedEnv> = meta
-            .into_iter()
-            .map(|(id, m)| {
-                let dump = self
-                    .flags
-                    .environment(&id)
-                    .map(|e| e.dump())
-                    .unwrap_or_default();
-                let records = |kind: ItemKind| {
-                    dump.iter()
-                        .filter(|(k, _, _, _)| *k == kind)
-                        .filter_map(|(_, key, version, state)| match state {
-                            EntryState::Live(json) => Some(Record {
-                                key: key.clone(),
-                                version: *version,
-                                json: json.clone(),
-                            }),
-                            _ => None,
-                        })
-                        .collect()
-                };
-                let sdk_keys = m
-                    .keys
-                    .iter()
-                    .filter_map(|(id, hash)| {
-                        let entry = self.keys.get(hash)?;
-                        Some(SdkKeyRecord {
-                            id: id.clone(),
-                            version: m.version,
-                            kind: entry.kind,
-                            hash: *hash,
-                            prefix: entry.prefix.clone(),
-                        })
-                    })
-                    .collect();
-                PersistedEnv {
-                    info: m.info.clone(),
-                    snapshot: Snapshot {
-                        env_id: id,
-                        epoch: m.epoch,
-                        version: m.version,
-                        flags: records(ItemKind::Flag),
-                        segments: records(ItemKind::Segment),
-                        sdk_keys,
-                        settings_json: m.settings_json.clone(),
-                    },
-                }
-            })
-            .collect();
-        environments.sort_by(|a, b| a.info.env_id.cmp(&b.info.env_id));
-        Persisted {
-            epoch: environments.first().map_or(0, |e| e.snapshot.epoch),
-            saved_at_ms: now_ms(),
-            environments,
-        }
-    }
-
-    /// Replays the change journal over what [`Self::load`] brought back, and marks what it
-    /// touched as read from disk at `at_ms` (not yet confirmed by the control plane).
-    pub fn replay(&self, entries: Vec<Entry>, at_ms: u64) {
-        for entry in entries {
-            match entry {
-                Entry::Welcome(welcome) => {
-                    self.welcome(&welcome);
-                }
-                Entry::Snapshot { info, snapshot } => {
-                    self.install(&snapshot, info, Source::SnapshotFile);
-                }
-                Entry::Changes(changes) => {
-                    self.apply(&changes);
-                }
-            }
-        }
-        let mut meta = self.meta_mut();
-        for m in meta.values_mut() {
-            if m.source == Source::Upstream {
-                m.source = Source::SnapshotFile;
-                m.updated_at_ms = at_ms;
-            }
-        }
-    }
-
-    /// Loads what the snapshot file held, marking it as such.
-    pub fn load(&self, persisted: &Persisted) {
-        for env in &persisted.environments {
-            self.install(&env.snapshot, env.info.clone(), Source::SnapshotFile);
-        }
-        let mut meta = self.meta_mut();
-        for m in meta.values_mut() {
-            m.updated_at_ms = persisted.saved_at_ms;
-        }
     }
 }
 

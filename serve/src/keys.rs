@@ -13,8 +13,8 @@ use axum::http::header::AUTHORIZATION;
 use checkgate_protocol::frame::SdkKeyKind;
 use sha2::{Digest as _, Sha256};
 
-use crate::feed::replica::KeyEntry;
-use crate::relay::Relay;
+use crate::replica::KeyEntry;
+use crate::served::Served;
 
 /// Seconds a client is told to wait when the edge cannot answer yet.
 pub const RETRY_AFTER_SECONDS: u64 = 5;
@@ -79,14 +79,14 @@ pub fn hash(key: &str) -> [u8; 32] {
 
 /// Authenticates a request's SDK key.
 pub fn authenticate(
-    relay: &Relay,
+    served: &Served,
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<std::sync::Arc<KeyEntry>, KeyError> {
     let key = key_from(headers, query).ok_or(KeyError::Missing)?;
-    match relay.replica.key(&hash(key)) {
+    match served.replica.key(&hash(key)) {
         Some(entry) => Ok(entry),
-        None if relay.knows_every_key() => Err(KeyError::Unknown),
+        None if served.knows_every_key() => Err(KeyError::Unknown),
         None => Err(KeyError::NotReady),
     }
 }

@@ -1,8 +1,9 @@
-//! The routes SDKs and thin clients call, served from the replica in memory — by every edge,
-//! and by the control plane in-process on a one-node install:
+//! SDK serving: the routes SDKs and thin clients call, answered from the replica in memory
+//! ([`replica`]) — by every edge, and by the control plane in-process on a one-node install.
+//! Both give it the same small interface ([`served`]): the replica, and who vouches for it.
 //!
 //! - `GET /stream`: Checkgate's SSE stream ([`stream`]; over HTTP/1, served off the router on
-//!   its socket: [`http1`], [`fanout`]);
+//!   its socket through the public listener's takeover: [`fanout`]);
 //! - `POST /api/v1/evaluate`, `POST /api/v1/evaluate/{key}`: our evaluation API ([`eval`]);
 //! - `POST /ofrep/v1/evaluate/flags[/{key}]`, `GET /ofrep/v1/events`: OFREP ([`ofrep`]);
 //! - `GET /api/v1/flags`: the rule payload for local-evaluation SDKs, server keys only
@@ -15,10 +16,11 @@ pub mod answer;
 pub mod eval;
 pub mod events;
 pub mod fanout;
-pub mod http1;
 pub mod keys;
 pub mod ofrep;
+pub mod replica;
 pub mod rules;
+pub mod served;
 pub mod stream;
 
 use std::sync::Arc;
@@ -31,12 +33,13 @@ use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use checkgate_ops::listener::{self, BoxFuture, Takeover};
 use checkgate_protocol::json::ErrorBody;
 use serde::de::DeserializeOwned;
 
-use crate::relay::Relay;
 use events::EventHub;
 use keys::{KeyError, RETRY_AFTER_SECONDS};
+use served::Served;
 
 /// What the SDK routes share: one `Arc`, so the clone each request makes of the router's
 /// state is one reference count, not one per part (on every core, for every request).
@@ -46,7 +49,7 @@ pub struct SdkState(Arc<SdkShared>);
 /// The parts of [`SdkState`].
 #[derive(Debug)]
 pub struct SdkShared {
-    pub relay: Arc<Relay>,
+    pub served: Arc<Served>,
     /// Each environment's SSE events, serialized once.
     pub hub: Arc<EventHub>,
     /// Each environment's rule payload at its current version.
@@ -58,18 +61,18 @@ pub struct SdkShared {
 }
 
 impl SdkState {
-    /// The state for `relay`, and the task that keeps its events current (to be spawned and
+    /// The state for `served`, and the task that keeps its events current (to be spawned and
     /// owned by the caller). Subscribes to the replica at once, so nothing applied after this
     /// call is missed.
     pub fn new(
-        relay: Arc<Relay>,
+        served: Arc<Served>,
     ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
-        let hub = EventHub::new(Arc::clone(&relay.replica));
+        let hub = EventHub::new(Arc::clone(&served.replica));
         let events = hub.subscribe();
         let run = Arc::clone(&hub).run(events);
         (
             Self(Arc::new(SdkShared {
-                relay,
+                served,
                 hub,
                 rules: Arc::default(),
                 lists: Arc::default(),
@@ -77,6 +80,26 @@ impl SdkState {
             })),
             run,
         )
+    }
+}
+
+/// HTTP/1 `GET /stream` requests whose key stands are served on their sockets ([`fanout`]);
+/// a refusal is left to the router, which answers it as everywhere.
+impl Takeover for SdkState {
+    fn path(&self) -> &'static str {
+        "/stream"
+    }
+
+    fn take(&self, request: &listener::Request) -> Option<listener::Serve> {
+        let opened = stream::open(self, &request.headers, request.query.as_deref()).ok()?;
+        let state = self.clone();
+        Some(Box::new(move |socket| {
+            Box::pin(fanout::serve(state, socket, opened))
+        }))
+    }
+
+    fn stop(&self) -> BoxFuture<'_> {
+        Box::pin(self.fanout.stop())
     }
 }
 
@@ -88,9 +111,9 @@ impl std::ops::Deref for SdkState {
     }
 }
 
-impl axum::extract::FromRef<SdkState> for Arc<Relay> {
+impl axum::extract::FromRef<SdkState> for Arc<Served> {
     fn from_ref(state: &SdkState) -> Self {
-        Arc::clone(&state.relay)
+        Arc::clone(&state.served)
     }
 }
 
@@ -309,7 +332,7 @@ pub struct OfrepBody<'a> {
 /// CORS for the SDK routes, which browsers call from other origins with client keys: any
 /// origin may call them (the key is the credential; no cookie is read here), preflights are
 /// answered, and `ETag` and `Retry-After` are readable. The management API has no CORS at all:
-/// it stays same-origin. A service of its own, like [`crate::ops::metrics::Track`], so a
+/// it stays same-origin. A service of its own, like [`checkgate_ops::metrics::Track`], so a
 /// request pays no boxed future or service clone for it.
 #[derive(Debug, Clone, Copy)]
 struct Cors;

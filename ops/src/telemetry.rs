@@ -4,7 +4,7 @@ use std::io::IsTerminal as _;
 
 use tracing_subscriber::EnvFilter;
 
-use super::config::LogFormat;
+use crate::config::LogFormat;
 
 /// Installs the global subscriber. The filter was validated with the configuration.
 pub fn init(filter: &str, format: LogFormat) -> anyhow::Result<()> {

@@ -1,17 +1,20 @@
-//! The front door of a public listener: reads the start of each new connection and takes the
-//! `GET /stream` requests it can serve on the socket itself ([`super::fanout`]); every other
-//! connection goes to hyper and the router, with the bytes already read put back in front.
+//! The front door of a public listener: reads the start of each new connection and hands the
+//! `GET` requests for one path that a [`Takeover`] serves on the socket itself (the SDK
+//! stream, which holds a connection for hours and is cheaper without hyper's buffers); every
+//! other connection goes to hyper and the router, with the bytes already read put back in
+//! front.
 //!
-//! A stream is taken only when its whole request is understood and let in: HTTP/1.1, `GET`,
-//! path `/stream`, no body, no upgrade, nothing after the head, a key that stands and may read
-//! rules. Anything else — a refusal, a malformed or oversized head, HTTP/1.0, a pipelined
-//! request, a head that does not arrive within [`HEAD_WAIT`] — is left to the router, which
-//! answers it exactly as it answers it everywhere (JSON errors, CORS, metrics). A connection
-//! that starts with another request and asks for `/stream` later is served by the router's
-//! stream handler.
+//! A request is taken only when its whole head is understood and the takeover lets it in:
+//! HTTP/1.1, `GET`, the takeover's path, no body, no upgrade, nothing after the head. Anything
+//! else — a refusal, a malformed or oversized head, HTTP/1.0, a pipelined request, a head that
+//! does not arrive within [`HEAD_WAIT`] — is left to the router, which answers it exactly as it
+//! answers it everywhere (JSON errors, CORS, metrics). A connection that starts with another
+//! request and asks for the path later is served by the router.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -21,7 +24,25 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::SdkState;
+/// A route served on the socket, off hyper and the router. Its requests reach it only when
+/// whole and plain (see the module's documentation); what it declines goes to the router.
+pub trait Takeover: Send + Sync + std::fmt::Debug + 'static {
+    /// The path taken, such as `/stream`.
+    fn path(&self) -> &'static str;
+
+    /// Whether to serve this request here: the task that serves it on its socket, or `None`
+    /// to leave it to the router (a refusal, answered there in the same words as everywhere).
+    fn take(&self, request: &Request) -> Option<Serve>;
+
+    /// Ends everything served here (at shutdown), resolving when it has ended.
+    fn stop(&self) -> BoxFuture<'_>;
+}
+
+/// A boxed future of nothing.
+pub type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// The task that serves a taken request on its socket.
+pub type Serve = Box<dyn FnOnce(TcpStream) -> BoxFuture<'static> + Send>;
 
 /// How long the start of a request may take to arrive before the connection is left to hyper.
 pub const HEAD_WAIT: Duration = Duration::from_secs(10);
@@ -30,12 +51,12 @@ const MAX_HEAD: usize = 16 * 1024;
 /// Headers parsed at most.
 const MAX_HEADERS: usize = 64;
 
-/// A listener for `axum::serve`: accepts TCP connections and, when it serves SDK routes, takes
-/// stream requests off them before they reach hyper.
+/// A listener for `axum::serve`: accepts TCP connections and, with a [`Takeover`], takes its
+/// requests off them before they reach hyper.
 #[derive(Debug)]
 pub struct Listener {
     listener: TcpListener,
-    streams: Option<SdkState>,
+    takeover: Option<Arc<dyn Takeover>>,
     /// Connections read past their start and found to be for hyper.
     routed: mpsc::Receiver<(Prefixed, SocketAddr)>,
     route: mpsc::Sender<(Prefixed, SocketAddr)>,
@@ -44,22 +65,22 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// `streams`: the SDK state whose `/stream` is served here; `None` leaves every connection
-    /// to hyper untouched.
-    pub fn new(listener: TcpListener, streams: Option<SdkState>) -> Self {
+    /// `takeover`: what is served here off hyper; `None` leaves every connection to hyper
+    /// untouched.
+    pub fn new(listener: TcpListener, takeover: Option<Arc<dyn Takeover>>) -> Self {
         let (route, routed) = mpsc::channel(1024);
         Self {
             listener,
-            streams,
+            takeover,
             routed,
             route,
             paused_until: None,
         }
     }
 
-    /// The SDK state whose streams this listener serves, if any.
-    pub fn streams(&self) -> Option<&SdkState> {
-        self.streams.as_ref()
+    /// What this listener serves off hyper, if anything.
+    pub fn takeover(&self) -> Option<&Arc<dyn Takeover>> {
+        self.takeover.as_ref()
     }
 }
 
@@ -90,12 +111,12 @@ impl axum::serve::Listener for Listener {
             };
             // Responses are written whole; never hold one back for Nagle.
             let _ = socket.set_nodelay(true);
-            let Some(state) = self.streams.clone() else {
+            let Some(takeover) = self.takeover.clone() else {
                 return (Prefixed::new(socket, Bytes::new()), peer);
             };
             let route = self.route.clone();
             tokio::spawn(async move {
-                if let Some(rest) = sort(state, socket).await {
+                if let Some(rest) = sort(takeover, socket).await {
                     let _ = route.send((rest, peer)).await;
                 }
             });
@@ -131,30 +152,33 @@ async fn sleep_until(until: Option<tokio::time::Instant>) {
 /// What the start of a connection is.
 #[derive(Debug, PartialEq, Eq)]
 enum Start {
-    /// Not a stream request: hyper's.
+    /// Not a request for the path: hyper's.
     Other,
-    /// Maybe a stream request: read on.
+    /// Maybe one: read on.
     Unsure,
-    /// A stream request line.
-    Stream,
+    /// A request line for the path.
+    Taken,
 }
 
-fn start(read: &[u8]) -> Start {
-    const PREFIX: &[u8] = b"GET /stream";
-    let n = read.len().min(PREFIX.len());
-    if read[..n] != PREFIX[..n] {
+/// Whether `read` starts a `GET` of `path` (with or without a query).
+fn start(read: &[u8], path: &str) -> Start {
+    const GET: &[u8] = b"GET ";
+    let prefix = GET.iter().chain(path.as_bytes());
+    let len = GET.len() + path.len();
+    if read.iter().zip(prefix).any(|(a, b)| a != b) {
         return Start::Other;
     }
-    match read.get(PREFIX.len()) {
+    match read.get(len) {
         None => Start::Unsure,
-        Some(b' ' | b'?') => Start::Stream,
+        Some(b' ' | b'?') => Start::Taken,
         Some(_) => Start::Other,
     }
 }
 
-/// Reads the start of a connection; serves it here if it is a stream this path takes, or
-/// returns it, with what was read, for hyper.
-async fn sort(state: SdkState, socket: TcpStream) -> Option<Prefixed> {
+/// Reads the start of a connection; serves it here if the takeover takes it, or returns it,
+/// with what was read, for hyper.
+async fn sort(takeover: Arc<dyn Takeover>, socket: TcpStream) -> Option<Prefixed> {
+    let path = takeover.path();
     let started = Instant::now();
     let mut read = BytesMut::with_capacity(1024);
     let head = tokio::time::timeout(HEAD_WAIT, async {
@@ -166,12 +190,12 @@ async fn sort(state: SdkState, socket: TcpStream) -> Option<Prefixed> {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(_) => return None,
             }
-            match start(&read) {
+            match start(&read, path) {
                 Start::Other => return Some(None),
                 Start::Unsure => continue,
-                Start::Stream => {}
+                Start::Taken => {}
             }
-            match parse(&read) {
+            match parse(&read, path) {
                 Head::Partial => {}
                 Head::Take(request) => return Some(Some(request)),
                 Head::Leave => return Some(None),
@@ -186,43 +210,36 @@ async fn sort(state: SdkState, socket: TcpStream) -> Option<Prefixed> {
         Err(_) => None,
     };
     // A refusal is the router's to answer, in the same words as everywhere.
-    let taken =
-        request.and_then(|r| super::stream::open(&state, &r.headers, r.query.as_deref()).ok());
-    let Some(opened) = taken else {
+    let Some(serve) = request.and_then(|r| takeover.take(&r)) else {
         return Some(Prefixed::new(socket, read.freeze()));
     };
-    crate::ops::metrics::record("/stream", 200, started.elapsed());
-    tracing::debug!(
-        method = "GET",
-        path = "/stream",
-        route = "/stream",
-        status = 200,
-        "request"
-    );
+    crate::metrics::record(path, 200, started.elapsed());
+    tracing::debug!(method = "GET", path, route = path, status = 200, "request");
     drop(read);
-    super::fanout::serve(state, socket, opened).await;
+    serve(socket).await;
     None
 }
 
-/// A stream request this path serves.
-struct StreamRequest {
-    headers: HeaderMap,
-    query: Option<String>,
+/// A whole, plain `GET` of a takeover's path.
+#[derive(Debug)]
+pub struct Request {
+    pub headers: HeaderMap,
+    pub query: Option<String>,
 }
 
 /// What the bytes read so far are.
 enum Head {
     /// The start of a head: read on.
     Partial,
-    /// A whole stream request this path takes.
-    Take(StreamRequest),
+    /// A whole request for the path.
+    Take(Request),
     /// Anything else — too long, too many headers, not HTTP, not a plain stream request, or
     /// followed by more bytes (a body, a pipelined request): the router's.
     Leave,
 }
 
-/// Parses what was read of a request.
-fn parse(read: &[u8]) -> Head {
+/// Parses what was read of a request for `path`.
+fn parse(read: &[u8], path: &str) -> Head {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut slots);
     match request.parse(read) {
@@ -230,11 +247,11 @@ fn parse(read: &[u8]) -> Head {
         Ok(httparse::Status::Partial) if read.len() <= MAX_HEAD => return Head::Partial,
         _ => return Head::Leave,
     }
-    take(&request).map_or(Head::Leave, Head::Take)
+    take(&request, path).map_or(Head::Leave, Head::Take)
 }
 
-/// The stream request in a whole head; `None` unless this path takes it.
-fn take(request: &httparse::Request<'_, '_>) -> Option<StreamRequest> {
+/// The request for `path` in a whole head; `None` unless it is plain enough to take.
+fn take(request: &httparse::Request<'_, '_>, wanted: &str) -> Option<Request> {
     if request.method != Some("GET") || request.version != Some(1) {
         return None;
     }
@@ -242,7 +259,7 @@ fn take(request: &httparse::Request<'_, '_>) -> Option<StreamRequest> {
         Some((path, query)) => (path, Some(query.to_owned())),
         None => (request.path?, None),
     };
-    if path != "/stream" {
+    if path != wanted {
         return None;
     }
     let mut headers = HeaderMap::with_capacity(request.headers.len());
@@ -258,7 +275,7 @@ fn take(request: &httparse::Request<'_, '_>) -> Option<StreamRequest> {
         }
         headers.append(name, HeaderValue::from_bytes(header.value).ok()?);
     }
-    Some(StreamRequest { headers, query })
+    Some(Request { headers, query })
 }
 
 /// A connection for hyper: the bytes already read from it, then the socket.
@@ -329,9 +346,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_a_stream_request_line_is_kept_from_hyper() {
-        assert_eq!(start(b"GET /stream HTTP/1.1\r\n"), Start::Stream);
-        assert_eq!(start(b"GET /stream?sdk_key=x HTTP/1.1"), Start::Stream);
+    fn only_a_request_line_for_the_path_is_kept_from_hyper() {
+        let start = |read: &[u8]| start(read, "/stream");
+        assert_eq!(start(b"GET /stream HTTP/1.1\r\n"), Start::Taken);
+        assert_eq!(start(b"GET /stream?sdk_key=x HTTP/1.1"), Start::Taken);
         assert_eq!(start(b"GET /str"), Start::Unsure);
         assert_eq!(start(b""), Start::Unsure);
         assert_eq!(start(b"GET /streams HTTP/1.1"), Start::Other);
@@ -339,8 +357,8 @@ mod tests {
         assert_eq!(start(b"PRI * HTTP/2.0"), Start::Other);
     }
 
-    fn parsed(head: &str) -> Option<StreamRequest> {
-        match parse(head.as_bytes()) {
+    fn parsed(head: &str) -> Option<Request> {
+        match parse(head.as_bytes(), "/stream") {
             Head::Take(request) => Some(request),
             Head::Partial | Head::Leave => None,
         }
@@ -372,9 +390,12 @@ mod tests {
             "pipelined"
         );
         assert!(matches!(
-            parse(b"GET /stream HTTP/1.1\r\nHost"),
+            parse(b"GET /stream HTTP/1.1\r\nHost", "/stream"),
             Head::Partial
         ));
-        assert!(matches!(parse(&[b'x'; MAX_HEAD + 1]), Head::Leave));
+        assert!(matches!(
+            parse(&[b'x'; MAX_HEAD + 1], "/stream"),
+            Head::Leave
+        ));
     }
 }

@@ -20,15 +20,15 @@ use checkgate_protocol::json::FlagEvaluation;
 
 use super::keys::{self, KeyError};
 use super::{EvalBody, HeadersAndBody, SdkError, SdkState, answer, checked_body, parse_body};
-use crate::feed::replica::KeyEntry;
-use crate::relay::Relay;
+use crate::replica::KeyEntry;
+use crate::served::Served;
 
 /// Most flags one request may name.
 pub const MAX_FLAGS: usize = 1000;
 
 /// The caller's environment, or 503 while it has no data.
-pub(crate) fn environment(relay: &Relay, key: &KeyEntry) -> Result<Arc<Environment>, SdkError> {
-    relay
+pub(crate) fn environment(served: &Served, key: &KeyEntry) -> Result<Arc<Environment>, SdkError> {
+    served
         .replica
         .environment(&key.env_id)
         .ok_or_else(|| KeyError::NotReady.into())
@@ -47,13 +47,13 @@ pub async fn one(
     RawQuery(query): RawQuery,
     HeadersAndBody { headers, body }: HeadersAndBody,
 ) -> Result<Response, SdkError> {
-    let relay = &state.relay;
-    let caller = keys::authenticate(relay, &headers, query.as_deref())?;
+    let served = &state.served;
+    let caller = keys::authenticate(served, &headers, query.as_deref())?;
     let key = path_key(path)?;
     let body = checked_body(&headers, body)?;
     let request: EvalBody<'_> = parse_body(&body)?;
     let ctx = request.context.unwrap_or_default();
-    let env = environment(relay, &caller)?;
+    let env = environment(served, &caller)?;
     let flag = match env.flag_for_eval(&key) {
         Ok(flag) => flag,
         Err(ErrorCode::FlagNotFound) => {
@@ -101,12 +101,12 @@ pub async fn all(
     RawQuery(query): RawQuery,
     HeadersAndBody { headers, body }: HeadersAndBody,
 ) -> Result<Response, SdkError> {
-    let relay = &state.relay;
-    let caller = keys::authenticate(relay, &headers, query.as_deref())?;
+    let served = &state.served;
+    let caller = keys::authenticate(served, &headers, query.as_deref())?;
     let body = checked_body(&headers, body)?;
     let request: EvalBody<'_> = parse_body(&body)?;
     let ctx = request.context.unwrap_or_default();
-    let env = environment(relay, &caller)?;
+    let env = environment(served, &caller)?;
     let mut out = Vec::with_capacity(4096);
     out.extend_from_slice(b"{\"flags\":[");
     match &request.flags {
@@ -141,7 +141,7 @@ pub async fn all(
             }
         }
         None => {
-            let position = relay.replica.version(&caller.env_id).unwrap_or_default();
+            let position = served.replica.version(&caller.env_id).unwrap_or_default();
             let flags = state.lists.get(&caller.env_id, position, &env);
             for (i, flag) in flags.iter().enumerate() {
                 if i > 0 {

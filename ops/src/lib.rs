@@ -1,11 +1,13 @@
 //! What both binaries share to run as a service: configuration errors, telemetry, metrics,
-//! health and readiness, and serving with graceful shutdown. The control plane links this
-//! library so that both processes behave the same to operators.
+//! health and readiness, the public listener's front door, and serving with graceful shutdown.
+//! It knows nothing of SDKs or flags: both binaries link it so that both behave the same to
+//! operators.
 
 pub mod config;
 pub mod error;
 pub mod gzip;
 pub mod health;
+pub mod listener;
 pub mod metrics;
 pub mod serve;
 pub mod telemetry;

@@ -17,8 +17,8 @@ use serde::Serialize;
 
 use super::keys;
 use super::{SdkError, SdkState};
-use crate::ops::gzip::{accepts_gzip, gzip};
-use crate::relay::Relay;
+use crate::served::Served;
+use checkgate_ops::gzip::{accepts_gzip, gzip};
 
 /// One environment's payload at one version.
 #[derive(Debug)]
@@ -38,9 +38,9 @@ struct Body<'a> {
     segments: Vec<&'a checkgate_core::SegmentDoc>,
 }
 
-fn build(relay: &Relay, env_id: &str) -> Option<Payload> {
-    let (epoch, version) = relay.replica.version(env_id)?;
-    let env = relay.replica.environment(env_id)?;
+fn build(served: &Served, env_id: &str) -> Option<Payload> {
+    let (epoch, version) = served.replica.version(env_id)?;
+    let env = served.replica.environment(env_id)?;
     let flags = env.live_flags();
     let segments = env.live_segments();
     let body = Body {
@@ -63,13 +63,13 @@ fn build(relay: &Relay, env_id: &str) -> Option<Payload> {
 
 /// The payload of `env_id` at the replica's version, built when it is not cached yet.
 fn payload(state: &SdkState, env_id: &str) -> Option<Arc<Payload>> {
-    let current = state.relay.replica.version(env_id)?;
+    let current = state.served.replica.version(env_id)?;
     if let Some(cached) = state.rules.get(env_id)
         && (cached.epoch, cached.version) == current
     {
         return Some(Arc::clone(cached.value()));
     }
-    let built = Arc::new(build(&state.relay, env_id)?);
+    let built = Arc::new(build(&state.served, env_id)?);
     state.rules.insert(env_id.to_owned(), Arc::clone(&built));
     Some(built)
 }
@@ -80,7 +80,7 @@ pub async fn flags(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, SdkError> {
-    let caller = keys::authenticate(&state.relay, &headers, query.as_deref())?;
+    let caller = keys::authenticate(&state.served, &headers, query.as_deref())?;
     if !keys::reads_rules(caller.kind) {
         return Err(SdkError::forbidden(
             "a client key cannot read flag rules; use a server key, or evaluate with \

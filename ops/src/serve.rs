@@ -13,10 +13,11 @@ use tokio::task::JoinSet;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use super::config::CommonArgs;
-use super::{health, metrics};
-use crate::sdk::SdkState;
-use crate::sdk::http1::Listener;
+use std::sync::Arc;
+
+use crate::config::CommonArgs;
+use crate::listener::{Listener, Takeover};
+use crate::{health, metrics};
 
 /// The peer of a connection, for handlers that need it (login throttling keys on it):
 /// `ConnectInfo<Peer>`.
@@ -54,19 +55,19 @@ const LISTEN_BACKLOG: u32 = 8192;
 /// serves `app` until SIGTERM or Ctrl-C. With an operations listener, it serves `/metrics` and
 /// the `operations` routes (operator-only views such as the edge's `/status`), and `app` gets
 /// `None`; without one, `app` gets the metrics handle and is expected to serve both itself.
-/// `streams` is the SDK state whose HTTP/1 `/stream` requests the public listener serves on
-/// their sockets, off the router (see [`crate::sdk::http1`]).
+/// `takeover` is what the public listener serves on the socket, off the router (the SDK
+/// stream; see [`crate::listener`]).
 pub async fn run_service(
     common: &CommonArgs,
     port: u16,
-    streams: Option<SdkState>,
+    takeover: Option<Arc<dyn Takeover>>,
     app: impl FnOnce(Option<PrometheusHandle>) -> Router,
     operations: Router,
     on_bound: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let handle = metrics::handle();
     let shutdown = shutdown_signal();
-    let public = Listener::new(bind(SocketAddr::new(common.host, port)).await?, streams);
+    let public = Listener::new(bind(SocketAddr::new(common.host, port)).await?, takeover);
     let servers = match common.metrics_addr {
         Some(addr) => vec![
             ("public", public, app(None)),
@@ -125,7 +126,8 @@ pub fn shutdown_signal() -> impl Future<Output = ()> {
 }
 
 /// Serves every `(name, listener, router)` until `shutdown` resolves, then lets open requests
-/// finish for up to `grace`; SSE streams end at once, so their clients reconnect elsewhere.
+/// finish for up to `grace`; what a listener's [`Takeover`] serves (SSE streams) ends at once,
+/// so its clients reconnect elsewhere.
 /// Returns the first server error, if any. The name labels the listener in logs.
 pub async fn serve(
     servers: Vec<(&'static str, Listener, Router)>,
@@ -133,9 +135,9 @@ pub async fn serve(
     grace: Duration,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let streams: Vec<SdkState> = servers
+    let takeovers: Vec<Arc<dyn Takeover>> = servers
         .iter()
-        .filter_map(|(_, listener, _)| listener.streams().cloned())
+        .filter_map(|(_, listener, _)| listener.takeover().cloned())
         .collect();
     let mut tasks = JoinSet::new();
     for (name, listener, router) in servers {
@@ -165,8 +167,8 @@ pub async fn serve(
     }
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(grace, async {
-        for streams in &streams {
-            streams.fanout.stop().await;
+        for takeover in &takeovers {
+            takeover.stop().await;
         }
         let mut result = Ok(());
         while let Some(done) = tasks.join_next().await {

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use checkgate_edge::relay::Relay;
-use checkgate_edge::sdk::{self, SdkState};
 use checkgate_protocol::frame::Item;
+use checkgate_serve::{self as sdk, SdkState};
 use http_body_util::BodyExt;
 use serde_json::json;
 use tower::ServiceExt;
@@ -151,8 +150,7 @@ async fn our_evaluation_api_answers_values_and_refuses_bad_requests_in_its_shape
 
 #[tokio::test]
 async fn an_edge_that_is_not_caught_up_answers_503_never_401() {
-    let relay = Relay::new(None, std::env::temp_dir().join("unused-snapshot.bin"));
-    let (state, _events) = SdkState::new(relay);
+    let (state, _events) = SdkState::new(common::served(false));
     let router = sdk::routes(state);
     let response = router
         .oneshot(

@@ -165,7 +165,7 @@ where
     }
 }
 
-/// Counts and times a request served off the router (see [`crate::sdk::http1`]), as
+/// Counts and times a request served off the router (see [`crate::listener`]), as
 /// [`track`] would have.
 pub fn record(route: &str, status: u16, elapsed: Duration) {
     RouteMetrics::of(route).record(status, elapsed);

@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use super::events::{EnvEvents, Since, parse_event_id};
 use super::keys::{self, hash, key_from};
 use super::{SdkError, SdkState};
-use crate::relay::Relay;
+use crate::served::Served;
 
 /// A comment that keeps proxies and load balancers from closing an idle stream.
 pub const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(15);
@@ -50,8 +50,8 @@ pub(super) fn max_age() -> Duration {
 
 /// Whether this environment lets client (browser) keys read flag rules — Checkgate's browser
 /// SDK needs them; off unless the environment's settings say `client_keys_read_rules: true`.
-pub fn client_keys_read_rules(relay: &Relay, env: &str) -> bool {
-    relay
+pub fn client_keys_read_rules(served: &Served, env: &str) -> bool {
+    served
         .replica
         .settings(env)
         .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
@@ -85,9 +85,9 @@ pub fn open(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<Opened, SdkError> {
-    let relay = &state.relay;
-    let caller = keys::authenticate(relay, headers, query)?;
-    if !keys::reads_rules(caller.kind) && !client_keys_read_rules(relay, &caller.env_id) {
+    let served = &state.served;
+    let caller = keys::authenticate(served, headers, query)?;
+    if !keys::reads_rules(caller.kind) && !client_keys_read_rules(served, &caller.env_id) {
         return Err(SdkError::forbidden(
             "a client key cannot read flag rules: evaluate with /ofrep/v1/evaluate/flags or \
              /api/v1/evaluate, or allow rules for client keys in the environment's settings",
@@ -119,7 +119,7 @@ pub fn open(
             (generation, version)
         }
         None => {
-            let bootstrap = events.bootstrap(&caller.env_id, &relay.replica);
+            let bootstrap = events.bootstrap(&caller.env_id, &served.replica);
             first.push_back(Bytes::from_static(CONNECTED));
             if !bootstrap.events.is_empty() {
                 first.push_back(bootstrap.events);
@@ -151,26 +151,26 @@ pub(super) const BEHIND: &str = "environment restarted or client too far behind"
 /// Why a stream of this key may not go on, if it may not: its key was revoked, or its client
 /// key may no longer read rules.
 pub fn refused(
-    relay: &Relay,
+    served: &Served,
     env_id: &str,
     key_hash: &[u8; 32],
     client: bool,
 ) -> Option<&'static str> {
     refusal(
-        relay,
+        served,
         key_hash,
-        client && !client_keys_read_rules(relay, env_id),
+        client && !client_keys_read_rules(served, env_id),
     )
 }
 
 /// [`refused`], with whether rules were withdrawn from this client key already known (a
 /// fan-out reads the settings once for all its streams).
 pub(super) fn refusal(
-    relay: &Relay,
+    served: &Served,
     key_hash: &[u8; 32],
     rules_withdrawn: bool,
 ) -> Option<&'static str> {
-    if !relay.replica.has_key(key_hash) {
+    if !served.replica.has_key(key_hash) {
         Some("key revoked")
     } else if rules_withdrawn {
         Some("rules no longer allowed for client keys")
@@ -179,7 +179,7 @@ pub(super) fn refusal(
     }
 }
 
-/// `GET /stream`, as the router serves it. A server started by [`crate::ops::serve`] takes
+/// `GET /stream`, as the router serves it. A server started by [`checkgate_ops::serve`] takes
 /// HTTP/1 streams off the router before they reach it ([`super::fanout`]); this serves the
 /// rest, and every router embedded elsewhere.
 pub async fn stream(
@@ -189,7 +189,7 @@ pub async fn stream(
 ) -> Result<Response, SdkError> {
     let opened = open(&state, &headers, query.as_deref())?;
     let follower = Follower {
-        relay: Arc::clone(&state.relay),
+        served: Arc::clone(&state.served),
         env_id: opened.env_id,
         client: opened.client,
         events: opened.events,
@@ -240,7 +240,7 @@ impl Drop for Open {
 /// client that does not read holds no queue: it falls behind the shared recent events, and is
 /// cut off when the versions it needs are no longer kept.
 struct Follower {
-    relay: Arc<Relay>,
+    served: Arc<Served>,
     env_id: String,
     /// A client key's stream, allowed only while its environment lets client keys read rules.
     client: bool,
@@ -262,7 +262,7 @@ struct Follower {
 
 impl Follower {
     fn refused(&self) -> Option<&'static str> {
-        refused(&self.relay, &self.env_id, &self.key_hash, self.client)
+        refused(&self.served, &self.env_id, &self.key_hash, self.client)
     }
 
     /// The next chunk, or `None` when the stream ends.

@@ -1,9 +1,10 @@
 //! SSE streams served straight on their sockets, off hyper: what lets one edge hold ten
 //! thousand streams and reach them all at once.
 //!
-//! [`super::http1`] hands a stream here once its request is let in. The stream's task writes
-//! the response head and the bootstrap (the environment's shared bytes, never copied), catches
-//! up with the events that arrived meanwhile, and then *joins its environment's group*. From
+//! The public listener ([`checkgate_ops::listener`], through [`crate::SdkState`]'s takeover)
+//! hands a stream here once its request is let in. The stream's task writes the response head
+//! and the bootstrap (the environment's shared bytes, never copied), catches up with the
+//! events that arrived meanwhile, and then *joins its environment's group*. From
 //! then on the stream costs no task wake-up per change: the group's one writer serialises each
 //! change once as an HTTP/1 chunk and writes that chunk to every member's socket in turn, and
 //! the stream's task sleeps until its client closes the connection or the writer hands the
@@ -34,7 +35,7 @@ use tokio::sync::{Notify, watch};
 use super::SdkState;
 use super::events::{EnvEvents, Since};
 use super::stream::{self, BEHIND, KEEP_ALIVE_EVERY, Open, Opened};
-use crate::relay::Relay;
+use crate::served::Served;
 
 /// The response head of every stream served here, after its `date`: what the router's
 /// handler and its CORS layer would send, and `Connection: close`, as the connection ends with
@@ -101,7 +102,7 @@ impl Fanout {
     /// The group of `env_id`, started on first use — and again when the environment's events
     /// were replaced (it was deleted and came back). A stream whose `events` are not the
     /// group's is of the environment's past, and ends.
-    fn group(&self, relay: &Arc<Relay>, env_id: &str, events: &Arc<EnvEvents>) -> Arc<Group> {
+    fn group(&self, served: &Arc<Served>, env_id: &str, events: &Arc<EnvEvents>) -> Arc<Group> {
         if let Some(group) = self.groups.get(env_id)
             && (Arc::ptr_eq(&group.events, events) || !group.events.gone())
         {
@@ -110,9 +111,9 @@ impl Fanout {
         let mut entry = self
             .groups
             .entry(env_id.to_owned())
-            .or_insert_with(|| Group::start(relay, env_id, events, self.stopping.subscribe()));
+            .or_insert_with(|| Group::start(served, env_id, events, self.stopping.subscribe()));
         if !Arc::ptr_eq(&entry.events, events) && entry.events.gone() {
-            *entry = Group::start(relay, env_id, events, self.stopping.subscribe());
+            *entry = Group::start(served, env_id, events, self.stopping.subscribe());
         }
         Arc::clone(entry.value())
     }
@@ -121,7 +122,7 @@ impl Fanout {
 /// One environment's joined streams and its writer.
 #[derive(Debug)]
 struct Group {
-    relay: Arc<Relay>,
+    served: Arc<Served>,
     env_id: String,
     events: Arc<EnvEvents>,
     members: Mutex<Members>,
@@ -207,13 +208,13 @@ fn push_chunk(pending: &mut VecDeque<Bytes>, parts: impl IntoIterator<Item = Byt
 
 impl Group {
     fn start(
-        relay: &Arc<Relay>,
+        served: &Arc<Served>,
         env_id: &str,
         events: &Arc<EnvEvents>,
         stopping: watch::Receiver<bool>,
     ) -> Arc<Self> {
         let group = Arc::new(Self {
-            relay: Arc::clone(relay),
+            served: Arc::clone(served),
             env_id: env_id.to_owned(),
             events: Arc::clone(events),
             members: Mutex::default(),
@@ -277,7 +278,7 @@ impl Group {
             // Read once per sweep, and only when needed: it parses the environment's settings.
             client_ok: !matches!(why, Sweep::Change | Sweep::Tick)
                 || !members.iter().any(|m| m.client)
-                || stream::client_keys_read_rules(&self.relay, &self.env_id),
+                || stream::client_keys_read_rules(&self.served, &self.env_id),
         };
         // A kick writes to a few streams at most (one that joined behind); the rest of its
         // pass only drops streams whose clients left, in well under a millisecond.
@@ -329,7 +330,7 @@ impl Group {
         }
         if matches!(why, Sweep::Change | Sweep::Tick)
             && let Some(refused) =
-                stream::refusal(&self.relay, &m.key_hash, m.client && !pass.client_ok)
+                stream::refusal(&self.served, &m.key_hash, m.client && !pass.client_ok)
         {
             return end(refused);
         }
@@ -597,7 +598,7 @@ pub async fn serve(state: SdkState, socket: TcpStream, opened: Opened) {
                     },
                     changed = wake.changed() => {
                         let gone = changed.is_err() || matches!(events.since(generation, sent), Since::End);
-                        match stream::refused(&state.relay, &env_id, &key_hash, client) {
+                        match stream::refused(&state.served, &env_id, &key_hash, client) {
                             Some(refused) => refused,
                             None if gone => BEHIND,
                             None => continue,
@@ -617,12 +618,12 @@ pub async fn serve(state: SdkState, socket: TcpStream, opened: Opened) {
                 Since::End => break 'stream BEHIND,
             }
         }
-        if let Some(refused) = stream::refused(&state.relay, &env_id, &key_hash, client) {
+        if let Some(refused) = stream::refused(&state.served, &env_id, &key_hash, client) {
             break refused;
         }
         // Caught up: the group's writer takes it from here.
         pending.shrink_to_fit();
-        let group = state.fanout.group(&state.relay, &env_id, &events);
+        let group = state.fanout.group(&state.served, &env_id, &events);
         if !Arc::ptr_eq(&group.events, &events) {
             // The environment was deleted and came back since this stream opened.
             break BEHIND;

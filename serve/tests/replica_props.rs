@@ -5,11 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use checkgate_edge::feed::replica::{Applied, Replica, Source};
-use checkgate_edge::snapshot_file::PersistedEnv;
 use checkgate_protocol::frame::{
     ChangeRecord, Changes, EnvironmentInfo, Item, SdkKeyKind, SdkKeyRecord, Snapshot,
 };
+use checkgate_serve::replica::PersistedEnv;
+use checkgate_serve::replica::{Applied, Replica, Source};
 use proptest::prelude::*;
 
 const ENV: &str = "env-1";

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use checkgate_edge::testkit::udp_proxy::{Faults, ProxyStats, UdpProxy};
+use checkgate_testkit::udp_proxy::{Faults, ProxyStats, UdpProxy};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;

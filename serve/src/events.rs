@@ -19,7 +19,7 @@ use checkgate_protocol::json::{sse_delete, sse_upsert};
 use dashmap::DashMap;
 use tokio::sync::{broadcast, watch};
 
-use crate::feed::replica::{Replica, ReplicaEvent};
+use crate::replica::{Replica, ReplicaEvent};
 
 /// Versions kept per environment for streams that resume or lag.
 pub const RECENT_VERSIONS: usize = 1024;
