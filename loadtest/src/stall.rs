@@ -15,14 +15,47 @@ use crate::driver::{histogram, micros};
 use crate::report::Latency;
 use crate::stack::Stack;
 
-/// The regexes of one flag at the caps: one pattern heavy in case folding, 35 with large
-/// NFAs, 28 with costly determinization (the worst mixed flag `core/examples/regex_caps.rs`
-/// found).
-fn capped_rules() -> serde_json::Value {
+/// Candidate regexes for one flag: one pattern heavy in case folding, 35 with large NFAs, then
+/// patterns with costly determinization (the mix `core/examples/regex_caps.rs` found worst).
+/// The control plane accepts a prefix of them; [`at_the_cap`] finds the longest.
+fn candidates() -> Vec<String> {
     let mut values = vec![r"(?i)[\x{0}-\x{EFFFF}]".to_owned()];
     values.extend((0..35).map(|i| format!(r"{i}$[0-9]{{800}}")));
-    values.extend((0..28).map(|i| format!(".{{30}}{i}")));
+    values.extend((0..64).map(|i| format!(".{{30}}{i}")));
+    values
+}
+
+fn rules(values: &[String]) -> serde_json::Value {
     json!([{"attribute": "name", "operator": "regex", "values": values, "variant": true}])
+}
+
+/// The rules of a flag at the caps: the longest prefix of [`candidates`] the control plane
+/// accepts (one value more is refused with 422), found by bisection on flag `key`. Returns
+/// the rules and the version of `key` once it holds them.
+fn at_the_cap(
+    control: &crate::control::Control,
+    key: &str,
+) -> anyhow::Result<(serde_json::Value, u64)> {
+    let values = candidates();
+    let (mut accepted, mut refused) = (0, values.len() + 1);
+    let mut version = 0;
+    while refused - accepted > 1 {
+        let mid = (accepted + refused) / 2;
+        match control.patch_flag(key, &json!({"rules": rules(&values[..mid])})) {
+            Ok(v) => {
+                accepted = mid;
+                version = v;
+            }
+            Err(e) if e.to_string().contains(" 422 ") => refused = mid,
+            Err(e) => return Err(e),
+        }
+    }
+    anyhow::ensure!(accepted > 0, "the control plane refuses every capped regex");
+    let capped = rules(&values[..accepted]);
+    version = control
+        .patch_flag(key, &json!({"rules": capped}))?
+        .max(version);
+    Ok((capped, version))
 }
 
 #[derive(Debug, Serialize)]
@@ -84,9 +117,9 @@ pub(crate) async fn run(stack: &Stack, flags: usize) -> anyhow::Result<StallRepo
     })
     .collect();
     let started = Instant::now();
-    let mut last = 0;
-    for i in 0..flags {
-        last = control.patch_flag(&format!("load-{i}"), &json!({"rules": capped_rules()}))?;
+    let (capped, mut last) = at_the_cap(control, "load-0")?;
+    for i in 1..flags {
+        last = control.patch_flag(&format!("load-{i}"), &json!({"rules": capped}))?;
     }
     // Until the edge serves the last write (bounded).
     let deadline = Instant::now() + Duration::from_secs(120);
