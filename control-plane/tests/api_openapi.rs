@@ -149,7 +149,7 @@ fn routed_in_source() -> BTreeSet<(String, String)> {
     let mut all = BTreeSet::new();
     for file in [
         format!("{dir}/src/api/mod.rs"),
-        format!("{dir}/../edge-relay/src/ops/health.rs"),
+        format!("{dir}/../ops/src/health.rs"),
     ] {
         let source = std::fs::read_to_string(&file).unwrap();
         let found = routes_in_source(&source);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use checkgate_protocol::frame::{Changes, EnvironmentInfo, Snapshot, Welcome};
 use tokio::sync::{mpsc, oneshot};
 
-use super::client::FeedState;
+use super::state::FeedState;
 use crate::journal::{EntryRef, Journal};
 use crate::snapshot_file::{self, SaveOutcome};
 use checkgate_serve::replica::{Applied, Replica, Source};

@@ -5,10 +5,10 @@
 //! found by three missed heartbeats (a deadline only a received frame moves) or QUIC's idle
 //! timeout.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use checkgate_feed::quic::{QuicTransport, Trust};
@@ -16,10 +16,11 @@ use checkgate_feed::{Session, Transport};
 use checkgate_protocol::frame::{CloseCode, DigestRequest, EnvironmentInfo, Hello, Resync};
 use checkgate_protocol::{Frame, PROTOCOL_VERSION, Secret};
 use checkgate_serve::replica::{Applied, Replica};
-use checkgate_serve::served::Authority;
 use tokio::sync::watch;
 
 use super::apply::{Applier, Job, Outcome};
+pub use super::state::FeedState;
+use super::state::{lock, now_ms};
 use crate::journal::Journal;
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
@@ -54,100 +55,6 @@ pub struct ClientSettings {
     pub anti_entropy: Duration,
     /// The snapshot file.
     pub snapshot_path: PathBuf,
-}
-
-/// How the feed is doing, for `/ready`, `/status` and metrics.
-#[derive(Debug, Default)]
-pub struct FeedState {
-    connected: AtomicBool,
-    /// Caught up in this connection: the control plane sends its first heartbeat only after
-    /// the snapshots and changes that bring the edge up to date.
-    synced: AtomicBool,
-    /// The token was revoked: the edge serves nothing until it is given another.
-    revoked: AtomicBool,
-    reconnects: AtomicU64,
-    /// Milliseconds since the Unix epoch of the last frame received.
-    last_frame_ms: AtomicU64,
-    /// The environments the last `Welcome` granted, with their details (`None` before any).
-    granted: Mutex<Option<HashMap<String, EnvironmentInfo>>>,
-    /// The control plane's heads, from its heartbeats.
-    heads: Mutex<HashMap<String, u64>>,
-    last_error: Mutex<Option<String>>,
-    /// Why the last journal append failed, while appends fail: changes applied meanwhile would
-    /// not survive a crash.
-    journal_error: Mutex<Option<String>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-impl FeedState {
-    pub fn connected(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
-    }
-
-    /// Whether the edge is connected and caught up with the control plane.
-    pub fn synced(&self) -> bool {
-        self.synced.load(Ordering::Relaxed)
-    }
-
-    pub fn revoked(&self) -> bool {
-        self.revoked.load(Ordering::Relaxed)
-    }
-
-    pub fn reconnects(&self) -> u64 {
-        self.reconnects.load(Ordering::Relaxed)
-    }
-
-    pub fn last_frame_ms(&self) -> u64 {
-        self.last_frame_ms.load(Ordering::Relaxed)
-    }
-
-    pub fn last_error(&self) -> Option<String> {
-        lock(&self.last_error).clone()
-    }
-
-    /// The control plane's head of `env`, as its last heartbeat said.
-    pub fn head(&self, env: &str) -> Option<u64> {
-        lock(&self.heads).get(env).copied()
-    }
-
-    /// The environments granted by the last `Welcome`.
-    pub fn granted(&self) -> Option<HashSet<String>> {
-        lock(&self.granted)
-            .as_ref()
-            .map(|g| g.keys().cloned().collect())
-    }
-
-    fn set_error(&self, error: impl Into<String>) {
-        *lock(&self.last_error) = Some(error.into());
-    }
-
-    /// Why changes are currently applied without being journaled, if they are.
-    pub fn journal_error(&self) -> Option<String> {
-        lock(&self.journal_error).clone()
-    }
-
-    pub(crate) fn journal_ok(&self) {
-        let mut error = lock(&self.journal_error);
-        if error.is_some() {
-            *error = None;
-            metrics::gauge!("checkgate_journal_durable").set(1.0);
-        }
-    }
-
-    /// Records that changes are not journaled (or were not), and why.
-    pub fn journal_failed(&self, error: String) {
-        *lock(&self.journal_error) = Some(error);
-        metrics::gauge!("checkgate_journal_durable").set(0.0);
-    }
 }
 
 /// A random number in `0..n`, from the operating system's generator (jitter needs no more).
@@ -458,14 +365,6 @@ async fn session(
                 }
             }
         }
-    }
-}
-
-/// An edge vouches for its replica through its feed: every key is known once the feed is
-/// connected and caught up, and its token stands.
-impl Authority for FeedState {
-    fn knows_every_key(&self) -> bool {
-        self.synced() && !self.revoked()
     }
 }
 

@@ -3,3 +3,4 @@
 
 mod apply;
 pub mod client;
+mod state;

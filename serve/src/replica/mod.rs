@@ -17,16 +17,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use checkgate_core::{Change, EntryState, Environment, FlagStore, ItemKind};
-use checkgate_protocol::digest::{DigestItem, environment_digest};
+use checkgate_core::{Change, Environment, FlagStore, ItemKind};
 use checkgate_protocol::frame::{
     ChangeRecord, Changes, EnvPosition, EnvironmentInfo, Item, SdkKeyKind, SdkKeyRecord, Snapshot,
     Welcome,
 };
 
 mod persisted;
+mod report;
 
 pub use persisted::{Persisted, PersistedEnv};
+pub use report::EnvStatus;
 
 /// Most changes held for one environment while waiting for a gap to fill.
 pub const MAX_PENDING: usize = 10_000;
@@ -129,24 +130,6 @@ pub enum ReplicaEvent {
 /// How many events a slow listener may fall behind before it is told it lagged.
 const EVENTS_BACKLOG: usize = 4096;
 
-/// The state of one environment, for `/status`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct EnvStatus {
-    pub env_id: String,
-    pub project_id: String,
-    pub slug: String,
-    pub name: String,
-    /// A string in JSON: epochs use all 64 bits, more than a JavaScript number holds.
-    #[serde(serialize_with = "as_string")]
-    pub epoch: u64,
-    pub version: u64,
-    pub source: Source,
-    pub updated_at_ms: u64,
-    pub flags: usize,
-    /// Changes held back by a gap.
-    pub pending: usize,
-}
-
 /// The whole replica, shared by the feed client and the serving routes.
 #[derive(Debug)]
 pub struct Replica {
@@ -172,10 +155,6 @@ impl Default for Replica {
             events: tokio::sync::broadcast::channel(EVENTS_BACKLOG).0,
         }
     }
-}
-
-fn as_string<S: serde::Serializer>(value: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(value)
 }
 
 fn now_ms() -> u64 {
@@ -555,61 +534,6 @@ impl Replica {
             }
         }
         false
-    }
-
-    /// The anti-entropy digest of an environment at its applied version.
-    pub fn digest(&self, env: &str) -> Option<(u64, u64, [u8; 32])> {
-        let (epoch, version, keys) = {
-            let meta = self.meta();
-            let m = meta.get(env)?;
-            (
-                m.epoch,
-                m.version,
-                m.keys.keys().cloned().collect::<Vec<_>>(),
-            )
-        };
-        let dump = self
-            .flags
-            .environment(env)
-            .map(|e| e.dump())
-            .unwrap_or_default();
-        let items = dump
-            .iter()
-            .filter(|(_, _, _, state)| !matches!(state, EntryState::Deleted))
-            .map(|(kind, key, version, _)| {
-                let kind = match kind {
-                    ItemKind::Flag => DigestItem::Flag,
-                    ItemKind::Segment => DigestItem::Segment,
-                };
-                (kind, key.as_str(), *version)
-            })
-            .chain(keys.iter().map(|id| (DigestItem::SdkKey, id.as_str(), 0)));
-        Some((epoch, version, environment_digest(items)))
-    }
-
-    /// What `/status` shows of each environment.
-    pub fn status(&self) -> Vec<EnvStatus> {
-        let meta = self.meta();
-        let mut out: Vec<EnvStatus> = meta
-            .iter()
-            .map(|(id, m)| EnvStatus {
-                env_id: id.clone(),
-                project_id: m.info.project_id.clone(),
-                slug: m.info.slug.clone(),
-                name: m.info.name.clone(),
-                epoch: m.epoch,
-                version: m.version,
-                source: m.source,
-                updated_at_ms: m.updated_at_ms,
-                flags: self
-                    .flags
-                    .environment(id)
-                    .map_or(0, |e| e.live_flags().len()),
-                pending: m.pending.len(),
-            })
-            .collect();
-        out.sort_by(|a, b| a.env_id.cmp(&b.env_id));
-        out
     }
 }
 

@@ -22,43 +22,25 @@
 //! comments, the maximum age and a backstop key check ride on one tick per environment.
 
 use std::collections::VecDeque;
-use std::io::IoSlice;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use bytes::{Buf as _, Bytes};
+use bytes::Bytes;
 use dashmap::DashMap;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
+
+mod pieces;
+mod wire;
+
+use pieces::{in_pieces, parallelism};
+use wire::{Heard, KEEP_ALIVE_CHUNK, LAST_CHUNK, chunk, drain, head, push_chunk, write_some};
 
 use super::SdkState;
 use super::events::{EnvEvents, Since};
 use super::stream::{self, BEHIND, KEEP_ALIVE_EVERY, Open, Opened};
 use crate::served::Served;
-
-/// The response head of every stream served here, after its `date`: what the router's
-/// handler and its CORS layer would send, and `Connection: close`, as the connection ends with
-/// its stream.
-const HEAD: &str = "content-type: text/event-stream\r\n\
-cache-control: no-cache\r\n\
-x-accel-buffering: no\r\n\
-access-control-allow-origin: *\r\n\
-access-control-expose-headers: ETag, Retry-After\r\n\
-transfer-encoding: chunked\r\n\
-connection: close\r\n\
-\r\n";
-
-/// The response head, dated now.
-fn head() -> Bytes {
-    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
-    Bytes::from(format!("HTTP/1.1 200 OK\r\ndate: {date}\r\n{HEAD}"))
-}
-/// The last chunk of a stream.
-const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
-const CRLF: &[u8] = b"\r\n";
-/// [`KEEP_ALIVE`] as a chunk.
-const KEEP_ALIVE_CHUNK: &[u8] = b"e\r\n: keep-alive\n\n\r\n";
 
 /// The streams of every environment, and the switch that ends them all.
 #[derive(Debug)]
@@ -180,30 +162,6 @@ impl Signal {
             .unwrap_or_else(PoisonError::into_inner)
             .take()
     }
-}
-
-/// `data` as one HTTP/1 chunk.
-fn chunk(data: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(data.len() + 12);
-    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-    out.extend_from_slice(data);
-    out.extend_from_slice(CRLF);
-    Bytes::from(out)
-}
-
-/// Queues `parts` as one chunk without copying them: size line, the shared bytes, CRLF.
-/// Nothing for no bytes (an empty chunk would end the response).
-fn push_chunk(pending: &mut VecDeque<Bytes>, parts: impl IntoIterator<Item = Bytes>) {
-    let at = pending.len();
-    pending.push_back(Bytes::new());
-    pending.extend(parts.into_iter().filter(|p| !p.is_empty()));
-    let size: usize = pending.range(at + 1..).map(Bytes::len).sum();
-    if size == 0 {
-        pending.truncate(at);
-        return;
-    }
-    pending[at] = Bytes::from(format!("{size:x}\r\n"));
-    pending.push_back(Bytes::from_static(CRLF));
 }
 
 impl Group {
@@ -437,47 +395,6 @@ const PIECE: usize = 256;
 /// (`block_in_place`): at about 15 µs a `write`, a few milliseconds.
 const BLOCKING: usize = 256;
 
-/// Runs `visit` over all of `items` in pieces of `piece`, on up to `threads` threads (this one
-/// and scoped others). Each thread takes the next piece until none is left, rather than a
-/// share fixed in advance: the cores are shared, and a thread given less time then simply
-/// takes fewer pieces. Each thread has its own `S`.
-fn in_pieces<T: Send, S: Default>(
-    items: &mut [T],
-    piece: usize,
-    threads: usize,
-    visit: impl Fn(&mut S, &mut [T]) + Sync,
-) {
-    let pieces: Vec<Mutex<&mut [T]>> = items.chunks_mut(piece.max(1)).map(Mutex::new).collect();
-    let next = AtomicUsize::new(0);
-    let work = || {
-        let mut state = S::default();
-        while let Some(piece) = pieces.get(next.fetch_add(1, Ordering::Relaxed)) {
-            visit(
-                &mut state,
-                &mut piece.lock().unwrap_or_else(PoisonError::into_inner),
-            );
-        }
-    };
-    std::thread::scope(|scope| {
-        for _ in 1..threads.min(pieces.len()) {
-            let spawned = std::thread::Builder::new()
-                .name("checkgate-fanout".into())
-                .spawn_scoped(scope, work);
-            if let Err(e) = spawned {
-                // The system refused a thread: the others take its pieces.
-                tracing::warn!(cause = %e, "no thread for a fan-out part");
-            }
-        }
-        work();
-    });
-}
-
-/// The cores a sweep may use.
-fn parallelism() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
-}
-
 /// What members at a version get in a sweep: that version; then, when there is anything new,
 /// the version it brings them to and its chunk (none when those versions had nothing to send).
 type Next = (u64, Option<(u64, Option<Bytes>)>);
@@ -498,54 +415,6 @@ enum Sweep {
     Kick,
     Tick,
     Stop,
-}
-
-/// Writes what it can of `pending` without waiting; drops what was written.
-fn write_some(socket: &TcpStream, pending: &mut VecDeque<Bytes>) -> std::io::Result<()> {
-    let mut slices = [IoSlice::new(&[]); 16];
-    let count = pending.len().min(slices.len());
-    for (slice, bytes) in slices.iter_mut().zip(pending.iter()) {
-        *slice = IoSlice::new(bytes);
-    }
-    let mut written = match socket.try_write_vectored(&slices[..count]) {
-        Ok(n) => n,
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    while written > 0 {
-        let Some(front) = pending.front_mut() else {
-            break;
-        };
-        if front.len() <= written {
-            written -= front.len();
-            pending.pop_front();
-        } else {
-            front.advance(written);
-            written = 0;
-        }
-    }
-    Ok(())
-}
-
-/// What a stream's client did while the stream sat in its group.
-enum Heard {
-    /// It closed the connection (or it failed).
-    Gone,
-    /// It sent bytes, which mean nothing on a stream and are dropped.
-    Noise,
-}
-
-/// Reads and drops what a client sent after its request.
-fn drain(socket: &TcpStream) -> Heard {
-    let mut scratch = [0u8; 256];
-    loop {
-        match socket.try_read(&mut scratch) {
-            Ok(0) => return Heard::Gone,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Heard::Noise,
-            Err(_) => return Heard::Gone,
-        }
-    }
 }
 
 /// Counts a stream on this path for as long as it lives, for [`Fanout::stop`].
@@ -681,61 +550,4 @@ pub async fn serve(state: SdkState, socket: TcpStream, opened: Opened) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::stream::KEEP_ALIVE;
-    use super::*;
-
-    #[test]
-    fn chunks_are_framed_as_http1_chunks() {
-        assert_eq!(&chunk(b"hello")[..], b"5\r\nhello\r\n");
-        assert_eq!(chunk(&[b'x'; 300]).len(), 3 + 2 + 300 + 2);
-        let mut pending = VecDeque::new();
-        push_chunk(&mut pending, [Bytes::from_static(b"0123456789abcdef")]);
-        push_chunk(&mut pending, [Bytes::new()]);
-        push_chunk(&mut pending, []);
-        push_chunk(
-            &mut pending,
-            [
-                Bytes::from_static(b"ab"),
-                Bytes::new(),
-                Bytes::from_static(b"c"),
-            ],
-        );
-        let framed: Vec<u8> = pending.iter().flat_map(|b| b.iter().copied()).collect();
-        assert_eq!(framed, b"10\r\n0123456789abcdef\r\n3\r\nabc\r\n");
-        assert!(head().starts_with(b"HTTP/1.1 200 OK\r\ndate: "));
-        assert!(head().ends_with(b"\r\n\r\n"));
-        assert_eq!(&chunk(KEEP_ALIVE)[..], KEEP_ALIVE_CHUNK);
-    }
-
-    #[test]
-    fn a_split_sweep_visits_every_member_once() {
-        for (len, piece, threads) in [
-            (0, 4, 2),
-            (5, 16, 2),
-            (1000, 7, 2),
-            (1000, 256, 3),
-            (9, 1, 4),
-        ] {
-            let mut members = vec![0u32; len];
-            let visited = AtomicUsize::new(0);
-            // A state (the sweep's chunk cache) belongs to one thread: it is never handed on.
-            in_pieces(
-                &mut members,
-                piece,
-                threads,
-                |owner: &mut Option<std::thread::ThreadId>, part: &mut [u32]| {
-                    let me = std::thread::current().id();
-                    assert_eq!(*owner.get_or_insert(me), me);
-                    assert!(!part.is_empty() && part.len() <= piece);
-                    for m in part.iter_mut() {
-                        *m += 1;
-                    }
-                    visited.fetch_add(part.len(), Ordering::Relaxed);
-                },
-            );
-            assert!(members.iter().all(|&m| m == 1), "{len}/{piece}/{threads}");
-            assert_eq!(visited.into_inner(), len);
-        }
-    }
-}
+mod tests;
