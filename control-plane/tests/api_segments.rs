@@ -228,3 +228,75 @@ async fn segment_writes_are_conditional_on_the_version_read() {
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
 }
+
+/// Concurrent creates of one key: exactly one wins (201), every other gets 409, and what is
+/// stored is the winner's document. The check that the key is free is made inside the write's
+/// transaction; made before it, several creates could all pass it and overwrite each other.
+#[tokio::test]
+async fn concurrent_creates_of_one_key_have_one_winner() {
+    let api = api().await;
+    let (admin, _, envs) = api.world().await;
+    let segments = format!("/api/environments/{}/segments", envs[0]);
+    let attempts = (0..8).map(|i| {
+        let body =
+            json!({"key": "race", "name": format!("writer {i}"), "included": [format!("u{i}")]});
+        let (api, segments, admin) = (&api, &segments, &admin);
+        async move {
+            let reply = api
+                .call("POST", segments, Some(body), Some(admin), &[])
+                .await;
+            (i, reply)
+        }
+    });
+    let replies = futures_util::future::join_all(attempts).await;
+    let won: Vec<_> = replies
+        .iter()
+        .filter(|(_, r)| r.status == StatusCode::CREATED)
+        .collect();
+    assert_eq!(
+        won.len(),
+        1,
+        "{:?}",
+        replies.iter().map(|(_, r)| r.status).collect::<Vec<_>>()
+    );
+    for (_, reply) in replies
+        .iter()
+        .filter(|(_, r)| r.status != StatusCode::CREATED)
+    {
+        assert_error(reply, StatusCode::CONFLICT, "conflict");
+    }
+    let winner = won[0].0;
+    let stored = api.get(&format!("{segments}/race"), Some(&admin)).await;
+    assert_eq!(stored.body["name"], format!("writer {winner}"));
+    assert_eq!(stored.body["version"], won[0].1.body["version"]);
+}
+
+/// A flag that names a segment is refused with 422 only when the segment does not exist; when
+/// the store cannot say (here: its segments table is gone), the answer is an error of ours,
+/// never "does not exist".
+#[tokio::test]
+async fn a_store_failure_is_not_a_missing_segment() {
+    use sqlx::Connection as _;
+    let api = api().await;
+    let (admin, _, envs) = api.world().await;
+    let flags = format!("/api/environments/{}/flags", envs[0]);
+    let uses = json!({"key": "uses-beta", "is_enabled": true,
+                      "rules": [{"segment_key": "beta", "variant": true}]});
+    let missing = api
+        .call("POST", &flags, Some(uses.clone()), Some(&admin), &[])
+        .await;
+    assert_error(&missing, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+
+    let mut conn = sqlx::AnyConnection::connect(&api.database_url())
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE segments RENAME TO segments_gone")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let failed = api
+        .call("POST", &flags, Some(uses), Some(&admin), &[])
+        .await;
+    assert_error(&failed, StatusCode::INTERNAL_SERVER_ERROR, "internal");
+}

@@ -63,10 +63,15 @@ async fn validate(state: &AppState, env: &str, doc: &FlagDoc) -> Result<Compiled
     let compiled = compile_flag(doc.clone()).map_err(|e| invalid(&e))?;
     let segments: Vec<String> = compiled.segment_keys().map(str::to_owned).collect();
     for segment in segments {
-        if state.store.segment(env, &segment).await.is_err() {
-            return Err(ApiError::Unprocessable(format!(
-                "rules: segment {segment:?} does not exist in this environment"
-            )));
+        match state.store.segment(env, &segment).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound(_)) => {
+                return Err(ApiError::Unprocessable(format!(
+                    "rules: segment {segment:?} does not exist in this environment"
+                )));
+            }
+            // Not knowing is not "it does not exist": an outage stays an outage.
+            Err(e) => return Err(e.into()),
         }
     }
     if compiled.prerequisite_keys().next().is_some() {

@@ -15,7 +15,7 @@ use super::access::in_environment;
 use super::caller::Caller;
 use super::flags::{etag, if_match, store_write};
 use super::{ApiError, AppState, Json, Path};
-use crate::store::{Role, StoreError, StoredSegment};
+use crate::store::{self, Role, StoreError, StoredSegment};
 
 fn segment_json(s: &StoredSegment) -> Result<Value, ApiError> {
     let mut value = serde_json::to_value(&s.doc).map_err(|e| ApiError::Internal(e.into()))?;
@@ -92,17 +92,25 @@ pub(super) async fn create(
     in_environment(&state, &caller, &env, Role::Editor).await?;
     let Json(doc) = doc?;
     let compiled = validate(&doc)?;
-    if state.store.segment(&env, &doc.key).await.is_ok() {
-        return Err(ApiError::Conflict(format!(
-            "segment {:?} already exists; change it with PATCH",
-            doc.key
-        )));
-    }
+    // Whether the key is taken is decided inside the write's transaction, so two creates of
+    // one key cannot both succeed.
     let (segment, _) = state
         .store
-        .put_segment_within(&caller.actor(), &env, &compiled, None, state.automaton_cap)
+        .put_segment_within(
+            &caller.actor(),
+            &env,
+            &compiled,
+            Some(store::ABSENT),
+            state.automaton_cap,
+        )
         .await
-        .map_err(|e| write_error(e, &compiled))?;
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => ApiError::Conflict(format!(
+                "segment {:?} already exists; change it with PATCH",
+                doc.key
+            )),
+            e => write_error(e, &compiled),
+        })?;
     Ok((
         StatusCode::CREATED,
         [(ETAG, etag(segment.version))],

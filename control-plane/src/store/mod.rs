@@ -97,6 +97,10 @@ pub struct Committed {
 /// then reads every head from the database instead).
 const COMMITS_BACKLOG: usize = 4096;
 
+/// The expected version of an item that must not exist yet (versions start at 1), for writes
+/// that create and must not replace: the check is made inside the write's transaction.
+pub const ABSENT: u64 = 0;
+
 /// The store.
 #[derive(Debug, Clone)]
 pub struct Store {

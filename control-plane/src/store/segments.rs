@@ -5,7 +5,7 @@ use checkgate_core::{CompiledSegment, SegmentDoc};
 
 use super::automata::{Automaton, Table};
 use super::flags::{append_change, next_version};
-use super::{Actor, Store, StoreError, audit, now_ms};
+use super::{ABSENT, Actor, Store, StoreError, audit, now_ms};
 
 /// A segment as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,7 +26,8 @@ fn stored(key: String, version: i64, doc: &str) -> Result<StoredSegment, StoreEr
 }
 
 impl Store {
-    /// Creates or replaces a segment; with `expected`, only if it exists at that version. The
+    /// Creates or replaces a segment; with `expected`, only if it exists at that version (or,
+    /// with [`ABSENT`], only if it does not exist yet: [`StoreError::Conflict`] otherwise). The
     /// environment's automaton cap is not checked: the API writes with
     /// [`Store::put_segment_within`].
     pub async fn put_segment(
@@ -86,7 +87,10 @@ impl Store {
         .await?;
         if let Some(expected) = expected {
             let current = before.as_ref().map_or(0, |(v, _)| v.max(&0).unsigned_abs());
-            if before.is_none() || current != expected {
+            if expected == ABSENT && before.is_some() {
+                return Err(StoreError::Conflict(format!("segment {:?}", doc.key)));
+            }
+            if (before.is_none() && expected != ABSENT) || current != expected {
                 return Err(StoreError::VersionMismatch {
                     what: format!("segment {:?}", doc.key),
                     expected,

@@ -199,6 +199,12 @@ impl Api {
 }
 
 impl Api {
+    /// The address of this API's own database (an embedded file), for tests that reach past
+    /// the API.
+    pub fn database_url(&self) -> String {
+        store::embedded_url(&self.dir)
+    }
+
     /// Completes setup; returns the admin's cookie, the first project's id and its
     /// environments' ids (development, staging, production).
     pub async fn world(&self) -> (String, String, Vec<String>) {
