@@ -5,10 +5,12 @@ import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } fro
 import { api, ApiError, seg } from "../api";
 import { useSession } from "../session";
 import type { EdgeStatus, EdgeToken, EdgeTokenCreated, Environment, Project } from "../types";
-import { ConfirmDialog, ErrorBanner, Field, useLoad } from "../ui";
 import {
+  ConfirmDialog,
   Empty,
   EnvName,
+  ErrorBanner,
+  Field,
   formErrors,
   LoadError,
   Loading,
@@ -16,9 +18,10 @@ import {
   PageHeader,
   SecretDialog,
   Switch,
+  useLoad,
   useNow,
   When,
-} from "./common";
+} from "../ui";
 import "./pages.css";
 
 export const REFRESH_MS = 5000;

@@ -14,10 +14,12 @@ import type {
   SdkKey,
   SdkKeyCreated,
 } from "../types";
-import { ConfirmDialog, ErrorBanner, Field, useLoad } from "../ui";
 import {
+  ConfirmDialog,
   Empty,
   EnvName,
+  ErrorBanner,
+  Field,
   formErrors,
   LoadError,
   Loading,
@@ -26,9 +28,10 @@ import {
   RoleBadge,
   SecretDialog,
   SelectField,
+  useLoad,
   useNow,
   When,
-} from "./common";
+} from "../ui";
 import { pickEnvironment } from "./Home";
 import "./pages.css";
 
