@@ -1,0 +1,225 @@
+// The parts the flag and segment editors share around their forms: breadcrumb, title row with the
+// environment and version, the banners of `useDocumentEditor`, the save bar, the key field of a
+// new document, the attribute suggestions and the button that adds a rule.
+
+import type { ReactNode, RefObject } from "react";
+import { Link } from "react-router-dom";
+import { ago } from "../ui";
+import { describedBy, FieldBox, focusField } from "./controls";
+import type { Env } from "./model";
+import type { EditorBanner } from "./useDocumentEditor";
+
+/** The way back to the list, and (when given) the document's name. */
+export function Breadcrumb({ to, label, current }: { to: string; label: string; current?: string }) {
+  return (
+    <nav aria-label="Breadcrumb" className="breadcrumb">
+      <Link to={to}>{label}</Link>
+      {current !== undefined && (
+        <>
+          {" "}
+          <span aria-hidden="true">/</span>{" "}
+          <span aria-current="page" className="mono">
+            {current}
+          </span>
+        </>
+      )}
+    </nav>
+  );
+}
+
+/** The title, the environment (with its production mark), the saved version and the actions. */
+export function EditorHeader({
+  title,
+  isNew,
+  env,
+  envName,
+  version,
+  changedAt,
+  actions,
+}: {
+  title: string;
+  isNew: boolean;
+  env: Env | undefined;
+  envName: string;
+  version?: number;
+  changedAt?: string;
+  actions?: ReactNode;
+}) {
+  return (
+    <header className="page-head editor-head">
+      <div>
+        <h1 className={isNew ? undefined : "mono"}>{title}</h1>
+        <p className="env-line">
+          {env && <span className="env-dot" style={{ background: env.color }} aria-hidden="true" />}
+          {envName}
+          {env?.is_production && <span className="badge danger">Production</span>}
+          {version !== undefined && <span className="badge">version {version}</span>}
+          {changedAt && (
+            <span className="muted">
+              changed <time dateTime={changedAt}>{ago(changedAt)}</time>
+            </span>
+          )}
+        </p>
+      </div>
+      {actions && <div className="head-actions">{actions}</div>}
+    </header>
+  );
+}
+
+/** Said to a user who may look but not change. */
+export function ReadOnlyNote({ noun }: { noun: string }) {
+  return (
+    <p className="banner banner-info">{`You can view this ${noun}; changing it needs the editor role in this project.`}</p>
+  );
+}
+
+/** The editor's banner, in a slot that takes the focus when a banner needs attention. */
+export function EditorBanners({
+  banner,
+  bannerRef,
+  noun,
+  listTo,
+  onReload,
+}: {
+  banner: EditorBanner;
+  bannerRef: RefObject<HTMLDivElement | null>;
+  noun: string;
+  /** The list of documents, for when this one was deleted. */
+  listTo: string;
+  onReload: () => Promise<void>;
+}) {
+  return (
+    <div ref={bannerRef} tabIndex={-1} className="banner-slot">
+      {banner?.kind === "stale" && (
+        <div className="banner banner-warn stale" role="alert">
+          <span>{`This ${noun} was changed by someone else since you opened it.`}</span>
+          <button type="button" onClick={() => void onReload()}>
+            Reload
+          </button>
+          <span className="muted">Reloading discards your edits.</span>
+        </div>
+      )}
+      {banner?.kind === "gone" && (
+        <div className="banner banner-error" role="alert">
+          {`This ${noun} was deleted by someone else. `}
+          <Link to={listTo}>{`Back to the ${noun}s`}</Link>
+        </div>
+      )}
+      {banner?.kind === "error" && (
+        <div className="banner banner-error" role="alert">
+          {banner.text}
+        </div>
+      )}
+      {banner?.kind === "invalid" && (
+        <div className="banner banner-error" role="alert">
+          Not saved: {banner.count === 1 ? "one field needs" : `${banner.count} fields need`} attention (marked below).
+        </div>
+      )}
+      {banner?.kind === "saved" && (
+        <div className="banner banner-info" role="status">
+          {banner.text}
+        </div>
+      )}
+    </div>
+  );
+}
+
+/** Whether there are unsaved changes, Discard (when offered) and Save or Create. */
+export function SaveBar({
+  noun,
+  dirty,
+  isNew,
+  saving,
+  onSave,
+  onDiscard,
+}: {
+  noun: string;
+  dirty: boolean;
+  isNew: boolean;
+  saving: boolean;
+  onSave: () => void;
+  /** Offered while there are unsaved changes, when given. */
+  onDiscard?: () => void;
+}) {
+  return (
+    <div className="save-bar" role="group" aria-label="Save">
+      <span className={"save-state" + (dirty ? " is-dirty" : "")} role="status">
+        {dirty ? "Unsaved changes" : isNew ? `New ${noun}` : "No unsaved changes"}
+      </span>
+      {dirty && onDiscard && (
+        <button type="button" onClick={onDiscard} disabled={saving}>
+          Discard changes
+        </button>
+      )}
+      <button
+        type="button"
+        className="primary"
+        title="Save (Ctrl+S)"
+        aria-keyshortcuts="Control+S Meta+S"
+        onClick={onSave}
+        disabled={saving || (!dirty && !isNew)}
+        aria-busy={saving || undefined}
+      >
+        {saving ? "Saving…" : isNew ? `Create ${noun}` : "Save"}
+      </button>
+    </div>
+  );
+}
+
+/** The key of a new document (it cannot be changed later). */
+export function KeyField({
+  id,
+  value,
+  error,
+  hint,
+  onChange,
+}: {
+  id: string;
+  value: string;
+  error: string | undefined;
+  hint: string;
+  onChange: (key: string) => void;
+}) {
+  return (
+    <FieldBox id={id} label="Key" field="key" error={error} hint={hint}>
+      <input
+        id={id}
+        className="mono"
+        value={value}
+        autoComplete="off"
+        spellCheck={false}
+        maxLength={100}
+        aria-invalid={error ? true : undefined}
+        aria-describedby={describedBy(id, "x", error)}
+        onChange={(e) => onChange(e.target.value)}
+      />
+    </FieldBox>
+  );
+}
+
+/** The attributes in use in the environment, offered as suggestions by attribute inputs. */
+export function AttributeSuggestions({ id, attributes }: { id: string; attributes: string[] }) {
+  return (
+    <datalist id={id}>
+      {attributes.map((a) => (
+        <option key={a} value={a} />
+      ))}
+    </datalist>
+  );
+}
+
+/** "+ Add rule": adds one (the caller's `onAdd`) and moves the focus to its first attribute. */
+export function AddRuleButton({ count, onAdd }: { count: number; onAdd: () => void }) {
+  return (
+    <button
+      type="button"
+      className="add-button"
+      onClick={() => {
+        onAdd();
+        requestAnimationFrame(() => focusField(`rules[${count}].conditions[0].attribute`));
+      }}
+    >
+      + Add rule
+    </button>
+  );
+}
