@@ -1,10 +1,9 @@
-import { cleanup, configure, render, screen, waitFor, within } from "@testing-library/react";
+import { cleanup, configure, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { MemoryRouter, Route, Routes, useLocation } from "react-router-dom";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { SessionProvider } from "../session";
 import { FlagEditorPage } from "./FlagEditor";
 import type { Flag } from "./model";
+import { renderAt } from "./testRender";
 import { ENV, environments, error, fakeServer, PROJECT, sessionRoutes, type Handler } from "./testServer";
 
 configure({ asyncUtilTimeout: 5000 });
@@ -15,23 +14,11 @@ afterEach(() => {
   vi.unstubAllGlobals();
 });
 
-function Where() {
-  const l = useLocation();
-  return <p data-testid="where">{l.pathname}</p>;
-}
-
 function renderEditor(path: string) {
-  render(
-    <MemoryRouter initialEntries={[path]}>
-      <SessionProvider>
-        <Routes>
-          <Route path="/projects/:projectId/envs/:envId/flags/new" element={<FlagEditorPage />} />
-          <Route path="/projects/:projectId/envs/:envId/flags/:flagKey" element={<FlagEditorPage />} />
-        </Routes>
-        <Where />
-      </SessionProvider>
-    </MemoryRouter>,
-  );
+  renderAt(path, [
+    ["/projects/:projectId/envs/:envId/flags/new", <FlagEditorPage />],
+    ["/projects/:projectId/envs/:envId/flags/:flagKey", <FlagEditorPage />],
+  ]);
 }
 
 const base: Flag = {

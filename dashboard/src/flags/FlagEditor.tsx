@@ -3,11 +3,10 @@
 // reload that discards the edits; a 422 is shown on the field its path names. The working copy
 // is `useDocumentEditor`'s; the form's sections are in ./flagEditor/.
 
-import { useEffect, useId, useMemo, useState } from "react";
+import { useEffect, useId, useState } from "react";
 import { Link, useLocation, useNavigate, useParams } from "react-router-dom";
 import { api, ApiError, seg } from "../api";
-import { can, useProjectRole } from "../session";
-import { ConfirmDialog, ErrorBanner, Loading, useLoad } from "../ui";
+import { ConfirmDialog, ErrorBanner, Loading } from "../ui";
 import { AttributeSuggestions, Breadcrumb, EditorBanners, EditorHeader, ReadOnlyNote, SaveBar } from "./EditorChrome";
 import { BucketingSection } from "./flagEditor/BucketingSection";
 import { OutcomeSections } from "./flagEditor/OutcomeSections";
@@ -16,21 +15,11 @@ import { RulesSection } from "./flagEditor/RulesSection";
 import { SettingsSection } from "./flagEditor/SettingsSection";
 import { Summary } from "./flagEditor/Summary";
 import { VariantsSection } from "./flagEditor/VariantsSection";
-import {
-  draftToFlag,
-  flagToDraft,
-  knownAttributes,
-  loadAllFlags,
-  newFlagDraft,
-  type Env,
-  type Flag,
-  type FlagDoc,
-  type FlagDraft,
-  type Segment,
-} from "./model";
+import { draftToFlag, flagToDraft, newFlagDraft, type Flag, type FlagDoc, type FlagDraft } from "./model";
 import { PromoteDialog } from "./PromoteDialog";
 import { TryContext } from "./TryContext";
 import { useDocumentEditor } from "./useDocumentEditor";
+import { useEditorScope } from "./useEditorScope";
 import "./flags.css";
 
 export function FlagEditorPage() {
@@ -40,22 +29,14 @@ export function FlagEditorPage() {
 }
 
 function FlagEditor() {
-  const { projectId = "", envId = "", flagKey } = useParams();
+  const { flagKey } = useParams();
+  const { envId, role, canEdit, readOnly, envs, env, envName, flags: allFlags, segments, attributes, listBase } =
+    useEditorScope();
   const navigate = useNavigate();
   const location = useLocation();
-  const role = useProjectRole(projectId);
-  const canEdit = can(role, "editor");
-  const readOnly = !canEdit;
   const ids = useId();
-
-  const envs = useLoad(() => api.get<Env[]>(`/api/projects/${seg(projectId)}/environments`), [projectId]);
-  const env = envs.data?.find((e) => e.id === envId);
-  const envName = env?.name ?? "this environment";
-  const allFlags = useLoad(() => loadAllFlags(api.get, envId), [envId]);
-  const segments = useLoad(() => api.get<Segment[]>(`/api/environments/${seg(envId)}/segments`), [envId]);
   const [confirmDelete, setConfirmDelete] = useState(false);
   const [promoting, setPromoting] = useState(false);
-  const listBase = `/projects/${projectId}/envs/${envId}`;
 
   const editor = useDocumentEditor<Flag, FlagDoc, FlagDraft>({
     noun: "flag",
@@ -80,10 +61,6 @@ function FlagEditor() {
   const others = (allFlags.data ?? []).filter((f) => f.key !== (saved?.key ?? draft?.key));
   const requiredBy = (allFlags.data ?? []).filter((f) => (f.prerequisites ?? []).some((p) => p.key === saved?.key));
   const segmentOptions = (segments.data ?? []).map((s) => ({ key: s.key, name: s.name }));
-  const attributes = useMemo(
-    () => knownAttributes([...(allFlags.data ?? []), ...(segments.data ?? [])]),
-    [allFlags.data, segments.data],
-  );
 
   const remove = async () => {
     if (!saved) return;

@@ -1,10 +1,9 @@
-import { cleanup, configure, render, screen, waitFor, within } from "@testing-library/react";
+import { cleanup, configure, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { MemoryRouter, Route, Routes, useLocation } from "react-router-dom";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { SessionProvider } from "../session";
 import type { Segment } from "./model";
 import { SegmentEditorPage } from "./SegmentEditor";
+import { renderAt } from "./testRender";
 import { ENV, environments, error, fakeServer, PROJECT, sessionRoutes, type Handler } from "./testServer";
 
 configure({ asyncUtilTimeout: 5000 });
@@ -15,23 +14,11 @@ afterEach(() => {
   vi.unstubAllGlobals();
 });
 
-function Where() {
-  const l = useLocation();
-  return <p data-testid="where">{l.pathname}</p>;
-}
-
 function renderEditor(path: string) {
-  render(
-    <MemoryRouter initialEntries={[path]}>
-      <SessionProvider>
-        <Routes>
-          <Route path="/projects/:projectId/envs/:envId/segments/new" element={<SegmentEditorPage />} />
-          <Route path="/projects/:projectId/envs/:envId/segments/:segmentKey" element={<SegmentEditorPage />} />
-        </Routes>
-        <Where />
-      </SessionProvider>
-    </MemoryRouter>,
-  );
+  renderAt(path, [
+    ["/projects/:projectId/envs/:envId/segments/new", <SegmentEditorPage />],
+    ["/projects/:projectId/envs/:envId/segments/:segmentKey", <SegmentEditorPage />],
+  ]);
 }
 
 const base: Segment = {

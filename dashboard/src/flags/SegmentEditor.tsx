@@ -5,8 +5,7 @@
 import { useId, useMemo, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 import { api, ApiError, seg } from "../api";
-import { can, useProjectRole } from "../session";
-import { ErrorBanner, Loading, useLoad } from "../ui";
+import { ErrorBanner, Loading } from "../ui";
 import { ChipsInput, FieldBox, TextAreaField } from "./controls";
 import {
   AddRuleButton,
@@ -21,13 +20,10 @@ import {
 import {
   draftToSegment,
   keyProblem,
-  knownAttributes,
-  loadAllFlags,
   newRule,
   newSegmentDraft,
   segmentToDraft,
   segmentUsage,
-  type Env,
   type Segment,
   type SegmentDoc,
   type SegmentDraft,
@@ -35,6 +31,7 @@ import {
 import { move, RuleEditor } from "./RuleEditor";
 import { DeleteSegmentDialog, UsedBy } from "./Segments";
 import { useDocumentEditor } from "./useDocumentEditor";
+import { useEditorScope } from "./useEditorScope";
 import "./flags.css";
 
 export function SegmentEditorPage() {
@@ -43,19 +40,11 @@ export function SegmentEditorPage() {
 }
 
 function SegmentEditor() {
-  const { projectId = "", envId = "", segmentKey } = useParams();
+  const { segmentKey } = useParams();
+  const { envId, role, canEdit, readOnly, env, envName, flags, attributes, listBase } = useEditorScope();
   const navigate = useNavigate();
-  const role = useProjectRole(projectId);
-  const canEdit = can(role, "editor");
-  const readOnly = !canEdit;
   const ids = useId();
-  const envs = useLoad(() => api.get<Env[]>(`/api/projects/${seg(projectId)}/environments`), [projectId]);
-  const env = envs.data?.find((e) => e.id === envId);
-  const envName = env?.name ?? "this environment";
-  const flags = useLoad(() => loadAllFlags(api.get, envId), [envId]);
-  const others = useLoad(() => api.get<Segment[]>(`/api/environments/${seg(envId)}/segments`), [envId]);
   const [deleting, setDeleting] = useState(false);
-  const listBase = `/projects/${projectId}/envs/${envId}`;
 
   const editor = useDocumentEditor<Segment, SegmentDoc, SegmentDraft>({
     noun: "segment",
@@ -74,10 +63,6 @@ function SegmentEditor() {
   const { isNew, saved, draft, errors, dirty, update } = editor;
 
   const usedBy = useMemo(() => (saved ? segmentUsage(flags.data ?? []).get(saved.key) ?? [] : []), [flags.data, saved]);
-  const attributes = useMemo(
-    () => knownAttributes([...(flags.data ?? []), ...(others.data ?? [])]),
-    [flags.data, others.data],
-  );
 
   if (editor.loadError) {
     return (

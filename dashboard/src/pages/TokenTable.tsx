@@ -25,6 +25,23 @@ export interface TokenColumn<T> {
 
 const capitalized = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
+export interface TokenTableProps<T extends Token> {
+  tokens: T[];
+  /** The id of the heading that names the table. */
+  headingId: string;
+  /** What one is called: "SDK key", "API token", "edge token". */
+  noun: string;
+  /** The short word for several: "keys" or "tokens". */
+  short: string;
+  /** The header of the prefix column: "Key" or "Token". */
+  prefixHeader: string;
+  columns: TokenColumn<T>[];
+  /** The column of the last use ("Last used", "Last seen"), when the list has one. */
+  lastUse?: { header: string; at: (token: T) => string | null | undefined };
+  canRevoke: boolean;
+  onRevoke: (token: T) => void;
+}
+
 /**
  * Credentials by name and prefix, with the caller's columns, when each was created (and last
  * used, where the list knows it), and a Revoke button or the time it was revoked. Revoked ones
@@ -40,22 +57,7 @@ export function TokenTable<T extends Token>({
   lastUse,
   canRevoke,
   onRevoke,
-}: {
-  tokens: T[];
-  /** The id of the heading that names the table. */
-  headingId: string;
-  /** What one is called: "SDK key", "API token", "edge token". */
-  noun: string;
-  /** The short word for several: "keys" or "tokens". */
-  short: string;
-  /** The header of the prefix column: "Key" or "Token". */
-  prefixHeader: string;
-  columns: TokenColumn<T>[];
-  /** The column of the last use ("Last used", "Last seen"), when the list has one. */
-  lastUse?: { header: string; at: (token: T) => string | null | undefined };
-  canRevoke: boolean;
-  onRevoke: (token: T) => void;
-}) {
+}: TokenTableProps<T>) {
   const now = useNow();
   const [showRevoked, setShowRevoked] = useState(false);
   const revokedCount = tokens.filter((t) => t.revoked_at).length;
@@ -142,12 +144,6 @@ export function TokenTable<T extends Token>({
  */
 export function TokenSection<T extends Token, C extends T>({
   list,
-  headingId,
-  noun,
-  short,
-  prefixHeader,
-  columns,
-  lastUse,
   lead,
   loadingText,
   empty,
@@ -156,14 +152,9 @@ export function TokenSection<T extends Token, C extends T>({
   renderCreate,
   secret,
   revoke,
-}: {
+  ...table
+}: Omit<TokenTableProps<T>, "tokens" | "canRevoke" | "onRevoke"> & {
   list: { data: T[] | undefined; error: unknown; reload: () => void };
-  headingId: string;
-  noun: string;
-  short: string;
-  prefixHeader: string;
-  columns: TokenColumn<T>[];
-  lastUse?: { header: string; at: (token: T) => string | null | undefined };
   /** What the credential is for, under the heading. */
   lead: ReactNode;
   loadingText: string;
@@ -177,6 +168,7 @@ export function TokenSection<T extends Token, C extends T>({
   secret: { value: (c: C) => string; body: (c: C) => ReactNode };
   revoke: { confirmLabel: string; url: (t: T) => string; body: (t: T) => ReactNode };
 }) {
+  const { headingId, noun } = table;
   const [creating, setCreating] = useState(false);
   const [created, setCreated] = useState<C | null>(null);
   const [revoking, setRevoking] = useState<T | null>(null);
@@ -196,17 +188,7 @@ export function TokenSection<T extends Token, C extends T>({
       {!list.data && !list.error && <Loading what={loadingText} />}
       {list.data && all.length === 0 && <Empty title={empty.title}>{empty.body}</Empty>}
       {list.data && all.length > 0 && (
-        <TokenTable
-          tokens={all}
-          headingId={headingId}
-          noun={noun}
-          short={short}
-          prefixHeader={prefixHeader}
-          columns={columns}
-          lastUse={lastUse}
-          canRevoke={canManage}
-          onRevoke={setRevoking}
-        />
+        <TokenTable {...table} tokens={all} canRevoke={canManage} onRevoke={setRevoking} />
       )}
 
       {creating &&
