@@ -1,13 +1,14 @@
 // The parts the flag and segment editors share around their forms: breadcrumb, title row with the
-// environment and version, the banners of `useDocumentEditor`, the save bar, the key field of a
-// new document, the attribute suggestions and the button that adds a rule.
+// environment and version, the read-only note, the banners of `useDocumentEditor` and the save
+// bar, the key field of a new document, the attribute suggestions and the button that adds a
+// rule.
 
 import type { ReactNode, RefObject } from "react";
 import { Link } from "react-router-dom";
 import { ago } from "../ui";
 import { describedBy, FieldBox, focusField } from "./controls";
 import type { Env } from "./model";
-import type { EditorBanner } from "./useDocumentEditor";
+import type { DocumentEditor, EditorBanner } from "./useDocumentEditor";
 
 /** The way back to the list, and (when given) the document's name. */
 export function Breadcrumb({ to, label, current }: { to: string; label: string; current?: string }) {
@@ -66,15 +67,55 @@ export function EditorHeader({
   );
 }
 
+/**
+ * Between the title row and the form: for a user who may only look, a note saying so; for
+ * others, the save bar; for both, the editor's banners.
+ */
+export function EditorStatus({
+  editor,
+  noun,
+  readOnly,
+  roleKnown,
+  listTo,
+  onDiscard,
+}: {
+  editor: Pick<DocumentEditor, "banner" | "bannerRef" | "reload" | "dirty" | "isNew" | "saving" | "save">;
+  noun: string;
+  readOnly: boolean;
+  /** Whether the user's role is known yet (the note waits for it). */
+  roleKnown: boolean;
+  /** The list of documents, for when this one was deleted meanwhile. */
+  listTo: string;
+  /** Offered while there are unsaved changes, when given. */
+  onDiscard?: () => void;
+}) {
+  return (
+    <>
+      {readOnly && roleKnown && <ReadOnlyNote noun={noun} />}
+      <EditorBanners banner={editor.banner} bannerRef={editor.bannerRef} noun={noun} listTo={listTo} onReload={editor.reload} />
+      {!readOnly && (
+        <SaveBar
+          noun={noun}
+          dirty={editor.dirty}
+          isNew={editor.isNew}
+          saving={editor.saving}
+          onSave={() => void editor.save()}
+          onDiscard={onDiscard}
+        />
+      )}
+    </>
+  );
+}
+
 /** Said to a user who may look but not change. */
-export function ReadOnlyNote({ noun }: { noun: string }) {
+function ReadOnlyNote({ noun }: { noun: string }) {
   return (
     <p className="banner banner-info">{`You can view this ${noun}; changing it needs the editor role in this project.`}</p>
   );
 }
 
 /** The editor's banner, in a slot that takes the focus when a banner needs attention. */
-export function EditorBanners({
+function EditorBanners({
   banner,
   bannerRef,
   noun,
@@ -125,7 +166,7 @@ export function EditorBanners({
 }
 
 /** Whether there are unsaved changes, Discard (when offered) and Save or Create. */
-export function SaveBar({
+function SaveBar({
   noun,
   dirty,
   isNew,

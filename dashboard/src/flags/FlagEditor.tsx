@@ -7,7 +7,7 @@ import { useEffect, useId, useState } from "react";
 import { Link, useLocation, useNavigate, useParams } from "react-router-dom";
 import { api, ApiError, seg } from "../api";
 import { ConfirmDialog, ErrorBanner, Loading } from "../ui";
-import { AttributeSuggestions, Breadcrumb, EditorBanners, EditorHeader, ReadOnlyNote, SaveBar } from "./EditorChrome";
+import { AttributeSuggestions, Breadcrumb, EditorHeader, EditorStatus } from "./EditorChrome";
 import { BucketingSection } from "./flagEditor/BucketingSection";
 import { OutcomeSections } from "./flagEditor/OutcomeSections";
 import { PrerequisitesSection } from "./flagEditor/PrerequisitesSection";
@@ -130,26 +130,14 @@ function FlagEditor() {
         }
       />
 
-      {readOnly && role !== undefined && <ReadOnlyNote noun="flag" />}
-
-      <EditorBanners
-        banner={editor.banner}
-        bannerRef={editor.bannerRef}
+      <EditorStatus
+        editor={editor}
         noun="flag"
+        readOnly={readOnly}
+        roleKnown={role !== undefined}
         listTo={`${listBase}/flags`}
-        onReload={editor.reload}
+        onDiscard={editor.discard}
       />
-
-      {!readOnly && (
-        <SaveBar
-          noun="flag"
-          dirty={dirty}
-          isNew={isNew}
-          saving={editor.saving}
-          onSave={() => void editor.save()}
-          onDiscard={editor.discard}
-        />
-      )}
 
       <div className="editor-grid">
         <form

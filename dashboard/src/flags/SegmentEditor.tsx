@@ -7,16 +7,7 @@ import { Link, useNavigate, useParams } from "react-router-dom";
 import { api, ApiError, seg } from "../api";
 import { ErrorBanner, Loading } from "../ui";
 import { ChipsInput, FieldBox, TextAreaField } from "./controls";
-import {
-  AddRuleButton,
-  AttributeSuggestions,
-  Breadcrumb,
-  EditorBanners,
-  EditorHeader,
-  KeyField,
-  ReadOnlyNote,
-  SaveBar,
-} from "./EditorChrome";
+import { AddRuleButton, AttributeSuggestions, Breadcrumb, EditorHeader, EditorStatus, KeyField } from "./EditorChrome";
 import {
   draftToSegment,
   keyProblem,
@@ -60,7 +51,7 @@ function SegmentEditor() {
     savedText: (s) => `Saved: version ${s.version} of ${s.key} is live in ${envName}.`,
     onCreated: (doc) => navigate(`${listBase}/segments/${seg(doc.key)}`, { replace: true }),
   });
-  const { isNew, saved, draft, errors, dirty, update } = editor;
+  const { isNew, saved, draft, errors, update } = editor;
 
   const usedBy = useMemo(() => (saved ? segmentUsage(flags.data ?? []).get(saved.key) ?? [] : []), [flags.data, saved]);
 
@@ -105,28 +96,18 @@ function SegmentEditor() {
           )
         }
       />
-      {readOnly && role !== undefined && <ReadOnlyNote noun="segment" />}
-      <EditorBanners
-        banner={editor.banner}
-        bannerRef={editor.bannerRef}
+      <EditorStatus
+        editor={editor}
         noun="segment"
+        readOnly={readOnly}
+        roleKnown={role !== undefined}
         listTo={`${listBase}/segments`}
-        onReload={editor.reload}
+        // Unlike the flag editor's Discard, this one leaves the banner as it is.
+        onDiscard={isNew ? undefined : () => saved && editor.apply(saved)}
       />
-      {!readOnly && (
-        <SaveBar
-          noun="segment"
-          dirty={dirty}
-          isNew={isNew}
-          saving={editor.saving}
-          onSave={() => void editor.save()}
-          // Unlike the flag editor's Discard, this one leaves the banner as it is.
-          onDiscard={isNew ? undefined : () => saved && editor.apply(saved)}
-        />
-      )}
       <form
         // Enter in a field does not save: saving is always the explicit Save button.
-          onSubmit={(e) => e.preventDefault()}
+        onSubmit={(e) => e.preventDefault()}
         noValidate
         className="segment-form"
       >

@@ -4,7 +4,7 @@
 // 412 and never lost), showing a 422 on the field its path names, and asking before the user
 // leaves with unsaved changes.
 
-import { useCallback, useEffect, useMemo, useRef, useState, type KeyboardEvent } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState, type KeyboardEvent, type RefObject } from "react";
 import { api, ApiError, describe, seg } from "../api";
 import { useLeaveGuard } from "../leave";
 import { focusField } from "./controls";
@@ -51,6 +51,17 @@ export interface DocumentEditorOptions<
   savedText: (updated: Saved) => string;
   /** Called once a new document is created (its editor usually navigates to it). */
   onCreated: (doc: Doc) => void;
+}
+
+/** The parts of the editor that do not depend on the kind of document. */
+export interface DocumentEditor {
+  isNew: boolean;
+  dirty: boolean;
+  saving: boolean;
+  banner: EditorBanner;
+  bannerRef: RefObject<HTMLDivElement | null>;
+  save: () => Promise<void>;
+  reload: () => Promise<void>;
 }
 
 export function useDocumentEditor<
