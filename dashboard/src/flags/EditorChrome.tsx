@@ -1,14 +1,14 @@
 // The parts the flag and segment editors share around their forms: breadcrumb, title row with the
 // environment and version, the read-only note, the banners of `useDocumentEditor` and the save
-// bar, the key field of a new document, the attribute suggestions and the button that adds a
+// bar, the key and description fields, the attribute suggestions and the button that adds a
 // rule.
 
 import type { ReactNode, RefObject } from "react";
 import { Link } from "react-router-dom";
 import { ago } from "../ui";
-import { describedBy, FieldBox, focusField } from "./controls";
-import type { Env } from "./model";
+import { describedBy, FieldBox, focusField, TextAreaField } from "./controls";
 import type { DocumentEditor, EditorBanner } from "./useDocumentEditor";
+import type { EditorScope } from "./useEditorScope";
 
 /** The way back to the list, and (when given) the document's name. */
 export function Breadcrumb({ to, label, current }: { to: string; label: string; current?: string }) {
@@ -28,42 +28,49 @@ export function Breadcrumb({ to, label, current }: { to: string; label: string; 
   );
 }
 
-/** The title, the environment (with its production mark), the saved version and the actions. */
+const listTitle = (noun: string) => noun.charAt(0).toUpperCase() + noun.slice(1) + "s";
+
+/**
+ * The breadcrumb and the title row: the document's key (or "New flag"), the environment with its
+ * production mark, the saved version (and when it changed, where known), and the actions.
+ */
 export function EditorHeader({
-  title,
-  isNew,
-  env,
-  envName,
-  version,
+  noun,
+  editor,
+  scope,
   changedAt,
   actions,
 }: {
-  title: string;
-  isNew: boolean;
-  env: Env | undefined;
-  envName: string;
-  version?: number;
+  noun: string;
+  editor: Pick<DocumentEditor, "isNew" | "saved">;
+  scope: Pick<EditorScope, "env" | "envName" | "listBase">;
   changedAt?: string;
   actions?: ReactNode;
 }) {
+  const { isNew, saved } = editor;
+  const { env, envName } = scope;
+  const title = isNew ? `New ${noun}` : (saved?.key ?? "");
   return (
-    <header className="page-head editor-head">
-      <div>
-        <h1 className={isNew ? undefined : "mono"}>{title}</h1>
-        <p className="env-line">
-          {env && <span className="env-dot" style={{ background: env.color }} aria-hidden="true" />}
-          {envName}
-          {env?.is_production && <span className="badge danger">Production</span>}
-          {version !== undefined && <span className="badge">version {version}</span>}
-          {changedAt && (
-            <span className="muted">
-              changed <time dateTime={changedAt}>{ago(changedAt)}</time>
-            </span>
-          )}
-        </p>
-      </div>
-      {actions && <div className="head-actions">{actions}</div>}
-    </header>
+    <>
+      <Breadcrumb to={`${scope.listBase}/${noun}s`} label={listTitle(noun)} current={title} />
+      <header className="page-head editor-head">
+        <div>
+          <h1 className={isNew ? undefined : "mono"}>{title}</h1>
+          <p className="env-line">
+            {env && <span className="env-dot" style={{ background: env.color }} aria-hidden="true" />}
+            {envName}
+            {env?.is_production && <span className="badge danger">Production</span>}
+            {saved && <span className="badge">version {saved.version}</span>}
+            {changedAt && (
+              <span className="muted">
+                changed <time dateTime={changedAt}>{ago(changedAt)}</time>
+              </span>
+            )}
+          </p>
+        </div>
+        {actions && <div className="head-actions">{actions}</div>}
+      </header>
+    </>
   );
 }
 
@@ -72,27 +79,29 @@ export function EditorHeader({
  * others, the save bar; for both, the editor's banners.
  */
 export function EditorStatus({
-  editor,
   noun,
-  readOnly,
-  roleKnown,
-  listTo,
+  editor,
+  scope,
   onDiscard,
 }: {
-  editor: Pick<DocumentEditor, "banner" | "bannerRef" | "reload" | "dirty" | "isNew" | "saving" | "save">;
   noun: string;
-  readOnly: boolean;
-  /** Whether the user's role is known yet (the note waits for it). */
-  roleKnown: boolean;
-  /** The list of documents, for when this one was deleted meanwhile. */
-  listTo: string;
+  editor: Pick<DocumentEditor, "banner" | "bannerRef" | "reload" | "dirty" | "isNew" | "saving" | "save">;
+  scope: Pick<EditorScope, "readOnly" | "role" | "listBase">;
   /** Offered while there are unsaved changes, when given. */
   onDiscard?: () => void;
 }) {
+  const { readOnly } = scope;
   return (
     <>
-      {readOnly && roleKnown && <ReadOnlyNote noun={noun} />}
-      <EditorBanners banner={editor.banner} bannerRef={editor.bannerRef} noun={noun} listTo={listTo} onReload={editor.reload} />
+      {/* The note waits until the user's role is known. */}
+      {readOnly && scope.role !== undefined && <ReadOnlyNote noun={noun} />}
+      <EditorBanners
+        banner={editor.banner}
+        bannerRef={editor.bannerRef}
+        noun={noun}
+        listTo={`${scope.listBase}/${noun}s`}
+        onReload={editor.reload}
+      />
       {!readOnly && (
         <SaveBar
           noun={noun}
@@ -235,6 +244,28 @@ export function KeyField({
         onChange={(e) => onChange(e.target.value)}
       />
     </FieldBox>
+  );
+}
+
+/** The description of a flag or segment. */
+export function DescriptionField({
+  value,
+  error,
+  onChange,
+}: {
+  value: string;
+  error: string | undefined;
+  onChange: (description: string) => void;
+}) {
+  return (
+    <TextAreaField
+      label="Description"
+      field="description"
+      rows={2}
+      value={value}
+      error={error}
+      onChange={(e) => onChange(e.target.value)}
+    />
   );
 }
 

@@ -3,8 +3,8 @@ import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { FlagEditorPage } from "./FlagEditor";
 import type { Flag } from "./model";
-import { renderAt } from "./testRender";
-import { ENV, environments, error, fakeServer, PROJECT, sessionRoutes, type Handler } from "./testServer";
+import { renderEditorAt } from "./testRender";
+import { documentRoutes, ENV, environments, error, fakeServer, PROJECT, sessionRoutes, type Handler } from "./testServer";
 
 configure({ asyncUtilTimeout: 5000 });
 vi.setConfig({ testTimeout: 20_000 });
@@ -14,12 +14,7 @@ afterEach(() => {
   vi.unstubAllGlobals();
 });
 
-function renderEditor(path: string) {
-  renderAt(path, [
-    ["/projects/:projectId/envs/:envId/flags/new", <FlagEditorPage />],
-    ["/projects/:projectId/envs/:envId/flags/:flagKey", <FlagEditorPage />],
-  ]);
-}
+const renderEditor = (path: string) => renderEditorAt(path, "flags", <FlagEditorPage />);
 
 const base: Flag = {
   key: "checkout-v2",
@@ -39,16 +34,7 @@ function server(opts: { flag: () => Flag | null; patch?: Handler; post?: Handler
     ["GET", /^\/api\/projects\/p1\/environments$/, () => ({ status: 200, body: environments() })],
     ["GET", /^\/api\/environments\/e1\/flags$/, () => ({ status: 200, body: opts.flag() ? [opts.flag()] : [] })],
     ["GET", /^\/api\/environments\/e1\/segments$/, () => ({ status: 200, body: [] })],
-    [
-      "GET",
-      /^\/api\/environments\/e1\/flags\/([^/]+)$/,
-      (_r, m) => {
-        const f = opts.flag();
-        return f && f.key === m[1] ? { status: 200, body: f } : error(404, "not_found", `flag "${m[1]}" not found`);
-      },
-    ],
-    ["PATCH", /^\/api\/environments\/e1\/flags\/([^/]+)$/, (r, m) => opts.patch?.(r, m)],
-    ["POST", /^\/api\/environments\/e1\/flags$/, (r, m) => opts.post?.(r, m)],
+    ...documentRoutes("flags", opts.flag, opts),
   ]);
 }
 

@@ -30,8 +30,8 @@ export function FlagEditorPage() {
 
 function FlagEditor() {
   const { flagKey } = useParams();
-  const { envId, role, canEdit, readOnly, envs, env, envName, flags: allFlags, segments, attributes, listBase } =
-    useEditorScope();
+  const scope = useEditorScope();
+  const { envId, canEdit, readOnly, envs, env, envName, flags: allFlags, segments, attributes, listBase } = scope;
   const navigate = useNavigate();
   const location = useLocation();
   const ids = useId();
@@ -99,19 +99,15 @@ function FlagEditor() {
   }
   if (!draft || saved === undefined) return <Loading what="Loading flag…" />;
 
-  const title = isNew ? "New flag" : saved!.key;
   const section = { draft, update, errors, readOnly, ids };
 
   return (
     <section className="flag-editor" onKeyDown={editor.onKeyDown}>
       <AttributeSuggestions id={ids + "-attrs"} attributes={attributes} />
-      <Breadcrumb to={`${listBase}/flags`} label="Flags" current={title} />
       <EditorHeader
-        title={title}
-        isNew={isNew}
-        env={env}
-        envName={envName}
-        version={saved?.version}
+        noun="flag"
+        editor={editor}
+        scope={scope}
         changedAt={saved?.updated_at}
         actions={
           saved &&
@@ -131,11 +127,9 @@ function FlagEditor() {
       />
 
       <EditorStatus
-        editor={editor}
         noun="flag"
-        readOnly={readOnly}
-        roleKnown={role !== undefined}
-        listTo={`${listBase}/flags`}
+        editor={editor}
+        scope={scope}
         onDiscard={editor.discard}
       />
 

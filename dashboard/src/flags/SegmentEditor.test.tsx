@@ -3,8 +3,8 @@ import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Segment } from "./model";
 import { SegmentEditorPage } from "./SegmentEditor";
-import { renderAt } from "./testRender";
-import { ENV, environments, error, fakeServer, PROJECT, sessionRoutes, type Handler } from "./testServer";
+import { renderEditorAt } from "./testRender";
+import { documentRoutes, ENV, environments, error, fakeServer, PROJECT, sessionRoutes, type Handler } from "./testServer";
 
 configure({ asyncUtilTimeout: 5000 });
 vi.setConfig({ testTimeout: 20_000 });
@@ -14,12 +14,7 @@ afterEach(() => {
   vi.unstubAllGlobals();
 });
 
-function renderEditor(path: string) {
-  renderAt(path, [
-    ["/projects/:projectId/envs/:envId/segments/new", <SegmentEditorPage />],
-    ["/projects/:projectId/envs/:envId/segments/:segmentKey", <SegmentEditorPage />],
-  ]);
-}
+const renderEditor = (path: string) => renderEditorAt(path, "segments", <SegmentEditorPage />);
 
 const base: Segment = {
   key: "beta",
@@ -42,16 +37,7 @@ function server(opts: {
     ["GET", /^\/api\/projects\/p1\/environments$/, () => ({ status: 200, body: environments() })],
     ["GET", /^\/api\/environments\/e1\/flags$/, () => ({ status: 200, body: [] })],
     ["GET", /^\/api\/environments\/e1\/segments$/, () => ({ status: 200, body: opts.segment() ? [opts.segment()] : [] })],
-    [
-      "GET",
-      /^\/api\/environments\/e1\/segments\/([^/]+)$/,
-      (_r, m) => {
-        const s = opts.segment();
-        return s && s.key === m[1] ? { status: 200, body: s } : error(404, "not_found", `segment "${m[1]}" not found`);
-      },
-    ],
-    ["PATCH", /^\/api\/environments\/e1\/segments\/([^/]+)$/, (r, m) => opts.patch?.(r, m)],
-    ["POST", /^\/api\/environments\/e1\/segments$/, (r, m) => opts.post?.(r, m)],
+    ...documentRoutes("segments", opts.segment, opts),
   ]);
 }
 

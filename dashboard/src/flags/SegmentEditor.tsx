@@ -6,8 +6,16 @@ import { useId, useMemo, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 import { api, ApiError, seg } from "../api";
 import { ErrorBanner, Loading } from "../ui";
-import { ChipsInput, FieldBox, TextAreaField } from "./controls";
-import { AddRuleButton, AttributeSuggestions, Breadcrumb, EditorHeader, EditorStatus, KeyField } from "./EditorChrome";
+import { ChipsInput, FieldBox } from "./controls";
+import {
+  AddRuleButton,
+  AttributeSuggestions,
+  Breadcrumb,
+  DescriptionField,
+  EditorHeader,
+  EditorStatus,
+  KeyField,
+} from "./EditorChrome";
 import {
   draftToSegment,
   keyProblem,
@@ -32,7 +40,8 @@ export function SegmentEditorPage() {
 
 function SegmentEditor() {
   const { segmentKey } = useParams();
-  const { envId, role, canEdit, readOnly, env, envName, flags, attributes, listBase } = useEditorScope();
+  const scope = useEditorScope();
+  const { envId, canEdit, readOnly, envName, flags, attributes, listBase } = scope;
   const navigate = useNavigate();
   const ids = useId();
   const [deleting, setDeleting] = useState(false);
@@ -74,19 +83,15 @@ function SegmentEditor() {
   }
   if (!draft || saved === undefined) return <Loading what="Loading segment…" />;
   const d = draft;
-  const title = isNew ? "New segment" : saved!.key;
   const keyError = errors.key ?? (d.key ? keyProblem(d.key) : undefined);
 
   return (
     <section className="segment-editor" onKeyDown={editor.onKeyDown}>
       <AttributeSuggestions id={ids + "-attrs"} attributes={attributes} />
-      <Breadcrumb to={`${listBase}/segments`} label="Segments" current={title} />
       <EditorHeader
-        title={title}
-        isNew={isNew}
-        env={env}
-        envName={envName}
-        version={saved?.version}
+        noun="segment"
+        editor={editor}
+        scope={scope}
         actions={
           saved &&
           canEdit && (
@@ -97,11 +102,9 @@ function SegmentEditor() {
         }
       />
       <EditorStatus
-        editor={editor}
         noun="segment"
-        readOnly={readOnly}
-        roleKnown={role !== undefined}
-        listTo={`${listBase}/segments`}
+        editor={editor}
+        scope={scope}
         // Unlike the flag editor's Discard, this one leaves the banner as it is.
         onDiscard={isNew ? undefined : () => saved && editor.apply(saved)}
       />
@@ -126,13 +129,10 @@ function SegmentEditor() {
             <FieldBox id={ids + "-name"} label="Name" field="name" error={errors.name}>
               <input id={ids + "-name"} value={d.name} onChange={(e) => update((x) => ({ ...x, name: e.target.value }))} />
             </FieldBox>
-            <TextAreaField
-              label="Description"
-              field="description"
-              rows={2}
+            <DescriptionField
               value={d.description}
               error={errors.description}
-              onChange={(e) => update((x) => ({ ...x, description: e.target.value }))}
+              onChange={(description) => update((x) => ({ ...x, description }))}
             />
             {saved && (
               <div className="muted used-by">

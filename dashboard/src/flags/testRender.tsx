@@ -26,3 +26,12 @@ export function renderAt(path: string, routes: [string, ReactElement][]) {
     </MemoryRouter>,
   );
 }
+
+/** Renders a document editor page (`FlagEditorPage` or `SegmentEditorPage`) at `path`. */
+export function renderEditorAt(path: string, kind: "flags" | "segments", page: ReactElement) {
+  const key = kind === "flags" ? ":flagKey" : ":segmentKey";
+  return renderAt(path, [
+    [`/projects/:projectId/envs/:envId/${kind}/new`, page],
+    [`/projects/:projectId/envs/:envId/${kind}/${key}`, page],
+  ]);
+}

@@ -8,7 +8,7 @@ import {
   type SegmentDoc,
   type SegmentDraft,
 } from "./model";
-import { error, fakeServer, type Handler } from "./testServer";
+import { documentRoutes, error, fakeServer, type Handler } from "./testServer";
 import { useDocumentEditor, type DocumentEditorOptions } from "./useDocumentEditor";
 
 afterEach(() => {
@@ -19,18 +19,7 @@ afterEach(() => {
 const doc: Segment = { key: "beta", name: "Beta", version: 4, included: [], excluded: [], rules: [] };
 
 function server(opts: { get?: () => Segment | null; patch?: Handler; post?: Handler }) {
-  return fakeServer([
-    [
-      "GET",
-      /^\/api\/environments\/e1\/segments\/([^/]+)$/,
-      (_r, m) => {
-        const s = (opts.get ?? (() => doc))();
-        return s && s.key === m[1] ? { status: 200, body: s } : error(404, "not_found", "not found");
-      },
-    ],
-    ["PATCH", /^\/api\/environments\/e1\/segments\/([^/]+)$/, (r, m) => opts.patch?.(r, m)],
-    ["POST", /^\/api\/environments\/e1\/segments$/, (r, m) => opts.post?.(r, m)],
-  ]);
+  return fakeServer(documentRoutes("segments", opts.get ?? (() => doc), opts));
 }
 
 function editor(over: Partial<DocumentEditorOptions<Segment, SegmentDoc, SegmentDraft>> = {}) {

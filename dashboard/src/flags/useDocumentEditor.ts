@@ -56,6 +56,7 @@ export interface DocumentEditorOptions<
 /** The parts of the editor that do not depend on the kind of document. */
 export interface DocumentEditor {
   isNew: boolean;
+  saved: { key: string; version: number } | null | undefined;
   dirty: boolean;
   saving: boolean;
   banner: EditorBanner;

@@ -9,6 +9,8 @@ import { can, useProjectRole } from "../session";
 import { useLoad } from "../ui";
 import { knownAttributes, loadAllFlags, type Env, type Segment } from "./model";
 
+export type EditorScope = ReturnType<typeof useEditorScope>;
+
 export function useEditorScope() {
   const { projectId = "", envId = "" } = useParams();
   const role = useProjectRole(projectId);

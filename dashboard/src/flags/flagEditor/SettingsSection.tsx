@@ -1,7 +1,7 @@
 // The flag's settings: key (new flags only), description, tags, type and whether it is on.
 
-import { ChipsInput, FieldBox, SelectField, Switch, TextAreaField } from "../controls";
-import { KeyField } from "../EditorChrome";
+import { ChipsInput, FieldBox, SelectField, Switch } from "../controls";
+import { DescriptionField, KeyField } from "../EditorChrome";
 import { convertRaw, defaultRaw, FLAG_TYPES, keyProblem, type FlagType } from "../model";
 import type { FlagSectionProps } from "./section";
 
@@ -41,13 +41,10 @@ export function SettingsSection({
           onChange={(key) => update((x) => ({ ...x, key }))}
         />
       ) : null}
-      <TextAreaField
-        label="Description"
-        field="description"
-        rows={2}
+      <DescriptionField
         value={d.description}
         error={errors.description}
-        onChange={(e) => update((x) => ({ ...x, description: e.target.value }))}
+        onChange={(description) => update((x) => ({ ...x, description }))}
       />
       <ChipsInput
         label="Tags"
