@@ -1,11 +1,10 @@
-import { cleanup, configure, render, screen, waitFor, within } from "@testing-library/react";
+import { cleanup, configure, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { MemoryRouter, Route, Routes, useLocation } from "react-router-dom";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { SessionProvider } from "../session";
 import { FlagEditorPage } from "./FlagEditor";
 import type { Flag } from "./model";
-import { ENV, environments, error, fakeServer, PROJECT, sessionRoutes, type Handler } from "./testServer";
+import { renderEditorAt } from "./testRender";
+import { documentRoutes, ENV, environments, error, fakeServer, PROJECT, sessionRoutes, type Handler } from "./testServer";
 
 configure({ asyncUtilTimeout: 5000 });
 vi.setConfig({ testTimeout: 20_000 });
@@ -15,24 +14,7 @@ afterEach(() => {
   vi.unstubAllGlobals();
 });
 
-function Where() {
-  const l = useLocation();
-  return <p data-testid="where">{l.pathname}</p>;
-}
-
-function renderEditor(path: string) {
-  render(
-    <MemoryRouter initialEntries={[path]}>
-      <SessionProvider>
-        <Routes>
-          <Route path="/projects/:projectId/envs/:envId/flags/new" element={<FlagEditorPage />} />
-          <Route path="/projects/:projectId/envs/:envId/flags/:flagKey" element={<FlagEditorPage />} />
-        </Routes>
-        <Where />
-      </SessionProvider>
-    </MemoryRouter>,
-  );
-}
+const renderEditor = (path: string) => renderEditorAt(path, "flags", <FlagEditorPage />);
 
 const base: Flag = {
   key: "checkout-v2",
@@ -52,16 +34,7 @@ function server(opts: { flag: () => Flag | null; patch?: Handler; post?: Handler
     ["GET", /^\/api\/projects\/p1\/environments$/, () => ({ status: 200, body: environments() })],
     ["GET", /^\/api\/environments\/e1\/flags$/, () => ({ status: 200, body: opts.flag() ? [opts.flag()] : [] })],
     ["GET", /^\/api\/environments\/e1\/segments$/, () => ({ status: 200, body: [] })],
-    [
-      "GET",
-      /^\/api\/environments\/e1\/flags\/([^/]+)$/,
-      (_r, m) => {
-        const f = opts.flag();
-        return f && f.key === m[1] ? { status: 200, body: f } : error(404, "not_found", `flag "${m[1]}" not found`);
-      },
-    ],
-    ["PATCH", /^\/api\/environments\/e1\/flags\/([^/]+)$/, (r, m) => opts.patch?.(r, m)],
-    ["POST", /^\/api\/environments\/e1\/flags$/, (r, m) => opts.post?.(r, m)],
+    ...documentRoutes("flags", opts.flag, opts),
   ]);
 }
 

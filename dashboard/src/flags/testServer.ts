@@ -52,6 +52,30 @@ export const error = (status: number, code: string, message: string): FakeAnswer
   body: { error: { code, message } },
 });
 
+/**
+ * One kind of document of environment e1 (`flags` or `segments`): GET by key answers `current()`
+ * (a 404 for any other key), PATCH and POST answer with the given handlers.
+ */
+export function documentRoutes(
+  kind: "flags" | "segments",
+  current: () => { key: string } | null,
+  writes: { patch?: Handler; post?: Handler } = {},
+): [string, RegExp, Handler][] {
+  const noun = kind === "flags" ? "flag" : "segment";
+  return [
+    [
+      "GET",
+      new RegExp(`^/api/environments/e1/${kind}/([^/]+)$`),
+      (_r, m) => {
+        const doc = current();
+        return doc && doc.key === m[1] ? { status: 200, body: doc } : error(404, "not_found", `${noun} "${m[1]}" not found`);
+      },
+    ],
+    ["PATCH", new RegExp(`^/api/environments/e1/${kind}/([^/]+)$`), (r, m) => writes.patch?.(r, m)],
+    ["POST", new RegExp(`^/api/environments/e1/${kind}$`), (r, m) => writes.post?.(r, m)],
+  ];
+}
+
 export const PROJECT = "p1";
 export const ENV = "e1";
 

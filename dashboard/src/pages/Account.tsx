@@ -4,8 +4,7 @@
 import { useState, type FormEvent } from "react";
 import { ApiError } from "../api";
 import { useSession } from "../session";
-import { ErrorBanner, Field } from "../ui";
-import { PageHeader, RoleBadge } from "./common";
+import { ErrorBanner, Field, PageHeader, RoleBadge } from "../ui";
 import { duration, retryAfterSeconds } from "./Login";
 import "./pages.css";
 

@@ -7,8 +7,17 @@ import { Link, useSearchParams } from "react-router-dom";
 import { api, seg } from "../api";
 import { useSession } from "../session";
 import type { AuditEntry, AuditPage, Environment, Member, Project, User } from "../types";
-import { ErrorBanner } from "../ui";
-import { Empty, EnvName, LoadError, Loading, PageHeader, SelectField, useNow, When } from "./common";
+import {
+  Empty,
+  EnvName,
+  ErrorBanner,
+  LoadError,
+  Loading,
+  PageHeader,
+  SelectField,
+  useNow,
+  When,
+} from "../ui";
 import { JsonDiff } from "./JsonDiff";
 import "./pages.css";
 

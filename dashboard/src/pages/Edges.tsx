@@ -1,24 +1,13 @@
 // The edge fleet (workspace admins): every edge relay, its state, and how far each environment
 // it serves is behind, refreshed every 5 seconds; and the edge tokens edges connect with.
 
-import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { api, ApiError, seg } from "../api";
 import { useSession } from "../session";
 import type { EdgeStatus, EdgeToken, EdgeTokenCreated, Environment, Project } from "../types";
-import { ConfirmDialog, ErrorBanner, Field, useLoad } from "../ui";
-import {
-  Empty,
-  EnvName,
-  formErrors,
-  LoadError,
-  Loading,
-  Modal,
-  PageHeader,
-  SecretDialog,
-  Switch,
-  useNow,
-  When,
-} from "./common";
+import { Empty, EnvName, Loading, PageHeader, Switch, useLoad, useNow, When } from "../ui";
+import { CreateTokenDialog } from "./CreateTokenDialog";
+import { TokenSection } from "./TokenTable";
 import "./pages.css";
 
 export const REFRESH_MS = 5000;
@@ -320,153 +309,69 @@ checkgate-edge`}
 }
 
 function EdgeTokens({ tokens, catalog }: { tokens: ReturnType<typeof useLoad<EdgeToken[]>>; catalog: Catalog }) {
-  const now = useNow();
-  const [creating, setCreating] = useState(false);
-  const [created, setCreated] = useState<EdgeTokenCreated | null>(null);
-  const [revoking, setRevoking] = useState<EdgeToken | null>(null);
-  const [showRevoked, setShowRevoked] = useState(false);
-  const all = tokens.data ?? [];
-  const revokedCount = all.filter((t) => t.revoked_at).length;
-  const shown = all.filter((t) => showRevoked || !t.revoked_at);
-  const scope = (t: EdgeToken) =>
-    t.environments === null ? (
-      <span>All environments</span>
-    ) : (
-      <ul className="edge-envs">
-        {t.environments.map((id) => (
-          <li key={id}>
-            <EnvName name={catalog.label(id)} color={catalog.env(id)?.color} />
-          </li>
-        ))}
-      </ul>
-    );
-
   return (
-    <>
-      <div className="section-header">
-        <h2 id="edge-tokens-heading">Edge tokens</h2>
-        <button type="button" className="primary" onClick={() => setCreating(true)}>
-          New edge token
-        </button>
-      </div>
-      <p className="hint section-lead">
-        An edge presents its token (<span className="mono">EDGE_TOKEN</span>) on the change feed;
-        the token decides which environments it may serve.
-      </p>
-      {tokens.error ? <LoadError error={tokens.error} /> : null}
-      {!tokens.data && !tokens.error && <Loading what="Loading edge tokens…" />}
-      {tokens.data && all.length === 0 && (
-        <Empty title="No edge tokens">
-          <p>Create one for each edge or region, so you can revoke one without touching the others.</p>
-        </Empty>
-      )}
-      {tokens.data && all.length > 0 && (
+    <TokenSection<EdgeToken, EdgeTokenCreated>
+      list={tokens}
+      headingId="edge-tokens-heading"
+      noun="edge token"
+      short="tokens"
+      prefixHeader="Token"
+      columns={[
+        {
+          header: "Environments",
+          cell: (t) =>
+            t.environments === null ? (
+              <span>All environments</span>
+            ) : (
+              <ul className="edge-envs">
+                {t.environments.map((id) => (
+                  <li key={id}>
+                    <EnvName name={catalog.label(id)} color={catalog.env(id)?.color} />
+                  </li>
+                ))}
+              </ul>
+            ),
+        },
+      ]}
+      lastUse={{ header: "Last seen", at: (t) => t.last_seen_at }}
+      lead={
         <>
-          {shown.length === 0 && <p className="muted">No active ones: every one has been revoked.</p>}
-          {shown.length > 0 && (
-          <table className="responsive" aria-labelledby="edge-tokens-heading">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Token</th>
-                <th scope="col">Environments</th>
-                <th scope="col">Created</th>
-                <th scope="col">Last seen</th>
-                <th scope="col">
-                  <span className="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {shown.map((t) => (
-                <tr key={t.id} className={t.revoked_at ? "revoked" : undefined}>
-                  <td data-label="Name" className="strong">
-                    {t.name}
-                  </td>
-                  <td data-label="Token" className="mono">
-                    {t.prefix}
-                  </td>
-                  <td data-label="Environments">{scope(t)}</td>
-                  <td data-label="Created">
-                    <When iso={t.created_at} now={now} />
-                  </td>
-                  <td data-label="Last seen">
-                    <When iso={t.last_seen_at} now={now} />
-                  </td>
-                  <td className="row-actions">
-                    {t.revoked_at ? (
-                      <span className="badge danger">
-                        revoked <When iso={t.revoked_at} now={now} />
-                      </span>
-                    ) : (
-                      <button
-                        type="button"
-                        className="small danger-outline"
-                        onClick={() => setRevoking(t)}
-                        aria-label={`Revoke edge token ${t.name}`}
-                      >
-                        Revoke
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-          )}
-          {revokedCount > 0 && (
-            <label className="check table-foot">
-              <input type="checkbox" checked={showRevoked} onChange={(e) => setShowRevoked(e.target.checked)} />
-              Show revoked tokens ({revokedCount})
-            </label>
-          )}
+          An edge presents its token (<span className="mono">EDGE_TOKEN</span>) on the change feed;
+          the token decides which environments it may serve.
         </>
-      )}
-
-      {creating && (
-        <CreateEdgeTokenDialog
-          catalog={catalog}
-          onClose={() => setCreating(false)}
-          onCreated={(t) => {
-            setCreating(false);
-            setCreated(t);
-            tokens.reload();
-          }}
-        />
-      )}
-      {created && (
-        <SecretDialog title="Edge token created" label="Edge token" secret={created.token} onClose={() => setCreated(null)}>
+      }
+      loadingText="Loading edge tokens…"
+      empty={{
+        title: "No edge tokens",
+        body: <p>Create one for each edge or region, so you can revoke one without touching the others.</p>,
+      }}
+      canManage
+      renderCreate={(close, created) => <CreateEdgeTokenDialog catalog={catalog} onClose={close} onCreated={created} />}
+      secret={{
+        value: (t) => t.token,
+        body: (t) => (
           <p>
-            Give it to the edge <strong>{created.name}</strong> as{" "}
+            Give it to the edge <strong>{t.name}</strong> as{" "}
             <span className="mono">EDGE_TOKEN</span>. It may serve{" "}
-            {created.environments === null
+            {t.environments === null
               ? "every environment, present and future"
-              : created.environments.map((id) => catalog.label(id)).join(", ")}
+              : t.environments.map((id) => catalog.label(id)).join(", ")}
             .
           </p>
-        </SecretDialog>
-      )}
-      {revoking && (
-        <ConfirmDialog
-          title={`Revoke edge token “${revoking.name}”?`}
-          danger
-          confirmLabel="Revoke token"
-          onCancel={() => setRevoking(null)}
-          onConfirm={async () => {
-            await api.delete(`/api/edge-tokens/${seg(revoking.id)}`);
-            setRevoking(null);
-            tokens.reload();
-          }}
-          body={
-            <p>
-              Edges using <span className="mono">{revoking.prefix}</span> are disconnected within
-              seconds, stop serving flags and delete their snapshot. SDKs that rely on them must
-              fall back to another edge or the control plane. This cannot be undone.
-            </p>
-          }
-        />
-      )}
-    </>
+        ),
+      }}
+      revoke={{
+        confirmLabel: "Revoke token",
+        url: (t) => `/api/edge-tokens/${seg(t.id)}`,
+        body: (t) => (
+          <p>
+            Edges using <span className="mono">{t.prefix}</span> are disconnected within
+            seconds, stop serving flags and delete their snapshot. SDKs that rely on them must
+            fall back to another edge or the control plane. This cannot be undone.
+          </p>
+        ),
+      }}
+    />
   );
 }
 
@@ -479,29 +384,8 @@ function CreateEdgeTokenDialog({
   onClose: () => void;
   onCreated: (t: EdgeTokenCreated) => void;
 }) {
-  const [name, setName] = useState("");
   const [all, setAll] = useState(true);
   const [picked, setPicked] = useState<Set<string>>(() => new Set());
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-  const errs = formErrors(error, ["name", "environments"] as const);
-
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      onCreated(
-        await api.post<EdgeTokenCreated>("/api/edge-tokens", {
-          name: name.trim(),
-          ...(all ? {} : { environments: [...picked] }),
-        }),
-      );
-    } catch (err) {
-      setError(err);
-      setBusy(false);
-    }
-  };
   const toggle = (id: string, on: boolean) =>
     setPicked((p) => {
       const next = new Set(p);
@@ -511,69 +395,65 @@ function CreateEdgeTokenDialog({
     });
 
   return (
-    <Modal title="New edge token" onClose={onClose} wide>
-      <form onSubmit={submit}>
-        <Field
-          label="Token name"
-          value={name}
-          onChange={(e) => setName(e.target.value)}
-          maxLength={100}
-          required
-          autoFocus
-          placeholder="eu-west edge"
-          hint="Usually the edge's region or host."
-          error={errs.field.name}
-        />
-        <fieldset className="plain choice-group">
-          <legend>Environments it may serve</legend>
-          <label className="choice">
-            <input type="radio" name="edge-scope" checked={all} onChange={() => setAll(true)} />
-            <span>
-              <strong>All environments</strong>
-              <span className="hint">Every environment of every project, including ones created later.</span>
-            </span>
-          </label>
-          <label className="choice">
-            <input type="radio" name="edge-scope" checked={!all} onChange={() => setAll(false)} />
-            <span>
-              <strong>Only these environments</strong>
-            </span>
-          </label>
-        </fieldset>
-        {!all && (
-          <div className="env-picker">
-            {catalog.projects.length === 0 && <p className="muted">No projects yet.</p>}
-            {catalog.projects.map((p) => (
-              <fieldset key={p.id} className="plain env-picker-project">
-                <legend>{p.name}</legend>
-                {catalog.envs
-                  .filter((e) => e.project_id === p.id)
-                  .map((e) => (
-                    <label key={e.id} className="check">
-                      <input type="checkbox" checked={picked.has(e.id)} onChange={(ev) => toggle(e.id, ev.target.checked)} />
-                      <EnvName name={e.name} color={e.color} production={e.is_production} />
-                      <span className="visually-hidden"> in {p.name}</span>
-                    </label>
-                  ))}
-              </fieldset>
-            ))}
-            {errs.field.environments && (
-              <p className="error-text" role="alert">
-                {errs.field.environments}
-              </p>
-            )}
-          </div>
-        )}
-        <ErrorBanner error={errs.rest} />
-        <div className="actions">
-          <button type="button" onClick={onClose} disabled={busy}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={busy || !name.trim() || (!all && picked.size === 0)}>
-            {busy ? "Creating…" : "Create edge token"}
-          </button>
-        </div>
-      </form>
-    </Modal>
+    <CreateTokenDialog
+      title="New edge token"
+      nameLabel="Token name"
+      namePlaceholder="eu-west edge"
+      nameHint="Usually the edge's region or host."
+      fields={["environments"] as const}
+      ready={all || picked.size > 0}
+      submitLabel="Create edge token"
+      wide
+      create={(name) =>
+        api.post<EdgeTokenCreated>("/api/edge-tokens", { name, ...(all ? {} : { environments: [...picked] }) })
+      }
+      onCreated={onCreated}
+      onClose={onClose}
+    >
+      {(errors) => (
+        <>
+          <fieldset className="plain choice-group">
+            <legend>Environments it may serve</legend>
+            <label className="choice">
+              <input type="radio" name="edge-scope" checked={all} onChange={() => setAll(true)} />
+              <span>
+                <strong>All environments</strong>
+                <span className="hint">Every environment of every project, including ones created later.</span>
+              </span>
+            </label>
+            <label className="choice">
+              <input type="radio" name="edge-scope" checked={!all} onChange={() => setAll(false)} />
+              <span>
+                <strong>Only these environments</strong>
+              </span>
+            </label>
+          </fieldset>
+          {!all && (
+            <div className="env-picker">
+              {catalog.projects.length === 0 && <p className="muted">No projects yet.</p>}
+              {catalog.projects.map((p) => (
+                <fieldset key={p.id} className="plain env-picker-project">
+                  <legend>{p.name}</legend>
+                  {catalog.envs
+                    .filter((e) => e.project_id === p.id)
+                    .map((e) => (
+                      <label key={e.id} className="check">
+                        <input type="checkbox" checked={picked.has(e.id)} onChange={(ev) => toggle(e.id, ev.target.checked)} />
+                        <EnvName name={e.name} color={e.color} production={e.is_production} />
+                        <span className="visually-hidden"> in {p.name}</span>
+                      </label>
+                    ))}
+                </fieldset>
+              ))}
+              {errors.environments && (
+                <p className="error-text" role="alert">
+                  {errors.environments}
+                </p>
+              )}
+            </div>
+          )}
+        </>
+      )}
+    </CreateTokenDialog>
   );
 }

@@ -6,7 +6,7 @@ import { Navigate, useLocation, useParams } from "react-router-dom";
 import { api, seg } from "../api";
 import { rememberedEnv } from "../Layout";
 import type { Environment, Project } from "../types";
-import { LoadError, Loading } from "./common";
+import { LoadError, Loading } from "../ui";
 
 /** The environment to open in a project: the remembered one if it still exists, else the default, else the first. */
 export function pickEnvironment(envs: Environment[], remembered: string | null): Environment | undefined {

@@ -6,8 +6,18 @@ import { Link, useNavigate, useParams } from "react-router-dom";
 import { api, ApiError, seg } from "../api";
 import { can, useProjectRole, useSession } from "../session";
 import type { Member, Project, ProjectRole, User } from "../types";
-import { ConfirmDialog, ErrorBanner, Field, useLoad } from "../ui";
-import { Empty, LoadError, Loading, PageHeader, RoleBadge, SelectField } from "./common";
+import {
+  ConfirmDialog,
+  Empty,
+  ErrorBanner,
+  Field,
+  LoadError,
+  Loading,
+  PageHeader,
+  RoleBadge,
+  SelectField,
+  useLoad,
+} from "../ui";
 import "./pages.css";
 
 export const PROJECT_ROLES: { role: ProjectRole; label: string; what: string }[] = [

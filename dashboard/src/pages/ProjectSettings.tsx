@@ -7,8 +7,19 @@ import { useNavigate, useParams } from "react-router-dom";
 import { api, ApiError, seg } from "../api";
 import { can, useProjectRole, useSession } from "../session";
 import type { Environment, Project } from "../types";
-import { ConfirmDialog, ErrorBanner, Field, useLoad } from "../ui";
-import { EnvName, formErrors, LoadError, Loading, Modal, PageHeader, Switch } from "./common";
+import {
+  ConfirmDialog,
+  EnvName,
+  ErrorBanner,
+  Field,
+  formErrors,
+  LoadError,
+  Loading,
+  Modal,
+  PageHeader,
+  Switch,
+  useLoad,
+} from "../ui";
 import { environmentImpact, plural, type EnvironmentImpact } from "./impact";
 import { DeleteProjectDialog } from "./Projects";
 import "./pages.css";

@@ -6,18 +6,20 @@ import { Link, useNavigate } from "react-router-dom";
 import { api, seg } from "../api";
 import { useSession } from "../session";
 import type { Project, ProjectCreated } from "../types";
-import { ErrorBanner, Field, useLoad } from "../ui";
 import {
   Empty,
+  ErrorBanner,
+  Field,
   formErrors,
   LoadError,
   Loading,
   Modal,
   PageHeader,
   TypeToConfirmDialog,
+  useLoad,
   useNow,
   When,
-} from "./common";
+} from "../ui";
 import { plural, projectImpact, type ProjectImpact } from "./impact";
 import "./pages.css";
 

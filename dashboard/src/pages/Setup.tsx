@@ -5,8 +5,7 @@ import { useNavigate } from "react-router-dom";
 import { api, ApiError } from "../api";
 import { useSession } from "../session";
 import type { UserInfo } from "../types";
-import { ErrorBanner, Field } from "../ui";
-import { formErrors } from "./common";
+import { ErrorBanner, Field, formErrors } from "../ui";
 import "./pages.css";
 
 export function SetupPage() {

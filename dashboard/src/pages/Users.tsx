@@ -6,8 +6,21 @@ import { Link } from "react-router-dom";
 import { api, seg } from "../api";
 import { useSession } from "../session";
 import type { User, WorkspaceRole } from "../types";
-import { ConfirmDialog, ErrorBanner, Field, useLoad } from "../ui";
-import { Empty, formErrors, LoadError, Loading, Modal, PageHeader, SelectField, useNow, When } from "./common";
+import {
+  ConfirmDialog,
+  Empty,
+  ErrorBanner,
+  Field,
+  formErrors,
+  LoadError,
+  Loading,
+  Modal,
+  PageHeader,
+  SelectField,
+  useLoad,
+  useNow,
+  When,
+} from "../ui";
 import "./pages.css";
 
 /** A random password of 20 characters from an unambiguous alphabet (crypto-strong). */
