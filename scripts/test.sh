@@ -149,10 +149,13 @@ bash scripts/dashboard.sh
 step "OFREP with the real OpenFeature providers (Python, Node server, Node web with SSE, Chromium)"
 bash scripts/ofrep_clients.sh
 
-if [ -f protocol/fuzz/Cargo.toml ]; then
-  step "fuzz targets build (cargo check, protocol/fuzz)"
-  cargo check --locked --manifest-path protocol/fuzz/Cargo.toml
-fi
+# The fuzz targets (the feed's frame decoder, the front door's head parser) need a nightly
+# toolchain and cargo-fuzz to run; here they are built, and their properties are run as
+# proptests within the workspace tests above.
+for fuzz in protocol/fuzz ops/fuzz; do
+  step "fuzz targets build (cargo check, $fuzz)"
+  cargo check --locked --manifest-path "$fuzz/Cargo.toml"
+done
 
 step "load-test binary, functional check (every scenario, small; figures are not judged here)"
 # Debug builds, which the tests above already compiled: this checks that every scenario works

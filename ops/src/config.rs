@@ -43,12 +43,62 @@ pub struct CommonArgs {
     #[arg(long = "shutdown-grace-seconds", env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_seconds: u64,
+
+    /// Seconds a connection gets to send a whole request head: one that sends an incomplete
+    /// head, or nothing, is closed after this long. It is also how long a keep-alive
+    /// connection may sit idle between two requests.
+    #[arg(long = "header-timeout-seconds", env = "HEADER_TIMEOUT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout_seconds: u64,
+
+    /// Open connections the public listener holds at most (SSE streams included); past it, a
+    /// new connection is answered 503 with Retry-After and closed. Default: the process's
+    /// open-file limit less room for the feed, the store and files.
+    #[arg(long = "max-connections", env = "MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_connections: Option<u64>,
 }
+
+/// File descriptors kept back from [`CommonArgs::max_connections`]'s default, for the feed,
+/// the store, the snapshot and journal files, the operations listener and logs.
+pub const RESERVED_FILES: u64 = 256;
 
 impl CommonArgs {
     /// How long open requests and streams get to finish after a shutdown signal.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_seconds)
+    }
+
+    /// How long a connection gets to send a request head (and may idle between requests).
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_seconds)
+    }
+
+    /// The cap on open public connections: `MAX_CONNECTIONS`, or the open-file limit less
+    /// [`RESERVED_FILES`] (at least 64).
+    pub fn max_connections(&self) -> usize {
+        let limit = self
+            .max_connections
+            .unwrap_or_else(|| open_file_limit().saturating_sub(RESERVED_FILES).max(64));
+        usize::try_from(limit).unwrap_or(usize::MAX)
+    }
+}
+
+/// The soft limit on this process's open files, read from `/proc/self/limits` (1,024, the
+/// usual default, where it cannot be read).
+pub fn open_file_limit() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| soft_open_files(&text))
+        .unwrap_or(1024)
+}
+
+/// The soft "Max open files" limit in the text of `/proc/self/limits`.
+fn soft_open_files(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    match line.split_whitespace().nth(3)? {
+        "unlimited" => Some(u64::MAX),
+        soft => soft.parse().ok(),
     }
 }
 
@@ -246,5 +296,21 @@ mod tests {
                 "probe: invalid configuration: unexpected argument '--bogus' found".into()
             )
         );
+    }
+
+    #[test]
+    fn the_open_file_limit_is_read_from_proc() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max cpu time              unlimited            unlimited            seconds   \n\
+                      Max open files            20000                524288               files     \n";
+        assert_eq!(soft_open_files(limits), Some(20_000));
+        assert_eq!(
+            soft_open_files(
+                "Max open files            unlimited            unlimited            files"
+            ),
+            Some(u64::MAX)
+        );
+        assert_eq!(soft_open_files("Max processes 1 1 processes"), None);
+        assert!(open_file_limit() > 0);
     }
 }

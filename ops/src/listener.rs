@@ -6,21 +6,28 @@
 //!
 //! A request is taken only when its whole head is understood and the takeover lets it in:
 //! HTTP/1.1, `GET`, the takeover's path, no body, no upgrade, nothing after the head. Anything
-//! else — a refusal, a malformed or oversized head, HTTP/1.0, a pipelined request, a head that
-//! does not arrive within [`HEAD_WAIT`] — is left to the router, which answers it exactly as it
-//! answers it everywhere (JSON errors, CORS, metrics). A connection that starts with another
-//! request and asks for the path later is served by the router.
+//! else — a refusal, a malformed or oversized head, HTTP/1.0, a pipelined request — is left to
+//! the router, which answers it exactly as it answers it everywhere (JSON errors, CORS,
+//! metrics). A connection that starts with another request and asks for the path later is
+//! served by the router.
+//!
+//! The door also holds against slow and greedy clients ([`Limits`]): a connection whose head
+//! does not arrive within the header timeout is closed (here while it is sorted, by hyper's
+//! header-read timer after that, which also closes a keep-alive connection idle that long),
+//! and past the cap on open connections a new one is answered 503 with `Retry-After` and
+//! closed, rather than the listener ceasing to accept.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use bytes::{Buf as _, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -44,19 +51,78 @@ pub type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 /// The task that serves a taken request on its socket.
 pub type Serve = Box<dyn FnOnce(TcpStream) -> BoxFuture<'static> + Send>;
 
-/// How long the start of a request may take to arrive before the connection is left to hyper.
-pub const HEAD_WAIT: Duration = Duration::from_secs(10);
 /// The largest request head read here; a larger one is left to hyper (which refuses it).
 const MAX_HEAD: usize = 16 * 1024;
 /// Headers parsed at most.
 const MAX_HEADERS: usize = 64;
 
-/// A listener for `axum::serve`: accepts TCP connections and, with a [`Takeover`], takes its
-/// requests off them before they reach hyper.
+/// What the front door holds a connection to.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long a connection gets to send a whole request head (and, kept alive, may sit idle
+    /// between requests) before it is closed.
+    pub header_timeout: Duration,
+    /// Open connections at most; past it a new one is answered 503 and closed.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// Connections refused with 503 at once at most; past it, a refused connection is closed
+/// without an answer (a flood must not cost a task and a descriptor per connection).
+const MAX_REFUSING: usize = 256;
+/// How long a refused connection gets to take its 503.
+const REFUSAL_WAIT: Duration = Duration::from_secs(2);
+
+/// What a connection refused past [`Limits::max_connections`] is sent.
+fn busy() -> &'static [u8] {
+    static BUSY: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+        let body = r#"{"error":{"code":"unavailable","message":"this server holds as many connections as it may; try again shortly"}}"#;
+        format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+             retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    });
+    &BUSY
+}
+
+/// Counts one open connection for as long as it lives.
+#[derive(Debug)]
+struct Open(Arc<AtomicUsize>);
+
+impl Open {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The public listener: accepts TCP connections up to its [`Limits`] and, with a
+/// [`Takeover`], takes its requests off them before they reach hyper.
 #[derive(Debug)]
 pub struct Listener {
     listener: TcpListener,
     takeover: Option<Arc<dyn Takeover>>,
+    limits: Limits,
+    /// Connections open now (served by hyper, being sorted, or taken over).
+    open: Arc<AtomicUsize>,
+    /// Refusals being written now.
+    refusing: Arc<AtomicUsize>,
     /// Connections read past their start and found to be for hyper.
     routed: mpsc::Receiver<(Prefixed, SocketAddr)>,
     route: mpsc::Sender<(Prefixed, SocketAddr)>,
@@ -72,23 +138,39 @@ impl Listener {
         Self {
             listener,
             takeover,
+            limits: Limits::default(),
+            open: Arc::default(),
+            refusing: Arc::default(),
             routed,
             route,
             paused_until: None,
         }
     }
 
+    /// The same listener holding connections to `limits`.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// What this listener holds connections to.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// What this listener serves off hyper, if anything.
     pub fn takeover(&self) -> Option<&Arc<dyn Takeover>> {
         self.takeover.as_ref()
     }
-}
 
-impl axum::serve::Listener for Listener {
-    type Io = Prefixed;
-    type Addr = SocketAddr;
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
 
-    async fn accept(&mut self) -> (Prefixed, SocketAddr) {
+    /// The next connection for hyper, with what was already read of it. Connections past the
+    /// cap are answered 503 and closed here; stream requests are served here.
+    pub async fn accept(&mut self) -> (Prefixed, SocketAddr) {
         loop {
             // Connections already read and found to be hyper's come first, also while
             // accepting is paused after an error.
@@ -109,22 +191,49 @@ impl axum::serve::Listener for Listener {
                     }
                 },
             };
+            if self.open.load(Ordering::Relaxed) >= self.limits.max_connections {
+                self.refuse(socket);
+                continue;
+            }
+            let open = Open::new(&self.open);
+            metrics::gauge!("checkgate_http_connections_open")
+                .set(self.open.load(Ordering::Relaxed) as f64);
             // Responses are written whole; never hold one back for Nagle.
             let _ = socket.set_nodelay(true);
             let Some(takeover) = self.takeover.clone() else {
-                return (Prefixed::new(socket, Bytes::new()), peer);
+                return (Prefixed::new(socket, Bytes::new(), open), peer);
             };
-            let route = self.route.clone();
+            let (route, wait) = (self.route.clone(), self.limits.header_timeout);
             tokio::spawn(async move {
-                if let Some(rest) = sort(takeover, socket).await {
+                if let Some(rest) = sort(takeover, socket, open, wait).await {
                     let _ = route.send((rest, peer)).await;
                 }
             });
         }
     }
 
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+    /// Answers a connection past the cap with 503 and Retry-After, and closes it; or, when
+    /// too many refusals are under way, closes it at once.
+    fn refuse(&self, socket: TcpStream) {
+        metrics::counter!("checkgate_http_connections_refused_total").increment(1);
+        if self.refusing.load(Ordering::Relaxed) >= MAX_REFUSING {
+            return;
+        }
+        let refusing = Open::new(&self.refusing);
+        tokio::spawn(async move {
+            let _refusing = refusing;
+            let mut socket = socket;
+            let _ = tokio::time::timeout(REFUSAL_WAIT, async {
+                socket.write_all(busy()).await?;
+                socket.shutdown().await?;
+                // Read what the client sent until it closes, so closing does not reset the
+                // connection before it has read the answer.
+                let mut scratch = [0u8; 1024];
+                while socket.read(&mut scratch).await? > 0 {}
+                Ok::<_, std::io::Error>(())
+            })
+            .await;
+        });
     }
 }
 
@@ -176,12 +285,18 @@ fn start(read: &[u8], path: &str) -> Start {
 }
 
 /// Reads the start of a connection; serves it here if the takeover takes it, or returns it,
-/// with what was read, for hyper.
-async fn sort(takeover: Arc<dyn Takeover>, socket: TcpStream) -> Option<Prefixed> {
+/// with what was read, for hyper. A connection whose head does not arrive within `wait` is
+/// closed.
+async fn sort(
+    takeover: Arc<dyn Takeover>,
+    socket: TcpStream,
+    open: Open,
+    wait: Duration,
+) -> Option<Prefixed> {
     let path = takeover.path();
     let started = Instant::now();
     let mut read = BytesMut::with_capacity(1024);
-    let head = tokio::time::timeout(HEAD_WAIT, async {
+    let head = tokio::time::timeout(wait, async {
         loop {
             socket.readable().await.ok()?;
             match socket.try_read_buf(&mut read) {
@@ -204,19 +319,19 @@ async fn sort(takeover: Arc<dyn Takeover>, socket: TcpStream) -> Option<Prefixed
     })
     .await;
     let request = match head {
-        // Closed or failed before a request: nothing to serve.
-        Ok(None) => return None,
+        // Closed or failed before a request, or too slow to send one: nothing to serve.
+        Ok(None) | Err(_) => return None,
         Ok(Some(request)) => request,
-        Err(_) => None,
     };
     // A refusal is the router's to answer, in the same words as everywhere.
     let Some(serve) = request.and_then(|r| takeover.take(&r)) else {
-        return Some(Prefixed::new(socket, read.freeze()));
+        return Some(Prefixed::new(socket, read.freeze(), open));
     };
     crate::metrics::record(path, 200, started.elapsed());
     tracing::debug!(method = "GET", path, route = path, status = 200, "request");
     drop(read);
     serve(socket).await;
+    drop(open);
     None
 }
 
@@ -227,8 +342,9 @@ pub struct Request {
     pub query: Option<String>,
 }
 
-/// What the bytes read so far are.
-enum Head {
+/// What the bytes read so far of a connection are to the front door ([`parse`]).
+#[derive(Debug)]
+pub enum Head {
     /// The start of a head: read on.
     Partial,
     /// A whole request for the path.
@@ -238,8 +354,10 @@ enum Head {
     Leave,
 }
 
-/// Parses what was read of a request for `path`.
-fn parse(read: &[u8], path: &str) -> Head {
+/// Parses what was read of a request for `path`: never panics, never reads past `read`, and
+/// takes a head only when it is whole, plain and all that was read (the fuzz target
+/// `ops/fuzz/fuzz_targets/stream_head.rs` holds it to that).
+pub fn parse(read: &[u8], path: &str) -> Head {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut slots);
     match request.parse(read) {
@@ -283,11 +401,17 @@ fn take(request: &httparse::Request<'_, '_>, wanted: &str) -> Option<Request> {
 pub struct Prefixed {
     read: Bytes,
     socket: TcpStream,
+    /// Counts the connection as open while it lives.
+    _open: Open,
 }
 
 impl Prefixed {
-    fn new(socket: TcpStream, read: Bytes) -> Self {
-        Self { read, socket }
+    fn new(socket: TcpStream, read: Bytes, open: Open) -> Self {
+        Self {
+            read,
+            socket,
+            _open: open,
+        }
     }
 }
 
@@ -397,5 +521,40 @@ mod tests {
             parse(&[b'x'; MAX_HEAD + 1], "/stream"),
             Head::Leave
         ));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_parse_without_panic_and_take_only_whole_plain_heads(
+            read in proptest::collection::vec(proptest::num::u8::ANY, 0..512)
+        ) {
+            if let Head::Take(request) = parse(&read, "/stream") {
+                proptest::prop_assert!(read.starts_with(b"GET /stream"));
+                proptest::prop_assert!(read.ends_with(b"\n\n") || read.ends_with(b"\r\n\r\n"));
+                proptest::prop_assert!(!request.headers.contains_key("transfer-encoding"));
+            }
+        }
+
+        #[test]
+        fn every_proper_prefix_of_a_head_is_partial(
+            query in "[a-z0-9=&_]{0,40}",
+            headers in proptest::collection::vec(("[a-z][a-z-]{0,15}", "[ -~&&[^:]]{0,30}"), 0..8),
+        ) {
+            let mut head = format!("GET /stream?{query} HTTP/1.1\r\n");
+            for (name, value) in &headers {
+                if !matches!(name.as_str(), "content-length" | "transfer-encoding" | "upgrade" | "expect") {
+                    head.push_str(&format!("{name}: {}\r\n", value.trim()));
+                }
+            }
+            head.push_str("\r\n");
+            let whole = head.as_bytes();
+            proptest::prop_assert!(matches!(parse(whole, "/stream"), Head::Take(_)), "{head:?}");
+            for end in 0..whole.len() {
+                proptest::prop_assert!(
+                    matches!(parse(&whole[..end], "/stream"), Head::Partial),
+                    "{:?}", &head[..end]
+                );
+            }
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Serving: binding, running one or more routers until a shutdown signal, then draining open
 //! requests and streams for a grace period before closing what is left.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -15,20 +15,22 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use std::sync::Arc;
 
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tower::ServiceExt as _;
+
 use crate::config::CommonArgs;
-use crate::listener::{Listener, Takeover};
+use crate::listener::{Limits, Listener, Takeover};
 use crate::{health, metrics};
 
 /// The peer of a connection, for handlers that need it (login throttling keys on it):
 /// `ConnectInfo<Peer>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer(pub SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Listener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, Listener>) -> Self {
-        Self(*stream.remote_addr())
-    }
-}
 
 /// Binds a TCP listener, naming the address in the error.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -67,13 +69,18 @@ pub async fn run_service(
 ) -> anyhow::Result<()> {
     let handle = metrics::handle();
     let shutdown = shutdown_signal();
-    let public = Listener::new(bind(SocketAddr::new(common.host, port)).await?, takeover);
+    let limits = Limits {
+        header_timeout: common.header_timeout(),
+        max_connections: common.max_connections(),
+    };
+    let public = Listener::new(bind(SocketAddr::new(common.host, port)).await?, takeover)
+        .with_limits(limits);
     let servers = match common.metrics_addr {
         Some(addr) => vec![
             ("public", public, app(None)),
             (
                 "metrics",
-                Listener::new(bind(addr).await?, None),
+                Listener::new(bind(addr).await?, None).with_limits(limits),
                 health::finish(health::metrics_routes(handle.clone()).merge(operations)),
             ),
         ],
@@ -141,17 +148,11 @@ pub async fn serve(
         .collect();
     let mut tasks = JoinSet::new();
     for (name, listener, router) in servers {
-        let addr = axum::serve::Listener::local_addr(&listener)?;
-        let mut stop = stop_rx.clone();
+        let addr = listener.local_addr()?;
+        let stop = stop_rx.clone();
         tasks.spawn(async move {
             tracing::info!(%addr, listener = %name, "listening");
-            // The peer address reaches handlers (login throttling keys on it).
-            let service = router.into_make_service_with_connect_info::<Peer>();
-            let server = axum::serve(listener, service).with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            });
-            server
-                .into_future()
+            run_listener(listener, router, stop)
                 .await
                 .with_context(|| format!("server on {addr} failed"))
         });
@@ -187,4 +188,49 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+/// Serves `listener`'s connections with `router` until `stop` turns true, then stops
+/// accepting, asks every connection to finish its request in flight and close, and returns
+/// once all have. Dropping the future (the grace period ran out) drops every connection.
+async fn run_listener(
+    mut listener: Listener,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // With a timer, hyper closes a connection that does not send a whole head in time: a new
+    // one (after the front door handed it over) or a kept-alive one waiting for its next
+    // request.
+    http.timer(TokioTimer::new())
+        .header_read_timeout(listener.limits().header_timeout);
+    let graceful = GracefulShutdown::new();
+    // Owns the connections: dropped (grace over), it aborts them.
+    let mut connections = JoinSet::new();
+    loop {
+        let (io, peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|s| *s) => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        // The peer address reaches handlers (login throttling keys on it).
+        let service = router
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(Peer(peer)));
+                request
+            });
+        let connection = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        connections.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(cause = %e, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::join!(graceful.shutdown(), async {
+        while connections.join_next().await.is_some() {}
+    });
+    Ok(())
 }
