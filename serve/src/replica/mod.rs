@@ -1,6 +1,7 @@
 //! The edge's replica: per environment, the compiled flags and segments (a
 //! `checkgate_core::FlagStore`), the SDK keys by hash, the settings, and the feed position
-//! `(epoch, version)` they reflect. Sans-IO: the feed client hands it frames, serving reads it.
+//! `(epoch, version)` they reflect. No I/O: the feed client hands it frames, serving reads it;
+//! the one thing it reads from outside is the wall clock, to stamp when data arrived.
 //!
 //! The apply rule, per environment: a change of version `v` is applied only when
 //! `v == applied + 1`; `v <= applied` is a duplicate and changes nothing; a change further
