@@ -83,13 +83,17 @@ async fn main() -> anyhow::Result<()> {
 
     // The change feed: heads kept current (own commits, a poll, Redis), and the QUIC server.
     let heads = Heads::new();
-    let (stop_feed, feed_stopping) = tokio::sync::watch::channel(false);
-    let mut background = tokio::task::JoinSet::new();
-    background.spawn(feed::track_heads(store.clone(), heads.clone()));
+    let mut tasks = ops::Owned::default();
+    tasks.spawn(
+        "head tracker",
+        feed::track_heads(store.clone(), heads.clone()),
+    );
     if let Some(url) = config.redis_url.clone() {
-        background.spawn(feed::sync::run(url, store.clone(), heads.clone()));
+        tasks.spawn(
+            "redis sync",
+            feed::sync::run(url, store.clone(), heads.clone()),
+        );
     }
-    let mut feed_server = None;
     if config.feed_enabled {
         let configured = config.feed_cert.as_deref().zip(config.feed_key.as_deref());
         let identity = feed::cert::identity(configured, &config.data_dir)
@@ -110,26 +114,26 @@ async fn main() -> anyhow::Result<()> {
                 token_check: Duration::from_secs(1),
             },
         };
-        feed_server = Some(tokio::spawn(feed::serve(
-            endpoint,
-            store.clone(),
-            heads.clone(),
-            settings,
-            feed_stopping,
-            config.common.shutdown_grace(),
-        )));
+        let (store, heads) = (store.clone(), heads.clone());
+        tasks.spawn_with_stop("feed server", |stopping| {
+            feed::serve(endpoint, store, heads, settings, stopping)
+        });
     }
 
     // The routes SDKs call, served in-process from a replica of the database: a one-node
     // install needs no separate edge.
     let local = feed::local::Local::new();
-    background.spawn(feed::local::run(
-        store.clone(),
-        heads.clone(),
-        local.clone(),
-    ));
+    tasks.spawn(
+        "local replica",
+        feed::local::run(store.clone(), heads.clone(), local.clone()),
+    );
     let (sdk, sdk_events) = checkgate_serve::SdkState::new(local.served());
-    background.spawn(sdk_events);
+    tasks.spawn("event hub", sdk_events);
+    // Readiness follows the store for as long as the service runs.
+    tasks.spawn(
+        "store upkeep",
+        checkgate_control::upkeep::run(store.clone(), health.clone(), config.feed_retain_changes),
+    );
 
     let result = ops::run_service(
         &config.common,
@@ -138,19 +142,9 @@ async fn main() -> anyhow::Result<()> {
         |metrics| app_with_dashboard(state, health.clone(), metrics, Some(sdk), assets),
         axum::Router::new(),
         || health.set(STORE_CHECK, true, "migrated and answering"),
-    );
-    // Readiness follows the store for as long as the service runs.
-    background.spawn(checkgate_control::upkeep::run(
-        store.clone(),
-        health.clone(),
-        config.feed_retain_changes,
-    ));
-    let result = result.await;
-    let _ = stop_feed.send(true);
-    if let Some(server) = feed_server {
-        let _ = server.await;
-    }
-    background.abort_all();
+        tasks,
+    )
+    .await;
     store.close().await;
     result
 }

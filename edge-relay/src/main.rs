@@ -76,53 +76,45 @@ async fn main() -> anyhow::Result<()> {
         snapshot_refused: refused,
     });
 
-    let (stop_feed, feed_stopping) = tokio::sync::watch::channel(false);
-    let feed = match client_settings(&config, snapshot_path)? {
-        Some(settings) => Some(tokio::spawn(client::run(
-            settings,
-            relay.replica.clone(),
-            relay.feed.clone(),
-            journal,
-            feed_stopping,
-        ))),
+    let mut tasks = ops::Owned::default();
+    match client_settings(&config, snapshot_path)? {
+        Some(settings) => {
+            let (replica, state) = (relay.replica.clone(), relay.feed.clone());
+            tasks.spawn_with_stop("feed client", |stopping| {
+                client::run(settings, replica, state, journal, stopping)
+            });
+        }
         None => {
             tracing::warn!("FEED_ADDR is not set: serving the snapshot file only, with no updates");
-            None
         }
-    };
+    }
 
     let health = Health::new();
-    let readiness = {
+    {
         let (relay, health) = (relay.clone(), health.clone());
-        tokio::spawn(async move {
+        tasks.spawn("readiness", async move {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tick.tick().await;
                 let (ok, detail) = relay.readiness();
                 health.set(DATA_CHECK, ok, detail);
             }
-        })
-    };
+        });
+    }
     let (ok, detail) = relay.readiness();
     health.set(DATA_CHECK, ok, detail);
     let (sdk, events) = SdkState::new(relay.served());
-    let events = tokio::spawn(events);
-    let result = ops::run_service(
+    tasks.spawn("event hub", events);
+    ops::run_service(
         &config.common,
         config.port,
         Some(Arc::new(sdk.clone())),
         |metrics| app(health.clone(), metrics, sdk, relay.clone()),
         checkgate_edge::operations(relay.clone()),
         || {},
+        tasks,
     )
-    .await;
-    readiness.abort();
-    events.abort();
-    let _ = stop_feed.send(true);
-    if let Some(feed) = feed {
-        let _ = feed.await;
-    }
-    result
+    .await
 }
 
 /// Opens the change journal and replays it over what the snapshot file brought back (unless

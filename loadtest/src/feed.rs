@@ -29,7 +29,7 @@ async fn edge(
     data: &std::path::Path,
 ) -> anyhow::Result<(
     Arc<Replica>,
-    tokio::sync::watch::Sender<bool>,
+    checkgate_ops::Stopper,
     tokio::task::JoinHandle<()>,
 )> {
     start_edge(control, data, Replica::new()).await
@@ -42,7 +42,7 @@ async fn edge_from(
     persisted: &checkgate_edge::snapshot_file::Persisted,
 ) -> anyhow::Result<(
     Arc<Replica>,
-    tokio::sync::watch::Sender<bool>,
+    checkgate_ops::Stopper,
     tokio::task::JoinHandle<()>,
 )> {
     let replica = Replica::new();
@@ -56,7 +56,7 @@ async fn start_edge(
     replica: Arc<Replica>,
 ) -> anyhow::Result<(
     Arc<Replica>,
-    tokio::sync::watch::Sender<bool>,
+    checkgate_ops::Stopper,
     tokio::task::JoinHandle<()>,
 )> {
     let (addr, fingerprint) = control.feed()?;
@@ -73,7 +73,7 @@ async fn start_edge(
     // As an edge runs: every change journaled and synced before it is applied.
     let (journal, _) =
         checkgate_edge::journal::Journal::open(&data.join(checkgate_edge::JOURNAL_FILE))?;
-    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let (stop, stopping) = checkgate_ops::Stopping::pair();
     let task = tokio::spawn(client::run(
         settings,
         replica.clone(),
@@ -206,7 +206,7 @@ pub(crate) async fn apply(
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    let _ = stop.send(true);
+    stop.begin(tokio::time::Instant::now() + Duration::from_secs(5));
     let _ = task.await;
     control.stop().await?;
     let _ = std::fs::remove_dir_all(&data);
@@ -262,7 +262,7 @@ pub(crate) async fn snapshot(
         .await
         .ok_or_else(|| anyhow::anyhow!("the edge did not receive the environment"))?;
     let seconds_to_ready = ready.duration_since(started).as_secs_f64();
-    let _ = stop.send(true);
+    stop.begin(tokio::time::Instant::now() + Duration::from_secs(5));
     let _ = task.await;
 
     let path = data.join(checkgate_edge::SNAPSHOT_FILE);
@@ -342,7 +342,7 @@ pub(crate) async fn catchup(
         .await
         .ok_or_else(|| anyhow::anyhow!("the edge did not take the snapshot"))?;
     let cold_seconds_to_ready = started.elapsed().as_secs_f64();
-    let _ = stop.send(true);
+    stop.begin(tokio::time::Instant::now() + Duration::from_secs(5));
     let _ = task.await;
 
     for start in (0..changes).step_by(BATCH) {
@@ -361,7 +361,7 @@ pub(crate) async fn catchup(
         .await
         .ok_or_else(|| anyhow::anyhow!("the edge did not catch up"))?;
     let catchup_seconds = started.elapsed().as_secs_f64();
-    let _ = stop.send(true);
+    stop.begin(tokio::time::Instant::now() + Duration::from_secs(5));
     let _ = task.await;
     control.stop().await?;
     let _ = std::fs::remove_dir_all(&data);

@@ -38,8 +38,9 @@ pub struct CommonArgs {
     #[arg(long, env = "METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
-    /// Seconds that open requests get to finish after a shutdown signal (SSE streams end at
-    /// once, so their SDKs reconnect elsewhere).
+    /// Seconds the whole shutdown may take after a shutdown signal: open requests finish and
+    /// background work winds down against this one deadline (SSE streams end at once, so
+    /// their SDKs reconnect elsewhere).
     #[arg(long = "shutdown-grace-seconds", env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_seconds: u64,

@@ -10,9 +10,12 @@ pub mod health;
 pub mod listener;
 pub mod metrics;
 pub mod serve;
+pub mod tasks;
 pub mod telemetry;
+mod timer;
 
 pub use config::{CommonArgs, InvalidSetting, LogFormat, Stop, parse};
 pub use error::AppError;
 pub use health::{CheckStatus, Health};
 pub use serve::{Peer, bind, run_service, serve, shutdown_signal};
+pub use tasks::{Owned, Stopper, Stopping};

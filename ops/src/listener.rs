@@ -95,20 +95,36 @@ fn busy() -> &'static [u8] {
     &BUSY
 }
 
-/// Counts one open connection for as long as it lives.
+/// Counts one open connection (or refusal) for as long as it lives, and keeps the count's
+/// gauge, if it has one, true on the way in and on the way out.
 #[derive(Debug)]
-struct Open(Arc<AtomicUsize>);
+struct Open {
+    count: Arc<AtomicUsize>,
+    gauge: Option<&'static str>,
+}
+
+/// Connections open now, served or being sorted ([`Listener::open`]).
+const OPEN_GAUGE: &str = "checkgate_http_connections_open";
 
 impl Open {
-    fn new(count: &Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(count))
+    fn new(count: &Arc<AtomicUsize>, gauge: Option<&'static str>) -> Self {
+        let now = count.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(name) = gauge {
+            metrics::gauge!(name).set(now as f64);
+        }
+        Self {
+            count: Arc::clone(count),
+            gauge,
+        }
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        let now = self.count.fetch_sub(1, Ordering::Relaxed) - 1;
+        if let Some(name) = self.gauge {
+            metrics::gauge!(name).set(now as f64);
+        }
     }
 }
 
@@ -195,9 +211,7 @@ impl Listener {
                 self.refuse(socket);
                 continue;
             }
-            let open = Open::new(&self.open);
-            metrics::gauge!("checkgate_http_connections_open")
-                .set(self.open.load(Ordering::Relaxed) as f64);
+            let open = Open::new(&self.open, Some(OPEN_GAUGE));
             // Responses are written whole; never hold one back for Nagle.
             let _ = socket.set_nodelay(true);
             let Some(takeover) = self.takeover.clone() else {
@@ -219,7 +233,7 @@ impl Listener {
         if self.refusing.load(Ordering::Relaxed) >= MAX_REFUSING {
             return;
         }
-        let refusing = Open::new(&self.refusing);
+        let refusing = Open::new(&self.refusing, None);
         tokio::spawn(async move {
             let _refusing = refusing;
             let mut socket = socket;

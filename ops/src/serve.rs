@@ -18,13 +18,15 @@ use std::sync::Arc;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tower::ServiceExt as _;
 
 use crate::config::CommonArgs;
 use crate::listener::{Limits, Listener, Takeover};
+use crate::tasks::Owned;
+use crate::timer::ConnectionTimer;
 use crate::{health, metrics};
 
 /// The peer of a connection, for handlers that need it (login throttling keys on it):
@@ -54,11 +56,17 @@ const LISTEN_BACKLOG: u32 = 8192;
 
 /// Runs a service the way both binaries do: binds the public listener on `port` (and the
 /// operations listener, when `METRICS_ADDR` is set), calls `on_bound` once both listen, and
-/// serves `app` until SIGTERM or Ctrl-C. With an operations listener, it serves `/metrics` and
-/// the `operations` routes (operator-only views such as the edge's `/status`), and `app` gets
-/// `None`; without one, `app` gets the metrics handle and is expected to serve both itself.
-/// `takeover` is what the public listener serves on the socket, off the router (the SDK
-/// stream; see [`crate::listener`]).
+/// serves `app` until SIGTERM or Ctrl-C — or until one of the process's owned `tasks` ends on
+/// its own, which is a fault: it is logged by name and the service stops with an error, so its
+/// supervisor restarts it rather than leaving it serving frozen data. With an operations
+/// listener, it serves `/metrics` and the `operations` routes (operator-only views such as the
+/// edge's `/status`), and `app` gets `None`; without one, `app` gets the metrics handle and is
+/// expected to serve both itself. `takeover` is what the public listener serves on the socket,
+/// off the router (the SDK stream; see [`crate::listener`]).
+///
+/// Stopping has one deadline, `SHUTDOWN_GRACE_SECONDS` after it begins: HTTP drains and the
+/// tasks wind down ([`crate::tasks::Stopping`]) side by side against it, and what is left at
+/// the deadline is closed or aborted.
 pub async fn run_service(
     common: &CommonArgs,
     port: u16,
@@ -66,9 +74,10 @@ pub async fn run_service(
     app: impl FnOnce(Option<PrometheusHandle>) -> Router,
     operations: Router,
     on_bound: impl FnOnce(),
+    mut tasks: Owned,
 ) -> anyhow::Result<()> {
     let handle = metrics::handle();
-    let shutdown = shutdown_signal();
+    let signal = shutdown_signal();
     let limits = Limits {
         header_timeout: common.header_timeout(),
         max_connections: common.max_connections(),
@@ -87,11 +96,33 @@ pub async fn run_service(
         None => vec![("public", public, app(Some(handle.clone())))],
     };
     on_bound();
-    let upkeep = tokio::spawn(metrics::upkeep(handle));
-    let result = serve(servers, shutdown, common.shutdown_grace()).await;
-    upkeep.abort();
+    tasks.spawn("metrics upkeep", metrics::upkeep(handle));
+    let grace = common.shutdown_grace();
+    let (mut fault, mut deadline) = (None, None);
+    let shutdown = async {
+        tokio::select! {
+            () = signal => {}
+            ended = tasks.fault() => {
+                tracing::error!(task = ended.task, cause = %ended.cause, "a task the service needs has ended; stopping");
+                fault = Some(ended);
+            }
+        }
+        let at = tokio::time::Instant::now() + grace;
+        tasks.begin_stop(at);
+        deadline = Some(at);
+    };
+    let result = serve(servers, shutdown, grace).await;
+    let left = tasks
+        .finish(deadline.unwrap_or_else(tokio::time::Instant::now))
+        .await;
+    if !left.is_empty() {
+        tracing::warn!(tasks = ?left, "grace period over; stopped these tasks where they were");
+    }
     tracing::info!("stopped");
-    result
+    match fault {
+        Some(fault) => Err(anyhow::anyhow!(fault)),
+        None => result,
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when
@@ -201,9 +232,8 @@ async fn run_listener(
     let mut http = hyper::server::conn::http1::Builder::new();
     // With a timer, hyper closes a connection that does not send a whole head in time: a new
     // one (after the front door handed it over) or a kept-alive one waiting for its next
-    // request.
-    http.timer(TokioTimer::new())
-        .header_read_timeout(listener.limits().header_timeout);
+    // request. Each connection gets a timer of its own (`ConnectionTimer`).
+    http.header_read_timeout(listener.limits().header_timeout);
     let graceful = GracefulShutdown::new();
     // Owns the connections: dropped (grace over), it aborts them.
     let mut connections = JoinSet::new();
@@ -220,7 +250,10 @@ async fn run_listener(
                 request.extensions_mut().insert(ConnectInfo(Peer(peer)));
                 request
             });
-        let connection = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+        let connection = http
+            .clone()
+            .timer(ConnectionTimer::default())
+            .serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         connections.spawn(async move {
             if let Err(e) = connection.await {

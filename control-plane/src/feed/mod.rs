@@ -75,22 +75,25 @@ pub async fn track_heads(store: Store, heads: Arc<Heads>) {
     }
 }
 
-/// Accepts edges on `endpoint` and runs a session for each, until `shutdown` turns true; then
-/// lets the sessions say goodbye (for at most `grace`) and closes the endpoint.
+/// Accepts edges on `endpoint` and runs a session for each, until the process stops; then
+/// lets the sessions say goodbye and closes the endpoint, both by the process's one shutdown
+/// deadline.
 pub async fn serve(
     endpoint: quinn::Endpoint,
     store: Store,
     heads: Arc<Heads>,
     settings: FeedSettings,
-    mut shutdown: watch::Receiver<bool>,
-    grace: Duration,
+    mut stopping: checkgate_ops::Stopping,
 ) {
     let slots = Arc::new(Semaphore::new(settings.max_edges));
+    let (stop_sessions, shutdown) = watch::channel(false);
     let mut sessions = JoinSet::new();
-    loop {
+    let deadline = loop {
         tokio::select! {
             incoming = endpoint.accept() => {
-                let Some(incoming) = incoming else { break };
+                let Some(incoming) = incoming else {
+                    break tokio::time::Instant::now();
+                };
                 let Ok(slot) = slots.clone().try_acquire_owned() else {
                     tracing::warn!(max = settings.max_edges, "too many edges; refusing one");
                     incoming.refuse();
@@ -110,15 +113,16 @@ pub async fn serve(
                     tracing::error!(cause = %e, "a feed session panicked");
                 }
             }
-            () = stopped(&mut shutdown) => break,
+            deadline = stopping.begun() => break deadline,
         }
-    }
-    // Each session sends `Close(Shutdown)` on the same signal; give them a moment.
-    let _ = tokio::time::timeout(grace, async {
+    };
+    // Each session sends `Close(Shutdown)` on this signal; they have until the deadline.
+    stop_sessions.send_replace(true);
+    let _ = tokio::time::timeout_at(deadline, async {
         while sessions.join_next().await.is_some() {}
     })
     .await;
     sessions.abort_all();
     endpoint.close(0u32.into(), b"shutdown");
-    let _ = tokio::time::timeout(grace, endpoint.wait_idle()).await;
+    let _ = tokio::time::timeout_at(deadline, endpoint.wait_idle()).await;
 }

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use checkgate_feed::quic::{QuicTransport, Trust};
 use checkgate_feed::{Session, Transport};
+use checkgate_ops::Stopping;
 use checkgate_protocol::frame::{CloseCode, DigestRequest, EnvironmentInfo, Hello, Resync};
 use checkgate_protocol::{Frame, PROTOCOL_VERSION, Secret};
 use checkgate_serve::replica::{Applied, Replica};
-use tokio::sync::watch;
 
 use super::apply::{Applier, Job, Outcome};
 pub use super::state::FeedState;
@@ -81,7 +81,10 @@ enum Ended {
     Shutdown,
 }
 
-/// Runs the feed until `shutdown` turns true, then saves the snapshot file one last time.
+/// Runs the feed until the process stops, then saves the snapshot file one last time. It is
+/// owned by the process ([`checkgate_ops::Owned`]): returning early (the apply thread or the
+/// QUIC endpoint cannot be set up) stops the edge rather than leave it serving a frozen
+/// snapshot as ready.
 /// `journal` is the open change journal (see [`crate::journal`]); without one, changes are
 /// applied without crash safety and `/status` says so.
 pub async fn run(
@@ -89,7 +92,7 @@ pub async fn run(
     replica: Arc<Replica>,
     state: Arc<FeedState>,
     journal: Option<Journal>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Stopping,
 ) {
     if journal.is_none() {
         state.journal_failed("the change journal could not be opened".into());
@@ -117,7 +120,7 @@ async fn follow(
     replica: &Replica,
     state: &FeedState,
     applier: &mut Applier,
-    shutdown: &mut watch::Receiver<bool>,
+    shutdown: &mut Stopping,
 ) {
     let mut transport = match QuicTransport::new(&settings.trust, settings.server_name.clone()) {
         Ok(t) => t,
@@ -137,7 +140,7 @@ async fn follow_over(
     replica: &Replica,
     state: &FeedState,
     applier: &mut Applier,
-    shutdown: &mut watch::Receiver<bool>,
+    shutdown: &mut Stopping,
 ) {
     if settings.addrs.is_empty() {
         tracing::error!("no feed address; serving the snapshot only");
@@ -151,7 +154,7 @@ async fn follow_over(
         attempt = attempt.wrapping_add(1);
         let ended = tokio::select! {
             ended = session(transport, settings, target, replica, state, applier) => ended,
-            _ = shutdown.wait_for(|stop| *stop) => Ended::Shutdown,
+            _ = shutdown.begun() => Ended::Shutdown,
         };
         // A connection that caught up worked: the next attempt starts from a short wait.
         if state.synced() {
@@ -196,7 +199,7 @@ async fn follow_over(
         );
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            _ = shutdown.wait_for(|stop| *stop) => break,
+            _ = shutdown.begun() => break,
         }
         backoff = (backoff * 2).min(BACKOFF_CAP);
         state.reconnects.fetch_add(1, Ordering::Relaxed);
