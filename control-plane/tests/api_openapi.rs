@@ -1,5 +1,5 @@
 //! The OpenAPI document served at `/api/openapi.json` is kept true here: it is OpenAPI 3.1 with
-//! every `$ref` resolved; the routes written in `src/api/mod.rs` (and the health routes) and
+//! every `$ref` resolved; the router's route table (`api::ROUTES`, and the health routes) and
 //! the operations of the document are the same set, both ways; and real responses validate
 //! against the schemas the document gives for their status.
 
@@ -93,70 +93,14 @@ fn documented(doc: &Value) -> BTreeSet<(String, String)> {
     out
 }
 
-/// (METHOD, path) of every `.route("…", …)` in a Rust source file, read from the method
-/// router written after the path (`get(…)`, `.patch(…)`, `axum::routing::delete(…)`, …).
-fn routes_in_source(source: &str) -> BTreeSet<(String, String)> {
-    let code: String = source
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut out = BTreeSet::new();
-    let mut rest = code.as_str();
-    while let Some(at) = rest.find(".route(") {
-        rest = &rest[at + ".route(".len()..];
-        let open = rest.find('"').expect("a route path literal");
-        let close = open + 1 + rest[open + 1..].find('"').unwrap();
-        let path = &rest[open + 1..close];
-        // The method router: up to the parenthesis that closes `.route(`.
-        let mut depth = 1;
-        let mut end = close + 1;
-        for (i, c) in rest[close + 1..].char_indices() {
-            match c {
-                '(' => depth += 1,
-                ')' => depth -= 1,
-                _ => {}
-            }
-            if depth == 0 {
-                end = close + 1 + i;
-                break;
-            }
-        }
-        let expr = &rest[close + 1..end];
-        let mut found = false;
-        for method in METHODS {
-            let call = format!("{method}(");
-            let mut from = 0;
-            while let Some(i) = expr[from..].find(&call) {
-                let start = from + i;
-                let before = expr[..start].chars().next_back();
-                if !before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
-                    out.insert((method.to_uppercase(), path.to_owned()));
-                    found = true;
-                }
-                from = start + call.len();
-            }
-        }
-        assert!(found, "no method found for route {path:?} in {expr:?}");
-        rest = &rest[end..];
-    }
-    out
-}
-
-/// Every route the control plane's router is built from.
-fn routed_in_source() -> BTreeSet<(String, String)> {
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let mut all = BTreeSet::new();
-    for file in [
-        format!("{dir}/src/api/mod.rs"),
-        format!("{dir}/../ops/src/health.rs"),
-    ] {
-        let source = std::fs::read_to_string(&file).unwrap();
-        let found = routes_in_source(&source);
-        assert!(!found.is_empty(), "no route found in {file}");
-        all.extend(found);
-    }
-    all
+/// (METHOD, path) of every route the control plane's router is built from: the API's route
+/// table and the health and metrics routes.
+fn routed() -> BTreeSet<(String, String)> {
+    checkgate_control::api::ROUTES
+        .iter()
+        .chain(checkgate_ops::health::ROUTES)
+        .map(|(method, path)| (method.to_uppercase(), (*path).to_owned()))
+        .collect()
 }
 
 /// Each non-empty set under its heading, one operation a line.
@@ -241,7 +185,7 @@ async fn the_routes_written_in_the_router_and_the_documented_operations_are_the_
     let api = api().await;
     let doc = served(&api).await;
     let documented = documented(&doc);
-    let routed = routed_in_source();
+    let routed = routed();
 
     let undocumented: BTreeSet<_> = routed.difference(&documented).cloned().collect();
     let unrouted: BTreeSet<_> = documented.difference(&routed).cloned().collect();

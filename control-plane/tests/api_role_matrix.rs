@@ -2,9 +2,10 @@
 //! project admin, editor and viewer, a user outside the project, API tokens of each role, and
 //! SDK keys of both kinds. Each pair must get exactly the answer the role model gives — a 2xx
 //! when allowed, otherwise 401, 403 or 404 (a project the caller has no role in does not
-//! exist for them). The table is checked against the router's source, so a new route cannot
-//! be added without deciding who may call it. Every refusal must also come before the body is
-//! read: a refused caller with a malformed body gets the same answer.
+//! exist for them). The table is checked against the router's own route table
+//! (`api::ROUTES`), so a new route cannot be added without deciding who may call it. Every
+//! refusal must also come before the body is read: a refused caller with a malformed body gets
+//! the same answer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -661,43 +662,12 @@ async fn callers_without_the_role_are_refused_before_the_body_is_read() {
     );
 }
 
-/// The `(METHOD, path)` pairs the router in `src/api/mod.rs` declares.
+/// The `(METHOD, path)` pairs the API's router is built from (its route table).
 fn routed() -> BTreeSet<(String, String)> {
-    let source = include_str!("../src/api/mod.rs");
-    let mut out = BTreeSet::new();
-    for chunk in source.split(".route(").skip(1) {
-        let Some(path) = chunk.split('"').nth(1) else {
-            continue;
-        };
-        // The handlers of one `.route(…)` call: up to its closing parenthesis.
-        let mut depth = 1;
-        let mut end = chunk.len();
-        for (i, c) in chunk.char_indices() {
-            match c {
-                '(' => depth += 1,
-                ')' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = i;
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        let handlers = &chunk[..end];
-        for method in ["get", "post", "put", "patch", "delete"] {
-            let called = handlers.match_indices(&format!("{method}(")).any(|(i, _)| {
-                i == 0
-                    || !handlers.as_bytes()[i - 1].is_ascii_alphanumeric()
-                        && handlers.as_bytes()[i - 1] != b'_'
-            });
-            if called {
-                out.insert((method.to_ascii_uppercase(), path.to_owned()));
-            }
-        }
-    }
-    out
+    checkgate_control::api::ROUTES
+        .iter()
+        .map(|(method, path)| (method.to_uppercase(), (*path).to_owned()))
+        .collect()
 }
 
 #[test]

@@ -94,6 +94,10 @@ async fn method_not_allowed(method: axum::http::Method) -> AppError {
     AppError::MethodNotAllowed(format!("this route does not take {method}"))
 }
 
+/// Every `(method, path)` that [`routes`] serves with a metrics handle, the method in lower
+/// case: the route table the control plane's API checks (OpenAPI, roles) read.
+pub const ROUTES: &[(&str, &str)] = &[("get", "/health"), ("get", "/ready"), ("get", "/metrics")];
+
 /// `/health`, `/ready` and, when `metrics` is given, `/metrics`.
 pub fn routes(health: Health, metrics: Option<PrometheusHandle>) -> Router {
     let router = Router::new()
@@ -145,5 +149,23 @@ mod tests {
         assert!(h.snapshot().0);
         h.set("feed", false, "never connected");
         assert!(!h.snapshot().0);
+    }
+
+    #[tokio::test]
+    async fn the_route_table_is_what_the_router_serves() {
+        use tower::ServiceExt as _;
+        let health = Health::new();
+        health.set("data", true, "loaded");
+        let router = finish(routes(health, Some(crate::metrics::handle())));
+        for (method, path) in ROUTES.iter().chain(&[("get", "/nowhere")]) {
+            let request = axum::http::Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(*path)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let status = router.clone().oneshot(request).await.unwrap().status();
+            let listed = ROUTES.contains(&(*method, *path));
+            assert_eq!(status == 200, listed, "{method} {path}: {status}");
+        }
     }
 }

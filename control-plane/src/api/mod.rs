@@ -21,7 +21,6 @@ mod tokens;
 mod users;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use axum::{Router, middleware};
 
 pub use error::{ApiError, Json, Path};
@@ -80,90 +79,65 @@ impl AppState {
     }
 }
 
+/// The API's routes, written once: [`ROUTES`] (the table tests and the OpenAPI checks read)
+/// and the router ([`routes`]) are both made from this list, so neither can name a route the
+/// other lacks.
+macro_rules! api_routes {
+    ($($path:literal => $first:ident($handler:path) $(.$method:ident($more:path))*,)*) => {
+        /// Every `(method, path)` the API serves, the method in lower case.
+        pub const ROUTES: &[(&str, &str)] = &[
+            $((stringify!($first), $path), $((stringify!($method), $path),)*)*
+        ];
+
+        fn router() -> Router<AppState> {
+            Router::new()$(.route($path, axum::routing::$first($handler)$(.$method($more))*))*
+        }
+    };
+}
+
+api_routes! {
+    "/api/setup/complete" => post(auth::complete_setup),
+    "/api/auth/login" => post(auth::login),
+    "/api/auth/logout" => post(auth::logout),
+    "/api/auth/me" => get(auth::me),
+    "/api/auth/password" => post(auth::change_password),
+    "/api/auth/workspace" => get(auth::workspace),
+    "/api/projects" => get(projects::list).post(projects::create),
+    "/api/projects/{id}" => get(projects::get).patch(projects::rename).delete(projects::delete),
+    "/api/projects/{id}/environments" => get(projects::environments)
+        .post(projects::create_environment),
+    "/api/projects/{id}/environments/{env}" => patch(projects::update_environment)
+        .delete(projects::delete_environment),
+    "/api/projects/{id}/environments/{env}/default" => post(projects::set_default),
+    "/api/projects/{id}/keys" => get(keys::list).post(keys::create),
+    "/api/projects/{id}/keys/{key}" => delete(keys::revoke),
+    "/api/projects/{id}/tokens" => get(tokens::list).post(tokens::create),
+    "/api/projects/{id}/tokens/{token}" => delete(tokens::revoke),
+    "/api/environments/{env}/segments" => get(segments::list).post(segments::create),
+    "/api/environments/{env}/segments/{key}" => get(segments::get)
+        .patch(segments::patch)
+        .delete(segments::delete),
+    "/api/edge-tokens" => get(edges::list).post(edges::create),
+    "/api/edge-tokens/{id}" => delete(edges::revoke),
+    "/api/edges" => get(edges::fleet),
+    "/api/audit" => get(audit::list),
+    "/api/environments/{env}/audit" => get(audit::environment),
+    "/api/users" => get(users::list).post(users::create),
+    "/api/users/{id}" => patch(users::update).delete(users::delete),
+    "/api/projects/{id}/members" => get(users::members).post(users::add_member),
+    "/api/projects/{id}/members/{user}" => patch(users::set_role).delete(users::remove_member),
+    "/api/environments/{env}/flags" => get(flags::list).post(flags::put),
+    "/api/environments/{env}/flags/{key}" => get(flags::get)
+        .patch(flags::patch)
+        .delete(flags::delete),
+    "/api/environments/{env}/flags/{key}/promote" => post(flags::promote),
+    "/api/environments/{env}/flags/{key}/evaluate" => post(flags::evaluate),
+    "/api/openapi.json" => get(openapi::document),
+}
+
 /// The `/api` routes.
 pub fn routes(state: AppState) -> Router {
-    use axum::routing::delete;
-    Router::new()
-        .route("/api/setup/complete", post(auth::complete_setup))
-        .route("/api/auth/login", post(auth::login))
-        .route("/api/auth/logout", post(auth::logout))
-        .route("/api/auth/me", get(auth::me))
-        .route("/api/auth/password", post(auth::change_password))
-        .route("/api/auth/workspace", get(auth::workspace))
-        .route("/api/projects", get(projects::list).post(projects::create))
-        .route(
-            "/api/projects/{id}",
-            get(projects::get)
-                .patch(projects::rename)
-                .delete(projects::delete),
-        )
-        .route(
-            "/api/projects/{id}/environments",
-            get(projects::environments).post(projects::create_environment),
-        )
-        .route(
-            "/api/projects/{id}/environments/{env}",
-            axum::routing::patch(projects::update_environment).delete(projects::delete_environment),
-        )
-        .route(
-            "/api/projects/{id}/environments/{env}/default",
-            post(projects::set_default),
-        )
-        .route(
-            "/api/projects/{id}/keys",
-            get(keys::list).post(keys::create),
-        )
-        .route("/api/projects/{id}/keys/{key}", delete(keys::revoke))
-        .route(
-            "/api/projects/{id}/tokens",
-            get(tokens::list).post(tokens::create),
-        )
-        .route("/api/projects/{id}/tokens/{token}", delete(tokens::revoke))
-        .route(
-            "/api/environments/{env}/segments",
-            get(segments::list).post(segments::create),
-        )
-        .route(
-            "/api/environments/{env}/segments/{key}",
-            get(segments::get)
-                .patch(segments::patch)
-                .delete(segments::delete),
-        )
-        .route("/api/edge-tokens", get(edges::list).post(edges::create))
-        .route("/api/edge-tokens/{id}", delete(edges::revoke))
-        .route("/api/edges", get(edges::fleet))
-        .route("/api/audit", get(audit::list))
-        .route("/api/environments/{env}/audit", get(audit::environment))
-        .route("/api/users", get(users::list).post(users::create))
-        .route(
-            "/api/users/{id}",
-            axum::routing::patch(users::update).delete(users::delete),
-        )
-        .route(
-            "/api/projects/{id}/members",
-            get(users::members).post(users::add_member),
-        )
-        .route(
-            "/api/projects/{id}/members/{user}",
-            axum::routing::patch(users::set_role).delete(users::remove_member),
-        )
-        .route(
-            "/api/environments/{env}/flags",
-            get(flags::list).post(flags::put),
-        )
-        .route(
-            "/api/environments/{env}/flags/{key}",
-            get(flags::get).patch(flags::patch).delete(flags::delete),
-        )
-        .route(
-            "/api/environments/{env}/flags/{key}/promote",
-            post(flags::promote),
-        )
-        .route(
-            "/api/environments/{env}/flags/{key}/evaluate",
-            post(flags::evaluate),
-        )
-        .route("/api/openapi.json", get(openapi::document))
+    router()
         .layer(middleware::from_fn(csrf::guard))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
