@@ -433,6 +433,17 @@ impl Drop for Counted<'_> {
     }
 }
 
+/// What a stream's own task asks about its environment (built where asked: a closure holding
+/// these references would live in every idle stream's task).
+fn look<'a>(state: &'a SdkState, env_id: &'a str, events: &'a EnvEvents) -> Looking<'a, Updates> {
+    Looking {
+        served: &state.served,
+        env_id,
+        events,
+        feed: &Updates,
+    }
+}
+
 /// Serves one stream on `socket`, whose request was let in as `opened`, until it ends.
 pub async fn serve(state: SdkState, socket: TcpStream, opened: Opened) {
     let _counted = Counted::new(&state.fanout.open);
@@ -445,12 +456,6 @@ pub async fn serve(state: SdkState, socket: TcpStream, opened: Opened) {
         first,
         ..
     } = opened;
-    let look = || Looking {
-        served: &state.served,
-        env_id: &env_id,
-        events: &events,
-        feed: &Updates,
-    };
     let socket = Arc::new(socket);
     let signal = Arc::new(Signal::default());
     let mut stopping = state.fanout.stopping.subscribe();
@@ -472,10 +477,10 @@ pub async fn serve(state: SdkState, socket: TcpStream, opened: Opened) {
                     // While it writes, the stream does not move on (it holds no queue); it is
                     // only checked.
                     changed = wake.changed() => match changed {
-                        Ok(()) => cursor.check(Instant::now(), &mut look()),
+                        Ok(()) => cursor.check(Instant::now(), &mut look(&state, &env_id, &events)),
                         Err(_) => Some(cursor.end(EndReason::EnvironmentGone)),
                     },
-                    () = tokio::time::sleep_until(deadline) => cursor.check(Instant::now(), &mut look()),
+                    () = tokio::time::sleep_until(deadline) => cursor.check(Instant::now(), &mut look(&state, &env_id, &events)),
                     _ = stopping.wait_for(|s| *s) => Some(cursor.on_stop()),
                 };
                 if let Some(reason) = end {
@@ -484,7 +489,7 @@ pub async fn serve(state: SdkState, socket: TcpStream, opened: Opened) {
             }
             // A change also checks the key, so none is let into the group that its last
             // change should have ended.
-            match cursor.on_change(&mut look()) {
+            match cursor.on_change(&mut look(&state, &env_id, &events)) {
                 Step::Send(events) => push_chunk(&mut pending, events),
                 Step::Idle | Step::KeepAlive => break,
                 Step::End(reason) => break 'stream reason,
