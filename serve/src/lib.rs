@@ -3,7 +3,8 @@
 //! Both give it the same small interface ([`served`]): the replica, and who vouches for it.
 //!
 //! - `GET /stream`: Checkgate's SSE stream ([`stream`]; over HTTP/1, served off the router on
-//!   its socket through the public listener's takeover: [`fanout`]);
+//!   its socket through the public listener's takeover: [`fanout`]), whose rules — and those
+//!   of OFREP's notifications — are written once, without I/O, in [`cursor`];
 //! - `POST /api/v1/evaluate`, `POST /api/v1/evaluate/{key}`: our evaluation API ([`eval`]);
 //! - `POST /ofrep/v1/evaluate/flags[/{key}]`, `GET /ofrep/v1/events`: OFREP ([`ofrep`]);
 //! - `GET /api/v1/flags`: the rule payload for local-evaluation SDKs, server keys only
@@ -13,6 +14,7 @@
 //! elsewhere; never a 5xx for what a client sent.
 
 pub mod answer;
+pub mod cursor;
 pub mod eval;
 pub mod events;
 pub mod fanout;
@@ -67,6 +69,7 @@ impl SdkState {
     pub fn new(
         served: Arc<Served>,
     ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
+        describe_metrics();
         let hub = EventHub::new(Arc::clone(&served.replica));
         let events = hub.subscribe();
         let run = Arc::clone(&hub).run(events);
@@ -81,6 +84,19 @@ impl SdkState {
             run,
         )
     }
+}
+
+/// Describes the metrics recorded here, once per process.
+fn describe_metrics() {
+    static DESCRIBED: std::sync::Once = std::sync::Once::new();
+    DESCRIBED.call_once(|| {
+        metrics::describe_counter!(
+            "checkgate_stream_ends_total",
+            "SSE streams ended (/stream and /ofrep/v1/events), by route and reason: revoked, \
+             rules_withdrawn, max_age, behind, environment_gone, shutdown, client_gone"
+        );
+        metrics::describe_gauge!("checkgate_sse_streams", "open /stream streams");
+    });
 }
 
 /// HTTP/1 `GET /stream` requests whose key stands are served on their sockets ([`fanout`]);

@@ -7,18 +7,19 @@
 //!   a matching `If-None-Match`; it advertises the change notifications below in
 //!   `eventStreams`;
 //! - `GET /ofrep/v1/events?token=…`: SSE `refetchEvaluation` notifications — one at once (so a
-//!   reconnecting provider re-fetches what it missed), then one per change of the environment.
+//!   reconnecting provider re-fetches what it missed), then one per change of the environment;
+//!   the stream follows every stream's rules ([`crate::cursor`]): keep-alives, its key checked
+//!   at every change and tick, a maximum age, and an end at once when the server stops.
 //!   Browsers' `EventSource` cannot send headers, so the URL carries a token: an HMAC, under
 //!   the SDK key's hash, of the key's id and an expiry. Any edge can check it; it reveals
 //!   nothing; it stops working when the key is revoked.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use axum::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use checkgate_core::evaluate;
@@ -28,8 +29,11 @@ use checkgate_protocol::ofrep::{
 use hmac::{Hmac, Mac};
 use sha2::{Digest as _, Sha256};
 
+use super::cursor::{Ahead, Cursor};
 use super::eval::{environment, json_response, path_key};
+use super::events::EnvEvents;
 use super::keys;
+use super::stream::{self, Feed, Follower, Start};
 use super::{HeadersAndBody, OfrepBody, SdkError, SdkState, checked_body, parse_body};
 use crate::served::Served;
 
@@ -245,32 +249,29 @@ pub async fn events(
     };
     let events = state.hub.env(&env);
     let wake = events.subscribe();
-    let (_, epoch, version) = events.position();
+    let (generation, epoch, version) = events.position();
     let mut first = b"retry: 2000\n\n".to_vec();
     first.extend_from_slice(&notice(epoch, version));
-    let notifier = Notifier {
-        served: Arc::clone(&state.served),
-        events,
-        wake,
+    // Notices carry no rules: a client key's stream goes on whatever the settings say.
+    let cursor = Cursor::new(
         key_hash,
-        first: Some(Bytes::from(first)),
-        keep_alive: tokio::time::interval_at(
-            tokio::time::Instant::now() + super::stream::KEEP_ALIVE_EVERY,
-            super::stream::KEEP_ALIVE_EVERY,
-        ),
-        key_check: tokio::time::interval(Duration::from_secs(1)),
-    };
-    let body = Body::from_stream(futures_util::stream::unfold(notifier, |mut n| async move {
-        n.next()
-            .await
-            .map(|chunk| (Ok::<_, std::io::Error>(chunk), n))
-    }));
-    let mut response = body.into_response();
-    let h = response.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+        false,
+        (generation, version),
+        stream::clock() + stream::max_age(),
+    );
+    let follower = Follower::new(
+        &state,
+        Notices,
+        Start {
+            env_id: env,
+            events,
+            wake,
+            cursor,
+            first: [Bytes::from(first)].into(),
+        },
+        None,
+    );
+    Ok(follower.into_response())
 }
 
 /// A `refetchEvaluation` notification for the environment at `version`.
@@ -283,38 +284,30 @@ fn notice(epoch: u64, version: u64) -> Vec<u8> {
     format!("id: {epoch}.{version}\nevent: message\ndata: {data}\n\n").into_bytes()
 }
 
-/// One notification stream: a notice at once, then one per wake-up (changes arriving together
-/// coalesce into one), keep-alives, and an end when the key is revoked or the environment goes.
-struct Notifier {
-    served: Arc<Served>,
-    events: Arc<super::events::EnvEvents>,
-    wake: tokio::sync::watch::Receiver<(u64, u64)>,
-    key_hash: [u8; 32],
-    first: Option<Bytes>,
-    keep_alive: tokio::time::Interval,
-    key_check: tokio::time::Interval,
-}
+/// The feed of `/ofrep/v1/events`: a notice at once (sent first), then one per change of the
+/// environment (changes arriving together coalesce into one); a new generation is a change
+/// like any other, and the stream ends when the environment goes. Its other rules —
+/// keep-alives, the key checked at every change and tick, the maximum age, the end on
+/// shutdown — are every stream's ([`crate::cursor`]).
+#[derive(Debug, Clone, Copy)]
+struct Notices;
 
-impl Notifier {
-    async fn next(&mut self) -> Option<Bytes> {
-        if let Some(first) = self.first.take() {
-            return Some(first);
+impl Feed for Notices {
+    type Chunk = [Bytes; 1];
+    const ROUTE: &'static str = "/ofrep/v1/events";
+
+    fn ahead(&self, events: &EnvEvents, generation: u64, sent: u64) -> Ahead<[Bytes; 1]> {
+        if events.gone() {
+            return Ahead::Gone;
         }
-        loop {
-            tokio::select! {
-                changed = self.wake.changed() => {
-                    if changed.is_err() || self.events.gone() {
-                        return None;
-                    }
-                    let (_, epoch, version) = self.events.position();
-                    return Some(Bytes::from(notice(epoch, version)));
-                }
-                _ = self.keep_alive.tick() => return Some(Bytes::from_static(b": keep-alive\n\n")),
-                _ = self.key_check.tick() => {
-                    // A revoked key ends the stream.
-                    self.served.replica.key(&self.key_hash)?;
-                }
-            }
+        let (now_generation, epoch, version) = events.position();
+        if (now_generation, version) == (generation, sent) {
+            return Ahead::Nothing;
+        }
+        Ahead::Moved {
+            generation: now_generation,
+            version,
+            chunk: Some([Bytes::from(notice(epoch, version))]),
         }
     }
 }

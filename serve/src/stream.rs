@@ -12,11 +12,15 @@
 //! the environment, and a client that does not read falls behind them and is cut off (it will
 //! reconnect and bootstrap again) instead of growing memory. A key revoked while its stream is
 //! open ends the stream at once: a revocation moves the environment's version, and every
-//! change is when keys are checked (with a backstop check every `KEY_CHECK`).
+//! change is when keys are checked (with a backstop check at every keep-alive tick).
+//!
+//! Those rules are [`crate::cursor`]'s; this module is their router driver, a [`Follower`] per
+//! stream, which serves `/stream` here and OFREP's change notifications ([`crate::ofrep`]) with
+//! another [`Feed`].
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
@@ -24,28 +28,20 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
+use super::cursor::{Ahead, Cursor, EndReason, Env, Step};
 use super::events::{EnvEvents, Since, parse_event_id};
 use super::keys::{self, hash, key_from};
 use super::{SdkError, SdkState};
 use crate::served::Served;
 
-/// A comment that keeps proxies and load balancers from closing an idle stream.
-pub const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(15);
-/// How long a stream lives at most, before jitter.
-pub const MAX_AGE: Duration = Duration::from_secs(3600);
-/// How often an open stream checks that its key still stands, besides at every change of its
-/// environment (which is how a revocation or a settings change arrives): a backstop, not the
-/// way a revocation is noticed, so ten thousand streams do not wake every second for it.
-const KEY_CHECK: Duration = Duration::from_secs(30);
+pub use super::cursor::{KEEP_ALIVE_EVERY, MAX_AGE};
 
 const CONNECTED: &[u8] = b"retry: 2000\n\nevent: connected\ndata: true\n\n";
 pub(super) const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 
 /// A stream's age limit: [`MAX_AGE`] minus up to a tenth, at random.
-pub(super) fn max_age() -> Duration {
-    let jitter =
-        u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * (MAX_AGE.as_millis() as u64 / 10) / 255;
-    MAX_AGE - Duration::from_millis(jitter)
+pub(super) fn max_age() -> std::time::Duration {
+    super::cursor::max_age(uuid::Uuid::new_v4().as_bytes()[0])
 }
 
 /// Whether this environment lets client (browser) keys read flag rules — Checkgate's browser
@@ -144,39 +140,84 @@ pub fn open(
     })
 }
 
-/// Why a stream ends when its environment was replaced, or it fell further behind than the
-/// recent events reach: its client reconnects and bootstraps.
-pub(super) const BEHIND: &str = "environment restarted or client too far behind";
-
-/// Why a stream of this key may not go on, if it may not: its key was revoked, or its client
-/// key may no longer read rules.
-pub fn refused(
-    served: &Served,
-    env_id: &str,
-    key_hash: &[u8; 32],
-    client: bool,
-) -> Option<&'static str> {
-    refusal(
-        served,
-        key_hash,
-        client && !client_keys_read_rules(served, env_id),
-    )
+impl Opened {
+    /// The stream's cursor, which ends at `deadline`.
+    pub fn cursor(&self, deadline: Instant) -> Cursor {
+        Cursor::new(
+            self.key_hash,
+            self.client,
+            (self.generation, self.sent),
+            deadline,
+        )
+    }
 }
 
-/// [`refused`], with whether rules were withdrawn from this client key already known (a
-/// fan-out reads the settings once for all its streams).
-pub(super) fn refusal(
-    served: &Served,
-    key_hash: &[u8; 32],
-    rules_withdrawn: bool,
-) -> Option<&'static str> {
-    if !served.replica.has_key(key_hash) {
-        Some("key revoked")
-    } else if rules_withdrawn {
-        Some("rules no longer allowed for client keys")
-    } else {
-        None
+/// What a router stream carries.
+pub(crate) trait Feed: Send + Sync + 'static {
+    /// What one step sends.
+    type Chunk: IntoIterator<Item = Bytes>;
+    /// The route, for `checkgate_stream_ends_total`.
+    const ROUTE: &'static str;
+    /// What `events` holds after `(generation, sent)`, for this feed.
+    fn ahead(&self, events: &EnvEvents, generation: u64, sent: u64) -> Ahead<Self::Chunk>;
+}
+
+/// `/stream`'s feed: the environment's shared events, as they are.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Updates;
+
+impl Feed for Updates {
+    type Chunk = Vec<Bytes>;
+    const ROUTE: &'static str = "/stream";
+
+    fn ahead(&self, events: &EnvEvents, generation: u64, sent: u64) -> Ahead<Vec<Bytes>> {
+        match events.since(generation, sent) {
+            Since::Nothing => Ahead::Nothing,
+            // Versions with nothing to send (another key, a setting) move the stream on
+            // without a chunk: an empty HTTP/1 chunk would end the response.
+            Since::Events { version, events } => Ahead::Moved {
+                generation,
+                version,
+                chunk: (!events.is_empty()).then_some(events),
+            },
+            Since::End if events.gone() => Ahead::Gone,
+            Since::End => Ahead::Lost,
+        }
     }
+}
+
+/// What a stream of `env_id` asks about its environment, looked up when asked.
+pub(crate) struct Looking<'a, F> {
+    pub(crate) served: &'a Served,
+    pub(crate) env_id: &'a str,
+    pub(crate) events: &'a EnvEvents,
+    pub(crate) feed: &'a F,
+}
+
+impl<F: Feed> Env for Looking<'_, F> {
+    type Chunk = F::Chunk;
+
+    fn key_stands(&mut self, key_hash: &[u8; 32]) -> bool {
+        self.served.replica.has_key(key_hash)
+    }
+
+    fn client_keys_read_rules(&mut self) -> bool {
+        client_keys_read_rules(self.served, self.env_id)
+    }
+
+    fn ahead(&mut self, generation: u64, sent: u64) -> Ahead<F::Chunk> {
+        self.feed.ahead(self.events, generation, sent)
+    }
+}
+
+/// Counts a stream's end in `checkgate_stream_ends_total`.
+pub(crate) fn count_end(route: &'static str, reason: EndReason) {
+    metrics::counter!(
+        "checkgate_stream_ends_total",
+        "route" => route,
+        "reason" => reason.as_label()
+    )
+    .increment(1);
 }
 
 /// `GET /stream`, as the router serves it. A server started by [`checkgate_ops::serve`] takes
@@ -188,36 +229,25 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> Result<Response, SdkError> {
     let opened = open(&state, &headers, query.as_deref())?;
-    let follower = Follower {
-        served: Arc::clone(&state.served),
-        env_id: opened.env_id,
-        client: opened.client,
-        events: opened.events,
-        wake: opened.wake,
-        generation: opened.generation,
-        sent: opened.sent,
-        key_hash: opened.key_hash,
-        deadline: Box::pin(tokio::time::sleep(max_age())),
-        keep_alive: tokio::time::interval_at(
-            tokio::time::Instant::now() + KEEP_ALIVE_EVERY,
-            KEEP_ALIVE_EVERY,
-        ),
-        key_check: tokio::time::interval(KEY_CHECK),
-        stopping: state.fanout.stopping(),
-        pending: opened.first,
-        _open: Open::new(),
-    };
-    let body = Body::from_stream(futures_util::stream::unfold(follower, |mut f| async move {
-        f.next()
-            .await
-            .map(|chunk| (Ok::<_, std::io::Error>(chunk), f))
-    }));
-    let mut response = body.into_response();
-    let h = response.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    let cursor = opened.cursor(clock() + max_age());
+    let follower = Follower::new(
+        &state,
+        Updates,
+        Start {
+            env_id: opened.env_id,
+            events: opened.events,
+            wake: opened.wake,
+            cursor,
+            first: opened.first,
+        },
+        Some(Open::new()),
+    );
+    Ok(follower.into_response())
+}
+
+/// The time as the runtime's timers see it (paused in tests that pause it).
+pub(crate) fn clock() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 /// Counts open streams for as long as it lives.
@@ -236,33 +266,71 @@ impl Drop for Open {
     }
 }
 
-/// One stream's state. It is polled only when the connection can take the next chunk, so a
-/// client that does not read holds no queue: it falls behind the shared recent events, and is
-/// cut off when the versions it needs are no longer kept.
-struct Follower {
-    served: Arc<Served>,
-    env_id: String,
-    /// A client key's stream, allowed only while its environment lets client keys read rules.
-    client: bool,
-    events: Arc<EnvEvents>,
-    wake: tokio::sync::watch::Receiver<(u64, u64)>,
-    generation: u64,
-    sent: u64,
-    key_hash: [u8; 32],
-    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
-    keep_alive: tokio::time::Interval,
-    key_check: tokio::time::Interval,
-    /// Set when the server stops: the stream ends, so its client reconnects elsewhere.
-    stopping: tokio::sync::watch::Receiver<bool>,
-    /// Chunks not yet sent: the bootstrap (or what a resuming client missed) first, then
-    /// events read from the log.
-    pending: VecDeque<Bytes>,
-    _open: Open,
+/// Where a router stream starts.
+pub(crate) struct Start {
+    pub(crate) env_id: String,
+    pub(crate) events: Arc<EnvEvents>,
+    /// Woken by every new version of the environment; subscribed before `first` was taken.
+    pub(crate) wake: tokio::sync::watch::Receiver<(u64, u64)>,
+    pub(crate) cursor: Cursor,
+    /// What is sent before anything else.
+    pub(crate) first: VecDeque<Bytes>,
 }
 
-impl Follower {
-    fn refused(&self) -> Option<&'static str> {
-        refused(&self.served, &self.env_id, &self.key_hash, self.client)
+/// One router stream: drives its [`Cursor`] with its environment's changes, the keep-alive
+/// tick, its deadline and the server's stop. It is polled only when the connection can take
+/// the next chunk, so a client that does not read holds no queue: it falls behind the shared
+/// recent events, and is cut off when the versions it needs are no longer kept.
+pub(crate) struct Follower<F: Feed> {
+    feed: F,
+    served: Arc<Served>,
+    env_id: String,
+    events: Arc<EnvEvents>,
+    wake: tokio::sync::watch::Receiver<(u64, u64)>,
+    cursor: Cursor,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    keep_alive: tokio::time::Interval,
+    /// Set when the server stops: the stream ends, so its client reconnects elsewhere.
+    stopping: tokio::sync::watch::Receiver<bool>,
+    /// Chunks not yet sent: what is sent first, then what the cursor gave.
+    pending: VecDeque<Bytes>,
+    _open: Option<Open>,
+}
+
+impl<F: Feed> Follower<F> {
+    pub(crate) fn new(state: &SdkState, feed: F, start: Start, open: Option<Open>) -> Self {
+        let deadline = tokio::time::Instant::from_std(start.cursor.deadline());
+        Self {
+            feed,
+            served: Arc::clone(&state.served),
+            env_id: start.env_id,
+            events: start.events,
+            wake: start.wake,
+            cursor: start.cursor,
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            keep_alive: tokio::time::interval_at(
+                tokio::time::Instant::now() + KEEP_ALIVE_EVERY,
+                KEEP_ALIVE_EVERY,
+            ),
+            stopping: state.fanout.stopping(),
+            pending: start.first,
+            _open: open,
+        }
+    }
+
+    /// The stream as an SSE response.
+    pub(crate) fn into_response(self) -> Response {
+        let body = Body::from_stream(futures_util::stream::unfold(self, |mut f| async move {
+            f.next()
+                .await
+                .map(|chunk| (Ok::<_, std::io::Error>(chunk), f))
+        }));
+        let mut response = body.into_response();
+        let h = response.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        response
     }
 
     /// The next chunk, or `None` when the stream ends.
@@ -271,42 +339,50 @@ impl Follower {
             if let Some(chunk) = self.pending.pop_front() {
                 return Some(chunk);
             }
-            // A stream opened after the server began to stop sees no change of this switch.
-            if *self.stopping.borrow() {
-                metrics::counter!("checkgate_sse_streams_ended_total", "reason" => "shutdown")
-                    .increment(1);
+            if self.cursor.ended().is_some() {
                 return None;
             }
-            let reason = tokio::select! {
-                changed = self.wake.changed() => {
-                    if changed.is_err() {
-                        "shutdown"
-                    } else if let Some(refused) = self.refused() {
-                        // A revoked key or a withdrawn setting moves the environment's version
-                        // like any change, so it is seen here at once.
-                        refused
-                    } else {
-                        match self.events.since(self.generation, self.sent) {
-                            Since::Nothing => continue,
-                            Since::End => BEHIND,
-                            Since::Events { version, events } => {
-                                self.sent = version;
-                                self.pending.extend(events.into_iter().filter(|e| !e.is_empty()));
-                                continue;
-                            }
-                        }
-                    }
-                }
-                _ = self.keep_alive.tick() => return Some(Bytes::from_static(KEEP_ALIVE)),
-                _ = self.key_check.tick() => match self.refused() {
-                    Some(refused) => refused,
-                    None => continue,
-                },
-                () = &mut self.deadline => "maximum age",
-                _ = self.stopping.changed() => "shutdown",
+            let mut env = Looking {
+                served: &self.served,
+                env_id: &self.env_id,
+                events: &self.events,
+                feed: &self.feed,
             };
-            metrics::counter!("checkgate_sse_streams_ended_total", "reason" => reason).increment(1);
-            return None;
+            // A stream opened after the server began to stop sees no change of this switch.
+            let step = if *self.stopping.borrow() {
+                Step::End(self.cursor.on_stop())
+            } else {
+                tokio::select! {
+                    changed = self.wake.changed() => match changed {
+                        Ok(()) => self.cursor.on_change(&mut env),
+                        // Never while the stream holds its events; counted as a stop.
+                        Err(_) => Step::End(self.cursor.on_stop()),
+                    },
+                    _ = self.keep_alive.tick() => self.cursor.on_tick(clock(), &mut env),
+                    () = &mut self.deadline => self.cursor.on_tick(clock(), &mut env),
+                    _ = self.stopping.changed() => Step::End(self.cursor.on_stop()),
+                }
+            };
+            match step {
+                Step::Send(chunk) => self
+                    .pending
+                    .extend(chunk.into_iter().filter(|c| !c.is_empty())),
+                Step::KeepAlive => return Some(Bytes::from_static(KEEP_ALIVE)),
+                Step::Idle => {}
+                Step::End(reason) => {
+                    count_end(F::ROUTE, reason);
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// A stream dropped before it ended was left by its client.
+impl<F: Feed> Drop for Follower<F> {
+    fn drop(&mut self) {
+        if self.cursor.ended().is_none() {
+            count_end(F::ROUTE, self.cursor.end(EndReason::ClientGone));
         }
     }
 }

@@ -369,6 +369,63 @@ async fn ofrep_change_notifications_arrive_by_token_and_stop_on_revocation() {
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
 }
 
+/// Opens the OFREP event stream advertised to `key`, and reads its first notice.
+async fn ofrep_events(w: &World, key: &str) -> Body {
+    let bulk = w.post("/ofrep/v1/evaluate/flags", key, json!({})).await;
+    let uri = bulk.json()["eventStreams"][0]["endpoint"]["requestUri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = w
+        .router
+        .clone()
+        .oneshot(Request::get(uri.as_str()).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let first = next_chunk(&mut body, Duration::from_secs(5)).await.unwrap();
+    assert!(first.contains("refetchEvaluation"), "{first}");
+    body
+}
+
+#[tokio::test]
+async fn a_revoked_key_ends_its_ofrep_stream_at_the_next_change_and_withdrawn_rules_do_not() {
+    let w = world_with(r#"{"client_keys_read_rules":true}"#);
+    let mut notices = ofrep_events(&w, CLIENT_KEY).await;
+    let (status, mut rules) = open_stream(&w, CLIENT_KEY, None).await;
+    assert_eq!(status, StatusCode::OK);
+    bootstrap_of(&mut rules, Duration::from_secs(5))
+        .await
+        .unwrap();
+
+    // Rules withdrawn from client keys: the client key's stream of rules ends; its stream of
+    // evaluation notices, which carries no rule, goes on.
+    w.apply(4, Item::SettingsUpdate { json: "{}".into() });
+    assert_eq!(
+        next_chunk(&mut rules, Duration::from_secs(5)).await,
+        None,
+        "a stream of rules ends when client keys may no longer read them"
+    );
+    let change = next_chunk(&mut notices, Duration::from_secs(5))
+        .await
+        .expect("the notices go on");
+    assert!(change.contains(&format!("id: {EPOCH}.4\n")), "{change}");
+
+    // The revocation's own change ends the notices: no notice for it, no wait for a check.
+    w.apply(
+        5,
+        Item::SdkKeyRevoke {
+            id: "k-client".into(),
+        },
+    );
+    assert_eq!(
+        next_chunk(&mut notices, Duration::from_secs(5)).await,
+        None,
+        "the next change after a revocation ends the stream"
+    );
+}
+
 #[tokio::test]
 async fn the_rule_payload_is_for_server_keys_with_etag_and_gzip() {
     let w = world();

@@ -2,7 +2,8 @@
 //! (`checkgate_ops::listener`, `checkgate_serve::fanout`). Real loopback connections, read as HTTP/1 chunks: the same
 //! bytes as the router's stream, every version once and in order while streams join and fall
 //! behind, refusals answered by the router, and streams that end on revocation, on a client
-//! that stops reading, on a client that leaves, and on shutdown.
+//! that stops reading, on a client that leaves, and on shutdown — OFREP's event streams, which
+//! the router serves, included.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -622,4 +623,37 @@ async fn a_client_that_stops_reading_is_cut_off_not_buffered() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     served.stop().await;
+}
+
+#[tokio::test]
+async fn an_ofrep_event_stream_ends_at_once_when_the_service_stops() {
+    let w = world();
+    let served = serve(&w).await;
+    let bulk = w
+        .post("/ofrep/v1/evaluate/flags", SERVER_KEY, json!({}))
+        .await;
+    let uri = bulk.json()["eventStreams"][0]["endpoint"]["requestUri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut notices = Client::open(
+        served.addr,
+        &format!("GET {uri} HTTP/1.1\r\nHost: x\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(notices.status(), 200, "{}", notices.head);
+    notices.until("refetchEvaluation", LIMIT).await.unwrap();
+    w.apply(4, Item::FlagDelete { key: "dark".into() });
+    notices
+        .until(&format!("id: {EPOCH}.4\n"), LIMIT)
+        .await
+        .unwrap();
+    // The grace period is a minute; the stream must end, and the server stop, well before.
+    let stopping = tokio::spawn(served.stop());
+    assert!(
+        notices.ends_within(LIMIT).await,
+        "an OFREP event stream ends when the service stops"
+    );
+    assert!(notices.ended, "with the last chunk");
+    stopping.await.unwrap();
 }

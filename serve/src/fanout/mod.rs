@@ -17,9 +17,12 @@
 //! falls behind those events and is cut off (it reconnects and bootstraps), as on the router's
 //! path ([`super::stream`]), so a slow client holds shared bytes only.
 //!
-//! Every change is also when keys are checked: a revoked key, or a client key whose
-//! environment no longer lets it read rules, ends its stream at the next version. Keep-alive
-//! comments, the maximum age and a backstop key check ride on one tick per environment.
+//! What each stream does at a change, a tick or a stop is its [`Cursor`]'s answer — the same
+//! rules as the router's streams ([`crate::cursor`]): every change is when keys are checked (a
+//! revoked key, or a client key whose environment no longer lets it read rules, ends its
+//! stream at the next version), and keep-alive comments, the maximum age and a backstop key
+//! check ride on one tick per environment. The cursors decide; the writer shares the bytes: it
+//! builds the chunk of each position once per sweep and reads the settings at most once.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,8 +41,9 @@ use pieces::{in_pieces, parallelism};
 use wire::{Heard, KEEP_ALIVE_CHUNK, LAST_CHUNK, chunk, drain, head, push_chunk, write_some};
 
 use super::SdkState;
-use super::events::{EnvEvents, Since};
-use super::stream::{self, BEHIND, KEEP_ALIVE_EVERY, Open, Opened};
+use super::cursor::{Ahead, Cursor, EndReason, Env, Step};
+use super::events::EnvEvents;
+use super::stream::{self, Feed as _, KEEP_ALIVE_EVERY, Looking, Open, Opened, Updates, count_end};
 use crate::served::Served;
 
 /// The streams of every environment, and the switch that ends them all.
@@ -124,11 +128,8 @@ struct Members {
 struct Member {
     socket: Arc<TcpStream>,
     signal: Arc<Signal>,
-    key_hash: [u8; 32],
-    client: bool,
-    generation: u64,
-    sent: u64,
-    deadline: Instant,
+    /// Where the stream is, and its rules.
+    cursor: Cursor,
     /// Set by each sweep: whether the member stays in the group.
     stays: bool,
 }
@@ -144,10 +145,11 @@ struct Signal {
 
 #[derive(Debug)]
 enum Handoff {
-    /// The socket took part of a chunk: the rest, and the version it brings the stream to.
-    Behind { rest: Bytes, sent: u64 },
+    /// The socket took part of a chunk: the rest, and the cursor past that chunk (boxed: a
+    /// hand-off is rare, and every stream holds a place for one).
+    Behind { rest: Bytes, cursor: Box<Cursor> },
     /// The stream ends, for this reason.
-    End(&'static str),
+    End(EndReason),
 }
 
 impl Signal {
@@ -231,12 +233,8 @@ impl Group {
         }
         let pass = Pass {
             why,
-            generation: self.events.position().0,
             now: Instant::now(),
-            // Read once per sweep, and only when needed: it parses the environment's settings.
-            client_ok: !matches!(why, Sweep::Change | Sweep::Tick)
-                || !members.iter().any(|m| m.client)
-                || stream::client_keys_read_rules(&self.served, &self.env_id),
+            client_ok: std::sync::OnceLock::new(),
         };
         // A kick writes to a few streams at most (one that joined behind); the rest of its
         // pass only drops streams whose clients left, in well under a millisecond.
@@ -264,96 +262,61 @@ impl Group {
         joined.list = members;
     }
 
-    /// Sweeps `part` of the members, marking those that leave the group. `chunks` holds what
-    /// members at each version get, found so far in this sweep: all members but the few that
-    /// just joined are at one version and share its chunk.
-    fn visit(&self, part: &mut [Member], pass: &Pass, chunks: &mut Vec<Next>) {
+    /// Sweeps `part` of the members, marking those that leave the group. `cache` holds what
+    /// members at each position get, found so far in this sweep: all members but the few that
+    /// just joined are at one position and share its chunk.
+    fn visit(&self, part: &mut [Member], pass: &Pass, cache: &mut Vec<Cached>) {
+        let mut env = Sweeping {
+            group: self,
+            pass,
+            cache,
+        };
         for m in part {
-            m.stays = self.visit_one(m, pass, chunks);
+            m.stays = Self::visit_one(m, pass, &mut env);
         }
     }
 
     /// Whether `m` stays in the group after this sweep.
-    fn visit_one(&self, m: &mut Member, pass: &Pass, chunks: &mut Vec<Next>) -> bool {
+    fn visit_one(m: &mut Member, pass: &Pass, env: &mut Sweeping<'_>) -> bool {
         if m.signal.left.load(Ordering::Acquire) {
             return false;
         }
-        let end = |reason| {
-            m.signal.hand(Handoff::End(reason));
-            false
+        let step = match pass.why {
+            Sweep::Stop => Step::End(m.cursor.on_stop()),
+            Sweep::Change => m.cursor.on_change(env),
+            Sweep::Kick => m.cursor.catch_up(env),
+            Sweep::Tick => m.cursor.on_tick(pass.now, env),
         };
-        let why = pass.why;
-        if why == Sweep::Stop {
-            return end("shutdown");
-        }
-        if matches!(why, Sweep::Change | Sweep::Tick)
-            && let Some(refused) =
-                stream::refusal(&self.served, &m.key_hash, m.client && !pass.client_ok)
-        {
-            return end(refused);
-        }
-        if why == Sweep::Tick && pass.now >= m.deadline {
-            return end("maximum age");
-        }
-        if m.generation != pass.generation {
-            return end(BEHIND);
-        }
-        let next = match chunks.iter().find(|(at, _)| *at == m.sent) {
-            Some((_, next)) => next.clone(),
-            None => {
-                let next = match self.events.since(pass.generation, m.sent) {
-                    Since::Nothing => None,
-                    Since::Events { version, events } => {
-                        // Versions with nothing to send (another key, a setting) move the
-                        // stream on without a chunk: an empty chunk would end the response.
-                        let data = events.concat();
-                        Some((version, (!data.is_empty()).then(|| chunk(&data))))
-                    }
-                    Since::End => {
-                        return end(BEHIND);
-                    }
-                };
-                chunks.push((m.sent, next.clone()));
-                next
+        let bytes = match step {
+            Step::Send(bytes) => bytes,
+            Step::KeepAlive => Bytes::from_static(KEEP_ALIVE_CHUNK),
+            Step::Idle => return true,
+            Step::End(reason) => {
+                m.signal.hand(Handoff::End(reason));
+                return false;
             }
         };
-        let (version, bytes) = match next {
-            Some((version, Some(bytes))) => (version, bytes),
-            Some((version, None)) if why != Sweep::Tick => {
-                m.sent = version;
-                return true;
+        let rest = match m.socket.try_write(&bytes) {
+            Ok(n) if n == bytes.len() => return true,
+            Ok(n) => bytes.slice(n..),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => bytes,
+            Err(_) => {
+                let reason = m.cursor.end(EndReason::ClientGone);
+                m.signal.hand(Handoff::End(reason));
+                return false;
             }
-            Some((version, None)) => (version, Bytes::from_static(KEEP_ALIVE_CHUNK)),
-            None if why == Sweep::Tick => (m.sent, Bytes::from_static(KEEP_ALIVE_CHUNK)),
-            None => return true,
         };
-        match m.socket.try_write(&bytes) {
-            Ok(n) if n == bytes.len() => {
-                m.sent = version;
-                true
-            }
-            Ok(n) => {
-                m.signal.hand(Handoff::Behind {
-                    rest: bytes.slice(n..),
-                    sent: version,
-                });
-                false
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                m.signal.hand(Handoff::Behind {
-                    rest: bytes,
-                    sent: version,
-                });
-                false
-            }
-            Err(_) => end("client gone"),
-        }
+        m.signal.hand(Handoff::Behind {
+            rest,
+            cursor: Box::new(m.cursor.clone()),
+        });
+        false
     }
 
     /// Adds a caught-up stream, unless the writer has stopped; kicks the writer if the
     /// environment moved on meanwhile.
     fn join(&self, member: Member) -> bool {
-        let (generation, sent) = (member.generation, member.sent);
+        let (generation, sent) = member.cursor.position();
         {
             let mut members = self.members();
             if members.closed {
@@ -381,8 +344,8 @@ impl Drop for Closing<'_> {
             members.closed = true;
             std::mem::take(&mut members.list)
         };
-        for m in stranded {
-            m.signal.hand(Handoff::End("shutdown"));
+        for mut m in stranded {
+            m.signal.hand(Handoff::End(m.cursor.on_stop()));
         }
     }
 }
@@ -395,18 +358,55 @@ const PIECE: usize = 256;
 /// (`block_in_place`): at about 15 µs a `write`, a few milliseconds.
 const BLOCKING: usize = 256;
 
-/// What members at a version get in a sweep: that version; then, when there is anything new,
-/// the version it brings them to and its chunk (none when those versions had nothing to send).
-type Next = (u64, Option<(u64, Option<Bytes>)>);
+/// What members at a position (generation, version) get in a sweep: what the log holds past
+/// it, with its chunk built once.
+type Cached = ((u64, u64), Ahead<Bytes>);
 
 /// What one sweep knows before it visits the members.
 #[derive(Debug)]
 struct Pass {
     why: Sweep,
-    generation: u64,
     now: Instant,
-    /// Whether client keys may still read rules (true when not checked in this sweep).
-    client_ok: bool,
+    /// Whether client keys may read rules: read at most once per sweep (it parses the
+    /// environment's settings), when a client key's stream first asks.
+    client_ok: std::sync::OnceLock<bool>,
+}
+
+/// What the members' cursors ask in a sweep, answered for all of them: the key of each, the
+/// settings once, and each position's chunk once.
+struct Sweeping<'a> {
+    group: &'a Group,
+    pass: &'a Pass,
+    cache: &'a mut Vec<Cached>,
+}
+
+impl Env for Sweeping<'_> {
+    type Chunk = Bytes;
+
+    fn key_stands(&mut self, key_hash: &[u8; 32]) -> bool {
+        self.group.served.replica.has_key(key_hash)
+    }
+
+    fn client_keys_read_rules(&mut self) -> bool {
+        let group = self.group;
+        *self
+            .pass
+            .client_ok
+            .get_or_init(|| stream::client_keys_read_rules(&group.served, &group.env_id))
+    }
+
+    fn ahead(&mut self, generation: u64, sent: u64) -> Ahead<Bytes> {
+        if let Some((_, ahead)) = self.cache.iter().find(|(at, _)| *at == (generation, sent)) {
+            return ahead.clone();
+        }
+        // The events of the versions a position missed become one chunk, shared by every
+        // member at that position.
+        let ahead = Updates
+            .ahead(&self.group.events, generation, sent)
+            .map(|events| chunk(&events.concat()));
+        self.cache.push(((generation, sent), ahead.clone()));
+        ahead
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -433,23 +433,31 @@ impl Drop for Counted<'_> {
     }
 }
 
+/// What a stream's own task asks about its environment (built where asked: a closure holding
+/// these references would live in every idle stream's task).
+fn look<'a>(state: &'a SdkState, env_id: &'a str, events: &'a EnvEvents) -> Looking<'a, Updates> {
+    Looking {
+        served: &state.served,
+        env_id,
+        events,
+        feed: &Updates,
+    }
+}
+
 /// Serves one stream on `socket`, whose request was let in as `opened`, until it ends.
 pub async fn serve(state: SdkState, socket: TcpStream, opened: Opened) {
     let _counted = Counted::new(&state.fanout.open);
     let _open = Open::new();
+    let mut cursor = opened.cursor(Instant::now() + stream::max_age());
     let Opened {
         env_id,
-        client,
-        key_hash,
         events,
         mut wake,
-        generation,
-        mut sent,
         first,
+        ..
     } = opened;
     let socket = Arc::new(socket);
     let signal = Arc::new(Signal::default());
-    let deadline = Instant::now() + stream::max_age();
     let mut stopping = state.fanout.stopping.subscribe();
     let mut pending = VecDeque::with_capacity(1 + 3 * first.len());
     pending.push_back(head());
@@ -457,61 +465,54 @@ pub async fn serve(state: SdkState, socket: TcpStream, opened: Opened) {
         push_chunk(&mut pending, [data]);
     }
     let reason = 'stream: loop {
-        // Catching up: what is pending, then whatever the environment has after `sent`.
+        // Catching up: what is pending, then whatever the environment has past the cursor.
         loop {
             while !pending.is_empty() {
-                let reason = tokio::select! {
+                let deadline = tokio::time::Instant::from_std(cursor.deadline());
+                let end = tokio::select! {
                     ready = socket.writable() => match ready.and_then(|()| write_some(&socket, &mut pending)) {
                         Ok(()) => continue,
-                        Err(_) => "client gone",
+                        Err(_) => Some(cursor.end(EndReason::ClientGone)),
                     },
-                    changed = wake.changed() => {
-                        let gone = changed.is_err() || matches!(events.since(generation, sent), Since::End);
-                        match stream::refused(&state.served, &env_id, &key_hash, client) {
-                            Some(refused) => refused,
-                            None if gone => BEHIND,
-                            None => continue,
-                        }
-                    }
-                    () = tokio::time::sleep_until(deadline.into()) => "maximum age",
-                    _ = stopping.wait_for(|s| *s) => "shutdown",
+                    // While it writes, the stream does not move on (it holds no queue); it is
+                    // only checked.
+                    changed = wake.changed() => match changed {
+                        Ok(()) => cursor.check(Instant::now(), &mut look(&state, &env_id, &events)),
+                        Err(_) => Some(cursor.end(EndReason::EnvironmentGone)),
+                    },
+                    () = tokio::time::sleep_until(deadline) => cursor.check(Instant::now(), &mut look(&state, &env_id, &events)),
+                    _ = stopping.wait_for(|s| *s) => Some(cursor.on_stop()),
                 };
-                break 'stream reason;
-            }
-            match events.since(generation, sent) {
-                Since::Nothing => break,
-                Since::Events { version, events } => {
-                    sent = version;
-                    push_chunk(&mut pending, events);
+                if let Some(reason) = end {
+                    break 'stream reason;
                 }
-                Since::End => break 'stream BEHIND,
             }
-        }
-        if let Some(refused) = stream::refused(&state.served, &env_id, &key_hash, client) {
-            break refused;
+            // A change also checks the key, so none is let into the group that its last
+            // change should have ended.
+            match cursor.on_change(&mut look(&state, &env_id, &events)) {
+                Step::Send(events) => push_chunk(&mut pending, events),
+                Step::Idle | Step::KeepAlive => break,
+                Step::End(reason) => break 'stream reason,
+            }
         }
         // Caught up: the group's writer takes it from here.
         pending.shrink_to_fit();
         let group = state.fanout.group(&state.served, &env_id, &events);
         if !Arc::ptr_eq(&group.events, &events) {
             // The environment was deleted and came back since this stream opened.
-            break BEHIND;
+            break cursor.end(EndReason::EnvironmentGone);
         }
         let joined = group.join(Member {
             socket: Arc::clone(&socket),
             signal: Arc::clone(&signal),
-            key_hash,
-            client,
-            generation,
-            sent,
-            deadline,
+            cursor: cursor.clone(),
             stays: true,
         });
         if !joined {
             break if *stopping.borrow() {
-                "shutdown"
+                cursor.on_stop()
             } else {
-                BEHIND
+                cursor.end(EndReason::Behind)
             };
         }
         loop {
@@ -520,25 +521,25 @@ pub async fn serve(state: SdkState, socket: TcpStream, opened: Opened) {
                     if ready.is_err() || matches!(drain(&socket), Heard::Gone) {
                         signal.left.store(true, Ordering::Release);
                         group.kick.notify_one();
-                        return;
+                        break 'stream cursor.end(EndReason::ClientGone);
                     }
                 }
                 () = signal.notify.notified() => match signal.take() {
-                    Some(Handoff::Behind { rest, sent: at }) => {
+                    Some(Handoff::Behind { rest, cursor: past }) => {
                         pending.push_back(rest);
-                        sent = at;
+                        cursor = *past;
                         continue 'stream;
                     }
-                    Some(Handoff::End(reason)) => break 'stream reason,
+                    Some(Handoff::End(reason)) => break 'stream cursor.end(reason),
                     None => {}
                 },
             }
         }
     };
-    if reason == "client gone" {
+    count_end(Updates::ROUTE, reason);
+    if reason == EndReason::ClientGone {
         return;
     }
-    metrics::counter!("checkgate_sse_streams_ended_total", "reason" => reason).increment(1);
     // Best effort: the client learns that the stream ended on purpose, and reconnects — unless
     // part of a chunk is still unsent, where the last chunk would land inside it.
     if pending.is_empty() {
