@@ -7,7 +7,7 @@
 mod common;
 
 use axum::http::StatusCode;
-use checkgate_control::store::key_hash;
+use checkgate_control::store::{ChangeKind, key_hash};
 use common::{api, assert_error};
 use serde_json::{Value, json};
 
@@ -52,7 +52,7 @@ async fn keys_are_shown_once_stored_as_hashes_and_revocable() {
 
     // The feed carries the hash, never the key.
     let feed = api.store.changes_since(&envs[2], 0, 10).await.unwrap();
-    assert_eq!(feed[0].kind, "sdk_key_upsert");
+    assert_eq!(feed[0].kind, Ok(ChangeKind::SdkKeyUpsert));
     let doc = feed[0].doc.as_deref().unwrap();
     assert!(
         doc.contains(&key_hash(&secret)) && !doc.contains(&secret),
@@ -92,7 +92,7 @@ async fn keys_are_shown_once_stored_as_hashes_and_revocable() {
             .last()
             .unwrap()
             .kind,
-        "sdk_key_revoke"
+        Ok(ChangeKind::SdkKeyRevoke)
     );
 
     for (body, status) in [
@@ -363,7 +363,7 @@ async fn environments_have_per_project_slugs_and_keep_a_default() {
             .last()
             .unwrap()
             .kind,
-        "environment_deleted"
+        Ok(ChangeKind::EnvironmentDeleted)
     );
 }
 

@@ -136,7 +136,7 @@ async fn segments_are_validated_referenced_and_protected() {
         .await
         .unwrap()
         .into_iter()
-        .map(|c| c.kind)
+        .map(|c| c.kind.unwrap().as_str())
         .collect();
     assert_eq!(
         feed,

@@ -206,7 +206,7 @@ async fn every_flag_write_takes_the_next_version_with_its_change_and_audit_rows(
         let changes = store.changes_since(env, 0, 100).await.unwrap();
         let feed: Vec<_> = changes
             .iter()
-            .map(|c| (c.version, c.kind.as_str(), c.key.as_str()))
+            .map(|c| (c.version, c.kind.as_ref().unwrap().as_str(), c.key.as_str()))
             .collect();
         assert_eq!(
             feed,
@@ -503,12 +503,12 @@ async fn segment_writes_are_versioned_and_a_used_segment_cannot_be_deleted() {
         store.delete_flag(&admin(), &env, "f", None).await.unwrap();
         let deleted_at = store.delete_segment(&admin(), &env, "beta", None).await.unwrap();
         assert_eq!(deleted_at, 4, "create, flag put, flag delete, segment delete");
-        let kinds: Vec<String> = store
+        let kinds: Vec<&str> = store
             .changes_since(&env, 0, 100)
             .await
             .unwrap()
             .into_iter()
-            .map(|c| c.kind)
+            .map(|c| c.kind.unwrap().as_str())
             .collect();
         assert_eq!(
             kinds,
@@ -610,7 +610,7 @@ async fn the_feed_reads_consistent_snapshots_and_compacts_old_changes() {
         let last = store.changes_since(&env, 7, 100).await.unwrap();
         assert_eq!(last.len(), 1);
         assert_eq!(
-            (last[0].version, last[0].kind.as_str()),
+            (last[0].version, last[0].kind.as_ref().unwrap().as_str()),
             (8, "environment_deleted")
         );
         let mut announced = Vec::new();
@@ -904,6 +904,259 @@ async fn the_automaton_cap_holds_against_concurrent_writers_and_counts_rows_writ
             .put_flag_within(&admin(), &env, &old, None, one)
             .await
             .unwrap();
+    })
+    .await;
+}
+
+/// The environment's head (0 once it is gone), its change rows after `after` as
+/// `(version, kind)`, and how many audit rows it has.
+async fn feed_state(
+    store: &Store,
+    env: &str,
+    after: u64,
+) -> (u64, Vec<(u64, &'static str)>, usize) {
+    let head = match store.environment(env).await {
+        Ok(e) => e.version,
+        Err(StoreError::NotFound(_)) => 0,
+        Err(e) => panic!("{e:?}"),
+    };
+    let changes = store
+        .changes_since(env, after, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.version, c.kind.unwrap().as_str()))
+        .collect();
+    let audited = store.audit_for_environment(env, 1000).await.unwrap().len();
+    (head, changes, audited)
+}
+
+/// Runs one write and checks what it left: the head moved by one per change, the change rows
+/// are the next versions without a gap with the given kinds, and the newest audit rows of the
+/// environment are the given actions (none for a write audited for its project).
+async fn wrote<T: std::fmt::Debug>(
+    store: &Store,
+    env: &str,
+    write: impl Future<Output = Result<T, StoreError>>,
+    kinds: &[&str],
+    actions: &[&str],
+) -> T {
+    let (head, _, audited) = feed_state(store, env, 0).await;
+    let done = write.await.unwrap();
+    let (new_head, changes, new_audited) = feed_state(store, env, head).await;
+    let expected: Vec<(u64, &str)> = (head + 1..).zip(kinds.iter().copied()).collect();
+    assert_eq!(changes, expected, "the change rows of {done:?}");
+    if kinds != ["environment_deleted"] {
+        assert_eq!(
+            new_head,
+            head + kinds.len() as u64,
+            "the head after {done:?}"
+        );
+    }
+    assert_eq!(
+        new_audited - audited,
+        actions.len(),
+        "audit rows of {done:?}"
+    );
+    let newest: Vec<String> = store
+        .audit_for_environment(env, actions.len() as u32)
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .map(|(action, _, _, _)| action)
+        .collect();
+    assert_eq!(newest, actions, "the audit rows of {done:?}");
+    done
+}
+
+/// Runs one write that must be refused and checks that it left nothing: no version taken, no
+/// change row, no audit row.
+async fn refused<T: std::fmt::Debug>(
+    store: &Store,
+    env: &str,
+    write: impl Future<Output = Result<T, StoreError>>,
+) -> StoreError {
+    let before = feed_state(store, env, 0).await;
+    let err = write.await.unwrap_err();
+    assert_eq!(feed_state(store, env, 0).await, before, "after {err:?}");
+    err
+}
+
+#[tokio::test]
+async fn every_writer_takes_the_next_version_with_one_change_row_and_its_audit_row() {
+    use checkgate_control::store::KeyKind;
+    use checkgate_core::SegmentDoc;
+    on_both(|store, _| async move {
+        let admin = &admin();
+        let (project, envs) = store.create_project(admin, "P").await.unwrap();
+        let (env, other) = (envs[1].id.as_str(), envs[2].id.as_str());
+        let s = &store;
+        let segment: SegmentDoc =
+            serde_json::from_value(serde_json::json!({"key": "beta", "rules": []})).unwrap();
+        let user: FlagDoc = serde_json::from_value(serde_json::json!({
+            "key": "uses-beta", "is_enabled": true,
+            "rules": [{
+                "attribute": "plan", "operator": "equals", "values": ["pro"], "segment_key": "beta"
+            }]
+        }))
+        .unwrap();
+
+        // Flags: create, update, a batch, delete.
+        wrote(
+            s,
+            env,
+            s.put_flag(admin, env, &flag("a", 10), None),
+            &["flag_upsert"],
+            &["flag.create"],
+        )
+        .await;
+        wrote(
+            s,
+            env,
+            s.put_flag(admin, env, &flag("a", 20), Some(1)),
+            &["flag_upsert"],
+            &["flag.update"],
+        )
+        .await;
+        let batch = [flag("b", 1), flag("a", 30)];
+        let put = s.put_flags(admin, env, &batch);
+        let kinds = ["flag_upsert", "flag_upsert"];
+        assert_eq!(
+            wrote(s, env, put, &kinds, &["flag.create", "flag.update"]).await,
+            4
+        );
+        wrote(
+            s,
+            env,
+            s.delete_flag(admin, env, "b", Some(3)),
+            &["flag_delete"],
+            &["flag.delete"],
+        )
+        .await;
+
+        // Segments: create, update, a refused delete, delete.
+        wrote(
+            s,
+            env,
+            s.put_segment(admin, env, &segment, Some(0)),
+            &["segment_upsert"],
+            &["segment.create"],
+        )
+        .await;
+        wrote(
+            s,
+            env,
+            s.put_segment(admin, env, &segment, Some(6)),
+            &["segment_upsert"],
+            &["segment.update"],
+        )
+        .await;
+        let taken = refused(s, env, s.put_segment(admin, env, &segment, Some(0))).await;
+        assert!(matches!(taken, StoreError::Conflict(_)), "{taken:?}");
+        wrote(
+            s,
+            env,
+            s.put_flag(admin, env, &user, None),
+            &["flag_upsert"],
+            &["flag.create"],
+        )
+        .await;
+        let used = refused(s, env, s.delete_segment(admin, env, "beta", None)).await;
+        assert!(matches!(used, StoreError::Refused(_)), "{used:?}");
+        wrote(
+            s,
+            env,
+            s.delete_flag(admin, env, "uses-beta", None),
+            &["flag_delete"],
+            &["flag.delete"],
+        )
+        .await;
+        wrote(
+            s,
+            env,
+            s.delete_segment(admin, env, "beta", Some(7)),
+            &["segment_delete"],
+            &["segment.delete"],
+        )
+        .await;
+
+        // Conditional writes that lose, and writes of what is not there.
+        let stale = refused(s, env, s.put_flag(admin, env, &flag("a", 1), Some(1))).await;
+        assert!(
+            matches!(stale, StoreError::VersionMismatch { .. }),
+            "{stale:?}"
+        );
+        let gone = refused(s, env, s.delete_flag(admin, env, "b", None)).await;
+        assert!(matches!(gone, StoreError::NotFound(_)), "{gone:?}");
+
+        // SDK keys: create and revoke; revoking again is refused.
+        let (key, _) = wrote(
+            s,
+            env,
+            s.create_sdk_key(admin, env, "k", KeyKind::Server),
+            &["sdk_key_upsert"],
+            &["sdk_key.create"],
+        )
+        .await;
+        wrote(
+            s,
+            env,
+            s.revoke_sdk_key(admin, &project.id, &key.id),
+            &["sdk_key_revoke"],
+            &["sdk_key.revoke"],
+        )
+        .await;
+        let again = refused(s, env, s.revoke_sdk_key(admin, &project.id, &key.id)).await;
+        assert!(matches!(again, StoreError::NotFound(_)), "{again:?}");
+
+        // Settings: in the environment's project only.
+        let edit = s.edit_environment_settings(admin, &project.id, env, |settings| {
+            settings.client_keys_read_rules = true;
+        });
+        let version = wrote(
+            s,
+            env,
+            edit,
+            &["settings_update"],
+            &["environment.settings"],
+        )
+        .await;
+        assert_eq!(store.environment(env).await.unwrap().version, version);
+        assert!(store.environment(env).await.unwrap().client_keys_read_rules);
+        let elsewhere = s.edit_environment_settings(admin, "no-such-project", env, |_| {});
+        let elsewhere = refused(s, env, elsewhere).await;
+        assert!(
+            matches!(elsewhere, StoreError::NotFound(_)),
+            "{elsewhere:?}"
+        );
+
+        // Environments: the default cannot go; another can, with its final change row.
+        let default = envs[0].id.as_str();
+        let refusal = s.delete_environment(admin, &project.id, default);
+        let refusal = refused(s, default, refusal).await;
+        assert!(matches!(refusal, StoreError::Refused(_)), "{refusal:?}");
+        wrote(
+            s,
+            env,
+            s.delete_environment(admin, &project.id, env),
+            &["environment_deleted"],
+            &["environment.delete"],
+        )
+        .await;
+
+        // Deleting the project: a final change row in each environment left, audited once,
+        // for the project.
+        let (head, _, _) = feed_state(s, other, 0).await;
+        s.delete_project(admin, &project.id).await.unwrap();
+        for gone in [default, other] {
+            let (_, changes, _) = feed_state(s, gone, 0).await;
+            let last = *changes.last().unwrap();
+            assert_eq!(last.1, "environment_deleted");
+            if gone == other {
+                assert_eq!(last.0, head + 1);
+            }
+        }
     })
     .await;
 }

@@ -133,7 +133,7 @@ pub struct Snapshot {
     pub flags: Vec<Record>,
     pub segments: Vec<Record>,
     pub sdk_keys: Vec<SdkKeyRecord>,
-    /// The environment's serving settings, as JSON.
+    /// The environment's serving settings: an [`crate::EnvironmentSettings`] as JSON text.
     #[serde(deserialize_with = "string")]
     pub settings_json: String,
 }
@@ -168,6 +168,7 @@ pub enum Item {
         #[serde(deserialize_with = "string")]
         id: String,
     },
+    /// The environment's new serving settings: an [`crate::EnvironmentSettings`] as JSON text.
     SettingsUpdate {
         #[serde(deserialize_with = "string")]
         json: String,

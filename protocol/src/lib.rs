@@ -7,6 +7,7 @@
 //! - [`digest`]: the anti-entropy digest both sides compute;
 //! - [`json`]: the API error body, Checkgate's SSE payloads and our evaluation API;
 //! - [`ofrep`]: the OpenFeature Remote Evaluation Protocol's bodies;
+//! - [`EnvironmentSettings`]: an environment's serving settings, carried as JSON text;
 //! - [`Secret`]: a string that never shows in logs.
 //!
 //! Reading frames from a byte stream:
@@ -36,6 +37,7 @@ pub mod frame;
 pub mod json;
 pub mod ofrep;
 mod secret;
+mod settings;
 
 pub use envelope::{
     DEFAULT_MAX_FRAME, DecodeError, EncodeError, FORMAT_VERSION, HANDSHAKE_MAX_FRAME, HEADER_LEN,
@@ -43,3 +45,4 @@ pub use envelope::{
 };
 pub use frame::{Frame, PROTOCOL_VERSION};
 pub use secret::Secret;
+pub use settings::EnvironmentSettings;

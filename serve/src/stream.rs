@@ -47,11 +47,7 @@ pub(super) fn max_age() -> std::time::Duration {
 /// Whether this environment lets client (browser) keys read flag rules — Checkgate's browser
 /// SDK needs them; off unless the environment's settings say `client_keys_read_rules: true`.
 pub fn client_keys_read_rules(served: &Served, env: &str) -> bool {
-    served
-        .replica
-        .settings(env)
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-        .is_some_and(|s| s["client_keys_read_rules"] == true)
+    served.replica.client_keys_read_rules(env)
 }
 
 /// A stream that was let in: who it is for and what it sends first.

@@ -12,7 +12,8 @@ use axum::response::IntoResponse;
 use checkgate_core::{
     Change, CompileError, CompiledFlag, Environment as CoreEnvironment, FlagDoc, compile_flag,
 };
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::access::{check_id, in_environment};
@@ -21,7 +22,8 @@ use super::time::rfc3339;
 use super::{ApiError, AppState, Json, Path};
 use crate::store::{Role, StoreError, StoredFlag};
 
-/// How many times a PATCH retries when another write lands between its read and its write.
+/// How many times a PATCH without `If-Match` merges again when another write lands between
+/// its read and its write.
 const PATCH_ATTEMPTS: usize = 3;
 
 fn flag_json(flag: &StoredFlag) -> Result<Value, ApiError> {
@@ -96,15 +98,26 @@ async fn validate(state: &AppState, env: &str, doc: &FlagDoc) -> Result<Compiled
     Ok(compiled)
 }
 
-/// A refused write of `flag`. Over the environment's automaton cap, the message names the
-/// regexes of the flag that hold the most.
-fn write_error(e: StoreError, flag: &CompiledFlag) -> ApiError {
+/// A refused write. Over the environment's automaton cap, the message names the regexes of
+/// the document that hold the most (`largest`: their path, from the compiled document).
+pub(super) fn write_error(e: StoreError, largest: Option<&str>) -> ApiError {
     match e {
-        e @ StoreError::AutomatonCap { .. } => ApiError::Unprocessable(format!(
-            "{}: {e}",
-            flag.largest_automaton_path().unwrap_or("rules")
-        )),
+        e @ StoreError::AutomatonCap { .. } => {
+            ApiError::Unprocessable(format!("{}: {e}", largest.unwrap_or("rules")))
+        }
         other => store_write(other),
+    }
+}
+
+/// A PATCH's conditional write as [`merge_patch`] takes it: a stale version may merge again.
+pub(super) fn patched<T>(
+    written: Result<T, StoreError>,
+    largest: Option<&str>,
+) -> Result<Patched<T>, ApiError> {
+    match written {
+        Ok(done) => Ok(Patched::Done(done)),
+        Err(e @ StoreError::VersionMismatch { .. }) => Ok(Patched::Stale(write_error(e, largest))),
+        Err(e) => Err(write_error(e, largest)),
     }
 }
 
@@ -115,6 +128,63 @@ pub(super) fn store_write(e: StoreError) -> ApiError {
         }
         other => other.into(),
     }
+}
+
+/// How a PATCH's conditional write ended.
+pub(super) enum Patched<T> {
+    Done(T),
+    /// Another write landed after the read: the error to answer with if the PATCH does not
+    /// merge again.
+    Stale(ApiError),
+}
+
+/// A PATCH of a stored document (flags and segments): Checkgate's top-level merge — each field
+/// given replaces the stored one, `read_only` fields are ignored — written conditional on the
+/// version merged onto, so a write in between is never lost. With `If-Match` (`expected`), a
+/// document at another version is 412; without it, a write that lands in between makes the
+/// PATCH merge again onto the newer version, up to [`PATCH_ATTEMPTS`] times, then 409.
+/// `what` names the document in messages; `read` gives its version and document; `write`
+/// validates and writes the merged document conditional on the version read.
+pub(super) async fn merge_patch<D, T, R, W>(
+    what: &str,
+    read_only: &[&str],
+    expected: Option<u64>,
+    patch: &serde_json::Map<String, Value>,
+    read: impl Fn() -> R,
+    write: impl Fn(D, u64) -> W,
+) -> Result<T, ApiError>
+where
+    D: Serialize + DeserializeOwned,
+    R: Future<Output = Result<(u64, D), ApiError>>,
+    W: Future<Output = Result<Patched<T>, ApiError>>,
+{
+    for attempt in 1..=PATCH_ATTEMPTS {
+        let (version, current) = read().await?;
+        if let Some(expected) = expected
+            && expected != version
+        {
+            return Err(ApiError::PreconditionFailed(format!(
+                "{what} is at version {version}, not {expected}; reload it and try again"
+            )));
+        }
+        let mut merged =
+            serde_json::to_value(&current).map_err(|e| ApiError::Internal(e.into()))?;
+        for (field, value) in patch {
+            if !read_only.contains(&field.as_str()) {
+                merged[field.as_str()] = value.clone();
+            }
+        }
+        let doc: D =
+            serde_json::from_value(merged).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+        match write(doc, version).await? {
+            Patched::Done(done) => return Ok(done),
+            Patched::Stale(_) if expected.is_none() && attempt < PATCH_ATTEMPTS => {}
+            Patched::Stale(e) => return Err(e),
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "{what} kept changing; try again"
+    )))
 }
 
 #[derive(Debug, Deserialize)]
@@ -209,7 +279,7 @@ pub(super) async fn put(
             state.automaton_cap,
         )
         .await
-        .map_err(|e| write_error(e, &compiled))?;
+        .map_err(|e| write_error(e, compiled.largest_automaton_path()))?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -233,50 +303,25 @@ pub(super) async fn patch(
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Editor).await?;
     let Json(patch) = patch?;
-    let expected = if_match(&headers)?;
-    for attempt in 1..=PATCH_ATTEMPTS {
-        let current = state.store.flag(&env, &key).await?;
-        if expected.is_some_and(|v| v != current.version) {
-            return Err(ApiError::PreconditionFailed(format!(
-                "flag {key:?} is at version {}, not {}; reload it and try again",
-                current.version,
-                expected.unwrap_or_default()
-            )));
-        }
-        let mut merged =
-            serde_json::to_value(&current.doc).map_err(|e| ApiError::Internal(e.into()))?;
-        for (field, value) in &patch {
-            if !READ_ONLY.contains(&field.as_str()) {
-                merged[field.as_str()] = value.clone();
-            }
-        }
-        let doc: FlagDoc =
-            serde_json::from_value(merged).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-        let compiled = validate(&state, &env, &doc).await?;
-        match state
+    let (state, env, key, actor) = (&state, env.as_str(), key.as_str(), &caller.actor());
+    let read = move || async move {
+        let current = state.store.flag(env, key).await?;
+        Ok((current.version, current.doc))
+    };
+    let write = move |doc: FlagDoc, version| async move {
+        let compiled = validate(state, env, &doc).await?;
+        let written = state
             .store
-            .put_flag_within(
-                &caller.actor(),
-                &env,
-                &compiled,
-                Some(current.version),
-                state.automaton_cap,
-            )
-            .await
-        {
-            Ok((flag, _)) => {
-                return Ok(([(ETAG, etag(flag.version))], axum::Json(flag_json(&flag)?)));
-            }
-            // Someone wrote in between: merge again onto their version, unless the client
-            // asked for a specific one.
-            Err(StoreError::VersionMismatch { .. })
-                if expected.is_none() && attempt < PATCH_ATTEMPTS => {}
-            Err(e) => return Err(write_error(e, &compiled)),
-        }
-    }
-    Err(ApiError::Conflict(format!(
-        "flag {key:?} kept changing; try again"
-    )))
+            .put_flag_within(actor, env, &compiled, Some(version), state.automaton_cap)
+            .await;
+        patched(
+            written.map(|(flag, _)| flag),
+            compiled.largest_automaton_path(),
+        )
+    };
+    let what = format!("flag {key:?}");
+    let flag = merge_patch(&what, &READ_ONLY, if_match(&headers)?, &patch, read, write).await?;
+    Ok(([(ETAG, etag(flag.version))], axum::Json(flag_json(&flag)?)))
 }
 
 /// `DELETE /api/environments/{env}/flags/{key}`.
@@ -331,7 +376,7 @@ pub(super) async fn promote(
             state.automaton_cap,
         )
         .await
-        .map_err(|e| write_error(e, &compiled))?;
+        .map_err(|e| write_error(e, compiled.largest_automaton_path()))?;
     Ok(([(ETAG, etag(copy.version))], axum::Json(flag_json(&copy)?)))
 }
 

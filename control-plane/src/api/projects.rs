@@ -259,12 +259,11 @@ pub(super) async fn update_environment(
     if let Some(allow) = body.client_keys_read_rules
         && allow != updated.client_keys_read_rules
     {
-        let settings = crate::store::EnvironmentSettings {
-            client_keys_read_rules: allow,
-        };
         updated.version = state
             .store
-            .set_environment_settings(&caller.actor(), &id, &env, &settings)
+            .edit_environment_settings(&caller.actor(), &id, &env, |settings| {
+                settings.client_keys_read_rules = allow;
+            })
             .await?;
         updated.client_keys_read_rules = allow;
     }

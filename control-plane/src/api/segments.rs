@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::access::in_environment;
 use super::caller::Caller;
-use super::flags::{etag, if_match, store_write};
+use super::flags::{etag, if_match, merge_patch, patched, store_write, write_error};
 use super::{ApiError, AppState, Json, Path};
 use crate::store::{self, Role, StoreError, StoredSegment};
 
@@ -27,18 +27,6 @@ fn segment_json(s: &StoredSegment) -> Result<Value, ApiError> {
 /// environment's automaton cap is checked as it is written.)
 fn validate(doc: &SegmentDoc) -> Result<CompiledSegment, ApiError> {
     compile_segment(doc.clone()).map_err(|e| ApiError::Unprocessable(e.to_string()))
-}
-
-/// A refused write of `segment`. Over the environment's automaton cap, the message names the
-/// regexes of the segment that hold the most.
-fn write_error(e: StoreError, segment: &CompiledSegment) -> ApiError {
-    match e {
-        e @ StoreError::AutomatonCap { .. } => ApiError::Unprocessable(format!(
-            "{}: {e}",
-            segment.largest_automaton_path().unwrap_or("rules")
-        )),
-        other => store_write(other),
-    }
 }
 
 /// `GET /api/environments/{env}/segments`.
@@ -71,16 +59,6 @@ pub(super) async fn get(
     ))
 }
 
-/// 412 unless `expected` (from `If-Match`) is absent or the stored version.
-fn check_version(key: &str, current: u64, expected: Option<u64>) -> Result<(), ApiError> {
-    match expected {
-        Some(v) if v != current => Err(ApiError::PreconditionFailed(format!(
-            "segment {key:?} is at version {current}, not {v}; reload it and try again"
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// `POST /api/environments/{env}/segments`: creates; 409 if the key exists (Checkgate answered
 /// 500).
 pub(super) async fn create(
@@ -109,7 +87,7 @@ pub(super) async fn create(
                 "segment {:?} already exists; change it with PATCH",
                 doc.key
             )),
-            e => write_error(e, &compiled),
+            e => write_error(e, compiled.largest_automaton_path()),
         })?;
     Ok((
         StatusCode::CREATED,
@@ -118,9 +96,8 @@ pub(super) async fn create(
     ))
 }
 
-/// How many times a PATCH without `If-Match` retries when another write lands between its read
-/// and its write (as for flags).
-const PATCH_ATTEMPTS: usize = 3;
+/// Fields of a segment answer that are not part of its document, ignored in a PATCH.
+const READ_ONLY: [&str; 2] = ["key", "version"];
 
 /// `PATCH /api/environments/{env}/segments/{key}`: top-level merge, like flags.
 pub(super) async fn patch(
@@ -132,48 +109,28 @@ pub(super) async fn patch(
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Editor).await?;
     let Json(patch) = patch?;
-    let expected = if_match(&headers)?;
-    for attempt in 1..=PATCH_ATTEMPTS {
-        let current = state.store.segment(&env, &key).await?;
-        check_version(&key, current.version, expected)?;
-        let mut merged =
-            serde_json::to_value(&current.doc).map_err(|e| ApiError::Internal(e.into()))?;
-        for (field, value) in &patch {
-            if field != "key" && field != "version" {
-                merged[field.as_str()] = value.clone();
-            }
-        }
-        let doc: SegmentDoc =
-            serde_json::from_value(merged).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let (state, env, key, actor) = (&state, env.as_str(), key.as_str(), &caller.actor());
+    let read = move || async move {
+        let current = state.store.segment(env, key).await?;
+        Ok((current.version, current.doc))
+    };
+    let write = move |doc: SegmentDoc, version| async move {
         let compiled = validate(&doc)?;
-        // Conditional on the version merged onto: a write in between is never lost.
-        match state
+        let written = state
             .store
-            .put_segment_within(
-                &caller.actor(),
-                &env,
-                &compiled,
-                Some(current.version),
-                state.automaton_cap,
-            )
-            .await
-        {
-            Ok((segment, _)) => {
-                return Ok((
-                    [(ETAG, etag(segment.version))],
-                    axum::Json(segment_json(&segment)?),
-                ));
-            }
-            // Someone wrote in between: merge again onto their version, unless the client
-            // asked for a specific one.
-            Err(StoreError::VersionMismatch { .. })
-                if expected.is_none() && attempt < PATCH_ATTEMPTS => {}
-            Err(e) => return Err(write_error(e, &compiled)),
-        }
-    }
-    Err(ApiError::Conflict(format!(
-        "segment {key:?} kept changing; try again"
-    )))
+            .put_segment_within(actor, env, &compiled, Some(version), state.automaton_cap)
+            .await;
+        patched(
+            written.map(|(segment, _)| segment),
+            compiled.largest_automaton_path(),
+        )
+    };
+    let what = format!("segment {key:?}");
+    let segment = merge_patch(&what, &READ_ONLY, if_match(&headers)?, &patch, read, write).await?;
+    Ok((
+        [(ETAG, etag(segment.version))],
+        axum::Json(segment_json(&segment)?),
+    ))
 }
 
 /// `DELETE /api/environments/{env}/segments/{key}`: refused (409) while flags use it; with

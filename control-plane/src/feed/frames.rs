@@ -6,7 +6,7 @@ use checkgate_protocol::frame::{
     ChangeRecord, EnvironmentInfo, Item, Record, SdkKeyKind, SdkKeyRecord, Snapshot,
 };
 
-use crate::store::{ChangeRow, FeedEnvironment, FeedSdkKey, SnapshotData};
+use crate::store::{ChangeKind, ChangeRow, FeedEnvironment, FeedSdkKey, SnapshotData};
 
 /// What the feed could not turn into a frame: stored data it does not understand.
 #[derive(Debug, thiserror::Error)]
@@ -116,27 +116,28 @@ pub fn change(row: &ChangeRow) -> Result<ChangeRecord, BadRow> {
         version: row.version,
         problem,
     };
+    let kind = row.kind.as_ref().map_err(|e| bad(e.to_string()))?;
     let doc = || {
         row.doc
             .clone()
-            .ok_or_else(|| bad(format!("{} without a document", row.kind)))
+            .ok_or_else(|| bad(format!("{kind} without a document")))
     };
-    let item = match row.kind.as_str() {
-        "flag_upsert" => Item::FlagUpsert {
+    let item = match kind {
+        ChangeKind::FlagUpsert => Item::FlagUpsert {
             key: row.key.clone(),
             json: doc()?,
         },
-        "flag_delete" => Item::FlagDelete {
+        ChangeKind::FlagDelete => Item::FlagDelete {
             key: row.key.clone(),
         },
-        "segment_upsert" => Item::SegmentUpsert {
+        ChangeKind::SegmentUpsert => Item::SegmentUpsert {
             key: row.key.clone(),
             json: doc()?,
         },
-        "segment_delete" => Item::SegmentDelete {
+        ChangeKind::SegmentDelete => Item::SegmentDelete {
             key: row.key.clone(),
         },
-        "sdk_key_upsert" => {
+        ChangeKind::SdkKeyUpsert => {
             #[derive(serde::Deserialize)]
             struct Stored {
                 id: String,
@@ -157,12 +158,11 @@ pub fn change(row: &ChangeRow) -> Result<ChangeRecord, BadRow> {
                     .ok_or_else(|| bad("SDK key record: unreadable kind or hash".into()))?,
             )
         }
-        "sdk_key_revoke" => Item::SdkKeyRevoke {
+        ChangeKind::SdkKeyRevoke => Item::SdkKeyRevoke {
             id: row.key.clone(),
         },
-        "settings_update" => Item::SettingsUpdate { json: doc()? },
-        "environment_deleted" => Item::EnvironmentDeleted,
-        other => return Err(bad(format!("unknown kind {other:?}"))),
+        ChangeKind::SettingsUpdate => Item::SettingsUpdate { json: doc()? },
+        ChangeKind::EnvironmentDeleted => Item::EnvironmentDeleted,
     };
     Ok(ChangeRecord {
         version: row.version,
@@ -179,7 +179,7 @@ mod tests {
         ChangeRow {
             environment_id: "e".into(),
             version: 7,
-            kind: kind.into(),
+            kind: kind.parse(),
             key: "k".into(),
             doc: doc.map(str::to_owned),
             at: 0,
@@ -219,6 +219,10 @@ mod tests {
             ),
             (row("environment_deleted", None), Item::EnvironmentDeleted),
             (
+                row("settings_update", Some("{}")),
+                Item::SettingsUpdate { json: "{}".into() },
+            ),
+            (
                 row("sdk_key_upsert", Some(&key)),
                 Item::SdkKeyUpsert(SdkKeyRecord {
                     id: "k".into(),
@@ -229,6 +233,8 @@ mod tests {
                 }),
             ),
         ];
+        let covered: Vec<ChangeKind> = cases.iter().map(|(r, _)| r.kind.clone().unwrap()).collect();
+        assert!(ChangeKind::ALL.iter().all(|k| covered.contains(k)));
         for (row, item) in cases {
             assert_eq!(change(&row).unwrap(), ChangeRecord { version: 7, item });
         }

@@ -58,6 +58,22 @@ type Row = (
 );
 
 impl Store {
+    /// Audit rows of an environment, newest first: `(action, target key, before, after)`.
+    pub async fn audit_for_environment(
+        &self,
+        env: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, String, Option<String>, Option<String>)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT action, target_key, before_doc, after_doc FROM audit_log \
+             WHERE environment_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(env)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
         let mut clauses = Vec::new();
         let mut params = Vec::new();

@@ -1,12 +1,13 @@
 //! What each environment's regexes hold. Every flag and segment row records the bytes of DFA
 //! its regexes compile to (`automaton_bytes`); a capped write adds up the environment's rows in
-//! its own transaction, after it has taken the environment's write lock (`next_version`), so
+//! its own transaction, after it has taken the environment's write lock (`NextVersion::take`), so
 //! two writers can never both pass the cap, and a write is checked against every write
 //! committed before it — not against a replica that may lag.
 
 use checkgate_core::{compile_flag_json, compile_segment_json};
 
 use super::StoreError;
+use super::items::Table;
 
 /// The automaton a write brings, and the cap its environment's total must stay under (none for
 /// the writes that are not checked: imports and tests).
@@ -18,7 +19,7 @@ pub(super) struct Automaton {
 
 impl Automaton {
     /// Refuses the write of `key` to `table` if it would take the environment past the cap.
-    /// Must run after `next_version`, in the same transaction.
+    /// Must run after `NextVersion::take`, in the same transaction.
     pub(super) async fn check(
         self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -33,21 +34,7 @@ impl Automaton {
     }
 }
 
-/// The two tables whose rows hold automata.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Table {
-    Flags,
-    Segments,
-}
-
 impl Table {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Flags => "flags",
-            Self::Segments => "segments",
-        }
-    }
-
     /// Bytes of DFA a stored document compiles to. One that does not compile holds none: an
     /// edge keeps it as an error.
     pub(super) fn measure(self, json: &str) -> u64 {

@@ -2,14 +2,11 @@
 //! grants every environment or a listed few; only its SHA-256 is stored, and the token itself
 //! is returned once, at creation. Revoking one ends the feeds that use it.
 
-use super::keys::key_hash;
-use super::{Actor, Store, StoreError, audit, new_id, now_ms};
+use super::credentials::{self, Credential, Credentials};
+use super::{Actor, Store, StoreError, new_id, now_ms};
 
 /// Every edge token starts with this, so a leaked one is recognisable.
 pub const EDGE_TOKEN_TAG: &str = "cge_";
-
-/// How often, at most, `last_seen_at` is written for one token.
-const LAST_SEEN_RESOLUTION_MS: i64 = 60_000;
 
 /// An edge token as listed: never the token itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +40,8 @@ type TokenRow = (
     Option<i64>,
 );
 
-const COLUMNS: &str = "id, name, prefix, environments, created_at, revoked_at, last_seen_at";
+const EDGE_TOKEN_COLUMNS: &str =
+    "id, name, prefix, environments, created_at, revoked_at, last_seen_at";
 
 fn token(
     (id, name, prefix, environments, created_at, revoked_at, last_seen_at): TokenRow,
@@ -63,6 +61,26 @@ fn token(
     })
 }
 
+impl Credential for EdgeToken {
+    const STORE: Credentials = Credentials {
+        table: "edge_tokens",
+        hash_column: "token_hash",
+        used_column: Some("last_seen_at"),
+        kind: "edge_token",
+        what: "edge token",
+    };
+    const COLUMNS: &'static str = EDGE_TOKEN_COLUMNS;
+    type Row = TokenRow;
+
+    fn read(row: TokenRow) -> Result<Self, StoreError> {
+        token(row)
+    }
+
+    fn used(&self) -> (&str, Option<i64>) {
+        (&self.id, self.last_seen_at)
+    }
+}
+
 impl Store {
     /// Creates an edge token; returns it with the full token, which is not kept. Every listed
     /// environment must exist.
@@ -72,15 +90,11 @@ impl Store {
         name: &str,
         environments: Option<&[String]>,
     ) -> Result<(EdgeToken, String), StoreError> {
-        let secret = format!(
-            "{EDGE_TOKEN_TAG}{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
+        let minted = credentials::mint(EDGE_TOKEN_TAG);
         let record = EdgeToken {
             id: new_id(),
             name: name.to_owned(),
-            prefix: secret.chars().take(EDGE_TOKEN_TAG.len() + 6).collect(),
+            prefix: minted.prefix,
             environments: environments.map(<[String]>::to_vec),
             created_at: now_ms(),
             revoked_at: None,
@@ -104,31 +118,23 @@ impl Store {
         )
         .bind(&record.id)
         .bind(name)
-        .bind(key_hash(&secret))
+        .bind(&minted.hash)
         .bind(&record.prefix)
         .bind(environments.map(|e| serde_json::to_string(e).unwrap_or_else(|_| "[]".into())))
         .bind(record.created_at)
         .execute(&mut *tx)
         .await?;
-        audit(
-            &mut tx,
-            actor,
-            None,
-            None,
-            "edge_token.create",
-            ("edge_token", &record.id),
-            None,
-            Some(&listed),
-        )
-        .await?;
+        EdgeToken::STORE
+            .audit(&mut tx, actor, None, &record.id, Some(&listed))
+            .await?;
         tx.commit().await?;
-        Ok((record, secret))
+        Ok((record, minted.secret))
     }
 
     /// Every edge token, revoked ones included, newest first.
     pub async fn edge_tokens(&self) -> Result<Vec<EdgeToken>, StoreError> {
         let rows: Vec<TokenRow> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM edge_tokens ORDER BY created_at DESC, id"
+            "SELECT {EDGE_TOKEN_COLUMNS} FROM edge_tokens ORDER BY created_at DESC, id"
         ))
         .fetch_all(&self.pool)
         .await?;
@@ -140,27 +146,7 @@ impl Store {
         &self,
         hash: &str,
     ) -> Result<Option<EdgeToken>, StoreError> {
-        let row: Option<TokenRow> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM edge_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
-        ))
-        .bind(hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(found) = row.map(token).transpose()? else {
-            return Ok(None);
-        };
-        let now = now_ms();
-        if found
-            .last_seen_at
-            .is_none_or(|at| now - at >= LAST_SEEN_RESOLUTION_MS)
-        {
-            sqlx::query("UPDATE edge_tokens SET last_seen_at = $2 WHERE id = $1")
-                .bind(&found.id)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(Some(found))
+        self.authenticate(hash).await
     }
 
     /// Whether the token is still live (not revoked, not deleted).
@@ -176,27 +162,7 @@ impl Store {
     /// Revokes a token; the feeds that use it are closed when their next check finds it.
     pub async fn revoke_edge_token(&self, actor: &Actor, id: &str) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query(
-            "UPDATE edge_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-        )
-        .bind(id)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("edge token {id:?}")));
-        }
-        audit(
-            &mut tx,
-            actor,
-            None,
-            None,
-            "edge_token.revoke",
-            ("edge_token", id),
-            None,
-            None,
-        )
-        .await?;
+        EdgeToken::STORE.revoke(&mut tx, actor, id, None).await?;
         tx.commit().await?;
         Ok(())
     }

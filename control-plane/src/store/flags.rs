@@ -1,11 +1,11 @@
 //! Flags: every write takes the environment's next version, and writes the flag, its change row
-//! and its audit row in the same transaction. Conditional writes (`expected` version) that lose
-//! a race change nothing.
+//! and its audit row in the same transaction (the path it shares with segments: `items.rs`).
+//! Conditional writes (`expected` version) that lose a race change nothing.
 
 use checkgate_core::{CompiledFlag, FlagDoc};
 
-use super::automata::{Automaton, Table};
-use super::{Actor, Store, StoreError, audit, now_ms};
+use super::items::{Expected, Payload, Table, Written};
+use super::{Actor, Store, StoreError};
 
 /// A flag as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,18 +17,6 @@ pub struct StoredFlag {
     pub doc: FlagDoc,
     pub created_at: i64,
     pub updated_at: i64,
-}
-
-/// One row of the change feed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChangeRow {
-    pub environment_id: String,
-    pub version: u64,
-    /// `flag_upsert`, `flag_delete`, …
-    pub kind: String,
-    pub key: String,
-    pub doc: Option<String>,
-    pub at: i64,
 }
 
 type FlagRow = (String, String, i64, String, i64, i64);
@@ -48,41 +36,16 @@ fn stored(
     })
 }
 
-/// Takes the environment's next version. Must be the transaction's first write: on PostgreSQL
-/// it locks the environment's row until commit, on SQLite it takes the write lock.
-pub(super) async fn next_version(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    env: &str,
-) -> Result<(u64, String), StoreError> {
-    let row: Option<(i64, String)> = sqlx::query_as(
-        "UPDATE environments SET version = version + 1 WHERE id = $1 RETURNING version, project_id",
-    )
-    .bind(env)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let (version, project) =
-        row.ok_or_else(|| StoreError::NotFound(format!("environment {env:?}")))?;
-    Ok((version.max(0) as u64, project))
-}
-
-pub(super) async fn append_change(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    env: &str,
-    version: u64,
-    kind: &str,
-    key: &str,
-    doc: Option<&str>,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO changes (environment_id, version, kind, key, doc, at) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(env)
-        .bind(version as i64)
-        .bind(kind)
-        .bind(key)
-        .bind(doc)
-        .bind(now_ms())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+fn written(doc: &FlagDoc, written: Written) -> (StoredFlag, bool) {
+    let flag = StoredFlag {
+        environment_id: written.next.environment_id,
+        key: doc.key.clone(),
+        version: written.next.version,
+        doc: doc.clone(),
+        created_at: written.created_at,
+        updated_at: written.updated_at,
+    };
+    (flag, written.created)
 }
 
 const FLAG_COLUMNS: &str = "environment_id, key, version, doc, created_at, updated_at";
@@ -99,12 +62,8 @@ impl Store {
         doc: &FlagDoc,
         expected: Option<u64>,
     ) -> Result<(StoredFlag, bool), StoreError> {
-        let json = serde_json::to_string(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let automaton = Automaton {
-            bytes: Table::Flags.measure(&json),
-            cap: None,
-        };
-        self.put_flag_json(actor, env, doc, &json, expected, automaton)
+        let payload = Payload::unchecked(Table::Flags, doc)?;
+        self.put_flag_payload(actor, env, doc, &payload, expected)
             .await
     }
 
@@ -120,30 +79,24 @@ impl Store {
         cap: u64,
     ) -> Result<(StoredFlag, bool), StoreError> {
         let doc = flag.doc();
-        let json = serde_json::to_string(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let automaton = Automaton {
-            bytes: flag.automaton_bytes() as u64,
-            cap: Some(cap),
-        };
-        self.put_flag_json(actor, env, doc, &json, expected, automaton)
+        let payload = Payload::within(doc, flag.automaton_bytes(), cap)?;
+        self.put_flag_payload(actor, env, doc, &payload, expected)
             .await
     }
 
-    async fn put_flag_json(
+    async fn put_flag_payload(
         &self,
         actor: &Actor,
         env: &str,
         doc: &FlagDoc,
-        json: &str,
+        payload: &Payload,
         expected: Option<u64>,
-        automaton: Automaton,
     ) -> Result<(StoredFlag, bool), StoreError> {
-        let mut tx = self.write().await?;
-        let (flag, created) =
-            write_flag(&mut tx, actor, env, doc, json, expected, automaton).await?;
-        tx.commit().await?;
-        self.committed(env, flag.version);
-        Ok((flag, created))
+        let expected = Expected::at(expected);
+        let done = self
+            .put_item(Table::Flags, actor, env, &doc.key, payload, expected)
+            .await?;
+        Ok(written(doc, done))
     }
 
     /// Writes many flags in one transaction, each with its own version, change row and audit
@@ -156,24 +109,16 @@ impl Store {
         docs: &[FlagDoc],
     ) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
-        let mut last = 0;
+        let mut last = None;
         for doc in docs {
-            let json =
-                serde_json::to_string(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let automaton = Automaton {
-                bytes: Table::Flags.measure(&json),
-                cap: None,
-            };
-            last = write_flag(&mut tx, actor, env, doc, &json, None, automaton)
-                .await?
-                .0
-                .version;
+            let payload = Payload::unchecked(Table::Flags, doc)?;
+            let done = Table::Flags
+                .put(&mut tx, actor, env, &doc.key, &payload, Expected::Any)
+                .await?;
+            last = Some(done.next);
         }
-        tx.commit().await?;
-        if last > 0 {
-            self.committed(env, last);
-        }
-        Ok(last)
+        self.commit_changes(tx, last.as_slice()).await?;
+        Ok(last.map_or(0, |next| next.version))
     }
 
     /// Deletes a flag; with `expected`, only if it is at that version.
@@ -185,45 +130,12 @@ impl Store {
         expected: Option<u64>,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
-        let (version, project) = next_version(&mut tx, env).await?;
-        let before: Option<(i64, String)> =
-            sqlx::query_as("SELECT version, doc FROM flags WHERE environment_id = $1 AND key = $2")
-                .bind(env)
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((current, before_doc)) = before else {
-            return Err(StoreError::NotFound(format!("flag {key:?}")));
-        };
-        if let Some(expected) = expected
-            && current.max(0) as u64 != expected
-        {
-            return Err(StoreError::VersionMismatch {
-                what: format!("flag {key:?}"),
-                expected,
-                current: current.max(0) as u64,
-            });
-        }
-        sqlx::query("DELETE FROM flags WHERE environment_id = $1 AND key = $2")
-            .bind(env)
-            .bind(key)
-            .execute(&mut *tx)
+        let deletion = Table::Flags
+            .begin_delete(&mut tx, env, key, Expected::at(expected))
             .await?;
-        append_change(&mut tx, env, version, "flag_delete", key, None).await?;
-        audit(
-            &mut tx,
-            actor,
-            Some(&project),
-            Some(env),
-            "flag.delete",
-            ("flag", key),
-            Some(&before_doc),
-            None,
-        )
-        .await?;
-        tx.commit().await?;
-        self.committed(env, version);
-        Ok(version)
+        let next = deletion.finish(&mut tx, actor).await?;
+        self.commit_changes(tx, std::slice::from_ref(&next)).await?;
+        Ok(next.version)
     }
 
     pub async fn flag(&self, env: &str, key: &str) -> Result<StoredFlag, StoreError> {
@@ -274,124 +186,4 @@ impl Store {
             .map(|(v, at, doc)| (v.max(0) as u64, at, doc))
             .collect())
     }
-
-    /// The feed of an environment after `after`, in version order, at most `limit` rows.
-    pub async fn changes_since(
-        &self,
-        env: &str,
-        after: u64,
-        limit: u32,
-    ) -> Result<Vec<ChangeRow>, StoreError> {
-        let rows: Vec<(String, i64, String, String, Option<String>, i64)> = sqlx::query_as(
-            "SELECT environment_id, version, kind, key, doc, at FROM changes \
-             WHERE environment_id = $1 AND version > $2 ORDER BY version LIMIT $3",
-        )
-        .bind(env)
-        .bind(after as i64)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(environment_id, version, kind, key, doc, at)| ChangeRow {
-                environment_id,
-                version: version.max(0) as u64,
-                kind,
-                key,
-                doc,
-                at,
-            })
-            .collect())
-    }
-
-    /// Audit rows of an environment, newest first: `(action, target key, before, after)`.
-    pub async fn audit_for_environment(
-        &self,
-        env: &str,
-        limit: u32,
-    ) -> Result<Vec<(String, String, Option<String>, Option<String>)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT action, target_key, before_doc, after_doc FROM audit_log WHERE environment_id = $1 ORDER BY id DESC LIMIT $2",
-        )
-        .bind(env)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
-    }
-}
-
-/// One flag write inside the caller's transaction: the environment's next version, the flag,
-/// its change row and its audit row. With `expected`, only if the flag is at that version;
-/// with a cap, only if the environment's automata stay under it.
-async fn write_flag(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    actor: &Actor,
-    env: &str,
-    doc: &FlagDoc,
-    json: &str,
-    expected: Option<u64>,
-    automaton: Automaton,
-) -> Result<(StoredFlag, bool), StoreError> {
-    let (version, project) = next_version(tx, env).await?;
-    let before: Option<(i64, String, i64)> = sqlx::query_as(
-        "SELECT version, doc, created_at FROM flags WHERE environment_id = $1 AND key = $2",
-    )
-    .bind(env)
-    .bind(&doc.key)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if let Some(expected) = expected {
-        let current = before
-            .as_ref()
-            .map_or(0, |(v, _, _)| v.max(&0).unsigned_abs());
-        if before.is_none() || current != expected {
-            // Dropping `tx` rolls back, the version bump included: no gap.
-            return Err(StoreError::VersionMismatch {
-                what: format!("flag {:?}", doc.key),
-                expected,
-                current,
-            });
-        }
-    }
-    automaton.check(tx, env, Table::Flags, &doc.key).await?;
-    let now = now_ms();
-    let created_at = before.as_ref().map_or(now, |(_, _, c)| *c);
-    sqlx::query(
-        "INSERT INTO flags (environment_id, key, version, doc, created_at, updated_at, automaton_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (environment_id, key) DO UPDATE SET version = $3, doc = $4, updated_at = $6, automaton_bytes = $7",
-    )
-    .bind(env)
-    .bind(&doc.key)
-    .bind(version as i64)
-    .bind(json)
-    .bind(created_at)
-    .bind(now)
-    .bind(automaton.bytes as i64)
-    .execute(&mut **tx)
-    .await?;
-    append_change(tx, env, version, "flag_upsert", &doc.key, Some(json)).await?;
-    let (action, before_doc) = match &before {
-        Some((_, d, _)) => ("flag.update", Some(d.as_str())),
-        None => ("flag.create", None),
-    };
-    audit(
-        tx,
-        actor,
-        Some(&project),
-        Some(env),
-        action,
-        ("flag", &doc.key),
-        before_doc,
-        Some(json),
-    )
-    .await?;
-    let flag = StoredFlag {
-        environment_id: env.to_owned(),
-        key: doc.key.clone(),
-        version,
-        doc: doc.clone(),
-        created_at,
-        updated_at: now,
-    };
-    Ok((flag, before.is_none()))
 }

@@ -5,8 +5,9 @@
 
 use serde_json::json;
 
-use super::flags::{append_change, next_version};
-use super::{Actor, Store, StoreError, audit, new_id, now_ms};
+use super::changes::{Audited, Change, ChangeKind, NextVersion};
+use super::credentials::{self, Credentials, Minted};
+use super::{Actor, Store, StoreError, new_id, now_ms};
 
 /// Which clients a key is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,14 +54,15 @@ pub struct SdkKey {
     pub revoked_at: Option<i64>,
 }
 
-/// SHA-256 of a key, hex: what the store and the edges keep.
-pub fn key_hash(key: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+/// The SDK keys' table. Edges authenticate SDK keys by hash, from the feed; the store only
+/// mints and revokes them.
+const SDK_KEYS: Credentials = Credentials {
+    table: "sdk_keys",
+    hash_column: "key_hash",
+    used_column: None,
+    kind: "sdk_key",
+    what: "SDK key",
+};
 
 type KeyRow = (
     String,
@@ -97,18 +99,15 @@ impl Store {
         name: &str,
         kind: KeyKind,
     ) -> Result<(SdkKey, String), StoreError> {
-        let secret = format!(
-            "{}{}{}",
-            kind.tag(),
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let prefix: String = secret.chars().take(kind.tag().len() + 6).collect();
-        let hash = key_hash(&secret);
+        let Minted {
+            secret,
+            prefix,
+            hash,
+        } = credentials::mint(kind.tag());
         let id = new_id();
         let now = now_ms();
         let mut tx = self.write().await?;
-        let (version, project) = next_version(&mut tx, env).await?;
+        let next = NextVersion::take(&mut tx, env).await?;
         let env_name: String = sqlx::query_scalar("SELECT name FROM environments WHERE id = $1")
             .bind(env)
             .fetch_one(&mut *tx)
@@ -125,21 +124,20 @@ impl Store {
             .await?;
         let record =
             json!({ "id": id, "kind": kind.as_str(), "hash": hash, "prefix": prefix }).to_string();
-        append_change(&mut tx, env, version, "sdk_key_upsert", &id, Some(&record)).await?;
         let listed = json!({ "name": name, "kind": kind.as_str(), "prefix": prefix }).to_string();
-        audit(
-            &mut tx,
-            actor,
-            Some(&project),
-            Some(env),
-            "sdk_key.create",
-            ("sdk_key", &id),
-            None,
-            Some(&listed),
-        )
-        .await?;
-        tx.commit().await?;
-        self.committed(env, version);
+        let change = Change {
+            kind: ChangeKind::SdkKeyUpsert,
+            key: &id,
+            doc: Some(&record),
+        };
+        let audited = Audited {
+            action: "sdk_key.create",
+            target: (SDK_KEYS.kind, &id),
+            before: None,
+            after: Some(&listed),
+        };
+        next.record(&mut tx, actor, change, audited).await?;
+        self.commit_changes(tx, &[next]).await?;
         let key = SdkKey {
             id,
             environment_id: env.to_owned(),
@@ -182,31 +180,22 @@ impl Store {
         .await?;
         let env = env.ok_or_else(|| StoreError::NotFound(format!("SDK key {id:?}")))?;
         let mut tx = self.write().await?;
-        let (version, project) = next_version(&mut tx, &env).await?;
-        let done =
-            sqlx::query("UPDATE sdk_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(id)
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await?;
-        if done.rows_affected() == 0 {
-            // Revoked meanwhile by someone else; dropping `tx` returns the version.
-            return Err(StoreError::NotFound(format!("SDK key {id:?}")));
-        }
-        append_change(&mut tx, &env, version, "sdk_key_revoke", id, None).await?;
-        audit(
-            &mut tx,
-            actor,
-            Some(&project),
-            Some(&env),
-            "sdk_key.revoke",
-            ("sdk_key", id),
-            None,
-            None,
-        )
-        .await?;
-        tx.commit().await?;
-        self.committed(&env, version);
+        let next = NextVersion::take(&mut tx, &env).await?;
+        // Revoked meanwhile by someone else: not found, and dropping `tx` returns the version.
+        SDK_KEYS.revoke_row(&mut tx, id, None).await?;
+        let change = Change {
+            kind: ChangeKind::SdkKeyRevoke,
+            key: id,
+            doc: None,
+        };
+        let audited = Audited {
+            action: "sdk_key.revoke",
+            target: (SDK_KEYS.kind, id),
+            before: None,
+            after: None,
+        };
+        next.record(&mut tx, actor, change, audited).await?;
+        self.commit_changes(tx, &[next]).await?;
         Ok(())
     }
 }

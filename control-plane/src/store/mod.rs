@@ -6,14 +6,18 @@
 //! environment's next version by updating its row — a row lock on PostgreSQL, the database
 //! write lock on SQLite — so versions are gapless and become visible in commit order, (2)
 //! writes the item, (3) appends the change row (the feed's outbox) and (4) the audit row.
+//! `changes.rs` does (1), (3) and (4) for every such writer.
 
 mod audit_log;
 mod automata;
+mod changes;
+mod credentials;
 mod edge_tokens;
 mod error;
 mod feed;
 mod flags;
 mod fleet;
+mod items;
 mod keys;
 mod members;
 mod projects;
@@ -29,14 +33,17 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use audit_log::{AuditEntry, AuditFilter};
+pub use changes::{ChangeKind, ChangeRow, UnknownChangeKind};
+pub use checkgate_protocol::EnvironmentSettings;
+pub use credentials::key_hash;
 pub use edge_tokens::{EDGE_TOKEN_TAG, EdgeToken};
 pub use error::StoreError;
 pub use feed::{FeedEnvironment, FeedSdkKey, SnapshotData};
-pub use flags::{ChangeRow, StoredFlag};
+pub use flags::StoredFlag;
 pub use fleet::{EdgeSession, FLEET_KEEP_MS, FLEET_REFRESH};
-pub use keys::{KeyKind, SdkKey, key_hash};
+pub use keys::{KeyKind, SdkKey};
 pub use members::Role;
-pub use projects::{Environment, EnvironmentSettings, Project, slugify};
+pub use projects::{Environment, Project, slugify};
 pub use segments::StoredSegment;
 pub use tokens::{ApiToken, TOKEN_TAG};
 pub use users::{Setup, User};

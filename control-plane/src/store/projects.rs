@@ -1,6 +1,9 @@
 //! Projects and their environments. A new project gets development (the default), staging and
 //! production; environment slugs are unique within a project, not across the install.
 
+use checkgate_protocol::EnvironmentSettings;
+
+use super::changes::{Audited, Change, ChangeKind, NextVersion};
 use super::{Actor, Store, StoreError, audit, new_id, now_ms};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,20 +30,6 @@ pub struct Environment {
     pub client_keys_read_rules: bool,
     /// Marked as production: the dashboard confirms every flag change here.
     pub is_production: bool,
-}
-
-/// An environment's serving settings, as the feed carries them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct EnvironmentSettings {
-    #[serde(default)]
-    pub client_keys_read_rules: bool,
-}
-
-impl EnvironmentSettings {
-    /// Parses the stored JSON; anything unreadable counts as the defaults (everything off).
-    pub fn parse(text: &str) -> Self {
-        serde_json::from_str(text).unwrap_or_default()
-    }
 }
 
 /// The environments every new project starts with: (name, slug, colour, default,
@@ -91,6 +80,15 @@ fn environment(
         created_at,
         client_keys_read_rules: EnvironmentSettings::parse(&settings).client_keys_read_rules,
         is_production: is_production != 0,
+    }
+}
+
+/// The change row that tells edges an environment is gone.
+fn environment_deleted(env: &str) -> Change<'_> {
+    Change {
+        kind: ChangeKind::EnvironmentDeleted,
+        key: env,
+        doc: None,
     }
 }
 
@@ -244,23 +242,12 @@ impl Store {
     pub async fn delete_project(&self, actor: &Actor, id: &str) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         // Each environment takes its next version for the change row that tells edges it is
-        // gone; the rows outlive the environments (the feed table has no foreign key).
-        let gone: Vec<(String, i64)> = sqlx::query_as(
-            "UPDATE environments SET version = version + 1 WHERE project_id = $1 RETURNING id, version",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
-        for (env, version) in &gone {
-            super::flags::append_change(
-                &mut tx,
-                env,
-                (*version).max(0) as u64,
-                "environment_deleted",
-                env,
-                None,
-            )
-            .await?;
+        // gone; the rows outlive the environments (the feed table has no foreign key). The
+        // deletion is audited once, for the project.
+        let gone = NextVersion::take_all(&mut tx, id).await?;
+        for next in &gone {
+            next.append(&mut tx, environment_deleted(&next.environment_id))
+                .await?;
         }
         let deleted = sqlx::query("DELETE FROM projects WHERE id = $1")
             .bind(id)
@@ -280,11 +267,7 @@ impl Store {
             None,
         )
         .await?;
-        tx.commit().await?;
-        for (env, version) in &gone {
-            self.committed(env, (*version).max(0) as u64);
-        }
-        Ok(())
+        self.commit_changes(tx, &gone).await
     }
 
     /// Adds an environment to a project, after the existing ones; audited.
@@ -409,50 +392,45 @@ impl Store {
         Ok(after)
     }
 
-    /// Changes an environment's serving settings: a change edges must see, so it takes the
-    /// environment's next version with its change row (and its audit row).
-    pub async fn set_environment_settings(
+    /// Changes an environment's serving settings with `edit`, under the environment's lock (so
+    /// the fields this version does not know are kept as they are): a change edges must see,
+    /// so it takes the environment's next version with its change row (and its audit row).
+    /// Returns the version.
+    pub async fn edit_environment_settings(
         &self,
         actor: &Actor,
         project_id: &str,
         id: &str,
-        settings: &EnvironmentSettings,
+        edit: impl FnOnce(&mut EnvironmentSettings) + Send,
     ) -> Result<u64, StoreError> {
-        let json =
-            serde_json::to_string(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.write().await?;
-        let row: Option<(i64, String)> = sqlx::query_as(
-            "UPDATE environments SET version = version + 1 WHERE id = $1 AND project_id = $2 \
-             RETURNING version, settings",
-        )
-        .bind(id)
-        .bind(project_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (version, before) =
-            row.ok_or_else(|| StoreError::NotFound(format!("environment {id:?}")))?;
-        let version = version.max(0) as u64;
+        let next = NextVersion::take_in(&mut tx, project_id, id).await?;
+        let before: String = sqlx::query_scalar("SELECT settings FROM environments WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut settings = EnvironmentSettings::parse(&before);
+        edit(&mut settings);
+        let json = settings.to_json();
         sqlx::query("UPDATE environments SET settings = $2 WHERE id = $1")
             .bind(id)
             .bind(&json)
             .execute(&mut *tx)
             .await?;
-        super::flags::append_change(&mut tx, id, version, "settings_update", id, Some(&json))
-            .await?;
-        audit(
-            &mut tx,
-            actor,
-            Some(project_id),
-            Some(id),
-            "environment.settings",
-            ("environment", id),
-            Some(&before),
-            Some(&json),
-        )
-        .await?;
-        tx.commit().await?;
-        self.committed(id, version);
-        Ok(version)
+        let change = Change {
+            kind: ChangeKind::SettingsUpdate,
+            key: id,
+            doc: Some(&json),
+        };
+        let audited = Audited {
+            action: "environment.settings",
+            target: ("environment", id),
+            before: Some(&before),
+            after: Some(&json),
+        };
+        next.record(&mut tx, actor, change, audited).await?;
+        self.commit_changes(tx, std::slice::from_ref(&next)).await?;
+        Ok(next.version)
     }
 
     /// Deletes an environment and everything in it. The default environment and a project's
@@ -464,16 +442,10 @@ impl Store {
         id: &str,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        let row: Option<(i64, String)> =
-            sqlx::query_as("UPDATE environments SET version = version + 1 WHERE id = $1 AND project_id = $2 RETURNING version, name")
-                .bind(id)
-                .bind(project_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let (version, name) =
-            row.ok_or_else(|| StoreError::NotFound(format!("environment {id:?}")))?;
-        let (is_default, count): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT is_default FROM environments WHERE id = $1), (SELECT COUNT(*) FROM environments WHERE project_id = $2)",
+        let next = NextVersion::take_in(&mut tx, project_id, id).await?;
+        let (name, is_default, count): (String, i64, i64) = sqlx::query_as(
+            "SELECT name, is_default, (SELECT COUNT(*) FROM environments WHERE project_id = $2) \
+             FROM environments WHERE id = $1",
         )
         .bind(id)
         .bind(project_id)
@@ -494,29 +466,15 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        super::flags::append_change(
-            &mut tx,
-            id,
-            version.max(0) as u64,
-            "environment_deleted",
-            id,
-            None,
-        )
-        .await?;
-        audit(
-            &mut tx,
-            actor,
-            Some(project_id),
-            Some(id),
-            "environment.delete",
-            ("environment", id),
-            Some(&name),
-            None,
-        )
-        .await?;
-        tx.commit().await?;
-        self.committed(id, version.max(0) as u64);
-        Ok(())
+        let audited = Audited {
+            action: "environment.delete",
+            target: ("environment", id),
+            before: Some(&name),
+            after: None,
+        };
+        next.record(&mut tx, actor, environment_deleted(id), audited)
+            .await?;
+        self.commit_changes(tx, std::slice::from_ref(&next)).await
     }
 
     /// Makes an environment its project's default (the one before is no longer).

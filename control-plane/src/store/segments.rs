@@ -1,11 +1,11 @@
 //! Segments of an environment. Like flags, every write takes the environment's next version and
-//! writes the segment, its change row and its audit row in one transaction.
+//! writes the segment, its change row and its audit row in one transaction (the path they
+//! share: `items.rs`).
 
 use checkgate_core::{CompiledSegment, SegmentDoc};
 
-use super::automata::{Automaton, Table};
-use super::flags::{append_change, next_version};
-use super::{ABSENT, Actor, Store, StoreError, audit, now_ms};
+use super::items::{Expected, Payload, Table, Written};
+use super::{ABSENT, Actor, Store, StoreError};
 
 /// A segment as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +25,23 @@ fn stored(key: String, version: i64, doc: &str) -> Result<StoredSegment, StoreEr
     })
 }
 
+/// A segment write's expectation: [`ABSENT`] means "create only".
+fn expected(version: Option<u64>) -> Expected {
+    match version {
+        Some(ABSENT) => Expected::Absent,
+        other => Expected::at(other),
+    }
+}
+
+fn written(doc: &SegmentDoc, written: Written) -> (StoredSegment, bool) {
+    let segment = StoredSegment {
+        key: doc.key.clone(),
+        version: written.next.version,
+        doc: doc.clone(),
+    };
+    (segment, written.created)
+}
+
 impl Store {
     /// Creates or replaces a segment; with `expected`, only if it exists at that version (or,
     /// with [`ABSENT`], only if it does not exist yet: [`StoreError::Conflict`] otherwise). The
@@ -35,15 +52,14 @@ impl Store {
         actor: &Actor,
         env: &str,
         doc: &SegmentDoc,
-        expected: Option<u64>,
+        expected_version: Option<u64>,
     ) -> Result<(StoredSegment, bool), StoreError> {
-        let json = serde_json::to_string(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let automaton = Automaton {
-            bytes: Table::Segments.measure(&json),
-            cap: None,
-        };
-        self.write_segment(actor, env, doc, &json, expected, automaton)
-            .await
+        let payload = Payload::unchecked(Table::Segments, doc)?;
+        let expected = expected(expected_version);
+        let done = self
+            .put_item(Table::Segments, actor, env, &doc.key, &payload, expected)
+            .await?;
+        Ok(written(doc, done))
     }
 
     /// [`Store::put_segment`] for a compiled segment, refused with
@@ -54,101 +70,16 @@ impl Store {
         actor: &Actor,
         env: &str,
         segment: &CompiledSegment,
-        expected: Option<u64>,
+        expected_version: Option<u64>,
         cap: u64,
     ) -> Result<(StoredSegment, bool), StoreError> {
         let doc = segment.doc();
-        let json = serde_json::to_string(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let automaton = Automaton {
-            bytes: segment.automaton_bytes() as u64,
-            cap: Some(cap),
-        };
-        self.write_segment(actor, env, doc, &json, expected, automaton)
-            .await
-    }
-
-    async fn write_segment(
-        &self,
-        actor: &Actor,
-        env: &str,
-        doc: &SegmentDoc,
-        json: &str,
-        expected: Option<u64>,
-        automaton: Automaton,
-    ) -> Result<(StoredSegment, bool), StoreError> {
-        let mut tx = self.write().await?;
-        let (version, project) = next_version(&mut tx, env).await?;
-        let before: Option<(i64, String)> = sqlx::query_as(
-            "SELECT version, doc FROM segments WHERE environment_id = $1 AND key = $2",
-        )
-        .bind(env)
-        .bind(&doc.key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(expected) = expected {
-            let current = before.as_ref().map_or(0, |(v, _)| v.max(&0).unsigned_abs());
-            if expected == ABSENT && before.is_some() {
-                return Err(StoreError::Conflict(format!("segment {:?}", doc.key)));
-            }
-            if (before.is_none() && expected != ABSENT) || current != expected {
-                return Err(StoreError::VersionMismatch {
-                    what: format!("segment {:?}", doc.key),
-                    expected,
-                    current,
-                });
-            }
-        }
-        automaton
-            .check(&mut tx, env, Table::Segments, &doc.key)
+        let payload = Payload::within(doc, segment.automaton_bytes(), cap)?;
+        let expected = expected(expected_version);
+        let done = self
+            .put_item(Table::Segments, actor, env, &doc.key, &payload, expected)
             .await?;
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO segments (environment_id, key, version, doc, created_at, updated_at, automaton_bytes) VALUES ($1, $2, $3, $4, $5, $5, $6) \
-             ON CONFLICT (environment_id, key) DO UPDATE SET version = $3, doc = $4, updated_at = $5, automaton_bytes = $6",
-        )
-        .bind(env)
-        .bind(&doc.key)
-        .bind(version as i64)
-        .bind(json)
-        .bind(now)
-        .bind(automaton.bytes as i64)
-        .execute(&mut *tx)
-        .await?;
-        append_change(
-            &mut tx,
-            env,
-            version,
-            "segment_upsert",
-            &doc.key,
-            Some(json),
-        )
-        .await?;
-        let action = if before.is_some() {
-            "segment.update"
-        } else {
-            "segment.create"
-        };
-        audit(
-            &mut tx,
-            actor,
-            Some(&project),
-            Some(env),
-            action,
-            ("segment", &doc.key),
-            before.as_ref().map(|(_, d)| d.as_str()),
-            Some(json),
-        )
-        .await?;
-        tx.commit().await?;
-        self.committed(env, version);
-        Ok((
-            StoredSegment {
-                key: doc.key.clone(),
-                version,
-                doc: doc.clone(),
-            },
-            before.is_none(),
-        ))
+        Ok(written(doc, done))
     }
 
     /// Deletes a segment that no flag of the environment refers to.
@@ -160,26 +91,9 @@ impl Store {
         expected: Option<u64>,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
-        let (version, project) = next_version(&mut tx, env).await?;
-        let before: Option<(i64, String)> = sqlx::query_as(
-            "SELECT version, doc FROM segments WHERE environment_id = $1 AND key = $2",
-        )
-        .bind(env)
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((current, before)) = before else {
-            return Err(StoreError::NotFound(format!("segment {key:?}")));
-        };
-        if let Some(expected) = expected
-            && current.max(0) as u64 != expected
-        {
-            return Err(StoreError::VersionMismatch {
-                what: format!("segment {key:?}"),
-                expected,
-                current: current.max(0) as u64,
-            });
-        }
+        let deletion = Table::Segments
+            .begin_delete(&mut tx, env, key, Expected::at(expected))
+            .await?;
         // Under the environment's lock, so no flag can start using it meanwhile.
         let docs: Vec<(String, String)> =
             sqlx::query_as("SELECT key, doc FROM flags WHERE environment_id = $1")
@@ -201,26 +115,9 @@ impl Store {
                 "segment {key:?} is used by flags {users:?}; change them first"
             )));
         }
-        sqlx::query("DELETE FROM segments WHERE environment_id = $1 AND key = $2")
-            .bind(env)
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
-        append_change(&mut tx, env, version, "segment_delete", key, None).await?;
-        audit(
-            &mut tx,
-            actor,
-            Some(&project),
-            Some(env),
-            "segment.delete",
-            ("segment", key),
-            Some(&before),
-            None,
-        )
-        .await?;
-        tx.commit().await?;
-        self.committed(env, version);
-        Ok(version)
+        let next = deletion.finish(&mut tx, actor).await?;
+        self.commit_changes(tx, std::slice::from_ref(&next)).await?;
+        Ok(next.version)
     }
 
     pub async fn segment(&self, env: &str, key: &str) -> Result<StoredSegment, StoreError> {

@@ -5,15 +5,12 @@
 
 use serde_json::json;
 
-use super::keys::key_hash;
+use super::credentials::{self, Credential, Credentials};
 use super::members::Role;
-use super::{Actor, Store, StoreError, audit, new_id, now_ms};
+use super::{Actor, Store, StoreError, new_id, now_ms};
 
 /// Every API token starts with this, so a leaked one is recognisable (and scanners can match it).
 pub const TOKEN_TAG: &str = "cgt_";
-
-/// How often, at most, a token's `last_used_at` is written: reads must not become writes.
-const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
 /// An API token as listed: never the token itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +57,26 @@ fn token(
     })
 }
 
+impl Credential for ApiToken {
+    const STORE: Credentials = Credentials {
+        table: "api_tokens",
+        hash_column: "token_hash",
+        used_column: Some("last_used_at"),
+        kind: "api_token",
+        what: "API token",
+    };
+    const COLUMNS: &'static str = TOKEN_COLUMNS;
+    type Row = TokenRow;
+
+    fn read(row: TokenRow) -> Result<Self, StoreError> {
+        token(row)
+    }
+
+    fn used(&self) -> (&str, Option<i64>) {
+        (&self.id, self.last_used_at)
+    }
+}
+
 impl Store {
     /// Creates a token for a project; returns it with the full token, which is not kept.
     pub async fn create_api_token(
@@ -69,18 +86,13 @@ impl Store {
         name: &str,
         role: Role,
     ) -> Result<(ApiToken, String), StoreError> {
-        let secret = format!(
-            "{TOKEN_TAG}{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let prefix: String = secret.chars().take(TOKEN_TAG.len() + 6).collect();
+        let minted = credentials::mint(TOKEN_TAG);
         let record = ApiToken {
             id: new_id(),
             project_id: project_id.to_owned(),
             name: name.to_owned(),
             role,
-            prefix,
+            prefix: minted.prefix,
             created_at: now_ms(),
             last_used_at: None,
             revoked_at: None,
@@ -94,26 +106,18 @@ impl Store {
         .bind(project_id)
         .bind(name)
         .bind(role.as_str())
-        .bind(key_hash(&secret))
+        .bind(&minted.hash)
         .bind(&record.prefix)
         .bind(record.created_at)
         .execute(&mut *tx)
         .await?;
         let listed =
             json!({ "name": name, "role": role.as_str(), "prefix": record.prefix }).to_string();
-        audit(
-            &mut tx,
-            actor,
-            Some(project_id),
-            None,
-            "api_token.create",
-            ("api_token", &record.id),
-            None,
-            Some(&listed),
-        )
-        .await?;
+        ApiToken::STORE
+            .audit(&mut tx, actor, Some(project_id), &record.id, Some(&listed))
+            .await?;
         tx.commit().await?;
-        Ok((record, secret))
+        Ok((record, minted.secret))
     }
 
     /// The project's tokens, revoked ones included, newest first.
@@ -129,27 +133,7 @@ impl Store {
 
     /// The live (unrevoked) token whose hash is `hash`, noting that it was used.
     pub async fn authenticate_api_token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError> {
-        let row: Option<TokenRow> = sqlx::query_as(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
-        ))
-        .bind(hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(found) = row.map(token).transpose()? else {
-            return Ok(None);
-        };
-        let now = now_ms();
-        if found
-            .last_used_at
-            .is_none_or(|at| now - at >= LAST_USED_RESOLUTION_MS)
-        {
-            sqlx::query("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1")
-                .bind(&found.id)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(Some(found))
+        self.authenticate(hash).await
     }
 
     /// Revokes a token of the project: it stops working at once, on every instance (each
@@ -161,28 +145,9 @@ impl Store {
         id: &str,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = $3 WHERE id = $1 AND project_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(id)
-        .bind(project_id)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("API token {id:?}")));
-        }
-        audit(
-            &mut tx,
-            actor,
-            Some(project_id),
-            None,
-            "api_token.revoke",
-            ("api_token", id),
-            None,
-            None,
-        )
-        .await?;
+        ApiToken::STORE
+            .revoke(&mut tx, actor, id, Some(project_id))
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use checkgate_core::{Change, Environment, FlagStore, ItemKind};
+use checkgate_protocol::EnvironmentSettings;
 use checkgate_protocol::frame::{
     ChangeRecord, Changes, EnvPosition, EnvironmentInfo, Item, SdkKeyKind, SdkKeyRecord, Snapshot,
     Welcome,
@@ -58,7 +59,9 @@ struct EnvMeta {
     info: EnvironmentInfo,
     epoch: u64,
     version: u64,
-    settings_json: String,
+    /// Parsed once as it arrives (unreadable settings count as the defaults), so serving reads
+    /// a field, not JSON.
+    settings: EnvironmentSettings,
     source: Source,
     /// Milliseconds since the Unix epoch when data last arrived (or the file was saved).
     updated_at_ms: u64,
@@ -223,9 +226,17 @@ impl Replica {
         self.keys.contains_key(hash)
     }
 
-    /// The settings of an environment, as JSON.
-    pub fn settings(&self, env: &str) -> Option<String> {
-        self.meta().get(env).map(|m| m.settings_json.clone())
+    /// The settings of an environment.
+    pub fn settings(&self, env: &str) -> Option<EnvironmentSettings> {
+        self.meta().get(env).map(|m| m.settings.clone())
+    }
+
+    /// Whether `env` lets client (browser) keys read flag rules; `false` for an environment
+    /// not held. Allocates nothing: it is read for every client key's stream.
+    pub fn client_keys_read_rules(&self, env: &str) -> bool {
+        self.meta()
+            .get(env)
+            .is_some_and(|m| m.settings.client_keys_read_rules)
     }
 
     /// The hash of the live SDK key `id` of `env`.
@@ -324,6 +335,7 @@ impl Replica {
                 environment.apply(compile(kind, &record.key, record.version, &record.json));
             }
         }
+        let settings = EnvironmentSettings::parse(&snapshot.settings_json);
         let keys: HashMap<String, [u8; 32]> = snapshot
             .sdk_keys
             .iter()
@@ -337,7 +349,7 @@ impl Replica {
                     info,
                     epoch: snapshot.epoch,
                     version: snapshot.version,
-                    settings_json: snapshot.settings_json.clone(),
+                    settings,
                     source,
                     updated_at_ms: now_ms(),
                     keys,
@@ -525,7 +537,7 @@ impl Replica {
                     self.keys.remove(&hash);
                 }
             }
-            Item::SettingsUpdate { json } => env.settings_json = json,
+            Item::SettingsUpdate { json } => env.settings = EnvironmentSettings::parse(&json),
             Item::EnvironmentDeleted => {
                 for hash in env.keys.values() {
                     self.keys.remove(hash);

@@ -78,7 +78,7 @@ impl Replica {
                         flags: records(ItemKind::Flag),
                         segments: records(ItemKind::Segment),
                         sdk_keys,
-                        settings_json: m.settings_json.clone(),
+                        settings_json: m.settings.to_json(),
                     },
                 }
             })
