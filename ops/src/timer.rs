@@ -1,14 +1,16 @@
-//! The header-read timer, cheap per request.
+//! The header-read timer, cheaper per request.
 //!
 //! hyper's HTTP/1 server arms a timer each time it starts reading a request head and drops it
 //! once the head is in. With tokio's timer behind it (hyper-util's `TokioTimer`) that is an
 //! insertion into and a removal from the runtime's timer wheel, under its lock, for every
-//! request — about 3,000 of the 42,000 instructions an edge spends on a single-flag evaluation
-//! (callgrind, `scripts/callgrind-edge.sh one`). This timer gives each connection one tokio
-//! `Sleep`, its alarm; a request's timer is a deadline and a handle to the alarm. The alarm is
-//! moved only when it rings before the deadline that is waiting on it, so a connection serving
-//! requests back to back touches the timer wheel about once per timeout period, not per
-//! request, and still ends exactly at its deadline.
+//! request. This timer gives each connection one tokio `Sleep`, its alarm; a request's timer
+//! is a deadline and a handle to the alarm. The alarm is moved only when it rings before the
+//! deadline that is waiting on it, so a connection serving requests back to back touches the
+//! timer wheel about once per timeout period, not per request, and still ends exactly at its
+//! deadline. Measured with callgrind (`scripts/callgrind-edge.sh one`), a single-flag
+//! evaluation costs 39,099 instructions with no header timeout, 42,128 with tokio's timer and
+//! 41,547 with this one: the rest of the timeout's cost is hyper's own (with a timeout set it
+//! polls the connection once more per request, to start the next head's timer).
 
 use std::future::Future;
 use std::pin::Pin;

@@ -7,10 +7,11 @@
 //! Every SSE stream is driven by one: `/stream` and OFREP's `/ofrep/v1/events` through the
 //! router's stream body ([`crate::stream`]), and `/stream` on its socket through the fan-out
 //! ([`crate::fanout`]), whose writer asks the cursor of each member what to do and writes one
-//! shared chunk to every member that is to get it. What a cursor needs to know of its environment — whether a key still stands,
-//! whether client keys may read rules, what the recent events hold past a position — it asks
-//! its driver through [`Env`], so the driver decides how those facts are looked up and shared
-//! (the fan-out reads the settings once per sweep and builds each chunk once per version).
+//! shared chunk to every member that is to get it. What a cursor needs to know of its
+//! environment — whether a key still stands, whether client keys may read rules, what the
+//! recent events hold past a position — it asks its driver through [`Env`], so the driver
+//! decides how those facts are looked up and shared (the fan-out reads the settings once per
+//! sweep and builds each chunk once per version).
 //!
 //! The rules:
 //!

@@ -556,6 +556,11 @@ async fn socket_streams_end_on_revocation_on_leaving_and_on_shutdown() {
     let served = serve(&w).await;
     let mut open = Client::stream(served.addr, SERVER_KEY, "").await;
     open.until("event: ready", LIMIT).await.unwrap();
+    assert_eq!(
+        w.state.fanout.writers_held(),
+        1,
+        "one writer per environment"
+    );
     let stopping = tokio::spawn(served.stop());
     assert!(open.ends_within(LIMIT).await);
     assert!(
@@ -563,6 +568,11 @@ async fn socket_streams_end_on_revocation_on_leaving_and_on_shutdown() {
         "a stopping server sends each stream its last chunk"
     );
     stopping.await.unwrap();
+    assert_eq!(
+        w.state.fanout.writers_held(),
+        0,
+        "the fan-out joined its writers before the server stopped"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

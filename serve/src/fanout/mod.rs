@@ -33,6 +33,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
 
 mod pieces;
 mod wire;
@@ -54,6 +55,8 @@ pub struct Fanout {
     stopping: watch::Sender<bool>,
     /// Streams open on this path, for a stopping server to wait on.
     open: watch::Sender<usize>,
+    /// Each group's writer task: owned here, and joined when the server stops.
+    writers: Mutex<JoinSet<()>>,
 }
 
 impl Default for Fanout {
@@ -62,6 +65,7 @@ impl Default for Fanout {
             groups: DashMap::new(),
             stopping: watch::channel(false).0,
             open: watch::channel(0).0,
+            writers: Mutex::default(),
         }
     }
 }
@@ -78,11 +82,44 @@ impl Fanout {
     }
 
     /// Ends every stream (each gets its last chunk, so its client reconnects elsewhere) and
-    /// lets no new one in; resolves once all are closed.
+    /// lets no new one in; resolves once all are closed and every writer has returned.
     pub async fn stop(&self) {
         self.stopping.send_replace(true);
         let mut open = self.open.subscribe();
         let _ = open.wait_for(|n| *n == 0).await;
+        let mut writers = std::mem::take(&mut *self.writers());
+        while let Some(ended) = writers.join_next().await {
+            if let Err(e) = ended
+                && e.is_panic()
+            {
+                tracing::error!(cause = %e, "a stream writer panicked");
+            }
+        }
+    }
+
+    /// Writer tasks this fan-out holds (running, or returned and not yet reaped).
+    pub fn writers_held(&self) -> usize {
+        self.writers().len()
+    }
+
+    fn writers(&self) -> std::sync::MutexGuard<'_, JoinSet<()>> {
+        self.writers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts `env_id`'s group and its writer, which this fan-out owns. Writers of
+    /// environments that are gone have returned; they are reaped here.
+    fn start(&self, served: &Arc<Served>, env_id: &str, events: &Arc<EnvEvents>) -> Arc<Group> {
+        let group = Group::new(served, env_id, events);
+        let mut writers = self.writers();
+        while let Some(ended) = writers.try_join_next() {
+            if let Err(e) = ended
+                && e.is_panic()
+            {
+                tracing::error!(cause = %e, "a stream writer panicked");
+            }
+        }
+        writers.spawn(Arc::clone(&group).write(events.subscribe(), self.stopping.subscribe()));
+        group
     }
 
     /// The group of `env_id`, started on first use — and again when the environment's events
@@ -97,9 +134,9 @@ impl Fanout {
         let mut entry = self
             .groups
             .entry(env_id.to_owned())
-            .or_insert_with(|| Group::start(served, env_id, events, self.stopping.subscribe()));
+            .or_insert_with(|| self.start(served, env_id, events));
         if !Arc::ptr_eq(&entry.events, events) && entry.events.gone() {
-            *entry = Group::start(served, env_id, events, self.stopping.subscribe());
+            *entry = self.start(served, env_id, events);
         }
         Arc::clone(entry.value())
     }
@@ -167,21 +204,14 @@ impl Signal {
 }
 
 impl Group {
-    fn start(
-        served: &Arc<Served>,
-        env_id: &str,
-        events: &Arc<EnvEvents>,
-        stopping: watch::Receiver<bool>,
-    ) -> Arc<Self> {
-        let group = Arc::new(Self {
+    fn new(served: &Arc<Served>, env_id: &str, events: &Arc<EnvEvents>) -> Arc<Self> {
+        Arc::new(Self {
             served: Arc::clone(served),
             env_id: env_id.to_owned(),
             events: Arc::clone(events),
             members: Mutex::default(),
             kick: Notify::new(),
-        });
-        tokio::spawn(Arc::clone(&group).write(events.subscribe(), stopping));
-        group
+        })
     }
 
     fn members(&self) -> std::sync::MutexGuard<'_, Members> {
