@@ -157,6 +157,22 @@ for fuzz in protocol/fuzz ops/fuzz; do
   cargo check --locked --manifest-path "$fuzz/Cargo.toml"
 done
 
+# The dependency policy in deny.toml: licences, banned and duplicate crates, sources — and
+# RustSec advisories where the advisory database (on GitHub) can be fetched; it cannot from
+# every machine, and then this says so rather than failing or passing silently.
+readonly CARGO_DENY_VERSION=0.20.2
+step "dependency policy (cargo-deny $CARGO_DENY_VERSION: licenses, bans, sources, advisories)"
+if ! cargo deny --version 2>/dev/null | grep -q "$CARGO_DENY_VERSION"; then
+  say "installing cargo-deny $CARGO_DENY_VERSION (a few minutes, once)"
+  cargo install --quiet --locked --no-default-features cargo-deny --version "$CARGO_DENY_VERSION"
+fi
+cargo deny --offline check licenses bans sources
+if timeout 5 bash -c 'exec 3<>/dev/tcp/github.com/443' 2>/dev/null; then
+  cargo deny check advisories
+else
+  say "advisories NOT checked: github.com (the RustSec advisory database) is unreachable from here"
+fi
+
 step "load-test binary, functional check (every scenario, small; figures are not judged here)"
 # Debug builds, which the tests above already compiled: this checks that every scenario works
 # (no error, every change received), not how fast — BENCHMARKS.md has the figures and the
