@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +18,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-/// Longer than any timeout under test: a read that waits this long means the server kept a
-/// connection it should have closed.
-const PATIENCE: Duration = Duration::from_secs(15);
+use common::{PATIENCE, request};
 
 /// Serves `GET /stream` on the socket: a fixed answer, then holds the connection open until
 /// the client leaves.
@@ -93,29 +93,6 @@ async fn until_closed(socket: &mut TcpStream) -> String {
     })
     .await;
     assert!(read.is_ok(), "the server kept the connection open");
-    String::from_utf8_lossy(&all).into_owned()
-}
-
-/// Sends one whole request and reads its whole answer (the body is "ok").
-async fn request(socket: &mut TcpStream) -> String {
-    socket
-        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut all = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !all.ends_with(b"ok") {
-        let n = tokio::time::timeout(PATIENCE, socket.read(&mut buf))
-            .await
-            .expect("an answer")
-            .unwrap();
-        assert!(
-            n > 0,
-            "closed before answering: {}",
-            String::from_utf8_lossy(&all)
-        );
-        all.extend_from_slice(&buf[..n]);
-    }
     String::from_utf8_lossy(&all).into_owned()
 }
 

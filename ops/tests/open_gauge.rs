@@ -4,16 +4,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
 use checkgate_ops::listener::{Limits, Listener};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-const PATIENCE: Duration = Duration::from_secs(15);
+use common::{PATIENCE, request};
 
 /// The gauge's value in the recorder's text, if it has been set.
 fn open_gauge() -> Option<f64> {
@@ -40,20 +41,7 @@ async fn gauge_reaches(want: f64) {
 /// Opens a connection and has one request answered on it, keeping it alive.
 async fn kept_alive(addr: std::net::SocketAddr) -> TcpStream {
     let mut socket = TcpStream::connect(addr).await.unwrap();
-    socket
-        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut all = Vec::new();
-    let mut buf = [0u8; 256];
-    while !all.ends_with(b"ok") {
-        let n = tokio::time::timeout(PATIENCE, socket.read(&mut buf))
-            .await
-            .expect("an answer")
-            .unwrap();
-        assert!(n > 0, "closed before answering");
-        all.extend_from_slice(&buf[..n]);
-    }
+    assert!(request(&mut socket).await.starts_with("HTTP/1.1 200 "));
     socket
 }
 
