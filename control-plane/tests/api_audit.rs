@@ -7,27 +7,18 @@ mod common;
 
 use axum::http::StatusCode;
 use checkgate_control::store::{Actor, Role};
-use common::{api, assert_error};
+use common::{World, api, assert_error};
 use serde_json::json;
 
 #[tokio::test]
 async fn the_audit_log_filters_pages_and_shows_only_visible_projects() {
     let api = api().await;
-    let admin = api.admin_session().await;
-    let project = api.get("/api/projects", Some(&admin)).await.body[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let env = api
-        .get(
-            &format!("/api/projects/{project}/environments"),
-            Some(&admin),
-        )
-        .await
-        .body[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let World {
+        admin,
+        project,
+        envs,
+    } = api.world().await;
+    let env = &envs[0];
     let flags = format!("/api/environments/{env}/flags");
     for rollout in [10, 20, 30] {
         api.call(
@@ -39,16 +30,7 @@ async fn the_audit_log_filters_pages_and_shows_only_visible_projects() {
         )
         .await;
     }
-    let other = api
-        .call(
-            "POST",
-            "/api/projects",
-            Some(json!({"name": "Other"})),
-            Some(&admin),
-            &[],
-        )
-        .await;
-    let other_id = other.body["id"].as_str().unwrap().to_owned();
+    let other_id = api.new_project(&admin, "Other").await.id;
 
     let all = api.get("/api/audit", Some(&admin)).await;
     assert_eq!(all.status, StatusCode::OK, "{}", all.body);

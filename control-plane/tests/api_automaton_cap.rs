@@ -8,7 +8,7 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{Reply, api_with, assert_error};
+use common::{Reply, World, api_with, assert_error};
 use serde_json::{Value, json};
 
 /// Room for two Unicode `^\w+$` (161 KiB of DFA each), not three.
@@ -36,7 +36,7 @@ fn assert_over_cap(reply: &Reply, path: &str) {
 #[tokio::test]
 async fn a_flag_write_that_would_cross_the_cap_is_refused_and_one_that_fits_is_accepted() {
     let api = api_with(|state| state.automaton_cap = CAP).await;
-    let (admin, _, envs) = api.world().await;
+    let World { admin, envs, .. } = api.world().await;
     let flags = format!("/api/environments/{}/flags", envs[0]);
     let post = |doc: Value| api.call("POST", &flags, Some(doc), Some(&admin), &[]);
 
@@ -94,7 +94,7 @@ async fn a_flag_write_that_would_cross_the_cap_is_refused_and_one_that_fits_is_a
 #[tokio::test]
 async fn promoting_into_a_full_environment_is_refused() {
     let api = api_with(|state| state.automaton_cap = CAP).await;
-    let (admin, _, envs) = api.world().await;
+    let World { admin, envs, .. } = api.world().await;
     let dev = format!("/api/environments/{}/flags", envs[0]);
     let staging = format!("/api/environments/{}/flags", envs[1]);
     for key in ["a", "b"] {
@@ -118,7 +118,7 @@ async fn promoting_into_a_full_environment_is_refused() {
 #[tokio::test]
 async fn segments_count_and_are_held_to_the_cap_too() {
     let api = api_with(|state| state.automaton_cap = CAP).await;
-    let (admin, _, envs) = api.world().await;
+    let World { admin, envs, .. } = api.world().await;
     let segments = format!("/api/environments/{}/segments", envs[0]);
     let flags = format!("/api/environments/{}/flags", envs[0]);
     let segment = |key: &str, pattern: &str| {

@@ -7,13 +7,13 @@ mod common;
 
 use axum::http::StatusCode;
 use checkgate_control::store::key_hash;
-use common::{api, assert_error};
+use common::{World, api, assert_error};
 use serde_json::json;
 
 #[tokio::test]
 async fn edge_tokens_are_shown_once_scoped_and_revocable() {
     let api = api().await;
-    let (admin, _, envs) = api.world().await;
+    let World { admin, envs, .. } = api.world().await;
     let all = api
         .call(
             "POST",
@@ -150,7 +150,7 @@ async fn edge_tokens_are_shown_once_scoped_and_revocable() {
 #[tokio::test]
 async fn the_fleet_lists_each_edge_once_by_its_newest_session_and_only_to_admins() {
     let api = api().await;
-    let (admin, _, envs) = api.world().await;
+    let World { admin, envs, .. } = api.world().await;
     let token = api
         .call(
             "POST",

@@ -8,7 +8,7 @@ mod common;
 
 use axum::http::StatusCode;
 use checkgate_control::store::{Actor, Role};
-use common::{api, assert_error};
+use common::{World, api, assert_error};
 use serde_json::{Value, json};
 
 fn checkout() -> Value {
@@ -22,7 +22,7 @@ fn checkout() -> Value {
 #[tokio::test]
 async fn flags_round_trip_in_checkgates_shape_with_versions() {
     let api = api().await;
-    let (admin, _, envs) = api.world().await;
+    let World { admin, envs, .. } = api.world().await;
     let flags = format!("/api/environments/{}/flags", envs[0]);
 
     let created = api
@@ -106,7 +106,7 @@ async fn flags_round_trip_in_checkgates_shape_with_versions() {
 #[tokio::test]
 async fn a_flag_that_does_not_compile_is_refused_with_the_path_of_the_problem() {
     let api = api().await;
-    let (admin, _, envs) = api.world().await;
+    let World { admin, envs, .. } = api.world().await;
     let flags = format!("/api/environments/{}/flags", envs[0]);
     let cases = [
         (
@@ -205,7 +205,7 @@ async fn a_flag_that_does_not_compile_is_refused_with_the_path_of_the_problem() 
 #[tokio::test]
 async fn conditional_updates_patch_merge_and_promote() {
     let api = api().await;
-    let (admin, _, envs) = api.world().await;
+    let World { admin, envs, .. } = api.world().await;
     let flags = format!("/api/environments/{}/flags", envs[0]);
     api.call("POST", &flags, Some(checkout()), Some(&admin), &[])
         .await;
@@ -324,17 +324,8 @@ async fn conditional_updates_patch_merge_and_promote() {
         10
     );
 
-    let other = api
-        .call(
-            "POST",
-            "/api/projects",
-            Some(json!({"name": "Other"})),
-            Some(&admin),
-            &[],
-        )
-        .await;
-    assert_eq!(other.status, StatusCode::CREATED, "{}", other.body);
-    let foreign = other.body["environments"][0]["id"].as_str().unwrap();
+    let other = api.new_project(&admin, "Other").await;
+    let foreign = &other.envs[0];
     let across = api
         .call(
             "POST",
@@ -350,7 +341,11 @@ async fn conditional_updates_patch_merge_and_promote() {
 #[tokio::test]
 async fn roles_decide_who_reads_and_who_writes() {
     let api = api().await;
-    let (admin, project, envs) = api.world().await;
+    let World {
+        admin,
+        project,
+        envs,
+    } = api.world().await;
     let flags = format!("/api/environments/{}/flags", envs[0]);
     api.call("POST", &flags, Some(checkout()), Some(&admin), &[])
         .await;
@@ -502,7 +497,7 @@ async fn roles_decide_who_reads_and_who_writes() {
 #[tokio::test]
 async fn a_stored_flag_evaluates_for_a_context_with_its_segments_and_prerequisites() {
     let api = api().await;
-    let (admin, _, envs) = api.world().await;
+    let World { admin, envs, .. } = api.world().await;
     let env = &envs[0];
     let flags = format!("/api/environments/{env}/flags");
     let segment = json!({"key": "beta", "name": "Beta users", "included": ["u-beta"], "rules": []});
@@ -641,7 +636,7 @@ async fn a_stored_flag_evaluates_for_a_context_with_its_segments_and_prerequisit
 #[tokio::test]
 async fn flags_say_when_they_last_changed_and_a_patch_may_send_it_back() {
     let api = api().await;
-    let (admin, _, envs) = api.world().await;
+    let World { admin, envs, .. } = api.world().await;
     let flags = format!("/api/environments/{}/flags", envs[0]);
     let created = api
         .call("POST", &flags, Some(checkout()), Some(&admin), &[])

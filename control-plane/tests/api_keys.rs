@@ -8,13 +8,17 @@ mod common;
 
 use axum::http::StatusCode;
 use checkgate_control::store::{ChangeKind, key_hash};
-use common::{api, assert_error};
+use common::{World, api, assert_error};
 use serde_json::{Value, json};
 
 #[tokio::test]
 async fn keys_are_shown_once_stored_as_hashes_and_revocable() {
     let api = api().await;
-    let (admin, project, envs) = api.world().await;
+    let World {
+        admin,
+        project,
+        envs,
+    } = api.world().await;
     let keys = format!("/api/projects/{project}/keys");
 
     let created = api
@@ -126,20 +130,15 @@ async fn keys_are_shown_once_stored_as_hashes_and_revocable() {
 #[tokio::test]
 async fn an_sdk_key_of_either_kind_grants_no_management_access() {
     let api = api().await;
-    let (admin, project, envs) = api.world().await;
+    let World {
+        admin,
+        project,
+        envs,
+    } = api.world().await;
     let keys = format!("/api/projects/{project}/keys");
     let mut secrets = Vec::new();
     for kind in ["server", "client"] {
-        let created = api
-            .call(
-                "POST",
-                &keys,
-                Some(json!({"name": kind, "environment_id": envs[0], "kind": kind})),
-                Some(&admin),
-                &[],
-            )
-            .await;
-        secrets.push(created.body["key"].as_str().unwrap().to_owned());
+        secrets.push(api.sdk_key(&admin, &project, &envs[0], kind).await);
     }
     let flag = json!({"key": "pwned", "is_enabled": true});
     let routes: Vec<(&str, String, Option<Value>)> = vec![
@@ -218,7 +217,11 @@ async fn an_sdk_key_of_either_kind_grants_no_management_access() {
 #[tokio::test]
 async fn environments_have_per_project_slugs_and_keep_a_default() {
     let api = api().await;
-    let (admin, project, envs) = api.world().await;
+    let World {
+        admin,
+        project,
+        envs,
+    } = api.world().await;
     let path = format!("/api/projects/{project}/environments");
     let qa = api
         .call(
@@ -267,16 +270,7 @@ async fn environments_have_per_project_slugs_and_keep_a_default() {
         "bad_request",
     );
 
-    let other = api
-        .call(
-            "POST",
-            "/api/projects",
-            Some(json!({"name": "Other"})),
-            Some(&admin),
-            &[],
-        )
-        .await;
-    let other_id = other.body["id"].as_str().unwrap();
+    let other_id = api.new_project(&admin, "Other").await.id;
     let same_slug = api
         .call(
             "POST",
@@ -370,7 +364,11 @@ async fn environments_have_per_project_slugs_and_keep_a_default() {
 #[tokio::test]
 async fn environments_are_renamed_and_recoloured_but_keep_their_slug() {
     let api = api().await;
-    let (admin, project, envs) = api.world().await;
+    let World {
+        admin,
+        project,
+        envs,
+    } = api.world().await;
     let path = format!("/api/projects/{project}/environments/{}", envs[2]);
     let renamed = api
         .call(

@@ -236,7 +236,11 @@ struct World {
 impl World {
     async fn new() -> Self {
         let api = api().await;
-        let (admin, project, envs) = api.world().await;
+        let common::World {
+            admin,
+            project,
+            envs,
+        } = api.world().await;
         let mut sessions = vec![(Cred::WorkspaceAdmin, admin.clone())];
         let mut member_ids = Vec::new();
         for (cred, role) in [
@@ -261,28 +265,11 @@ impl World {
             (Cred::TokenEditor, "editor"),
             (Cred::TokenViewer, "viewer"),
         ] {
-            let reply = api
-                .call(
-                    "POST",
-                    &format!("/api/projects/{project}/tokens"),
-                    Some(json!({"name": role, "role": role})),
-                    Some(&admin),
-                    &[],
-                )
-                .await;
-            secrets.push((cred, reply.body["token"].as_str().unwrap().to_owned()));
+            let (token, _) = api.api_token(&admin, &project, role).await;
+            secrets.push((cred, token));
         }
         for (cred, kind) in [(Cred::SdkServer, "server"), (Cred::SdkClient, "client")] {
-            let reply = api
-                .call(
-                    "POST",
-                    &format!("/api/projects/{project}/keys"),
-                    Some(json!({"name": kind, "environment_id": envs[0], "kind": kind})),
-                    Some(&admin),
-                    &[],
-                )
-                .await;
-            secrets.push((cred, reply.body["key"].as_str().unwrap().to_owned()));
+            secrets.push((cred, api.sdk_key(&admin, &project, &envs[0], kind).await));
         }
         // A user that the login route signs in as.
         api.user_session("login@example.com").await;

@@ -6,27 +6,14 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{api, assert_error};
+use common::{World, api, assert_error};
 use serde_json::json;
 
 #[tokio::test]
 async fn segments_are_validated_referenced_and_protected() {
     let api = api().await;
-    let admin = api.admin_session().await;
-    let project = api.get("/api/projects", Some(&admin)).await.body[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let env = api
-        .get(
-            &format!("/api/projects/{project}/environments"),
-            Some(&admin),
-        )
-        .await
-        .body[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let World { admin, envs, .. } = api.world().await;
+    let env = &envs[0];
     let segments = format!("/api/environments/{env}/segments");
     let flags = format!("/api/environments/{env}/flags");
 
@@ -132,7 +119,7 @@ async fn segments_are_validated_referenced_and_protected() {
 
     let feed: Vec<_> = api
         .store
-        .changes_since(&env, 0, 20)
+        .changes_since(env, 0, 20)
         .await
         .unwrap()
         .into_iter()
@@ -150,7 +137,7 @@ async fn segments_are_validated_referenced_and_protected() {
     );
     let audit: Vec<_> = api
         .store
-        .audit_for_environment(&env, 20)
+        .audit_for_environment(env, 20)
         .await
         .unwrap()
         .into_iter()
@@ -171,7 +158,7 @@ async fn segments_are_validated_referenced_and_protected() {
 #[tokio::test]
 async fn segment_writes_are_conditional_on_the_version_read() {
     let api = api().await;
-    let (admin, _, envs) = api.world().await;
+    let World { admin, envs, .. } = api.world().await;
     let segments = format!("/api/environments/{}/segments", envs[0]);
     let one = format!("{segments}/beta");
     let beta = json!({"key": "beta", "name": "Beta users", "included": ["u1"], "rules": []});
@@ -235,7 +222,7 @@ async fn segment_writes_are_conditional_on_the_version_read() {
 #[tokio::test]
 async fn concurrent_creates_of_one_key_have_one_winner() {
     let api = api().await;
-    let (admin, _, envs) = api.world().await;
+    let World { admin, envs, .. } = api.world().await;
     let segments = format!("/api/environments/{}/segments", envs[0]);
     let attempts = (0..8).map(|i| {
         let body =
@@ -278,7 +265,7 @@ async fn concurrent_creates_of_one_key_have_one_winner() {
 async fn a_store_failure_is_not_a_missing_segment() {
     use sqlx::Connection as _;
     let api = api().await;
-    let (admin, _, envs) = api.world().await;
+    let World { admin, envs, .. } = api.world().await;
     let flags = format!("/api/environments/{}/flags", envs[0]);
     let uses = json!({"key": "uses-beta", "is_enabled": true,
                       "rules": [{"segment_key": "beta", "variant": true}]});

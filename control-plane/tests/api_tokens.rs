@@ -7,30 +7,19 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{Api, api, assert_error};
+use common::{World, api, assert_error};
 use serde_json::{Value, json};
-
-async fn token(api: &Api, admin: &str, project: &str, role: &str) -> (String, Value) {
-    let created = api
-        .call(
-            "POST",
-            &format!("/api/projects/{project}/tokens"),
-            Some(json!({"name": format!("ci-{role}"), "role": role})),
-            Some(admin),
-            &[],
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let secret = created.body["token"].as_str().unwrap().to_owned();
-    (secret, created.body)
-}
 
 #[tokio::test]
 async fn a_token_is_shown_once_and_acts_with_its_role_in_its_project_only() {
     let api = api().await;
-    let (admin, project, envs) = api.world().await;
+    let World {
+        admin,
+        project,
+        envs,
+    } = api.world().await;
     let flags = format!("/api/environments/{}/flags", envs[0]);
-    let (viewer, body) = token(&api, &admin, &project, "viewer").await;
+    let (viewer, body) = api.api_token(&admin, &project, "viewer").await;
     assert!(viewer.starts_with("cgt_") && viewer.len() == 68, "{viewer}");
     assert_eq!(body["role"], "viewer");
     assert_eq!(body["last_used_at"], Value::Null);
@@ -58,7 +47,7 @@ async fn a_token_is_shown_once_and_acts_with_its_role_in_its_project_only() {
         "forbidden",
     );
     // An editor token writes, and the audit log names the token.
-    let (editor, _) = token(&api, &admin, &project, "editor").await;
+    let (editor, _) = api.api_token(&admin, &project, "editor").await;
     let written = api.bearer("POST", &flags, Some(flag), &editor).await;
     assert_eq!(written.status, StatusCode::CREATED, "{}", written.body);
     let audit = api
@@ -75,17 +64,8 @@ async fn a_token_is_shown_once_and_acts_with_its_role_in_its_project_only() {
     assert_eq!(audit.body["entries"][0]["actor"]["name"], "ci-editor");
 
     // Another project does not exist for it; nor do workspace routes or person routes.
-    let other = api
-        .call(
-            "POST",
-            "/api/projects",
-            Some(json!({"name": "Other"})),
-            Some(&admin),
-            &[],
-        )
-        .await;
-    let other_id = other.body["id"].as_str().unwrap();
-    let other_env = other.body["environments"][0]["id"].as_str().unwrap();
+    let other = api.new_project(&admin, "Other").await;
+    let (other_id, other_env) = (&other.id, &other.envs[0]);
     assert_error(
         &api.bearer("GET", &format!("/api/projects/{other_id}"), None, &editor)
             .await,
@@ -118,7 +98,7 @@ async fn a_token_is_shown_once_and_acts_with_its_role_in_its_project_only() {
         );
     }
     // Even an admin token cannot mint a token or create a project.
-    let (admin_token, _) = token(&api, &admin, &project, "admin").await;
+    let (admin_token, _) = api.api_token(&admin, &project, "admin").await;
     assert_error(
         &api.bearer(
             "POST",
@@ -168,9 +148,13 @@ async fn a_token_is_shown_once_and_acts_with_its_role_in_its_project_only() {
 #[tokio::test]
 async fn a_revoked_token_stops_at_once_and_bad_bearers_get_401() {
     let api = api().await;
-    let (admin, project, envs) = api.world().await;
+    let World {
+        admin,
+        project,
+        envs,
+    } = api.world().await;
     let flags = format!("/api/environments/{}/flags", envs[0]);
-    let (secret, body) = token(&api, &admin, &project, "editor").await;
+    let (secret, body) = api.api_token(&admin, &project, "editor").await;
     assert_eq!(
         api.bearer("GET", &flags, None, &secret).await.status,
         StatusCode::OK

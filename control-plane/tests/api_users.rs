@@ -6,27 +6,18 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{api, assert_error, session_of};
+use common::{World, api, assert_error, session_of};
 use serde_json::json;
 
 #[tokio::test]
 async fn admins_manage_users_and_members_and_roles_apply_at_once() {
     let api = api().await;
-    let admin = api.admin_session().await;
-    let project = api.get("/api/projects", Some(&admin)).await.body[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let envs = api
-        .get(
-            &format!("/api/projects/{project}/environments"),
-            Some(&admin),
-        )
-        .await;
-    let flags = format!(
-        "/api/environments/{}/flags",
-        envs.body[0]["id"].as_str().unwrap()
-    );
+    let World {
+        admin,
+        project,
+        envs,
+    } = api.world().await;
+    let flags = format!("/api/environments/{}/flags", envs[0]);
 
     let created = api
         .call(

@@ -4,18 +4,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use checkgate_control::store::{Actor, Backend, Store, StoreError};
 use checkgate_core::{CompiledFlag, FlagDoc, compile_flag};
+use common::pg::{create_database, drop_database};
 use sqlx::Connection;
-
-fn admin_url() -> String {
-    std::env::var("CHECKGATE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
 
 /// A fresh, empty database of one backend; removed by `cleanup`.
 struct Fresh {
@@ -39,24 +37,10 @@ async fn fresh(backend: Backend) -> Fresh {
                 cleanup: Cleanup::File(dir),
             }
         }
-        Backend::Postgres => {
-            let admin = admin_url();
-            let mut conn = sqlx::PgConnection::connect(&admin)
-                .await
-                .expect("PostgreSQL answers (scripts/test.sh starts it)");
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            let base = admin
-                .rsplit_once('/')
-                .map_or(admin.as_str(), |(b, _)| b)
-                .to_owned();
-            Fresh {
-                url: format!("{base}/{name}"),
-                cleanup: Cleanup::Database(name),
-            }
-        }
+        Backend::Postgres => Fresh {
+            url: create_database(&name).await,
+            cleanup: Cleanup::Database(name),
+        },
     }
 }
 
@@ -66,13 +50,7 @@ impl Fresh {
             Cleanup::File(dir) => {
                 let _ = std::fs::remove_dir_all(dir);
             }
-            Cleanup::Database(name) => {
-                let mut conn = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-            }
+            Cleanup::Database(name) => drop_database(&name).await.unwrap(),
         }
     }
 }

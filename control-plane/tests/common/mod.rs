@@ -100,6 +100,28 @@ impl Api {
     }
 }
 
+/// A workspace after first-run setup, where most API tests start.
+pub struct World {
+    /// The admin's session cookie (`cg_session=…`).
+    pub admin: String,
+    /// The first project's id.
+    pub project: String,
+    /// Its environments' ids: development, staging, production.
+    pub envs: Vec<String>,
+}
+
+/// A project made by [`Api::new_project`].
+pub struct Project {
+    pub id: String,
+    /// Its environments' ids: development, staging, production.
+    pub envs: Vec<String>,
+}
+
+/// The `id` of a JSON object, as a string.
+fn id_of(object: &Value) -> String {
+    object["id"].as_str().unwrap().to_owned()
+}
+
 pub fn setup_body() -> Value {
     json!({"workspace_name": "Acme", "project_name": "Web", "name": "Admin", "email": "admin@example.com", "password": "supersecret1"})
 }
@@ -148,14 +170,7 @@ impl Api {
         for (name, value) in headers {
             req = req.header(*name, *value);
         }
-        let body = match body {
-            Some(b) => {
-                req = req.header(header::CONTENT_TYPE, "application/json");
-                Body::from(b.to_string())
-            }
-            None => Body::empty(),
-        };
-        self.send(req.body(body).unwrap()).await
+        self.send(with_json(req, body)).await
     }
 
     /// Completes setup and returns the admin's session cookie.
@@ -205,28 +220,81 @@ impl Api {
         store::embedded_url(&self.dir)
     }
 
-    /// Completes setup; returns the admin's cookie, the first project's id and its
-    /// environments' ids (development, staging, production).
-    pub async fn world(&self) -> (String, String, Vec<String>) {
+    /// Completes setup: the admin's session and the first project with its environments.
+    pub async fn world(&self) -> World {
         let admin = self.admin_session().await;
-        let project = self.get("/api/projects", Some(&admin)).await.body[0]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let projects = self.get("/api/projects", Some(&admin)).await;
+        assert_eq!(projects.status, StatusCode::OK, "{}", projects.body);
+        let project = id_of(&projects.body[0]);
         let envs = self
             .get(
                 &format!("/api/projects/{project}/environments"),
                 Some(&admin),
             )
             .await;
-        let envs = envs
-            .body
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["id"].as_str().unwrap().to_owned())
-            .collect();
-        (admin, project, envs)
+        assert_eq!(envs.status, StatusCode::OK, "{}", envs.body);
+        let envs = envs.body.as_array().unwrap().iter().map(id_of).collect();
+        World {
+            admin,
+            project,
+            envs,
+        }
+    }
+
+    /// Creates another project as `admin` (who must be allowed to); its id and environments.
+    pub async fn new_project(&self, admin: &str, name: &str) -> Project {
+        let reply = self
+            .call(
+                "POST",
+                "/api/projects",
+                Some(json!({ "name": name })),
+                Some(admin),
+                &[],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        Project {
+            id: id_of(&reply.body),
+            envs: reply.body["environments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(id_of)
+                .collect(),
+        }
+    }
+
+    /// Creates an SDK key of `kind` (`server` or `client`, also its name) for `env`; returns
+    /// the secret, which the answer shows this once.
+    pub async fn sdk_key(&self, admin: &str, project: &str, env: &str, kind: &str) -> String {
+        let reply = self
+            .call(
+                "POST",
+                &format!("/api/projects/{project}/keys"),
+                Some(json!({"name": kind, "environment_id": env, "kind": kind})),
+                Some(admin),
+                &[],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body["key"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates an API token named `ci-{role}` with `role` in `project`; returns its secret and
+    /// the whole answer.
+    pub async fn api_token(&self, admin: &str, project: &str, role: &str) -> (String, Value) {
+        let reply = self
+            .call(
+                "POST",
+                &format!("/api/projects/{project}/tokens"),
+                Some(json!({"name": format!("ci-{role}"), "role": role})),
+                Some(admin),
+                &[],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        let secret = reply.body["token"].as_str().unwrap().to_owned();
+        (secret, reply.body)
     }
 
     /// Any request authenticated by `Authorization: Bearer {token}`, without the CSRF header
@@ -238,19 +306,23 @@ impl Api {
         body: Option<Value>,
         token: &str,
     ) -> Reply {
-        let mut req = Request::builder()
+        let req = Request::builder()
             .method(method)
             .uri(path)
             .header(header::AUTHORIZATION, format!("Bearer {token}"));
-        let body = match body {
-            Some(b) => {
-                req = req.header(header::CONTENT_TYPE, "application/json");
-                Body::from(b.to_string())
-            }
-            None => Body::empty(),
-        };
-        self.send(req.body(body).unwrap()).await
+        self.send(with_json(req, body)).await
     }
+}
+
+/// The request with `body` as JSON, or with an empty body.
+fn with_json(req: axum::http::request::Builder, body: Option<Value>) -> Request<Body> {
+    match body {
+        Some(b) => req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(b.to_string())),
+        None => req.body(Body::empty()),
+    }
+    .unwrap()
 }
 
 /// An answer read off a real socket: status, header lines and JSON body (`Null` when empty).

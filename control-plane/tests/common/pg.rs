@@ -8,6 +8,34 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// The URL of database `name` on the test server, without a password.
+pub fn database_url(name: &str) -> String {
+    let admin = admin_url();
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    format!("{base}/{name}")
+}
+
+/// Creates database `name` on the test server; returns its URL.
+pub async fn create_database(name: &str) -> String {
+    let mut conn = sqlx::PgConnection::connect(&admin_url())
+        .await
+        .expect("PostgreSQL answers (scripts/test.sh starts it)");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    database_url(name)
+}
+
+/// Drops database `name`, ending the connections still open to it.
+pub async fn drop_database(name: &str) -> Result<(), sqlx::Error> {
+    let mut conn = sqlx::PgConnection::connect(&admin_url()).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
 /// A PostgreSQL database of the test's own, dropped afterwards.
 pub struct Database {
     name: String,
@@ -21,15 +49,7 @@ impl Database {
             .enable_all()
             .build()
             .unwrap();
-        runtime.block_on(async {
-            let mut conn = sqlx::PgConnection::connect(&admin_url())
-                .await
-                .expect("PostgreSQL answers (scripts/test.sh starts it)");
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        });
+        runtime.block_on(create_database(&name));
         Self { name, runtime }
     }
 
@@ -48,9 +68,7 @@ impl Database {
 impl Database {
     /// The database's URL, without a password.
     pub fn url(&self) -> String {
-        let admin = admin_url();
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        format!("{base}/{}", self.name)
+        database_url(&self.name)
     }
 
     /// Runs one SQL statement against the server (not inside the database).
@@ -123,13 +141,6 @@ impl Database {
 
 impl Drop for Database {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        self.runtime.block_on(async move {
-            if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url()).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await;
-            }
-        });
+        let _ = self.runtime.block_on(drop_database(&self.name));
     }
 }
