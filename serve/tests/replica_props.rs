@@ -190,3 +190,50 @@ fn sdk_keys_are_found_by_hash_until_revoked_and_a_deletion_forgets_everything() 
     assert!(edge.environment(ENV).is_none());
     assert!(edge.environment_ids().is_empty());
 }
+
+/// A digest is always of the version it is given with, while changes apply on another thread:
+/// the digest reads its items outside the replica's lock, so a change landing mid-read must
+/// not produce the items of one version under the number of another (which the control plane
+/// would take for divergence, and resync).
+#[test]
+fn a_digest_read_while_changes_apply_is_of_the_version_it_names() {
+    let ops: Vec<Op> = (0..2_000u32)
+        .map(|i| Op::Upsert((i % 40) as u8, (i % 101) as u8))
+        .collect();
+    let changes: Vec<ChangeRecord> = ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| record(i as u64 + 1, op))
+        .collect();
+    let truth = Replica::new();
+    truth.install(&empty(0), info(), Source::Upstream);
+    let mut digests = vec![truth.digest(ENV).unwrap().2];
+    for change in &changes {
+        truth.apply(&frame(vec![change.clone()]));
+        digests.push(truth.digest(ENV).unwrap().2);
+    }
+
+    let edge = Replica::new();
+    edge.install(&empty(0), info(), Source::Upstream);
+    let last = changes.len() as u64;
+    let checked = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut checked = 0u64;
+            loop {
+                if let Some((epoch, version, digest)) = edge.digest(ENV) {
+                    assert_eq!(epoch, EPOCH);
+                    assert_eq!(digest, digests[version as usize], "at version {version}");
+                    checked += 1;
+                    if version == last {
+                        return checked;
+                    }
+                }
+            }
+        });
+        for change in &changes {
+            edge.apply(&frame(vec![change.clone()]));
+        }
+        reader.join().unwrap()
+    });
+    assert!(checked > 0);
+}

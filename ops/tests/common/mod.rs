@@ -7,10 +7,10 @@ use tokio::net::TcpStream;
 
 /// Longer than any timeout under test: a read that waits this long means the server kept a
 /// connection it should have closed.
-pub const PATIENCE: Duration = Duration::from_secs(15);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(15);
 
 /// Sends one whole request and reads its whole answer (the body is "ok").
-pub async fn request(socket: &mut TcpStream) -> String {
+pub(crate) async fn request(socket: &mut TcpStream) -> String {
     socket
         .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
         .await
@@ -31,4 +31,3 @@ pub async fn request(socket: &mut TcpStream) -> String {
     }
     String::from_utf8_lossy(&all).into_owned()
 }
-

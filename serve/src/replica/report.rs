@@ -28,34 +28,51 @@ fn as_string<S: serde::Serializer>(value: &u64, s: S) -> Result<S::Ok, S::Error>
 }
 
 impl Replica {
-    /// The anti-entropy digest of an environment at its applied version.
+    /// The anti-entropy digest of an environment at its applied version, or `None` when it is
+    /// not held (or changes faster than it can be read, for three tries running).
+    ///
+    /// The items are read outside the bookkeeping lock, so that a large environment's dump
+    /// never holds up changes; a change applies its version and its items under that lock, so
+    /// when `(epoch, version)` is the same before and after the dump, the dump is of exactly
+    /// that version. Otherwise a change landed in between, and the items could be a version
+    /// ahead of the version they would be sent with: a false mismatch and a needless resync.
     pub fn digest(&self, env: &str) -> Option<(u64, u64, [u8; 32])> {
-        let (epoch, version, keys) = {
-            let meta = self.meta();
-            let m = meta.get(env)?;
-            (
-                m.epoch,
-                m.version,
-                m.keys.keys().cloned().collect::<Vec<_>>(),
-            )
-        };
-        let dump = self
-            .flags
-            .environment(env)
-            .map(|e| e.dump())
-            .unwrap_or_default();
-        let items = dump
-            .iter()
-            .filter(|(_, _, _, state)| !matches!(state, EntryState::Deleted))
-            .map(|(kind, key, version, _)| {
-                let kind = match kind {
-                    ItemKind::Flag => DigestItem::Flag,
-                    ItemKind::Segment => DigestItem::Segment,
-                };
-                (kind, key.as_str(), *version)
-            })
-            .chain(keys.iter().map(|id| (DigestItem::SdkKey, id.as_str(), 0)));
-        Some((epoch, version, environment_digest(items)))
+        for _ in 0..3 {
+            let (epoch, version, keys) = {
+                let meta = self.meta();
+                let m = meta.get(env)?;
+                (
+                    m.epoch,
+                    m.version,
+                    m.keys.keys().cloned().collect::<Vec<_>>(),
+                )
+            };
+            let dump = self
+                .flags
+                .environment(env)
+                .map(|e| e.dump())
+                .unwrap_or_default();
+            let unchanged = self
+                .meta()
+                .get(env)
+                .is_some_and(|m| (m.epoch, m.version) == (epoch, version));
+            if !unchanged {
+                continue;
+            }
+            let items = dump
+                .iter()
+                .filter(|(_, _, _, state)| !matches!(state, EntryState::Deleted))
+                .map(|(kind, key, version, _)| {
+                    let kind = match kind {
+                        ItemKind::Flag => DigestItem::Flag,
+                        ItemKind::Segment => DigestItem::Segment,
+                    };
+                    (kind, key.as_str(), *version)
+                })
+                .chain(keys.iter().map(|id| (DigestItem::SdkKey, id.as_str(), 0)));
+            return Some((epoch, version, environment_digest(items)));
+        }
+        None
     }
 
     /// What `/status` shows of each environment.
