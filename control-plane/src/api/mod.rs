@@ -7,6 +7,7 @@ mod auth;
 mod caller;
 mod csrf;
 mod device;
+mod documents;
 mod edges;
 mod error;
 mod flags;

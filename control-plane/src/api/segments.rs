@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::access::in_environment;
 use super::caller::Caller;
-use super::flags::{etag, if_match, merge_patch, patched, store_write, write_error};
+use super::documents::{etag, if_match, merge_patch, patched, store_write, write_error};
 use super::{ApiError, AppState, Json, Path};
 use crate::store::{self, Role, StoreError, StoredSegment};
 

@@ -20,8 +20,8 @@ pub fn key_hash(key: &str) -> String {
         .collect()
 }
 
-/// A new secret: shown once, at creation, and never kept.
-#[derive(Debug)]
+/// A new secret: shown once, at creation, and never kept — nor printed: its `Debug` shows
+/// the prefix only.
 pub(super) struct Minted {
     pub(super) secret: String,
     /// The tag and the first characters after it, to recognise the credential in a list.
@@ -30,8 +30,16 @@ pub(super) struct Minted {
     pub(super) hash: String,
 }
 
+impl std::fmt::Debug for Minted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Minted")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Mints a secret that starts with `tag`, so a leaked one is recognisable (and scanners can
-/// match it): 256 random bits after it.
+/// match it): two random (v4) UUIDs after it, 244 random bits.
 pub(super) fn mint(tag: &str) -> Minted {
     let secret = format!(
         "{tag}{}{}",
@@ -170,5 +178,25 @@ impl Store {
                 .await?;
         }
         Ok(Some(found))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_minted_secret_is_tagged_hashed_and_never_printed() {
+        let minted = mint("cgt_");
+        assert!(minted.secret.starts_with("cgt_"));
+        assert_eq!(minted.secret.len(), 4 + 64);
+        assert!(minted.secret.starts_with(&minted.prefix));
+        assert_eq!(minted.hash, key_hash(&minted.secret));
+        let printed = format!("{minted:?}");
+        assert!(
+            !printed.contains(&minted.secret[minted.prefix.len()..]),
+            "{printed}"
+        );
+        assert!(!printed.contains(&minted.hash), "{printed}");
     }
 }
