@@ -18,6 +18,8 @@ use crate::metrics;
 
 /// The state of one readiness check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct CheckStatus {
     /// Whether this check lets the process take traffic.
     pub ok: bool,
@@ -33,13 +35,42 @@ pub struct Health {
     checks: Arc<Mutex<BTreeMap<&'static str, CheckStatus>>>,
 }
 
+/// The body of `/health`.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Health))]
+#[serde(deny_unknown_fields)]
+pub struct Liveness {
+    #[cfg_attr(feature = "openapi", schema(inline))]
+    status: Live,
+}
+
+/// What `/health` says: the process runs.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Live {
+    Ok,
+}
+
 /// The body of `/ready`.
 #[derive(Serialize)]
-struct Readiness {
-    /// `ready` or `not_ready`, repeating the status code for humans reading the JSON.
-    status: &'static str,
-    /// Every check, so a 503 says which one holds the process back.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Readiness {
+    #[cfg_attr(feature = "openapi", schema(inline))]
+    status: Ready,
+    /// Every check by name, so a 503 says which one holds the process back.
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, CheckStatus>))]
     checks: BTreeMap<&'static str, CheckStatus>,
+}
+
+/// Whether the process takes traffic (repeating the status code for people reading the JSON).
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Ready {
+    Ready,
+    NotReady,
 }
 
 impl Health {
@@ -71,16 +102,27 @@ impl Health {
     }
 }
 
-async fn live() -> impl IntoResponse {
-    Json(serde_json::json!({ "status": "ok" }))
+/// Liveness
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/health", operation_id = "health",
+    tag = "operations", security(()),
+    responses((status = 200, description = "The process runs.", body = Liveness))))]
+pub async fn live() -> impl IntoResponse {
+    Json(Liveness { status: Live::Ok })
 }
 
-async fn ready(State(health): State<Health>) -> impl IntoResponse {
+/// Readiness
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/ready", operation_id = "ready",
+    tag = "operations", security(()),
+    responses(
+        (status = 200, description = "Every check passes.", body = Readiness),
+        (status = 503, description = "Not ready; the failing checks say why.", body = Readiness),
+    )))]
+pub async fn ready(State(health): State<Health>) -> impl IntoResponse {
     let (ok, checks) = health.snapshot();
     let (code, status) = if ok {
-        (StatusCode::OK, "ready")
+        (StatusCode::OK, Ready::Ready)
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+        (StatusCode::SERVICE_UNAVAILABLE, Ready::NotReady)
     };
     (code, Json(Readiness { status, checks }))
 }

@@ -211,7 +211,13 @@ impl RouteMetrics {
     }
 }
 
-/// `GET /metrics`.
+/// Prometheus metrics
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/metrics", operation_id = "metrics",
+    tag = "operations", security(()),
+    responses((status = 200, content_type = "text/plain", body = String,
+        description = "Prometheus text format: request counts and latencies per route template \
+            and status class, and `checkgate_build_info`. Served here unless `METRICS_ADDR` \
+            moves it to a listener of its own."))))]
 pub async fn render(State(handle): State<PrometheusHandle>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -3,30 +3,104 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::access::{in_project, workspace_admin};
 use super::caller::Caller;
-use super::time::rfc3339;
+use super::openapi::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
+};
+use super::params::{ProjectEnvironmentPath, ProjectPath};
+use super::time::Timestamp;
 use super::{ApiError, AppState, Json, Path};
 use crate::store::{Environment, Project, Role};
 
-fn project_json(p: &Project, environment_count: usize) -> Value {
-    json!({ "id": p.id, "name": p.name, "slug": p.slug, "created_at": rfc3339(p.created_at), "environment_count": environment_count })
+/// A project.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Project)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ProjectView {
+    #[schema(format = "uuid")]
+    id: String,
+    name: String,
+    slug: String,
+    /// When it was created.
+    created_at: Timestamp,
+    environment_count: usize,
 }
 
-pub(super) fn environment_json(e: &Environment) -> Value {
-    json!({
-        "id": e.id, "project_id": e.project_id, "name": e.name, "slug": e.slug, "color": e.color,
-        "is_default": e.is_default, "version": e.version, "created_at": rfc3339(e.created_at),
-        "client_keys_read_rules": e.client_keys_read_rules, "is_production": e.is_production,
-    })
+impl ProjectView {
+    fn new(p: &Project, environment_count: usize) -> Self {
+        Self {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            slug: p.slug.clone(),
+            created_at: Timestamp::from_ms(p.created_at),
+            environment_count,
+        }
+    }
 }
 
-#[derive(Debug, Deserialize)]
+/// A new project, with the environments it starts with.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ProjectCreated)]
+pub(super) struct ProjectCreated {
+    #[serde(flatten)]
+    project: ProjectView,
+    environments: Vec<EnvironmentView>,
+}
+
+/// An environment of a project.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Environment)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EnvironmentView {
+    #[schema(format = "uuid")]
+    id: String,
+    #[schema(format = "uuid")]
+    project_id: String,
+    name: String,
+    slug: String,
+    #[schema(pattern = "^#[0-9A-Fa-f]{6}$")]
+    color: String,
+    is_default: bool,
+    /// The environment's change counter, as edges see it.
+    version: u64,
+    /// When it was created.
+    created_at: Timestamp,
+    /// Whether client (browser) keys may read flag rules on /stream; off unless an admin turns
+    /// it on.
+    client_keys_read_rules: bool,
+    /// Marked as production: the dashboard confirms every flag change here. New projects'
+    /// `production` environment starts marked.
+    is_production: bool,
+}
+
+impl From<&Environment> for EnvironmentView {
+    fn from(e: &Environment) -> Self {
+        Self {
+            id: e.id.clone(),
+            project_id: e.project_id.clone(),
+            name: e.name.clone(),
+            slug: e.slug.clone(),
+            color: e.color.clone(),
+            is_default: e.is_default,
+            version: e.version,
+            created_at: Timestamp::from_ms(e.created_at),
+            client_keys_read_rules: e.client_keys_read_rules,
+            is_production: e.is_production,
+        }
+    }
+}
+
+/// A project's name.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ProjectBody {
+    /// 1–100 characters once trimmed, with at least one ASCII letter or digit (the slug is made
+    /// from them).
+    #[schema(min_length = 1, max_length = 100, pattern = "[A-Za-z0-9]")]
     name: String,
 }
 
@@ -45,7 +119,13 @@ pub(super) fn check_name(name: &str) -> Result<&str, ApiError> {
     Ok(name)
 }
 
-/// `GET /api/projects`: the projects the user can see.
+/// The projects the caller can see
+#[utoipa::path(get, path = "/api/projects", operation_id = "listProjects", tag = "projects",
+    responses(
+        (status = 200, body = [ProjectView],
+            description = "Every project for workspace admins; their own for members."),
+        (status = 401, response = Unauthorized),
+    ))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -56,7 +136,7 @@ pub(super) async fn list(
     }
     let mut out = Vec::with_capacity(projects.len());
     for p in &projects {
-        out.push(project_json(
+        out.push(ProjectView::new(
             p,
             state.store.environments(&p.id).await?.len(),
         ));
@@ -64,8 +144,21 @@ pub(super) async fn list(
     Ok(axum::Json(out))
 }
 
-/// `POST /api/projects`: workspace admins; the project starts with development, staging and
-/// production.
+/// Create a project (workspace admins)
+///
+/// 409 when another project has the same slug.
+#[utoipa::path(post, path = "/api/projects", operation_id = "createProject", tag = "projects",
+    request_body(content = ProjectBody, example = json!({"name": "Mobile"})),
+    responses(
+        (status = 201, body = ProjectCreated,
+            description = "The project, with its development, staging and production environments."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    ))]
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -77,29 +170,52 @@ pub(super) async fn create(
         .store
         .create_project(&caller.actor(), check_name(&body.name)?)
         .await?;
-    let mut out = project_json(&project, envs.len());
-    out["environments"] = envs.iter().map(environment_json).collect();
+    let out = ProjectCreated {
+        project: ProjectView::new(&project, envs.len()),
+        environments: envs.iter().map(EnvironmentView::from).collect(),
+    };
     Ok((StatusCode::CREATED, axum::Json(out)))
 }
 
-/// `GET /api/projects/{id}`.
+/// A project
+#[utoipa::path(get, path = "/api/projects/{id}", operation_id = "getProject", tag = "projects",
+    params(ProjectPath),
+    responses(
+        (status = 200, body = ProjectView, description = "The project."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+    ))]
 pub(super) async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(ProjectPath { id }): Path<ProjectPath>,
 ) -> Result<impl IntoResponse, ApiError> {
     let project = in_project(&state, &caller, &id, Role::Viewer).await?;
-    Ok(axum::Json(project_json(
+    Ok(axum::Json(ProjectView::new(
         &project,
         state.store.environments(&id).await?.len(),
     )))
 }
 
-/// `PATCH /api/projects/{id}`: project admins.
+/// Rename a project (project admins)
+#[utoipa::path(patch, path = "/api/projects/{id}", operation_id = "renameProject", tag = "projects",
+    params(ProjectPath),
+    request_body(content = ProjectBody, example = json!({"name": "Web app"})),
+    responses(
+        (status = 200, body = ProjectView, description = "The renamed project."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    ))]
 pub(super) async fn rename(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(ProjectPath { id }): Path<ProjectPath>,
     body: Result<Json<ProjectBody>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_project(&state, &caller, &id, Role::Admin).await?;
@@ -108,17 +224,26 @@ pub(super) async fn rename(
         .store
         .rename_project(&caller.actor(), &id, check_name(&body.name)?)
         .await?;
-    Ok(axum::Json(project_json(
+    Ok(axum::Json(ProjectView::new(
         &project,
         state.store.environments(&id).await?.len(),
     )))
 }
 
-/// `DELETE /api/projects/{id}`: workspace admins; everything in the project goes with it.
+/// Delete a project and everything in it (workspace admins)
+#[utoipa::path(delete, path = "/api/projects/{id}", operation_id = "deleteProject", tag = "projects",
+    params(ProjectPath),
+    responses(
+        (status = 204, description = "Done; no body."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    ))]
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(ProjectPath { id }): Path<ProjectPath>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_project(&state, &caller, &id, Role::Viewer).await?;
     workspace_admin(&caller)?;
@@ -126,26 +251,42 @@ pub(super) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/projects/{id}/environments`.
+/// A project's environments
+#[utoipa::path(get, path = "/api/projects/{id}/environments", operation_id = "listEnvironments",
+    tag = "projects", params(ProjectPath),
+    responses(
+        (status = 200, body = [EnvironmentView], description = "The environments."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+    ))]
 pub(super) async fn environments(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(ProjectPath { id }): Path<ProjectPath>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_project(&state, &caller, &id, Role::Viewer).await?;
     let envs = state.store.environments(&id).await?;
     Ok(axum::Json(
-        envs.iter().map(environment_json).collect::<Vec<_>>(),
+        envs.iter().map(EnvironmentView::from).collect::<Vec<_>>(),
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// A new environment.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EnvironmentBody {
+    /// 1–100 characters once trimmed, with at least one ASCII letter or digit.
+    #[schema(min_length = 1, max_length = 100, pattern = "[A-Za-z0-9]")]
     name: String,
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,49}$")]
     slug: String,
+    /// Default `#6366f1`.
     #[serde(default)]
+    #[schema(pattern = "^#[0-9A-Fa-f]{6}$")]
     color: Option<String>,
+    /// Mark the environment as production. Default: true for the slug `production`, else
+    /// false.
     #[serde(default)]
     is_production: Option<bool>,
 }
@@ -177,11 +318,27 @@ fn check_color(color: &str) -> Result<(), ApiError> {
     }
 }
 
-/// `POST /api/projects/{id}/environments`: project admins; slugs are unique per project.
+/// Create an environment (project admins)
+///
+/// Slugs are unique per project (409).
+#[utoipa::path(post, path = "/api/projects/{id}/environments", operation_id = "createEnvironment",
+    tag = "projects", params(ProjectPath),
+    request_body(content = EnvironmentBody,
+        example = json!({"name": "QA", "slug": "qa", "color": "#22c55e"})),
+    responses(
+        (status = 201, body = EnvironmentView, description = "The environment."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    ))]
 pub(super) async fn create_environment(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(ProjectPath { id }): Path<ProjectPath>,
     body: Result<Json<EnvironmentBody>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_project(&state, &caller, &id, Role::Admin).await?;
@@ -202,32 +359,50 @@ pub(super) async fn create_environment(
             body.is_production.unwrap_or(body.slug == "production"),
         )
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(environment_json(&env))))
+    Ok((StatusCode::CREATED, axum::Json(EnvironmentView::from(&env))))
 }
 
-#[derive(Debug, Deserialize)]
+/// What to change; absent fields stay. The slug cannot change.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EnvironmentPatch {
+    /// 1–100 characters once trimmed, with at least one ASCII letter or digit.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = "[A-Za-z0-9]")]
     name: Option<String>,
     #[serde(default)]
+    #[schema(pattern = "^#[0-9A-Fa-f]{6}$")]
     color: Option<String>,
-    /// Let client (browser) keys read flag rules — Checkgate's browser SDK needs them, at the
+    /// Let client (browser) keys read flag rules (Checkgate's browser SDK needs them), at the
     /// cost of showing targeting data to browsers. Audited; off by default.
     #[serde(default)]
     client_keys_read_rules: Option<bool>,
-    /// Mark (or unmark) the environment as production: the dashboard confirms flag changes
-    /// there.
+    /// Mark or unmark the environment as production (the dashboard confirms flag changes
+    /// there).
     #[serde(default)]
     is_production: Option<bool>,
 }
 
-/// `PATCH /api/projects/{id}/environments/{env}`: project admins rename an environment or
-/// change its colour (documented by Checkgate, never implemented there). The slug stays.
+/// Rename an environment or change its colour (project admins)
+///
+/// Documented by Checkgate, never implemented there. The slug stays.
+#[utoipa::path(patch, path = "/api/projects/{id}/environments/{env}",
+    operation_id = "updateEnvironment", tag = "projects", params(ProjectEnvironmentPath),
+    request_body(content = EnvironmentPatch,
+        example = json!({"name": "Production EU", "color": "#ef4444"})),
+    responses(
+        (status = 200, body = EnvironmentView, description = "The environment as it is now."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    ))]
 pub(super) async fn update_environment(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, env)): Path<(String, String)>,
+    Path(ProjectEnvironmentPath { id, env }): Path<ProjectEnvironmentPath>,
     body: Result<Json<EnvironmentPatch>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_project(&state, &caller, &id, Role::Admin).await?;
@@ -267,14 +442,26 @@ pub(super) async fn update_environment(
             .await?;
         updated.client_keys_read_rules = allow;
     }
-    Ok(axum::Json(environment_json(&updated)))
+    Ok(axum::Json(EnvironmentView::from(&updated)))
 }
 
-/// `DELETE /api/projects/{id}/environments/{env}`: project admins; not the default, not the last.
+/// Delete an environment (project admins)
+///
+/// Neither the default environment nor the last one (409).
+#[utoipa::path(delete, path = "/api/projects/{id}/environments/{env}",
+    operation_id = "deleteEnvironment", tag = "projects", params(ProjectEnvironmentPath),
+    responses(
+        (status = 204, description = "Done; no body."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    ))]
 pub(super) async fn delete_environment(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, env)): Path<(String, String)>,
+    Path(ProjectEnvironmentPath { id, env }): Path<ProjectEnvironmentPath>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_project(&state, &caller, &id, Role::Admin).await?;
     super::access::check_id("environment", &env)?;
@@ -285,15 +472,24 @@ pub(super) async fn delete_environment(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/projects/{id}/environments/{env}/default`: project admins.
+/// Make an environment the project's default (project admins)
+#[utoipa::path(post, path = "/api/projects/{id}/environments/{env}/default",
+    operation_id = "setDefaultEnvironment", tag = "projects", params(ProjectEnvironmentPath),
+    responses(
+        (status = 200, body = EnvironmentView, description = "The environment, now the default."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    ))]
 pub(super) async fn set_default(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, env)): Path<(String, String)>,
+    Path(ProjectEnvironmentPath { id, env }): Path<ProjectEnvironmentPath>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_project(&state, &caller, &id, Role::Admin).await?;
     super::access::check_id("environment", &env)?;
-    Ok(axum::Json(environment_json(
+    Ok(axum::Json(EnvironmentView::from(
         &state
             .store
             .set_default_environment(&caller.actor(), &id, &env)

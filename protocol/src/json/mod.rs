@@ -13,16 +13,22 @@ pub use sse::{sse_delete, sse_upsert, to_sorted_json};
 /// The body of every API error: `{"error":{"code":"…","message":"…"}}`. One shape for every
 /// route of both binaries, so a client needs one error parser.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Error))]
+#[serde(deny_unknown_fields)]
 pub struct ErrorBody {
+    #[cfg_attr(feature = "openapi", schema(inline))]
     pub error: ErrorDetail,
 }
 
 /// What went wrong, for programs (`code`) and for people (`message`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ErrorDetail {
-    /// A stable, machine-readable code from a closed set (`not_found`, `invalid_body`, …).
+    /// A stable, machine-readable code from a closed set (`bad_request`, `not_found`, …).
     pub code: String,
     /// A sentence for people. Never internal details.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub message: String,
 }
 
