@@ -149,13 +149,10 @@ bash scripts/dashboard.sh
 step "OFREP with the real OpenFeature providers (Python, Node server, Node web with SSE, Chromium)"
 bash scripts/ofrep_clients.sh
 
-# The fuzz targets (the feed's frame decoder, the front door's head parser) need a nightly
-# toolchain and cargo-fuzz to run; here they are built, and their properties are run as
-# proptests within the workspace tests above.
-for fuzz in protocol/fuzz ops/fuzz; do
-  step "fuzz targets build (cargo check, $fuzz)"
-  cargo check --locked --manifest-path "$fuzz/Cargo.toml"
-done
+# The fuzz targets (the feed's frame decoder, the front door's head parser), 20 s each; their
+# properties also run as proptests within the workspace tests above.
+step "fuzz targets, briefly (cargo-fuzz, nightly; built only where neither can be had)"
+bash scripts/fuzz.sh
 
 # The dependency policy in deny.toml: licences, banned and duplicate crates, sources — and
 # RustSec advisories where the advisory database (on GitHub) can be fetched; it cannot from

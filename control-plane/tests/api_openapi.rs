@@ -192,7 +192,7 @@ async fn the_routes_written_in_the_router_and_the_documented_operations_are_the_
     let problems = report(&[
         (
             &undocumented,
-            "routes missing from control-plane/src/api/openapi.json",
+            "routed handlers missing from the document (a handler without #[utoipa::path]?)",
         ),
         (
             &unrouted,
