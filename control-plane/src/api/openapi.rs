@@ -172,15 +172,15 @@ fn add_csrf_header(operation: &mut Operation) {
         .push(RefOr::T(header));
 }
 
-/// An error answer: the `Error` schema with its `code` narrowed to `code`.
-fn error_response(code: &str, description: &str) -> ResponseBuilder {
+/// An error answer: the `Error` schema with its `code` narrowed to `codes`.
+fn error_response(codes: &[&str], description: &str) -> ResponseBuilder {
     let narrowed = ObjectBuilder::new().property(
         "error",
         ObjectBuilder::new().property(
             "code",
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .enum_values(Some([code])),
+                .enum_values(Some(codes.iter().copied())),
         ),
     );
     let schema: Schema = AllOfBuilder::new()
@@ -195,12 +195,13 @@ fn error_response(code: &str, description: &str) -> ResponseBuilder {
 
 /// The shared error answers, each a component operations refer to by status.
 macro_rules! error_responses {
-    ($($name:ident($code:literal) = $description:expr;)*) => {$(
+    ($($name:ident($($code:literal),+) = $description:expr;)*) => {$(
         pub(super) struct $name;
 
         impl<'r> ToResponse<'r> for $name {
             fn response() -> (&'r str, RefOr<Response>) {
-                (stringify!($name), error_response($code, $description).build().into())
+                let codes = [$($code),+];
+                (stringify!($name), error_response(&codes, $description).build().into())
             }
         }
     )*};
@@ -209,7 +210,7 @@ macro_rules! error_responses {
 error_responses! {
     BadRequest("bad_request") = "The request is malformed: an id that is not a UUID, a bad \
         query parameter or header, or a body that is not JSON of the expected shape.";
-    Unauthorized("unauthorized") = "No live session (or the request carries an \
+    Unauthorized("unauthorized", "invalid_credentials") = "No live session (or the request carries an \
         `Authorization` header that is not a valid API token); for login and password checks, \
         wrong credentials (`invalid_credentials`).";
     Forbidden("forbidden") = "The caller lacks the role this needs, or a cookie-authenticated \
@@ -246,7 +247,7 @@ impl<'r> ToResponse<'r> for TooManyRequests {
             .description(Some("Seconds until another attempt is admitted."))
             .build();
         let response = error_response(
-            "too_many_requests",
+            &["too_many_requests"],
             "Too many failed sign-in attempts from this address; retry after `Retry-After` \
              seconds.",
         )

@@ -42,12 +42,17 @@ impl ProjectView {
     }
 }
 
-/// A new project, with the environments it starts with.
+/// A new project, with the environments it starts with: a `Project` and `environments`.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(as = ProjectCreated)]
+#[serde(deny_unknown_fields)]
 pub(super) struct ProjectCreated {
-    #[serde(flatten)]
-    project: ProjectView,
+    #[schema(format = "uuid")]
+    id: String,
+    name: String,
+    slug: String,
+    /// When it was created.
+    created_at: Timestamp,
+    environment_count: usize,
     environments: Vec<EnvironmentView>,
 }
 
@@ -170,8 +175,19 @@ pub(super) async fn create(
         .store
         .create_project(&caller.actor(), check_name(&body.name)?)
         .await?;
+    let ProjectView {
+        id,
+        name,
+        slug,
+        created_at,
+        environment_count,
+    } = ProjectView::new(&project, envs.len());
     let out = ProjectCreated {
-        project: ProjectView::new(&project, envs.len()),
+        id,
+        name,
+        slug,
+        created_at,
+        environment_count,
         environments: envs.iter().map(EnvironmentView::from).collect(),
     };
     Ok((StatusCode::CREATED, axum::Json(out)))
