@@ -5,12 +5,17 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::openapi::Object;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::{IntoParams, ToSchema};
 
 use super::access::{check_id, in_environment, in_project};
 use super::caller::Caller;
-use super::time::rfc3339;
+use super::openapi::{BadRequest, NotFound, Unauthorized};
+use super::params::EnvironmentPath;
+use super::time::Timestamp;
 use super::{ApiError, AppState, Path};
 use crate::store::{AuditEntry, AuditFilter, Role};
 
@@ -22,14 +27,83 @@ fn doc(text: &Option<String>) -> Value {
     })
 }
 
-fn entry_json(e: &AuditEntry) -> Value {
-    json!({
-        "id": e.id, "at": rfc3339(e.at),
-        "actor": { "kind": e.actor_kind, "id": e.actor_id, "name": e.actor_name },
-        "project_id": e.project_id, "environment_id": e.environment_id, "action": e.action,
-        "target": { "kind": e.target_kind, "key": e.target_key },
-        "before": doc(&e.before), "after": doc(&e.after),
-    })
+/// An entry of the audit log.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AuditEntry)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuditEntryView {
+    id: i64,
+    /// When it happened.
+    at: Timestamp,
+    #[schema(inline)]
+    actor: AuditActor,
+    #[schema(required = true)]
+    project_id: Option<String>,
+    #[schema(required = true)]
+    environment_id: Option<String>,
+    /// `flag.create`, `flag.update`, `segment.delete`, `project.rename`, …
+    action: String,
+    #[schema(inline)]
+    target: AuditTarget,
+    /// The state before, as JSON, or null.
+    #[schema(value_type = Value)]
+    before: Value,
+    /// The state after, as JSON, or null.
+    #[schema(value_type = Value)]
+    after: Value,
+}
+
+/// Who made the change.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuditActor {
+    /// `user`, `api_token` or `system`.
+    kind: String,
+    #[schema(required = true)]
+    id: Option<String>,
+    name: String,
+}
+
+/// What changed.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuditTarget {
+    kind: String,
+    key: String,
+}
+
+impl From<&AuditEntry> for AuditEntryView {
+    fn from(e: &AuditEntry) -> Self {
+        Self {
+            id: e.id,
+            at: Timestamp::from_ms(e.at),
+            actor: AuditActor {
+                kind: e.actor_kind.clone(),
+                id: e.actor_id.clone(),
+                name: e.actor_name.clone(),
+            },
+            project_id: e.project_id.clone(),
+            environment_id: e.environment_id.clone(),
+            action: e.action.clone(),
+            target: AuditTarget {
+                kind: e.target_kind.clone(),
+                key: e.target_key.clone(),
+            },
+            before: doc(&e.before),
+            after: doc(&e.after),
+        }
+    }
+}
+
+/// A page of the audit log, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AuditPage)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuditPage {
+    entries: Vec<AuditEntryView>,
+    /// Pass as `cursor` for the next page; null on the last.
+    #[schema(required = true)]
+    next_cursor: Option<i64>,
 }
 
 fn check_limit(limit: u32) -> Result<u32, ApiError> {
@@ -54,18 +128,31 @@ fn instant(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
         .transpose()
 }
 
-#[derive(Debug, Deserialize)]
+/// Which entries to list; every parameter narrows.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AuditQuery {
+    /// Only this project (404 if the caller cannot see it).
+    #[param(format = "uuid")]
     project_id: Option<String>,
+    /// Only this environment.
+    #[param(format = "uuid")]
     environment_id: Option<String>,
+    /// Only changes by this user.
+    #[param(format = "uuid")]
     actor_id: Option<String>,
+    /// `flag`, `segment`, `project`, `environment`, `sdk_key`, `member`, `user`, …
     target_kind: Option<String>,
     target_key: Option<String>,
+    /// An RFC 3339 time or Unix milliseconds.
     since: Option<String>,
+    /// An RFC 3339 time or Unix milliseconds.
     until: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<i64>,
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 500, default = 50)]
     limit: u32,
 }
 
@@ -73,7 +160,19 @@ fn default_limit() -> u32 {
     50
 }
 
-/// `GET /api/audit`.
+/// The audit log, newest first
+///
+/// What the caller's projects hold (everything for workspace admins). Unknown query parameters
+/// are 400.
+#[utoipa::path(get, path = "/api/audit", operation_id = "listAudit", tag = "audit",
+    params(AuditQuery),
+    responses(
+        (status = 200, body = AuditPage,
+            description = "A page of entries; `next_cursor` fetches the next."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+    ))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -107,26 +206,78 @@ pub(super) async fn list(
     let next_cursor = (entries.len() == limit as usize)
         .then(|| entries.last().map(|e| e.id))
         .flatten();
-    Ok(axum::Json(
-        json!({ "entries": entries.iter().map(entry_json).collect::<Vec<_>>(), "next_cursor": next_cursor }),
-    ))
+    Ok(axum::Json(AuditPage {
+        entries: entries.iter().map(AuditEntryView::from).collect(),
+        next_cursor,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+/// A page of an environment's flag changes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EnvAuditQuery {
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 500, default = 50)]
     limit: u32,
     #[serde(default)]
+    #[param(format = Int64, minimum = 0, maximum = 4_294_967_295_u32, default = 0)]
     offset: u32,
+    /// Only this flag.
     flag_key: Option<String>,
 }
 
-/// `GET /api/environments/{env}/audit`, in Checkgate's `AuditEntry` shape (flag changes).
+/// A change to a flag, in Checkgate's `AuditEntry` shape.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = FlagAuditEntry)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FlagAuditEntry {
+    id: i64,
+    #[schema(required = true)]
+    environment_id: Option<String>,
+    flag_key: String,
+    /// The user's email; null for changes by an API token or the system.
+    #[schema(required = true)]
+    actor_email: Option<String>,
+    /// `CREATE`, `UPDATE` or `DELETE`.
+    action: String,
+    /// The flag before, or null.
+    #[schema(value_type = Value)]
+    before_data: Value,
+    /// The flag after, or null.
+    #[schema(value_type = Value)]
+    after_data: Value,
+    #[schema(schema_with = always_null)]
+    metadata: (),
+    /// When it happened.
+    created_at: Timestamp,
+}
+
+/// The schema of `metadata`: `{"type": "null"}`.
+fn always_null() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Null)
+        .description(Some(
+            "Always null: Checkgate's field, which nothing here sets.",
+        ))
+        .build()
+}
+
+/// An environment's flag changes, newest first
+///
+/// Unknown query parameters are 400.
+#[utoipa::path(get, path = "/api/environments/{env}/audit", operation_id = "listEnvironmentAudit",
+    tag = "audit", params(EnvironmentPath, EnvAuditQuery),
+    responses(
+        (status = 200, body = [FlagAuditEntry], description = "The entries."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+    ))]
 pub(super) async fn environment(
     State(state): State<AppState>,
     caller: Caller,
-    Path(env): Path<String>,
+    Path(EnvironmentPath { env }): Path<EnvironmentPath>,
     query: Result<Query<EnvAuditQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -140,22 +291,24 @@ pub(super) async fn environment(
         ..AuditFilter::default()
     };
     let entries = state.store.audit(&filter).await?;
-    let out: Vec<Value> = entries
+    let out: Vec<FlagAuditEntry> = entries
         .iter()
         .skip(q.offset as usize)
         .take(limit as usize)
-        .map(|e| {
-            let action = e
+        .map(|e| FlagAuditEntry {
+            id: e.id,
+            environment_id: e.environment_id.clone(),
+            flag_key: e.target_key.clone(),
+            actor_email: (e.actor_kind == "user").then(|| e.actor_name.clone()),
+            action: e
                 .action
                 .strip_prefix("flag.")
                 .unwrap_or(&e.action)
-                .to_ascii_uppercase();
-            json!({
-                "id": e.id, "environment_id": e.environment_id, "flag_key": e.target_key,
-                "actor_email": (e.actor_kind == "user").then_some(&e.actor_name), "action": action,
-                "before_data": doc(&e.before), "after_data": doc(&e.after), "metadata": Value::Null,
-                "created_at": rfc3339(e.at),
-            })
+                .to_ascii_uppercase(),
+            before_data: doc(&e.before),
+            after_data: doc(&e.after),
+            metadata: (),
+            created_at: Timestamp::from_ms(e.at),
         })
         .collect();
     Ok(axum::Json(out))

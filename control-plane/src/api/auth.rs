@@ -14,8 +14,14 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa::openapi::Object;
 
 use super::device;
+use super::openapi::{
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized,
+    UnsupportedMediaType,
+};
 use super::session::{self, CurrentUser};
 use super::{ApiError, AppState, Json};
 use crate::store::{Setup, User};
@@ -23,17 +29,41 @@ use crate::store::{Setup, User};
 const MIN_PASSWORD: usize = 8;
 const MAX_PASSWORD: usize = 1024;
 
-/// Checkgate's `UserInfo`.
-#[derive(Debug, Serialize)]
+/// Checkgate's `UserInfo`: the signed-in user.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(super) struct UserInfo {
+    #[schema(format = "uuid")]
     pub(super) id: String,
     pub(super) email: String,
     pub(super) name: String,
-    /// `admin` for workspace admins, `member` otherwise (project roles are per project).
+    #[schema(schema_with = user_info_role)]
     pub(super) role: &'static str,
     pub(super) workspace_name: String,
     pub(super) is_setup_complete: bool,
 }
+
+/// The schema of `UserInfo.role`.
+fn user_info_role() -> Object {
+    super::users::string_enum(&["admin", "member"])
+        .description(Some(
+            "`admin` for workspace admins; project roles are per project.",
+        ))
+        .build()
+}
+
+// The `Set-Cookie` headers, as the document describes them: never built, only their schemas
+// are used. No doc comments: they would become descriptions of the headers' schemas.
+
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = "^cg_session=")]
+#[expect(dead_code, reason = "only its schema is used")]
+pub(super) struct SessionCookie(String);
+
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = "^cg_session=;")]
+#[expect(dead_code, reason = "only its schema is used")]
+pub(super) struct ClearedSessionCookie(String);
 
 async fn info(state: &AppState, user: &User) -> Result<UserInfo, ApiError> {
     Ok(UserInfo {
@@ -164,23 +194,53 @@ async fn signed_in(
     Ok((status, headers, axum::Json(info(state, user).await?)))
 }
 
-#[derive(Debug, Deserialize)]
+/// First-run setup: the workspace, its admin and the first project.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SetupRequest {
+    /// 1–100 characters once trimmed.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     workspace_name: String,
+    /// `Default Project` when absent, null or blank.
     #[serde(default)]
+    #[schema(max_length = 100)]
     project_name: Option<String>,
+    /// 1–100 characters once trimmed.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     name: String,
+    #[schema(format = "email", max_length = 254)]
     email: String,
+    #[schema(min_length = 8, max_length = 1024)]
     password: String,
 }
 
-/// `POST /api/setup/complete`: creates the workspace admin and the first project. Only until
-/// setup is complete; afterwards 404, as in Checkgate.
+/// Complete first-run setup
+///
+/// Creates the workspace, its admin and the first project (`Default Project` when `project_name`
+/// is absent or blank), and signs the admin in. Only until setup is complete; afterwards 404.
+#[utoipa::path(post, path = "/api/setup/complete", operation_id = "completeSetup", tag = "auth",
+    security(()),
+    request_body(content = SetupRequest, example = json!({
+        "workspace_name": "Acme",
+        "project_name": "Web",
+        "name": "Admin",
+        "email": "admin@example.com",
+        "password": "correct horse battery",
+    })),
+    responses(
+        (status = 200, body = UserInfo, description = "The workspace admin, signed in.",
+            headers(("Set-Cookie" = inline(SessionCookie), description = "`cg_session=…; Path=/; HttpOnly; SameSite=Lax; Max-Age=604800` (plus `; Secure` unless `COOKIE_SECURE=false`), then the device cookie `cg_device=…; Path=/api/auth; HttpOnly; SameSite=Strict; Max-Age=7776000` (Secure likewise), which exempts this browser's later sign-ins to this account from the per-address limits."))),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    ))]
 pub(super) async fn complete_setup(
     State(state): State<AppState>,
     req: Result<Json<SetupRequest>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
+    // Afterwards 404, as in Checkgate.
     if state.store.setup_complete().await? {
         return Err(ApiError::NotFound("setup is already complete".into()));
     }
@@ -219,7 +279,8 @@ pub(super) async fn complete_setup(
     signed_in(&state, &admin, StatusCode::OK).await
 }
 
-#[derive(Debug, Deserialize)]
+/// An email and a password.
+#[derive(Debug, Deserialize, ToSchema)]
 pub(super) struct LoginRequest {
     email: String,
     password: String,
@@ -274,8 +335,29 @@ impl Throttle {
     }
 }
 
-/// `POST /api/auth/login`: throttled per device cookie, or per account and address (see
-/// `limiter`).
+/// Sign in
+///
+/// Throttled per account and client address (5 failures in 15 minutes for one address and
+/// account, 30 for one address), unless the request carries a device cookie (`cg_device`) that an
+/// earlier sign-in to the same account set in this browser: then only that cookie's own failures
+/// count, 10 in 15 minutes. 429 comes with `Retry-After`. The client address is the connection's
+/// peer, or, behind a proxy listed in `TRUSTED_PROXIES`, the right-most `X-Forwarded-For` entry
+/// that is not such a proxy. Wrong credentials are 401 `invalid_credentials`, whether or not the
+/// email exists.
+#[utoipa::path(post, path = "/api/auth/login", operation_id = "login", tag = "auth",
+    security(()),
+    request_body(content = LoginRequest,
+        example = json!({"email": "admin@example.com", "password": "correct horse battery"})),
+    responses(
+        (status = 200, body = UserInfo, description = "Signed in.",
+            headers(("Set-Cookie" = inline(SessionCookie), description = "`cg_session=…; Path=/; HttpOnly; SameSite=Lax; Max-Age=604800` (plus `; Secure` unless `COOKIE_SECURE=false`), then the device cookie `cg_device=…; Path=/api/auth; HttpOnly; SameSite=Strict; Max-Age=7776000` (Secure likewise), which exempts this browser's later sign-ins to this account from the per-address limits."))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+    ))]
 pub(super) async fn login(
     State(state): State<AppState>,
     extensions: Extensions,
@@ -288,6 +370,7 @@ pub(super) async fn login(
     let addr = client_address(&state, &extensions, &headers);
     let now = Instant::now();
     let found = state.store.user_for_login(req.email.trim()).await?;
+    // Per device cookie, or per account and address (see `limiter`).
     let throttle = Throttle::choose(
         &state,
         &headers,
@@ -314,7 +397,15 @@ pub(super) async fn login(
     }
 }
 
-/// `POST /api/auth/logout`: ends the session server-side and clears the cookie.
+/// Sign out
+#[utoipa::path(post, path = "/api/auth/logout", operation_id = "logout", tag = "auth",
+    security(()),
+    responses(
+        (status = 204,
+            description = "The session (if any) is ended server-side and the cookie cleared.",
+            headers(("Set-Cookie" = inline(ClearedSessionCookie), description = "Clears the session cookie: `cg_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`."))),
+        (status = 403, response = Forbidden),
+    ))]
 pub(super) async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -330,7 +421,13 @@ pub(super) async fn logout(
     Ok((StatusCode::NO_CONTENT, out))
 }
 
-/// `GET /api/auth/me`: the signed-in user, read from the store (not from the cookie).
+/// The signed-in user
+#[utoipa::path(get, path = "/api/auth/me", operation_id = "getMe", tag = "auth",
+    responses(
+        (status = 200, body = UserInfo, description = "The user, read from the store."),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+    ))]
 pub(super) async fn me(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -338,27 +435,55 @@ pub(super) async fn me(
     Ok(axum::Json(info(&state, &user).await?))
 }
 
-/// `GET /api/auth/workspace`: public, for the login page.
+/// The workspace, as the login page needs it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Workspace)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WorkspaceView {
+    /// Empty before setup.
+    workspace_name: String,
+    is_setup_complete: bool,
+}
+
+/// The workspace's name and whether setup is complete
+#[utoipa::path(get, path = "/api/auth/workspace", operation_id = "getWorkspace", tag = "auth",
+    security(()),
+    responses((status = 200, body = WorkspaceView, description = "For the login page.")))]
 pub(super) async fn workspace(
     State(state): State<AppState>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(axum::Json(serde_json::json!({
-        "workspace_name": state.store.workspace_name().await?,
-        "is_setup_complete": state.store.setup_complete().await?,
-    })))
+    Ok(axum::Json(WorkspaceView {
+        workspace_name: state.store.workspace_name().await?,
+        is_setup_complete: state.store.setup_complete().await?,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+/// The current password, to prove it, and the new one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ChangePassword)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PasswordChange {
     current_password: String,
+    #[schema(min_length = 8, max_length = 1024)]
     new_password: String,
 }
 
-/// `POST /api/auth/password`: the signed-in user changes their password, proving the current
-/// one (throttled like a login). Every session of theirs ends, this one included: the answer
-/// carries the cookie of a new session that replaces it, so a token captured before the change
-/// is worth nothing after it.
+/// Change the signed-in user's password
+///
+/// Ends every session of the user, the one that asked included, and answers with the cookie of a
+/// new session that replaces it. A wrong `current_password` is 401.
+#[utoipa::path(post, path = "/api/auth/password", operation_id = "changePassword", tag = "auth",
+    request_body(content = PasswordChange),
+    responses(
+        (status = 204, description = "Done; no body. The old session token no longer works.",
+            headers(("Set-Cookie" = inline(SessionCookie), description = "The new session: `cg_session=…; Path=/; HttpOnly; SameSite=Lax; Max-Age=604800` (plus `; Secure` unless `COOKIE_SECURE=false`)."))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+    ))]
 pub(super) async fn change_password(
     State(state): State<AppState>,
     extensions: Extensions,
@@ -372,6 +497,7 @@ pub(super) async fn change_password(
     }
     let addr = client_address(&state, &extensions, &headers);
     let now = Instant::now();
+    // Proving the current password is throttled like a login.
     let throttle = Throttle::choose(&state, &headers, Some(&user.id), addr);
     throttle.admit(&state, &user.email, now)?;
     let hash = state.store.password_hash(&user.id).await?;

@@ -5,18 +5,82 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa::openapi::Object;
+use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
 
 use super::access::{check_id, in_project, workspace_admin};
 use super::auth::{check_email, check_password, hash_password};
 use super::caller::Caller;
-use super::time::rfc3339;
+use super::openapi::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
+};
+use super::params::{MemberPath, ProjectPath, UserPath};
+use super::time::Timestamp;
 use super::{ApiError, AppState, Json, Path};
 use crate::store::{Role, User};
 
-fn user_json(u: &User) -> Value {
-    json!({ "id": u.id, "email": u.email, "name": u.name, "role": if u.is_admin { "admin" } else { "member" }, "created_at": rfc3339(u.created_at) })
+/// A string that is one of `values`. Roles are read as strings (so that a bad one is answered
+/// with the handlers' own message) and written from `is_admin` or [`Role`], so no Rust enum
+/// carries their schema.
+pub(super) fn string_enum(values: &[&str]) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values.iter().copied()))
+}
+
+/// The same, or null.
+fn nullable_string_enum(values: &[&str]) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(
+            values
+                .iter()
+                .map(|v| serde_json::Value::from(*v))
+                .chain([serde_json::Value::Null]),
+        ))
+}
+
+/// A workspace role: `admin` or `member`.
+fn workspace_role() -> Object {
+    string_enum(&["admin", "member"]).build()
+}
+
+/// A project role: `admin`, `editor` or `viewer`.
+fn project_role() -> Object {
+    string_enum(&["admin", "editor", "viewer"]).build()
+}
+
+fn workspace_role_name(u: &User) -> &'static str {
+    if u.is_admin { "admin" } else { "member" }
+}
+
+/// A workspace user.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = User)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UserView {
+    #[schema(format = "uuid")]
+    id: String,
+    email: String,
+    name: String,
+    #[schema(schema_with = workspace_role)]
+    role: &'static str,
+    /// When it was created.
+    created_at: Timestamp,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id.clone(),
+            email: u.email.clone(),
+            name: u.name.clone(),
+            role: workspace_role_name(u),
+            created_at: Timestamp::from_ms(u.created_at),
+        }
+    }
 }
 
 fn check_user_name(name: &str) -> Result<&str, ApiError> {
@@ -29,7 +93,13 @@ fn check_user_name(name: &str) -> Result<&str, ApiError> {
     Ok(name)
 }
 
-/// `GET /api/users`.
+/// Every user (workspace admins)
+#[utoipa::path(get, path = "/api/users", operation_id = "listUsers", tag = "users",
+    responses(
+        (status = 200, body = [UserView], description = "The users."),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+    ))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -41,24 +111,50 @@ pub(super) async fn list(
             .users()
             .await?
             .iter()
-            .map(user_json)
+            .map(UserView::from)
             .collect::<Vec<_>>(),
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// A new user.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateUser {
+    /// 1–100 characters once trimmed.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     name: String,
+    #[schema(format = "email", max_length = 254)]
     email: String,
+    #[schema(min_length = 8, max_length = 1024)]
     password: String,
-    /// `admin` (a workspace admin) or `member` (the default).
     #[serde(default)]
+    #[schema(schema_with = new_user_role)]
     role: Option<String>,
 }
 
-/// `POST /api/users`: a user who joins projects through membership, or (`role: admin`) a
-/// workspace admin.
+/// The schema of `CreateUser.role`.
+fn new_user_role() -> Object {
+    nullable_string_enum(&["admin", "member"])
+        .description(Some("`admin` makes a workspace admin; default `member`."))
+        .build()
+}
+
+/// Create a user (workspace admins)
+///
+/// 409 when a user has that email, whatever its letter case (`Admin@Example.com` is
+/// `admin@example.com`).
+#[utoipa::path(post, path = "/api/users", operation_id = "createUser", tag = "users",
+    request_body(content = CreateUser),
+    responses(
+        (status = 201, body = UserView,
+            description = "The user; they join projects through membership."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    ))]
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -83,25 +179,47 @@ pub(super) async fn create(
         .store
         .create_user(&caller.actor(), body.email.trim(), name, &hash, is_admin)
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(user_json(&created))))
+    Ok((StatusCode::CREATED, axum::Json(UserView::from(&created))))
 }
 
-#[derive(Debug, Deserialize)]
+/// What to change; absent fields stay.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct UpdateUser {
+    /// 1–100 characters once trimmed.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     name: Option<String>,
-    /// `admin` (a workspace admin) or `member`.
     #[serde(default)]
+    #[schema(schema_with = changed_workspace_role)]
     role: Option<String>,
 }
 
-/// `PATCH /api/users/{id}`: renames a user or makes them a workspace admin or not. The last
-/// admin stays an admin (409). A role change applies to their next request.
+/// The schema of `UpdateUser.role`: null is accepted, as absent.
+fn changed_workspace_role() -> Object {
+    nullable_string_enum(&["admin", "member"]).build()
+}
+
+/// Rename a user or change their workspace role (workspace admins)
+///
+/// The last workspace admin cannot be demoted (409).
+#[utoipa::path(patch, path = "/api/users/{id}", operation_id = "updateUser", tag = "users",
+    params(UserPath),
+    request_body(content = UpdateUser, example = json!({"role": "admin"})),
+    responses(
+        (status = 200, body = UserView, description = "The user."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    ))]
 pub(super) async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(UserPath { id }): Path<UserPath>,
     body: Result<Json<UpdateUser>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     workspace_admin(&caller)?;
@@ -118,18 +236,31 @@ pub(super) async fn update(
             )));
         }
     };
+    // A role change applies to their next request (the caller's role is read on each).
     let updated = state
         .store
         .update_user(&caller.actor(), &id, name, is_admin)
         .await?;
-    Ok(axum::Json(user_json(&updated)))
+    Ok(axum::Json(UserView::from(&updated)))
 }
 
-/// `DELETE /api/users/{id}`: not oneself, not the last workspace admin. Their sessions end.
+/// Delete a user (workspace admins)
+///
+/// Not oneself, not the last workspace admin (409). Their sessions end.
+#[utoipa::path(delete, path = "/api/users/{id}", operation_id = "deleteUser", tag = "users",
+    params(UserPath),
+    responses(
+        (status = 204, description = "Done; no body."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    ))]
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(UserPath { id }): Path<UserPath>,
 ) -> Result<impl IntoResponse, ApiError> {
     workspace_admin(&caller)?;
     check_id("user", &id)?;
@@ -148,33 +279,89 @@ fn parse_role(role: &str) -> Result<Role, ApiError> {
     })
 }
 
-/// `GET /api/projects/{p}/members`.
+/// A member of a project, with their role there.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Member)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MemberView {
+    #[schema(format = "uuid")]
+    user_id: String,
+    email: String,
+    name: String,
+    #[schema(schema_with = project_role)]
+    role: &'static str,
+}
+
+/// A user's role in a project.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Membership)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MembershipView {
+    #[schema(format = "uuid")]
+    user_id: String,
+    #[schema(schema_with = project_role)]
+    role: &'static str,
+}
+
+/// A project's members
+#[utoipa::path(get, path = "/api/projects/{id}/members", operation_id = "listMembers",
+    tag = "members", params(ProjectPath),
+    responses(
+        (status = 200, body = [MemberView], description = "The members, by email."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+    ))]
 pub(super) async fn members(
     State(state): State<AppState>,
     caller: Caller,
-    Path(project): Path<String>,
+    Path(ProjectPath { id: project }): Path<ProjectPath>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_project(&state, &caller, &project, Role::Viewer).await?;
     let members = state.store.members(&project).await?;
-    let out: Vec<Value> = members
+    let out: Vec<MemberView> = members
         .iter()
-        .map(|(u, role)| json!({ "user_id": u.id, "email": u.email, "name": u.name, "role": role.as_str() }))
+        .map(|(u, role)| MemberView {
+            user_id: u.id.clone(),
+            email: u.email.clone(),
+            name: u.name.clone(),
+            role: role.as_str(),
+        })
         .collect();
     Ok(axum::Json(out))
 }
 
-#[derive(Debug, Deserialize)]
+/// A user to add to the project, and their role there.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AddMember {
+    #[schema(format = "uuid")]
     user_id: String,
+    #[schema(schema_with = project_role)]
     role: String,
 }
 
-/// `POST /api/projects/{p}/members`: 409 when already a member (change a role with PATCH).
+/// Add a member (project admins)
+///
+/// 409 when the user is already a member (change a role with PATCH); 404 when there is no such
+/// user.
+#[utoipa::path(post, path = "/api/projects/{id}/members", operation_id = "addMember",
+    tag = "members", params(ProjectPath),
+    request_body(content = AddMember),
+    responses(
+        (status = 201, body = MembershipView, description = "The membership."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    ))]
 pub(super) async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
-    Path(project): Path<String>,
+    Path(ProjectPath { id: project }): Path<ProjectPath>,
     body: Result<Json<AddMember>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_project(&state, &caller, &project, Role::Admin).await?;
@@ -197,21 +384,41 @@ pub(super) async fn add_member(
         .await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({ "user_id": body.user_id, "role": role.as_str() })),
+        axum::Json(MembershipView {
+            user_id: body.user_id,
+            role: role.as_str(),
+        }),
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// A member's new role.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SetRole {
+    #[schema(schema_with = project_role)]
     role: String,
 }
 
-/// `PATCH /api/projects/{p}/members/{user}`.
+/// Change a member's role (project admins)
+#[utoipa::path(patch, path = "/api/projects/{id}/members/{user}", operation_id = "setMemberRole",
+    tag = "members", params(MemberPath),
+    request_body(content = SetRole, example = json!({"role": "viewer"})),
+    responses(
+        (status = 200, body = MembershipView, description = "The membership."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    ))]
 pub(super) async fn set_role(
     State(state): State<AppState>,
     caller: Caller,
-    Path((project, member)): Path<(String, String)>,
+    Path(MemberPath {
+        id: project,
+        user: member,
+    }): Path<MemberPath>,
     body: Result<Json<SetRole>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_project(&state, &caller, &project, Role::Admin).await?;
@@ -225,16 +432,29 @@ pub(super) async fn set_role(
         .store
         .set_member(&caller.actor(), &project, &member, role)
         .await?;
-    Ok(axum::Json(
-        json!({ "user_id": member, "role": role.as_str() }),
-    ))
+    Ok(axum::Json(MembershipView {
+        user_id: member,
+        role: role.as_str(),
+    }))
 }
 
-/// `DELETE /api/projects/{p}/members/{user}`.
+/// Remove a member (project admins)
+#[utoipa::path(delete, path = "/api/projects/{id}/members/{user}", operation_id = "removeMember",
+    tag = "members", params(MemberPath),
+    responses(
+        (status = 204, description = "Done; no body."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    ))]
 pub(super) async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
-    Path((project, member)): Path<(String, String)>,
+    Path(MemberPath {
+        id: project,
+        user: member,
+    }): Path<MemberPath>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_project(&state, &caller, &project, Role::Admin).await?;
     check_id("user", &member)?;
