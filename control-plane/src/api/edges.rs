@@ -1,26 +1,113 @@
 //! Edge tokens, the credentials edge relays present on the change feed:
-//! `GET/POST /api/edge-tokens`, `DELETE /api/edge-tokens/{id}`. Workspace admins only, signed
-//! in as themselves. A token is shown once, in the answer that creates it; revoking one closes
-//! the feeds that use it within seconds.
+//! `GET/POST /api/edge-tokens`, `DELETE /api/edge-tokens/{id}`; and the fleet of edges,
+//! `GET /api/edges`. Workspace admins only, signed in as themselves. A token is shown once, in
+//! the answer that creates it; revoking one closes the feeds that use it within seconds.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::access::check_id;
+use super::keys::Secret;
+use super::openapi::{
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unprocessable,
+    UnsupportedMediaType,
+};
+use super::params::EdgeTokenPath;
 use super::session::CurrentUser;
-use super::time::rfc3339;
+use super::time::Timestamp;
 use super::{ApiError, AppState, Json, Path};
 use crate::store::EdgeToken;
 
-fn token_json(t: &EdgeToken) -> Value {
-    json!({
-        "id": t.id, "name": t.name, "prefix": format!("{}…", t.prefix),
-        "environments": t.environments, "created_at": rfc3339(t.created_at),
-        "last_seen_at": t.last_seen_at.map(rfc3339), "revoked_at": t.revoked_at.map(rfc3339),
-    })
+/// An edge token, as lists show it: by its prefix, never the token itself.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = EdgeToken)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EdgeTokenView {
+    #[schema(format = "uuid")]
+    id: String,
+    name: String,
+    /// The token's first characters and `…`, e.g. `cge_1a2b3c…`.
+    prefix: String,
+    /// The environments the token may serve; null for every environment, present and future.
+    #[schema(format = "uuid", required = true)]
+    environments: Option<Vec<String>>,
+    /// When it was created.
+    created_at: Timestamp,
+    /// When an edge last presented it on the feed; null if never.
+    #[schema(required = true)]
+    last_seen_at: Option<Timestamp>,
+    /// When it was revoked; null while it works.
+    #[schema(required = true)]
+    revoked_at: Option<Timestamp>,
+}
+
+impl From<&EdgeToken> for EdgeTokenView {
+    fn from(t: &EdgeToken) -> Self {
+        Self {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            prefix: format!("{}…", t.prefix),
+            environments: t.environments.clone(),
+            created_at: Timestamp::from_ms(t.created_at),
+            last_seen_at: t.last_seen_at.map(Timestamp::from_ms),
+            revoked_at: t.revoked_at.map(Timestamp::from_ms),
+        }
+    }
+}
+
+// `EdgeTokenView`'s fields and `token`, written out rather than flattened (see
+// `keys::SdkKeyCreated`).
+/// A new edge token, with the token itself: the only answer that ever shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EdgeTokenCreated {
+    #[schema(format = "uuid")]
+    id: String,
+    name: String,
+    /// The token's first characters and `…`, e.g. `cge_1a2b3c…`.
+    prefix: String,
+    /// The environments the token may serve; null for every environment, present and future.
+    #[schema(format = "uuid", required = true)]
+    environments: Option<Vec<String>>,
+    /// When it was created.
+    created_at: Timestamp,
+    /// When an edge last presented it on the feed; null if never.
+    #[schema(required = true)]
+    last_seen_at: Option<Timestamp>,
+    /// When it was revoked; null while it works.
+    #[schema(required = true)]
+    revoked_at: Option<Timestamp>,
+    /// The token itself: shown here, never again. Give it to the edge as EDGE_TOKEN.
+    #[schema(value_type = String, pattern = "^cge_[0-9a-f]{64}$")]
+    token: Secret,
+}
+
+impl EdgeTokenCreated {
+    fn new(view: EdgeTokenView, token: Secret) -> Self {
+        // Every field of the view, so that one added there cannot be forgotten here.
+        let EdgeTokenView {
+            id,
+            name,
+            prefix,
+            environments,
+            created_at,
+            last_seen_at,
+            revoked_at,
+        } = view;
+        Self {
+            id,
+            name,
+            prefix,
+            environments,
+            created_at,
+            last_seen_at,
+            revoked_at,
+            token,
+        }
+    }
 }
 
 fn admin(user: &crate::store::User) -> Result<(), ApiError> {
@@ -31,7 +118,14 @@ fn admin(user: &crate::store::User) -> Result<(), ApiError> {
     }
 }
 
-/// `GET /api/edge-tokens`.
+/// List edge tokens (workspace admins)
+#[utoipa::path(get, path = "/api/edge-tokens", operation_id = "listEdgeTokens", tag = "edges",
+    responses(
+        (status = 200, body = [EdgeTokenView],
+            description = "Every edge token, newest first; never the token itself."),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+    ))]
 pub(super) async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -39,20 +133,38 @@ pub(super) async fn list(
     admin(&user)?;
     let tokens = state.store.edge_tokens().await?;
     Ok(axum::Json(
-        tokens.iter().map(token_json).collect::<Vec<_>>(),
+        tokens.iter().map(EdgeTokenView::from).collect::<Vec<_>>(),
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// A new edge token.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateEdgeToken {
+    /// 1–100 characters once trimmed (e.g. the edge's region).
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
-    /// The environment ids it may serve; absent or null for every environment.
+    /// Environment ids the token may serve; absent or null for all. Unknown ids are 422.
     #[serde(default)]
+    #[schema(format = "uuid", min_items = 1, max_items = 1000)]
     environments: Option<Vec<String>>,
 }
 
-/// `POST /api/edge-tokens`.
+/// Create an edge token (workspace admins)
+///
+/// The credential an edge relay presents on the change feed (EDGE_TOKEN).
+#[utoipa::path(post, path = "/api/edge-tokens", operation_id = "createEdgeToken", tag = "edges",
+    request_body(content = CreateEdgeToken, example = json!({"name": "eu-west edge"})),
+    responses(
+        (status = 201, body = EdgeTokenCreated,
+            description = "The token; `token` is shown here and never again."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+    ))]
 pub(super) async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -92,16 +204,26 @@ pub(super) async fn create(
             }
             other => other.into(),
         })?;
-    let mut out = token_json(&token);
-    out["token"] = Value::from(secret);
+    let out = EdgeTokenCreated::new(EdgeTokenView::from(&token), Secret::new(secret));
     Ok((StatusCode::CREATED, axum::Json(out)))
 }
 
-/// `DELETE /api/edge-tokens/{id}`.
+/// Revoke an edge token (workspace admins)
+///
+/// The edges that use it are disconnected within seconds and stop serving what it granted.
+#[utoipa::path(delete, path = "/api/edge-tokens/{id}", operation_id = "revokeEdgeToken",
+    tag = "edges", params(EdgeTokenPath),
+    responses(
+        (status = 204, description = "Done; no body."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    ))]
 pub(super) async fn revoke(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(id): Path<String>,
+    Path(EdgeTokenPath { id }): Path<EdgeTokenPath>,
 ) -> Result<impl IntoResponse, ApiError> {
     admin(&user)?;
     check_id("edge token", &id)?;
@@ -117,14 +239,81 @@ const STALE_AFTER_MS: i64 = 3 * crate::store::FLEET_REFRESH.as_millis() as i64;
 /// Most sessions listed.
 const FLEET_LIMIT: u32 = 2_000;
 
-/// `GET /api/edges`: the edge fleet — every edge connected now, or seen in the last day, with
-/// its position and lag in each environment it serves. Workspace admins only.
+/// The edge fleet: every edge connected now or seen in the last day, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Fleet)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FleetView {
+    edges: Vec<FleetEdge>,
+}
+
+/// An edge, by its newest feed session.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FleetEdge {
+    /// The feed session.
+    #[schema(format = "uuid")]
+    id: String,
+    /// The edge's `EDGE_NAME`.
+    name: String,
+    /// The edge's `EDGE_REGION`; null when it set none.
+    #[schema(required = true)]
+    region: Option<String>,
+    /// The edge's address as the feed saw it.
+    address: String,
+    /// The edge token it presented.
+    #[schema(format = "uuid")]
+    token_id: String,
+    #[schema(inline)]
+    state: EdgeState,
+    /// When the session opened.
+    connected_at: Timestamp,
+    /// When the session was last refreshed.
+    last_seen: Timestamp,
+    /// When the session closed; null while it is open.
+    #[schema(required = true)]
+    disconnected_at: Option<Timestamp>,
+    /// How long ago the control plane last confirmed the edge's data current: 0 for a
+    /// connected edge at every head, otherwise the time since it was last seen.
+    #[schema(minimum = 0)]
+    data_age_ms: i64,
+    /// Each environment it serves.
+    environments: Vec<FleetEnvironment>,
+}
+
+/// `connected` (its session is open and refreshed), `stale` (open, but not refreshed for 30 s:
+/// the control-plane instance holding it stopped) or `disconnected`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum EdgeState {
+    Connected,
+    Stale,
+    Disconnected,
+}
+
+/// An edge's position in one environment it serves.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FleetEnvironment {
+    #[schema(format = "uuid")]
+    environment_id: String,
+    /// The last version the feed sent this edge (edges apply in order).
+    position: u64,
+    /// The environment's current version.
+    head: u64,
+    /// `head - position`: changes the edge has not been sent.
+    lag: u64,
+}
+
+/// The edge fleet (workspace admins)
 ///
-/// `state` is `connected` (its session is open and refreshed), `stale` (open, but not
-/// refreshed: its control-plane instance is gone) or `disconnected`. An edge (its token and
-/// `EDGE_NAME`) that reconnected is listed once, by its newest session. `data_age_ms` is how
-/// long ago the control plane last confirmed the edge's data: zero for a connected edge at
-/// every head, otherwise the time since it was last seen.
+/// Every edge connected now or seen in the last day, newest first, with its position and lag in each environment it serves. An edge that reconnected is listed once, by its newest session.
+#[utoipa::path(get, path = "/api/edges", operation_id = "listEdges", tag = "edges",
+    responses(
+        (status = 200, body = FleetView, description = "The fleet."),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+    ))]
 pub(super) async fn fleet(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -150,36 +339,43 @@ pub(super) async fn fleet(
         if !seen.insert((s.token_id.as_str(), s.edge_name.as_str())) {
             continue;
         }
-        let state_name = match s.closed_at {
-            Some(_) => "disconnected",
-            None if now - s.last_seen_at > STALE_AFTER_MS => "stale",
-            None => "connected",
+        let edge_state = match s.closed_at {
+            Some(_) => EdgeState::Disconnected,
+            None if now - s.last_seen_at > STALE_AFTER_MS => EdgeState::Stale,
+            None => EdgeState::Connected,
         };
-        let environments: Vec<Value> = s
+        let environments: Vec<FleetEnvironment> = s
             .positions
             .iter()
             .map(|(env, &position)| {
                 let head = heads.get(env).copied().unwrap_or(position);
-                json!({
-                    "environment_id": env, "position": position, "head": head,
-                    "lag": head.saturating_sub(position),
-                })
+                FleetEnvironment {
+                    environment_id: env.clone(),
+                    position,
+                    head,
+                    lag: head.saturating_sub(position),
+                }
             })
             .collect();
-        let current = environments.iter().all(|e| e["lag"] == 0);
-        let data_age_ms = if state_name == "connected" && current {
+        let current = environments.iter().all(|e| e.lag == 0);
+        let data_age_ms = if edge_state == EdgeState::Connected && current {
             0
         } else {
             (now - s.last_seen_at).max(0)
         };
-        edges.push(json!({
-            "id": s.id, "name": s.edge_name,
-            "region": (!s.region.is_empty()).then_some(&s.region),
-            "address": s.address, "token_id": s.token_id, "state": state_name,
-            "connected_at": rfc3339(s.connected_at), "last_seen": rfc3339(s.last_seen_at),
-            "disconnected_at": s.closed_at.map(rfc3339), "data_age_ms": data_age_ms,
-            "environments": environments,
-        }));
+        edges.push(FleetEdge {
+            id: s.id.clone(),
+            name: s.edge_name.clone(),
+            region: (!s.region.is_empty()).then(|| s.region.clone()),
+            address: s.address.clone(),
+            token_id: s.token_id.clone(),
+            state: edge_state,
+            connected_at: Timestamp::from_ms(s.connected_at),
+            last_seen: Timestamp::from_ms(s.last_seen_at),
+            disconnected_at: s.closed_at.map(Timestamp::from_ms),
+            data_age_ms,
+            environments,
+        });
     }
-    Ok(axum::Json(json!({ "edges": edges })))
+    Ok(axum::Json(FleetView { edges }))
 }

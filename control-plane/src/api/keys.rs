@@ -1,60 +1,221 @@
-//! SDK keys: `GET/POST /api/projects/{p}/keys`, `DELETE /api/projects/{p}/keys/{id}`. A key is
-//! shown once, in the answer that creates it; lists show only its prefix.
+//! SDK keys: `GET/POST /api/projects/{id}/keys`, `DELETE /api/projects/{id}/keys/{key}`. A key
+//! is shown once, in the answer that creates it; lists show only its prefix.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::access::{check_id, in_environment, in_project};
 use super::caller::Caller;
-use super::time::rfc3339;
+use super::openapi::{
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
+};
+use super::params::{ProjectPath, SdkKeyPath};
+use super::time::Timestamp;
 use super::{ApiError, AppState, Json, Path};
 use crate::store::{KeyKind, Role, SdkKey};
 
-fn key_json(k: &SdkKey) -> Value {
-    json!({
-        "id": k.id, "name": k.name, "kind": k.kind.as_str(), "prefix": format!("{}…", k.prefix),
-        "environment_id": k.environment_id, "environment_name": k.environment_name,
-        "created_at": rfc3339(k.created_at), "revoked_at": k.revoked_at.map(rfc3339),
-    })
+/// A credential's secret, in the one answer that shows it (the answer that creates it). It
+/// serializes as the bare string; its `Debug` never shows it, so neither can a log.
+#[derive(Serialize)]
+#[serde(transparent)]
+pub(super) struct Secret(String);
+
+impl Secret {
+    pub(super) fn new(secret: String) -> Self {
+        Self(secret)
+    }
 }
 
-/// `GET /api/projects/{p}/keys`.
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// `server` (may read rules) or `client` (values only).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum SdkKeyKind {
+    Server,
+    Client,
+}
+
+impl From<KeyKind> for SdkKeyKind {
+    fn from(kind: KeyKind) -> Self {
+        match kind {
+            KeyKind::Server => Self::Server,
+            KeyKind::Client => Self::Client,
+        }
+    }
+}
+
+/// An SDK key, as lists show it: by its prefix, never the key itself.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SdkKey)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SdkKeyView {
+    #[schema(format = "uuid")]
+    id: String,
+    name: String,
+    #[schema(inline)]
+    kind: SdkKeyKind,
+    /// The key's first characters and `…`, e.g. `cg_srv_1a2b3c…`.
+    prefix: String,
+    #[schema(format = "uuid")]
+    environment_id: String,
+    environment_name: String,
+    /// When it was created.
+    created_at: Timestamp,
+    /// When it was revoked; null while it works.
+    #[schema(required = true)]
+    revoked_at: Option<Timestamp>,
+}
+
+impl From<&SdkKey> for SdkKeyView {
+    fn from(k: &SdkKey) -> Self {
+        Self {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            kind: k.kind.into(),
+            prefix: format!("{}…", k.prefix),
+            environment_id: k.environment_id.clone(),
+            environment_name: k.environment_name.clone(),
+            created_at: Timestamp::from_ms(k.created_at),
+            revoked_at: k.revoked_at.map(Timestamp::from_ms),
+        }
+    }
+}
+
+// `SdkKeyView`'s fields and `key`, written out rather than `#[serde(flatten)]`ed: the document's
+// `SdkKey` allows no other property (`additionalProperties: false`), so the `allOf` of it and
+// `key` that flattening makes would allow no answer at all.
+/// A new SDK key, with the key itself: the only answer that ever shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SdkKeyCreated {
+    #[schema(format = "uuid")]
+    id: String,
+    name: String,
+    #[schema(inline)]
+    kind: SdkKeyKind,
+    /// The key's first characters and `…`, e.g. `cg_srv_1a2b3c…`.
+    prefix: String,
+    #[schema(format = "uuid")]
+    environment_id: String,
+    environment_name: String,
+    /// When it was created.
+    created_at: Timestamp,
+    /// When it was revoked; null while it works.
+    #[schema(required = true)]
+    revoked_at: Option<Timestamp>,
+    /// The key itself, shown only here.
+    #[schema(value_type = String, pattern = "^cg_(srv|cli)_[0-9a-f]{64}$")]
+    key: Secret,
+}
+
+impl SdkKeyCreated {
+    fn new(view: SdkKeyView, key: Secret) -> Self {
+        // Every field of the view, so that one added there cannot be forgotten here.
+        let SdkKeyView {
+            id,
+            name,
+            kind,
+            prefix,
+            environment_id,
+            environment_name,
+            created_at,
+            revoked_at,
+        } = view;
+        Self {
+            id,
+            name,
+            kind,
+            prefix,
+            environment_id,
+            environment_name,
+            created_at,
+            revoked_at,
+            key,
+        }
+    }
+}
+
+/// A project's SDK keys
+#[utoipa::path(get, path = "/api/projects/{id}/keys", operation_id = "listSdkKeys", tag = "keys",
+    params(ProjectPath),
+    responses(
+        (status = 200, body = [SdkKeyView], description = "The keys, by prefix only."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+    ))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path(project): Path<String>,
+    Path(ProjectPath { id }): Path<ProjectPath>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_project(&state, &caller, &project, Role::Viewer).await?;
+    in_project(&state, &caller, &id, Role::Viewer).await?;
     Ok(axum::Json(
         state
             .store
-            .sdk_keys(&project)
+            .sdk_keys(&id)
             .await?
             .iter()
-            .map(key_json)
+            .map(SdkKeyView::from)
             .collect::<Vec<_>>(),
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// A new SDK key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CreateSdkKey)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateKey {
+    /// 1–100 characters once trimmed.
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     name: String,
+    #[schema(format = "uuid")]
     environment_id: String,
-    /// `server` (the default, as in Checkgate) or `client`.
+    /// `server` (default: may read rules) or `client` (values only).
     #[serde(default)]
+    #[schema(schema_with = create_key_kind)]
     kind: Option<String>,
 }
 
-/// `POST /api/projects/{p}/keys`: project admins. The answer's `key` is the only time the key
-/// is ever shown.
+/// `CreateKey::kind`'s schema: the handler reads a string (to word its own 400), the document
+/// names the values it accepts.
+fn create_key_kind() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some([Some("server"), Some("client"), None]))
+        .description(Some(
+            "`server` (default: may read rules) or `client` (values only).",
+        ))
+        .build()
+}
+
+/// Create an SDK key (project admins)
+#[utoipa::path(post, path = "/api/projects/{id}/keys", operation_id = "createSdkKey", tag = "keys",
+    params(ProjectPath),
+    request_body = CreateKey,
+    responses(
+        (status = 201, body = SdkKeyCreated,
+            description = "The key; `key` is shown here and never again."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    ))]
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Path(project): Path<String>,
+    Path(ProjectPath { id: project }): Path<ProjectPath>,
     body: Result<Json<CreateKey>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_project(&state, &caller, &project, Role::Admin).await?;
@@ -82,22 +243,59 @@ pub(super) async fn create(
         .store
         .create_sdk_key(&caller.actor(), &env.id, name, kind)
         .await?;
-    let mut out = key_json(&key);
-    out["key"] = Value::String(secret);
+    let out = SdkKeyCreated::new(SdkKeyView::from(&key), Secret::new(secret));
     Ok((StatusCode::CREATED, axum::Json(out)))
 }
 
-/// `DELETE /api/projects/{p}/keys/{id}`: revokes (Checkgate answered 500 here, every time).
+/// Revoke an SDK key (project admins)
+#[utoipa::path(delete, path = "/api/projects/{id}/keys/{key}", operation_id = "revokeSdkKey",
+    tag = "keys", params(SdkKeyPath),
+    responses(
+        (status = 204, description = "Done; no body."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    ))]
 pub(super) async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
-    Path((project, id)): Path<(String, String)>,
+    Path(SdkKeyPath { id: project, key }): Path<SdkKeyPath>,
 ) -> Result<impl IntoResponse, ApiError> {
+    // Checkgate answered 500 here, every time.
     in_project(&state, &caller, &project, Role::Admin).await?;
-    check_id("key", &id)?;
+    check_id("key", &key)?;
     state
         .store
-        .revoke_sdk_key(&caller.actor(), &project, &id)
+        .revoke_sdk_key(&caller.actor(), &project, &key)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_created_key_serializes_its_secret_but_never_debugs_it() {
+        let key = SdkKey {
+            id: "0b7c2a3e-7d1f-4c55-9a53-2d8e1f0a6b4c".into(),
+            environment_id: "5f1d8c2b-3a4e-4b6f-8c7d-9e0f1a2b3c4d".into(),
+            environment_name: "Production".into(),
+            name: "web".into(),
+            kind: KeyKind::Client,
+            prefix: "cg_cli_1a2b3c".into(),
+            created_at: 0,
+            revoked_at: None,
+        };
+        let secret = format!("cg_cli_{}", "ab".repeat(32));
+        let created = SdkKeyCreated::new(SdkKeyView::from(&key), Secret::new(secret.clone()));
+        assert!(!format!("{created:?}").contains(&secret));
+        let json = serde_json::to_value(&created).unwrap();
+        assert_eq!(json["key"], secret.as_str());
+        assert_eq!(json["kind"], "client");
+        assert_eq!(json["prefix"], "cg_cli_1a2b3c…");
+        assert_eq!(json["revoked_at"], serde_json::Value::Null);
+        assert_eq!(json["created_at"], "1970-01-01T00:00:00.000Z");
+    }
 }
