@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::compile::{CompiledFlag, CompiledSegment, Fallthrough, Outcome, Rule, Serve, Split};
@@ -16,7 +17,10 @@ use crate::hash::{percent_bucket, split_bucket};
 pub const MAX_PREREQUISITE_DEPTH: usize = 16;
 
 /// Why a value was served (OpenFeature's reason codes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+// Serialized as `as_str` names it (a test checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Reason {
     /// The flag serves the same value to every context.
     Static,
@@ -46,7 +50,10 @@ impl Reason {
 }
 
 /// Why evaluation failed (OpenFeature's error codes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+// Serialized as `as_str` names it (a test checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     FlagNotFound,
     /// The flag is stored but did not compile here.
@@ -285,5 +292,37 @@ fn evaluate_at<'f, L: Lookup + ?Sized>(
             None => fail(flag, ErrorCode::TargetingKeyMissing),
         },
         Fallthrough::Split(split) => serve_split(flag, split, ctx),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ErrorCode, Reason};
+
+    #[test]
+    fn reasons_and_error_codes_serialize_as_their_names() {
+        for reason in [
+            Reason::Static,
+            Reason::TargetingMatch,
+            Reason::Split,
+            Reason::Disabled,
+            Reason::Default,
+            Reason::Error,
+        ] {
+            assert_eq!(
+                serde_json::to_value(reason).ok(),
+                Some(reason.as_str().into())
+            );
+        }
+        for code in [
+            ErrorCode::FlagNotFound,
+            ErrorCode::ParseError,
+            ErrorCode::TypeMismatch,
+            ErrorCode::TargetingKeyMissing,
+            ErrorCode::InvalidContext,
+            ErrorCode::General,
+        ] {
+            assert_eq!(serde_json::to_value(code).ok(), Some(code.as_str().into()));
+        }
     }
 }

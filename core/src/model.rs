@@ -12,6 +12,7 @@ use serde_json::Value;
 
 /// The type of value a flag serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FlagType {
     #[default]
@@ -35,6 +36,7 @@ impl FlagType {
 
 /// A comparison in a rule condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Operator {
     #[default]
@@ -68,10 +70,12 @@ impl Operator {
 
 /// One condition: `attribute operator values`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Condition))]
 pub struct ConditionDoc {
     #[serde(default)]
     pub attribute: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(inline))]
     pub operator: Operator,
     #[serde(default)]
     pub values: Vec<String>,
@@ -81,6 +85,7 @@ pub struct ConditionDoc {
 /// (`attribute`, `operator`, `values`), or a reference to a segment (`segment_key`); ours may
 /// also carry several `conditions`, all of which must hold.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Rule))]
 pub struct RuleDoc {
     /// Checkgate's inline condition. Ignored when `segment_key` is set (Checkgate replaces
     /// such a rule by the segment's rules) or when both it and `values` are empty while
@@ -88,6 +93,7 @@ pub struct RuleDoc {
     #[serde(default)]
     pub attribute: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(inline))]
     pub operator: Operator,
     #[serde(default)]
     pub values: Vec<String>,
@@ -118,6 +124,7 @@ impl RuleDoc {
 
 /// A named value a flag can serve.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Variant))]
 pub struct VariantDoc {
     pub key: String,
     pub value: Value,
@@ -127,21 +134,26 @@ pub struct VariantDoc {
 
 /// One share of a split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WeightDoc {
     /// Key of an entry of the flag's `variants`.
     pub variant: String,
     /// Share in units of 1/100,000.
+    #[cfg_attr(feature = "openapi", schema(maximum = 4_294_967_295_u32))]
     pub weight: u32,
 }
 
 /// A weighted split over named variants. Weights sum to 100,000.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Split))]
 pub struct SplitDoc {
+    #[cfg_attr(feature = "openapi", schema(inline))]
     pub weights: Vec<WeightDoc>,
 }
 
 /// A flag that must hold before this one is evaluated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Prerequisite))]
 pub struct PrerequisiteDoc {
     /// Key of the prerequisite flag, in the same environment.
     pub key: String,
@@ -153,20 +165,36 @@ pub struct PrerequisiteDoc {
 
 /// A flag document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(
+        as = FlagInput,
+        description = "A flag document (see docs/evaluation.md). Unknown fields are ignored; a \
+            document that does not compile is 422."
+    )
+)]
 pub struct FlagDoc {
+    /// 1–100 of ASCII letters, digits, `-`, `_`, `.`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9._-]{1,100}$"))]
     pub key: String,
     pub is_enabled: bool,
-    /// 0–100; `null` means 100.
+    /// 0–100; `null` or absent means 100.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 100))]
     pub rollout_percentage: Option<u32>,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
     pub rules: Vec<RuleDoc>,
+    /// `boolean` when absent.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(default = "boolean"))]
     pub flag_type: FlagType,
+    /// Served when no rule matches; any JSON value of the flag's `flag_type`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_value: Option<Value>,
+    /// Served when the flag is off; any JSON value of the flag's `flag_type`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_value: Option<Value>,
     /// Named variants, referenced by splits and prerequisites and reported in results.
@@ -187,9 +215,12 @@ pub struct FlagDoc {
     pub tags: Vec<String>,
 }
 
-/// A segment: a reusable set of contexts, by explicit keys or by rules (ORed).
+/// A segment: a reusable set of contexts, by explicit keys or by rules (ORed). Unknown fields
+/// are ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SegmentInput))]
 pub struct SegmentDoc {
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9._-]{1,100}$"))]
     pub key: String,
     #[serde(default)]
     pub name: String,
@@ -201,7 +232,7 @@ pub struct SegmentDoc {
     /// Targeting keys that are never in the segment (wins over everything else).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub excluded: Vec<String>,
-    /// A context is in the segment when any rule matches.
+    /// A context is in the segment when any rule matches; rules cannot refer to segments.
     #[serde(default)]
     pub rules: Vec<RuleDoc>,
 }

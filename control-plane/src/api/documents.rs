@@ -2,13 +2,20 @@
 //! and `If-Match`, how a refused write is answered, and Checkgate's PATCH as a merge written
 //! conditional on the version merged onto.
 
+use std::convert::Infallible;
 use std::future::Future;
 
-use axum::http::header::IF_MATCH;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::extract::FromRequestParts;
+use axum::http::HeaderValue;
+use axum::http::header::{ETAG, IF_MATCH};
+use axum::http::request::Parts;
+use axum::response::{IntoResponseParts, ResponseParts};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use utoipa::IntoParams;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use super::ApiError;
 use crate::store::StoreError;
@@ -17,21 +24,66 @@ use crate::store::StoreError;
 /// its read and its write.
 const PATCH_ATTEMPTS: usize = 3;
 
-pub(super) fn etag(version: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{version}\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
+/// A document's version as its `ETag` response header: the version in quotes, `"3"`. In the
+/// OpenAPI document, `headers(("ETag" = inline(Etag), description = …))`.
+pub(super) struct Etag(pub(super) u64);
+
+impl IntoResponseParts for Etag {
+    type Error = Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Infallible> {
+        let value = HeaderValue::from_str(&format!("\"{}\"", self.0))
+            .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+        res.headers_mut().insert(ETAG, value);
+        Ok(res)
+    }
 }
 
-/// The version named by `If-Match`, if any: `"3"`, `W/"3"` or `3`.
-pub(super) fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
-    let Some(value) = headers.get(IF_MATCH) else {
-        return Ok(None);
-    };
-    let text = value.to_str().unwrap_or_default().trim();
-    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    text.parse().map(Some).map_err(|_| {
-        ApiError::BadRequest("If-Match must be a version, as given in the ETag".into())
-    })
+impl utoipa::PartialSchema for Etag {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(r#"^"[0-9]+"$"#))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Etag {}
+
+/// The `If-Match` request header of a write, as sent; [`IfMatch::version`] reads it, where the
+/// handler decides (so a bad one is 400 only after the checks before it).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub(super) struct IfMatch {
+    /// The version the write expects, as given in the flag's or segment's `ETag` (`"3"`,
+    /// `W/"3"` or `3`); a stale one is 412 and changes nothing, one that is not a version 400.
+    #[param(rename = "If-Match", value_type = Option<String>, nullable = false,
+        pattern = r#"^(W/)?"?[0-9]{1,19}"?$"#)]
+    header: Option<HeaderValue>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Self {
+            header: parts.headers.get(IF_MATCH).cloned(),
+        })
+    }
+}
+
+impl IfMatch {
+    /// The version named, if any: `"3"`, `W/"3"` or `3`.
+    pub(super) fn version(&self) -> Result<Option<u64>, ApiError> {
+        let Some(value) = &self.header else {
+            return Ok(None);
+        };
+        let text = value.to_str().unwrap_or_default().trim();
+        let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+        text.parse().map(Some).map_err(|_| {
+            ApiError::BadRequest("If-Match must be a version, as given in the ETag".into())
+        })
+    }
 }
 
 /// A refused write. Over the environment's automaton cap, the message names the regexes of

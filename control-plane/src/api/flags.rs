@@ -6,27 +6,56 @@
 //! and as the `ETag`; `If-Match` with that version makes a write conditional (412 when stale).
 
 use axum::extract::{Query, State};
-use axum::http::header::ETAG;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use checkgate_core::model::{FlagType, PrerequisiteDoc, RuleDoc, SplitDoc, VariantDoc};
 use checkgate_core::{
-    Change, CompileError, CompiledFlag, Environment as CoreEnvironment, FlagDoc, compile_flag,
+    Change, CompileError, CompiledFlag, Environment as CoreEnvironment, ErrorCode, FlagDoc, Reason,
+    compile_flag,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use super::access::{check_id, in_environment};
 use super::caller::Caller;
-use super::documents::{etag, if_match, merge_patch, patched, store_write, write_error};
-use super::time::rfc3339;
+use super::documents::{Etag, IfMatch, merge_patch, patched, store_write, write_error};
+use super::openapi::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, Unauthorized,
+    Unprocessable, UnsupportedMediaType,
+};
+use super::params::{EnvironmentPath, FlagPath};
+use super::time::{Timestamp, rfc3339};
 use super::{ApiError, AppState, Json, Path};
 use crate::store::{Role, StoreError, StoredFlag};
 
-fn flag_json(flag: &StoredFlag) -> Result<Value, ApiError> {
-    let mut value = serde_json::to_value(&flag.doc).map_err(|e| ApiError::Internal(e.into()))?;
-    value["version"] = Value::from(flag.version);
-    value["updated_at"] = Value::from(rfc3339(flag.updated_at));
-    Ok(value)
+/// A stored flag: its document, with optional fields absent when empty, and its version (also
+/// the `ETag`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Flag)]
+pub(super) struct FlagView {
+    /// The flag's version, also its `ETag`. Read-only: ignored when a PATCH sends it back.
+    #[schema(minimum = 1)]
+    version: u64,
+    /// When the flag last changed. Read-only: ignored when a PATCH sends it back.
+    updated_at: Timestamp,
+    #[serde(flatten)]
+    doc: FlagDoc,
+}
+
+impl From<StoredFlag> for FlagView {
+    fn from(flag: StoredFlag) -> Self {
+        Self {
+            version: flag.version,
+            updated_at: Timestamp::from_ms(flag.updated_at),
+            doc: flag.doc,
+        }
+    }
+}
+
+/// A flag's answer: its version as the `ETag`, and the flag.
+fn answer(flag: StoredFlag) -> (Etag, axum::Json<FlagView>) {
+    (Etag(flag.version), axum::Json(FlagView::from(flag)))
 }
 
 /// Fields of a flag answer that are not part of its document: a PATCH that sends a flag back
@@ -77,12 +106,16 @@ async fn validate(state: &AppState, env: &str, doc: &FlagDoc) -> Result<Compiled
     Ok(compiled)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ListParams {
+    /// 1–1000.
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 1000, default = 200)]
     limit: u32,
     #[serde(default)]
+    #[param(minimum = 0, maximum = 4_294_967_295_u32, default = 0)]
     offset: u32,
 }
 
@@ -90,11 +123,22 @@ fn default_limit() -> u32 {
     200
 }
 
-/// `GET /api/environments/{env}/flags?limit&offset` (limit 1–1000, default 200).
+/// An environment's flags, by key
+///
+/// Unknown query parameters are 400.
+#[utoipa::path(get, path = "/api/environments/{env}/flags", operation_id = "listFlags",
+    tag = "flags", params(EnvironmentPath, ListParams),
+    responses(
+        // Written by splicing the stored documents, but the same JSON as `[FlagView]`.
+        (status = 200, body = [FlagView], description = "The flags."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+    ))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path(env): Path<String>,
+    Path(EnvironmentPath { env }): Path<EnvironmentPath>,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -136,24 +180,65 @@ pub(super) async fn list(
     ))
 }
 
-/// `GET /api/environments/{env}/flags/{key}`.
+/// A flag
+#[utoipa::path(get, path = "/api/environments/{env}/flags/{key}", operation_id = "getFlag",
+    tag = "flags", params(FlagPath),
+    responses(
+        (status = 200, body = FlagView, description = "The flag.",
+            headers(("ETag" = inline(Etag), description = "The flag's version in quotes, e.g. \
+                `\"3\"`; send it back in `If-Match`."))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+    ))]
 pub(super) async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path((env, key)): Path<(String, String)>,
+    Path(FlagPath { env, key }): Path<FlagPath>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Viewer).await?;
     let flag = state.store.flag(&env, &key).await?;
-    Ok(([(ETAG, etag(flag.version))], axum::Json(flag_json(&flag)?)))
+    Ok(answer(flag))
 }
 
-/// `POST /api/environments/{env}/flags`: creates or replaces (Checkgate's semantics); 201 when
-/// created, 200 when replaced.
+/// Create or replace a flag (editors)
+///
+/// The document is compiled first: one that cannot be evaluated is 422 with the path of the
+/// problem, and so is one whose regexes would take the environment's automata (its flags' and
+/// segments' together) past their cap (32 MiB by default).
+#[utoipa::path(post, path = "/api/environments/{env}/flags", operation_id = "putFlag",
+    tag = "flags", params(EnvironmentPath, IfMatch),
+    request_body(content = FlagDoc, example = json!({
+        "key": "checkout",
+        "is_enabled": true,
+        "rollout_percentage": 50,
+        "description": null,
+        "rules": [{"attribute": "plan", "operator": "equals", "values": ["pro"], "variant": "v3"}],
+        "flag_type": "string",
+        "default_value": "v2",
+        "disabled_value": "v1"
+    })),
+    responses(
+        (status = 200, body = FlagView, description = "Replaced.",
+            headers(("ETag" = inline(Etag), description = "The flag's version in quotes, e.g. \
+                `\"3\"`; send it back in `If-Match`."))),
+        (status = 201, body = FlagView, description = "Created.",
+            headers(("ETag" = inline(Etag), description = "The flag's version in quotes, e.g. \
+                `\"3\"`; send it back in `If-Match`."))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+    ))]
 pub(super) async fn put(
     State(state): State<AppState>,
     caller: Caller,
-    Path(env): Path<String>,
-    headers: HeaderMap,
+    Path(EnvironmentPath { env }): Path<EnvironmentPath>,
+    if_match: IfMatch,
     doc: Result<Json<FlagDoc>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Editor).await?;
@@ -165,7 +250,7 @@ pub(super) async fn put(
             &caller.actor(),
             &env,
             &compiled,
-            if_match(&headers)?,
+            if_match.version()?,
             state.automaton_cap,
         )
         .await
@@ -175,20 +260,80 @@ pub(super) async fn put(
     } else {
         StatusCode::OK
     };
-    Ok((
-        status,
-        [(ETAG, etag(flag.version))],
-        axum::Json(flag_json(&flag)?),
-    ))
+    Ok((status, answer(flag)))
 }
 
-/// `PATCH /api/environments/{env}/flags/{key}`: Checkgate's top-level merge (each field given
-/// replaces the stored one; `key` cannot change).
+/// Fields of a flag document; each replaces the stored one. `key`, `version` and `updated_at`
+/// are ignored (a flag read from the API can be sent back as it is). Unknown fields are
+/// ignored.
+// Describes the body of `patch`, which merges the JSON object as sent (a field given is not a
+// field left out), so it is never built. Each field has its type in `FlagDoc`: `null` only
+// where the document takes it.
+#[derive(ToSchema)]
+#[schema(as = FlagPatch)]
+#[allow(dead_code)]
+pub(super) struct FlagPatch {
+    /// Ignored: the key, version and update time cannot be changed.
+    #[schema(value_type = Value, required = false)]
+    key: Option<Value>,
+    #[schema(required = false)]
+    is_enabled: bool,
+    /// 0–100; `null` means 100.
+    #[schema(minimum = 0, maximum = 100)]
+    rollout_percentage: Option<u32>,
+    description: Option<String>,
+    #[schema(required = false)]
+    rules: Vec<RuleDoc>,
+    #[schema(required = false)]
+    flag_type: FlagType,
+    /// Served when no rule matches; any JSON value of the flag's `flag_type`.
+    default_value: Option<Value>,
+    /// Served when the flag is off; any JSON value of the flag's `flag_type`.
+    disabled_value: Option<Value>,
+    #[schema(required = false)]
+    variants: Vec<VariantDoc>,
+    split: Option<SplitDoc>,
+    bucket_by: Option<String>,
+    salt: Option<String>,
+    #[schema(required = false)]
+    prerequisites: Vec<PrerequisiteDoc>,
+    #[schema(required = false)]
+    tags: Vec<String>,
+    /// Ignored: the key, version and update time cannot be changed.
+    #[schema(value_type = Value, required = false)]
+    version: Option<Value>,
+    /// Ignored: the key, version and update time cannot be changed.
+    #[schema(value_type = Value, required = false)]
+    updated_at: Option<Value>,
+}
+
+/// Change some fields of a flag (editors)
+///
+/// A top-level merge: each field given replaces the stored one (`key` and `version` are
+/// ignored). A field of the wrong type is 422. Without `If-Match` a write that races another is
+/// merged again (409 if it keeps losing).
+#[utoipa::path(patch, path = "/api/environments/{env}/flags/{key}", operation_id = "patchFlag",
+    tag = "flags", params(FlagPath, IfMatch),
+    request_body(content = FlagPatch, example = json!({"is_enabled": false})),
+    responses(
+        (status = 200, body = FlagView, description = "The flag.",
+            headers(("ETag" = inline(Etag), description = "The flag's version in quotes, e.g. \
+                `\"3\"`; send it back in `If-Match`."))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+    ))]
 pub(super) async fn patch(
     State(state): State<AppState>,
     caller: Caller,
-    Path((env, key)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path(FlagPath { env, key }): Path<FlagPath>,
+    if_match: IfMatch,
     patch: Result<Json<serde_json::Map<String, Value>>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Editor).await?;
@@ -210,39 +355,69 @@ pub(super) async fn patch(
         )
     };
     let what = format!("flag {key:?}");
-    let flag = merge_patch(&what, &READ_ONLY, if_match(&headers)?, &patch, read, write).await?;
-    Ok(([(ETAG, etag(flag.version))], axum::Json(flag_json(&flag)?)))
+    let flag = merge_patch(&what, &READ_ONLY, if_match.version()?, &patch, read, write).await?;
+    Ok(answer(flag))
 }
 
-/// `DELETE /api/environments/{env}/flags/{key}`.
+/// Delete a flag (editors)
+#[utoipa::path(delete, path = "/api/environments/{env}/flags/{key}", operation_id = "deleteFlag",
+    tag = "flags", params(FlagPath, IfMatch),
+    responses(
+        (status = 204, description = "Done; no body."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 412, response = PreconditionFailed),
+    ))]
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path((env, key)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path(FlagPath { env, key }): Path<FlagPath>,
+    if_match: IfMatch,
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Editor).await?;
     state
         .store
-        .delete_flag(&caller.actor(), &env, &key, if_match(&headers)?)
+        .delete_flag(&caller.actor(), &env, &key, if_match.version()?)
         .await
         .map_err(store_write)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+/// Where to copy a flag.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PromoteBody {
+    /// The environment to copy the flag to, in the same project.
+    #[schema(format = "uuid")]
     target_env_id: String,
 }
 
-/// `POST /api/environments/{env}/flags/{key}/promote`: copies the flag to another environment
-/// of the same project. Roles are per project, so the editor role the target needs is checked
-/// on the source's project first, before the body is read.
+/// Copy a flag to another environment of the same project
+///
+/// Editors of the project (roles are per project, and the target must be another environment
+/// of the source's project: one in another project is 400). The role is checked before the body
+/// is read.
+#[utoipa::path(post, path = "/api/environments/{env}/flags/{key}/promote",
+    operation_id = "promoteFlag", tag = "flags", params(FlagPath),
+    request_body(content = PromoteBody),
+    responses(
+        (status = 200, body = FlagView, description = "The copy in the target environment.",
+            headers(("ETag" = inline(Etag), description = "The flag's version in quotes, e.g. \
+                `\"3\"`; send it back in `If-Match`."))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+    ))]
 pub(super) async fn promote(
     State(state): State<AppState>,
     caller: Caller,
-    Path((env, key)): Path<(String, String)>,
+    Path(FlagPath { env, key }): Path<FlagPath>,
     body: Result<Json<PromoteBody>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     let source = in_environment(&state, &caller, &env, Role::Editor).await?;
@@ -267,24 +442,66 @@ pub(super) async fn promote(
         )
         .await
         .map_err(|e| write_error(e, compiled.largest_automaton_path()))?;
-    Ok(([(ETAG, etag(copy.version))], axum::Json(flag_json(&copy)?)))
+    Ok(answer(copy))
 }
 
-#[derive(Debug, Deserialize)]
+/// The context to evaluate the stored flag for.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EvaluateBody {
+    /// The evaluation context, as SDKs send it: `targetingKey` and attributes (strings,
+    /// numbers, booleans, arrays of strings).
     #[serde(default)]
+    #[schema(value_type = Object)]
     context: serde_json::Map<String, Value>,
 }
 
-/// `POST /api/environments/{env}/flags/{key}/evaluate`: the stored flag's answer for a
-/// context, as an SDK would get it — evaluated against a consistent read of the
-/// environment's flags and segments (for prerequisites and segment conditions). The
-/// dashboard's "try a context"; viewers may use it.
+/// A stored flag's answer for a context.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Evaluation)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EvaluationView {
+    key: String,
+    /// The value the flag serves this context (null on error).
+    value: Value,
+    #[schema(required = true)]
+    variant: Option<String>,
+    #[schema(inline)]
+    reason: Reason,
+    /// Checkgate's `enabled`: false when the flag is off, outside its rollout, blocked by a
+    /// prerequisite, or in error.
+    enabled: bool,
+    /// The version of the flag evaluated.
+    #[schema(minimum = 1)]
+    version: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(inline, nullable = false)]
+    error_code: Option<ErrorCode>,
+}
+
+/// Evaluate the stored flag for a context
+///
+/// The answer an SDK would get for this context, from a consistent read of the environment's
+/// flags and segments (prerequisites and segment conditions included). Viewers may use it; the
+/// dashboard's "try a context". A context that is not valid is 422.
+#[utoipa::path(post, path = "/api/environments/{env}/flags/{key}/evaluate",
+    operation_id = "evaluateFlag", tag = "flags", params(FlagPath),
+    request_body(content = EvaluateBody,
+        example = json!({"context": {"targetingKey": "user-42", "country": "NL"}})),
+    responses(
+        (status = 200, body = EvaluationView, description = "The evaluation."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+    ))]
 pub(super) async fn evaluate(
     State(state): State<AppState>,
     caller: Caller,
-    Path((env, key)): Path<(String, String)>,
+    Path(FlagPath { env, key }): Path<FlagPath>,
     body: Result<Json<EvaluateBody>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Viewer).await?;
@@ -336,16 +553,14 @@ pub(super) async fn evaluate(
         ))
     })?;
     let result = checkgate_core::evaluate(&flag, &context, &environment);
-    let mut answer = serde_json::json!({
-        "key": key,
-        "value": result.value,
-        "variant": (!result.variant.is_empty()).then_some(result.variant),
-        "reason": result.reason.as_str(),
-        "enabled": result.enabled,
-        "version": version,
-    });
-    if let Some(code) = result.error {
-        answer["error_code"] = Value::from(code.as_str());
-    }
+    let answer = EvaluationView {
+        value: result.value.clone(),
+        variant: (!result.variant.is_empty()).then(|| result.variant.to_owned()),
+        reason: result.reason,
+        enabled: result.enabled,
+        version,
+        error_code: result.error,
+        key,
+    };
     Ok(axum::Json(answer))
 }
