@@ -146,7 +146,7 @@ where
     R: Future<Output = Result<(u64, D), ApiError>>,
     W: Future<Output = Result<Patched<T>, ApiError>>,
 {
-    for attempt in 1..=PATCH_ATTEMPTS {
+    for _ in 0..PATCH_ATTEMPTS {
         let (version, current) = read().await?;
         if let Some(expected) = expected
             && expected != version
@@ -166,8 +166,10 @@ where
             serde_json::from_value(merged).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
         match write(doc, version).await? {
             Patched::Done(done) => return Ok(done),
-            Patched::Stale(_) if expected.is_none() && attempt < PATCH_ATTEMPTS => {}
-            Patched::Stale(e) => return Err(e),
+            // With `If-Match` the caller asked for that version: 412.
+            Patched::Stale(e) if expected.is_some() => return Err(e),
+            // Without, merge again onto the newer version; 409 once it keeps losing.
+            Patched::Stale(_) => {}
         }
     }
     Err(ApiError::Conflict(format!(

@@ -96,10 +96,10 @@ macro_rules! api_routes {
             Router::new()$(.route($path, axum::routing::$first($handler)$(.$method($more))*))*
         }
 
-        // TEMP-ROUTED
-        // #[derive(utoipa::OpenApi)]
-        // #[openapi(paths($($handler, $($more,)*)*))]
-        // struct Routed;
+        /// The operations of every routed handler.
+        #[derive(utoipa::OpenApi)]
+        #[openapi(paths($($handler, $($more,)*)*))]
+        struct Routed;
     };
 }
 
@@ -150,20 +150,3 @@ pub fn routes(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
-
-// TEMP-ROUTED
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(
-    projects::list,
-    projects::create,
-    projects::get,
-    projects::rename,
-    projects::delete,
-    projects::environments,
-    projects::create_environment,
-    projects::update_environment,
-    projects::delete_environment,
-    projects::set_default,
-    openapi::document
-))]
-struct Routed;
