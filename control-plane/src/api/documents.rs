@@ -176,3 +176,46 @@ where
         "{what} kept changing; try again"
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A PATCH whose every write loses its race: `writes` counts the attempts.
+    async fn always_stale(expected: Option<u64>, writes: &AtomicUsize) -> ApiError {
+        let patch = serde_json::Map::from_iter([("a".to_owned(), Value::from(2))]);
+        let read = || async { Ok::<_, ApiError>((7, serde_json::json!({ "a": 1 }))) };
+        let write = |_doc: Value, version: u64| {
+            writes.fetch_add(1, Ordering::SeqCst);
+            async move {
+                Ok::<Patched<()>, ApiError>(Patched::Stale(ApiError::PreconditionFailed(format!(
+                    "not at {version}"
+                ))))
+            }
+        };
+        merge_patch("thing", &[], expected, &patch, read, write)
+            .await
+            .expect_err("every write was stale")
+    }
+
+    #[tokio::test]
+    async fn a_patch_without_if_match_merges_again_and_is_409_once_it_keeps_losing() {
+        let writes = AtomicUsize::new(0);
+        let error = always_stale(None, &writes).await;
+        assert!(matches!(error, ApiError::Conflict(_)), "{error:?}");
+        assert_eq!(writes.load(Ordering::SeqCst), PATCH_ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn a_patch_with_if_match_that_loses_its_race_is_412_at_once() {
+        let writes = AtomicUsize::new(0);
+        let error = always_stale(Some(7), &writes).await;
+        assert!(
+            matches!(error, ApiError::PreconditionFailed(_)),
+            "{error:?}"
+        );
+        assert_eq!(writes.load(Ordering::SeqCst), 1);
+    }
+}
