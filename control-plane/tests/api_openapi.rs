@@ -117,6 +117,43 @@ fn report(sets: &[(&BTreeSet<(String, String)>, &str)]) -> String {
     out
 }
 
+/// The document's rules that hold across operations: an operation takes a body exactly when it
+/// documents what the body extractor refuses (413, 415); every write documents the CSRF header
+/// `csrf::guard` demands of it, and no read does; and operation ids are unique.
+#[tokio::test]
+async fn every_operation_documents_what_the_layers_before_its_handler_answer() {
+    let api = api().await;
+    let doc = served(&api).await;
+    let mut problems = Vec::new();
+    let mut ids = BTreeSet::new();
+    for (method, path) in documented(&doc) {
+        let op = &doc["paths"][&path][method.to_lowercase()];
+        let id = op["operationId"].as_str().unwrap_or_default().to_owned();
+        if !ids.insert(id.clone()) {
+            problems.push(format!("\n  {method} {path}: operationId {id:?} is not unique"));
+        }
+        let has_body = op.get("requestBody").is_some();
+        let refused = ["413", "415"].map(|s| op["responses"].get(s).is_some());
+        if refused != [has_body; 2] {
+            problems.push(format!(
+                "\n  {method} {path}: request body {has_body}, but 413/415 documented {refused:?}"
+            ));
+        }
+        let csrf = op["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["in"] == "header" && p["name"] == "X-Checkgate-Request");
+        let write = !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS");
+        if csrf != write {
+            problems.push(format!(
+                "\n  {method} {path}: a write is {write}, the CSRF header documented {csrf}"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.concat());
+}
+
 #[tokio::test]
 async fn the_document_is_openapi_3_1_and_every_ref_resolves() {
     let api = api().await;

@@ -19,8 +19,7 @@ use utoipa::openapi::Object;
 
 use super::device;
 use super::openapi::{
-    BadRequest, Forbidden, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized,
-    UnsupportedMediaType,
+    BadRequest, Forbidden, JsonBodyRefused, NotFound, TooManyRequests, Unauthorized,
 };
 use super::session::{self, CurrentUser};
 use super::{ApiError, AppState, Json};
@@ -233,8 +232,7 @@ pub(super) struct SetupRequest {
         (status = 400, response = BadRequest),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        JsonBodyRefused,
     ))]
 pub(super) async fn complete_setup(
     State(state): State<AppState>,
@@ -354,8 +352,7 @@ impl Throttle {
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        JsonBodyRefused,
         (status = 429, response = TooManyRequests),
     ))]
 pub(super) async fn login(
@@ -480,8 +477,7 @@ pub(super) struct PasswordChange {
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        JsonBodyRefused,
         (status = 429, response = TooManyRequests),
     ))]
 pub(super) async fn change_password(

@@ -12,8 +12,7 @@ use utoipa::ToSchema;
 use super::access::check_id;
 use super::keys::Secret;
 use super::openapi::{
-    BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unprocessable,
-    UnsupportedMediaType,
+    BadRequest, Forbidden, JsonBodyRefused, NotFound, Unauthorized, Unprocessable,
 };
 use super::params::EdgeTokenPath;
 use super::session::CurrentUser;
@@ -161,8 +160,7 @@ pub(super) struct CreateEdgeToken {
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        JsonBodyRefused,
         (status = 422, response = Unprocessable),
     ))]
 pub(super) async fn create(

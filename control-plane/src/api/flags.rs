@@ -21,8 +21,8 @@ use super::access::{check_id, in_environment};
 use super::caller::Caller;
 use super::documents::{Etag, IfMatch, merge_patch, patched, store_write, write_error};
 use super::openapi::{
-    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, Unauthorized,
-    Unprocessable, UnsupportedMediaType,
+    BadRequest, Conflict, Forbidden, JsonBodyRefused, NotFound, PreconditionFailed, Unauthorized,
+    Unprocessable,
 };
 use super::params::{EnvironmentPath, FlagPath};
 use super::time::{Timestamp, rfc3339};
@@ -230,8 +230,7 @@ pub(super) async fn get(
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 412, response = PreconditionFailed),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        JsonBodyRefused,
         (status = 422, response = Unprocessable),
     ))]
 pub(super) async fn put(
@@ -325,8 +324,7 @@ pub(super) struct FlagPatch {
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        JsonBodyRefused,
         (status = 422, response = Unprocessable),
     ))]
 pub(super) async fn patch(
@@ -410,8 +408,7 @@ pub(super) struct PromoteBody {
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        JsonBodyRefused,
         (status = 422, response = Unprocessable),
     ))]
 pub(super) async fn promote(
@@ -494,8 +491,7 @@ pub(super) struct EvaluationView {
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        JsonBodyRefused,
         (status = 422, response = Unprocessable),
     ))]
 pub(super) async fn evaluate(

@@ -9,9 +9,7 @@ use utoipa::ToSchema;
 
 use super::access::{check_id, in_environment, in_project};
 use super::caller::Caller;
-use super::openapi::{
-    BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
-};
+use super::openapi::{BadRequest, Forbidden, JsonBodyRefused, NotFound, Unauthorized};
 use super::params::{ProjectPath, SdkKeyPath};
 use super::time::Timestamp;
 use super::{ApiError, AppState, Json, Path};
@@ -209,8 +207,7 @@ fn create_key_kind() -> utoipa::openapi::schema::Object {
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        JsonBodyRefused,
     ))]
 pub(super) async fn create(
     State(state): State<AppState>,

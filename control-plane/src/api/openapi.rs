@@ -10,6 +10,7 @@
 //! documented and every documented one routed, and real responses validate against it;
 //! `scripts/schemathesis.sh` fuzzes a running server against it.
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use axum::http::header::CONTENT_TYPE;
@@ -20,7 +21,7 @@ use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, Required, Response};
 use utoipa::openapi::{ResponseBuilder, Schema};
-use utoipa::{Modify, OpenApi, ToResponse};
+use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
 
 /// The API as a whole; the operations come from [`super::Routed`] and the health routes.
 #[derive(OpenApi)]
@@ -254,5 +255,22 @@ impl<'r> ToResponse<'r> for TooManyRequests {
         .header("Retry-After", retry_after)
         .build();
         ("TooManyRequests", response.into())
+    }
+}
+
+/// What the [`Json`](super::Json) extractor answers before a handler sees the body: 413 for a
+/// body over 1 MiB, 415 for one not declared as JSON. Every operation with a request body lists
+/// it in its `responses` (and `tests/api_openapi.rs` holds them to that).
+pub(super) struct JsonBodyRefused;
+
+impl IntoResponses for JsonBodyRefused {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        [
+            ("413", PayloadTooLarge::response().0),
+            ("415", UnsupportedMediaType::response().0),
+        ]
+        .into_iter()
+        .map(|(status, name)| (status.to_owned(), Ref::from_response_name(name).into()))
+        .collect()
     }
 }

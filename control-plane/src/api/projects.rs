@@ -8,9 +8,7 @@ use utoipa::ToSchema;
 
 use super::access::{in_project, workspace_admin};
 use super::caller::Caller;
-use super::openapi::{
-    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
-};
+use super::openapi::{BadRequest, Conflict, Forbidden, JsonBodyRefused, NotFound, Unauthorized};
 use super::params::{ProjectEnvironmentPath, ProjectPath};
 use super::time::Timestamp;
 use super::{ApiError, AppState, Json, Path};
@@ -161,8 +159,7 @@ pub(super) async fn list(
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        JsonBodyRefused,
     ))]
 pub(super) async fn create(
     State(state): State<AppState>,
@@ -225,8 +222,7 @@ pub(super) async fn get(
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        JsonBodyRefused,
     ))]
 pub(super) async fn rename(
     State(state): State<AppState>,
@@ -348,8 +344,7 @@ fn check_color(color: &str) -> Result<(), ApiError> {
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        JsonBodyRefused,
     ))]
 pub(super) async fn create_environment(
     State(state): State<AppState>,
@@ -412,8 +407,7 @@ pub(super) struct EnvironmentPatch {
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        JsonBodyRefused,
     ))]
 pub(super) async fn update_environment(
     State(state): State<AppState>,

@@ -17,8 +17,8 @@ use super::access::in_environment;
 use super::caller::Caller;
 use super::documents::{Etag, IfMatch, merge_patch, patched, store_write, write_error};
 use super::openapi::{
-    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, Unauthorized,
-    Unprocessable, UnsupportedMediaType,
+    BadRequest, Conflict, Forbidden, JsonBodyRefused, NotFound, PreconditionFailed, Unauthorized,
+    Unprocessable,
 };
 use super::params::{EnvironmentPath, SegmentPath};
 use super::{ApiError, AppState, Json, Path};
@@ -126,8 +126,7 @@ pub(super) async fn get(
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        JsonBodyRefused,
         (status = 422, response = Unprocessable),
     ))]
 pub(super) async fn create(
@@ -209,8 +208,7 @@ pub(super) struct SegmentPatch {
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 412, response = PreconditionFailed),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        JsonBodyRefused,
         (status = 422, response = Unprocessable),
     ))]
 pub(super) async fn patch(

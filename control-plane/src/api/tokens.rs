@@ -12,9 +12,7 @@ use utoipa::ToSchema;
 use super::access::{check_id, in_project};
 use super::caller::Caller;
 use super::keys::Secret;
-use super::openapi::{
-    BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
-};
+use super::openapi::{BadRequest, Forbidden, JsonBodyRefused, NotFound, Unauthorized};
 use super::params::{ApiTokenPath, ProjectPath};
 use super::session::CurrentUser;
 use super::time::Timestamp;
@@ -175,8 +173,7 @@ pub(super) struct CreateToken {
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        JsonBodyRefused,
     ))]
 pub(super) async fn create(
     State(state): State<AppState>,

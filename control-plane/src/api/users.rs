@@ -13,9 +13,7 @@ use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
 use super::access::{check_id, in_project, workspace_admin};
 use super::auth::{check_email, check_password, hash_password};
 use super::caller::Caller;
-use super::openapi::{
-    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
-};
+use super::openapi::{BadRequest, Conflict, Forbidden, JsonBodyRefused, NotFound, Unauthorized};
 use super::params::{MemberPath, ProjectPath, UserPath};
 use super::time::Timestamp;
 use super::{ApiError, AppState, Json, Path};
@@ -152,8 +150,7 @@ fn new_user_role() -> Object {
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        JsonBodyRefused,
     ))]
 pub(super) async fn create(
     State(state): State<AppState>,
@@ -213,8 +210,7 @@ fn changed_workspace_role() -> Object {
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        JsonBodyRefused,
     ))]
 pub(super) async fn update(
     State(state): State<AppState>,
@@ -355,8 +351,7 @@ pub(super) struct AddMember {
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        JsonBodyRefused,
     ))]
 pub(super) async fn add_member(
     State(state): State<AppState>,
@@ -409,8 +404,7 @@ pub(super) struct SetRole {
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        JsonBodyRefused,
     ))]
 pub(super) async fn set_role(
     State(state): State<AppState>,
