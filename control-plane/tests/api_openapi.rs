@@ -130,7 +130,9 @@ async fn every_operation_documents_what_the_layers_before_its_handler_answer() {
         let op = &doc["paths"][&path][method.to_lowercase()];
         let id = op["operationId"].as_str().unwrap_or_default().to_owned();
         if !ids.insert(id.clone()) {
-            problems.push(format!("\n  {method} {path}: operationId {id:?} is not unique"));
+            problems.push(format!(
+                "\n  {method} {path}: operationId {id:?} is not unique"
+            ));
         }
         let has_body = op.get("requestBody").is_some();
         let refused = ["413", "415"].map(|s| op["responses"].get(s).is_some());

@@ -139,7 +139,7 @@ pub struct WeightDoc {
     /// Key of an entry of the flag's `variants`.
     pub variant: String,
     /// Share in units of 1/100,000.
-    #[cfg_attr(feature = "openapi", schema(maximum = 4_294_967_295_u32))]
+    #[cfg_attr(feature = "openapi", schema(format = Int64, maximum = 4_294_967_295_u32))]
     pub weight: u32,
 }
 

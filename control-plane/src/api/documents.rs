@@ -20,8 +20,8 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use super::ApiError;
 use crate::store::StoreError;
 
-/// How many times a PATCH without `If-Match` merges again when another write lands between
-/// its read and its write.
+/// How many writes a PATCH without `If-Match` tries, merging again onto the newer version each
+/// time another write landed between its read and its write (then 409).
 const PATCH_ATTEMPTS: usize = 3;
 
 /// A document's version as its `ETag` response header: the version in quotes, `"3"`. In the

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::access::check_id;
-use super::keys::Secret;
 use super::openapi::{
     BadRequest, Forbidden, JsonBodyRefused, NotFound, Unauthorized, Unprocessable,
 };
@@ -19,6 +18,7 @@ use super::session::CurrentUser;
 use super::time::Timestamp;
 use super::{ApiError, AppState, Json, Path};
 use crate::store::EdgeToken;
+use checkgate_protocol::Secret;
 
 /// An edge token, as lists show it: by its prefix, never the token itself.
 #[derive(Debug, Serialize, ToSchema)]

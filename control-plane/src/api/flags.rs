@@ -115,7 +115,7 @@ pub(super) struct ListParams {
     #[param(minimum = 1, maximum = 1000, default = 200)]
     limit: u32,
     #[serde(default)]
-    #[param(minimum = 0, maximum = 4_294_967_295_u32, default = 0)]
+    #[param(format = Int64, minimum = 0, maximum = 4_294_967_295_u32, default = 0)]
     offset: u32,
 }
 
@@ -270,7 +270,10 @@ pub(super) async fn put(
 // where the document takes it.
 #[derive(ToSchema)]
 #[schema(as = FlagPatch)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "describes the PATCH body, which is merged as raw JSON"
+)]
 pub(super) struct FlagPatch {
     /// Ignored: the key, version and update time cannot be changed.
     #[schema(value_type = Value, required = false)]

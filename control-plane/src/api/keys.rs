@@ -14,24 +14,7 @@ use super::params::{ProjectPath, SdkKeyPath};
 use super::time::Timestamp;
 use super::{ApiError, AppState, Json, Path};
 use crate::store::{KeyKind, Role, SdkKey};
-
-/// A credential's secret, in the one answer that shows it (the answer that creates it). It
-/// serializes as the bare string; its `Debug` never shows it, so neither can a log.
-#[derive(Serialize)]
-#[serde(transparent)]
-pub(super) struct Secret(String);
-
-impl Secret {
-    pub(super) fn new(secret: String) -> Self {
-        Self(secret)
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(…)")
-    }
-}
+use checkgate_protocol::Secret;
 
 /// `server` (may read rules) or `client` (values only).
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]

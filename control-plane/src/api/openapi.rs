@@ -249,8 +249,8 @@ impl<'r> ToResponse<'r> for TooManyRequests {
             .build();
         let response = error_response(
             &["too_many_requests"],
-            "Too many failed sign-in attempts from this address; retry after `Retry-After` \
-             seconds.",
+            "Too many failed password checks (sign-in, or the current password of a password \
+             change) for this account, address or device; retry after `Retry-After` seconds.",
         )
         .header("Retry-After", retry_after)
         .build();

@@ -2,7 +2,8 @@
 //! /api/environments/{env}/segments`, `GET/PATCH/DELETE …/segments/{key}`. Segments are compiled
 //! by the evaluation core before they are stored (422 with the path of the problem). Like flags,
 //! answers carry the segment's version as the `ETag`, and `If-Match` makes a PATCH or DELETE
-//! conditional (412 when stale).
+//! conditional (412 when stale). A PATCH without it merges again onto a newer version (409 if
+//! it keeps losing).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -170,7 +171,10 @@ const READ_ONLY: [&str; 2] = ["key", "version"];
 // where the document takes it.
 #[derive(ToSchema)]
 #[schema(as = SegmentPatch)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "describes the PATCH body, which is merged as raw JSON"
+)]
 pub(super) struct SegmentPatch {
     /// Ignored: the key and version cannot be changed.
     #[schema(value_type = Value, required = false)]
@@ -194,8 +198,9 @@ pub(super) struct SegmentPatch {
 
 /// Change some fields of a segment (editors)
 ///
-/// A top-level merge, like flags. A field of the wrong type is 422; 412 when another write
-/// landed in between.
+/// A top-level merge, like flags. A field of the wrong type is 422. With `If-Match`, 412 when
+/// another write landed in between; without it, the PATCH is merged again onto the newer
+/// version (409 if it keeps losing).
 #[utoipa::path(patch, path = "/api/environments/{env}/segments/{key}",
     operation_id = "patchSegment", tag = "segments", params(SegmentPath, IfMatch),
     request_body(content = SegmentPatch, example = json!({"included": ["user-1", "user-2"]})),
@@ -207,6 +212,7 @@ pub(super) struct SegmentPatch {
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
         JsonBodyRefused,
         (status = 422, response = Unprocessable),

@@ -11,32 +11,13 @@ use utoipa::ToSchema;
 
 use super::access::{check_id, in_project};
 use super::caller::Caller;
-use super::keys::Secret;
 use super::openapi::{BadRequest, Forbidden, JsonBodyRefused, NotFound, Unauthorized};
 use super::params::{ApiTokenPath, ProjectPath};
 use super::session::CurrentUser;
 use super::time::Timestamp;
 use super::{ApiError, AppState, Json, Path};
 use crate::store::{ApiToken, Role};
-
-/// What a token may do in its project.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub(super) enum TokenRole {
-    Admin,
-    Editor,
-    Viewer,
-}
-
-impl From<Role> for TokenRole {
-    fn from(role: Role) -> Self {
-        match role {
-            Role::Admin => Self::Admin,
-            Role::Editor => Self::Editor,
-            Role::Viewer => Self::Viewer,
-        }
-    }
-}
+use checkgate_protocol::Secret;
 
 /// An API token, as lists show it: by its prefix, never the token itself.
 #[derive(Debug, Serialize, ToSchema)]
@@ -47,7 +28,7 @@ pub(super) struct ApiTokenView {
     id: String,
     name: String,
     #[schema(inline)]
-    role: TokenRole,
+    role: Role,
     /// The token's first characters and `…`, e.g. `cgt_1a2b3c…`.
     prefix: String,
     /// When it was created.
@@ -65,7 +46,7 @@ impl From<&ApiToken> for ApiTokenView {
         Self {
             id: t.id.clone(),
             name: t.name.clone(),
-            role: t.role.into(),
+            role: t.role,
             prefix: format!("{}…", t.prefix),
             created_at: Timestamp::from_ms(t.created_at),
             last_used_at: t.last_used_at.map(Timestamp::from_ms),
@@ -84,7 +65,7 @@ pub(super) struct ApiTokenCreated {
     id: String,
     name: String,
     #[schema(inline)]
-    role: TokenRole,
+    role: Role,
     /// The token's first characters and `…`, e.g. `cgt_1a2b3c…`.
     prefix: String,
     /// When it was created.
@@ -155,7 +136,7 @@ pub(super) struct CreateToken {
     /// 1–100 characters once trimmed.
     #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     name: String,
-    #[schema(value_type = TokenRole, inline)]
+    #[schema(value_type = Role, inline)]
     role: String,
 }
 

@@ -19,9 +19,9 @@ use super::time::Timestamp;
 use super::{ApiError, AppState, Json, Path};
 use crate::store::{Role, User};
 
-/// A string that is one of `values`. Roles are read as strings (so that a bad one is answered
-/// with the handlers' own message) and written from `is_admin` or [`Role`], so no Rust enum
-/// carries their schema.
+/// A string that is one of `values`. Workspace roles are read as strings (so that a bad one is
+/// answered with the handlers' own message) and written from `is_admin`, so no Rust enum
+/// carries their schema; project roles are [`Role`]'s.
 pub(super) fn string_enum(values: &[&str]) -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -43,11 +43,6 @@ fn nullable_string_enum(values: &[&str]) -> ObjectBuilder {
 /// A workspace role: `admin` or `member`.
 fn workspace_role() -> Object {
     string_enum(&["admin", "member"]).build()
-}
-
-/// A project role: `admin`, `editor` or `viewer`.
-fn project_role() -> Object {
-    string_enum(&["admin", "editor", "viewer"]).build()
 }
 
 fn workspace_role_name(u: &User) -> &'static str {
@@ -284,8 +279,8 @@ pub(super) struct MemberView {
     user_id: String,
     email: String,
     name: String,
-    #[schema(schema_with = project_role)]
-    role: &'static str,
+    #[schema(inline)]
+    role: Role,
 }
 
 /// A user's role in a project.
@@ -295,8 +290,8 @@ pub(super) struct MemberView {
 pub(super) struct MembershipView {
     #[schema(format = "uuid")]
     user_id: String,
-    #[schema(schema_with = project_role)]
-    role: &'static str,
+    #[schema(inline)]
+    role: Role,
 }
 
 /// A project's members
@@ -321,7 +316,7 @@ pub(super) async fn members(
             user_id: u.id.clone(),
             email: u.email.clone(),
             name: u.name.clone(),
-            role: role.as_str(),
+            role: *role,
         })
         .collect();
     Ok(axum::Json(out))
@@ -333,7 +328,7 @@ pub(super) async fn members(
 pub(super) struct AddMember {
     #[schema(format = "uuid")]
     user_id: String,
-    #[schema(schema_with = project_role)]
+    #[schema(value_type = Role, inline)]
     role: String,
 }
 
@@ -381,7 +376,7 @@ pub(super) async fn add_member(
         StatusCode::CREATED,
         axum::Json(MembershipView {
             user_id: body.user_id,
-            role: role.as_str(),
+            role,
         }),
     ))
 }
@@ -390,7 +385,7 @@ pub(super) async fn add_member(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SetRole {
-    #[schema(schema_with = project_role)]
+    #[schema(value_type = Role, inline)]
     role: String,
 }
 
@@ -428,7 +423,7 @@ pub(super) async fn set_role(
         .await?;
     Ok(axum::Json(MembershipView {
         user_id: member,
-        role: role.as_str(),
+        role,
     }))
 }
 

@@ -2,8 +2,12 @@
 
 use super::{Actor, Store, StoreError, audit};
 
-/// A role within a project. Ordered: a higher role can do everything a lower one can.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A role within a project, `viewer`, `editor` or `admin` in API bodies. Ordered: a higher role
+/// can do everything a lower one can.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     Viewer,
     Editor,
