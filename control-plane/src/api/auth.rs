@@ -44,7 +44,7 @@ pub(super) struct UserInfo {
 
 /// The schema of `UserInfo.role`.
 fn user_info_role() -> Object {
-    super::users::string_enum(&["admin", "member"])
+    super::openapi::string_enum(&["admin", "member"])
         .description(Some(
             "`admin` for workspace admins; project roles are per project.",
         ))

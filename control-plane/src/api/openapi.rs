@@ -17,7 +17,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use checkgate_protocol::json::ErrorBody;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
-use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, Required, Response};
 use utoipa::openapi::{ResponseBuilder, Schema};
@@ -273,4 +273,23 @@ impl IntoResponses for JsonBodyRefused {
         .map(|(status, name)| (status.to_owned(), Ref::from_response_name(name).into()))
         .collect()
     }
+}
+
+/// A string that is one of `values`, for a field read or written as a plain string.
+pub(super) fn string_enum(values: &[&str]) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values.iter().copied()))
+}
+
+/// A string that is one of `values`, or null.
+pub(super) fn nullable_string_enum(values: &[&str]) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(
+            values
+                .iter()
+                .map(|v| serde_json::Value::from(*v))
+                .chain([serde_json::Value::Null]),
+        ))
 }

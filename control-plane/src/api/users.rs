@@ -8,37 +8,22 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa::openapi::Object;
-use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
 
 use super::access::{check_id, in_project, workspace_admin};
 use super::auth::{check_email, check_password, hash_password};
 use super::caller::Caller;
-use super::openapi::{BadRequest, Conflict, Forbidden, JsonBodyRefused, NotFound, Unauthorized};
+use super::openapi::{
+    BadRequest, Conflict, Forbidden, JsonBodyRefused, NotFound, Unauthorized, nullable_string_enum,
+    string_enum,
+};
 use super::params::{MemberPath, ProjectPath, UserPath};
 use super::time::Timestamp;
 use super::{ApiError, AppState, Json, Path};
 use crate::store::{Role, User};
 
-/// A string that is one of `values`. Workspace roles are read as strings (so that a bad one is
-/// answered with the handlers' own message) and written from `is_admin`, so no Rust enum
-/// carries their schema; project roles are [`Role`]'s.
-pub(super) fn string_enum(values: &[&str]) -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(values.iter().copied()))
-}
-
-/// The same, or null.
-fn nullable_string_enum(values: &[&str]) -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-        .enum_values(Some(
-            values
-                .iter()
-                .map(|v| serde_json::Value::from(*v))
-                .chain([serde_json::Value::Null]),
-        ))
-}
+// Workspace roles are read as strings (so that a bad one is answered with the handlers' own
+// message) and written from `is_admin`, so no Rust enum carries their schema; project roles
+// are `Role`'s.
 
 /// A workspace role: `admin` or `member`.
 fn workspace_role() -> Object {
