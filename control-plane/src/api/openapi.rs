@@ -16,8 +16,11 @@ use std::sync::LazyLock;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use checkgate_protocol::json::ErrorBody;
+use serde_json::Value;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
-use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, AllOfBuilder, ObjectBuilder, SchemaType, Type,
+};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, Required, Response};
 use utoipa::openapi::{ResponseBuilder, Schema};
@@ -82,6 +85,7 @@ static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
     whole.paths = std::mem::take(&mut document.paths);
     whole.merge(document);
     CsrfHeader.modify(&mut whole);
+    DocumentAnswers.modify(&mut whole);
     whole
         .to_json()
         .expect("an OpenAPI document always serializes")
@@ -292,4 +296,69 @@ pub(super) fn nullable_string_enum(values: &[&str]) -> ObjectBuilder {
                 .map(|v| serde_json::Value::from(*v))
                 .chain([serde_json::Value::Null]),
         ))
+}
+
+/// The answers that show a stored flag or segment (`Flag`, `Segment`) are the document
+/// flattened with the fields the store adds (`version`, `updated_at`), which utoipa writes as an
+/// open `allOf`, and the document's schema is the input's: its defaulted fields are optional.
+/// An answer always carries every field the document writes even when empty, and nothing else,
+/// so this makes each one a closed object that requires them. Which fields those are is read
+/// off the document's own serialization of a minimal document, not listed here.
+struct DocumentAnswers;
+
+impl Modify for DocumentAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let minimal_flag = serde_json::json!({ "key": "k", "is_enabled": false });
+        let minimal_segment = serde_json::json!({ "key": "k" });
+        let answers = [
+            (
+                "Flag",
+                "FlagInput",
+                always_written::<checkgate_core::FlagDoc>(minimal_flag),
+            ),
+            (
+                "Segment",
+                "SegmentInput",
+                always_written::<checkgate_core::SegmentDoc>(minimal_segment),
+            ),
+        ];
+        for (answer, document, written) in answers {
+            let (Some(RefOr::T(Schema::Object(document))), Some(RefOr::T(Schema::AllOf(flat)))) = (
+                components.schemas.get(document).cloned(),
+                components.schemas.get(answer),
+            ) else {
+                continue;
+            };
+            let mut closed = document;
+            closed.description = flat.description.clone();
+            for added in &flat.items {
+                if let RefOr::T(Schema::Object(added)) = added {
+                    closed.properties.extend(added.properties.clone());
+                    closed.required.extend(added.required.iter().cloned());
+                }
+            }
+            closed.required.extend(written);
+            closed.required.sort();
+            closed.required.dedup();
+            closed.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+            components
+                .schemas
+                .insert(answer.to_owned(), RefOr::T(Schema::Object(closed)));
+        }
+    }
+}
+
+/// The fields a document of type `D` writes whatever it holds: those of `minimal` (the least
+/// document that parses) read and written again.
+fn always_written<D: serde::Serialize + serde::de::DeserializeOwned>(
+    minimal: Value,
+) -> Vec<String> {
+    serde_json::from_value::<D>(minimal)
+        .and_then(serde_json::to_value)
+        .ok()
+        .and_then(|written| written.as_object().map(|o| o.keys().cloned().collect()))
+        .unwrap_or_default()
 }
