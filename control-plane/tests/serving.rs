@@ -111,7 +111,6 @@ fn a_one_node_install_serves_sdks_in_process() {
             ("CHECKGATE_DATA_DIR", data.path()),
             ("SESSION_SECRET", SESSION_SECRET),
             ("COOKIE_SECURE", "false"),
-            ("FEED_PORT", "0"),
         ],
     )
     .unwrap();

@@ -85,7 +85,8 @@ control_start() {
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   control_base="http://127.0.0.1:$port"
   say "starting checkgate-control on $control_base"
-  env CHECKGATE_DATA_DIR="$control_work/data" COOKIE_SECURE=false HOST=127.0.0.1 PORT="$port" \
+  # FEED_PORT=0: the feed on a port of its own, never the default one a local service may hold.
+  env CHECKGATE_DATA_DIR="$control_work/data" COOKIE_SECURE=false HOST=127.0.0.1 PORT="$port" FEED_PORT=0 \
     RUST_LOG=warn "$@" "$control_bin" </dev/null >"$control_log" 2>&1 &
   control_pid=$!
 

@@ -38,10 +38,15 @@ pub struct Service {
 
 impl Service {
     /// Starts `bin` on 127.0.0.1 with port 0 and waits until it logs the address of its public
-    /// listener.
+    /// listener. A control plane's feed also gets port 0 unless `envs` names one, so a test
+    /// never collides with a service on the default port (an edge has no `FEED_PORT`).
     pub fn start(bin: &str, envs: &[(&str, &str)]) -> Result<Self, String> {
-        let mut all: Vec<(&str, &str)> =
-            vec![("HOST", "127.0.0.1"), ("PORT", "0"), ("RUST_LOG", "info")];
+        let mut all: Vec<(&str, &str)> = vec![
+            ("HOST", "127.0.0.1"),
+            ("PORT", "0"),
+            ("FEED_PORT", "0"),
+            ("RUST_LOG", "info"),
+        ];
         all.extend_from_slice(envs);
         let mut child = command(bin, &all)
             .stdout(Stdio::piped())
