@@ -57,56 +57,14 @@ impl From<&EdgeToken> for EdgeTokenView {
     }
 }
 
-// `EdgeTokenView`'s fields and `token`, written out rather than flattened (see
-// `keys::SdkKeyCreated`).
 /// A new edge token, with the token itself: the only answer that ever shows it.
 #[derive(Debug, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub(super) struct EdgeTokenCreated {
-    #[schema(format = "uuid")]
-    id: String,
-    name: String,
-    /// The token's first characters and `…`, e.g. `cge_1a2b3c…`.
-    prefix: String,
-    /// The environments the token may serve; null for every environment, present and future.
-    #[schema(format = "uuid", required = true)]
-    environments: Option<Vec<String>>,
-    /// When it was created.
-    created_at: Timestamp,
-    /// When an edge last presented it on the feed; null if never.
-    #[schema(required = true)]
-    last_seen_at: Option<Timestamp>,
-    /// When it was revoked; null while it works.
-    #[schema(required = true)]
-    revoked_at: Option<Timestamp>,
+    #[serde(flatten)]
+    view: EdgeTokenView,
     /// The token itself: shown here, never again. Give it to the edge as EDGE_TOKEN.
     #[schema(value_type = String, pattern = "^cge_[0-9a-f]{64}$")]
     token: Secret,
-}
-
-impl EdgeTokenCreated {
-    fn new(view: EdgeTokenView, token: Secret) -> Self {
-        // Every field of the view, so that one added there cannot be forgotten here.
-        let EdgeTokenView {
-            id,
-            name,
-            prefix,
-            environments,
-            created_at,
-            last_seen_at,
-            revoked_at,
-        } = view;
-        Self {
-            id,
-            name,
-            prefix,
-            environments,
-            created_at,
-            last_seen_at,
-            revoked_at,
-            token,
-        }
-    }
 }
 
 fn admin(user: &crate::store::User) -> Result<(), ApiError> {
@@ -202,7 +160,10 @@ pub(super) async fn create(
             }
             other => other.into(),
         })?;
-    let out = EdgeTokenCreated::new(EdgeTokenView::from(&token), Secret::new(secret));
+    let out = EdgeTokenCreated {
+        view: EdgeTokenView::from(&token),
+        token: Secret::new(secret),
+    };
     Ok((StatusCode::CREATED, axum::Json(out)))
 }
 

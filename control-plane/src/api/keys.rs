@@ -70,58 +70,14 @@ impl From<&SdkKey> for SdkKeyView {
     }
 }
 
-// `SdkKeyView`'s fields and `key`, written out rather than `#[serde(flatten)]`ed: the document's
-// `SdkKey` allows no other property (`additionalProperties: false`), so the `allOf` of it and
-// `key` that flattening makes would allow no answer at all.
 /// A new SDK key, with the key itself: the only answer that ever shows it.
 #[derive(Debug, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub(super) struct SdkKeyCreated {
-    #[schema(format = "uuid")]
-    id: String,
-    name: String,
-    #[schema(inline)]
-    kind: SdkKeyKind,
-    /// The key's first characters and `…`, e.g. `cg_srv_1a2b3c…`.
-    prefix: String,
-    #[schema(format = "uuid")]
-    environment_id: String,
-    environment_name: String,
-    /// When it was created.
-    created_at: Timestamp,
-    /// When it was revoked; null while it works.
-    #[schema(required = true)]
-    revoked_at: Option<Timestamp>,
+    #[serde(flatten)]
+    view: SdkKeyView,
     /// The key itself, shown only here.
     #[schema(value_type = String, pattern = "^cg_(srv|cli)_[0-9a-f]{64}$")]
     key: Secret,
-}
-
-impl SdkKeyCreated {
-    fn new(view: SdkKeyView, key: Secret) -> Self {
-        // Every field of the view, so that one added there cannot be forgotten here.
-        let SdkKeyView {
-            id,
-            name,
-            kind,
-            prefix,
-            environment_id,
-            environment_name,
-            created_at,
-            revoked_at,
-        } = view;
-        Self {
-            id,
-            name,
-            kind,
-            prefix,
-            environment_id,
-            environment_name,
-            created_at,
-            revoked_at,
-            key,
-        }
-    }
 }
 
 /// A project's SDK keys
@@ -223,7 +179,10 @@ pub(super) async fn create(
         .store
         .create_sdk_key(&caller.actor(), &env.id, name, kind)
         .await?;
-    let out = SdkKeyCreated::new(SdkKeyView::from(&key), Secret::new(secret));
+    let out = SdkKeyCreated {
+        view: SdkKeyView::from(&key),
+        key: Secret::new(secret),
+    };
     Ok((StatusCode::CREATED, axum::Json(out)))
 }
 
@@ -269,7 +228,10 @@ mod tests {
             revoked_at: None,
         };
         let secret = format!("cg_cli_{}", "ab".repeat(32));
-        let created = SdkKeyCreated::new(SdkKeyView::from(&key), Secret::new(secret.clone()));
+        let created = SdkKeyCreated {
+            view: SdkKeyView::from(&key),
+            key: Secret::new(secret.clone()),
+        };
         assert!(!format!("{created:?}").contains(&secret));
         let json = serde_json::to_value(&created).unwrap();
         assert_eq!(json["key"], secret.as_str());

@@ -85,6 +85,7 @@ static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
     whole.paths = std::mem::take(&mut document.paths);
     whole.merge(document);
     CsrfHeader.modify(&mut whole);
+    Flattened.modify(&mut whole);
     DocumentAnswers.modify(&mut whole);
     whole
         .to_json()
@@ -298,12 +299,62 @@ pub(super) fn nullable_string_enum(values: &[&str]) -> ObjectBuilder {
         ))
 }
 
-/// The answers that show a stored flag or segment (`Flag`, `Segment`) are the document
-/// flattened with the fields the store adds (`version`, `updated_at`), which utoipa writes as an
-/// open `allOf`, and the document's schema is the input's: its defaulted fields are optional.
-/// An answer always carries every field the document writes even when empty, and nothing else,
-/// so this makes each one a closed object that requires them. Which fields those are is read
-/// off the document's own serialization of a minimal document, not listed here.
+/// A view flattened into a bigger answer (`#[serde(flatten)]`: `SdkKeyCreated` is `SdkKey` and
+/// `key`, `Flag` is the flag document and `version`, `updated_at`) comes out of utoipa as an
+/// `allOf` of the view's `$ref` and the added fields. Under a closed view
+/// (`additionalProperties: false`) no answer could satisfy that, so each such `allOf` becomes
+/// one object with the properties and requirements of its parts, closed when a part is.
+struct Flattened;
+
+impl Modify for Flattened {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let mut merged = Vec::new();
+        for (name, schema) in &components.schemas {
+            let RefOr::T(Schema::AllOf(all_of)) = schema else {
+                continue;
+            };
+            let mut object = ObjectBuilder::new().build();
+            object.description = all_of.description.clone();
+            for part in &all_of.items {
+                let part = match part {
+                    RefOr::Ref(r) => r
+                        .ref_location
+                        .strip_prefix("#/components/schemas/")
+                        .and_then(|name| components.schemas.get(name)),
+                    inline => Some(inline),
+                };
+                let Some(RefOr::T(Schema::Object(part))) = part else {
+                    // Not a flattened object (say, a union): leave it as it is.
+                    object.properties.clear();
+                    break;
+                };
+                object.properties.extend(part.properties.clone());
+                object.required.extend(part.required.iter().cloned());
+                if part.additional_properties.is_some() {
+                    object.additional_properties = part.additional_properties.clone();
+                }
+            }
+            if !object.properties.is_empty() {
+                merged.push((name.clone(), object));
+            }
+        }
+        for (name, object) in merged {
+            components
+                .schemas
+                .insert(name, RefOr::T(Schema::Object(object)));
+        }
+    }
+}
+
+/// The answers that show a stored flag or segment (`Flag`, `Segment`) carry every field the
+/// document writes even when empty, and nothing else, but the document's schema is the
+/// input's, where defaulted fields are optional and unknown ones ignored. This makes each
+/// answer (flattened by [`Flattened`] first) a closed object that requires those fields. Which
+/// fields they are is read off the document's own serialization of a minimal document, not
+/// listed here.
 struct DocumentAnswers;
 
 impl Modify for DocumentAnswers {
@@ -311,42 +362,26 @@ impl Modify for DocumentAnswers {
         let Some(components) = openapi.components.as_mut() else {
             return;
         };
-        let minimal_flag = serde_json::json!({ "key": "k", "is_enabled": false });
-        let minimal_segment = serde_json::json!({ "key": "k" });
         let answers = [
             (
                 "Flag",
-                "FlagInput",
-                always_written::<checkgate_core::FlagDoc>(minimal_flag),
+                always_written::<checkgate_core::FlagDoc>(
+                    serde_json::json!({ "key": "k", "is_enabled": false }),
+                ),
             ),
             (
                 "Segment",
-                "SegmentInput",
-                always_written::<checkgate_core::SegmentDoc>(minimal_segment),
+                always_written::<checkgate_core::SegmentDoc>(serde_json::json!({ "key": "k" })),
             ),
         ];
-        for (answer, document, written) in answers {
-            let (Some(RefOr::T(Schema::Object(document))), Some(RefOr::T(Schema::AllOf(flat)))) = (
-                components.schemas.get(document).cloned(),
-                components.schemas.get(answer),
-            ) else {
+        for (answer, written) in answers {
+            let Some(RefOr::T(Schema::Object(answer))) = components.schemas.get_mut(answer) else {
                 continue;
             };
-            let mut closed = document;
-            closed.description = flat.description.clone();
-            for added in &flat.items {
-                if let RefOr::T(Schema::Object(added)) = added {
-                    closed.properties.extend(added.properties.clone());
-                    closed.required.extend(added.required.iter().cloned());
-                }
-            }
-            closed.required.extend(written);
-            closed.required.sort();
-            closed.required.dedup();
-            closed.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
-            components
-                .schemas
-                .insert(answer.to_owned(), RefOr::T(Schema::Object(closed)));
+            answer.required.extend(written);
+            answer.required.sort();
+            answer.required.dedup();
+            answer.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
         }
     }
 }

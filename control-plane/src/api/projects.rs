@@ -40,17 +40,11 @@ impl ProjectView {
     }
 }
 
-/// A new project, with the environments it starts with: a `Project` and `environments`.
+/// A new project, with the environments it starts with.
 #[derive(Debug, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub(super) struct ProjectCreated {
-    #[schema(format = "uuid")]
-    id: String,
-    name: String,
-    slug: String,
-    /// When it was created.
-    created_at: Timestamp,
-    environment_count: usize,
+    #[serde(flatten)]
+    project: ProjectView,
     environments: Vec<EnvironmentView>,
 }
 
@@ -172,19 +166,8 @@ pub(super) async fn create(
         .store
         .create_project(&caller.actor(), check_name(&body.name)?)
         .await?;
-    let ProjectView {
-        id,
-        name,
-        slug,
-        created_at,
-        environment_count,
-    } = ProjectView::new(&project, envs.len());
     let out = ProjectCreated {
-        id,
-        name,
-        slug,
-        created_at,
-        environment_count,
+        project: ProjectView::new(&project, envs.len()),
         environments: envs.iter().map(EnvironmentView::from).collect(),
     };
     Ok((StatusCode::CREATED, axum::Json(out)))

@@ -55,55 +55,14 @@ impl From<&ApiToken> for ApiTokenView {
     }
 }
 
-// `ApiTokenView`'s fields and `token`, written out rather than flattened (see
-// `keys::SdkKeyCreated`).
 /// A new API token, with the token itself: the only answer that ever shows it.
 #[derive(Debug, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub(super) struct ApiTokenCreated {
-    #[schema(format = "uuid")]
-    id: String,
-    name: String,
-    #[schema(inline)]
-    role: Role,
-    /// The token's first characters and `…`, e.g. `cgt_1a2b3c…`.
-    prefix: String,
-    /// When it was created.
-    created_at: Timestamp,
-    /// When it last authenticated a request (noted at most once a minute); null if never.
-    #[schema(required = true)]
-    last_used_at: Option<Timestamp>,
-    /// When it was revoked; null while it works.
-    #[schema(required = true)]
-    revoked_at: Option<Timestamp>,
+    #[serde(flatten)]
+    view: ApiTokenView,
     /// The token itself, shown only here.
     #[schema(value_type = String, pattern = "^cgt_[0-9a-f]{64}$")]
     token: Secret,
-}
-
-impl ApiTokenCreated {
-    fn new(view: ApiTokenView, token: Secret) -> Self {
-        // Every field of the view, so that one added there cannot be forgotten here.
-        let ApiTokenView {
-            id,
-            name,
-            role,
-            prefix,
-            created_at,
-            last_used_at,
-            revoked_at,
-        } = view;
-        Self {
-            id,
-            name,
-            role,
-            prefix,
-            created_at,
-            last_used_at,
-            revoked_at,
-            token,
-        }
-    }
 }
 
 /// A project's API tokens (project admins)
@@ -181,7 +140,10 @@ pub(super) async fn create(
         .store
         .create_api_token(&caller.actor(), &project, name, role)
         .await?;
-    let out = ApiTokenCreated::new(ApiTokenView::from(&token), Secret::new(secret));
+    let out = ApiTokenCreated {
+        view: ApiTokenView::from(&token),
+        token: Secret::new(secret),
+    };
     Ok((StatusCode::CREATED, axum::Json(out)))
 }
 
