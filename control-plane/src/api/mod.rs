@@ -39,7 +39,6 @@ pub const BODY_LIMIT: usize = 1 << 20;
 pub const ENVIRONMENT_AUTOMATON_CAP: u64 = 32 << 20;
 
 pub use limiter::LoginLimiter;
-pub use openapi::document_json as openapi_document;
 pub use session::SessionKey;
 
 /// What the API's handlers share.

@@ -77,13 +77,11 @@ struct Document;
 
 /// The document, made once.
 static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
-    let mut document = super::Routed::openapi();
     let mut whole = Document::openapi();
+    let mut routed = super::Routed::openapi();
     // The API's operations first, then the health routes.
-    let health = std::mem::take(&mut whole.paths);
-    document.paths.merge(health);
-    whole.paths = std::mem::take(&mut document.paths);
-    whole.merge(document);
+    routed.paths.merge(std::mem::take(&mut whole.paths));
+    whole.merge(routed);
     CsrfHeader.modify(&mut whole);
     Flattened.modify(&mut whole);
     DocumentAnswers.modify(&mut whole);
@@ -92,17 +90,12 @@ static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
         .expect("an OpenAPI document always serializes")
 });
 
-/// The OpenAPI document of this API, as JSON.
-pub fn document_json() -> &'static str {
-    &DOCUMENT
-}
-
 /// This document
 #[utoipa::path(get, path = "/api/openapi.json", operation_id = "getOpenApi", tag = "meta",
     security(()),
     responses((status = 200, description = "OpenAPI 3.1.", body = Object)))]
 pub(super) async fn document() -> impl IntoResponse {
-    ([(CONTENT_TYPE, "application/json")], document_json())
+    ([(CONTENT_TYPE, "application/json")], DOCUMENT.as_str())
 }
 
 /// Ways to authenticate: the dashboard's session cookie and project API tokens.
