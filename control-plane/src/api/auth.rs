@@ -15,7 +15,6 @@ use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa::openapi::Object;
 
 use super::device;
 use super::openapi::{
@@ -23,7 +22,7 @@ use super::openapi::{
 };
 use super::session::{self, CurrentUser};
 use super::{ApiError, AppState, Json};
-use crate::store::{Setup, User};
+use crate::store::{Setup, User, WorkspaceRole};
 
 const MIN_PASSWORD: usize = 8;
 const MAX_PASSWORD: usize = 1024;
@@ -36,19 +35,9 @@ pub(super) struct UserInfo {
     pub(super) id: String,
     pub(super) email: String,
     pub(super) name: String,
-    #[schema(schema_with = user_info_role)]
-    pub(super) role: &'static str,
+    pub(super) role: WorkspaceRole,
     pub(super) workspace_name: String,
     pub(super) is_setup_complete: bool,
-}
-
-/// The schema of `UserInfo.role`.
-fn user_info_role() -> Object {
-    super::openapi::string_enum(&["admin", "member"])
-        .description(Some(
-            "`admin` for workspace admins; project roles are per project.",
-        ))
-        .build()
 }
 
 // The `Set-Cookie` headers, as the document describes them: never built, only their schemas
@@ -69,7 +58,7 @@ async fn info(state: &AppState, user: &User) -> Result<UserInfo, ApiError> {
         id: user.id.clone(),
         email: user.email.clone(),
         name: user.name.clone(),
-        role: if user.is_admin { "admin" } else { "member" },
+        role: user.workspace_role(),
         workspace_name: state.store.workspace_name().await?,
         is_setup_complete: true,
     })

@@ -273,13 +273,6 @@ impl IntoResponses for JsonBodyRefused {
     }
 }
 
-/// A string that is one of `values`, for a field read or written as a plain string.
-pub(super) fn string_enum(values: &[&str]) -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(values.iter().copied()))
-}
-
 /// A string that is one of `values`, or null.
 pub(super) fn nullable_string_enum(values: &[&str]) -> ObjectBuilder {
     ObjectBuilder::new()

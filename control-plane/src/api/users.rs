@@ -14,25 +14,13 @@ use super::auth::{check_email, check_password, hash_password};
 use super::caller::Caller;
 use super::openapi::{
     BadRequest, Conflict, Forbidden, JsonBodyRefused, NotFound, Unauthorized, nullable_string_enum,
-    string_enum,
 };
 use super::params::{MemberPath, ProjectPath, UserPath};
 use super::time::Timestamp;
 use super::{ApiError, AppState, Json, Path};
-use crate::store::{Role, User};
+use crate::store::{Role, User, WorkspaceRole};
 
-// Workspace roles are read as strings (so that a bad one is answered with the handlers' own
-// message) and written from `is_admin`, so no Rust enum carries their schema; project roles
-// are `Role`'s.
-
-/// A workspace role: `admin` or `member`.
-fn workspace_role() -> Object {
-    string_enum(&["admin", "member"]).build()
-}
-
-fn workspace_role_name(u: &User) -> &'static str {
-    if u.is_admin { "admin" } else { "member" }
-}
+// Roles are read as strings, so that a bad one is answered with the handlers' own message.
 
 /// A workspace user.
 #[derive(Debug, Serialize, ToSchema)]
@@ -43,8 +31,7 @@ pub(super) struct UserView {
     id: String,
     email: String,
     name: String,
-    #[schema(schema_with = workspace_role)]
-    role: &'static str,
+    role: WorkspaceRole,
     /// When it was created.
     created_at: Timestamp,
 }
@@ -55,7 +42,7 @@ impl From<&User> for UserView {
             id: u.id.clone(),
             email: u.email.clone(),
             name: u.name.clone(),
-            role: workspace_role_name(u),
+            role: u.workspace_role(),
             created_at: Timestamp::from_ms(u.created_at),
         }
     }

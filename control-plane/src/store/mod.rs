@@ -46,7 +46,7 @@ pub use members::Role;
 pub use projects::{Environment, Project, slugify};
 pub use segments::StoredSegment;
 pub use tokens::{ApiToken, TOKEN_TAG};
-pub use users::{Setup, User};
+pub use users::{Setup, User, WorkspaceRole};
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");

@@ -12,6 +12,27 @@ pub struct User {
     pub created_at: i64,
 }
 
+/// A user's role in the workspace: `admin` for workspace admins; roles in projects are per
+/// project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkspaceRole {
+    /// A workspace admin: may do everything.
+    Admin,
+    /// Acts in projects by their role there.
+    Member,
+}
+
+impl User {
+    pub fn workspace_role(&self) -> WorkspaceRole {
+        if self.is_admin {
+            WorkspaceRole::Admin
+        } else {
+            WorkspaceRole::Member
+        }
+    }
+}
+
 /// What first-run setup creates.
 #[derive(Debug, Clone)]
 pub struct Setup {
