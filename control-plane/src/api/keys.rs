@@ -16,23 +16,6 @@ use super::{ApiError, AppState, Json, Path};
 use crate::store::{KeyKind, Role, SdkKey};
 use checkgate_protocol::Secret;
 
-/// `server` (may read rules) or `client` (values only).
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub(super) enum SdkKeyKind {
-    Server,
-    Client,
-}
-
-impl From<KeyKind> for SdkKeyKind {
-    fn from(kind: KeyKind) -> Self {
-        match kind {
-            KeyKind::Server => Self::Server,
-            KeyKind::Client => Self::Client,
-        }
-    }
-}
-
 /// An SDK key, as lists show it: by its prefix, never the key itself.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = SdkKey)]
@@ -42,7 +25,7 @@ pub(super) struct SdkKeyView {
     id: String,
     name: String,
     #[schema(inline)]
-    kind: SdkKeyKind,
+    kind: KeyKind,
     /// The key's first characters and `…`, e.g. `cg_srv_1a2b3c…`.
     prefix: String,
     #[schema(format = "uuid")]
@@ -60,7 +43,7 @@ impl From<&SdkKey> for SdkKeyView {
         Self {
             id: k.id.clone(),
             name: k.name.clone(),
-            kind: k.kind.into(),
+            kind: k.kind,
             prefix: format!("{}…", k.prefix),
             environment_id: k.environment_id.clone(),
             environment_name: k.environment_name.clone(),

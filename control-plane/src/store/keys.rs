@@ -9,8 +9,9 @@ use super::changes::{Audited, Change, ChangeKind, NextVersion};
 use super::credentials::{self, Credentials, Minted};
 use super::{Actor, Store, StoreError, new_id, now_ms};
 
-/// Which clients a key is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which clients a key is for: `server` (may read rules) or `client` (values only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum KeyKind {
     Server,
     Client,
