@@ -106,6 +106,26 @@ pub struct ControlConfig {
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub feed_max_edges: u64,
 
+    /// NATS servers to relay the change feed to (`nats://host:4222`, comma-separated), for
+    /// edges that follow it over NATS JetStream. Unset: no relay.
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// How the relay authenticates to NATS, and the stream's name.
+    #[command(flatten)]
+    pub nats: checkgate_feed::nats::NatsAuthArgs,
+
+    /// Replicas of the feed's stream in a NATS cluster (1 on a single server).
+    #[arg(long, env = "NATS_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=5))]
+    pub nats_replicas: u64,
+
+    /// How long the stream keeps changes (`7d`, `24h`, `3600`): an edge away for longer
+    /// catches up from the control plane instead.
+    #[arg(long, env = "NATS_MAX_AGE", default_value = "7d",
+          value_parser = checkgate_feed::nats::parse_duration)]
+    pub nats_max_age: std::time::Duration,
+
     /// Where the embedded store, generated secrets and certificates live.
     #[arg(long, env = "CHECKGATE_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -194,6 +214,29 @@ impl ControlConfig {
                 "must not be empty",
             ));
         }
+        self.relay()?;
         telemetry::check_filter(&self.common.rust_log).map_err(|p| invalid("RUST_LOG", "log", p))
+    }
+
+    /// The NATS relay's settings; `None` without NATS_URL.
+    pub fn relay(&self) -> Result<Option<crate::feed::relay::RelaySettings>, InvalidSetting> {
+        let Some(url) = &self.nats_url else {
+            return Ok(None);
+        };
+        let refused = |r: checkgate_feed::nats::Refused| invalid(r.variable, r.flag, r.problem);
+        let servers = checkgate_feed::nats::parse_servers("NATS_URL", url).map_err(refused)?;
+        let nats = self.nats.settings(servers).map_err(refused)?;
+        if self.nats_max_age < std::time::Duration::from_secs(60) {
+            return Err(invalid(
+                "NATS_MAX_AGE",
+                "nats-max-age",
+                "must be at least 60 seconds",
+            ));
+        }
+        Ok(Some(crate::feed::relay::RelaySettings {
+            nats,
+            replicas: usize::try_from(self.nats_replicas).unwrap_or(1),
+            max_age: self.nats_max_age,
+        }))
     }
 }

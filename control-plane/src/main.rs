@@ -70,19 +70,20 @@ async fn main() -> anyhow::Result<()> {
             dashboard::Assets::default()
         }
     };
+    let heads = Heads::new();
     let state = AppState::new(
         store.clone(),
         SessionKey::new(secret.expose()),
         config.cookie_secure,
     )
-    .with_trusted_proxies(config.trusted_proxies.clone());
+    .with_trusted_proxies(config.trusted_proxies.clone())
+    .with_feed_heads(heads.clone());
     if !config.trusted_proxies.is_empty() {
         tracing::info!(proxies = %config.trusted_proxies, "trusting x-forwarded-for from these proxies");
     }
     let health = Health::new();
 
     // The change feed: heads kept current (own commits, a poll, Redis), and the QUIC server.
-    let heads = Heads::new();
     let mut tasks = ops::Owned::default();
     tasks.spawn(
         "head tracker",
@@ -117,6 +118,15 @@ async fn main() -> anyhow::Result<()> {
         let (store, heads) = (store.clone(), heads.clone());
         tasks.spawn_with_stop("feed server", |stopping| {
             feed::serve(endpoint, store, heads, settings, stopping)
+        });
+    }
+
+    // Validated with the rest of the configuration; cannot fail here.
+    if let Some(relay) = config.relay().ok().flatten() {
+        tracing::info!(stream = %relay.nats.stream, "relaying the feed to NATS JetStream");
+        let (store, heads) = (store.clone(), heads.clone());
+        tasks.spawn_with_stop("nats relay", |stopping| {
+            feed::relay::run(store, heads, relay, stopping)
         });
     }
 

@@ -38,6 +38,8 @@ enum Need {
     /// A workspace admin, on a route about one project: callers with no role in that project
     /// get 404 before the admin check.
     WorkspaceAdminInProject,
+    /// An edge token (the feed route): every caller of the matrix is refused.
+    EdgeToken,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +99,9 @@ fn expected(need: Need, cred: Cred) -> Option<u16> {
     if need == Need::Public {
         return None;
     }
+    if need == Need::EdgeToken {
+        return Some(401);
+    }
     match cred {
         Anonymous | SdkServer | SdkClient => return Some(401),
         WorkspaceAdmin => return None,
@@ -104,7 +109,7 @@ fn expected(need: Need, cred: Cred) -> Option<u16> {
     }
     let role = cred.role();
     match need {
-        Need::Public | Need::BeforeSetup => unreachable!(),
+        Need::Public | Need::BeforeSetup | Need::EdgeToken => unreachable!(),
         Need::Caller => None,
         Need::Person => cred.is_token().then_some(403),
         Need::WorkspaceAdmin => Some(403),
@@ -209,6 +214,7 @@ const ROUTES: &[Route] = &[
         VIEWER,
     ),
     route("GET", "/api/edges", Need::WorkspaceAdmin),
+    route("POST", "/api/feed", Need::EdgeToken),
     route("GET", "/api/edge-tokens", Need::WorkspaceAdmin),
     route("POST", "/api/edge-tokens", Need::WorkspaceAdmin),
     route("DELETE", "/api/edge-tokens/{id}", Need::WorkspaceAdmin),

@@ -9,209 +9,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use checkgate_testkit::udp_proxy::{Faults, UdpProxy};
-use common::cluster::{
-    Control, ControlOptions, Edge, Redis, TempDir, Workspace, call, eventually, pause,
+use common::cluster::{Edge, TempDir, eventually, pause};
+use common::scenario::{
+    CONVERGE, Cluster, assert_acknowledged_writes_kept, assert_converged, fleet, serial, write,
 };
-use common::pg::Database;
-use serde_json::json;
-
-/// One scenario at a time: each runs several processes on two cores.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// How long convergence may take before a test fails (generous: debug builds, shared cores).
-const CONVERGE: Duration = Duration::from_secs(60);
-
-struct Cluster {
-    db: Database,
-    redis: Redis,
-    controls: Vec<Control>,
-    ws: Workspace,
-    _dirs: Vec<TempDir>,
-}
-
-impl Cluster {
-    /// `n` control planes on one database and one Redis; the first generates the feed
-    /// certificate, the others present it too.
-    fn start(n: usize) -> Self {
-        let db = Database::new();
-        let redis = Redis::start();
-        let mut dirs = Vec::new();
-        let mut controls: Vec<Control> = Vec::new();
-        for _ in 0..n {
-            let dir = TempDir::new("control");
-            let cert = controls.first().map(|c| (c.cert.clone(), c.key.clone()));
-            let control = Control::start(&ControlOptions {
-                database_url: &db.url(),
-                redis_url: Some(&redis.url()),
-                data_dir: dir.path(),
-                feed_port: 0,
-                cert: cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
-            });
-            controls.push(control);
-            dirs.push(dir);
-        }
-        let ws = Workspace::set_up(controls[0].http());
-        Self {
-            db,
-            redis,
-            controls,
-            ws,
-            _dirs: dirs,
-        }
-    }
-
-    fn edge(&self, feeds: &[usize]) -> Edge {
-        let addrs: Vec<String> = feeds
-            .iter()
-            .map(|i| self.controls[*i].feed.to_string())
-            .collect();
-        Edge::start(
-            &addrs.join(","),
-            &self.controls[0].fingerprint,
-            &self.ws.edge_token,
-            TempDir::new("edge"),
-        )
-    }
-
-    /// Creates `per_env` flags in every environment, through the first instance.
-    fn seed(&self, per_env: usize) {
-        for env in &self.ws.envs {
-            for i in 0..per_env {
-                let (status, body) = call(
-                    self.controls[0].http(),
-                    "POST",
-                    &format!("/api/environments/{env}/flags"),
-                    Some(&self.ws.api_token),
-                    Some(
-                        &json!({"key": format!("flag-{i}"), "is_enabled": true, "rollout_percentage": 0}),
-                    ),
-                );
-                assert_eq!(status, 201, "{body}");
-            }
-        }
-    }
-}
-
-/// A write the control plane acknowledged: environment, flag and the version it took.
-type Ack = (String, String, u64);
-
-/// Runs `writers` threads of `each` updates, spreading them over the environments and the
-/// instances at `targets` (a write to an instance that died fails and is not acknowledged, as
-/// a client's would). `between(i)` runs before the first writer's `i`th write. Returns every
-/// acknowledged write.
-fn write(
-    targets: &[std::net::SocketAddr],
-    ws: &Workspace,
-    writers: usize,
-    each: usize,
-    flags_per_env: usize,
-    between: impl Fn(usize) + Send + Sync,
-) -> Vec<Ack> {
-    let acks = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for w in 0..writers {
-            let (acks, between) = (&acks, &between);
-            scope.spawn(move || {
-                for i in 0..each {
-                    if w == 0 {
-                        between(i);
-                    }
-                    let env = &ws.envs[(w + i) % ws.envs.len()];
-                    let key = format!("flag-{}", (w * 7 + i) % flags_per_env);
-                    let target = targets[(w + i) % targets.len()];
-                    let (status, body) = call(
-                        target,
-                        "PATCH",
-                        &format!("/api/environments/{env}/flags/{key}"),
-                        Some(&ws.api_token),
-                        Some(&json!({"rollout_percentage": (i * 13 + w) % 101})),
-                    );
-                    if status == 200 {
-                        let version = body["version"].as_u64().unwrap();
-                        acks.lock().unwrap().push((env.clone(), key, version));
-                    }
-                }
-            });
-        }
-    });
-    acks.into_inner().unwrap()
-}
-
-impl Cluster {
-    fn targets(&self) -> Vec<std::net::SocketAddr> {
-        self.controls.iter().map(Control::http).collect()
-    }
-}
-
-/// Waits until every edge holds every environment at PostgreSQL's head, then compares each
-/// edge's saved store with PostgreSQL flag by flag.
-fn assert_converged(cluster: &Cluster, edges: &[&Edge]) -> Duration {
-    let started = Instant::now();
-    let heads = cluster.db.heads();
-    for (n, edge) in edges.iter().enumerate() {
-        let reached = || {
-            let held = edge.versions();
-            heads.iter().all(|(env, v)| held.get(env) == Some(v))
-        };
-        let deadline = Instant::now() + CONVERGE;
-        while !reached() {
-            assert!(
-                Instant::now() < deadline,
-                "edge {n} did not reach the heads {heads:?} within {CONVERGE:?}; its status: {}",
-                edge.status()
-            );
-            pause(Duration::from_millis(100));
-        }
-    }
-    let elapsed = started.elapsed();
-    for (n, edge) in edges.iter().enumerate() {
-        for env in &cluster.ws.envs {
-            let truth = cluster.db.flags(env);
-            let head = heads[env];
-            let (_, saved) = eventually(
-                &format!("edge {n} to save {env} at {head}"),
-                CONVERGE,
-                || edge.saved_flags(env).filter(|(v, _)| *v == head),
-            );
-            let versions = |m: &BTreeMap<String, (u64, serde_json::Value)>| {
-                m.iter()
-                    .map(|(k, (v, _))| (k.clone(), *v))
-                    .collect::<Vec<_>>()
-            };
-            assert_eq!(
-                versions(&saved),
-                versions(&truth),
-                "edge {n}, environment {env}"
-            );
-            for (key, (_, doc)) in &truth {
-                assert_eq!(&saved[key].1, doc, "edge {n}, {env}/{key}");
-            }
-        }
-    }
-    elapsed
-}
-
-/// Every acknowledged write is in PostgreSQL's history, with its key.
-fn assert_acknowledged_writes_kept(cluster: &Cluster, acks: &[Ack]) {
-    for (env, key, version) in acks {
-        assert_eq!(
-            cluster.db.change(env, *version),
-            Some(("flag_upsert".to_owned(), key.clone())),
-            "acknowledged write {env}/{key}@{version}"
-        );
-    }
-}
 
 #[test]
 fn two_control_planes_two_edges_and_four_writers_converge_to_postgres() {
@@ -317,7 +122,8 @@ fn an_edge_restarted_while_every_control_plane_is_down_serves_what_it_held() {
         db: _db,
         redis: _redis,
         ws,
-        _dirs,
+        nats: _,
+        dirs: _dirs,
     } = cluster;
     drop(controls);
     let (exit, _) = edge.service.terminate().unwrap();
@@ -457,20 +263,6 @@ fn anti_entropy_repairs_an_edge_that_missed_a_change_without_a_trace() {
     );
     let (_, log) = edge.service.terminate().unwrap();
     assert!(log.iter().any(|l| l.contains("digest mismatch")), "{log:?}");
-}
-
-/// `GET /api/edges` on a control plane, as its admin.
-fn fleet(cluster: &Cluster) -> serde_json::Value {
-    let (status, _, body) = checkgate_testkit::http_request(
-        cluster.controls[0].http(),
-        "GET",
-        "/api/edges",
-        &[("Cookie", &cluster.ws.admin_cookie)],
-        None,
-    )
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
 }
 
 #[test]

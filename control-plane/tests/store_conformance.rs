@@ -1138,3 +1138,64 @@ async fn every_writer_takes_the_next_version_with_one_change_row_and_its_audit_r
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_lease_has_one_holder_until_it_expires_and_each_new_holder_a_higher_token() {
+    on_both(|store, _| async move {
+        let first = store
+            .acquire_lease("relay", "a", 60_000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store.acquire_lease("relay", "b", 60_000).await.unwrap(),
+            None,
+            "held by a"
+        );
+        assert!(
+            store
+                .renew_lease("relay", "a", first, 60_000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .renew_lease("relay", "b", first, 60_000)
+                .await
+                .unwrap(),
+            "only the holder renews"
+        );
+        // Expired (a stopped renewing): b takes it with a higher token, and a can no longer
+        // renew with its own.
+        assert!(store.renew_lease("relay", "a", first, -1).await.unwrap());
+        let second = store
+            .acquire_lease("relay", "b", 60_000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(second.token > first.token);
+        assert!(
+            !store
+                .renew_lease("relay", "a", first, 60_000)
+                .await
+                .unwrap()
+        );
+        // Given up: taken at once.
+        store.release_lease("relay", "b", second).await.unwrap();
+        let third = store
+            .acquire_lease("relay", "a", 60_000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(third.token > second.token);
+        // Another lease is another name.
+        assert!(
+            store
+                .acquire_lease("other", "b", 60_000)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    })
+    .await;
+}

@@ -23,11 +23,22 @@ pub struct EdgeConfig {
     #[arg(long, env = "CHECKGATE_DATA_DIR", default_value = "./data/edge")]
     pub data_dir: PathBuf,
 
-    /// The control plane's change feed, `host:port` (UDP, its FEED_PORT); several instances
-    /// separated by commas, tried in turn when one fails. Unset: the edge serves its snapshot
-    /// file only.
+    /// The change feed. QUIC, straight from the control plane: `host:port` (UDP, its
+    /// FEED_PORT), or `quic://host:port`; several instances separated by commas, tried in turn
+    /// when one fails. NATS JetStream: `nats://host:4222` (or `tls://…`), several servers
+    /// separated by commas, with CONTROL_PLANE_URL. Unset: the edge serves its snapshot file
+    /// only.
     #[arg(long, env = "FEED_ADDR")]
     pub feed_addr: Option<String>,
+
+    /// With a NATS feed: the control plane's HTTP base URL (`http://host:3000`, several
+    /// separated by commas), for the edge's handshake, snapshots, digests and reports.
+    #[arg(long, env = "CONTROL_PLANE_URL")]
+    pub control_plane_url: Option<String>,
+
+    /// With a NATS feed: how the edge authenticates to NATS, and the stream's name.
+    #[command(flatten)]
+    pub nats: checkgate_feed::nats::NatsAuthArgs,
 
     /// SHA-256 fingerprint of the feed's certificate, as the control plane logs it at start-up
     /// (`ab:cd:…`). Use this or FEED_CA.
@@ -78,8 +89,11 @@ fn invalid(
     }
 }
 
+/// The schemes that select the NATS feed.
+const NATS_SCHEMES: [&str; 2] = ["nats://", "tls://"];
+
 impl EdgeConfig {
-    /// The addresses of FEED_ADDR.
+    /// The addresses of FEED_ADDR (QUIC ones without their `quic://`).
     pub fn feed_addrs(&self) -> Vec<String> {
         self.feed_addr
             .as_deref()
@@ -87,8 +101,56 @@ impl EdgeConfig {
             .split(',')
             .map(str::trim)
             .filter(|a| !a.is_empty())
-            .map(str::to_owned)
+            .map(|a| a.strip_prefix("quic://").unwrap_or(a).to_owned())
             .collect()
+    }
+
+    /// Whether FEED_ADDR names NATS servers.
+    pub fn feed_over_nats(&self) -> bool {
+        self.feed_addrs()
+            .first()
+            .is_some_and(|a| NATS_SCHEMES.iter().any(|s| a.starts_with(s)))
+    }
+
+    /// The NATS settings and control-plane URLs of a NATS feed (validated).
+    pub fn nats_feed(
+        &self,
+    ) -> Result<
+        (
+            checkgate_feed::nats::NatsSettings,
+            Vec<checkgate_feed::nats::control::Base>,
+        ),
+        InvalidSetting,
+    > {
+        let addrs = self.feed_addrs();
+        if !addrs
+            .iter()
+            .all(|a| NATS_SCHEMES.iter().any(|s| a.starts_with(s)))
+        {
+            return Err(invalid(
+                "FEED_ADDR",
+                "feed-addr",
+                "mixes NATS servers with QUIC addresses",
+            ));
+        }
+        let refused = |r: checkgate_feed::nats::Refused| InvalidSetting {
+            variable: r.variable,
+            flag: r.flag,
+            problem: r.problem,
+        };
+        let servers =
+            checkgate_feed::nats::parse_servers("FEED_ADDR", &addrs.join(",")).map_err(refused)?;
+        let nats = self.nats.settings(servers).map_err(refused)?;
+        let Some(urls) = &self.control_plane_url else {
+            return Err(invalid(
+                "CONTROL_PLANE_URL",
+                "control-plane-url",
+                "is required with a NATS FEED_ADDR (the control plane's http://host:port)",
+            ));
+        };
+        let bases = checkgate_feed::nats::control::parse_bases(urls)
+            .map_err(|p| invalid("CONTROL_PLANE_URL", "control-plane-url", p))?;
+        Ok((nats, bases))
     }
 
     /// The host part of the first FEED_ADDR (`host:port`, `[v6]:port`).
@@ -121,14 +183,26 @@ impl EdgeConfig {
     }
 
     fn validate_feed(&self) -> Result<(), InvalidSetting> {
-        let Some(addr) = &self.feed_addr else {
+        if self.feed_addr.is_none() {
             return Ok(());
-        };
-        let port_ok = addr.rsplit_once(':').is_some_and(|(host, port)| {
-            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
-        });
-        if !port_ok {
-            return Err(invalid("FEED_ADDR", "feed-addr", "must be host:port"));
+        }
+        let addrs = self.feed_addrs();
+        if addrs.is_empty() {
+            return Err(invalid("FEED_ADDR", "feed-addr", "names no address"));
+        }
+        if !self.feed_over_nats() {
+            let port_ok = addrs.iter().all(|addr| {
+                addr.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+                })
+            });
+            if !port_ok {
+                return Err(invalid(
+                    "FEED_ADDR",
+                    "feed-addr",
+                    "must be host:port (QUIC), or nats://host:port",
+                ));
+            }
         }
         if self
             .edge_token
@@ -140,6 +214,9 @@ impl EdgeConfig {
                 "edge-token",
                 "is required with FEED_ADDR (create one with POST /api/edge-tokens)",
             ));
+        }
+        if self.feed_over_nats() {
+            return self.nats_feed().map(|_| ());
         }
         match (&self.feed_fingerprint, &self.feed_ca) {
             (Some(_), Some(_)) => Err(invalid(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use checkgate_edge::config::EdgeConfig;
-use checkgate_edge::feed::client::{self, ClientSettings, FeedState};
+use checkgate_edge::feed::client::{self, ClientSettings, FeedState, Via};
 use checkgate_edge::journal::{self, Journal};
 use checkgate_edge::relay::Relay;
 use checkgate_edge::{DATA_CHECK, JOURNAL_FILE, SNAPSHOT_FILE, app, snapshot_file};
@@ -175,27 +175,35 @@ fn client_settings(
     let (Some(_), Some(token)) = (&config.feed_addr, &config.edge_token) else {
         return Ok(None);
     };
-    let trust = match (&config.feed_fingerprint, &config.feed_ca) {
-        (Some(fingerprint), _) => Trust::Fingerprint(
-            parse_fingerprint(fingerprint).map_err(|e| anyhow::anyhow!("FEED_FINGERPRINT {e}"))?,
-        ),
-        (None, Some(ca)) => Trust::Roots(
-            CertificateDer::pem_file_iter(ca)
-                .with_context(|| format!("reading FEED_CA {}", ca.display()))?
-                .collect::<Result<Vec<_>, _>>()
-                .with_context(|| format!("FEED_CA {} is not PEM certificates", ca.display()))?,
-        ),
-        (None, None) => anyhow::bail!("FEED_FINGERPRINT or FEED_CA is required with FEED_ADDR"),
+    let via = if config.feed_over_nats() {
+        let (nats, control) = config
+            .nats_feed()
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.variable, e.problem))?;
+        Via::Nats { nats, control }
+    } else {
+        let trust = match (&config.feed_fingerprint, &config.feed_ca) {
+            (Some(fingerprint), _) => Trust::Fingerprint(
+                parse_fingerprint(fingerprint)
+                    .map_err(|e| anyhow::anyhow!("FEED_FINGERPRINT {e}"))?,
+            ),
+            (None, Some(ca)) => Trust::Roots(
+                CertificateDer::pem_file_iter(ca)
+                    .with_context(|| format!("reading FEED_CA {}", ca.display()))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .with_context(|| format!("FEED_CA {} is not PEM certificates", ca.display()))?,
+            ),
+            (None, None) => anyhow::bail!("FEED_FINGERPRINT or FEED_CA is required with FEED_ADDR"),
+        };
+        let server_name = config
+            .feed_server_name
+            .clone()
+            .or_else(|| config.feed_host())
+            .unwrap_or_else(|| "localhost".into());
+        Via::Quic { server_name, trust }
     };
-    let server_name = config
-        .feed_server_name
-        .clone()
-        .or_else(|| config.feed_host())
-        .unwrap_or_else(|| "localhost".into());
     Ok(Some(ClientSettings {
         addrs: config.feed_addrs(),
-        server_name,
-        trust,
+        via,
         token: token.clone(),
         name: config.edge_name.clone(),
         region: config.edge_region.clone(),

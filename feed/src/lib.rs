@@ -4,8 +4,10 @@
 //!
 //! An edge's feed client is written against [`Transport`] and [`Session`] only: it opens a
 //! session, says `Hello`, then reads frames in order and sends its requests (digests, resyncs)
-//! until the session ends. A second transport implements the same two traits.
+//! until the session ends. [`nats`] is the second transport: changes over NATS JetStream,
+//! the rest over the control plane's HTTP feed route.
 
+pub mod nats;
 pub mod quic;
 
 use std::future::Future;

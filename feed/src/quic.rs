@@ -46,6 +46,9 @@ pub enum TransportError {
     Encode(#[from] EncodeError),
     #[error("feed stream ended inside a frame")]
     Truncated,
+    /// The session cannot go on, for a reason another transport gives.
+    #[error("{0}")]
+    Broken(String),
 }
 
 /// The crypto both ends use: ring, explicitly, so no process-wide default has to be installed.

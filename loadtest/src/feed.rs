@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use checkgate_edge::feed::client::{self, ClientSettings, FeedState};
+use checkgate_edge::feed::client::{self, ClientSettings, FeedState, Via};
 use checkgate_feed::quic::{Trust, parse_fingerprint};
 use checkgate_serve::replica::Replica;
 use checkgate_testkit::http_request;
@@ -62,8 +62,12 @@ async fn start_edge(
     let (addr, fingerprint) = control.feed()?;
     let settings = ClientSettings {
         addrs: vec![addr.to_string()],
-        server_name: "localhost".into(),
-        trust: Trust::Fingerprint(parse_fingerprint(&fingerprint).map_err(|e| anyhow::anyhow!(e))?),
+        via: Via::Quic {
+            server_name: "localhost".into(),
+            trust: Trust::Fingerprint(
+                parse_fingerprint(&fingerprint).map_err(|e| anyhow::anyhow!(e))?,
+            ),
+        },
         token: control.edge_token()?.into(),
         name: "loadtest".into(),
         region: String::new(),

@@ -276,7 +276,11 @@ pub(super) struct LoginRequest {
 /// The client's address: the TCP peer, or, when the peer is a trusted proxy, the client it
 /// names in `X-Forwarded-For` (see `crate::forwarded`). Unspecified when the router runs
 /// without a socket (in-process tests).
-fn client_address(state: &AppState, extensions: &Extensions, headers: &HeaderMap) -> IpAddr {
+pub(super) fn client_address(
+    state: &AppState,
+    extensions: &Extensions,
+    headers: &HeaderMap,
+) -> IpAddr {
     extensions
         .get::<ConnectInfo<checkgate_ops::Peer>>()
         .map_or(IpAddr::from([0, 0, 0, 0]), |c| {

@@ -10,6 +10,7 @@ mod device;
 mod documents;
 mod edges;
 mod error;
+mod feed;
 mod flags;
 mod keys;
 mod limiter;
@@ -58,6 +59,8 @@ pub struct AppState {
     /// Most bytes of regex automata one environment's flags and segments may hold together:
     /// a write that would pass it is refused (422). [`ENVIRONMENT_AUTOMATON_CAP`] unless set.
     pub automaton_cap: u64,
+    /// What the HTTP feed route reads of the feed: the heads, and the fleet rows it refreshed.
+    pub feed: crate::feed::exchange::FeedRoute,
 }
 
 impl AppState {
@@ -70,7 +73,15 @@ impl AppState {
             login_limiter: std::sync::Arc::default(),
             trusted_proxies: std::sync::Arc::default(),
             automaton_cap: ENVIRONMENT_AUTOMATON_CAP,
+            feed: crate::feed::exchange::FeedRoute::default(),
         }
+    }
+
+    /// Serves the feed route from the process's heads (kept current by its head tracker).
+    #[must_use]
+    pub fn with_feed_heads(mut self, heads: std::sync::Arc<crate::feed::Heads>) -> Self {
+        self.feed.heads = heads;
+        self
     }
 
     /// Believes `X-Forwarded-For` from these proxies (see [`crate::forwarded`]).
@@ -127,6 +138,7 @@ api_routes! {
     "/api/edge-tokens" => get(edges::list).post(edges::create),
     "/api/edge-tokens/{id}" => delete(edges::revoke),
     "/api/edges" => get(edges::fleet),
+    "/api/feed" => post(feed::exchange),
     "/api/audit" => get(audit::list),
     "/api/environments/{env}/audit" => get(audit::environment),
     "/api/users" => get(users::list).post(users::create),

@@ -67,6 +67,7 @@ use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
             PreconditionFailed,
             PayloadTooLarge,
             UnsupportedMediaType,
+            UnsupportedFeedType,
             Unprocessable,
             TooManyRequests,
         ),
@@ -111,6 +112,18 @@ impl Modify for SecuritySchemes {
                 "The session cookie set by setup and login (HttpOnly, SameSite=Lax). \
                  Cookie-authenticated writes also need `X-Checkgate-Request: 1`.",
             ))),
+        );
+        components.add_security_scheme(
+            "edgeToken",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("cge_ followed by 64 hex digits")
+                    .description(Some(
+                        "An edge token (`POST /api/edge-tokens`), on the feed route only.",
+                    ))
+                    .build(),
+            ),
         );
         components.add_security_scheme(
             "apiToken",
@@ -223,6 +236,8 @@ error_responses! {
     PayloadTooLarge("payload_too_large") = "The body is larger than 1 MiB.";
     UnsupportedMediaType("unsupported_media_type") = "The body is not declared as \
         `application/json`.";
+    UnsupportedFeedType("unsupported_media_type") = "The body is not declared as \
+        `application/vnd.checkgate.feed`.";
     Unprocessable("invalid") = "A well-formed document that cannot be accepted (it does not \
         compile — a regex past one of the limits on what a flag's or segment's regexes may cost \
         counts as not compiling —, refers to a missing segment or prerequisite, or its regexes \
@@ -266,6 +281,22 @@ impl IntoResponses for JsonBodyRefused {
         [
             ("413", PayloadTooLarge::response().0),
             ("415", UnsupportedMediaType::response().0),
+        ]
+        .into_iter()
+        .map(|(status, name)| (status.to_owned(), Ref::from_response_name(name).into()))
+        .collect()
+    }
+}
+
+/// What the feed route answers before it reads its body: 413 for a body over the server's
+/// limit, 415 for one not declared as a feed frame.
+pub(super) struct UnsupportedFeedBody;
+
+impl IntoResponses for UnsupportedFeedBody {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        [
+            ("413", PayloadTooLarge::response().0),
+            ("415", UnsupportedFeedType::response().0),
         ]
         .into_iter()
         .map(|(status, name)| (status.to_owned(), Ref::from_response_name(name).into()))

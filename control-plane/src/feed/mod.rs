@@ -4,9 +4,11 @@
 //! instances' commits through Redis ([`sync`]).
 
 pub mod cert;
+pub mod exchange;
 pub mod frames;
 pub mod heads;
 pub mod local;
+pub mod relay;
 pub mod session;
 pub mod sync;
 

@@ -8,6 +8,7 @@
 //! and without gaps: each batch starts at what it sent last, plus one.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,24 +67,36 @@ pub enum SessionError {
     HelloTimeout(Duration),
 }
 
+/// Where a session's frames go: the QUIC stream of a session, or the answer to one exchange
+/// on the HTTP feed route (see [`super::exchange`]).
+pub(crate) trait Sink: Send {
+    fn put(&mut self, frame: &Frame) -> impl Future<Output = Result<(), TransportError>> + Send;
+}
+
+impl Sink for FrameWriter {
+    async fn put(&mut self, frame: &Frame) -> Result<(), TransportError> {
+        self.send(frame).await
+    }
+}
+
 /// What the session knows of its edge.
-struct Session {
-    store: Store,
-    heads: Arc<Heads>,
-    token: EdgeToken,
-    epoch: u64,
-    writer: FrameWriter,
+pub(crate) struct Session<W> {
+    pub(crate) store: Store,
+    pub(crate) heads: Arc<Heads>,
+    pub(crate) token: EdgeToken,
+    pub(crate) epoch: u64,
+    pub(crate) writer: W,
     /// The environments the edge serves, and the last version sent of each.
-    sent: HashMap<String, u64>,
+    pub(crate) sent: HashMap<String, u64>,
     /// The same environments in the order of the last `Welcome`, to notice a change of the set.
-    granted: Vec<FeedEnvironment>,
+    pub(crate) granted: Vec<FeedEnvironment>,
     /// This session's row in the fleet table, when it could be written.
-    fleet_id: Option<String>,
+    pub(crate) fleet_id: Option<String>,
     /// What the row last said, and when it was written.
-    fleet_written: Option<(BTreeMap<String, u64>, tokio::time::Instant)>,
+    pub(crate) fleet_written: Option<(BTreeMap<String, u64>, tokio::time::Instant)>,
     /// Whether a write of the row is under way: one at a time per session, so a slow database
     /// never gathers a queue of them.
-    fleet_busy: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) fleet_busy: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Runs one session on an accepted connection until the edge leaves, the token is revoked,
@@ -210,7 +223,7 @@ async fn close(
     Ok(())
 }
 
-impl Session {
+impl Session<FrameWriter> {
     async fn serve(
         &mut self,
         hello: Hello,
@@ -219,38 +232,7 @@ impl Session {
         generation: &mut watch::Receiver<u64>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), SessionError> {
-        let everything = self.store.feed_environments().await?;
-        self.heads.refresh(everything.clone());
-        let granted: Vec<FeedEnvironment> = everything
-            .into_iter()
-            .filter(|e| self.token.grants(&e.id))
-            .collect();
-        self.welcome(&granted).await?;
-        for position in &hello.positions {
-            if position.epoch == self.epoch && self.sent.contains_key(&position.env_id) {
-                self.sent.insert(position.env_id.clone(), position.version);
-            }
-        }
-        // Changes since its position when the edge's history is this database's: same epoch,
-        // and not ahead of the head (a database restored from a backup keeps its epoch but
-        // goes back in time). Anything else starts from a snapshot.
-        let resumable = |env: &FeedEnvironment| {
-            hello
-                .positions
-                .iter()
-                .any(|p| p.env_id == env.id && p.epoch == self.epoch && p.version <= env.version)
-        };
-        let plan: Vec<(String, bool)> = granted
-            .iter()
-            .map(|e| (e.id.clone(), resumable(e)))
-            .collect();
-        for (env, resume) in plan {
-            if resume {
-                self.catch_up(&env).await?;
-            } else {
-                self.snapshot(&env).await?;
-            }
-        }
+        self.greet(&hello).await?;
 
         // The edge's frames arrive through a task of their own, so a slow read never holds up
         // sending; the task ends with the stream.
@@ -283,12 +265,8 @@ impl Session {
                     Some(Ok(frame)) => if let Err(e) = self.answer(frame).await { break Err(e); },
                 },
                 _ = heartbeat.tick() => {
-                    let heads = self.granted.iter().map(|e| EnvPosition {
-                        env_id: e.id.clone(),
-                        epoch: self.epoch,
-                        version: self.heads.head(&e.id).unwrap_or(0).max(self.sent.get(&e.id).copied().unwrap_or(0)),
-                    }).collect();
-                    if let Err(e) = self.writer.send(&Heartbeat { heads }.into()).await { break Err(e.into()); }
+                    let beat = self.heartbeat();
+                    if let Err(e) = self.writer.put(&beat.into()).await { break Err(e.into()); }
                 }
                 _ = fleet.tick() => self.touch_fleet(),
                 _ = token_check.tick() => match self.store.edge_token_live(&self.token.id).await {
@@ -307,6 +285,80 @@ impl Session {
         };
         reading.abort();
         outcome
+    }
+
+    /// Answers what the edge asks for.
+    async fn answer(&mut self, frame: Frame) -> Result<(), SessionError> {
+        match frame {
+            Frame::DigestRequest(request) => self.digest(&request.env_id).await,
+            Frame::Resync(request) => self.resync(&request.env_id).await,
+            other => {
+                close(
+                    &mut self.writer,
+                    CloseCode::ProtocolViolation,
+                    format!("an edge does not send {}", other.kind()),
+                )
+                .await
+            }
+        }
+    }
+}
+
+impl<W: Sink> Session<W> {
+    /// Answers `Hello`: `Welcome`, then each granted environment caught up from the edge's
+    /// position, or from a snapshot.
+    pub(crate) async fn greet(&mut self, hello: &Hello) -> Result<(), SessionError> {
+        let everything = self.store.feed_environments().await?;
+        self.heads.refresh(everything.clone());
+        let granted: Vec<FeedEnvironment> = everything
+            .into_iter()
+            .filter(|e| self.token.grants(&e.id))
+            .collect();
+        self.welcome(&granted).await?;
+        for position in &hello.positions {
+            if position.epoch == self.epoch && self.sent.contains_key(&position.env_id) {
+                self.sent.insert(position.env_id.clone(), position.version);
+            }
+        }
+        // Changes since its position when the edge's history is this database's: same epoch,
+        // and not ahead of the head (a database restored from a backup keeps its epoch but
+        // goes back in time). Anything else starts from a snapshot.
+        let resumable = |env: &FeedEnvironment| {
+            hello
+                .positions
+                .iter()
+                .any(|p| p.env_id == env.id && p.epoch == self.epoch && p.version <= env.version)
+        };
+        let plan: Vec<(String, bool)> = granted
+            .iter()
+            .map(|e| (e.id.clone(), resumable(e)))
+            .collect();
+        for (env, resume) in plan {
+            if resume {
+                self.catch_up(&env).await?;
+            } else {
+                self.snapshot(&env).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The heads of the environments the edge serves (never behind what it was sent).
+    pub(crate) fn heartbeat(&self) -> Heartbeat {
+        let heads = self
+            .granted
+            .iter()
+            .map(|e| EnvPosition {
+                env_id: e.id.clone(),
+                epoch: self.epoch,
+                version: self
+                    .heads
+                    .head(&e.id)
+                    .unwrap_or(0)
+                    .max(self.sent.get(&e.id).copied().unwrap_or(0)),
+            })
+            .collect();
+        Heartbeat { heads }
     }
 
     /// The last version sent of each environment, for the fleet table.
@@ -347,7 +399,7 @@ impl Session {
             environments: granted.iter().map(frames::info).collect(),
             heartbeat_interval_ms: 5_000,
         };
-        self.writer.send(&welcome.into()).await?;
+        self.writer.put(&welcome.into()).await?;
         self.sent
             .retain(|env, _| granted.iter().any(|e| &e.id == env));
         for env in granted {
@@ -437,7 +489,7 @@ impl Session {
             let last = changes.last().map_or(from, |c| c.version);
             let full = rows.len() == BATCH as usize;
             self.writer
-                .send(
+                .put(
                     &Changes {
                         env_id: env.to_owned(),
                         epoch: self.epoch,
@@ -468,45 +520,38 @@ impl Session {
         };
         let snapshot = frames::snapshot(&data, self.epoch)?;
         let version = snapshot.version;
-        self.writer.send(&snapshot.into()).await?;
+        self.writer.put(&snapshot.into()).await?;
         metrics::counter!("checkgate_feed_snapshots_sent_total").increment(1);
         self.sent.insert(env.to_owned(), version);
         Ok(())
     }
 
-    /// Answers what the edge asks for.
-    async fn answer(&mut self, frame: Frame) -> Result<(), SessionError> {
-        match frame {
-            Frame::DigestRequest(request) if self.sent.contains_key(&request.env_id) => {
-                let Some(data) = self.store.feed_snapshot(&request.env_id).await? else {
-                    return Ok(());
-                };
-                // Anything newer than what the edge was sent goes first, so the digest's
-                // version is one the edge holds (or is about to).
-                self.catch_up(&request.env_id).await?;
-                let digest = Digest {
-                    env_id: request.env_id,
-                    epoch: self.epoch,
-                    version: data.env.version,
-                    digest: frames::digest(&data),
-                };
-                self.writer.send(&digest.into()).await?;
-                Ok(())
-            }
-            Frame::Resync(request) if self.sent.contains_key(&request.env_id) => {
-                tracing::info!(env = %request.env_id, "edge asked for a snapshot");
-                self.snapshot(&request.env_id).await
-            }
-            // About an environment it does not serve (any more): nothing to say.
-            Frame::DigestRequest(_) | Frame::Resync(_) => Ok(()),
-            other => {
-                close(
-                    &mut self.writer,
-                    CloseCode::ProtocolViolation,
-                    format!("an edge does not send {}", other.kind()),
-                )
-                .await
-            }
+    /// The digest of `env` (after anything newer than what was sent, so its version is one
+    /// the edge holds or is about to); nothing about an environment it does not serve.
+    pub(crate) async fn digest(&mut self, env: &str) -> Result<(), SessionError> {
+        if !self.sent.contains_key(env) {
+            return Ok(());
         }
+        let Some(data) = self.store.feed_snapshot(env).await? else {
+            return Ok(());
+        };
+        self.catch_up(env).await?;
+        let digest = Digest {
+            env_id: env.to_owned(),
+            epoch: self.epoch,
+            version: data.env.version,
+            digest: frames::digest(&data),
+        };
+        self.writer.put(&digest.into()).await?;
+        Ok(())
+    }
+
+    /// A fresh snapshot of `env`, when the edge serves it.
+    pub(crate) async fn resync(&mut self, env: &str) -> Result<(), SessionError> {
+        if !self.sent.contains_key(env) {
+            return Ok(());
+        }
+        tracing::info!(env = %env, "edge asked for a snapshot");
+        self.snapshot(env).await
     }
 }

@@ -93,6 +93,8 @@ pub struct ControlOptions<'a> {
     pub feed_port: u16,
     /// Present the certificate of another instance (`FEED_CERT`, `FEED_KEY`).
     pub cert: Option<(&'a Path, &'a Path)>,
+    /// Relay the feed to these NATS servers (`NATS_URL`).
+    pub nats_url: Option<&'a str>,
 }
 
 impl Control {
@@ -109,6 +111,9 @@ impl Control {
         ];
         if let Some(url) = options.redis_url {
             envs.push(("REDIS_URL", url));
+        }
+        if let Some(url) = options.nats_url {
+            envs.push(("NATS_URL", url));
         }
         let (cert, key);
         if let Some((c, k)) = options.cert {
@@ -290,6 +295,26 @@ impl Edge {
         Self { service, data }
     }
 
+    /// Starts an edge following the feed over NATS (`FEED_ADDR=nats://…`), with the control
+    /// planes at `control_urls` for its handshake, snapshots and reports.
+    pub fn start_nats(nats_url: &str, control_urls: &str, token: &str, data: TempDir) -> Self {
+        let bin = edge_bin();
+        let service = Service::start(
+            bin.to_str().unwrap(),
+            &[
+                ("FEED_ADDR", nats_url),
+                ("CONTROL_PLANE_URL", control_urls),
+                ("EDGE_TOKEN", token),
+                ("EDGE_NAME", "nats-edge"),
+                ("CHECKGATE_DATA_DIR", data.path()),
+                ("ANTI_ENTROPY_SECONDS", "2"),
+                ("RUST_LOG", "info"),
+            ],
+        )
+        .unwrap();
+        Self { service, data }
+    }
+
     pub fn status(&self) -> Value {
         let (_, body) = self.service.get("/status").unwrap_or((0, String::new()));
         serde_json::from_str(&body).unwrap_or(Value::Null)
@@ -414,6 +439,90 @@ impl Redis {
 }
 
 impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A nats-server of the test's own (JetStream on, its store in a directory of its own, on a
+/// port of its own), that the test can stop, restart, wipe and pause.
+pub struct Nats {
+    pub port: u16,
+    store: TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl Nats {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut nats = Self {
+            port,
+            store: TempDir::new("nats"),
+            child: None,
+        };
+        nats.restart();
+        nats
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on its port and store and waits until it accepts connections.
+    pub fn restart(&mut self) {
+        let child = std::process::Command::new("nats-server")
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+                self.store.path(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server is installed (scripts/test.sh installs it)");
+        self.child = Some(child);
+        let port = self.port;
+        eventually(
+            "nats-server to accept connections",
+            Duration::from_secs(20),
+            || std::net::TcpStream::connect(("127.0.0.1", port)).ok(),
+        );
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the server and deletes everything it stored.
+    pub fn wipe(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.store.0);
+        std::fs::create_dir_all(&self.store.0).unwrap();
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to the server.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().map(std::process::Child::id).unwrap();
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Nats {
     fn drop(&mut self) {
         self.stop();
     }

@@ -11,6 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use checkgate_feed::nats::NatsSettings;
+use checkgate_feed::nats::control::{Base, Control};
+use checkgate_feed::nats::edge::NatsTransport;
 use checkgate_feed::quic::{QuicTransport, Trust};
 use checkgate_feed::{Session, Transport};
 use checkgate_ops::Stopping;
@@ -44,9 +47,8 @@ pub struct ClientSettings {
     /// `host:port` of each control-plane instance's feed (UDP). Each reconnection tries the
     /// next, so an edge fails over when an instance dies.
     pub addrs: Vec<String>,
-    /// The name its certificate must carry (with a CA; ignored with a pinned fingerprint).
-    pub server_name: String,
-    pub trust: Trust,
+    /// How the feed travels.
+    pub via: Via,
     pub token: Secret,
     /// This edge, for the control plane's fleet view and logs.
     pub name: String,
@@ -55,6 +57,22 @@ pub struct ClientSettings {
     pub anti_entropy: Duration,
     /// The snapshot file.
     pub snapshot_path: PathBuf,
+}
+
+/// The feed's transport.
+#[derive(Debug, Clone)]
+pub enum Via {
+    /// Straight from the control plane, over QUIC.
+    Quic {
+        /// The name its certificate must carry (with a CA; ignored with a pinned fingerprint).
+        server_name: String,
+        trust: Trust,
+    },
+    /// Changes over NATS JetStream, the rest over the control plane's HTTP feed route.
+    Nats {
+        nats: NatsSettings,
+        control: Vec<Base>,
+    },
 }
 
 /// A random number in `0..n`, from the operating system's generator (jitter needs no more).
@@ -117,20 +135,35 @@ pub async fn run(
 
 async fn follow(
     settings: &ClientSettings,
-    replica: &Replica,
+    replica: &Arc<Replica>,
     state: &FeedState,
     applier: &mut Applier,
     shutdown: &mut Stopping,
 ) {
-    let mut transport = match QuicTransport::new(&settings.trust, settings.server_name.clone()) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(cause = %e, "cannot set up the feed's QUIC endpoint; serving the snapshot only");
-            return;
+    match &settings.via {
+        Via::Quic { server_name, trust } => {
+            let mut transport = match QuicTransport::new(trust, server_name.clone()) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(cause = %e, "cannot set up the feed's QUIC endpoint; serving the snapshot only");
+                    return;
+                }
+            };
+            follow_over(&mut transport, settings, replica, state, applier, shutdown).await;
+            transport.close();
         }
-    };
-    follow_over(&mut transport, settings, replica, state, applier, shutdown).await;
-    transport.close();
+        Via::Nats { nats, control } => {
+            let held = replica.clone();
+            let mut transport = NatsTransport::new(
+                nats.clone(),
+                Control::new(control.clone(), settings.token.clone()),
+                settings.name.clone(),
+                Arc::new(move || held.positions()),
+            );
+            follow_over(&mut transport, settings, replica, state, applier, shutdown).await;
+            transport.close();
+        }
+    }
 }
 
 /// Follows the feed over `transport` until `shutdown` turns true, reconnecting as needed.

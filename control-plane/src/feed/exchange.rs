@@ -1,0 +1,265 @@
+//! The HTTP feed route's side of a feed conversation, for edges whose changes come over NATS
+//! (see `checkgate_feed::nats::control` for the edge's side): each request is one frame from
+//! the edge, and the answer is what a QUIC session ([`super::session`]) would have sent for
+//! it — the same code writes both, into a QUIC stream there and into the answer's body here.
+//!
+//! Nothing is kept between requests but the fleet row and when it was last written: `Hello`
+//! opens the row (its id goes back in a header) and each report refreshes it when the
+//! positions moved or [`FLEET_REFRESH`] passed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use checkgate_feed::TransportError;
+use checkgate_protocol::frame::{Close, CloseCode, EnvPosition, Hello, Welcome};
+use checkgate_protocol::{DEFAULT_MAX_FRAME, Frame, PROTOCOL_VERSION, encode};
+
+use super::frames;
+use super::heads::Heads;
+use super::session::{Session, SessionError, Sink};
+use crate::store::{EdgeToken, FLEET_REFRESH, FeedEnvironment, Store};
+
+/// Fleet rows this instance refreshed, and when; so reports every half second write the
+/// database only when something moved.
+#[derive(Debug, Default)]
+pub struct FleetRows {
+    written: Mutex<HashMap<String, Written>>,
+}
+
+/// The positions a fleet row was last written with, and when.
+type Written = (BTreeMap<String, u64>, Instant);
+
+/// Rows not refreshed for this long are forgotten (their edge left or moved to another
+/// instance).
+const FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(120);
+
+impl FleetRows {
+    /// Whether `id` at `positions` is due to be written; notes it as written if so.
+    fn due(&self, id: &str, positions: &BTreeMap<String, u64>) -> bool {
+        let mut written = self
+            .written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        if written.len() > 10_000 {
+            written.retain(|_, (_, at)| now.duration_since(*at) < FORGET_AFTER);
+        }
+        let due = written.get(id).is_none_or(|(before, at)| {
+            before != positions || now.duration_since(*at) >= FLEET_REFRESH
+        });
+        if due {
+            written.insert(id.to_owned(), (positions.clone(), now));
+        }
+        due
+    }
+}
+
+/// The answer's body: the frames, each in its envelope, one after the other.
+#[derive(Debug, Default)]
+pub struct Answer(pub Vec<u8>);
+
+impl Sink for Answer {
+    async fn put(&mut self, frame: &Frame) -> Result<(), TransportError> {
+        self.0.extend(encode(frame, DEFAULT_MAX_FRAME)?);
+        Ok(())
+    }
+}
+
+/// What the route answers.
+#[derive(Debug)]
+pub struct Exchanged {
+    pub body: Vec<u8>,
+    /// The fleet row opened for a `Hello`.
+    pub fleet: Option<String>,
+}
+
+/// Why a request could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The edge sent something it never sends.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+/// What the feed route needs from the process.
+#[derive(Debug, Clone)]
+pub struct FeedRoute {
+    pub heads: Arc<Heads>,
+    pub fleet: Arc<FleetRows>,
+}
+
+impl Default for FeedRoute {
+    fn default() -> Self {
+        Self {
+            heads: Heads::new(),
+            fleet: Arc::default(),
+        }
+    }
+}
+
+/// Answers one frame from the edge holding `token`, which came from `address`.
+pub async fn exchange(
+    store: &Store,
+    route: &FeedRoute,
+    token: EdgeToken,
+    frame: Frame,
+    fleet: Option<&str>,
+    address: &str,
+) -> Result<Exchanged, ExchangeError> {
+    let mut everything = route.heads.environments();
+    if everything.is_empty() {
+        // Before the head tracker's first poll.
+        everything = Arc::new(
+            store
+                .feed_environments()
+                .await
+                .map_err(SessionError::from)?,
+        );
+    }
+    let granted: Vec<FeedEnvironment> = everything
+        .iter()
+        .filter(|e| token.grants(&e.id))
+        .cloned()
+        .collect();
+    let mut session = Session {
+        epoch: store.epoch(),
+        store: store.clone(),
+        heads: route.heads.clone(),
+        token,
+        writer: Answer::default(),
+        sent: HashMap::new(),
+        granted: Vec::new(),
+        fleet_id: None,
+        fleet_written: None,
+        fleet_busy: Arc::default(),
+    };
+    let mut opened = None;
+    match frame {
+        Frame::Hello(hello) => {
+            if hello.protocol_version != PROTOCOL_VERSION {
+                let close = Close {
+                    code: CloseCode::ProtocolVersion,
+                    message: format!(
+                        "this control plane speaks feed protocol {PROTOCOL_VERSION}, not {}",
+                        hello.protocol_version
+                    ),
+                };
+                session
+                    .writer
+                    .put(&close.into())
+                    .await
+                    .map_err(SessionError::from)?;
+                return Ok(Exchanged {
+                    body: session.writer.0,
+                    fleet: None,
+                });
+            }
+            opened = open_fleet_row(&session, &hello, address).await;
+            session.greet(&hello).await?;
+            tracing::info!(edge = %hello.edge_name, region = %hello.region, token = %session.token.prefix, "edge said hello over http");
+        }
+        Frame::DigestRequest(request) => {
+            let head = route.heads.head(&request.env_id).unwrap_or(0);
+            session.granted = granted;
+            follow(&mut session, |_| head);
+            session.digest(&request.env_id).await?;
+        }
+        Frame::Resync(request) => {
+            session.granted = granted;
+            follow(&mut session, |_| 0);
+            session.resync(&request.env_id).await?;
+        }
+        // A report: the edge's positions. Answered with the heads, and a `Welcome` when the
+        // environments it holds are not the ones granted.
+        Frame::Heartbeat(report) => {
+            let positions = &report.heads;
+            session.granted = granted;
+            let epoch = session.epoch;
+            follow(&mut session, |env| held(positions, env, epoch));
+            let same = session.granted.len() == positions.len()
+                && session
+                    .granted
+                    .iter()
+                    .all(|e| positions.iter().any(|p| p.env_id == e.id));
+            if !same {
+                let welcome = Welcome {
+                    epoch: session.epoch,
+                    environments: session.granted.iter().map(frames::info).collect(),
+                    heartbeat_interval_ms: 5_000,
+                };
+                session
+                    .writer
+                    .put(&welcome.into())
+                    .await
+                    .map_err(SessionError::from)?;
+            }
+            let beat = session.heartbeat();
+            session
+                .writer
+                .put(&beat.into())
+                .await
+                .map_err(SessionError::from)?;
+            if let Some(id) = fleet {
+                let positions: BTreeMap<String, u64> = positions
+                    .iter()
+                    .map(|p| (p.env_id.clone(), p.version))
+                    .collect();
+                if route.fleet.due(id, &positions)
+                    && let Err(e) = store.touch_edge_session(id, &positions).await
+                {
+                    tracing::warn!(cause = %e, "refreshing an edge's fleet record failed");
+                }
+            }
+        }
+        other => {
+            return Err(ExchangeError::Refused(format!(
+                "an edge does not send {} frames",
+                other.kind()
+            )));
+        }
+    }
+    Ok(Exchanged {
+        body: session.writer.0,
+        fleet: opened,
+    })
+}
+
+/// The version the edge holds of `env` in this database's epoch.
+fn held(positions: &[EnvPosition], env: &str, epoch: u64) -> u64 {
+    positions
+        .iter()
+        .find(|p| p.env_id == env && p.epoch == epoch)
+        .map_or(0, |p| p.version)
+}
+
+/// Marks every granted environment as followed, at `at(env)`.
+fn follow(session: &mut Session<Answer>, at: impl Fn(&str) -> u64) {
+    for env in &session.granted {
+        session.sent.insert(env.id.clone(), at(&env.id));
+    }
+}
+
+/// Opens the edge's fleet row; `None` when it could not be written (the fleet view is for
+/// operators: it never refuses an edge).
+async fn open_fleet_row(session: &Session<Answer>, hello: &Hello, address: &str) -> Option<String> {
+    let short = |text: &str| text.chars().take(128).collect::<String>();
+    match session
+        .store
+        .open_edge_session(
+            &session.token.id,
+            &short(&hello.edge_name),
+            &short(&hello.region),
+            address,
+        )
+        .await
+    {
+        Ok(id) => Some(id),
+        Err(e) => {
+            tracing::warn!(cause = %e, edge = %hello.edge_name, "recording the edge in the fleet table failed");
+            None
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! The relay: publishes every change row to NATS JetStream, in version order per environment,
+//! for edges that follow the feed there (see `checkgate_feed::nats`).
+//!
+//! One instance relays at a time: the holder of the `nats-relay` lease ([`crate::store::Lease`]),
+//! renewed every [`RENEW_EVERY`]; when it stops renewing, another instance takes over within
+//! [`LEASE_TTL`] plus one attempt. A holder that cannot renew in time stops publishing before
+//! its lease could have passed to another.
+//!
+//! Exactly-once onto the stream, without a table of its own: the stream is the relay's memory.
+//! Taking over an environment, the relay reads the last message of its subject (its version
+//! header says what was relayed) and resumes after it. Each publish names, in
+//! `Nats-Expected-Last-Subject-Sequence`, the sequence it expects the subject to end at, so a
+//! paused holder that wakes up cannot publish over its successor (the server refuses it), and
+//! carries `Nats-Msg-Id` = `<epoch>.<environment>.<version>`, so a republish after a lost
+//! acknowledgement is dropped by the server. A row counts as relayed only once its PubAck
+//! arrived. An environment whose subject is empty (a new stream, or one that lost its data)
+//! starts at its current head: the edges catch up to that from the control plane, which stays
+//! the truth.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::{self, stream};
+use checkgate_feed::nats::{NatsSettings, wire};
+use checkgate_ops::Stopping;
+
+use super::frames;
+use super::heads::Heads;
+use crate::store::{Lease, Store};
+
+/// The lease's name.
+pub const LEASE: &str = "nats-relay";
+/// How long a lease lasts unless renewed.
+pub const LEASE_TTL: Duration = Duration::from_secs(3);
+/// How often the holder renews it.
+pub const RENEW_EVERY: Duration = Duration::from_secs(1);
+/// Change rows read from the database at a time.
+const BATCH: u32 = 200;
+/// How long a publish may wait for its acknowledgement.
+const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The stream's settings.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    pub nats: NatsSettings,
+    pub replicas: usize,
+    pub max_age: Duration,
+}
+
+impl RelaySettings {
+    /// The stream's configuration: every feed subject, kept `max_age`, with a duplicate window
+    /// of two minutes (or `max_age`, if shorter).
+    pub fn stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.nats.stream.clone(),
+            description: Some(
+                "Checkgate's change feed (one message per environment version)".into(),
+            ),
+            subjects: vec![wire::SUBJECTS.into()],
+            max_age: self.max_age,
+            duplicate_window: Duration::from_secs(120).min(self.max_age),
+            num_replicas: self.replicas,
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            discard: stream::DiscardPolicy::Old,
+            allow_direct: true,
+            ..stream::Config::default()
+        }
+    }
+}
+
+/// Relays the feed until the process stops: waits for the lease, relays while holding it,
+/// gives it up at shutdown.
+pub async fn run(store: Store, heads: Arc<Heads>, settings: RelaySettings, mut stopping: Stopping) {
+    let holder = uuid::Uuid::new_v4().to_string();
+    let client = loop {
+        match settings.nats.connect("checkgate-control relay").await {
+            Ok(client) => break client,
+            Err(e) => {
+                tracing::error!(cause = %e, "the NATS relay cannot connect; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = stopping.begun() => return,
+                }
+            }
+        }
+    };
+    let js = jetstream::ContextBuilder::new()
+        .timeout(ACK_TIMEOUT)
+        .build(client);
+    let mut idle = tokio::time::interval(RENEW_EVERY);
+    idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = idle.tick() => {}
+            _ = stopping.begun() => return,
+        }
+        let lease = match store
+            .acquire_lease(LEASE, &holder, LEASE_TTL.as_millis() as i64)
+            .await
+        {
+            Ok(Some(lease)) => lease,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(cause = %e, "the NATS relay cannot read its lease");
+                continue;
+            }
+        };
+        tracing::info!(
+            token = lease.token,
+            "holding the NATS relay lease; relaying the feed"
+        );
+        metrics::gauge!("checkgate_relay_holder").set(1.0);
+        let mut relay = Relay {
+            store: store.clone(),
+            heads: heads.clone(),
+            js: js.clone(),
+            settings: settings.clone(),
+            lease,
+            envs: HashMap::new(),
+            stream_ready: false,
+        };
+        let stopped = relay.hold(&holder, &mut stopping).await;
+        metrics::gauge!("checkgate_relay_holder").set(0.0);
+        if stopped {
+            if let Err(e) = store.release_lease(LEASE, &holder, lease).await {
+                tracing::warn!(cause = %e, "giving up the NATS relay lease failed; it expires");
+            }
+            return;
+        }
+    }
+}
+
+/// Where the relay is in one environment.
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    /// The next version to publish.
+    next: u64,
+    /// The stream sequence the subject ends at (`None`: no message on it).
+    last_sequence: Option<u64>,
+}
+
+struct Relay {
+    store: Store,
+    heads: Arc<Heads>,
+    js: jetstream::Context,
+    settings: RelaySettings,
+    lease: Lease,
+    envs: HashMap<String, Position>,
+    stream_ready: bool,
+}
+
+/// Why relaying an environment stopped for now.
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("publishing: {0}")]
+    Publish(#[from] PublishError),
+    #[error("NATS: {0}")]
+    Nats(String),
+    #[error(transparent)]
+    BadRow(#[from] super::frames::BadRow),
+    #[error("the lease may have passed to another instance")]
+    LeaseLost,
+}
+
+impl Relay {
+    /// Relays while the lease holds; `true` when it stopped because the process is stopping.
+    async fn hold(&mut self, holder: &str, stopping: &mut Stopping) -> bool {
+        let mut generation = self.heads.subscribe();
+        let mut renew = tokio::time::interval(RENEW_EVERY);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut renewed = tokio::time::Instant::now();
+        let mut retry = tokio::time::interval(Duration::from_secs(1));
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            // Publishing stops before the lease could have expired: a successor may hold it
+            // from then on.
+            let valid_until = renewed + LEASE_TTL - RENEW_EVERY / 2;
+            let outcome = tokio::select! {
+                biased;
+                _ = stopping.begun() => return true,
+                _ = renew.tick() => {
+                    match self.store.renew_lease(LEASE, holder, self.lease, LEASE_TTL.as_millis() as i64).await {
+                        Ok(true) => {
+                            renewed = tokio::time::Instant::now();
+                            continue;
+                        }
+                        Ok(false) => Err(RelayError::LeaseLost),
+                        Err(e) => {
+                            tracing::warn!(cause = %e, "renewing the NATS relay lease failed");
+                            continue;
+                        }
+                    }
+                }
+                changed = generation.changed() => {
+                    if changed.is_err() {
+                        return true;
+                    }
+                    self.relay(valid_until).await
+                }
+                _ = retry.tick() => self.relay(valid_until).await,
+            };
+            match outcome {
+                Ok(()) => {}
+                Err(RelayError::LeaseLost)
+                    if tokio::time::Instant::now() >= valid_until
+                        || !self.still_holds(holder).await =>
+                {
+                    tracing::warn!(
+                        token = self.lease.token,
+                        "lost the NATS relay lease; another instance relays"
+                    );
+                    return false;
+                }
+                Err(RelayError::LeaseLost) => {}
+                Err(e) => {
+                    metrics::counter!("checkgate_relay_errors_total").increment(1);
+                    tracing::warn!(cause = %e, "relaying to NATS failed; retrying");
+                }
+            }
+        }
+    }
+
+    async fn still_holds(&self, holder: &str) -> bool {
+        matches!(
+            self.store
+                .renew_lease(LEASE, holder, self.lease, LEASE_TTL.as_millis() as i64)
+                .await,
+            Ok(true)
+        )
+    }
+
+    /// Publishes what every environment has past its position, until `valid_until`.
+    async fn relay(&mut self, valid_until: tokio::time::Instant) -> Result<(), RelayError> {
+        if !self.stream_ready {
+            self.js
+                .create_or_update_stream(self.settings.stream_config())
+                .await
+                .map_err(|e| {
+                    RelayError::Nats(format!(
+                        "creating stream {}: {e}",
+                        self.settings.nats.stream
+                    ))
+                })?;
+            self.stream_ready = true;
+        }
+        let environments = self.heads.environments();
+        self.envs
+            .retain(|id, _| environments.iter().any(|e| &e.id == id));
+        let mut lag = 0;
+        for env in environments.iter() {
+            let head = self.heads.head(&env.id).unwrap_or(env.version);
+            let result = self.relay_env(&env.id, head, valid_until).await;
+            let next = self.envs.get(&env.id).map_or(0, |p| p.next);
+            lag = lag.max(head.saturating_sub(next.saturating_sub(1)));
+            if let Err(e) = result {
+                metrics::gauge!("checkgate_relay_lag_versions").set(lag as f64);
+                return Err(e);
+            }
+        }
+        metrics::gauge!("checkgate_relay_lag_versions").set(lag as f64);
+        Ok(())
+    }
+
+    /// Where the stream says `env` stands: after the version of its subject's last message,
+    /// or — with none, or one from another database — at `head`.
+    async fn position(&self, env: &str, head: u64) -> Result<Position, RelayError> {
+        let stream = self
+            .js
+            .get_stream_no_info(&self.settings.nats.stream)
+            .await
+            .map_err(|e| RelayError::Nats(e.to_string()))?;
+        match stream
+            .get_last_raw_message_by_subject(&wire::subject(env))
+            .await
+        {
+            Ok(message) => {
+                let header = |name: &str| {
+                    message
+                        .headers
+                        .get(name)
+                        .and_then(|v| v.as_str().parse::<u64>().ok())
+                };
+                let epoch_matches = message
+                    .headers
+                    .get(async_nats::header::NATS_MESSAGE_ID)
+                    .is_some_and(|id| {
+                        id.as_str().split('.').next() == Some(&self.store.epoch().to_string())
+                    });
+                let next = match header(wire::VERSION_HEADER) {
+                    Some(version) if epoch_matches && version <= head => version + 1,
+                    _ => head + 1,
+                };
+                Ok(Position {
+                    next,
+                    last_sequence: Some(message.sequence),
+                })
+            }
+            Err(e)
+                if e.kind()
+                    == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+            {
+                Ok(Position {
+                    next: head + 1,
+                    last_sequence: None,
+                })
+            }
+            Err(e) => Err(RelayError::Nats(format!(
+                "reading {}: {e}",
+                wire::subject(env)
+            ))),
+        }
+    }
+
+    async fn relay_env(
+        &mut self,
+        env: &str,
+        head: u64,
+        valid_until: tokio::time::Instant,
+    ) -> Result<(), RelayError> {
+        if !wire::subject_safe(env) {
+            return Ok(());
+        }
+        let mut at = match self.envs.get(env) {
+            Some(p) => *p,
+            None => {
+                let p = self.position(env, head).await?;
+                self.envs.insert(env.to_owned(), p);
+                p
+            }
+        };
+        while at.next <= head {
+            let rows = self.store.changes_since(env, at.next - 1, BATCH).await?;
+            let Some(first) = rows.first() else { break };
+            if first.version > at.next {
+                // Compacted away before it was relayed: edges that need it resync.
+                tracing::warn!(env = %env, from = at.next, to = first.version - 1, "changes compacted before they were relayed; edges resync");
+                at.next = first.version;
+            }
+            for row in &rows {
+                if tokio::time::Instant::now() >= valid_until {
+                    self.envs.insert(env.to_owned(), at);
+                    return Err(RelayError::LeaseLost);
+                }
+                let change = frames::change(row)?;
+                let epoch = self.store.epoch();
+                match self
+                    .publish(env, epoch, row.version, change, at.last_sequence)
+                    .await
+                {
+                    Ok(sequence) => {
+                        at = Position {
+                            next: row.version + 1,
+                            last_sequence: Some(sequence),
+                        };
+                        metrics::counter!("checkgate_relay_published_total").increment(1);
+                    }
+                    Err(RelayError::Publish(e))
+                        if e.kind() == PublishErrorKind::WrongLastSequence =>
+                    {
+                        // Someone else published on the subject (a previous holder waking up,
+                        // or the publish before this one landed without its acknowledgement):
+                        // read where the subject stands and go on from there.
+                        tracing::info!(env = %env, "the subject moved under the relay; reading where it stands");
+                        self.envs.remove(env);
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        self.envs.insert(env.to_owned(), at);
+                        if matches!(&e, RelayError::Publish(p) if p.kind() == PublishErrorKind::StreamNotFound)
+                        {
+                            self.stream_ready = false;
+                            self.envs.clear();
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            self.envs.insert(env.to_owned(), at);
+        }
+        Ok(())
+    }
+
+    /// Publishes one change and waits for its acknowledgement; the stream sequence it got.
+    async fn publish(
+        &self,
+        env: &str,
+        epoch: u64,
+        version: u64,
+        change: checkgate_protocol::frame::ChangeRecord,
+        expect: Option<u64>,
+    ) -> Result<u64, RelayError> {
+        let message = |payload: Vec<u8>| {
+            let mut m = PublishMessage::build()
+                .payload(payload.into())
+                .message_id(wire::message_id(epoch, env, version))
+                .header(wire::VERSION_HEADER, version.to_string().as_str())
+                .header(wire::RELAY_HEADER, self.lease.token.to_string().as_str());
+            if let Some(sequence) = expect {
+                m = m.expected_last_subject_sequence(sequence);
+            }
+            m
+        };
+        let payload = wire::payload(env, epoch, change)
+            .map_err(|e| RelayError::Nats(format!("encoding version {version} of {env}: {e}")))?;
+        let ack = match self
+            .js
+            .send_publish(wire::subject(env), message(payload))
+            .await
+        {
+            Ok(ack) => ack.await,
+            Err(e) => Err(e),
+        };
+        let ack = match ack {
+            Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                tracing::warn!(env = %env, version, "a change too large for NATS; edges fetch a snapshot instead");
+                let marker = message(Vec::new()).header(wire::TOO_LARGE_HEADER, "1");
+                self.js
+                    .send_publish(wire::subject(env), marker)
+                    .await?
+                    .await?
+            }
+            other => other?,
+        };
+        Ok(ack.sequence)
+    }
+}

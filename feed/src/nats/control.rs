@@ -1,0 +1,272 @@
+//! The edge's HTTP channel to the control plane when its changes come over NATS: one route,
+//! `POST /api/feed`, authenticated by the edge token (`Authorization: Bearer cge_…`). The body
+//! is one envelope-encoded frame from the edge — `Hello`, `DigestRequest`, `Resync`, or a
+//! `Heartbeat` carrying the edge's positions (its report) — and the answer is the frames the
+//! control plane sends back, concatenated: what a QUIC session would have sent for it.
+//!
+//! A 401 answers an unknown or revoked token. Each base URL of `CONTROL_PLANE_URL` is tried
+//! in turn when one fails.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use checkgate_protocol::{DEFAULT_MAX_FRAME, Frame, HANDSHAKE_MAX_FRAME, Secret, decode, encode};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::client::conn::http1::SendRequest;
+use hyper::http::{Request, StatusCode, Uri, header};
+use hyper_util::rt::TokioIo;
+
+/// The feed route's path.
+pub const PATH: &str = "/api/feed";
+/// The media type of both bodies.
+pub const CONTENT_TYPE: &str = "application/vnd.checkgate.feed";
+/// The fleet row an edge's reports refresh: returned by `Hello`, sent with each report.
+pub const FLEET_HEADER: &str = "x-checkgate-fleet-session";
+/// The most an answer may hold (several environments' snapshots).
+pub const MAX_ANSWER: usize = 1 << 30;
+/// How long connecting to a control plane may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A control plane's address: `http://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Base {
+    host: String,
+    port: u16,
+}
+
+impl std::fmt::Display for Base {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}:{}", self.host, self.port)
+    }
+}
+
+/// Parses `CONTROL_PLANE_URL`: comma-separated `http://host[:port]` base URLs.
+pub fn parse_bases(list: &str) -> Result<Vec<Base>, String> {
+    let bases = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|text| {
+            let uri: Uri = text
+                .parse()
+                .map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+            match uri.scheme_str() {
+                Some("http") => {}
+                Some("https") => {
+                    return Err(format!(
+                        "{text:?}: https is not supported; reach the control plane over a \
+                         private network or a TLS-terminating proxy on the edge's host"
+                    ));
+                }
+                _ => return Err(format!("{text:?} must start with http://")),
+            }
+            if uri.path() != "/" && !uri.path().is_empty() {
+                return Err(format!("{text:?} must be a base URL, without a path"));
+            }
+            let host = uri
+                .host()
+                .ok_or_else(|| format!("{text:?} names no host"))?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            Ok(Base {
+                host,
+                port: uri.port_u16().unwrap_or(80),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if bases.is_empty() {
+        return Err("names no control plane".into());
+    }
+    Ok(bases)
+}
+
+/// Why an exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The token is unknown or revoked.
+    #[error("the control plane refused the edge token: {0}")]
+    Unauthorized(String),
+    #[error("{base}: {problem}")]
+    Failed { base: String, problem: String },
+}
+
+/// What one exchange brought back.
+#[derive(Debug)]
+pub struct Exchanged {
+    pub frames: Vec<Frame>,
+    /// The fleet row the control plane opened (answers to `Hello`).
+    pub fleet: Option<String>,
+}
+
+/// The edge's client of the feed route. Cloning gives a client of its own connection.
+pub struct Control {
+    bases: Vec<Base>,
+    token: Secret,
+    /// The base in use, and its open connection.
+    at: usize,
+    connection: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Clone for Control {
+    fn clone(&self) -> Self {
+        Self {
+            bases: self.bases.clone(),
+            token: self.token.clone(),
+            at: self.at,
+            connection: None,
+        }
+    }
+}
+
+impl Control {
+    pub fn new(bases: Vec<Base>, token: Secret) -> Self {
+        Self {
+            bases,
+            token,
+            at: 0,
+            connection: None,
+        }
+    }
+
+    fn base(&self) -> &Base {
+        &self.bases[self.at % self.bases.len().max(1)]
+    }
+
+    /// Sends `frame` and reads the answer, within `timeout`. On a failure the next exchange
+    /// goes to the next base URL.
+    pub async fn exchange(
+        &mut self,
+        frame: &Frame,
+        fleet: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Exchanged, ControlError> {
+        let outcome = tokio::time::timeout(timeout, self.try_exchange(frame, fleet)).await;
+        let problem = match outcome {
+            Ok(Ok(exchanged)) => return Ok(exchanged),
+            Ok(Err(Attempt::Unauthorized(message))) => {
+                return Err(ControlError::Unauthorized(message));
+            }
+            Ok(Err(Attempt::Failed(problem))) => problem,
+            Err(_) => format!("no answer within {timeout:?}"),
+        };
+        let base = self.base().to_string();
+        self.connection = None;
+        self.at = self.at.wrapping_add(1);
+        Err(ControlError::Failed { base, problem })
+    }
+
+    async fn connect(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, String> {
+        if let Some(sender) = &self.connection
+            && !sender.is_closed()
+            && sender.is_ready()
+        {
+            return self.connection.as_mut().ok_or_else(String::new);
+        }
+        let base = self.base().clone();
+        let stream = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio::net::TcpStream::connect((base.host.as_str(), base.port)),
+        )
+        .await
+        .map_err(|_| format!("no connection within {CONNECT_TIMEOUT:?}"))?
+        .map_err(|e| format!("cannot connect: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("HTTP handshake: {e}"))?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(self.connection.insert(sender))
+    }
+
+    async fn try_exchange(
+        &mut self,
+        frame: &Frame,
+        fleet: Option<&str>,
+    ) -> Result<Exchanged, Attempt> {
+        let body = encode(frame, HANDSHAKE_MAX_FRAME)
+            .map_err(|e| Attempt::Failed(format!("encoding the request: {e}")))?;
+        let base = self.base().clone();
+        let mut request = Request::post(PATH)
+            .header(header::HOST, format!("{}:{}", base.host, base.port))
+            .header(header::CONTENT_TYPE, CONTENT_TYPE)
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", self.token.expose()),
+            );
+        if let Some(fleet) = fleet {
+            request = request.header(FLEET_HEADER, fleet);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| Attempt::Failed(format!("building the request: {e}")))?;
+        let sender = self.connect().await.map_err(Attempt::Failed)?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| Attempt::Failed(format!("request failed: {e}")))?;
+        let status = response.status();
+        let fleet = response
+            .headers()
+            .get(FLEET_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = Limited::new(response.into_body(), MAX_ANSWER)
+            .collect()
+            .await
+            .map_err(|e| Attempt::Failed(format!("reading the answer: {e}")))?
+            .to_bytes();
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(Attempt::Unauthorized(message(&body)));
+        }
+        if status != StatusCode::OK {
+            return Err(Attempt::Failed(format!(
+                "answered {status}: {}",
+                message(&body)
+            )));
+        }
+        let mut frames = Vec::new();
+        let mut rest = &body[..];
+        while !rest.is_empty() {
+            match decode(rest, DEFAULT_MAX_FRAME) {
+                Ok(Some((frame, used))) => {
+                    frames.push(frame);
+                    rest = &rest[used..];
+                }
+                Ok(None) => return Err(Attempt::Failed("the answer ends inside a frame".into())),
+                Err(e) => return Err(Attempt::Failed(format!("undecodable answer: {e}"))),
+            }
+        }
+        Ok(Exchanged { frames, fleet })
+    }
+}
+
+enum Attempt {
+    Unauthorized(String),
+    Failed(String),
+}
+
+/// The `message` of a JSON error body, or the start of the body as text.
+fn message(body: &[u8]) -> String {
+    serde_json::from_slice::<checkgate_protocol::json::ErrorBody>(body)
+        .map(|e| e.error.message)
+        .unwrap_or_else(|_| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_plain_http_without_a_path() {
+        let bases = parse_bases("http://cp-1:3000, http://[::1]").unwrap();
+        assert_eq!(bases[0].to_string(), "http://cp-1:3000");
+        assert_eq!(bases[1].to_string(), "http://::1:80");
+        for bad in ["", "cp:3000", "https://cp", "http://cp/api", "ftp://cp"] {
+            assert!(parse_bases(bad).is_err(), "{bad:?}");
+        }
+    }
+}

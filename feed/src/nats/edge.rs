@@ -1,0 +1,441 @@
+//! The edge's [`Transport`] over NATS JetStream.
+//!
+//! Opening a session: connect to NATS (once; the client reconnects by itself), read the
+//! stream's last sequence, *then* say `Hello` to a control plane over HTTP. The control plane's
+//! answer catches the edge up from the database (changes since its positions, or snapshots);
+//! every change committed after that read was published after it too, so following each
+//! granted environment's subject from the sequence read plus one leaves no gap. Duplicates
+//! (a change both in the catch-up and on the stream) are ignored by the versioned replica.
+//!
+//! While the session lasts, a reporter task sends the edge's positions to the control plane
+//! every [`REPORT_EVERY`] (the fleet view, and the token check: a revoked token is refused
+//! within one report) and turns the answer into `Heartbeat` frames, so the feed client sees
+//! the control plane's heads as on QUIC. The session ends — and the next one catches up from
+//! the database — when the stream was recreated or lost data (its creation time changed or its
+//! sequence went backwards), when the control plane's set of granted environments changed, or
+//! when an environment stayed behind its head for [`BEHIND_PATIENCE`] with nothing arriving
+//! (NATS down, a relay gone, a message lost): the edge never waits on JetStream alone.
+//!
+//! Every message goes through [`wire::read`]: anything malformed, or for an environment the
+//! edge was not granted, is refused and counted (`checkgate_feed_refused_total{reason}`),
+//! never applied.
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::push::OrderedConfig};
+use checkgate_protocol::Frame;
+use checkgate_protocol::frame::{Close, CloseCode, EnvPosition, Heartbeat, Hello, Resync, Welcome};
+use futures_util::StreamExt as _;
+use tokio::sync::mpsc;
+
+use super::NatsSettings;
+use super::control::{Control, ControlError};
+use super::wire::{self, Incoming};
+use crate::{Session, Transport, TransportError};
+
+/// How often the edge reports its positions (and learns the heads and whether its token
+/// still stands).
+pub const REPORT_EVERY: Duration = Duration::from_millis(500);
+/// How often the stream's identity is checked.
+const STREAM_CHECK_EVERY: Duration = Duration::from_secs(2);
+/// How long an environment may stay behind the control plane's head with nothing arriving
+/// before the session is started over (and catches up from the database).
+pub const BEHIND_PATIENCE: Duration = Duration::from_secs(3);
+/// The longest a hello, a snapshot or a digest may take.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the edge holds, for its reports.
+pub type Positions = Arc<dyn Fn() -> Vec<EnvPosition> + Send + Sync>;
+
+/// The NATS transport of an edge.
+pub struct NatsTransport {
+    settings: NatsSettings,
+    control: Control,
+    name: String,
+    positions: Positions,
+    client: Option<async_nats::Client>,
+}
+
+impl NatsTransport {
+    pub fn new(
+        settings: NatsSettings,
+        control: Control,
+        name: String,
+        positions: Positions,
+    ) -> Self {
+        Self {
+            settings,
+            control,
+            name,
+            positions,
+            client: None,
+        }
+    }
+
+    async fn client(&mut self) -> Result<async_nats::Client, String> {
+        if let Some(client) = &self.client {
+            return Ok(client.clone());
+        }
+        let client = self
+            .settings
+            .connect(&format!("checkgate-edge {}", self.name))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(self.client.insert(client).clone())
+    }
+}
+
+/// One environment's messages, tagged with it.
+type Messages = Pin<
+    Box<
+        dyn futures_util::Stream<
+                Item = Result<jetstream::Message, jetstream::consumer::push::OrderedError>,
+            > + Send,
+    >,
+>;
+
+impl Transport for NatsTransport {
+    type Session = NatsSession;
+
+    async fn open(&mut self, _target: &str, hello: Hello) -> Result<NatsSession, String> {
+        let client = self.client().await?;
+        let js = jetstream::new(client.clone());
+        let mut stream = js.get_stream(&self.settings.stream).await.map_err(|e| {
+            format!(
+                "stream {} on NATS: {e} (does a control plane with NATS_URL run?)",
+                self.settings.stream
+            )
+        })?;
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| format!("reading stream {}: {e}", self.settings.stream))?;
+        let (created, from) = (
+            info.created.unix_timestamp_nanos(),
+            info.state.last_sequence,
+        );
+
+        let exchanged = match self
+            .control
+            .exchange(&Frame::Hello(hello), None, EXCHANGE_TIMEOUT)
+            .await
+        {
+            Ok(exchanged) => exchanged,
+            // Said as the control plane would on QUIC, so the client backs off the same way.
+            Err(ControlError::Unauthorized(message)) => {
+                return Ok(NatsSession::closed(CloseCode::Unauthorized, message));
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let granted: Vec<String> = exchanged
+            .frames
+            .iter()
+            .rev()
+            .find_map(|f| match f {
+                Frame::Welcome(Welcome { environments, .. }) => {
+                    Some(environments.iter().map(|e| e.env_id.clone()).collect())
+                }
+                _ => None,
+            })
+            .unwrap_or_default();
+
+        let mut consumers = Vec::with_capacity(granted.len());
+        for env in &granted {
+            if !wire::subject_safe(env) {
+                return Err(format!("environment id {env:?} cannot be a NATS subject"));
+            }
+            let config = OrderedConfig {
+                deliver_subject: client.new_inbox(),
+                filter_subject: wire::subject(env),
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: from + 1,
+                },
+                ..OrderedConfig::default()
+            };
+            let consumer = stream
+                .create_consumer(config)
+                .await
+                .map_err(|e| format!("following {} on NATS: {e}", wire::subject(env)))?;
+            let messages = consumer
+                .messages()
+                .await
+                .map_err(|e| format!("following {} on NATS: {e}", wire::subject(env)))?;
+            consumers.push(Box::pin(messages) as Messages);
+        }
+
+        tracing::info!(stream = %self.settings.stream, from = from + 1, environments = granted.len(), "following the feed over NATS");
+        let (events_tx, events) = mpsc::channel(16);
+        let reporter = tokio::spawn(report(
+            self.control.clone(),
+            exchanged.fleet,
+            self.positions.clone(),
+            granted.clone(),
+            stream,
+            created,
+            events_tx,
+        ));
+        Ok(NatsSession {
+            pending: exchanged.frames.into(),
+            messages: Some(futures_util::stream::select_all(consumers)),
+            granted,
+            control: self.control.clone(),
+            events,
+            reporter: Some(reporter),
+            last_sequence: HashMap::new(),
+        })
+    }
+
+    fn close(&mut self) {
+        self.client = None;
+    }
+}
+
+/// What the reporter tells the session.
+enum Event {
+    Frame(Frame),
+    /// The session must start over, for this reason.
+    Over(String),
+}
+
+/// An open NATS session.
+pub struct NatsSession {
+    /// Frames to hand out before anything else (the control plane's answers).
+    pending: VecDeque<Frame>,
+    messages: Option<futures_util::stream::SelectAll<Messages>>,
+    granted: Vec<String>,
+    control: Control,
+    events: mpsc::Receiver<Event>,
+    reporter: Option<tokio::task::JoinHandle<()>>,
+    /// The last stream sequence seen per subject, to notice the stream going backwards.
+    last_sequence: HashMap<String, u64>,
+}
+
+impl Drop for NatsSession {
+    fn drop(&mut self) {
+        if let Some(reporter) = self.reporter.take() {
+            reporter.abort();
+        }
+    }
+}
+
+impl NatsSession {
+    /// A session that only says `Close`.
+    fn closed(code: CloseCode, message: String) -> Self {
+        let (_, events) = mpsc::channel(1);
+        Self {
+            pending: VecDeque::from([Frame::Close(Close { code, message })]),
+            messages: None,
+            granted: Vec::new(),
+            control: Control::new(Vec::new(), checkgate_protocol::Secret::new("")),
+            events,
+            reporter: None,
+            last_sequence: HashMap::new(),
+        }
+    }
+
+    /// Handles one message; `Some` frame to hand out.
+    async fn message(
+        &mut self,
+        message: jetstream::Message,
+    ) -> Result<Option<Frame>, TransportError> {
+        let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+        let subject = message.subject.as_str().to_owned();
+        if let Some(last) = self.last_sequence.get(&subject)
+            && sequence != 0
+            && sequence <= *last
+        {
+            tracing::warn!(subject = %subject, sequence, last, "the feed stream went backwards (recreated or restored); resyncing from the control plane");
+            metrics::counter!("checkgate_feed_stream_resets_total").increment(1);
+            return Err(TransportError::Broken(
+                "the NATS stream went backwards".into(),
+            ));
+        }
+        self.last_sequence.insert(subject.clone(), sequence);
+        metrics::counter!("checkgate_feed_nats_messages_total").increment(1);
+        let granted = &self.granted;
+        match wire::read(
+            &subject,
+            message.headers.as_ref(),
+            &message.payload,
+            |env| granted.iter().any(|g| g == env),
+        ) {
+            Ok(Incoming::Changes(changes)) => Ok(Some(Frame::Changes(changes))),
+            Ok(Incoming::TooLarge { env_id, version }) => {
+                tracing::info!(env = %env_id, version, "a change too large for NATS; fetching a snapshot");
+                self.ask(Frame::Resync(Resync { env_id })).await?;
+                Ok(None)
+            }
+            Err(refusal) => {
+                metrics::counter!("checkgate_feed_refused_total", "reason" => refusal.reason())
+                    .increment(1);
+                tracing::warn!(subject = %subject, sequence, cause = %refusal, "refused a feed message");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Asks the control plane, queueing its answer.
+    async fn ask(&mut self, frame: Frame) -> Result<(), TransportError> {
+        match self.control.exchange(&frame, None, EXCHANGE_TIMEOUT).await {
+            Ok(exchanged) => self.pending.extend(exchanged.frames),
+            // Handed out as a `Close` by the next `recv`, as the control plane would on QUIC.
+            Err(ControlError::Unauthorized(message)) => {
+                self.pending.push_back(Frame::Close(Close {
+                    code: CloseCode::Revoked,
+                    message,
+                }));
+            }
+            Err(e) => return Err(TransportError::Broken(e.to_string())),
+        }
+        Ok(())
+    }
+}
+
+impl Session for NatsSession {
+    async fn recv(&mut self) -> Result<Option<Frame>, TransportError> {
+        loop {
+            if let Some(frame) = self.pending.pop_front() {
+                return Ok(Some(frame));
+            }
+            let Some(messages) = self.messages.as_mut() else {
+                return Ok(None);
+            };
+            tokio::select! {
+                biased;
+                event = self.events.recv() => match event {
+                    Some(Event::Frame(frame)) => return Ok(Some(frame)),
+                    Some(Event::Over(why)) => return Err(TransportError::Broken(why)),
+                    None => return Err(TransportError::Broken("the reporter stopped".into())),
+                },
+                message = messages.next(), if !messages.is_empty() => match message {
+                    Some(Ok(message)) => {
+                        if let Some(frame) = self.message(message).await? {
+                            return Ok(Some(frame));
+                        }
+                    }
+                    // The ordered consumer recreates itself after these; a lost stream is
+                    // noticed by the reporter's check.
+                    Some(Err(e)) => tracing::debug!(cause = %e, "NATS consumer hiccup"),
+                    None => return Err(TransportError::Broken("the NATS consumers ended".into())),
+                },
+            }
+        }
+    }
+
+    async fn send(&mut self, frame: &Frame) -> Result<(), TransportError> {
+        match frame {
+            Frame::DigestRequest(_) | Frame::Resync(_) => self.ask(frame.clone()).await,
+            other => Err(TransportError::Broken(format!(
+                "an edge does not send {} over NATS",
+                other.kind()
+            ))),
+        }
+    }
+}
+
+/// Reports the edge's positions every [`REPORT_EVERY`] until the session ends; checks the
+/// stream's identity every [`STREAM_CHECK_EVERY`] and how far behind the heads the edge is.
+async fn report(
+    mut control: Control,
+    fleet: Option<String>,
+    positions: Positions,
+    granted: Vec<String>,
+    mut stream: jetstream::stream::Stream,
+    created: i128,
+    events: mpsc::Sender<Event>,
+) {
+    let mut tick = tokio::time::interval(REPORT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stream_check = tokio::time::interval(STREAM_CHECK_EVERY);
+    stream_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    stream_check.reset();
+    // Since when each environment is behind its head, at which version.
+    let mut behind: HashMap<String, (tokio::time::Instant, u64)> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let held = positions();
+                let report = Frame::Heartbeat(Heartbeat { heads: held.clone() });
+                match control.exchange(&report, fleet.as_deref(), REPORT_EVERY * 4).await {
+                    Ok(exchanged) => {
+                        for frame in exchanged.frames {
+                            let over = match &frame {
+                                Frame::Heartbeat(beat) => lagging(&mut behind, &held, &beat.heads),
+                                // Sent when the report's environments are not the granted
+                                // ones; news only if they are not this session's either.
+                                Frame::Welcome(w) => {
+                                    let same = w.environments.len() == granted.len()
+                                        && w.environments.iter().all(|e| granted.contains(&e.env_id));
+                                    if same {
+                                        continue;
+                                    }
+                                    Some("the environments granted to this edge changed".to_owned())
+                                }
+                                _ => None,
+                            };
+                            if let Some(why) = over {
+                                let _ = events.send(Event::Over(why)).await;
+                                return;
+                            }
+                            if events.send(Event::Frame(frame)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(ControlError::Unauthorized(message)) => {
+                        let close = Frame::Close(Close { code: CloseCode::Revoked, message });
+                        let _ = events.send(Event::Frame(close)).await;
+                        return;
+                    }
+                    Err(e) => tracing::debug!(cause = %e, "reporting to the control plane failed"),
+                }
+            }
+            _ = stream_check.tick() => match stream.info().await {
+                Ok(info) if info.created.unix_timestamp_nanos() != created => {
+                    tracing::warn!("the feed's NATS stream was recreated; resyncing from the control plane");
+                    metrics::counter!("checkgate_feed_stream_resets_total").increment(1);
+                    let _ = events.send(Event::Over("the NATS stream was recreated".into())).await;
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(cause = %e, "reading the feed stream's info failed"),
+            },
+        }
+    }
+}
+
+/// Notes which environments are behind their heads; the reason to start over once one has
+/// stayed behind, at the same version, for [`BEHIND_PATIENCE`].
+fn lagging(
+    behind: &mut HashMap<String, (tokio::time::Instant, u64)>,
+    held: &[EnvPosition],
+    heads: &[EnvPosition],
+) -> Option<String> {
+    let now = tokio::time::Instant::now();
+    let mut still = HashMap::new();
+    for head in heads {
+        let version = held
+            .iter()
+            .find(|p| p.env_id == head.env_id && p.epoch == head.epoch)
+            .map_or(0, |p| p.version);
+        if head.version <= version {
+            continue;
+        }
+        let since = match behind.get(&head.env_id) {
+            Some((since, at)) if *at == version => *since,
+            _ => now,
+        };
+        if now.duration_since(since) >= BEHIND_PATIENCE {
+            return Some(format!(
+                "environment {} stayed at version {version} behind head {} for {BEHIND_PATIENCE:?}",
+                head.env_id, head.version
+            ));
+        }
+        still.insert(head.env_id.clone(), (since, version));
+    }
+    *behind = still;
+    None
+}
