@@ -57,6 +57,7 @@ impl Cluster {
                 data_dir: dir.path(),
                 feed_port: 0,
                 cert: cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+                env: &[],
             });
             controls.push(control);
             dirs.push(dir);
