@@ -9,6 +9,7 @@ use checkgate_ops::CommonArgs;
 use checkgate_ops::config::InvalidSetting;
 use checkgate_ops::telemetry;
 use checkgate_protocol::Secret;
+use checkgate_serve::ServeArgs;
 use clap::Parser;
 use clap::builder::BoolishValueParser;
 
@@ -129,6 +130,11 @@ pub struct ControlConfig {
     /// Where the embedded store, generated secrets and certificates live.
     #[arg(long, env = "CHECKGATE_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+
+    /// SDK serving settings (MIN_VERSION_WAIT_MS) of the routes served in-process, shared with
+    /// the other binary.
+    #[command(flatten)]
+    pub serving: ServeArgs,
 
     /// Listener, logging, metrics and shutdown settings, shared with the other binary.
     #[command(flatten)]

@@ -137,7 +137,7 @@ async fn main() -> anyhow::Result<()> {
         "local replica",
         feed::local::run(store.clone(), heads.clone(), local.clone()),
     );
-    let (sdk, sdk_events) = checkgate_serve::SdkState::new(local.served());
+    let (sdk, sdk_events) = checkgate_serve::SdkState::new(local.served(), &config.serving);
     tasks.spawn("event hub", sdk_events);
     // Readiness follows the store for as long as the service runs.
     tasks.spawn(

@@ -295,6 +295,7 @@ async fn every_documented_operation_is_routed() {
             Reply {
                 status: response.status(),
                 cookie: None,
+                headers: response.headers().clone(),
                 body: Value::Null,
             }
         } else {
@@ -347,6 +348,7 @@ fn conforms(doc: &Value, method: &str, template: &str, reply: &Reply) {
         ),
     };
     let response = doc.pointer(&pointer).unwrap();
+    committed_version_documented(doc, method, template, &pointer, reply);
     if response.get("content").is_none() {
         assert!(
             reply.body.is_null(),
@@ -367,6 +369,42 @@ fn conforms(doc: &Value, method: &str, template: &str, reply: &Reply) {
         errors.concat(),
         reply.body
     );
+}
+
+/// A write's `X-Checkgate-Version` is documented on the answer that carries it, its value
+/// matches the header's schema, and it is the version of the body (flags, segments and
+/// environments carry `version`, a created SDK key `environment_version`).
+fn committed_version_documented(
+    doc: &Value,
+    method: &str,
+    template: &str,
+    pointer: &str,
+    reply: &Reply,
+) {
+    let Some(value) = reply.headers.get("x-checkgate-version") else {
+        return;
+    };
+    let status = reply.status.as_str();
+    let header = format!("{pointer}/headers/X-Checkgate-Version");
+    assert!(
+        doc.pointer(&header).is_some(),
+        "{method} {template} {status} answers X-Checkgate-Version, which is not documented"
+    );
+    let text = Value::String(value.to_str().unwrap().to_owned());
+    assert!(
+        validator(doc, &format!("{header}/schema")).is_valid(&text),
+        "{method} {template} {status}: X-Checkgate-Version {text} does not match its schema"
+    );
+    let version: u64 = value.to_str().unwrap().parse().unwrap();
+    for field in ["version", "environment_version"] {
+        if let Some(body) = reply.body.get(field) {
+            assert_eq!(
+                body.as_u64(),
+                Some(version),
+                "{method} {template} {status}: the body's {field} is the header's"
+            );
+        }
+    }
 }
 
 /// Sends a request and checks its answer against the document.

@@ -35,7 +35,7 @@ fn control(db: &Database, dir: &TempDir, feed_port: u16, cert: Option<(&Path, &P
         data_dir: dir.path(),
         feed_port,
         cert,
-        nats_url: None,
+        env: &[],
     })
 }
 

@@ -551,7 +551,7 @@ async fn the_feed_reads_consistent_snapshots_and_compacts_old_changes() {
                 .unwrap();
         }
         store.delete_flag(&admin(), &env, "f0", None).await.unwrap();
-        let (key, secret) = store
+        let created = store
             .create_sdk_key(
                 &admin(),
                 &env,
@@ -560,6 +560,11 @@ async fn the_feed_reads_consistent_snapshots_and_compacts_old_changes() {
             )
             .await
             .unwrap();
+        assert_eq!(
+            created.version, 7,
+            "the version the key's creation committed"
+        );
+        let (key, secret) = (created.key, created.secret);
         let snap = store.feed_snapshot(&env).await.unwrap().unwrap();
         assert_eq!(snap.env.version, 7);
         let keys: Vec<&str> = snap.flags.iter().map(|(k, _, _)| k.as_str()).collect();
@@ -1069,7 +1074,7 @@ async fn every_writer_takes_the_next_version_with_one_change_row_and_its_audit_r
         assert!(matches!(gone, StoreError::NotFound(_)), "{gone:?}");
 
         // SDK keys: create and revoke; revoking again is refused.
-        let (key, _) = wrote(
+        let created = wrote(
             s,
             env,
             s.create_sdk_key(admin, env, "k", KeyKind::Server),
@@ -1077,14 +1082,21 @@ async fn every_writer_takes_the_next_version_with_one_change_row_and_its_audit_r
             &["sdk_key.create"],
         )
         .await;
-        wrote(
+        assert_eq!(created.version, feed_state(s, env, 0).await.0);
+        let revoked = wrote(
             s,
             env,
-            s.revoke_sdk_key(admin, &project.id, &key.id),
+            s.revoke_sdk_key(admin, &project.id, &created.key.id),
             &["sdk_key_revoke"],
             &["sdk_key.revoke"],
         )
         .await;
+        assert_eq!(
+            revoked,
+            feed_state(s, env, 0).await.0,
+            "a revocation returns its version"
+        );
+        let key = created.key;
         let again = refused(s, env, s.revoke_sdk_key(admin, &project.id, &key.id)).await;
         assert!(matches!(again, StoreError::NotFound(_)), "{again:?}");
 
@@ -1114,7 +1126,8 @@ async fn every_writer_takes_the_next_version_with_one_change_row_and_its_audit_r
         let refusal = s.delete_environment(admin, &project.id, default);
         let refusal = refused(s, default, refusal).await;
         assert!(matches!(refusal, StoreError::Refused(_)), "{refusal:?}");
-        wrote(
+        let (before, _, _) = feed_state(s, env, 0).await;
+        let deleted = wrote(
             s,
             env,
             s.delete_environment(admin, &project.id, env),
@@ -1122,6 +1135,7 @@ async fn every_writer_takes_the_next_version_with_one_change_row_and_its_audit_r
             &["environment.delete"],
         )
         .await;
+        assert_eq!(deleted, before + 1, "a deletion returns its final version");
 
         // Deleting the project: a final change row in each environment left, audited once,
         // for the project.

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use checkgate_protocol::Secret;
+use checkgate_serve::ServeArgs;
 use clap::Parser;
 
 use checkgate_ops::CommonArgs;
@@ -71,6 +72,10 @@ pub struct EdgeConfig {
     #[arg(long, env = "ANTI_ENTROPY_SECONDS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub anti_entropy_seconds: u64,
+
+    /// SDK serving settings (MIN_VERSION_WAIT_MS), shared with the other binary.
+    #[command(flatten)]
+    pub serving: ServeArgs,
 
     /// Listener, logging, metrics and shutdown settings, shared with the other binary.
     #[command(flatten)]

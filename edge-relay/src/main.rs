@@ -103,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let (ok, detail) = relay.readiness();
     health.set(DATA_CHECK, ok, detail);
-    let (sdk, events) = SdkState::new(relay.served());
+    let (sdk, events) = SdkState::new(relay.served(), &config.serving);
     tasks.spawn("event hub", events);
     ops::run_service(
         &config.common,

@@ -10,8 +10,8 @@ use axum::http::{Request, StatusCode};
 use checkgate_edge::relay::Relay;
 use checkgate_edge::{DATA_CHECK, app};
 use checkgate_ops::{Health, metrics};
-use checkgate_serve::SdkState;
 use checkgate_serve::replica::Replica;
+use checkgate_serve::{SdkState, ServeArgs};
 use checkgate_testkit::{self as testkit, Service};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -30,7 +30,7 @@ fn relay() -> Arc<Relay> {
 }
 
 fn sdk(relay: &Relay) -> SdkState {
-    SdkState::new(relay.served()).0
+    SdkState::new(relay.served(), &ServeArgs::default()).0
 }
 
 async fn call(router: axum::Router, path: &str) -> (StatusCode, String) {

@@ -6,7 +6,8 @@
 //! Either kind of SDK key may call them: the answers hold values, never rules. A flag that does
 //! not exist is 404 and a context the flag cannot be evaluated for (no targeting key where it
 //! buckets, a malformed attribute) is 400; a flag stored but not loadable here answers 200 with
-//! `errorCode`, so the caller falls back to its default.
+//! `errorCode`, so the caller falls back to its default. With `X-Checkgate-Min-Version` the
+//! answer is of that version of the environment or a later one ([`crate::min_version`]).
 
 use std::sync::Arc;
 
@@ -19,7 +20,9 @@ use checkgate_core::{Environment, ErrorCode, evaluate};
 use checkgate_protocol::json::FlagEvaluation;
 
 use super::keys::{self, KeyError};
-use super::{EvalBody, HeadersAndBody, SdkError, SdkState, answer, checked_body, parse_body};
+use super::{
+    EvalBody, HeadersAndBody, SdkError, SdkState, answer, checked_body, min_version, parse_body,
+};
 use crate::replica::KeyEntry;
 use crate::served::Served;
 
@@ -49,10 +52,12 @@ pub async fn one(
 ) -> Result<Response, SdkError> {
     let served = &state.served;
     let caller = keys::authenticate(served, &headers, query.as_deref())?;
+    let min = min_version::requested(&headers)?;
     let key = path_key(path)?;
     let body = checked_body(&headers, body)?;
     let request: EvalBody<'_> = parse_body(&body)?;
     let ctx = request.context.unwrap_or_default();
+    min_version::replica_at(served, &caller.env_id, min, state.min_version_wait).await?;
     let env = environment(served, &caller)?;
     let flag = match env.flag_for_eval(&key) {
         Ok(flag) => flag,
@@ -103,9 +108,11 @@ pub async fn all(
 ) -> Result<Response, SdkError> {
     let served = &state.served;
     let caller = keys::authenticate(served, &headers, query.as_deref())?;
+    let min = min_version::requested(&headers)?;
     let body = checked_body(&headers, body)?;
     let request: EvalBody<'_> = parse_body(&body)?;
     let ctx = request.context.unwrap_or_default();
+    min_version::replica_at(served, &caller.env_id, min, state.min_version_wait).await?;
     let env = environment(served, &caller)?;
     let mut out = Vec::with_capacity(4096);
     out.extend_from_slice(b"{\"flags\":[");

@@ -10,6 +10,10 @@
 //! - `GET /api/v1/flags`: the rule payload for local-evaluation SDKs, server keys only
 //!   ([`rules`]).
 //!
+//! Evaluation (ours and OFREP's) and the stream's bootstrap read a client's own writes when
+//! asked to: with `X-Checkgate-Min-Version` they wait for the replica to reach that version
+//! ([`min_version`]).
+//!
 //! Every refusal has the shape its client expects: OFREP bodies on OFREP routes, ours
 //! elsewhere; never a 5xx for what a client sent.
 
@@ -19,6 +23,7 @@ pub mod eval;
 pub mod events;
 pub mod fanout;
 pub mod keys;
+pub mod min_version;
 pub mod ofrep;
 pub mod replica;
 pub mod rules;
@@ -26,6 +31,7 @@ pub mod served;
 pub mod stream;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -60,14 +66,45 @@ pub struct SdkShared {
     pub lists: Arc<answer::FlagLists>,
     /// The streams served on their sockets ([`fanout`]).
     pub fanout: fanout::Fanout,
+    /// How long an answer asked for a version this replica has not applied yet waits for it
+    /// ([`min_version`]).
+    pub min_version_wait: Duration,
+}
+
+/// The SDK routes' settings, shared by both binaries (each flattens them into its
+/// configuration, so `--help` shows them and a bad value stops start-up).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Milliseconds an SDK request that sends `X-Checkgate-Min-Version` waits for this server
+    /// to apply that version of its environment; past it, the answer is 503 with
+    /// Retry-After: 1 (never older data).
+    #[arg(long = "min-version-wait-ms", env = "MIN_VERSION_WAIT_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub min_version_wait_ms: u64,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        Self {
+            min_version_wait_ms: min_version::DEFAULT_WAIT.as_millis() as u64,
+        }
+    }
+}
+
+impl ServeArgs {
+    /// `MIN_VERSION_WAIT_MS` as a duration.
+    pub fn min_version_wait(&self) -> Duration {
+        Duration::from_millis(self.min_version_wait_ms)
+    }
 }
 
 impl SdkState {
-    /// The state for `served`, and the task that keeps its events current (to be spawned and
-    /// owned by the caller). Subscribes to the replica at once, so nothing applied after this
-    /// call is missed.
+    /// The state for `served` with `args`, and the task that keeps its events current (to be
+    /// spawned and owned by the caller). Subscribes to the replica at once, so nothing applied
+    /// after this call is missed.
     pub fn new(
         served: Arc<Served>,
+        args: &ServeArgs,
     ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
         describe_metrics();
         let hub = EventHub::new(Arc::clone(&served.replica));
@@ -80,6 +117,7 @@ impl SdkState {
                 rules: Arc::default(),
                 lists: Arc::default(),
                 fanout: fanout::Fanout::default(),
+                min_version_wait: args.min_version_wait(),
             })),
             run,
         )
@@ -100,14 +138,21 @@ fn describe_metrics() {
 }
 
 /// HTTP/1 `GET /stream` requests whose key stands are served on their sockets ([`fanout`]);
-/// a refusal is left to the router, which answers it as everywhere.
+/// a refusal is left to the router, which answers it as everywhere, and so is a stream that
+/// must wait for a minimum version ([`min_version`]).
 impl Takeover for SdkState {
     fn path(&self) -> &'static str {
         "/stream"
     }
 
     fn take(&self, request: &listener::Request) -> Option<listener::Serve> {
+        // A malformed minimum version, or one not reached yet, is the router's to answer: it
+        // refuses the one and waits for the other.
+        let min = min_version::requested(&request.headers).ok()?;
         let opened = stream::open(self, &request.headers, request.query.as_deref()).ok()?;
+        if min.is_some_and(|min| opened.sent < min) {
+            return None;
+        }
         let state = self.clone();
         Some(Box::new(move |socket| {
             Box::pin(fanout::serve(state, socket, opened))
@@ -155,6 +200,8 @@ pub struct SdkError {
     pub shape: Shape,
     /// The flag the OFREP single-flag answer is about.
     pub key: Option<String>,
+    /// The seconds of `Retry-After` on a 503.
+    pub retry_after: u64,
 }
 
 impl SdkError {
@@ -165,6 +212,7 @@ impl SdkError {
             message: message.into(),
             shape: Shape::Api,
             key: None,
+            retry_after: RETRY_AFTER_SECONDS,
         }
     }
 
@@ -235,7 +283,7 @@ impl IntoResponse for SdkError {
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+                .insert(RETRY_AFTER, HeaderValue::from(self.retry_after));
         }
         response
     }
@@ -423,7 +471,8 @@ where
                 h.insert(
                     ACCESS_CONTROL_ALLOW_HEADERS,
                     HeaderValue::from_static(
-                        "Authorization, Content-Type, X-API-Key, If-None-Match, Last-Event-ID",
+                        "Authorization, Content-Type, X-API-Key, If-None-Match, Last-Event-ID, \
+                         X-Checkgate-Min-Version",
                     ),
                 );
                 h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));

@@ -34,7 +34,7 @@ use super::eval::{environment, json_response, path_key};
 use super::events::EnvEvents;
 use super::keys;
 use super::stream::{self, Feed, Follower, Start};
-use super::{HeadersAndBody, OfrepBody, SdkError, SdkState, checked_body, parse_body};
+use super::{HeadersAndBody, OfrepBody, SdkError, SdkState, checked_body, min_version, parse_body};
 use crate::served::Served;
 
 /// How long an advertised event-stream URL works.
@@ -62,10 +62,14 @@ pub async fn one(
     let served = &state.served;
     let caller = keys::authenticate(served, &headers, query.as_deref())
         .map_err(|e| ofrep(e.into(), None))?;
+    let min = min_version::requested(&headers).map_err(|e| ofrep(e, None))?;
     let key = path_key(path).map_err(|e| ofrep(e, None))?;
     let body = checked_body(&headers, body).map_err(|e| ofrep(e, Some(&key)))?;
     let request: OfrepBody<'_> = parse_body(&body).map_err(|e| ofrep(e, Some(&key)))?;
     let ctx = request.context.unwrap_or_default();
+    min_version::replica_at(served, &caller.env_id, min, state.min_version_wait)
+        .await
+        .map_err(|e| ofrep(e, Some(&key)))?;
     let env = environment(served, &caller).map_err(|e| ofrep(e, Some(&key)))?;
     let failure = |code: checkgate_core::ErrorCode| {
         let failure = OfrepFailure::new(key.as_str(), code.into());
@@ -106,12 +110,16 @@ pub async fn bulk(
     let served = &state.served;
     let caller = keys::authenticate(served, &headers, query.as_deref())
         .map_err(|e| ofrep(e.into(), None))?;
+    let min = min_version::requested(&headers).map_err(|e| ofrep(e, None))?;
     let _ = params
         .map(|Query(q)| (q.flag_config_etag, q.flag_config_last_modified))
         .map_err(|e| ofrep(SdkError::bad_request(e.body_text()), None))?;
     let body = checked_body(&headers, body).map_err(|e| ofrep(e, None))?;
     let request: OfrepBody<'_> = parse_body(&body).map_err(|e| ofrep(e, None))?;
     let ctx = request.context.unwrap_or_default();
+    min_version::replica_at(served, &caller.env_id, min, state.min_version_wait)
+        .await
+        .map_err(|e| ofrep(e, None))?;
     let env = environment(served, &caller).map_err(|e| ofrep(e, None))?;
     let position = served.replica.version(&caller.env_id).unwrap_or_default();
     let list = state.lists.get(&caller.env_id, position, &env);

@@ -17,6 +17,12 @@
 //! Those rules are [`crate::cursor`]'s; this module is their router driver, a [`Follower`] per
 //! stream, which serves `/stream` here and OFREP's change notifications ([`crate::ofrep`]) with
 //! another [`Feed`].
+//!
+//! With `X-Checkgate-Min-Version` the first payload (the bootstrap, or what a resuming client
+//! missed) brings the client to that version or a later one ([`crate::min_version`]): the
+//! stream waits for the environment's events to reach it, or is refused with a 503. The
+//! socket path ([`super::fanout`]) takes such a stream only when its version is already there
+//! and leaves the rest to the router, which can wait.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -31,7 +37,8 @@ use axum::response::{IntoResponse, Response};
 use super::cursor::{Ahead, Cursor, EndReason, Env, Step};
 use super::events::{EnvEvents, Since, parse_event_id};
 use super::keys::{self, hash, key_from};
-use super::{SdkError, SdkState};
+use super::{SdkError, SdkState, min_version};
+use crate::replica::KeyEntry;
 use crate::served::Served;
 
 pub use super::cursor::{KEEP_ALIVE_EVERY, MAX_AGE};
@@ -77,6 +84,16 @@ pub fn open(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<Opened, SdkError> {
+    let caller = admit(state, headers, query)?;
+    Ok(start(state, &caller, headers, query))
+}
+
+/// Who may open a stream: a key that stands and may read rules.
+fn admit(
+    state: &SdkState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Arc<KeyEntry>, SdkError> {
     let served = &state.served;
     let caller = keys::authenticate(served, headers, query)?;
     if !keys::reads_rules(caller.kind) && !client_keys_read_rules(served, &caller.env_id) {
@@ -85,6 +102,12 @@ pub fn open(
              /api/v1/evaluate, or allow rules for client keys in the environment's settings",
         ));
     }
+    Ok(caller)
+}
+
+/// Where an admitted stream starts and what it sends first.
+fn start(state: &SdkState, caller: &KeyEntry, headers: &HeaderMap, query: Option<&str>) -> Opened {
+    let served = &state.served;
     let key_hash = key_from(headers, query).map(hash).unwrap_or_default();
     let events = state.hub.env(&caller.env_id);
     let wake = events.subscribe();
@@ -124,7 +147,7 @@ pub fn open(
             (bootstrap.generation, bootstrap.version)
         }
     };
-    Ok(Opened {
+    Opened {
         env_id: caller.env_id.clone(),
         client: !keys::reads_rules(caller.kind),
         key_hash,
@@ -133,7 +156,7 @@ pub fn open(
         generation,
         sent,
         first,
-    })
+    }
 }
 
 impl Opened {
@@ -224,7 +247,17 @@ pub async fn stream(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, SdkError> {
-    let opened = open(&state, &headers, query.as_deref())?;
+    let caller = admit(&state, &headers, query.as_deref())?;
+    let min = min_version::requested(&headers)?;
+    if let Some(min) = min {
+        let events = state.hub.env(&caller.env_id);
+        min_version::events_at(&events, min, state.min_version_wait).await?;
+    }
+    let opened = start(&state, &caller, &headers, query.as_deref());
+    // The environment replaced by an older snapshot meanwhile: not what was asked for.
+    if let Some(min) = min.filter(|min| opened.sent < *min) {
+        return Err(min_version::not_reached(min));
+    }
     let cursor = opened.cursor(clock() + max_age());
     let follower = Follower::new(
         &state,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use checkgate_protocol::frame::Item;
-use checkgate_serve::{self as sdk, SdkState};
+use checkgate_serve::{self as sdk, SdkState, ServeArgs};
 use http_body_util::BodyExt;
 use serde_json::json;
 use tower::ServiceExt;
@@ -150,7 +150,7 @@ async fn our_evaluation_api_answers_values_and_refuses_bad_requests_in_its_shape
 
 #[tokio::test]
 async fn an_edge_that_is_not_caught_up_answers_503_never_401() {
-    let (state, _events) = SdkState::new(common::served(false));
+    let (state, _events) = SdkState::new(common::served(false), &ServeArgs::default());
     let router = sdk::routes(state);
     let response = router
         .oneshot(
@@ -283,31 +283,6 @@ async fn ofrep_answers_as_the_real_providers_require() {
 }
 
 /// Reads the next chunk of a streaming body, within `limit`.
-async fn next_chunk(body: &mut Body, limit: Duration) -> Option<String> {
-    let frame = tokio::time::timeout(limit, body.frame())
-        .await
-        .ok()??
-        .ok()?;
-    frame
-        .into_data()
-        .ok()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-}
-
-/// A stream's bootstrap: chunks read until its `ready` event is complete (it arrives in several
-/// chunks: `connected`, the environment's shared events, `ready`).
-async fn bootstrap_of(body: &mut Body, limit: Duration) -> Option<String> {
-    let mut text = String::new();
-    loop {
-        text.push_str(&next_chunk(body, limit).await?);
-        if let Some(at) = text.find("event: ready\n")
-            && text[at..].contains("\n\n")
-        {
-            return Some(text);
-        }
-    }
-}
-
 #[tokio::test]
 async fn ofrep_change_notifications_arrive_by_token_and_stop_on_revocation() {
     let w = world();

@@ -667,3 +667,55 @@ async fn an_ofrep_event_stream_ends_at_once_when_the_service_stops() {
     assert!(notices.ended, "with the last chunk");
     stopping.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_stream_asking_for_a_version_not_held_yet_is_left_to_the_router_which_waits() {
+    let w = world_serving(
+        "{}",
+        &sdk::ServeArgs {
+            min_version_wait_ms: 3_600_000,
+        },
+    );
+    let served = serve(&w).await;
+    // Held already: served on its socket, as without the header.
+    let mut held = Client::stream(served.addr, SERVER_KEY, "X-Checkgate-Min-Version: 3\r\n").await;
+    assert_eq!(held.status(), 200, "{}", held.head);
+    let bootstrap = held.until("data: {\"version\":3}", LIMIT).await.unwrap();
+    assert!(bootstrap.contains("event: ready"), "{bootstrap}");
+    assert_eq!(w.state.fanout.open_streams(), 1, "served on its socket");
+    // Malformed: the router's 400.
+    let bad = Client::stream(served.addr, SERVER_KEY, "X-Checkgate-Min-Version: x\r\n").await;
+    assert_eq!(bad.status(), 400, "{}", bad.head);
+    // To come: the router waits for it, and the bootstrap brings it. (The request is sent
+    // before the version is applied; whether the server has read it by then, the answer must
+    // reflect version 4.)
+    let mut socket = TcpStream::connect(served.addr).await.unwrap();
+    socket
+        .write_all(
+            format!(
+                "GET /stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {SERVER_KEY}\r\n\
+                 X-Checkgate-Min-Version: 4\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let pending = tokio::spawn(async move {
+        let mut client = Client::open_on(socket, "").await;
+        let bootstrap = client.until("event: ready", Duration::from_secs(60)).await;
+        (client.status(), bootstrap)
+    });
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    w.apply(4, upsert(4));
+    let (status, bootstrap) = tokio::time::timeout(Duration::from_secs(60), pending)
+        .await
+        .expect("answered once the version came")
+        .unwrap();
+    assert_eq!(status, 200);
+    let bootstrap = bootstrap.unwrap();
+    assert!(bootstrap.contains("\"description\":\"v4 "), "{bootstrap}");
+    assert_eq!(versions(&bootstrap).last(), Some(&4), "{bootstrap}");
+    served.stop().await;
+}

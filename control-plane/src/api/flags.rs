@@ -19,6 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::access::{check_id, in_environment};
 use super::caller::Caller;
+use super::committed::Committed;
 use super::documents::{Etag, IfMatch, merge_patch, patched, store_write, write_error};
 use super::openapi::{
     BadRequest, Conflict, Forbidden, JsonBodyRefused, NotFound, PreconditionFailed, Unauthorized,
@@ -56,6 +57,16 @@ impl From<StoredFlag> for FlagView {
 /// A flag's answer: its version as the `ETag`, and the flag.
 fn answer(flag: StoredFlag) -> (Etag, axum::Json<FlagView>) {
     (Etag(flag.version), axum::Json(FlagView::from(flag)))
+}
+
+/// A written flag's answer: [`answer`], and the environment version the write committed — the
+/// flag's version, which is the environment's at its write.
+fn written(flag: StoredFlag) -> (Committed, Etag, axum::Json<FlagView>) {
+    (
+        Committed(flag.version),
+        Etag(flag.version),
+        axum::Json(FlagView::from(flag)),
+    )
 }
 
 /// Fields of a flag answer that are not part of its document: a PATCH that sends a flag back
@@ -221,10 +232,14 @@ pub(super) async fn get(
     responses(
         (status = 200, body = FlagView, description = "Replaced.",
             headers(("ETag" = inline(Etag), description = "The flag's version in quotes, e.g. \
-                `\"3\"`; send it back in `If-Match`."))),
+                `\"3\"`; send it back in `If-Match`."),
+                ("X-Checkgate-Version" = inline(Committed),
+                    description = "The environment version this write committed."))),
         (status = 201, body = FlagView, description = "Created.",
             headers(("ETag" = inline(Etag), description = "The flag's version in quotes, e.g. \
-                `\"3\"`; send it back in `If-Match`."))),
+                `\"3\"`; send it back in `If-Match`."),
+                ("X-Checkgate-Version" = inline(Committed),
+                    description = "The environment version this write committed."))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -259,7 +274,7 @@ pub(super) async fn put(
     } else {
         StatusCode::OK
     };
-    Ok((status, answer(flag)))
+    Ok((status, written(flag)))
 }
 
 /// Fields of a flag document; each replaces the stored one. `key`, `version` and `updated_at`
@@ -320,7 +335,9 @@ pub(super) struct FlagPatch {
     responses(
         (status = 200, body = FlagView, description = "The flag.",
             headers(("ETag" = inline(Etag), description = "The flag's version in quotes, e.g. \
-                `\"3\"`; send it back in `If-Match`."))),
+                `\"3\"`; send it back in `If-Match`."),
+                ("X-Checkgate-Version" = inline(Committed),
+                    description = "The environment version this write committed."))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -357,14 +374,16 @@ pub(super) async fn patch(
     };
     let what = format!("flag {key:?}");
     let flag = merge_patch(&what, &READ_ONLY, if_match.version()?, &patch, read, write).await?;
-    Ok(answer(flag))
+    Ok(written(flag))
 }
 
 /// Delete a flag (editors)
 #[utoipa::path(delete, path = "/api/environments/{env}/flags/{key}", operation_id = "deleteFlag",
     tag = "flags", params(FlagPath, IfMatch),
     responses(
-        (status = 204, description = "Done; no body."),
+        (status = 204, description = "Done; no body.",
+            headers(("X-Checkgate-Version" = inline(Committed),
+                description = "The environment version this write committed."))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -378,12 +397,12 @@ pub(super) async fn delete(
     if_match: IfMatch,
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Editor).await?;
-    state
+    let version = state
         .store
         .delete_flag(&caller.actor(), &env, &key, if_match.version()?)
         .await
         .map_err(store_write)?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((StatusCode::NO_CONTENT, Committed(version), ()))
 }
 
 /// Where to copy a flag.
@@ -406,7 +425,9 @@ pub(super) struct PromoteBody {
     responses(
         (status = 200, body = FlagView, description = "The copy in the target environment.",
             headers(("ETag" = inline(Etag), description = "The flag's version in quotes, e.g. \
-                `\"3\"`; send it back in `If-Match`."))),
+                `\"3\"`; send it back in `If-Match`."),
+                ("X-Checkgate-Version" = inline(Committed),
+                    description = "The environment version this write committed."))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -442,7 +463,7 @@ pub(super) async fn promote(
         )
         .await
         .map_err(|e| write_error(e, compiled.largest_automaton_path()))?;
-    Ok(answer(copy))
+    Ok(written(copy))
 }
 
 /// The context to evaluate the stored flag for.

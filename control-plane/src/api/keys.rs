@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use super::access::{check_id, in_environment, in_project};
 use super::caller::Caller;
+use super::committed::Committed;
 use super::openapi::{BadRequest, Forbidden, JsonBodyRefused, NotFound, Unauthorized};
 use super::params::{ProjectPath, SdkKeyPath};
 use super::time::Timestamp;
@@ -61,6 +62,10 @@ pub(super) struct SdkKeyCreated {
     /// The key itself, shown only here.
     #[schema(value_type = String, pattern = "^cg_(srv|cli)_[0-9a-f]{64}$")]
     key: Secret,
+    /// The environment version that carries the key to edges (also `X-Checkgate-Version`):
+    /// an edge asked with `X-Checkgate-Min-Version` at least this accepts the key.
+    #[schema(minimum = 1)]
+    environment_version: u64,
 }
 
 /// A project's SDK keys
@@ -124,7 +129,9 @@ fn create_key_kind() -> utoipa::openapi::schema::Object {
     request_body = CreateKey,
     responses(
         (status = 201, body = SdkKeyCreated,
-            description = "The key; `key` is shown here and never again."),
+            description = "The key; `key` is shown here and never again.",
+            headers(("X-Checkgate-Version" = inline(Committed),
+                description = "The environment version this write committed."))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -158,22 +165,29 @@ pub(super) async fn create(
             ApiError::BadRequest(format!("kind must be \"server\" or \"client\", not {k:?}"))
         })?,
     };
-    let (key, secret) = state
+    let created = state
         .store
         .create_sdk_key(&caller.actor(), &env.id, name, kind)
         .await?;
     let out = SdkKeyCreated {
-        view: SdkKeyView::from(&key),
-        key: Secret::new(secret),
+        view: SdkKeyView::from(&created.key),
+        key: Secret::new(created.secret),
+        environment_version: created.version,
     };
-    Ok((StatusCode::CREATED, axum::Json(out)))
+    Ok((
+        StatusCode::CREATED,
+        Committed(created.version),
+        axum::Json(out),
+    ))
 }
 
 /// Revoke an SDK key (project admins)
 #[utoipa::path(delete, path = "/api/projects/{id}/keys/{key}", operation_id = "revokeSdkKey",
     tag = "keys", params(SdkKeyPath),
     responses(
-        (status = 204, description = "Done; no body."),
+        (status = 204, description = "Done; no body.",
+            headers(("X-Checkgate-Version" = inline(Committed),
+                description = "The environment version this write committed."))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -187,11 +201,11 @@ pub(super) async fn revoke(
     // Checkgate answered 500 here, every time.
     in_project(&state, &caller, &project, Role::Admin).await?;
     check_id("key", &key)?;
-    state
+    let version = state
         .store
         .revoke_sdk_key(&caller.actor(), &project, &key)
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((StatusCode::NO_CONTENT, Committed(version), ()))
 }
 
 #[cfg(test)]
@@ -214,6 +228,7 @@ mod tests {
         let created = SdkKeyCreated {
             view: SdkKeyView::from(&key),
             key: Secret::new(secret.clone()),
+            environment_version: 4,
         };
         assert!(!format!("{created:?}").contains(&secret));
         let json = serde_json::to_value(&created).unwrap();
@@ -222,5 +237,6 @@ mod tests {
         assert_eq!(json["prefix"], "cg_cli_1a2b3c…");
         assert_eq!(json["revoked_at"], serde_json::Value::Null);
         assert_eq!(json["created_at"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(json["environment_version"], 4);
     }
 }

@@ -5,6 +5,7 @@ mod access;
 mod audit;
 mod auth;
 mod caller;
+mod committed;
 mod csrf;
 mod device;
 mod documents;

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::access::{in_project, workspace_admin};
 use super::caller::Caller;
+use super::committed::Committed;
 use super::openapi::{BadRequest, Conflict, Forbidden, JsonBodyRefused, NotFound, Unauthorized};
 use super::params::{ProjectEnvironmentPath, ProjectPath};
 use super::time::Timestamp;
@@ -385,7 +386,10 @@ pub(super) struct EnvironmentPatch {
     request_body(content = EnvironmentPatch,
         example = json!({"name": "Production EU", "color": "#ef4444"})),
     responses(
-        (status = 200, body = EnvironmentView, description = "The environment as it is now."),
+        (status = 200, body = EnvironmentView, description = "The environment as it is now.",
+            headers(("X-Checkgate-Version" = inline(Committed),
+                description = "The environment version this write committed, when it changed a \
+                    serving setting (`client_keys_read_rules`); absent otherwise."))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -424,6 +428,7 @@ pub(super) async fn update_environment(
             )
             .await?
     };
+    let mut committed = None;
     if let Some(allow) = body.client_keys_read_rules
         && allow != updated.client_keys_read_rules
     {
@@ -434,8 +439,9 @@ pub(super) async fn update_environment(
             })
             .await?;
         updated.client_keys_read_rules = allow;
+        committed = Some(Committed(updated.version));
     }
-    Ok(axum::Json(EnvironmentView::from(&updated)))
+    Ok((committed, axum::Json(EnvironmentView::from(&updated))))
 }
 
 /// Delete an environment (project admins)
@@ -444,7 +450,10 @@ pub(super) async fn update_environment(
 #[utoipa::path(delete, path = "/api/projects/{id}/environments/{env}",
     operation_id = "deleteEnvironment", tag = "projects", params(ProjectEnvironmentPath),
     responses(
-        (status = 204, description = "Done; no body."),
+        (status = 204, description = "Done; no body.",
+            headers(("X-Checkgate-Version" = inline(Committed),
+                description = "The environment's last version: the change that tells edges it \
+                    is gone."))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -458,11 +467,11 @@ pub(super) async fn delete_environment(
 ) -> Result<impl IntoResponse, ApiError> {
     in_project(&state, &caller, &id, Role::Admin).await?;
     super::access::check_id("environment", &env)?;
-    state
+    let version = state
         .store
         .delete_environment(&caller.actor(), &id, &env)
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((StatusCode::NO_CONTENT, Committed(version), ()))
 }
 
 /// Make an environment the project's default (project admins)

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use super::access::in_environment;
 use super::caller::Caller;
+use super::committed::Committed;
 use super::documents::{Etag, IfMatch, merge_patch, patched, store_write, write_error};
 use super::openapi::{
     BadRequest, Conflict, Forbidden, JsonBodyRefused, NotFound, PreconditionFailed, Unauthorized,
@@ -49,6 +50,16 @@ impl From<StoredSegment> for SegmentView {
 /// A segment's answer: its version as the `ETag`, and the segment.
 fn answer(segment: StoredSegment) -> (Etag, axum::Json<SegmentView>) {
     (
+        Etag(segment.version),
+        axum::Json(SegmentView::from(segment)),
+    )
+}
+
+/// A written segment's answer: [`answer`], and the environment version the write committed —
+/// the segment's version, which is the environment's at its write.
+fn written(segment: StoredSegment) -> (Committed, Etag, axum::Json<SegmentView>) {
+    (
+        Committed(segment.version),
         Etag(segment.version),
         axum::Json(SegmentView::from(segment)),
     )
@@ -121,7 +132,9 @@ pub(super) async fn get(
     responses(
         (status = 201, body = SegmentView, description = "The segment.",
             headers(("ETag" = inline(Etag), description = "The segment's version in quotes, \
-                e.g. `\"3\"`; send it back in `If-Match`."))),
+                e.g. `\"3\"`; send it back in `If-Match`."),
+                ("X-Checkgate-Version" = inline(Committed),
+                    description = "The environment version this write committed."))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -158,7 +171,7 @@ pub(super) async fn create(
             )),
             e => write_error(e, compiled.largest_automaton_path()),
         })?;
-    Ok((StatusCode::CREATED, answer(segment)))
+    Ok((StatusCode::CREATED, written(segment)))
 }
 
 /// Fields of a segment answer that are not part of its document, ignored in a PATCH.
@@ -207,7 +220,9 @@ pub(super) struct SegmentPatch {
     responses(
         (status = 200, body = SegmentView, description = "The segment.",
             headers(("ETag" = inline(Etag), description = "The segment's version in quotes, \
-                e.g. `\"3\"`; send it back in `If-Match`."))),
+                e.g. `\"3\"`; send it back in `If-Match`."),
+                ("X-Checkgate-Version" = inline(Committed),
+                    description = "The environment version this write committed."))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -244,7 +259,7 @@ pub(super) async fn patch(
     };
     let what = format!("segment {key:?}");
     let segment = merge_patch(&what, &READ_ONLY, if_match.version()?, &patch, read, write).await?;
-    Ok(answer(segment))
+    Ok(written(segment))
 }
 
 /// Delete a segment (editors)
@@ -254,7 +269,9 @@ pub(super) async fn patch(
 #[utoipa::path(delete, path = "/api/environments/{env}/segments/{key}",
     operation_id = "deleteSegment", tag = "segments", params(SegmentPath, IfMatch),
     responses(
-        (status = 204, description = "Done; no body."),
+        (status = 204, description = "Done; no body.",
+            headers(("X-Checkgate-Version" = inline(Committed),
+                description = "The environment version this write committed."))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -270,10 +287,10 @@ pub(super) async fn delete(
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Editor).await?;
     let expected = if_match.version()?;
-    state
+    let version = state
         .store
         .delete_segment(&caller.actor(), &env, &key, expected)
         .await
         .map_err(store_write)?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((StatusCode::NO_CONTENT, Committed(version), ()))
 }

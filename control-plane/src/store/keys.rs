@@ -55,6 +55,17 @@ pub struct SdkKey {
     pub revoked_at: Option<i64>,
 }
 
+/// A key just created: the key itself, shown this once, and the environment version its
+/// creation committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedSdkKey {
+    pub key: SdkKey,
+    /// The full key; only its hash is kept.
+    pub secret: String,
+    /// The environment's version that carries the key to edges.
+    pub version: u64,
+}
+
 /// The SDK keys' table. Edges authenticate SDK keys by hash, from the feed; the store only
 /// mints and revokes them.
 const SDK_KEYS: Credentials = Credentials {
@@ -92,14 +103,15 @@ fn sdk_key(
 }
 
 impl Store {
-    /// Creates a key for an environment; returns it with the full key, which is not kept.
+    /// Creates a key for an environment; returns it with the full key, which is not kept, and
+    /// the version committed.
     pub async fn create_sdk_key(
         &self,
         actor: &Actor,
         env: &str,
         name: &str,
         kind: KeyKind,
-    ) -> Result<(SdkKey, String), StoreError> {
+    ) -> Result<CreatedSdkKey, StoreError> {
         let Minted {
             secret,
             prefix,
@@ -138,6 +150,7 @@ impl Store {
             after: Some(&listed),
         };
         next.record(&mut tx, actor, change, audited).await?;
+        let version = next.version;
         self.commit_changes(tx, &[next]).await?;
         let key = SdkKey {
             id,
@@ -149,7 +162,11 @@ impl Store {
             created_at: now,
             revoked_at: None,
         };
-        Ok((key, secret))
+        Ok(CreatedSdkKey {
+            key,
+            secret,
+            version,
+        })
     }
 
     /// The keys of a project's environments, newest first.
@@ -164,13 +181,14 @@ impl Store {
         Ok(rows.into_iter().map(sdk_key).collect())
     }
 
-    /// Revokes a key of the project; edges refuse it once the change reaches them.
+    /// Revokes a key of the project; edges refuse it once the change reaches them. Returns the
+    /// version committed.
     pub async fn revoke_sdk_key(
         &self,
         actor: &Actor,
         project_id: &str,
         id: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let env: Option<String> = sqlx::query_scalar(
             "SELECT k.environment_id FROM sdk_keys k JOIN environments e ON e.id = k.environment_id \
              WHERE k.id = $1 AND e.project_id = $2 AND k.revoked_at IS NULL",
@@ -196,7 +214,8 @@ impl Store {
             after: None,
         };
         next.record(&mut tx, actor, change, audited).await?;
+        let version = next.version;
         self.commit_changes(tx, &[next]).await?;
-        Ok(())
+        Ok(version)
     }
 }

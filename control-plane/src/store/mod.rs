@@ -42,7 +42,7 @@ pub use error::StoreError;
 pub use feed::{FeedEnvironment, FeedSdkKey, SnapshotData};
 pub use flags::StoredFlag;
 pub use fleet::{EdgeSession, FLEET_KEEP_MS, FLEET_REFRESH};
-pub use keys::{KeyKind, SdkKey};
+pub use keys::{CreatedSdkKey, KeyKind, SdkKey};
 pub use leases::Lease;
 pub use members::Role;
 pub use projects::{Environment, Project, slugify};

@@ -434,13 +434,14 @@ impl Store {
     }
 
     /// Deletes an environment and everything in it. The default environment and a project's
-    /// last environment cannot be deleted. Its final change row tells edges it is gone.
+    /// last environment cannot be deleted. Its final change row tells edges it is gone; returns
+    /// that row's version.
     pub async fn delete_environment(
         &self,
         actor: &Actor,
         project_id: &str,
         id: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
         let next = NextVersion::take_in(&mut tx, project_id, id).await?;
         let (name, is_default, count): (String, i64, i64) = sqlx::query_as(
@@ -474,7 +475,8 @@ impl Store {
         };
         next.record(&mut tx, actor, environment_deleted(id), audited)
             .await?;
-        self.commit_changes(tx, std::slice::from_ref(&next)).await
+        self.commit_changes(tx, std::slice::from_ref(&next)).await?;
+        Ok(next.version)
     }
 
     /// Makes an environment its project's default (the one before is no longer).

@@ -93,8 +93,8 @@ pub struct ControlOptions<'a> {
     pub feed_port: u16,
     /// Present the certificate of another instance (`FEED_CERT`, `FEED_KEY`).
     pub cert: Option<(&'a Path, &'a Path)>,
-    /// Relay the feed to these NATS servers (`NATS_URL`).
-    pub nats_url: Option<&'a str>,
+    /// Further settings, as environment variables.
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl Control {
@@ -112,9 +112,7 @@ impl Control {
         if let Some(url) = options.redis_url {
             envs.push(("REDIS_URL", url));
         }
-        if let Some(url) = options.nats_url {
-            envs.push(("NATS_URL", url));
-        }
+        envs.extend_from_slice(options.env);
         let (cert, key);
         if let Some((c, k)) = options.cert {
             cert = c.display().to_string();
@@ -278,20 +276,29 @@ pub struct Edge {
 impl Edge {
     /// Starts an edge on `feed_addrs` (comma-separated), keeping its data in `data`.
     pub fn start(feed_addrs: &str, fingerprint: &str, token: &str, data: TempDir) -> Self {
+        Self::start_with(feed_addrs, fingerprint, token, data, &[])
+    }
+
+    /// [`Edge::start`] with further settings, as environment variables.
+    pub fn start_with(
+        feed_addrs: &str,
+        fingerprint: &str,
+        token: &str,
+        data: TempDir,
+        more: &[(&str, &str)],
+    ) -> Self {
         let bin = edge_bin();
-        let service = Service::start(
-            bin.to_str().unwrap(),
-            &[
-                ("FEED_ADDR", feed_addrs),
-                ("FEED_FINGERPRINT", fingerprint),
-                ("EDGE_TOKEN", token),
-                ("EDGE_NAME", "test-edge"),
-                ("CHECKGATE_DATA_DIR", data.path()),
-                ("ANTI_ENTROPY_SECONDS", "2"),
-                ("RUST_LOG", "info"),
-            ],
-        )
-        .unwrap();
+        let mut envs = vec![
+            ("FEED_ADDR", feed_addrs),
+            ("FEED_FINGERPRINT", fingerprint),
+            ("EDGE_TOKEN", token),
+            ("EDGE_NAME", "test-edge"),
+            ("CHECKGATE_DATA_DIR", data.path()),
+            ("ANTI_ENTROPY_SECONDS", "2"),
+            ("RUST_LOG", "info"),
+        ];
+        envs.extend_from_slice(more);
+        let service = Service::start(bin.to_str().unwrap(), &envs).unwrap();
         Self { service, data }
     }
 

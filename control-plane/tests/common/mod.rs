@@ -57,7 +57,16 @@ pub async fn api_with(configure: impl FnOnce(&mut AppState)) -> Api {
 pub struct Reply {
     pub status: StatusCode,
     pub cookie: Option<String>,
+    pub headers: axum::http::HeaderMap,
     pub body: Value,
+}
+
+impl Reply {
+    /// The environment version a write committed, from `X-Checkgate-Version`.
+    pub fn committed(&self) -> Option<u64> {
+        let value = self.headers.get("x-checkgate-version")?;
+        Some(value.to_str().unwrap().parse().unwrap())
+    }
 }
 
 impl Api {
@@ -68,6 +77,7 @@ impl Api {
             .headers()
             .get(header::SET_COOKIE)
             .map(|v| v.to_str().unwrap().to_owned());
+        let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let body = if bytes.is_empty() {
             Value::Null
@@ -77,6 +87,7 @@ impl Api {
         Reply {
             status,
             cookie,
+            headers,
             body,
         }
     }

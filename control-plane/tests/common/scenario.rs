@@ -52,6 +52,7 @@ impl Cluster {
         let redis = Redis::start();
         let mut dirs = Vec::new();
         let mut controls: Vec<Control> = Vec::new();
+        let nats_env: Vec<(&str, String)> = nats.iter().map(|n| ("NATS_URL", n.url())).collect();
         for _ in 0..n {
             let dir = TempDir::new("control");
             let cert = controls.first().map(|c| (c.cert.clone(), c.key.clone()));
@@ -61,7 +62,10 @@ impl Cluster {
                 data_dir: dir.path(),
                 feed_port: 0,
                 cert: cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
-                nats_url: nats.as_ref().map(Nats::url).as_deref(),
+                env: &nats_env
+                    .iter()
+                    .map(|(k, v)| (*k, v.as_str()))
+                    .collect::<Vec<_>>(),
             });
             controls.push(control);
             dirs.push(dir);

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -13,7 +14,7 @@ use checkgate_protocol::frame::{
 };
 use checkgate_serve::replica::Source;
 use checkgate_serve::served::{Authority, Served};
-use checkgate_serve::{self as sdk, SdkState};
+use checkgate_serve::{self as sdk, SdkState, ServeArgs};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -80,6 +81,11 @@ pub(crate) struct World {
 /// rollout), `beta` (boolean, by segment), `dark` (disabled), a segment, and a server and a
 /// client key.
 pub(crate) fn world_with(settings: &str) -> World {
+    world_serving(settings, &ServeArgs::default())
+}
+
+/// [`world_with`], served with `args`.
+pub(crate) fn world_serving(settings: &str, args: &ServeArgs) -> World {
     let served = served(true);
     let snapshot = Snapshot {
         env_id: ENV.into(),
@@ -114,7 +120,7 @@ pub(crate) fn world_with(settings: &str) -> World {
         settings_json: settings.into(),
     };
     served.replica.install(&snapshot, info(), Source::Upstream);
-    let (state, events) = SdkState::new(Arc::clone(&served));
+    let (state, events) = SdkState::new(Arc::clone(&served), args);
     World {
         served,
         router: sdk::routes(state.clone()),
@@ -176,5 +182,31 @@ impl World {
             epoch: EPOCH,
             changes: vec![ChangeRecord { version, item }],
         });
+    }
+}
+
+/// The next chunk of a streamed body, as text; `None` at its end or after `limit`.
+pub(crate) async fn next_chunk(body: &mut Body, limit: Duration) -> Option<String> {
+    let frame = tokio::time::timeout(limit, body.frame())
+        .await
+        .ok()??
+        .ok()?;
+    frame
+        .into_data()
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// A stream's bootstrap: chunks read until its `ready` event is complete (it arrives in several
+/// chunks: `connected`, the environment's shared events, `ready`).
+pub(crate) async fn bootstrap_of(body: &mut Body, limit: Duration) -> Option<String> {
+    let mut text = String::new();
+    loop {
+        text.push_str(&next_chunk(body, limit).await?);
+        if let Some(at) = text.find("event: ready\n")
+            && text[at..].contains("\n\n")
+        {
+            return Some(text);
+        }
     }
 }
