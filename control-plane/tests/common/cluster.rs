@@ -329,7 +329,17 @@ impl Edge {
 
     /// Each environment's applied version, from `/status`.
     pub fn versions(&self) -> BTreeMap<String, u64> {
-        self.status()["environments"]
+        Self::versions_at(self.service.addr)
+    }
+
+    /// Each environment's applied version, from the `/status` of the edge at `addr` (empty
+    /// when it does not answer).
+    pub fn versions_at(addr: SocketAddr) -> BTreeMap<String, u64> {
+        let status = checkgate_testkit::http_get(addr, "/status")
+            .ok()
+            .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok())
+            .unwrap_or(Value::Null);
+        status["environments"]
             .as_array()
             .map(|envs| {
                 envs.iter()
@@ -451,6 +461,16 @@ impl Drop for Redis {
     }
 }
 
+/// The nats-server binary: on the PATH, or where Debian's package puts it.
+pub fn nats_server_bin() -> PathBuf {
+    let debian = PathBuf::from("/usr/sbin/nats-server");
+    if debian.is_file() {
+        debian
+    } else {
+        PathBuf::from("nats-server")
+    }
+}
+
 /// A nats-server of the test's own (JetStream on, its store in a directory of its own, on a
 /// port of its own), that the test can stop, restart, wipe and pause.
 pub struct Nats {
@@ -481,7 +501,7 @@ impl Nats {
 
     /// Starts the server (again) on its port and store and waits until it accepts connections.
     pub fn restart(&mut self) {
-        let child = std::process::Command::new("nats-server")
+        let child = std::process::Command::new(nats_server_bin())
             .args([
                 "-a",
                 "127.0.0.1",

@@ -122,6 +122,25 @@ impl Database {
         })
     }
 
+    /// The fencing token of the lease `name`, and whether it runs now (not expired).
+    pub fn lease(&self, name: &str) -> Option<(u64, bool)> {
+        let url = self.url();
+        self.runtime.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            let row: Option<(i64, i64)> =
+                sqlx::query_as("SELECT token, expires_at FROM leases WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&mut conn)
+                    .await
+                    .unwrap();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64;
+            row.map(|(token, expires)| (token as u64, expires > now))
+        })
+    }
+
     /// The change row of `(env, version)`: its kind and key.
     pub fn change(&self, env: &str, version: u64) -> Option<(String, String)> {
         let url = self.url();

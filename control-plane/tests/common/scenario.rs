@@ -251,3 +251,89 @@ pub fn fleet(cluster: &Cluster) -> serde_json::Value {
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap()
 }
+
+/// A server SDK key of the workspace's first environment, created by its admin.
+pub fn server_key(cluster: &Cluster) -> String {
+    let (status, _, body) = checkgate_testkit::http_request(
+        cluster.controls[0].http(),
+        "POST",
+        &format!("/api/projects/{}/keys", cluster.ws.project),
+        &[
+            ("Cookie", &cluster.ws.admin_cookie),
+            ("X-Checkgate-Request", "1"),
+        ],
+        Some(&json!({"name": "watch", "environment_id": cluster.ws.envs[0]}).to_string()),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    serde_json::from_str::<serde_json::Value>(&body).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// What [`Watch`] saw.
+#[derive(Debug, Default)]
+pub struct Watched {
+    /// Evaluations answered 200, and answered otherwise (or not at all).
+    pub answered: u64,
+    pub failed: Vec<String>,
+    /// Times an environment's version at the edge went down.
+    pub regressions: Vec<String>,
+}
+
+/// Watches an edge while a fault lasts: evaluates `flag` with `sdk_key` and reads the
+/// versions it holds every 50 ms, noting any answer other than 200 and any version that
+/// goes backwards.
+pub struct Watch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Watched>>,
+}
+
+impl Watch {
+    pub fn start(edge: &Edge, sdk_key: &str, flag: &str) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let addr = edge.service.addr;
+        let path = format!("/api/v1/evaluate/{flag}");
+        let (flag_stop, key) = (stop.clone(), format!("Bearer {sdk_key}"));
+        let thread = std::thread::spawn(move || {
+            let mut seen = Watched::default();
+            let mut held: BTreeMap<String, u64> = BTreeMap::new();
+            while !flag_stop.load(Ordering::Relaxed) {
+                let answer = checkgate_testkit::http_request(
+                    addr,
+                    "POST",
+                    &path,
+                    &[("Authorization", &key)],
+                    Some(r#"{"context":{"targetingKey":"u-1"}}"#),
+                );
+                match answer {
+                    Ok((200, _, _)) => seen.answered += 1,
+                    Ok((status, _, body)) => seen.failed.push(format!("{status} {body}")),
+                    Err(e) => seen.failed.push(e.to_string()),
+                }
+                let now = Edge::versions_at(addr);
+                for (env, version) in now {
+                    if let Some(before) = held.insert(env.clone(), version)
+                        && version < before
+                    {
+                        seen.regressions
+                            .push(format!("{env}: {before} → {version}"));
+                    }
+                }
+                pause(Duration::from_millis(50));
+            }
+            seen
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn finish(mut self) -> Watched {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}

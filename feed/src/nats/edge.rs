@@ -44,6 +44,10 @@ const STREAM_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// How long an environment may stay behind the control plane's head with nothing arriving
 /// before the session is started over (and catches up from the database).
 pub const BEHIND_PATIENCE: Duration = Duration::from_secs(3);
+/// How long opening a session waits for NATS to be connected and the stream to exist.
+const READY_WAIT: Duration = Duration::from_secs(30);
+/// How often it looks meanwhile.
+const READY_POLL: Duration = Duration::from_millis(200);
 /// The longest a hello, a snapshot or a digest may take.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -97,18 +101,43 @@ type Messages = Pin<
     >,
 >;
 
+impl NatsTransport {
+    /// The feed's stream, once NATS is connected and the stream exists — waiting up to
+    /// [`READY_WAIT`] for both, so a NATS server coming back (or a relay recreating the
+    /// stream) is followed within moments instead of after a grown backoff.
+    async fn stream(
+        &self,
+        client: &async_nats::Client,
+        js: &jetstream::Context,
+    ) -> Result<jetstream::stream::Stream, String> {
+        let deadline = tokio::time::Instant::now() + READY_WAIT;
+        loop {
+            let problem = if client.connection_state() == async_nats::connection::State::Connected {
+                match js.get_stream(&self.settings.stream).await {
+                    Ok(stream) => return Ok(stream),
+                    Err(e) => format!(
+                        "stream {} on NATS: {e} (does a control plane with NATS_URL run?)",
+                        self.settings.stream
+                    ),
+                }
+            } else {
+                "NATS is not connected".to_owned()
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(problem);
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+    }
+}
+
 impl Transport for NatsTransport {
     type Session = NatsSession;
 
     async fn open(&mut self, _target: &str, hello: Hello) -> Result<NatsSession, String> {
         let client = self.client().await?;
         let js = jetstream::new(client.clone());
-        let mut stream = js.get_stream(&self.settings.stream).await.map_err(|e| {
-            format!(
-                "stream {} on NATS: {e} (does a control plane with NATS_URL run?)",
-                self.settings.stream
-            )
-        })?;
+        let mut stream = self.stream(&client, &js).await?;
         let info = stream
             .info()
             .await
@@ -401,6 +430,12 @@ async fn report(
                     return;
                 }
                 Ok(_) => {}
+                Err(e) if e.to_string().to_ascii_lowercase().contains("not found") => {
+                    tracing::warn!("the feed's NATS stream is gone (did NATS lose its data?); resyncing from the control plane");
+                    metrics::counter!("checkgate_feed_stream_resets_total").increment(1);
+                    let _ = events.send(Event::Over("the NATS stream is gone".into())).await;
+                    return;
+                }
                 Err(e) => tracing::debug!(cause = %e, "reading the feed stream's info failed"),
             },
         }
