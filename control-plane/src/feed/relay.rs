@@ -39,8 +39,6 @@ pub const LEASE_TTL: Duration = Duration::from_secs(3);
 pub const RENEW_EVERY: Duration = Duration::from_secs(1);
 /// Change rows read from the database at a time.
 const BATCH: u32 = 200;
-/// How long a publish may wait for its acknowledgement.
-const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The stream's settings.
 #[derive(Debug, Clone)]
@@ -88,9 +86,7 @@ pub async fn run(store: Store, heads: Arc<Heads>, settings: RelaySettings, mut s
             }
         }
     };
-    let js = jetstream::ContextBuilder::new()
-        .timeout(ACK_TIMEOUT)
-        .build(client);
+    let js = settings.nats.jetstream(client);
     let mut idle = tokio::time::interval(RENEW_EVERY);
     idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

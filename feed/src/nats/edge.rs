@@ -136,7 +136,7 @@ impl Transport for NatsTransport {
 
     async fn open(&mut self, _target: &str, hello: Hello) -> Result<NatsSession, String> {
         let client = self.client().await?;
-        let js = jetstream::new(client.clone());
+        let js = self.settings.jetstream(client.clone());
         let mut stream = self.stream(&client, &js).await?;
         let info = stream
             .info()
@@ -172,11 +172,15 @@ impl Transport for NatsTransport {
             .unwrap_or_default();
 
         let mut consumers = Vec::with_capacity(granted.len());
-        for env in &granted {
+        // Named consumers are created on `$JS.API.CONSUMER.CREATE.<stream>.<name>.<subject>`,
+        // so NATS permissions can limit an edge's credentials to its environments' subjects.
+        let tag = &uuid::Uuid::new_v4().simple().to_string()[..12];
+        for (n, env) in granted.iter().enumerate() {
             if !wire::subject_safe(env) {
                 return Err(format!("environment id {env:?} cannot be a NATS subject"));
             }
             let config = OrderedConfig {
+                name: Some(format!("edge-{tag}-{n}")),
                 deliver_subject: client.new_inbox(),
                 filter_subject: wire::subject(env),
                 deliver_policy: DeliverPolicy::ByStartSequence {

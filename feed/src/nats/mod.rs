@@ -35,7 +35,8 @@ pub struct Refused {
 }
 
 /// The flag of each variable this module checks.
-const FLAGS: [(&str, &str); 9] = [
+const FLAGS: [(&str, &str); 10] = [
+    ("NATS_DOMAIN", "nats-domain"),
     ("NATS_URL", "nats-url"),
     ("FEED_ADDR", "feed-addr"),
     ("NATS_CREDS", "nats-creds"),
@@ -90,6 +91,11 @@ pub struct NatsAuthArgs {
     /// The JetStream stream the feed travels on.
     #[arg(long, env = "NATS_STREAM", default_value = DEFAULT_STREAM)]
     pub nats_stream: String,
+
+    /// The JetStream domain of the stream, when it lives in another one than the server this
+    /// process connects to (a leaf node reaching its hub's JetStream).
+    #[arg(long, env = "NATS_DOMAIN")]
+    pub nats_domain: Option<String>,
 }
 
 /// A validated, ready-to-use NATS connection recipe.
@@ -101,6 +107,7 @@ pub struct NatsSettings {
     pub ca: Option<PathBuf>,
     pub client_cert: Option<(PathBuf, PathBuf)>,
     pub stream: String,
+    pub domain: Option<String>,
 }
 
 /// The servers of a comma-separated list (`nats://host:4222,tls://…`, or bare `host:port`).
@@ -167,6 +174,14 @@ impl NatsAuthArgs {
             (None, Some(_)) => return Err(refused("NATS_USER", "is required with NATS_PASSWORD")),
             (Some(_), Some(_)) => return Err(refused("NATS_USER", "must not be empty")),
         };
+        if let Some(domain) = &self.nats_domain
+            && !valid_stream_name(domain)
+        {
+            return Err(refused(
+                "NATS_DOMAIN",
+                "must be 1 to 64 letters, digits, '_' or '-'",
+            ));
+        }
         if creds.is_some() && user.is_some() {
             return Err(refused(
                 "NATS_CREDS",
@@ -197,6 +212,7 @@ impl NatsAuthArgs {
             ca,
             client_cert,
             stream: self.nats_stream.clone(),
+            domain: self.nats_domain.clone(),
         })
     }
 }
@@ -211,6 +227,16 @@ pub enum ConnectError {
 }
 
 impl NatsSettings {
+    /// A JetStream context over `client`, in the configured domain; requests (and a publish's
+    /// wait for its acknowledgement) time out after 5 s.
+    pub fn jetstream(&self, client: async_nats::Client) -> async_nats::jetstream::Context {
+        let builder = async_nats::jetstream::ContextBuilder::new().timeout(Duration::from_secs(5));
+        match &self.domain {
+            Some(domain) => builder.domain(domain).build(client),
+            None => builder.build(client),
+        }
+    }
+
     /// Connects as `name` (shown by the servers' monitoring). The client reconnects on its own
     /// after a connection it made once is lost; a first connection that fails is an error, so
     /// callers can say so in one line and retry.
