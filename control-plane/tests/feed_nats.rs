@@ -21,11 +21,18 @@ use common::scenario::{
     serial, server_key, write,
 };
 
-/// The value of an unlabelled metric in a Prometheus text page (0 when absent).
+/// The sum of a metric's series in a Prometheus text page (0 when absent).
 fn metric(page: &str, name: &str) -> f64 {
     page.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0.0)
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let value = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.split_once("} ")?.1,
+                None => rest.strip_prefix(' ')?,
+            };
+            value.trim().parse::<f64>().ok()
+        })
+        .sum()
 }
 
 #[test]
@@ -278,4 +285,129 @@ fn the_relay_killed_between_publish_and_acknowledgement_loses_nothing() {
     });
     cluster.nats = Some(nats);
     after_fault(&cluster, &[&edge], &acks, &watched, ended);
+}
+
+#[test]
+fn an_edge_cut_off_from_nats_for_twenty_seconds_catches_up() {
+    let _one = serial();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cluster = Cluster::start_nats(1);
+    cluster.seed(3);
+    let nats_port = cluster.nats.as_ref().unwrap().port;
+    let proxy = runtime
+        .block_on(checkgate_testkit::tcp_proxy::TcpProxy::start(
+            ([127, 0, 0, 1], nats_port).into(),
+        ))
+        .unwrap();
+    let edge = cluster.nats_edge_via(&format!("nats://{}", proxy.addr()), &[0]);
+    let (acks, watched, ended) = under_fault(&cluster, &edge, || {
+        proxy.partition(true);
+        pause(FAULT);
+        proxy.partition(false);
+    });
+    after_fault(&cluster, &[&edge], &acks, &watched, ended);
+}
+
+#[test]
+fn an_edge_restarted_while_nats_and_every_control_plane_are_down_serves_its_snapshot() {
+    let _one = serial();
+    let mut cluster = Cluster::start_nats(1);
+    cluster.seed(3);
+    let edge = cluster.nats_edge(&[0]);
+    write(&cluster.targets(), &cluster.ws, 1, 20, 3, |_| {});
+    let (nats_url, control_urls, token) = (
+        cluster.nats.as_ref().unwrap().url(),
+        cluster.control_urls(&[0]),
+        cluster.ws.edge_token.clone(),
+    );
+    let key = server_key(&cluster);
+    eventually("the edge to hold the new key", CONVERGE, || {
+        let (status, _, _) = checkgate_testkit::http_request(
+            edge.service.addr,
+            "POST",
+            "/api/v1/evaluate/flag-0",
+            &[("Authorization", &format!("Bearer {key}"))],
+            Some(r#"{"context":{"targetingKey":"u-1"}}"#),
+        )
+        .ok()?;
+        (status == 200).then_some(())
+    });
+    assert_converged(&cluster, &[&edge]);
+    let versions = edge.versions();
+    cluster.controls.clear();
+    cluster.nats.as_mut().unwrap().stop();
+    let (exit, _) = edge.service.terminate().unwrap();
+    assert!(exit.success());
+
+    let mut restarted =
+        common::cluster::Edge::start_nats(&nats_url, &control_urls, &token, edge.data);
+    let (status, body) = restarted.service.get("/ready").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(restarted.versions(), versions);
+    let (status, _, body) = checkgate_testkit::http_request(
+        restarted.service.addr,
+        "POST",
+        "/api/v1/evaluate/flag-0",
+        &[("Authorization", &format!("Bearer {key}"))],
+        Some(r#"{"context":{"targetingKey":"u-1"}}"#),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    // One clear line says why it cannot follow the feed.
+    restarted
+        .service
+        .wait_for_log("connecting to NATS", CONVERGE)
+        .unwrap();
+}
+
+#[test]
+fn malformed_messages_on_a_feed_subject_are_refused_and_counted_never_applied() {
+    let _one = serial();
+    let cluster = Cluster::start_nats(1);
+    cluster.seed(3);
+    let edge = cluster.nats_edge(&[0]);
+    assert_converged(&cluster, &[&edge]);
+    let subject = format!("checkgate.feed.{}", cluster.ws.envs[0]);
+    let url = cluster.nats.as_ref().unwrap().url();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(url).await.unwrap();
+        let version = |v: &str| {
+            let mut h = async_nats::HeaderMap::new();
+            h.insert("Checkgate-Version", v);
+            h
+        };
+        let cases: [(async_nats::HeaderMap, Vec<u8>); 3] = [
+            // Not an envelope.
+            (version("999999"), b"garbage".to_vec()),
+            // No version header.
+            (async_nats::HeaderMap::new(), b"CGFD".to_vec()),
+            // An envelope of a format this build does not read, oversized by its header.
+            (version("999999"), b"CGFD\x00\x09\xff\xff\xff\xff".to_vec()),
+        ];
+        for (headers, payload) in cases {
+            client
+                .publish_with_headers(subject.clone(), headers, payload.into())
+                .await
+                .unwrap();
+        }
+        client.flush().await.unwrap();
+    });
+    let refused = eventually("the edge to refuse three messages", CONVERGE, || {
+        let (_, page) = edge.service.get("/metrics").ok()?;
+        let refused = metric(&page, "checkgate_feed_refused_total");
+        (refused >= 3.0).then_some(refused)
+    });
+    assert_eq!(refused, 3.0);
+    // Nothing of them was applied, and the feed goes on.
+    let acks = write(&cluster.targets(), &cluster.ws, 1, 20, 3, |_| {});
+    assert_converged(&cluster, &[&edge]);
+    assert_acknowledged_writes_kept(&cluster, &acks);
 }

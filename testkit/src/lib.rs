@@ -2,6 +2,7 @@
 //! free port, wait (with a deadline) until it listens, talk HTTP to it, stop it with SIGTERM.
 //! Shared by the edge's and the control plane's tests; not part of the product's API.
 
+pub mod tcp_proxy;
 pub mod udp_proxy;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -97,16 +97,29 @@ impl Cluster {
     /// An edge following the feed over NATS, with the control planes `controls` for its
     /// handshake and snapshots.
     pub fn nats_edge(&self, controls: &[usize]) -> Edge {
+        self.nats_edge_via(
+            &self.nats.as_ref().expect("a cluster with NATS").url(),
+            controls,
+        )
+    }
+
+    /// An edge following the feed over the NATS servers at `nats_url` (a proxy, say).
+    pub fn nats_edge_via(&self, nats_url: &str, controls: &[usize]) -> Edge {
+        Edge::start_nats(
+            nats_url,
+            &self.control_urls(controls),
+            &self.ws.edge_token,
+            TempDir::new("edge"),
+        )
+    }
+
+    /// `CONTROL_PLANE_URL` for the control planes `controls`.
+    pub fn control_urls(&self, controls: &[usize]) -> String {
         let urls: Vec<String> = controls
             .iter()
             .map(|i| format!("http://{}", self.controls[*i].http()))
             .collect();
-        Edge::start_nats(
-            &self.nats.as_ref().expect("a cluster with NATS").url(),
-            &urls.join(","),
-            &self.ws.edge_token,
-            TempDir::new("edge"),
-        )
+        urls.join(",")
     }
 
     /// Creates `per_env` flags in every environment, through the first instance.
