@@ -194,6 +194,15 @@ fn nats_restarted_with_its_store_wiped_is_noticed_and_edges_resync() {
     edge.service
         .wait_for_log("resyncing from the control plane", CONVERGE)
         .unwrap();
+    // The session that started over replaced its fleet row: one edge, connected.
+    let listed = fleet(&cluster);
+    let connected: Vec<_> = listed["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["state"] == "connected")
+        .collect();
+    assert_eq!(connected.len(), 1, "{listed}");
 }
 
 #[test]

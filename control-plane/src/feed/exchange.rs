@@ -157,6 +157,10 @@ pub async fn exchange(
                     fleet: None,
                 });
             }
+            // The row of the edge's previous session (its id comes with the hello) ends here.
+            if let Some(previous) = fleet {
+                close_fleet_row(&session, previous, &hello).await;
+            }
             opened = open_fleet_row(&session, &hello, address).await;
             session.greet(&hello).await?;
             tracing::info!(edge = %hello.edge_name, region = %hello.region, token = %session.token.prefix, "edge said hello over http");
@@ -239,6 +243,23 @@ fn held(positions: &[EnvPosition], env: &str, epoch: u64) -> u64 {
 fn follow(session: &mut Session<Answer>, at: impl Fn(&str) -> u64) {
     for env in &session.granted {
         session.sent.insert(env.id.clone(), at(&env.id));
+    }
+}
+
+/// Closes the fleet row `id` of a previous session of the same token, at the positions the
+/// hello brings.
+async fn close_fleet_row(session: &Session<Answer>, id: &str, hello: &Hello) {
+    let positions: BTreeMap<String, u64> = hello
+        .positions
+        .iter()
+        .map(|p| (p.env_id.clone(), p.version))
+        .collect();
+    if let Err(e) = session
+        .store
+        .close_edge_session_of(id, &session.token.id, &positions)
+        .await
+    {
+        tracing::warn!(cause = %e, "closing an edge's previous fleet record failed");
     }
 }
 

@@ -26,6 +26,8 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, stream};
 use checkgate_feed::nats::{NatsSettings, wire};
 use checkgate_ops::Stopping;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::frames;
 use super::heads::Heads;
@@ -74,11 +76,18 @@ impl RelaySettings {
 /// gives it up at shutdown.
 pub async fn run(store: Store, heads: Arc<Heads>, settings: RelaySettings, mut stopping: Stopping) {
     let holder = uuid::Uuid::new_v4().to_string();
+    let mut attempts = 0u32;
     let client = loop {
         match settings.nats.connect("checkgate-control relay").await {
             Ok(client) => break client,
             Err(e) => {
-                tracing::error!(cause = %e, "the NATS relay cannot connect; retrying");
+                // One line, then quiet retries (every 2 s) until it connects.
+                if attempts == 0 {
+                    tracing::error!(cause = %e, "the NATS relay cannot connect; edges following NATS get no changes until it does (retrying every 2 s)");
+                } else {
+                    tracing::debug!(cause = %e, "the NATS relay still cannot connect");
+                }
+                attempts += 1;
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_secs(2)) => {}
                     _ = stopping.begun() => return,
@@ -86,6 +95,9 @@ pub async fn run(store: Store, heads: Arc<Heads>, settings: RelaySettings, mut s
             }
         }
     };
+    if attempts > 0 {
+        tracing::info!("the NATS relay connected");
+    }
     let js = settings.nats.jetstream(client);
     let mut idle = tokio::time::interval(RENEW_EVERY);
     idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -94,6 +106,7 @@ pub async fn run(store: Store, heads: Arc<Heads>, settings: RelaySettings, mut s
             _ = idle.tick() => {}
             _ = stopping.begun() => return,
         }
+        let asked = Instant::now();
         let lease = match store
             .acquire_lease(LEASE, &holder, LEASE_TTL.as_millis() as i64)
             .await
@@ -110,12 +123,15 @@ pub async fn run(store: Store, heads: Arc<Heads>, settings: RelaySettings, mut s
             "holding the NATS relay lease; relaying the feed"
         );
         metrics::gauge!("checkgate_relay_holder").set(1.0);
+        let (renewed_tx, renewed) = watch::channel(Some(asked));
         let mut relay = Relay {
             store: store.clone(),
             heads: heads.clone(),
             js: js.clone(),
             settings: settings.clone(),
             lease,
+            renewed,
+            renewed_tx: Arc::new(renewed_tx),
             envs: HashMap::new(),
             stream_ready: false,
         };
@@ -145,8 +161,51 @@ struct Relay {
     js: jetstream::Context,
     settings: RelaySettings,
     lease: Lease,
+    /// When the lease was last renewed; `None` once it is lost.
+    renewed: watch::Receiver<Option<Instant>>,
+    renewed_tx: Arc<watch::Sender<Option<Instant>>>,
     envs: HashMap<String, Position>,
     stream_ready: bool,
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Renews the lease every [`RENEW_EVERY`], in a task of its own so a slow publish never holds
+/// it up, and says when it did — or that the lease is lost — through `renewed`.
+async fn renew(
+    store: Store,
+    holder: String,
+    lease: Lease,
+    renewed: Arc<watch::Sender<Option<Instant>>>,
+) {
+    let mut tick = tokio::time::interval(RENEW_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let asked = Instant::now();
+        match store
+            .renew_lease(LEASE, &holder, lease, LEASE_TTL.as_millis() as i64)
+            .await
+        {
+            // Counted from when it was asked: the database may have taken a while.
+            Ok(true) => {
+                renewed.send_replace(Some(asked));
+            }
+            Ok(false) => {
+                renewed.send_replace(None);
+                return;
+            }
+            Err(e) => tracing::warn!(cause = %e, "renewing the NATS relay lease failed"),
+        }
+    }
 }
 
 /// Why relaying an environment stopped for now.
@@ -168,71 +227,59 @@ impl Relay {
     /// Relays while the lease holds; `true` when it stopped because the process is stopping.
     async fn hold(&mut self, holder: &str, stopping: &mut Stopping) -> bool {
         let mut generation = self.heads.subscribe();
-        let mut renew = tokio::time::interval(RENEW_EVERY);
-        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut renewed = tokio::time::Instant::now();
+        let mut renewed = self.renewed.clone();
+        let renewer = AbortOnDrop(tokio::spawn(renew(
+            self.store.clone(),
+            holder.to_owned(),
+            self.lease,
+            self.renewed_tx.clone(),
+        )));
         let mut retry = tokio::time::interval(Duration::from_secs(1));
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            // Publishing stops before the lease could have expired: a successor may hold it
-            // from then on.
-            let valid_until = renewed + LEASE_TTL - RENEW_EVERY / 2;
+        let held = loop {
             let outcome = tokio::select! {
                 biased;
-                _ = stopping.begun() => return true,
-                _ = renew.tick() => {
-                    match self.store.renew_lease(LEASE, holder, self.lease, LEASE_TTL.as_millis() as i64).await {
-                        Ok(true) => {
-                            renewed = tokio::time::Instant::now();
-                            continue;
-                        }
-                        Ok(false) => Err(RelayError::LeaseLost),
-                        Err(e) => {
-                            tracing::warn!(cause = %e, "renewing the NATS relay lease failed");
-                            continue;
-                        }
+                _ = stopping.begun() => break true,
+                changed = renewed.changed() => {
+                    if changed.is_err() || renewed.borrow_and_update().is_none() {
+                        tracing::warn!(token = self.lease.token, "lost the NATS relay lease; another instance relays");
+                        break false;
                     }
+                    continue;
                 }
                 changed = generation.changed() => {
                     if changed.is_err() {
-                        return true;
+                        break true;
                     }
-                    self.relay(valid_until).await
+                    self.relay().await
                 }
-                _ = retry.tick() => self.relay(valid_until).await,
+                _ = retry.tick() => self.relay().await,
             };
             match outcome {
                 Ok(()) => {}
-                Err(RelayError::LeaseLost)
-                    if tokio::time::Instant::now() >= valid_until
-                        || !self.still_holds(holder).await =>
-                {
-                    tracing::warn!(
-                        token = self.lease.token,
-                        "lost the NATS relay lease; another instance relays"
-                    );
-                    return false;
-                }
+                // Not renewed in time (the database is slow or away): wait for the renewer's
+                // verdict before publishing again.
                 Err(RelayError::LeaseLost) => {}
                 Err(e) => {
                     metrics::counter!("checkgate_relay_errors_total").increment(1);
                     tracing::warn!(cause = %e, "relaying to NATS failed; retrying");
                 }
             }
-        }
+        };
+        drop(renewer);
+        held
     }
 
-    async fn still_holds(&self, holder: &str) -> bool {
-        matches!(
-            self.store
-                .renew_lease(LEASE, holder, self.lease, LEASE_TTL.as_millis() as i64)
-                .await,
-            Ok(true)
-        )
+    /// Whether the lease certainly still runs: renewed less than its lifetime ago, with a
+    /// margin, so publishing stops before a successor could hold it.
+    fn lease_valid(&self) -> bool {
+        self.renewed
+            .borrow()
+            .is_some_and(|at| at.elapsed() < LEASE_TTL - RENEW_EVERY / 2)
     }
 
-    /// Publishes what every environment has past its position, until `valid_until`.
-    async fn relay(&mut self, valid_until: tokio::time::Instant) -> Result<(), RelayError> {
+    /// Publishes what every environment has past its position, while the lease holds.
+    async fn relay(&mut self) -> Result<(), RelayError> {
         if !self.stream_ready {
             self.js
                 .create_or_update_stream(self.settings.stream_config())
@@ -251,7 +298,7 @@ impl Relay {
         let mut lag = 0;
         for env in environments.iter() {
             let head = self.heads.head(&env.id).unwrap_or(env.version);
-            let result = self.relay_env(&env.id, head, valid_until).await;
+            let result = self.relay_env(&env.id, head).await;
             let next = self.envs.get(&env.id).map_or(0, |p| p.next);
             lag = lag.max(head.saturating_sub(next.saturating_sub(1)));
             if let Err(e) = result {
@@ -313,12 +360,7 @@ impl Relay {
         }
     }
 
-    async fn relay_env(
-        &mut self,
-        env: &str,
-        head: u64,
-        valid_until: tokio::time::Instant,
-    ) -> Result<(), RelayError> {
+    async fn relay_env(&mut self, env: &str, head: u64) -> Result<(), RelayError> {
         if !wire::subject_safe(env) {
             return Ok(());
         }
@@ -339,7 +381,7 @@ impl Relay {
                 at.next = first.version;
             }
             for row in &rows {
-                if tokio::time::Instant::now() >= valid_until {
+                if !self.lease_valid() {
                     self.envs.insert(env.to_owned(), at);
                     return Err(RelayError::LeaseLost);
                 }

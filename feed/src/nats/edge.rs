@@ -61,6 +61,8 @@ pub struct NatsTransport {
     name: String,
     positions: Positions,
     client: Option<async_nats::Client>,
+    /// The fleet row of the last session, which the next `Hello` replaces.
+    fleet: Option<String>,
 }
 
 impl NatsTransport {
@@ -76,6 +78,7 @@ impl NatsTransport {
             name,
             positions,
             client: None,
+            fleet: None,
         }
     }
 
@@ -149,7 +152,11 @@ impl Transport for NatsTransport {
 
         let exchanged = match self
             .control
-            .exchange(&Frame::Hello(hello), None, EXCHANGE_TIMEOUT)
+            .exchange(
+                &Frame::Hello(hello),
+                self.fleet.as_deref(),
+                EXCHANGE_TIMEOUT,
+            )
             .await
         {
             Ok(exchanged) => exchanged,
@@ -200,6 +207,7 @@ impl Transport for NatsTransport {
         }
 
         tracing::info!(stream = %self.settings.stream, from = from + 1, environments = granted.len(), "following the feed over NATS");
+        self.fleet.clone_from(&exchanged.fleet);
         let (events_tx, events) = mpsc::channel(16);
         let reporter = tokio::spawn(report(
             self.control.clone(),
