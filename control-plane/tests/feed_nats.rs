@@ -420,3 +420,30 @@ fn malformed_messages_on_a_feed_subject_are_refused_and_counted_never_applied() 
     assert_converged(&cluster, &[&edge]);
     assert_acknowledged_writes_kept(&cluster, &acks);
 }
+
+#[test]
+fn anti_entropy_repairs_a_nats_fed_edge_that_missed_a_change_without_a_trace() {
+    let _one = serial();
+    let cluster = Cluster::start_nats(1);
+    cluster.seed(3);
+    let edge = cluster.nats_edge(&[0]);
+    assert_converged(&cluster, &[&edge]);
+    // Changed in the database with no change row: nothing is ever published for it, so only
+    // the digest comparison (every 2 s in these tests, over HTTP) can notice.
+    let env = &cluster.ws.envs[0];
+    cluster.db.admin_sql_in_db(&format!(
+        "UPDATE flags SET version = version + 1000 WHERE environment_id = '{env}' AND key = 'flag-1'"
+    ));
+    let want = cluster.db.flags(env)["flag-1"].0;
+    eventually(
+        "the digest mismatch to resync the environment",
+        CONVERGE,
+        || {
+            edge.saved_flags(env)
+                .and_then(|(_, flags)| flags.get("flag-1").map(|(v, _)| *v))
+                .filter(|v| *v == want)
+        },
+    );
+    let (_, log) = edge.service.terminate().unwrap();
+    assert!(log.iter().any(|l| l.contains("digest mismatch")), "{log:?}");
+}

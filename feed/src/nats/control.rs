@@ -129,8 +129,8 @@ impl Control {
         }
     }
 
-    fn base(&self) -> &Base {
-        &self.bases[self.at % self.bases.len().max(1)]
+    fn base(&self) -> Option<&Base> {
+        self.bases.get(self.at % self.bases.len().max(1))
     }
 
     /// Sends `frame` and reads the answer, within `timeout`. On a failure the next exchange
@@ -141,6 +141,13 @@ impl Control {
         fleet: Option<&str>,
         timeout: Duration,
     ) -> Result<Exchanged, ControlError> {
+        let Some(base) = self.base() else {
+            return Err(ControlError::Failed {
+                base: String::new(),
+                problem: "no control plane is configured".into(),
+            });
+        };
+        let base = base.to_string();
         let outcome = tokio::time::timeout(timeout, self.try_exchange(frame, fleet)).await;
         let problem = match outcome {
             Ok(Ok(exchanged)) => return Ok(exchanged),
@@ -150,7 +157,6 @@ impl Control {
             Ok(Err(Attempt::Failed(problem))) => problem,
             Err(_) => format!("no answer within {timeout:?}"),
         };
-        let base = self.base().to_string();
         self.connection = None;
         self.at = self.at.wrapping_add(1);
         Err(ControlError::Failed { base, problem })
@@ -163,7 +169,10 @@ impl Control {
         {
             return self.connection.as_mut().ok_or_else(String::new);
         }
-        let base = self.base().clone();
+        let base = self
+            .base()
+            .cloned()
+            .ok_or("no control plane is configured")?;
         let stream = tokio::time::timeout(
             CONNECT_TIMEOUT,
             tokio::net::TcpStream::connect((base.host.as_str(), base.port)),
@@ -188,7 +197,10 @@ impl Control {
     ) -> Result<Exchanged, Attempt> {
         let body = encode(frame, HANDSHAKE_MAX_FRAME)
             .map_err(|e| Attempt::Failed(format!("encoding the request: {e}")))?;
-        let base = self.base().clone();
+        let base = self
+            .base()
+            .cloned()
+            .ok_or_else(|| Attempt::Failed("no control plane is configured".into()))?;
         let mut request = Request::post(PATH)
             .header(header::HOST, format!("{}:{}", base.host, base.port))
             .header(header::CONTENT_TYPE, CONTENT_TYPE)

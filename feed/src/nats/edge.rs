@@ -486,3 +486,42 @@ fn lagging(
     *behind = still;
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(env: &str, version: u64) -> EnvPosition {
+        EnvPosition {
+            env_id: env.into(),
+            epoch: 1,
+            version,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_environment_behind_its_head_without_progress_ends_the_session() {
+        let mut behind = HashMap::new();
+        // Caught up: nothing noted.
+        assert_eq!(lagging(&mut behind, &[at("a", 5)], &[at("a", 5)]), None);
+        assert!(behind.is_empty());
+        // Behind, then moving: the clock restarts at each new version.
+        assert_eq!(lagging(&mut behind, &[at("a", 5)], &[at("a", 9)]), None);
+        tokio::time::advance(BEHIND_PATIENCE - Duration::from_millis(100)).await;
+        assert_eq!(lagging(&mut behind, &[at("a", 6)], &[at("a", 9)]), None);
+        tokio::time::advance(BEHIND_PATIENCE - Duration::from_millis(100)).await;
+        assert_eq!(lagging(&mut behind, &[at("a", 6)], &[at("a", 9)]), None);
+        // Stuck at 6 for the whole patience: over.
+        tokio::time::advance(Duration::from_millis(200)).await;
+        let over = lagging(&mut behind, &[at("a", 6)], &[at("a", 9)]);
+        assert!(over.is_some_and(|why| why.contains("stayed at version 6")));
+        // Another epoch's position counts as holding nothing.
+        let mut behind = HashMap::new();
+        let other = EnvPosition {
+            epoch: 2,
+            ..at("b", 9)
+        };
+        assert_eq!(lagging(&mut behind, &[other], &[at("b", 9)]), None);
+        assert_eq!(behind.get("b").map(|(_, v)| *v), Some(0));
+    }
+}
