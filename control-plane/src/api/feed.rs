@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use checkgate_feed::nats::control::{CONTENT_TYPE as FEED_TYPE, FLEET_HEADER};
 use checkgate_protocol::{HANDSHAKE_MAX_FRAME, decode};
 
-use super::openapi::{BadRequest, UnsupportedFeedBody};
+use super::openapi::{BadRequest, Forbidden, UnsupportedFeedBody};
 use super::{ApiError, AppState};
 use crate::feed::exchange::{self, ExchangeError};
 use crate::feed::session::SessionError;
@@ -47,6 +47,7 @@ fn edge_token(headers: &HeaderMap) -> Option<&str> {
         (status = 400, response = BadRequest),
         (status = 401, description = "No edge token, or one that is unknown or revoked.",
             body = checkgate_protocol::json::ErrorBody),
+        (status = 403, response = Forbidden),
         UnsupportedFeedBody,
     ))]
 pub(super) async fn exchange(

@@ -1,0 +1,201 @@
+//! `POST /api/feed`, the feed route of NATS-fed edges, refuses what it cannot use with the
+//! right 4xx and a JSON body — no credential, a credential that is not a live edge token, a
+//! body not declared as a feed frame, bytes that are not one frame, a frame an edge never
+//! sends — and answers a well-formed `Hello` with `Welcome`. The system tests
+//! (`feed_nats.rs`) drive it with a real edge.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use checkgate_protocol::frame::{Hello, Resync, Welcome};
+use checkgate_protocol::{Frame, HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION, Secret, decode, encode};
+use common::{Api, World, api, assert_error};
+use http_body_util::BodyExt;
+use serde_json::json;
+use tower::ServiceExt;
+
+const FEED_TYPE: &str = "application/vnd.checkgate.feed";
+
+/// A request (credential, content type, body) and the status and error code it must get.
+type Case<'a> = (Option<&'a str>, &'a str, Vec<u8>, StatusCode, &'a str);
+
+/// Sends `body` as `content_type` with `token`; the status and the raw answer.
+async fn feed(
+    api: &Api,
+    token: Option<&str>,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (StatusCode, Vec<u8>) {
+    let mut request = Request::post("/api/feed").header(header::CONTENT_TYPE, content_type);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let response = api
+        .router
+        .clone()
+        .oneshot(request.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, bytes.to_vec())
+}
+
+fn hello(token: &str) -> Vec<u8> {
+    let frame = Frame::Hello(Hello {
+        protocol_version: PROTOCOL_VERSION,
+        edge_token: Secret::new(token),
+        edge_name: "test".into(),
+        region: String::new(),
+        positions: Vec::new(),
+    });
+    encode(&frame, HANDSHAKE_MAX_FRAME).unwrap()
+}
+
+/// The error code of a JSON error answer.
+fn code(body: &[u8]) -> String {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(body)));
+    value["error"]["code"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_feed_route_refuses_bad_requests_and_welcomes_an_edge() {
+    let api = api().await;
+    let World { admin, envs, .. } = api.world().await;
+    let created = api
+        .call(
+            "POST",
+            "/api/edge-tokens",
+            Some(json!({"name": "edge"})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    let token = created.body["token"].as_str().unwrap().to_owned();
+    // The dashboard's session is not an edge token.
+    let reply = api
+        .call("POST", "/api/feed", Some(json!({})), Some(&admin), &[])
+        .await;
+    assert_error(&reply, StatusCode::UNAUTHORIZED, "unauthorized");
+
+    let cases: Vec<Case<'_>> = vec![
+        // Without a bearer credential it is a write a browser could forge: refused before
+        // the route, as every such write is.
+        (
+            None,
+            FEED_TYPE,
+            hello(&token),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            Some("cge_0000"),
+            FEED_TYPE,
+            hello(&token),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            Some(&token),
+            "application/json",
+            hello(&token),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            Some(&token),
+            FEED_TYPE,
+            Vec::new(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            Some(&token),
+            FEED_TYPE,
+            b"garbage!!!!!".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            Some(&token),
+            FEED_TYPE,
+            hello(&token)[..20].to_vec(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            Some(&token),
+            FEED_TYPE,
+            [hello(&token), hello(&token)].concat(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            Some(&token),
+            FEED_TYPE,
+            encode(
+                &Frame::Welcome(Welcome {
+                    epoch: 1,
+                    environments: Vec::new(),
+                    heartbeat_interval_ms: 1,
+                }),
+                HANDSHAKE_MAX_FRAME,
+            )
+            .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+    ];
+    for (n, (token, content_type, body, status, want)) in cases.into_iter().enumerate() {
+        let (got, answer) = feed(&api, token, content_type, body).await;
+        assert_eq!(
+            got,
+            status,
+            "case {n}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        assert_eq!(code(&answer), want, "case {n}");
+    }
+
+    // A hello is answered with Welcome (every environment) and a snapshot of each.
+    let (status, answer) = feed(&api, Some(&token), FEED_TYPE, hello(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut frames = Vec::new();
+    let mut rest = &answer[..];
+    while let Some((frame, used)) = decode(rest, 64 << 20).unwrap() {
+        frames.push(frame);
+        rest = &rest[used..];
+    }
+    assert!(rest.is_empty());
+    let Frame::Welcome(welcome) = &frames[0] else {
+        panic!("first {}", frames[0].kind())
+    };
+    assert_eq!(welcome.environments.len(), envs.len());
+    let snapshots = frames
+        .iter()
+        .filter(|f| matches!(f, Frame::Snapshot(_)))
+        .count();
+    assert_eq!(snapshots, envs.len());
+
+    // A resync of an environment gets its snapshot; of one it was not granted, nothing.
+    let resync = |env: &str| {
+        encode(
+            &Frame::Resync(Resync { env_id: env.into() }),
+            HANDSHAKE_MAX_FRAME,
+        )
+        .unwrap()
+    };
+    let (status, answer) = feed(&api, Some(&token), FEED_TYPE, resync(&envs[0])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(matches!(
+        decode(&answer, 64 << 20).unwrap(),
+        Some((Frame::Snapshot(_), _))
+    ));
+    let (status, answer) = feed(&api, Some(&token), FEED_TYPE, resync("not-an-environment")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(answer.is_empty());
+}
