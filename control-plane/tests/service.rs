@@ -34,6 +34,10 @@ fn each_bad_value_names_its_variable() {
         ("TRUSTED_PROXIES", "10.0.0.0/33"),
         ("TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal"),
         ("TRUSTED_PROXIES", "10.1.2.3/8"),
+        ("NATS_URL", "http://nats:4222"),
+        ("NATS_URL", " , "),
+        ("NATS_REPLICAS", "9"),
+        ("NATS_MAX_AGE", "7w"),
     ];
     for (var, value) in cases {
         let line = refused(&[(var, value)]);
@@ -43,6 +47,33 @@ fn each_bad_value_names_its_variable() {
             )),
             "{var}={value}: {line}"
         );
+    }
+}
+
+#[test]
+fn nats_settings_are_checked_together_with_nats_url() {
+    let url = ("NATS_URL", "nats://127.0.0.1:4222");
+    for (envs, var) in [
+        (vec![url, ("NATS_USER", "relay")], "NATS_PASSWORD"),
+        (
+            vec![url, ("NATS_CREDS", "/definitely/not/here")],
+            "NATS_CREDS",
+        ),
+        (vec![url, ("NATS_STREAM", "a.b")], "NATS_STREAM"),
+        (vec![url, ("NATS_MAX_AGE", "30s")], "NATS_MAX_AGE"),
+        (
+            vec![url, ("NATS_TLS_CERT", "/etc/hostname")],
+            "NATS_TLS_KEY",
+        ),
+    ] {
+        let line = refused(&envs);
+        assert!(
+            line.starts_with(&format!(
+                "checkgate-control: invalid configuration: {var} (--"
+            )),
+            "{envs:?}: {line}"
+        );
+        assert!(!line.contains("relay-password"), "{line}");
     }
 }
 

@@ -122,6 +122,46 @@ fn bad_configuration_exits_2_with_one_line_naming_the_variable() {
 }
 
 #[test]
+fn a_nats_feed_needs_its_control_plane_and_coherent_settings() {
+    let token = ("EDGE_TOKEN", "cge_token");
+    let nats = ("FEED_ADDR", "nats://127.0.0.1:4222");
+    let control = ("CONTROL_PLANE_URL", "http://127.0.0.1:3000");
+    for (envs, var) in [
+        (vec![nats, token], "CONTROL_PLANE_URL"),
+        (
+            vec![nats, token, ("CONTROL_PLANE_URL", "https://cp")],
+            "CONTROL_PLANE_URL",
+        ),
+        (
+            vec![nats, token, ("CONTROL_PLANE_URL", "cp:3000")],
+            "CONTROL_PLANE_URL",
+        ),
+        (
+            vec![("FEED_ADDR", "nats://a:4222,b:3443"), token, control],
+            "FEED_ADDR",
+        ),
+        (vec![nats, control], "EDGE_TOKEN"),
+        (
+            vec![nats, token, control, ("NATS_PASSWORD", "p")],
+            "NATS_USER",
+        ),
+        (
+            vec![nats, token, control, ("NATS_DOMAIN", "a b")],
+            "NATS_DOMAIN",
+        ),
+    ] {
+        let out = testkit::run(BIN, &[], &envs).unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{envs:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{envs:?}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("checkgate-edge: invalid configuration: {var} (--")),
+            "{envs:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn help_documents_every_variable() {
     let out = testkit::run(BIN, &["--help"], &[]).unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -134,6 +174,13 @@ fn help_documents_every_variable() {
         "LOG_FORMAT",
         "METRICS_ADDR",
         "SHUTDOWN_GRACE_SECONDS",
+        "FEED_ADDR",
+        "CONTROL_PLANE_URL",
+        "NATS_CREDS",
+        "NATS_USER",
+        "NATS_PASSWORD",
+        "NATS_STREAM",
+        "NATS_DOMAIN",
     ] {
         assert!(
             help.contains(&format!("[env: {var}")),
