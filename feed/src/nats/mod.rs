@@ -120,8 +120,16 @@ pub fn parse_servers(
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
-            async_nats::ServerAddr::from_str(s)
-                .map_err(|e| refused(variable, format!("{s:?} is not a NATS server address: {e}")))
+            let server = async_nats::ServerAddr::from_str(s)
+                .map_err(|e| refused(variable, format!("not a NATS server address: {e}")))?;
+            // It would be shown in /status and logs: credentials have settings of their own.
+            if server.has_user_pass() || server.username().is_some() {
+                return Err(refused(
+                    variable,
+                    "must not carry credentials: use NATS_USER/NATS_PASSWORD or NATS_CREDS",
+                ));
+            }
+            Ok(server)
         })
         .collect::<Result<Vec<_>, _>>()?;
     if servers.is_empty() {
@@ -319,6 +327,11 @@ mod tests {
         assert_eq!(servers.len(), 2);
         assert!(parse_servers("NATS_URL", " , ").is_err());
         assert!(parse_servers("NATS_URL", "http://x:1").is_err());
+        let with_password = parse_servers("NATS_URL", "nats://relay:s3cret@h:4222").unwrap_err();
+        assert!(
+            !with_password.problem.contains("s3cret"),
+            "{with_password:?}"
+        );
 
         let base = NatsAuthArgs {
             nats_stream: DEFAULT_STREAM.into(),
