@@ -447,3 +447,51 @@ fn anti_entropy_repairs_a_nats_fed_edge_that_missed_a_change_without_a_trace() {
     let (_, log) = edge.service.terminate().unwrap();
     assert!(log.iter().any(|l| l.contains("digest mismatch")), "{log:?}");
 }
+
+#[test]
+fn a_write_is_read_back_at_a_nats_fed_edge_with_min_version() {
+    let _one = serial();
+    let cluster = Cluster::start_nats(1);
+    cluster.seed(1);
+    let edge = cluster.nats_edge(&[0]);
+    let key = server_key(&cluster);
+    assert_converged(&cluster, &[&edge]);
+    let env = &cluster.ws.envs[0];
+    for rollout in [100, 0, 100] {
+        let (status, head, body) = checkgate_testkit::http_request(
+            cluster.controls[0].http(),
+            "PATCH",
+            &format!("/api/environments/{env}/flags/flag-0"),
+            &[
+                ("Authorization", &format!("Bearer {}", cluster.ws.api_token)),
+                ("Content-Type", "application/json"),
+            ],
+            Some(&format!(r#"{{"rollout_percentage":{rollout}}}"#)),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let version = head
+            .iter()
+            .find_map(|h| {
+                let (name, value) = h.split_once(':')?;
+                name.eq_ignore_ascii_case("x-checkgate-version")
+                    .then(|| value.trim().to_owned())
+            })
+            .expect("the write names its version");
+        // At once, without waiting for the edge: the header makes it wait for the write.
+        let (status, _, body) = checkgate_testkit::http_request(
+            edge.service.addr,
+            "POST",
+            "/api/v1/evaluate/flag-0",
+            &[
+                ("Authorization", &format!("Bearer {key}")),
+                ("X-Checkgate-Min-Version", &version),
+            ],
+            Some(r#"{"context":{"targetingKey":"u-1"}}"#),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(answer["value"], rollout == 100, "{answer}");
+    }
+}

@@ -313,6 +313,8 @@ impl Edge {
                 ("CONTROL_PLANE_URL", control_urls),
                 ("EDGE_TOKEN", token),
                 ("EDGE_NAME", "nats-edge"),
+                // Generous on a loaded machine: a read-your-writes request waits this long.
+                ("MIN_VERSION_WAIT_MS", "10000"),
                 ("CHECKGATE_DATA_DIR", data.path()),
                 ("ANTI_ENTROPY_SECONDS", "2"),
                 ("RUST_LOG", "info"),
