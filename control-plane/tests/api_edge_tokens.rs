@@ -189,7 +189,7 @@ async fn the_fleet_lists_each_edge_once_by_its_newest_session_and_only_to_admins
         .await
         .unwrap();
     api.store
-        .close_edge_session(&gone, &positions)
+        .close_edge_session(&gone, &token, &positions)
         .await
         .unwrap();
 

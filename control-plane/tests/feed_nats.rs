@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{eventually, pause};
 use common::scenario::{
-    CONVERGE, Cluster, Watch, Watched, assert_acknowledged_writes_kept, assert_converged, fleet,
-    serial, server_key, write,
+    CONVERGE, Cluster, Watch, Watched, assert_acknowledged_writes_kept,
+    assert_anti_entropy_repairs, assert_converged, fleet, relay_holder, serial, server_key, write,
 };
 
 /// The sum of a metric's series in a Prometheus text page (0 when absent).
@@ -227,17 +227,7 @@ fn the_relay_lease_holder_killed_is_replaced_and_nothing_is_lost() {
     let mut cluster = Cluster::start_nats(2);
     cluster.seed(3);
     let edge = cluster.nats_edge(&[0, 1]);
-    let holder = eventually(
-        "one control plane to hold the relay lease",
-        CONVERGE,
-        || {
-            cluster.controls.iter_mut().position(|c| {
-                c.service
-                    .wait_for_log("holding the NATS relay lease", Duration::from_millis(10))
-                    .is_ok()
-            })
-        },
-    );
+    let holder = relay_holder(&mut cluster);
     let (token, running) = cluster.db.lease("nats-relay").unwrap();
     assert!(running);
     let victim = std::sync::Mutex::new(Some(cluster.controls.remove(holder)));
@@ -270,17 +260,7 @@ fn the_relay_killed_between_publish_and_acknowledgement_loses_nothing() {
     let mut cluster = Cluster::start_nats(2);
     cluster.seed(3);
     let edge = cluster.nats_edge(&[0, 1]);
-    let holder = eventually(
-        "one control plane to hold the relay lease",
-        CONVERGE,
-        || {
-            cluster.controls.iter_mut().position(|c| {
-                c.service
-                    .wait_for_log("holding the NATS relay lease", Duration::from_millis(10))
-                    .is_ok()
-            })
-        },
-    );
+    let holder = relay_holder(&mut cluster);
     let nats = cluster.nats.take().unwrap();
     let victim = std::sync::Mutex::new(Some(cluster.controls.remove(holder)));
     let (acks, watched, ended) = under_fault(&cluster, &edge, || {
@@ -428,24 +408,7 @@ fn anti_entropy_repairs_a_nats_fed_edge_that_missed_a_change_without_a_trace() {
     cluster.seed(3);
     let edge = cluster.nats_edge(&[0]);
     assert_converged(&cluster, &[&edge]);
-    // Changed in the database with no change row: nothing is ever published for it, so only
-    // the digest comparison (every 2 s in these tests, over HTTP) can notice.
-    let env = &cluster.ws.envs[0];
-    cluster.db.admin_sql_in_db(&format!(
-        "UPDATE flags SET version = version + 1000 WHERE environment_id = '{env}' AND key = 'flag-1'"
-    ));
-    let want = cluster.db.flags(env)["flag-1"].0;
-    eventually(
-        "the digest mismatch to resync the environment",
-        CONVERGE,
-        || {
-            edge.saved_flags(env)
-                .and_then(|(_, flags)| flags.get("flag-1").map(|(v, _)| *v))
-                .filter(|v| *v == want)
-        },
-    );
-    let (_, log) = edge.service.terminate().unwrap();
-    assert!(log.iter().any(|l| l.contains("digest mismatch")), "{log:?}");
+    assert_anti_entropy_repairs(&cluster, edge);
 }
 
 #[test]

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use checkgate_testkit::udp_proxy::{Faults, UdpProxy};
 use common::cluster::{Edge, TempDir, eventually, pause};
 use common::scenario::{
-    CONVERGE, Cluster, assert_acknowledged_writes_kept, assert_converged, fleet, serial, write,
+    CONVERGE, Cluster, assert_acknowledged_writes_kept, assert_anti_entropy_repairs,
+    assert_converged, fleet, serial, write,
 };
 
 #[test]
@@ -245,24 +246,7 @@ fn anti_entropy_repairs_an_edge_that_missed_a_change_without_a_trace() {
     cluster.seed(3);
     let edge = cluster.edge(&[0]);
     assert_converged(&cluster, &[&edge]);
-    // A flag changed in the database with no change row: no frame will ever carry it, so only
-    // the digest comparison (every 2 s in these tests) can notice.
-    let env = &cluster.ws.envs[0];
-    cluster.db.admin_sql_in_db(&format!(
-        "UPDATE flags SET version = version + 1000 WHERE environment_id = '{env}' AND key = 'flag-1'"
-    ));
-    let want = cluster.db.flags(env)["flag-1"].0;
-    eventually(
-        "the digest mismatch to resync the environment",
-        CONVERGE,
-        || {
-            edge.saved_flags(env)
-                .and_then(|(_, flags)| flags.get("flag-1").map(|(v, _)| *v))
-                .filter(|v| *v == want)
-        },
-    );
-    let (_, log) = edge.service.terminate().unwrap();
-    assert!(log.iter().any(|l| l.contains("digest mismatch")), "{log:?}");
+    assert_anti_entropy_repairs(&cluster, edge);
 }
 
 #[test]

@@ -256,7 +256,7 @@ async fn close_fleet_row(session: &Session<Answer>, id: &str, hello: &Hello) {
         .collect();
     if let Err(e) = session
         .store
-        .close_edge_session_of(id, &session.token.id, &positions)
+        .close_edge_session(id, &session.token.id, &positions)
         .await
     {
         tracing::warn!(cause = %e, "closing an edge's previous fleet record failed");

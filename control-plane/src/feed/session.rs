@@ -200,7 +200,7 @@ pub async fn run(
     if let Some(id) = &session.fleet_id
         && let Err(e) = session
             .store
-            .close_edge_session(id, &session.positions())
+            .close_edge_session(id, &session.token.id, &session.positions())
             .await
     {
         tracing::warn!(cause = %e, "closing the edge's fleet record failed");

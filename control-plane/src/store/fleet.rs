@@ -88,29 +88,9 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a session ended, with its last positions.
-    pub async fn close_edge_session(
-        &self,
-        id: &str,
-        positions: &BTreeMap<String, u64>,
-    ) -> Result<(), StoreError> {
-        let positions =
-            serde_json::to_string(positions).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let now = now_ms();
-        sqlx::query(
-            "UPDATE edge_sessions SET last_seen_at = $2, closed_at = $2, positions = $3 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(now)
-        .bind(positions)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Marks a session of the token `token_id` ended, with its last positions; a session of
-    /// another token is left alone.
-    pub async fn close_edge_session_of(
+    /// another token, or one already ended, is left alone.
+    pub async fn close_edge_session(
         &self,
         id: &str,
         token_id: &str,
@@ -118,14 +98,13 @@ impl Store {
     ) -> Result<(), StoreError> {
         let positions =
             serde_json::to_string(positions).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let now = now_ms();
         sqlx::query(
             "UPDATE edge_sessions SET last_seen_at = $3, closed_at = $3, positions = $4 \
              WHERE id = $1 AND token_id = $2 AND closed_at IS NULL",
         )
         .bind(id)
         .bind(token_id)
-        .bind(now)
+        .bind(now_ms())
         .bind(positions)
         .execute(&self.pool)
         .await?;

@@ -350,3 +350,40 @@ impl Watch {
         self.thread.take().unwrap().join().unwrap()
     }
 }
+
+/// Changes a flag in the database with no change row — no frame or message will ever carry
+/// it, so only the digest comparison (every 2 s in these tests) can notice — and waits until
+/// `edge` holds it, then checks the edge logged the mismatch.
+pub fn assert_anti_entropy_repairs(cluster: &Cluster, edge: Edge) {
+    let env = &cluster.ws.envs[0];
+    cluster.db.admin_sql_in_db(&format!(
+        "UPDATE flags SET version = version + 1000 WHERE environment_id = '{env}' AND key = 'flag-1'"
+    ));
+    let want = cluster.db.flags(env)["flag-1"].0;
+    eventually(
+        "the digest mismatch to resync the environment",
+        CONVERGE,
+        || {
+            edge.saved_flags(env)
+                .and_then(|(_, flags)| flags.get("flag-1").map(|(v, _)| *v))
+                .filter(|v| *v == want)
+        },
+    );
+    let (_, log) = edge.service.terminate().unwrap();
+    assert!(log.iter().any(|l| l.contains("digest mismatch")), "{log:?}");
+}
+
+/// The control plane that holds the NATS relay lease (it logs so when it takes it).
+pub fn relay_holder(cluster: &mut Cluster) -> usize {
+    eventually(
+        "one control plane to hold the relay lease",
+        CONVERGE,
+        || {
+            cluster.controls.iter_mut().position(|c| {
+                c.service
+                    .wait_for_log("holding the NATS relay lease", Duration::from_millis(10))
+                    .is_ok()
+            })
+        },
+    )
+}
