@@ -305,22 +305,32 @@ impl Edge {
     /// Starts an edge following the feed over NATS (`FEED_ADDR=nats://…`), with the control
     /// planes at `control_urls` for its handshake, snapshots and reports.
     pub fn start_nats(nats_url: &str, control_urls: &str, token: &str, data: TempDir) -> Self {
+        Self::start_nats_with(nats_url, control_urls, token, data, &[])
+    }
+
+    /// [`Edge::start_nats`] with further settings (NATS credentials, domain), as environment
+    /// variables.
+    pub fn start_nats_with(
+        nats_url: &str,
+        control_urls: &str,
+        token: &str,
+        data: TempDir,
+        more: &[(&str, &str)],
+    ) -> Self {
         let bin = edge_bin();
-        let service = Service::start(
-            bin.to_str().unwrap(),
-            &[
-                ("FEED_ADDR", nats_url),
-                ("CONTROL_PLANE_URL", control_urls),
-                ("EDGE_TOKEN", token),
-                ("EDGE_NAME", "nats-edge"),
-                // Generous on a loaded machine: a read-your-writes request waits this long.
-                ("MIN_VERSION_WAIT_MS", "10000"),
-                ("CHECKGATE_DATA_DIR", data.path()),
-                ("ANTI_ENTROPY_SECONDS", "2"),
-                ("RUST_LOG", "info"),
-            ],
-        )
-        .unwrap();
+        let mut envs = vec![
+            ("FEED_ADDR", nats_url),
+            ("CONTROL_PLANE_URL", control_urls),
+            ("EDGE_TOKEN", token),
+            ("EDGE_NAME", "nats-edge"),
+            // Generous on a loaded machine: a read-your-writes request waits this long.
+            ("MIN_VERSION_WAIT_MS", "10000"),
+            ("CHECKGATE_DATA_DIR", data.path()),
+            ("ANTI_ENTROPY_SECONDS", "2"),
+            ("RUST_LOG", "info"),
+        ];
+        envs.extend_from_slice(more);
+        let service = Service::start(bin.to_str().unwrap(), &envs).unwrap();
         Self { service, data }
     }
 
@@ -473,24 +483,47 @@ pub fn nats_server_bin() -> PathBuf {
     }
 }
 
+/// A free port on loopback (free when asked; a test binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A nats-server of the test's own (JetStream on, its store in a directory of its own, on a
 /// port of its own), that the test can stop, restart, wipe and pause.
 pub struct Nats {
     pub port: u16,
-    store: TempDir,
+    /// Holds the store (`store/`) and, for a configured server, its configuration file.
+    dir: TempDir,
+    /// The configuration file it runs from; `None`: the command line's settings.
+    config: Option<PathBuf>,
     child: Option<std::process::Child>,
 }
 
 impl Nats {
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        Self::launch(free_port(), TempDir::new("nats"), None)
+    }
+
+    /// A nats-server run from a configuration file, written by `render(port, store)` with the
+    /// client port and store directory it must use.
+    pub fn configured(render: impl FnOnce(u16, &str) -> String) -> Self {
+        let (port, dir) = (free_port(), TempDir::new("nats"));
+        let store = dir.0.join("store");
+        let config = dir.0.join("nats.conf");
+        std::fs::write(&config, render(port, store.to_str().unwrap())).unwrap();
+        Self::launch(port, dir, Some(config))
+    }
+
+    fn launch(port: u16, dir: TempDir, config: Option<PathBuf>) -> Self {
+        std::fs::create_dir_all(dir.0.join("store")).unwrap();
         let mut nats = Self {
             port,
-            store: TempDir::new("nats"),
+            dir,
+            config,
             child: None,
         };
         nats.restart();
@@ -503,16 +536,22 @@ impl Nats {
 
     /// Starts the server (again) on its port and store and waits until it accepts connections.
     pub fn restart(&mut self) {
-        let child = std::process::Command::new(nats_server_bin())
-            .args([
+        let store = self.dir.0.join("store");
+        let port = self.port.to_string();
+        let args = match &self.config {
+            Some(config) => vec!["-c", config.to_str().unwrap()],
+            None => vec![
                 "-a",
                 "127.0.0.1",
                 "-p",
-                &self.port.to_string(),
+                &port,
                 "-js",
                 "-sd",
-                self.store.path(),
-            ])
+                store.to_str().unwrap(),
+            ],
+        };
+        let child = std::process::Command::new(nats_server_bin())
+            .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -536,8 +575,9 @@ impl Nats {
     /// Stops the server and deletes everything it stored.
     pub fn wipe(&mut self) {
         self.stop();
-        let _ = std::fs::remove_dir_all(&self.store.0);
-        std::fs::create_dir_all(&self.store.0).unwrap();
+        let store = self.dir.0.join("store");
+        let _ = std::fs::remove_dir_all(&store);
+        std::fs::create_dir_all(&store).unwrap();
     }
 
     /// Sends `signal` (`STOP`, `CONT`) to the server.

@@ -39,20 +39,28 @@ impl Cluster {
     /// `n` control planes on one database and one Redis; the first generates the feed
     /// certificate, the others present it too.
     pub fn start(n: usize) -> Self {
-        Self::start_with(n, None)
+        Self::start_with(n, None, &[])
     }
 
     /// `n` control planes relaying the feed to a nats-server of their own.
     pub fn start_nats(n: usize) -> Self {
-        Self::start_with(n, Some(Nats::start()))
+        Self::start_with(n, Some(Nats::start()), &[])
     }
 
-    fn start_with(n: usize, nats: Option<Nats>) -> Self {
+    /// `n` control planes relaying the feed to `nats`, with further settings (its
+    /// credentials), as environment variables.
+    pub fn start_relaying(n: usize, nats: Nats, more: &[(&str, &str)]) -> Self {
+        Self::start_with(n, Some(nats), more)
+    }
+
+    fn start_with(n: usize, nats: Option<Nats>, more: &[(&str, &str)]) -> Self {
         let db = Database::new();
         let redis = Redis::start();
         let mut dirs = Vec::new();
         let mut controls: Vec<Control> = Vec::new();
-        let nats_env: Vec<(&str, String)> = nats.iter().map(|n| ("NATS_URL", n.url())).collect();
+        let mut nats_env: Vec<(&str, String)> =
+            nats.iter().map(|n| ("NATS_URL", n.url())).collect();
+        nats_env.extend(more.iter().map(|(k, v)| (*k, (*v).to_owned())));
         for _ in 0..n {
             let dir = TempDir::new("control");
             let cert = controls.first().map(|c| (c.cert.clone(), c.key.clone()));
@@ -195,8 +203,14 @@ impl Cluster {
 /// Waits until every edge holds every environment at PostgreSQL's head, then compares each
 /// edge's saved store with PostgreSQL flag by flag.
 pub fn assert_converged(cluster: &Cluster, edges: &[&Edge]) -> Duration {
+    assert_converged_on(cluster, edges, &cluster.ws.envs)
+}
+
+/// [`assert_converged`] for the environments `envs` only (those the edges were granted).
+pub fn assert_converged_on(cluster: &Cluster, edges: &[&Edge], envs: &[String]) -> Duration {
     let started = Instant::now();
-    let heads = cluster.db.heads();
+    let mut heads = cluster.db.heads();
+    heads.retain(|env, _| envs.contains(env));
     for (n, edge) in edges.iter().enumerate() {
         let reached = || {
             let held = edge.versions();
@@ -214,7 +228,7 @@ pub fn assert_converged(cluster: &Cluster, edges: &[&Edge]) -> Duration {
     }
     let elapsed = started.elapsed();
     for (n, edge) in edges.iter().enumerate() {
-        for env in &cluster.ws.envs {
+        for env in envs {
             let truth = cluster.db.flags(env);
             let head = heads[env];
             let (_, saved) = eventually(

@@ -35,8 +35,9 @@ pub struct Refused {
 }
 
 /// The flag of each variable this module checks.
-const FLAGS: [(&str, &str); 10] = [
+const FLAGS: [(&str, &str); 11] = [
     ("NATS_DOMAIN", "nats-domain"),
+    ("NATS_INBOX_PREFIX", "nats-inbox-prefix"),
     ("NATS_URL", "nats-url"),
     ("FEED_ADDR", "feed-addr"),
     ("NATS_CREDS", "nats-creds"),
@@ -96,6 +97,13 @@ pub struct NatsAuthArgs {
     /// process connects to (a leaf node reaching its hub's JetStream).
     #[arg(long, env = "NATS_DOMAIN")]
     pub nats_domain: Option<String>,
+
+    /// The prefix of this client's reply and delivery subjects (default `_INBOX`). Where NATS
+    /// permissions confine edges to their environments, give each edge user its own
+    /// (`_INBOX.<user>`) and let it subscribe only below that: with `_INBOX.>` open to every
+    /// edge, one edge's credentials could read the deliveries meant for another.
+    #[arg(long, env = "NATS_INBOX_PREFIX")]
+    pub nats_inbox_prefix: Option<String>,
 }
 
 /// A validated, ready-to-use NATS connection recipe.
@@ -108,6 +116,7 @@ pub struct NatsSettings {
     pub client_cert: Option<(PathBuf, PathBuf)>,
     pub stream: String,
     pub domain: Option<String>,
+    pub inbox_prefix: Option<String>,
 }
 
 /// The servers of a comma-separated list (`nats://host:4222,tls://…`, or bare `host:port`).
@@ -136,6 +145,18 @@ pub fn parse_servers(
         return Err(refused(variable, "names no server"));
     }
     Ok(servers)
+}
+
+/// Whether `prefix` can begin subjects this client subscribes to: dot-separated tokens of
+/// printable characters, none empty and none a wildcard.
+fn valid_inbox_prefix(prefix: &str) -> bool {
+    prefix.len() <= 200
+        && prefix.split('.').all(|token| {
+            !token.is_empty()
+                && token != "*"
+                && token != ">"
+                && token.chars().all(|c| c.is_ascii_graphic())
+        })
 }
 
 /// Whether `name` can name a JetStream stream: not empty, at most 64 characters, and none of
@@ -190,6 +211,14 @@ impl NatsAuthArgs {
                 "must be 1 to 64 letters, digits, '_' or '-'",
             ));
         }
+        if let Some(prefix) = &self.nats_inbox_prefix
+            && !valid_inbox_prefix(prefix)
+        {
+            return Err(refused(
+                "NATS_INBOX_PREFIX",
+                "must be dot-separated subject tokens without wildcards, such as _INBOX.edge-eu-1",
+            ));
+        }
         if creds.is_some() && user.is_some() {
             return Err(refused(
                 "NATS_CREDS",
@@ -221,6 +250,7 @@ impl NatsAuthArgs {
             client_cert,
             stream: self.nats_stream.clone(),
             domain: self.nats_domain.clone(),
+            inbox_prefix: self.nats_inbox_prefix.clone(),
         })
     }
 }
@@ -258,6 +288,9 @@ impl NatsSettings {
             .reconnect_delay_callback(|attempts| {
                 Duration::from_millis((100u64 << attempts.min(4)).min(2_000))
             });
+        if let Some(prefix) = &self.inbox_prefix {
+            options = options.custom_inbox_prefix(prefix);
+        }
         if let Some(path) = &self.creds {
             options = options
                 .credentials_file(path)
@@ -338,7 +371,26 @@ mod tests {
             ..NatsAuthArgs::default()
         };
         assert!(base.settings(servers.clone()).is_ok());
-        let cases: [(NatsAuthArgs, &str); 5] = [
+        let own_inbox = NatsAuthArgs {
+            nats_inbox_prefix: Some("_INBOX.edge-eu-1".into()),
+            ..base.clone()
+        };
+        assert!(own_inbox.settings(servers.clone()).is_ok());
+        let cases: [(NatsAuthArgs, &str); 7] = [
+            (
+                NatsAuthArgs {
+                    nats_inbox_prefix: Some("_INBOX.>".into()),
+                    ..base.clone()
+                },
+                "NATS_INBOX_PREFIX",
+            ),
+            (
+                NatsAuthArgs {
+                    nats_inbox_prefix: Some("_INBOX..edge".into()),
+                    ..base.clone()
+                },
+                "NATS_INBOX_PREFIX",
+            ),
             (
                 NatsAuthArgs {
                     nats_stream: "a.b".into(),

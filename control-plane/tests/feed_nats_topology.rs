@@ -1,0 +1,468 @@
+//! Fleets across regions over NATS, as `deploy/nats` lays them out: a hub nats-server holding
+//! the stream (JetStream domain `hub`) and a region's leaf node connected to it, both run from
+//! the deploy templates with loopback ports and stores of the test's own; a control plane
+//! relaying to the hub as the relay user; an edge connected to the leaf as an edge user whose
+//! permissions name only some environments. A change written to the control plane reaches the
+//! edge through the leaf node, and the edge user's credentials cannot read, nor write, what
+//! its permissions leave out.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{DeliverPolicy, push::OrderedConfig};
+use common::cluster::{Edge, Nats, TempDir, call, eventually, free_port};
+use common::scenario::{CONVERGE, Cluster, assert_converged_on, serial, write};
+use futures_util::StreamExt as _;
+use serde_json::json;
+
+/// The templates this test runs, as shipped.
+const HUB_CONF: &str = include_str!("../../deploy/nats/hub.conf");
+const LEAF_CONF: &str = include_str!("../../deploy/nats/leaf.conf");
+
+const RELAY_PASSWORD: &str = "relay-password-for-the-test";
+const LEAF_PASSWORD: &str = "leaf-password-for-the-test";
+const EDGE_USER: &str = "edge-eu-1";
+const EDGE_PASSWORD: &str = "edge-password-for-the-test";
+const STREAM: &str = "CHECKGATE_FEED";
+
+/// `template` with each placeholder replaced, in order; a placeholder the template lacks fails
+/// the test (the template changed under it).
+fn fill(template: &str, replacements: &[(&str, &str)]) -> String {
+    let mut text = template.to_owned();
+    for (placeholder, value) in replacements {
+        assert!(
+            text.contains(placeholder),
+            "the template lacks {placeholder:?}"
+        );
+        text = text.replace(placeholder, value);
+    }
+    text
+}
+
+/// A hub, a region's leaf node connected to it, and the control plane relaying to the hub.
+struct Regions {
+    cluster: Cluster,
+    leaf: Nats,
+    /// The leaf node's monitoring port.
+    leaf_http: u16,
+    /// The environments the edge user may read (the first two of three).
+    allowed: Vec<String>,
+    /// The one it may not.
+    other: String,
+}
+
+impl Regions {
+    fn start() -> Self {
+        let leafnodes = free_port();
+        let hub_http = free_port();
+        let hub = Nats::configured(|port, store| {
+            let body = fill(
+                HUB_CONF,
+                &[
+                    ("listen: 0.0.0.0:4222", &format!("listen: 127.0.0.1:{port}")),
+                    (
+                        "http: 127.0.0.1:8222",
+                        &format!("http: 127.0.0.1:{hub_http}"),
+                    ),
+                    ("/var/lib/nats/jetstream", store),
+                    (
+                        "listen: 0.0.0.0:7422",
+                        &format!("listen: 127.0.0.1:{leafnodes}"),
+                    ),
+                    ("FILL-IN-leaf-REGION-password", LEAF_PASSWORD),
+                    ("leaf-REGION", "leaf-eu"),
+                    ("FILL-IN-relay-password", RELAY_PASSWORD),
+                    ("FILL-IN-admin-password", "admin-password-for-the-test"),
+                ],
+            );
+            format!("server_name: hub-test\n{body}")
+        });
+        let cluster = Cluster::start_relaying(
+            1,
+            hub,
+            &[("NATS_USER", "relay"), ("NATS_PASSWORD", RELAY_PASSWORD)],
+        );
+        let envs = cluster.ws.envs.clone();
+        let (allowed, other) = (envs[..2].to_vec(), envs[2].clone());
+
+        let leaf_http = free_port();
+        let hub_addr = format!("127.0.0.1:{leafnodes}");
+        let leaf = Nats::configured(|port, _| {
+            fill(
+                LEAF_CONF,
+                &[
+                    ("listen: 0.0.0.0:4222", &format!("listen: 127.0.0.1:{port}")),
+                    (
+                        "http: 127.0.0.1:8222",
+                        &format!("http: 127.0.0.1:{leaf_http}"),
+                    ),
+                    // One hub node here: every URL names it.
+                    ("hub-1.nats.internal:7422", &hub_addr),
+                    ("hub-2.nats.internal:7422", &hub_addr),
+                    ("hub-3.nats.internal:7422", &hub_addr),
+                    ("FILL-IN-leaf-REGION-password", LEAF_PASSWORD),
+                    ("FILL-IN-edge-REGION-1-password", EDGE_PASSWORD),
+                    ("REGION", "eu"),
+                    ("FILL-IN-ENV-ID-1", &allowed[0]),
+                    ("FILL-IN-ENV-ID-2", &allowed[1]),
+                ],
+            )
+        });
+        eventually("the leaf node to join the hub", CONVERGE, || {
+            let (_, body) = checkgate_testkit::http_get(
+                format!("127.0.0.1:{hub_http}").parse().unwrap(),
+                "/leafz",
+            )
+            .ok()?;
+            let leafz: serde_json::Value = serde_json::from_str(&body).ok()?;
+            (leafz["leafnodes"] == 1 && leafz["leafs"][0]["account"] == "FEED").then_some(())
+        });
+        cluster.seed(3);
+        Self {
+            cluster,
+            leaf,
+            leaf_http,
+            allowed,
+            other,
+        }
+    }
+
+    /// An edge token granting `envs`, created by the workspace's admin.
+    fn edge_token(&self, envs: &[String]) -> String {
+        let (status, _, body) = checkgate_testkit::http_request(
+            self.cluster.controls[0].http(),
+            "POST",
+            "/api/edge-tokens",
+            &[
+                ("Cookie", &self.cluster.ws.admin_cookie),
+                ("X-Checkgate-Request", "1"),
+            ],
+            Some(&json!({"name": "eu", "environments": envs}).to_string()),
+        )
+        .unwrap();
+        assert_eq!(status, 201, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The edge of the region: on the leaf node, as the edge user, granted `allowed`.
+    fn edge(&self) -> Edge {
+        let control = format!("http://{}", self.cluster.controls[0].http());
+        Edge::start_nats_with(
+            &self.leaf.url(),
+            &control,
+            &self.edge_token(&self.allowed),
+            TempDir::new("edge"),
+            &[
+                ("NATS_USER", EDGE_USER),
+                ("NATS_PASSWORD", EDGE_PASSWORD),
+                ("NATS_DOMAIN", "hub"),
+                ("NATS_INBOX_PREFIX", "_INBOX.edge-eu-1"),
+            ],
+        )
+    }
+
+    /// The names of the clients connected to the leaf node.
+    fn leaf_clients(&self) -> Vec<String> {
+        let addr = format!("127.0.0.1:{}", self.leaf_http).parse().unwrap();
+        let (_, body) = checkgate_testkit::http_get(addr, "/connz").unwrap();
+        let connz: serde_json::Value = serde_json::from_str(&body).unwrap();
+        connz["connections"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .filter_map(|c| c["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The sum of a metric's series in a Prometheus text page (0 when absent).
+fn metric(page: &str, name: &str) -> f64 {
+    page.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let value = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.split_once("} ")?.1,
+                None => rest.strip_prefix(' ')?,
+            };
+            value.trim().parse::<f64>().ok()
+        })
+        .sum()
+}
+
+#[test]
+fn a_change_reaches_an_edge_through_its_regions_leaf_node() {
+    let _one = serial();
+    let regions = Regions::start();
+    let cluster = &regions.cluster;
+    let edge = regions.edge();
+    assert_converged_on(cluster, &[&edge], &regions.allowed);
+    assert!(
+        regions
+            .leaf_clients()
+            .iter()
+            .any(|name| name == "checkgate-edge nats-edge"),
+        "the edge follows the feed from the leaf node: {:?}",
+        regions.leaf_clients()
+    );
+
+    // Writes in every environment: those of the granted ones arrive over the stream, through
+    // the leaf connection, in the session opened at start (no start-over, which would catch
+    // up over HTTP).
+    let acks = write(&cluster.targets(), &cluster.ws, 2, 15, 3, |_| {});
+    assert_converged_on(cluster, &[&edge], &regions.allowed);
+    let status = edge.status();
+    assert_eq!(status["feed"]["connected"], true, "{status}");
+    assert_eq!(status["feed"]["reconnects"], 0, "{status}");
+    let granted_writes = acks
+        .iter()
+        .filter(|(env, _, _)| regions.allowed.contains(env))
+        .count();
+    assert!(granted_writes > 0 && granted_writes < acks.len());
+    let (_, metrics) = edge.service.get("/metrics").unwrap();
+    let received = metric(&metrics, "checkgate_feed_nats_messages_total");
+    assert!(
+        received >= granted_writes as f64,
+        "{received} messages over NATS for {granted_writes} writes in the granted environments"
+    );
+    assert_eq!(
+        metric(&metrics, "checkgate_feed_refused_total"),
+        0.0,
+        "{metrics}"
+    );
+
+    // One more change, seen arriving.
+    let env = &regions.allowed[1];
+    let before = edge.versions()[env];
+    let (status, body) = call(
+        cluster.controls[0].http(),
+        "PATCH",
+        &format!("/api/environments/{env}/flags/flag-0"),
+        Some(&cluster.ws.api_token),
+        Some(&json!({"rollout_percentage": 42})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let version = body["version"].as_u64().unwrap();
+    assert!(version > before);
+    eventually("the change to reach the edge", CONVERGE, || {
+        (edge.versions()[env] >= version).then_some(())
+    });
+    let (_, flags) = edge.saved_flags(env).unwrap();
+    assert_eq!(flags["flag-0"].1["rollout_percentage"], 42, "{flags:?}");
+    assert_eq!(edge.status()["feed"]["reconnects"], 0);
+    assert!(
+        !edge.versions().contains_key(&regions.other),
+        "the edge serves only its environments: {:?}",
+        edge.versions()
+    );
+}
+
+/// What a client connected as the edge user observes: the server's complaints.
+struct Probe {
+    client: async_nats::Client,
+    js: async_nats::jetstream::Context,
+    complaints: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl Probe {
+    async fn connect(url: &str) -> Self {
+        let (tx, complaints) = tokio::sync::mpsc::unbounded_channel();
+        let client = async_nats::ConnectOptions::with_user_and_password(
+            EDGE_USER.into(),
+            EDGE_PASSWORD.into(),
+        )
+        .custom_inbox_prefix("_INBOX.edge-eu-1")
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                if let async_nats::Event::ServerError(e) = event {
+                    let _ = tx.send(e.to_string());
+                }
+            }
+        })
+        .connect(url)
+        .await
+        .unwrap();
+        let js = async_nats::jetstream::ContextBuilder::new()
+            .timeout(Duration::from_secs(3))
+            .domain("hub")
+            .build(client.clone());
+        Self {
+            client,
+            js,
+            complaints,
+        }
+    }
+
+    /// Waits for the server to refuse `action` on `subject` (`Publish`, `Subscription`).
+    async fn refused(&mut self, action: &str, subject: &str) {
+        let expected =
+            format!("permissions violation for {action} to \"{subject}\"").to_lowercase();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let complaint = tokio::time::timeout_at(deadline, self.complaints.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no permissions violation for {action} to {subject}"))
+                .unwrap();
+            if complaint.to_lowercase().contains(&expected) {
+                return;
+            }
+        }
+    }
+
+    /// Creates an ordered consumer named `name` on `env`'s subject, from the stream's start.
+    async fn follow(
+        &self,
+        name: &str,
+        env: &str,
+    ) -> Result<async_nats::jetstream::consumer::push::Ordered, String> {
+        let stream = self
+            .js
+            .get_stream(STREAM)
+            .await
+            .map_err(|e| e.to_string())?;
+        let consumer = stream
+            .create_consumer(OrderedConfig {
+                name: Some(name.into()),
+                deliver_subject: self.client.new_inbox(),
+                filter_subject: format!("checkgate.feed.{env}"),
+                deliver_policy: DeliverPolicy::All,
+                ..OrderedConfig::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        consumer.messages().await.map_err(|e| e.to_string())
+    }
+
+    async fn last_sequence(&self) -> u64 {
+        let mut stream = self.js.get_stream(STREAM).await.unwrap();
+        stream.info().await.unwrap().state.last_sequence
+    }
+}
+
+#[test]
+fn an_edge_users_credentials_reach_only_its_environments() {
+    let _one = serial();
+    let regions = Regions::start();
+    let (own, other) = (regions.allowed[0].clone(), regions.other.clone());
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut probe = Probe::connect(&regions.leaf.url()).await;
+
+        // Its own environment: followed, through the leaf node, from the hub's stream: a
+        // change written now arrives. (The relay starts an environment it has not relayed yet
+        // at its head, so a change made before it looked may never be on the stream: write
+        // until one arrives.)
+        let mut messages = probe.follow("probe-own", &own).await.unwrap();
+        let cluster = &regions.cluster;
+        let deadline = tokio::time::Instant::now() + CONVERGE;
+        'arrived: for attempt in 0.. {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no change arrived over NATS"
+            );
+            let (status, body) = call(
+                cluster.controls[0].http(),
+                "PATCH",
+                &format!("/api/environments/{own}/flags/flag-1"),
+                Some(&cluster.ws.api_token),
+                Some(&json!({"rollout_percentage": attempt % 100})),
+            );
+            assert_eq!(status, 200, "{body}");
+            let version = body["version"].as_u64().unwrap().to_string();
+            let wait = tokio::time::Instant::now() + Duration::from_secs(3);
+            while let Ok(message) = tokio::time::timeout_at(wait, messages.next()).await {
+                let message = message.unwrap().unwrap();
+                assert_eq!(message.subject.as_str(), format!("checkgate.feed.{own}"));
+                let headers = message.headers.as_ref().unwrap();
+                if headers.get("Checkgate-Version").map(|v| v.as_str()) == Some(version.as_str()) {
+                    break 'arrived;
+                }
+            }
+        }
+
+        // Another environment: the consumer's creation is refused by the leaf node.
+        let refused = probe.follow("probe-other", &other).await;
+        assert!(refused.is_err(), "followed {other}");
+        probe
+            .refused(
+                "Publish",
+                &format!("$JS.hub.API.CONSUMER.CREATE.{STREAM}.probe-other.checkgate.feed.{other}"),
+            )
+            .await;
+
+        // Asking on its own environment's subject for a consumer of another's: the hub
+        // refuses the mismatch (10131: the request's filter differs from its subject's), so
+        // the subject the permissions name is what counts.
+        let request = json!({
+            "stream_name": STREAM,
+            "config": {
+                "name": "probe-mismatch",
+                "deliver_subject": probe.client.new_inbox(),
+                "filter_subject": format!("checkgate.feed.{other}"),
+                "deliver_policy": "all",
+                "ack_policy": "none",
+                "flow_control": true,
+                "idle_heartbeat": 5_000_000_000_u64,
+            }
+        });
+        let answer = probe
+            .client
+            .request(
+                format!("$JS.hub.API.CONSUMER.CREATE.{STREAM}.probe-mismatch.checkgate.feed.{own}"),
+                request.to_string().into(),
+            )
+            .await
+            .unwrap();
+        let answer: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap();
+        assert_eq!(answer["error"]["err_code"], 10131, "{answer}");
+
+        // Reading another environment's messages by other ways: refused.
+        let _ = probe
+            .client
+            .subscribe(format!("checkgate.feed.{other}"))
+            .await
+            .unwrap();
+        probe
+            .refused("Subscription", &format!("checkgate.feed.{other}"))
+            .await;
+        let _ = probe.client.subscribe("_INBOX.>").await.unwrap();
+        probe.refused("Subscription", "_INBOX.>").await;
+        let get = format!("$JS.hub.API.STREAM.MSG.GET.{STREAM}");
+        probe
+            .client
+            .publish(
+                get.clone(),
+                json!({"last_by_subj": format!("checkgate.feed.{other}")})
+                    .to_string()
+                    .into(),
+            )
+            .await
+            .unwrap();
+        probe.refused("Publish", &get).await;
+
+        // Publishing on the feed, even its own environment's subject: refused, and nothing
+        // lands in the stream.
+        let before = probe.last_sequence().await;
+        let subject = format!("checkgate.feed.{own}");
+        probe
+            .client
+            .publish(subject.clone(), "forged".into())
+            .await
+            .unwrap();
+        probe.client.flush().await.unwrap();
+        probe.refused("Publish", &subject).await;
+        assert_eq!(probe.last_sequence().await, before);
+    });
+}
