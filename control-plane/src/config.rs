@@ -239,6 +239,13 @@ impl ControlConfig {
                 "must be at least 60 seconds",
             ));
         }
+        if self.nats_max_age > std::time::Duration::from_secs(3650 * 86_400) {
+            return Err(invalid(
+                "NATS_MAX_AGE",
+                "nats-max-age",
+                "must be at most 3650 days",
+            ));
+        }
         Ok(Some(crate::feed::relay::RelaySettings {
             nats,
             replicas: usize::try_from(self.nats_replicas).unwrap_or(1),

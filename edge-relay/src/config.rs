@@ -195,6 +195,14 @@ impl EdgeConfig {
         if addrs.is_empty() {
             return Err(invalid("FEED_ADDR", "feed-addr", "names no address"));
         }
+        let nats = |a: &String| NATS_SCHEMES.iter().any(|s| a.starts_with(s));
+        if addrs.iter().any(nats) && !addrs.iter().all(nats) {
+            return Err(invalid(
+                "FEED_ADDR",
+                "feed-addr",
+                "mixes NATS servers with QUIC addresses",
+            ));
+        }
         if !self.feed_over_nats() {
             let port_ok = addrs.iter().all(|addr| {
                 addr.rsplit_once(':').is_some_and(|(host, port)| {

@@ -48,6 +48,8 @@ fn edge_token(headers: &HeaderMap) -> Option<&str> {
         (status = 401, description = "No edge token, or one that is unknown or revoked.",
             body = checkgate_protocol::json::ErrorBody),
         (status = 403, response = Forbidden),
+        (status = 503, description = "Too many edges are fetching whole environments from this \
+            instance at once; try again shortly.", body = checkgate_protocol::json::ErrorBody),
         UnsupportedFeedBody,
     ))]
 pub(super) async fn exchange(
@@ -103,6 +105,10 @@ pub(super) async fn exchange(
         .await
         .map_err(|e| match e {
             ExchangeError::Refused(why) => ApiError::BadRequest(why),
+            e @ ExchangeError::Busy => ApiError::Rejected {
+                status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                message: e.to_string(),
+            },
             ExchangeError::Session(SessionError::Store(e)) => e.into(),
             ExchangeError::Session(other) => ApiError::Internal(other.into()),
         })?;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use checkgate_feed::TransportError;
-use checkgate_protocol::frame::{Close, CloseCode, EnvPosition, Hello, Welcome};
+use checkgate_protocol::frame::{Close, CloseCode, EnvPosition, Heartbeat, Hello, Welcome};
 use checkgate_protocol::{DEFAULT_MAX_FRAME, Frame, PROTOCOL_VERSION, encode};
 
 use super::frames;
@@ -21,7 +21,7 @@ use super::session::{Session, SessionError, Sink};
 use crate::store::{EdgeToken, FLEET_REFRESH, FeedEnvironment, Store};
 
 /// Fleet rows this instance refreshed, and when; so reports every half second write the
-/// database only when something moved.
+/// database only when something moved, and then at most every [`FLEET_MOVED`].
 #[derive(Debug, Default)]
 pub struct FleetRows {
     written: Mutex<HashMap<String, Written>>,
@@ -29,6 +29,12 @@ pub struct FleetRows {
 
 /// The positions a fleet row was last written with, and when.
 type Written = (BTreeMap<String, u64>, Instant);
+
+/// How soon a row whose positions moved is written again.
+const FLEET_MOVED: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Most rows remembered at once.
+const MAX_ROWS: usize = 10_000;
 
 /// Rows not refreshed for this long are forgotten (their edge left or moved to another
 /// instance).
@@ -42,11 +48,20 @@ impl FleetRows {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
-        if written.len() > 10_000 {
+        if written.len() >= MAX_ROWS {
             written.retain(|_, (_, at)| now.duration_since(*at) < FORGET_AFTER);
+            // Still full (ids that are not rows, say): forget them all; the cost is a write
+            // each at their next report.
+            if written.len() >= MAX_ROWS {
+                written.clear();
+            }
         }
+        // Moved positions within FLEET_MOVED, as a QUIC session writes them; otherwise every
+        // FLEET_REFRESH. Not at every report: a fleet of edges reporting twice a second while
+        // changes flow would otherwise write the database hundreds of times a second.
         let due = written.get(id).is_none_or(|(before, at)| {
-            before != positions || now.duration_since(*at) >= FLEET_REFRESH
+            let since = now.duration_since(*at);
+            (before != positions && since >= FLEET_MOVED) || since >= FLEET_REFRESH
         });
         if due {
             written.insert(id.to_owned(), (positions.clone(), now));
@@ -80,6 +95,9 @@ pub enum ExchangeError {
     /// The edge sent something it never sends.
     #[error("{0}")]
     Refused(String),
+    /// Too many whole-environment requests are being answered; try again shortly.
+    #[error("the control plane is busy answering other edges; try again shortly")]
+    Busy,
     #[error(transparent)]
     Session(#[from] SessionError),
 }
@@ -89,13 +107,22 @@ pub enum ExchangeError {
 pub struct FeedRoute {
     pub heads: Arc<Heads>,
     pub fleet: Arc<FleetRows>,
+    /// Requests that read whole environments (hellos, resyncs, digests) at once, at most: a
+    /// fleet starting over together queues here instead of filling memory with snapshots.
+    pub heavy: Arc<tokio::sync::Semaphore>,
 }
+
+/// Most hellos, resyncs and digests answered at once by one instance.
+pub const HEAVY_AT_ONCE: usize = 16;
+/// How long such a request waits for its turn before it is refused (503; the edge retries).
+const HEAVY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Default for FeedRoute {
     fn default() -> Self {
         Self {
             heads: Heads::new(),
             fleet: Arc::default(),
+            heavy: Arc::new(tokio::sync::Semaphore::new(HEAVY_AT_ONCE)),
         }
     }
 }
@@ -109,6 +136,15 @@ pub async fn exchange(
     fleet: Option<&str>,
     address: &str,
 ) -> Result<Exchanged, ExchangeError> {
+    let _turn = if matches!(frame, Frame::Heartbeat(_)) {
+        None
+    } else {
+        let turn = tokio::time::timeout(HEAVY_WAIT, route.heavy.clone().acquire_owned()).await;
+        Some(
+            turn.map_err(|_| ExchangeError::Busy)?
+                .map_err(|_| ExchangeError::Busy)?,
+        )
+    };
     let mut everything = route.heads.environments();
     if everything.is_empty() {
         // Before the head tracker's first poll.
@@ -166,10 +202,9 @@ pub async fn exchange(
             tracing::info!(edge = %hello.edge_name, region = %hello.region, token = %session.token.prefix, "edge said hello over http");
         }
         Frame::DigestRequest(request) => {
-            let head = route.heads.head(&request.env_id).unwrap_or(0);
             session.granted = granted;
-            follow(&mut session, |_| head);
-            session.digest(&request.env_id).await?;
+            follow(&mut session, |_| 0);
+            session.digest(&request.env_id, false).await?;
         }
         Frame::Resync(request) => {
             session.granted = granted;
@@ -200,10 +235,20 @@ pub async fn exchange(
                     .await
                     .map_err(SessionError::from)?;
             }
-            let beat = session.heartbeat();
+            // The database's heads as this instance knows them — never raised to what the edge
+            // says it holds, so an edge ahead of a restored database notices.
+            let heads = session
+                .granted
+                .iter()
+                .map(|e| EnvPosition {
+                    env_id: e.id.clone(),
+                    epoch: session.epoch,
+                    version: route.heads.head(&e.id).unwrap_or(0).max(e.version),
+                })
+                .collect();
             session
                 .writer
-                .put(&beat.into())
+                .put(&Heartbeat { heads }.into())
                 .await
                 .map_err(SessionError::from)?;
             if let Some(id) = fleet {

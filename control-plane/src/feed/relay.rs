@@ -39,6 +39,10 @@ pub const LEASE: &str = "nats-relay";
 pub const LEASE_TTL: Duration = Duration::from_secs(3);
 /// How often the holder renews it.
 pub const RENEW_EVERY: Duration = Duration::from_secs(1);
+/// How long a holder that cannot reach NATS keeps the lease before it gives it up.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(5);
+/// How long an instance that gave the lease up waits before it asks for it again.
+const STAND_ASIDE: Duration = Duration::from_secs(2);
 /// Change rows read from the database at a time.
 const BATCH: u32 = 200;
 
@@ -134,14 +138,20 @@ pub async fn run(store: Store, heads: Arc<Heads>, settings: RelaySettings, mut s
             renewed_tx: Arc::new(renewed_tx),
             envs: HashMap::new(),
             stream_ready: false,
+            passes: 0,
         };
         let stopped = relay.hold(&holder, &mut stopping).await;
         metrics::gauge!("checkgate_relay_holder").set(0.0);
+        if let Err(e) = store.release_lease(LEASE, &holder, lease).await {
+            tracing::warn!(cause = %e, "giving up the NATS relay lease failed; it expires");
+        }
         if stopped {
-            if let Err(e) = store.release_lease(LEASE, &holder, lease).await {
-                tracing::warn!(cause = %e, "giving up the NATS relay lease failed; it expires");
-            }
             return;
+        }
+        // Lost or given up: another instance has the first chance to take it.
+        tokio::select! {
+            () = tokio::time::sleep(STAND_ASIDE) => {}
+            _ = stopping.begun() => return,
         }
     }
 }
@@ -166,6 +176,8 @@ struct Relay {
     renewed_tx: Arc<watch::Sender<Option<Instant>>>,
     envs: HashMap<String, Position>,
     stream_ready: bool,
+    /// Passes over every environment so far.
+    passes: u64,
 }
 
 /// Aborts a task when dropped.
@@ -208,6 +220,13 @@ async fn renew(
     }
 }
 
+/// What the stream said to a publish.
+struct Acked {
+    sequence: u64,
+    /// The server had the message already (same id, inside the duplicate window).
+    duplicate: bool,
+}
+
 /// Why relaying an environment stopped for now.
 #[derive(Debug, thiserror::Error)]
 enum RelayError {
@@ -236,6 +255,7 @@ impl Relay {
         )));
         let mut retry = tokio::time::interval(Duration::from_secs(1));
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing_since: Option<Instant> = None;
         let held = loop {
             let outcome = tokio::select! {
                 biased;
@@ -256,13 +276,25 @@ impl Relay {
                 _ = retry.tick() => self.relay().await,
             };
             match outcome {
-                Ok(()) => {}
+                Ok(()) => failing_since = None,
                 // Not renewed in time (the database is slow or away): wait for the renewer's
                 // verdict before publishing again.
                 Err(RelayError::LeaseLost) => {}
                 Err(e) => {
                     metrics::counter!("checkgate_relay_errors_total").increment(1);
                     tracing::warn!(cause = %e, "relaying to NATS failed; retrying");
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    // NATS unreachable from this instance only (another may reach it): let
+                    // another instance take over.
+                    let connected = self.js.client().connection_state()
+                        == async_nats::connection::State::Connected;
+                    if !connected && since.elapsed() >= GIVE_UP_AFTER {
+                        tracing::warn!(
+                            token = self.lease.token,
+                            "NATS unreachable from here for {GIVE_UP_AFTER:?}; giving the relay lease up"
+                        );
+                        break false;
+                    }
                 }
             }
         };
@@ -293,26 +325,79 @@ impl Relay {
             self.stream_ready = true;
         }
         let environments = self.heads.environments();
-        self.envs
-            .retain(|id, _| environments.iter().any(|e| &e.id == id));
-        let mut lag = 0;
-        for env in environments.iter() {
-            let head = self.heads.head(&env.id).unwrap_or(env.version);
-            let result = self.relay_env(&env.id, head).await;
-            let next = self.envs.get(&env.id).map_or(0, |p| p.next);
+        // An environment that left the list (deleted) still has its last rows to relay — its
+        // deletion among them — before it is forgotten.
+        let gone: Vec<String> = self
+            .envs
+            .keys()
+            .filter(|id| !environments.iter().any(|e| &e.id == *id))
+            .cloned()
+            .collect();
+        let mut work: Vec<(String, u64)> = environments
+            .iter()
+            .map(|e| (e.id.clone(), self.heads.head(&e.id).unwrap_or(e.version)))
+            .collect();
+        work.extend(
+            gone.iter()
+                .map(|id| (id.clone(), self.heads.head(id).unwrap_or(0))),
+        );
+        let (mut lag, mut failed) = (0, None);
+        for (env, head) in &work {
+            match self.relay_env(env, *head).await {
+                Ok(()) => {}
+                // No environment is held up by another's trouble: the next pass retries it.
+                Err(RelayError::BadRow(e)) => {
+                    metrics::counter!("checkgate_relay_errors_total").increment(1);
+                    tracing::error!(cause = %e, "a change row the relay cannot publish; edges of its environment catch up from the control plane");
+                }
+                Err(e @ (RelayError::LeaseLost | RelayError::Publish(_) | RelayError::Nats(_))) => {
+                    failed = Some(e);
+                    break;
+                }
+                Err(e) => failed = Some(e),
+            }
+            let next = self.envs.get(env).map_or(0, |p| p.next);
             lag = lag.max(head.saturating_sub(next.saturating_sub(1)));
-            if let Err(e) = result {
-                metrics::gauge!("checkgate_relay_lag_versions").set(lag as f64);
-                return Err(e);
+        }
+        for env in &gone {
+            if self
+                .envs
+                .get(env)
+                .is_some_and(|p| p.next > self.heads.head(env).unwrap_or(0))
+            {
+                self.envs.remove(env);
             }
         }
         metrics::gauge!("checkgate_relay_lag_versions").set(lag as f64);
-        Ok(())
+        self.passes += 1;
+        failed.map_or(Ok(()), Err)
     }
 
-    /// Where the stream says `env` stands: after the version of its subject's last message,
-    /// or — with none, or one from another database — at `head`.
+    /// Where the stream says `env` stands: after the version of its subject's last message
+    /// when that is a message of this relay's database. With no message on the subject, a new
+    /// environment (one that appeared while this instance relays) starts from its first change;
+    /// any other — a new stream, or one that lost its data — at `head`, as its edges catch up
+    /// to that from the control plane.
     async fn position(&self, env: &str, head: u64) -> Result<Position, RelayError> {
+        match self.last_message(env).await? {
+            Some((sequence, Some(version))) if version <= head => Ok(Position {
+                next: version + 1,
+                last_sequence: Some(sequence),
+            }),
+            Some((sequence, _)) => Ok(Position {
+                next: head + 1,
+                last_sequence: Some(sequence),
+            }),
+            None => Ok(Position {
+                next: if self.passes > 0 { 1 } else { head + 1 },
+                last_sequence: None,
+            }),
+        }
+    }
+
+    /// The stream sequence of the last message on `env`'s subject, with the version it
+    /// relayed when it is this database's relay message (its message id says so).
+    async fn last_message(&self, env: &str) -> Result<Option<(u64, Option<u64>)>, RelayError> {
         let stream = self
             .js
             .get_stream_no_info(&self.settings.nats.stream)
@@ -323,35 +408,17 @@ impl Relay {
             .await
         {
             Ok(message) => {
-                let header = |name: &str| {
-                    message
-                        .headers
-                        .get(name)
-                        .and_then(|v| v.as_str().parse::<u64>().ok())
-                };
-                let epoch_matches = message
+                let version = message
                     .headers
                     .get(async_nats::header::NATS_MESSAGE_ID)
-                    .is_some_and(|id| {
-                        id.as_str().split('.').next() == Some(&self.store.epoch().to_string())
-                    });
-                let next = match header(wire::VERSION_HEADER) {
-                    Some(version) if epoch_matches && version <= head => version + 1,
-                    _ => head + 1,
-                };
-                Ok(Position {
-                    next,
-                    last_sequence: Some(message.sequence),
-                })
+                    .and_then(|id| wire::relayed_version(id.as_str(), self.store.epoch(), env));
+                Ok(Some((message.sequence, version)))
             }
             Err(e)
                 if e.kind()
                     == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
             {
-                Ok(Position {
-                    next: head + 1,
-                    last_sequence: None,
-                })
+                Ok(None)
             }
             Err(e) => Err(RelayError::Nats(format!(
                 "reading {}: {e}",
@@ -391,21 +458,37 @@ impl Relay {
                     .publish(env, epoch, row.version, change, at.last_sequence)
                     .await
                 {
-                    Ok(sequence) => {
+                    Ok(Acked {
+                        sequence,
+                        duplicate,
+                    }) => {
                         at = Position {
                             next: row.version + 1,
-                            last_sequence: Some(sequence),
+                            // A duplicate's sequence is the original message's, which need not
+                            // be where the subject ends now: read that before the next publish.
+                            last_sequence: if duplicate {
+                                self.last_message(env).await?.map(|(s, _)| s)
+                            } else {
+                                Some(sequence)
+                            },
                         };
                         metrics::counter!("checkgate_relay_published_total").increment(1);
                     }
                     Err(RelayError::Publish(e))
                         if e.kind() == PublishErrorKind::WrongLastSequence =>
                     {
-                        // Someone else published on the subject (a previous holder waking up,
-                        // or the publish before this one landed without its acknowledgement):
-                        // read where the subject stands and go on from there.
+                        // Someone else published on the subject: a previous holder waking up,
+                        // the publish before this one landing without its acknowledgement, or
+                        // a stranger. Go on after the last relay message if it is ahead of
+                        // us; otherwise keep our place and take the subject's new end.
                         tracing::info!(env = %env, "the subject moved under the relay; reading where it stands");
-                        self.envs.remove(env);
+                        if let Some((sequence, version)) = self.last_message(env).await? {
+                            at.last_sequence = Some(sequence);
+                            if let Some(version) = version.filter(|v| *v >= at.next) {
+                                at.next = version + 1;
+                            }
+                        }
+                        self.envs.insert(env.to_owned(), at);
                         return Ok(());
                     }
                     Err(e) => {
@@ -424,7 +507,7 @@ impl Relay {
         Ok(())
     }
 
-    /// Publishes one change and waits for its acknowledgement; the stream sequence it got.
+    /// Publishes one change and waits for its acknowledgement.
     async fn publish(
         &self,
         env: &str,
@@ -432,7 +515,7 @@ impl Relay {
         version: u64,
         change: checkgate_protocol::frame::ChangeRecord,
         expect: Option<u64>,
-    ) -> Result<u64, RelayError> {
+    ) -> Result<Acked, RelayError> {
         let message = |payload: Vec<u8>| {
             let mut m = PublishMessage::build()
                 .payload(payload.into())
@@ -465,6 +548,9 @@ impl Relay {
             }
             other => other?,
         };
-        Ok(ack.sequence)
+        Ok(Acked {
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+        })
     }
 }

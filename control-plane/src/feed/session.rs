@@ -290,7 +290,7 @@ impl Session<FrameWriter> {
     /// Answers what the edge asks for.
     async fn answer(&mut self, frame: Frame) -> Result<(), SessionError> {
         match frame {
-            Frame::DigestRequest(request) => self.digest(&request.env_id).await,
+            Frame::DigestRequest(request) => self.digest(&request.env_id, true).await,
             Frame::Resync(request) => self.resync(&request.env_id).await,
             other => {
                 close(
@@ -526,16 +526,20 @@ impl<W: Sink> Session<W> {
         Ok(())
     }
 
-    /// The digest of `env` (after anything newer than what was sent, so its version is one
-    /// the edge holds or is about to); nothing about an environment it does not serve.
-    pub(crate) async fn digest(&mut self, env: &str) -> Result<(), SessionError> {
+    /// The digest of `env`; nothing about an environment the edge does not serve. With
+    /// `catch_up`, anything newer than what was sent goes first, so the digest's version is one
+    /// the edge holds or is about to (a session that tracks what it sent); without, the edge
+    /// compares it only if it holds that very version.
+    pub(crate) async fn digest(&mut self, env: &str, catch_up: bool) -> Result<(), SessionError> {
         if !self.sent.contains_key(env) {
             return Ok(());
         }
         let Some(data) = self.store.feed_snapshot(env).await? else {
             return Ok(());
         };
-        self.catch_up(env).await?;
+        if catch_up {
+            self.catch_up(env).await?;
+        }
         let digest = Digest {
             env_id: env.to_owned(),
             epoch: self.epoch,

@@ -127,17 +127,15 @@ impl Database {
         let url = self.url();
         self.runtime.block_on(async {
             let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-            let row: Option<(i64, i64)> =
-                sqlx::query_as("SELECT token, expires_at FROM leases WHERE name = $1")
-                    .bind(name)
-                    .fetch_optional(&mut conn)
-                    .await
-                    .unwrap();
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis() as i64;
-            row.map(|(token, expires)| (token as u64, expires > now))
+            let row: Option<(i64, bool)> = sqlx::query_as(
+                "SELECT token, expires_at > (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT \
+                 FROM leases WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_optional(&mut conn)
+            .await
+            .unwrap();
+            row.map(|(token, running)| (token as u64, running))
         })
     }
 

@@ -181,6 +181,9 @@ async fn follow_over(
     }
     let mut backoff = BACKOFF_START;
     let mut attempt = 0usize;
+    // The last failure logged, and whether any session ever caught up.
+    let mut last_failure: Option<String> = None;
+    let mut connected_once = false;
     loop {
         let started = Instant::now();
         let target = &settings.addrs[attempt % settings.addrs.len().max(1)];
@@ -192,6 +195,8 @@ async fn follow_over(
         // A connection that caught up worked: the next attempt starts from a short wait.
         if state.synced() {
             backoff = BACKOFF_START;
+            connected_once = true;
+            last_failure = None;
         }
         state.connected.store(false, Ordering::Relaxed);
         state.synced.store(false, Ordering::Relaxed);
@@ -199,7 +204,16 @@ async fn follow_over(
         let pause = match ended {
             Ended::Shutdown => break,
             Ended::Retry(why) => {
-                tracing::warn!(cause = %why, "feed connection lost; serving what is held meanwhile");
+                // One line per cause: the same failure again (an unreachable server, a
+                // refused credential) is logged at debug until something else happens.
+                if last_failure.as_deref() == Some(why.as_str()) {
+                    tracing::debug!(cause = %why, "the feed is still unreachable");
+                } else if connected_once {
+                    tracing::warn!(cause = %why, "feed connection lost; serving what is held meanwhile");
+                } else {
+                    tracing::warn!(cause = %why, "cannot reach the feed; serving what is held meanwhile");
+                }
+                last_failure = Some(why.clone());
                 state.set_error(why);
                 BACKOFF_CAP.min(backoff)
             }

@@ -34,9 +34,20 @@ pub struct Base {
     port: u16,
 }
 
+impl Base {
+    /// `host:port`, with an IPv6 host in brackets.
+    fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
 impl std::fmt::Display for Base {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "http://{}:{}", self.host, self.port)
+        write!(f, "http://{}", self.authority())
     }
 }
 
@@ -202,7 +213,7 @@ impl Control {
             .cloned()
             .ok_or_else(|| Attempt::Failed("no control plane is configured".into()))?;
         let mut request = Request::post(PATH)
-            .header(header::HOST, format!("{}:{}", base.host, base.port))
+            .header(header::HOST, base.authority())
             .header(header::CONTENT_TYPE, CONTENT_TYPE)
             .header(
                 header::AUTHORIZATION,
@@ -276,7 +287,7 @@ mod tests {
     fn base_urls_are_plain_http_without_a_path() {
         let bases = parse_bases("http://cp-1:3000, http://[::1]").unwrap();
         assert_eq!(bases[0].to_string(), "http://cp-1:3000");
-        assert_eq!(bases[1].to_string(), "http://::1:80");
+        assert_eq!(bases[1].to_string(), "http://[::1]:80");
         for bad in ["", "cp:3000", "https://cp", "http://cp/api", "ftp://cp"] {
             assert!(parse_bases(bad).is_err(), "{bad:?}");
         }

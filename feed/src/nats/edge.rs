@@ -166,6 +166,9 @@ impl Transport for NatsTransport {
             }
             Err(e) => return Err(e.to_string()),
         };
+        // Remembered at once, so the next hello closes this row even if this session fails
+        // to start.
+        self.fleet.clone_from(&exchanged.fleet);
         let granted: Vec<String> = exchanged
             .frames
             .iter()
@@ -207,16 +210,19 @@ impl Transport for NatsTransport {
         }
 
         tracing::info!(stream = %self.settings.stream, from = from + 1, environments = granted.len(), "following the feed over NATS");
-        self.fleet.clone_from(&exchanged.fleet);
         let (events_tx, events) = mpsc::channel(16);
+        let arrived = Arrived::default();
         let reporter = tokio::spawn(report(
-            self.control.clone(),
-            exchanged.fleet,
-            self.positions.clone(),
-            granted.clone(),
+            Reporter {
+                control: self.control.clone(),
+                fleet: exchanged.fleet,
+                positions: self.positions.clone(),
+                arrived: arrived.clone(),
+                granted: granted.clone(),
+            },
             stream,
             created,
-            events_tx,
+            events_tx.clone(),
         ));
         Ok(NatsSession {
             pending: exchanged.frames.into(),
@@ -226,6 +232,8 @@ impl Transport for NatsTransport {
             events,
             reporter: Some(reporter),
             last_sequence: HashMap::new(),
+            arrived,
+            events_tx: Some(events_tx),
         })
     }
 
@@ -252,6 +260,20 @@ pub struct NatsSession {
     reporter: Option<tokio::task::JoinHandle<()>>,
     /// The last stream sequence seen per subject, to notice the stream going backwards.
     last_sequence: HashMap<String, u64>,
+    /// The last version handed out per environment, which the reporter counts as arrived even
+    /// before the apply thread has applied it.
+    arrived: Arrived,
+    /// For answers fetched in the background (a snapshot instead of a change too large).
+    events_tx: Option<mpsc::Sender<Event>>,
+}
+
+/// The last version handed out per environment.
+type Arrived = Arc<std::sync::Mutex<HashMap<String, u64>>>;
+
+fn lock_arrived(arrived: &Arrived) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+    arrived
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Drop for NatsSession {
@@ -274,6 +296,8 @@ impl NatsSession {
             events,
             reporter: None,
             last_sequence: HashMap::new(),
+            arrived: Arrived::default(),
+            events_tx: None,
         }
     }
 
@@ -303,10 +327,35 @@ impl NatsSession {
             &message.payload,
             |env| granted.iter().any(|g| g == env),
         ) {
-            Ok(Incoming::Changes(changes)) => Ok(Some(Frame::Changes(changes))),
+            Ok(Incoming::Changes(changes)) => {
+                if let Some(last) = changes.changes.last() {
+                    let mut arrived = lock_arrived(&self.arrived);
+                    let at = arrived.entry(changes.env_id.clone()).or_insert(0);
+                    *at = (*at).max(last.version);
+                }
+                Ok(Some(Frame::Changes(changes)))
+            }
             Ok(Incoming::TooLarge { env_id, version }) => {
                 tracing::info!(env = %env_id, version, "a change too large for NATS; fetching a snapshot");
-                self.ask(Frame::Resync(Resync { env_id })).await?;
+                // Fetched beside `recv` (which must stay cancel-safe), its answer delivered
+                // as an event.
+                if let Some(events) = self.events_tx.clone() {
+                    let mut control = self.control.clone();
+                    tokio::spawn(async move {
+                        let frame = Frame::Resync(Resync { env_id });
+                        let event = match control.exchange(&frame, None, EXCHANGE_TIMEOUT).await {
+                            Ok(exchanged) => {
+                                exchanged.frames.into_iter().map(Event::Frame).collect()
+                            }
+                            Err(e) => vec![Event::Over(format!("fetching a snapshot: {e}"))],
+                        };
+                        for event in event {
+                            if events.send(event).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
                 Ok(None)
             }
             Err(refusal) => {
@@ -379,15 +428,28 @@ impl Session for NatsSession {
 
 /// Reports the edge's positions every [`REPORT_EVERY`] until the session ends; checks the
 /// stream's identity every [`STREAM_CHECK_EVERY`] and how far behind the heads the edge is.
-async fn report(
-    mut control: Control,
+/// What the reporter needs of the session.
+struct Reporter {
+    control: Control,
     fleet: Option<String>,
     positions: Positions,
+    arrived: Arrived,
     granted: Vec<String>,
+}
+
+async fn report(
+    reporter: Reporter,
     mut stream: jetstream::stream::Stream,
     created: i128,
     events: mpsc::Sender<Event>,
 ) {
+    let Reporter {
+        mut control,
+        fleet,
+        positions,
+        arrived,
+        granted,
+    } = reporter;
     let mut tick = tokio::time::interval(REPORT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stream_check = tokio::time::interval(STREAM_CHECK_EVERY);
@@ -395,16 +457,29 @@ async fn report(
     stream_check.reset();
     // Since when each environment is behind its head, at which version.
     let mut behind: HashMap<String, (tokio::time::Instant, u64)> = HashMap::new();
+    // Since when some environment holds more than the control plane's database.
+    let mut ahead_since: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 let held = positions();
                 let report = Frame::Heartbeat(Heartbeat { heads: held.clone() });
+                // What arrived counts too: the apply thread may be a moment behind.
+                let seen: Vec<EnvPosition> = {
+                    let arrived = lock_arrived(&arrived);
+                    held.iter()
+                        .map(|p| EnvPosition {
+                            version: p.version.max(arrived.get(&p.env_id).copied().unwrap_or(0)),
+                            ..p.clone()
+                        })
+                        .collect()
+                };
                 match control.exchange(&report, fleet.as_deref(), REPORT_EVERY * 4).await {
                     Ok(exchanged) => {
                         for frame in exchanged.frames {
                             let over = match &frame {
-                                Frame::Heartbeat(beat) => lagging(&mut behind, &held, &beat.heads),
+                                Frame::Heartbeat(beat) => lagging(&mut behind, &seen, &beat.heads)
+                                    .or_else(|| ahead(&mut ahead_since, &held, &beat.heads)),
                                 // Sent when the report's environments are not the granted
                                 // ones; news only if they are not this session's either.
                                 Frame::Welcome(w) => {
@@ -452,6 +527,31 @@ async fn report(
             },
         }
     }
+}
+
+/// The reason to start over once some environment has held a version past its head (in the
+/// same epoch) for [`BEHIND_PATIENCE`]: the database went back in time (restored from a backup
+/// of the same epoch), and a new hello replaces what the edge holds.
+fn ahead(
+    since: &mut Option<tokio::time::Instant>,
+    held: &[EnvPosition],
+    heads: &[EnvPosition],
+) -> Option<String> {
+    let past = heads.iter().find(|head| {
+        held.iter()
+            .any(|p| p.env_id == head.env_id && p.epoch == head.epoch && p.version > head.version)
+    });
+    let Some(head) = past else {
+        *since = None;
+        return None;
+    };
+    let first = *since.get_or_insert_with(tokio::time::Instant::now);
+    (first.elapsed() >= BEHIND_PATIENCE).then(|| {
+        format!(
+            "environment {} holds more than the control plane's head {} (a database restored from a backup?)",
+            head.env_id, head.version
+        )
+    })
 }
 
 /// Notes which environments are behind their heads; the reason to start over once one has

@@ -38,6 +38,14 @@ pub fn message_id(epoch: u64, env_id: &str, version: u64) -> String {
     format!("{epoch}.{env_id}.{version}")
 }
 
+/// The version a relay message of `epoch` carries for `env_id`, read from its message id;
+/// `None` for anything else (another database's message, or not a relay's).
+pub fn relayed_version(message_id: &str, epoch: u64, env_id: &str) -> Option<u64> {
+    let rest = message_id.strip_prefix(&format!("{epoch}."))?;
+    let version = rest.strip_prefix(env_id)?.strip_prefix('.')?;
+    version.parse().ok()
+}
+
 /// Whether an environment id can be a subject token (ids are UUIDs; this guards the rest).
 pub fn subject_safe(env_id: &str) -> bool {
     !env_id.is_empty()
@@ -122,6 +130,9 @@ pub fn read(
         .filter(|v| *v > 0)
         .ok_or(Refusal::Version)?;
     if header(TOO_LARGE_HEADER).is_some() {
+        if !payload.is_empty() {
+            return Err(Refusal::Shape("a too-large marker with a payload: not"));
+        }
         return Ok(Incoming::TooLarge {
             env_id: env_id.to_owned(),
             version,
@@ -237,9 +248,25 @@ mod tests {
     }
 
     #[test]
+    fn a_message_id_names_the_version_it_relayed() {
+        let id = message_id(7, "env-1", 42);
+        assert_eq!(relayed_version(&id, 7, "env-1"), Some(42));
+        assert_eq!(relayed_version(&id, 8, "env-1"), None, "another database");
+        assert_eq!(relayed_version(&id, 7, "env-2"), None);
+        assert_eq!(relayed_version(&id, 7, "env"), None);
+        assert_eq!(relayed_version("garbage", 7, "env-1"), None);
+    }
+
+    #[test]
     fn a_too_large_marker_asks_for_a_snapshot() {
         let mut h = headers("7");
         h.insert(TOO_LARGE_HEADER, "1");
+        assert_eq!(
+            read("checkgate.feed.e", Some(&h), b"x", |_| true)
+                .unwrap_err()
+                .reason(),
+            "shape"
+        );
         let got = read("checkgate.feed.e", Some(&h), &[], |_| true).unwrap();
         assert_eq!(
             got,
