@@ -50,6 +50,8 @@ pub(crate) struct Round {
     each_applied: Latency,
     /// Intended send → the write's answer.
     write_latency: Latency,
+    /// Seconds the changes took, pauses included (the idle window is as long).
+    changes_seconds: f64,
     /// The control plane's CPU over the changes, divided by the changes.
     control_cpu_ms_per_change: f64,
     /// The same with the control plane's idle rate (measured over a quiet window as long as
@@ -327,6 +329,7 @@ async fn measure(
         all_applied: Latency::of(&all_h),
         each_applied: Latency::of(&each_h),
         write_latency: Latency::of(&write_h),
+        changes_seconds: window.as_secs_f64(),
         control_cpu_ms_per_change: control_used * 1000.0 / changes.max(1) as f64,
         control_cpu_ms_per_change_net: net_ms_per_change(
             control_used,
