@@ -188,5 +188,9 @@ check_scenario() { # name, then the scenario's arguments
 check_scenario api-update-flag-postgres api --route update-flag --flags 20 --connections 4 --duration 1s \
   --postgres "$CHECKGATE_TEST_PG"
 check_scenario feed-apply-postgres feed-apply --rate 50 --duration 1s --postgres "$CHECKGATE_TEST_PG"
+# The NATS transport, each on a nats-server of the scenario's own (installed above).
+check_scenario feed-apply-nats feed-apply --transport nats --rate 50 --duration 1s
+check_scenario feed-fanout-nats feed-fanout --edges 1,5 --changes 5
+check_scenario read-your-writes-nats read-your-writes --transport nats --rate 20 --duration 1s
 
 finish_step

@@ -292,6 +292,11 @@ impl Control {
         usage(self.service.as_ref()?.pid())
     }
 
+    /// The server's process id, while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.service.as_ref().map(Service::pid)
+    }
+
     /// Stops the process and removes its data (and its PostgreSQL database).
     pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(service) = self.service.take() {
@@ -343,8 +348,13 @@ pub(crate) struct EdgeProcess {
 }
 
 impl EdgeProcess {
-    /// Starts `checkgate-edge` beside `control_bin` and waits (at most a minute) until ready.
-    pub(crate) async fn start(control_bin: &Path, control: &Control) -> anyhow::Result<Self> {
+    /// Starts `checkgate-edge` beside `control_bin` and waits (at most a minute) until ready;
+    /// it follows `control`'s QUIC feed, or with `nats`, the feed relayed through it.
+    pub(crate) async fn start(
+        control_bin: &Path,
+        control: &Control,
+        nats: Option<&crate::nats::Nats>,
+    ) -> anyhow::Result<Self> {
         let bin = control_bin.with_file_name("checkgate-edge");
         if !bin.is_file() {
             bail!(
@@ -352,23 +362,32 @@ impl EdgeProcess {
                 bin.display()
             );
         }
-        let (feed, fingerprint) = control.feed()?;
         let token = control.edge_token()?;
         let data_dir =
             std::env::temp_dir().join(format!("cg-load-edge-{}", uuid::Uuid::new_v4().simple()));
-        let feed = feed.to_string();
         let data = data_dir.display().to_string();
-        let service = Service::start(
-            &bin.display().to_string(),
-            &[
-                ("FEED_ADDR", feed.as_str()),
-                ("FEED_FINGERPRINT", fingerprint.as_str()),
-                ("EDGE_TOKEN", token.as_str()),
-                ("CHECKGATE_DATA_DIR", data.as_str()),
-                ("RUST_LOG", "warn,checkgate_edge=info,checkgate_feed=info,checkgate_serve=info,checkgate_ops=info"),
+        let mut envs: Vec<(&str, String)> = match nats {
+            None => {
+                let (feed, fingerprint) = control.feed()?;
+                vec![
+                    ("FEED_ADDR", feed.to_string()),
+                    ("FEED_FINGERPRINT", fingerprint),
+                ]
+            }
+            Some(nats) => vec![
+                ("FEED_ADDR", nats.url.clone()),
+                ("NATS_STREAM", nats.stream.clone()),
+                ("CONTROL_PLANE_URL", format!("http://{}", control.addr)),
             ],
-        )
-        .map_err(|e| anyhow::anyhow!(e))?;
+        };
+        envs.extend([
+            ("EDGE_TOKEN", token),
+            ("CHECKGATE_DATA_DIR", data),
+            ("RUST_LOG", "warn,checkgate_edge=info,checkgate_feed=info,checkgate_serve=info,checkgate_ops=info".to_owned()),
+        ]);
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let service =
+            Service::start(&bin.display().to_string(), &envs).map_err(|e| anyhow::anyhow!(e))?;
         let edge = Self {
             addr: service.addr,
             service: Some(service),

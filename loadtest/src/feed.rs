@@ -4,92 +4,236 @@
 //!
 //! - `feed-apply`: flag writes at a constant rate through the REST API; for each, the time
 //!   from its *intended* send time (so a stall counts against every write it delays) until
-//!   the edge has applied its version;
+//!   the edge has applied its version, over QUIC or NATS JetStream;
 //! - `feed-snapshot`: an environment of N flags — how long an empty edge takes to be ready,
 //!   how big its snapshot file is, and how long loading that file takes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use checkgate_edge::feed::client::{self, ClientSettings, FeedState, Via};
+use checkgate_feed::nats::NatsSettings;
 use checkgate_feed::quic::{Trust, parse_fingerprint};
+use checkgate_protocol::Secret;
 use checkgate_serve::replica::Replica;
 use checkgate_testkit::http_request;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::control::{Backing, Control};
+use crate::nats::Nats;
 use crate::report::Latency;
 
-/// Starts the edge's feed client in this process against `control`; returns its replica and
-/// the handle that stops it.
-async fn edge(
-    control: &Control,
-    data: &std::path::Path,
-) -> anyhow::Result<(
-    Arc<Replica>,
-    checkgate_ops::Stopper,
-    tokio::task::JoinHandle<()>,
-)> {
-    start_edge(control, data, Replica::new()).await
+/// How the run's edges follow the feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Transport {
+    /// Straight from the control plane, over QUIC.
+    Quic,
+    /// Changes over NATS JetStream (a nats-server on loopback), the rest over the control
+    /// plane's HTTP feed route.
+    Nats,
+}
+
+/// A control plane and, for the NATS transport, the server its feed is relayed through.
+pub(crate) struct FeedStack {
+    pub(crate) control: Control,
+    pub(crate) nats: Option<Nats>,
+}
+
+impl FeedStack {
+    /// Starts the control plane (and, for NATS, a nats-server of the run's own unless
+    /// `nats_url` names one) with `extra` settings.
+    pub(crate) async fn start(
+        bin: &Path,
+        backing: Backing,
+        transport: Transport,
+        nats_url: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let nats = match (transport, nats_url) {
+            (Transport::Quic, Some(_)) => {
+                anyhow::bail!("--nats-url is for --transport nats")
+            }
+            (Transport::Quic, None) => None,
+            (Transport::Nats, given) => Some(Nats::start(given).await?),
+        };
+        let mut env = extra.to_vec();
+        if let Some(nats) = &nats {
+            env.extend(nats.control_env());
+        }
+        let control = Control::start_with(bin, backing, &env).await?;
+        Ok(Self { control, nats })
+    }
+
+    /// How an edge of this run follows the feed, with a new edge token.
+    pub(crate) fn recipe(&self) -> anyhow::Result<EdgeRecipe> {
+        let Some(nats) = &self.nats else {
+            return EdgeRecipe::quic(&self.control);
+        };
+        let servers = checkgate_feed::nats::parse_servers("FEED_ADDR", &nats.url)
+            .map_err(|r| anyhow::anyhow!("{}: {}", r.variable, r.problem))?;
+        let control =
+            checkgate_feed::nats::control::parse_bases(&format!("http://{}", self.control.addr))
+                .map_err(|e| anyhow::anyhow!(e))?;
+        Ok(EdgeRecipe {
+            addrs: vec![nats.url.clone()],
+            via: Via::Nats {
+                nats: NatsSettings {
+                    servers,
+                    creds: None,
+                    user: None,
+                    ca: None,
+                    client_cert: None,
+                    stream: nats.stream.clone(),
+                    domain: None,
+                },
+                control,
+            },
+            token: Secret::new(self.control.edge_token()?),
+        })
+    }
+
+    /// Stops the control plane, then the NATS server (so the relay does not see it vanish).
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+        self.control.stop().await?;
+        if let Some(nats) = self.nats {
+            nats.stop().await?;
+        }
+        Ok(())
+    }
+}
+
+/// How an in-process edge reaches the feed: the part of its settings every edge of a run
+/// shares.
+pub(crate) struct EdgeRecipe {
+    addrs: Vec<String>,
+    via: Via,
+    token: Secret,
+}
+
+impl EdgeRecipe {
+    /// A QUIC edge of `control`'s feed (for the scenarios that measure the feed itself).
+    fn quic(control: &Control) -> anyhow::Result<Self> {
+        let (addr, fingerprint) = control.feed()?;
+        Ok(Self {
+            addrs: vec![addr.to_string()],
+            via: Via::Quic {
+                server_name: "localhost".into(),
+                trust: Trust::Fingerprint(
+                    parse_fingerprint(&fingerprint).map_err(|e| anyhow::anyhow!(e))?,
+                ),
+            },
+            token: Secret::new(control.edge_token()?),
+        })
+    }
+}
+
+/// The edge's feed client and replica, running in this process.
+pub(crate) struct FeedEdge {
+    pub(crate) replica: Arc<Replica>,
+    stop: checkgate_ops::Stopper,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FeedEdge {
+    /// Starts an edge called `name` holding what `replica` holds, its snapshot file at
+    /// `snapshot`. With a `journal` file, it journals every change and syncs it before applying
+    /// it, as an edge process does; without, it applies at once.
+    pub(crate) fn start(
+        recipe: &EdgeRecipe,
+        name: &str,
+        snapshot: PathBuf,
+        journal: Option<&Path>,
+        replica: Arc<Replica>,
+    ) -> anyhow::Result<Self> {
+        let settings = ClientSettings {
+            addrs: recipe.addrs.clone(),
+            via: recipe.via.clone(),
+            token: recipe.token.clone(),
+            name: name.into(),
+            region: String::new(),
+            anti_entropy: Duration::from_secs(3600),
+            snapshot_path: snapshot,
+        };
+        let journal = journal
+            .map(|path| checkgate_edge::journal::Journal::open(path).map(|(journal, _)| journal))
+            .transpose()?;
+        let (stop, stopping) = checkgate_ops::Stopping::pair();
+        let task = tokio::spawn(client::run(
+            settings,
+            replica.clone(),
+            Arc::new(FeedState::default()),
+            journal,
+            stopping,
+        ));
+        Ok(Self {
+            replica,
+            stop,
+            task,
+        })
+    }
+
+    /// Asks the edge to stop (it saves its snapshot file), without waiting.
+    pub(crate) fn begin_stop(&self) {
+        self.stop
+            .begin(tokio::time::Instant::now() + Duration::from_secs(5));
+    }
+
+    /// Stops the edge and waits until it has.
+    pub(crate) async fn stop(self) {
+        self.begin_stop();
+        let _ = self.task.await;
+    }
+
+    /// Waits until a stop begun with [`Self::begin_stop`] has ended.
+    pub(crate) async fn stopped(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the edge's feed client in this process against `control` over QUIC, journaling as
+/// an edge process does, its files in `data`.
+fn edge(control: &Control, data: &Path) -> anyhow::Result<FeedEdge> {
+    edge_holding(control, data, Replica::new())
 }
 
 /// [`edge`], holding what a snapshot file held (as a restarted edge does).
-async fn edge_from(
+fn edge_from(
     control: &Control,
-    data: &std::path::Path,
+    data: &Path,
     persisted: &checkgate_edge::snapshot_file::Persisted,
-) -> anyhow::Result<(
-    Arc<Replica>,
-    checkgate_ops::Stopper,
-    tokio::task::JoinHandle<()>,
-)> {
+) -> anyhow::Result<FeedEdge> {
     let replica = Replica::new();
     replica.load(persisted);
-    start_edge(control, data, replica).await
+    edge_holding(control, data, replica)
 }
 
-async fn start_edge(
-    control: &Control,
-    data: &std::path::Path,
-    replica: Arc<Replica>,
-) -> anyhow::Result<(
-    Arc<Replica>,
-    checkgate_ops::Stopper,
-    tokio::task::JoinHandle<()>,
-)> {
-    let (addr, fingerprint) = control.feed()?;
-    let settings = ClientSettings {
-        addrs: vec![addr.to_string()],
-        via: Via::Quic {
-            server_name: "localhost".into(),
-            trust: Trust::Fingerprint(
-                parse_fingerprint(&fingerprint).map_err(|e| anyhow::anyhow!(e))?,
-            ),
-        },
-        token: control.edge_token()?.into(),
-        name: "loadtest".into(),
-        region: String::new(),
-        anti_entropy: Duration::from_secs(3600),
-        snapshot_path: data.join(checkgate_edge::SNAPSHOT_FILE),
-    };
-    // As an edge runs: every change journaled and synced before it is applied.
-    let (journal, _) =
-        checkgate_edge::journal::Journal::open(&data.join(checkgate_edge::JOURNAL_FILE))?;
-    let (stop, stopping) = checkgate_ops::Stopping::pair();
-    let task = tokio::spawn(client::run(
-        settings,
-        replica.clone(),
-        Arc::new(FeedState::default()),
-        Some(journal),
-        stopping,
-    ));
-    Ok((replica, stop, task))
+fn edge_holding(control: &Control, data: &Path, replica: Arc<Replica>) -> anyhow::Result<FeedEdge> {
+    let recipe = EdgeRecipe::quic(control)?;
+    start_in(&recipe, data, replica)
+}
+
+/// An edge as an edge process runs: its snapshot file and journal in `data`, under their
+/// usual names, every change journaled and synced before it is applied.
+fn start_in(recipe: &EdgeRecipe, data: &Path, replica: Arc<Replica>) -> anyhow::Result<FeedEdge> {
+    FeedEdge::start(
+        recipe,
+        "loadtest",
+        data.join(checkgate_edge::SNAPSHOT_FILE),
+        Some(&data.join(checkgate_edge::JOURNAL_FILE)),
+        replica,
+    )
 }
 
 /// Waits until the replica holds `env` at `version` or later; the instant it saw it.
-async fn applied(replica: &Replica, env: &str, version: u64, limit: Duration) -> Option<Instant> {
+pub(crate) async fn applied(
+    replica: &Replica,
+    env: &str,
+    version: u64,
+    limit: Duration,
+) -> Option<Instant> {
     let mut changes = replica.subscribe();
     let deadline = tokio::time::Instant::now() + limit;
     loop {
@@ -106,6 +250,7 @@ async fn applied(replica: &Replica, env: &str, version: u64, limit: Duration) ->
 #[derive(Debug, Serialize)]
 pub(crate) struct ApplyReport {
     scenario: &'static str,
+    transport: Transport,
     backend: &'static str,
     rate_per_second: u32,
     writes: u64,
@@ -120,18 +265,22 @@ pub(crate) struct ApplyReport {
     commit_to_apply: Latency,
 }
 
-fn histogram() -> anyhow::Result<Histogram<u64>> {
+pub(crate) fn histogram() -> anyhow::Result<Histogram<u64>> {
     Ok(Histogram::new_with_bounds(1, 60_000_000, 3)?)
 }
 
-fn micros(d: Duration) -> u64 {
+pub(crate) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// `feed-apply`: `rate` writes a second for `duration` (at most `max_writes`).
+/// `feed-apply`: `rate` writes a second for `duration` (at most `max_writes`), the edge
+/// following over `transport` (for NATS, through `nats_url` or a nats-server of the run's
+/// own).
 pub(crate) async fn apply(
     bin: &std::path::Path,
     postgres: Option<String>,
+    transport: Transport,
+    nats_url: Option<&str>,
     rate: u32,
     duration: Duration,
     max_writes: u64,
@@ -142,12 +291,14 @@ pub(crate) async fn apply(
         "sqlite"
     };
     let backing = postgres.map_or(Backing::Sqlite, Backing::Postgres);
-    let control = Control::start(bin, backing).await?;
+    let stack = FeedStack::start(bin, backing, transport, nats_url, &[]).await?;
+    let control = &stack.control;
     const FLAGS: usize = 100;
     control.seed_flags(FLAGS)?;
     let data = std::env::temp_dir().join(format!("cg-load-edge-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&data)?;
-    let (replica, stop, task) = edge(&control, &data).await?;
+    let edge = start_in(&stack.recipe()?, &data, Replica::new())?;
+    let replica = edge.replica.clone();
     let env = control.environment.clone();
     applied(&replica, &env, FLAGS as u64, Duration::from_secs(30))
         .await
@@ -210,12 +361,12 @@ pub(crate) async fn apply(
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    stop.begin(tokio::time::Instant::now() + Duration::from_secs(5));
-    let _ = task.await;
-    control.stop().await?;
+    edge.stop().await;
+    stack.stop().await?;
     let _ = std::fs::remove_dir_all(&data);
     Ok(ApplyReport {
         scenario: "feed-apply",
+        transport,
         backend,
         rate_per_second: rate,
         writes: n,
@@ -260,14 +411,13 @@ pub(crate) async fn snapshot(
     std::fs::create_dir_all(&data)?;
 
     let started = Instant::now();
-    let (replica, stop, task) = edge(&control, &data).await?;
+    let edge = edge(&control, &data)?;
     let env = control.environment.clone();
-    let ready = applied(&replica, &env, flags as u64, Duration::from_secs(120))
+    let ready = applied(&edge.replica, &env, flags as u64, Duration::from_secs(120))
         .await
         .ok_or_else(|| anyhow::anyhow!("the edge did not receive the environment"))?;
     let seconds_to_ready = ready.duration_since(started).as_secs_f64();
-    stop.begin(tokio::time::Instant::now() + Duration::from_secs(5));
-    let _ = task.await;
+    edge.stop().await;
 
     let path = data.join(checkgate_edge::SNAPSHOT_FILE);
     let snapshot_file_bytes = std::fs::metadata(&path)?.len();
@@ -341,13 +491,12 @@ pub(crate) async fn catchup(
     std::fs::create_dir_all(&data)?;
 
     let started = Instant::now();
-    let (replica, stop, task) = edge(&control, &data).await?;
-    applied(&replica, &env, head, Duration::from_secs(300))
+    let edge = edge(&control, &data)?;
+    applied(&edge.replica, &env, head, Duration::from_secs(300))
         .await
         .ok_or_else(|| anyhow::anyhow!("the edge did not take the snapshot"))?;
     let cold_seconds_to_ready = started.elapsed().as_secs_f64();
-    stop.begin(tokio::time::Instant::now() + Duration::from_secs(5));
-    let _ = task.await;
+    edge.stop().await;
 
     for start in (0..changes).step_by(BATCH) {
         let docs = (start..(start + BATCH).min(changes))
@@ -360,13 +509,12 @@ pub(crate) async fn catchup(
     let persisted = checkgate_edge::snapshot_file::load(&data.join(checkgate_edge::SNAPSHOT_FILE))?
         .ok_or_else(|| anyhow::anyhow!("the edge wrote no snapshot file"))?;
     let started = Instant::now();
-    let (replica, stop, task) = edge_from(&control, &data, &persisted).await?;
-    applied(&replica, &env, head, Duration::from_secs(300))
+    let edge = edge_from(&control, &data, &persisted)?;
+    applied(&edge.replica, &env, head, Duration::from_secs(300))
         .await
         .ok_or_else(|| anyhow::anyhow!("the edge did not catch up"))?;
     let catchup_seconds = started.elapsed().as_secs_f64();
-    stop.begin(tokio::time::Instant::now() + Duration::from_secs(5));
-    let _ = task.await;
+    edge.stop().await;
     control.stop().await?;
     let _ = std::fs::remove_dir_all(&data);
     Ok(CatchupReport {

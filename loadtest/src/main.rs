@@ -6,11 +6,14 @@ mod api;
 mod ceiling;
 mod control;
 mod driver;
+mod fanout;
 mod feed;
+mod nats;
 mod plot;
 mod progress;
 mod quick;
 mod report;
+mod ryw;
 mod serve;
 mod sse;
 mod stack;
@@ -105,10 +108,66 @@ enum Scenario {
         /// Most writes in all.
         #[arg(long, default_value_t = 100_000)]
         max_writes: u64,
+        /// How the edge follows the feed.
+        #[arg(long, value_enum, default_value = "quic")]
+        transport: feed::Transport,
+        /// With `--transport nats`: a running nats-server (`nats://127.0.0.1:PORT`, loopback
+        /// only, JetStream on) instead of one of the run's own; the run uses a stream of its
+        /// own there and deletes it at the end.
+        #[arg(long)]
+        nats_url: Option<String>,
         /// A fresh database on this loopback PostgreSQL server instead of SQLite.
         #[arg(long)]
         postgres: Option<String>,
         /// The `checkgate-control` binary; default: the one beside this binary.
+        #[arg(long)]
+        control_bin: Option<PathBuf>,
+    },
+    /// Feed fan-out: N edges (in this process) follow one environment; for each change, the
+    /// time until all N have applied it, and the control plane's CPU per change.
+    FeedFanout {
+        /// Fleet sizes to measure, one round each: `1,10,100,200`.
+        #[arg(long, value_delimiter = ',', default_value = "1,10,100,200",
+              value_parser = clap::value_parser!(u64).range(1..=1_000))]
+        edges: Vec<u64>,
+        /// Changes per round, written one after another.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        changes: u64,
+        /// Pause after every edge applied a change, before the next write.
+        #[arg(long, default_value = "20ms", value_parser = parse_duration)]
+        interval: Duration,
+        /// How the edges follow the feed.
+        #[arg(long, value_enum, default_value = "nats")]
+        transport: feed::Transport,
+        /// With `--transport nats`: a running loopback nats-server instead of one of the
+        /// run's own (see `feed-apply`).
+        #[arg(long)]
+        nats_url: Option<String>,
+        /// The `checkgate-control` binary; default: the one beside this binary.
+        #[arg(long)]
+        control_bin: Option<PathBuf>,
+    },
+    /// Read-your-writes: writes at a constant rate, each read back at once at an edge process
+    /// with `X-Checkgate-Min-Version`; the write's answer → that evaluation answered 200.
+    ReadYourWrites {
+        /// Writes a second.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+        rate: u32,
+        /// How long it writes.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Most writes in all.
+        #[arg(long, default_value_t = 10_000)]
+        max_writes: u64,
+        /// How the edge follows the feed.
+        #[arg(long, value_enum, default_value = "quic")]
+        transport: feed::Transport,
+        /// With `--transport nats`: a running loopback nats-server instead of one of the
+        /// run's own (see `feed-apply`).
+        #[arg(long)]
+        nats_url: Option<String>,
+        /// The `checkgate-control` binary; default: the one beside this binary (the edge's
+        /// is looked for beside it).
         #[arg(long)]
         control_bin: Option<PathBuf>,
     },
@@ -408,12 +467,63 @@ async fn main() -> anyhow::Result<()> {
             rate,
             duration,
             max_writes,
+            transport,
+            nats_url,
             postgres,
             control_bin,
         } => {
             let postgres = postgres.map(api::loopback_postgres).transpose()?;
             let bin = control::control_bin(control_bin)?;
-            json(&feed::apply(&bin, postgres, rate, duration, max_writes).await?)?
+            let nats_url = nats_url.as_deref();
+            json(
+                &feed::apply(
+                    &bin, postgres, transport, nats_url, rate, duration, max_writes,
+                )
+                .await?,
+            )?
+        }
+        Scenario::FeedFanout {
+            edges,
+            changes,
+            interval,
+            transport,
+            nats_url,
+            control_bin,
+        } => {
+            let bin = control::control_bin(control_bin)?;
+            let sizes: Vec<usize> = edges.iter().map(|&n| n as usize).collect();
+            json(
+                &fanout::run(
+                    &bin,
+                    transport,
+                    nats_url.as_deref(),
+                    &sizes,
+                    changes as usize,
+                    interval,
+                )
+                .await?,
+            )?
+        }
+        Scenario::ReadYourWrites {
+            rate,
+            duration,
+            max_writes,
+            transport,
+            nats_url,
+            control_bin,
+        } => {
+            let bin = control::control_bin(control_bin)?;
+            json(
+                &ryw::run(
+                    &bin,
+                    transport,
+                    nats_url.as_deref(),
+                    rate,
+                    duration,
+                    max_writes,
+                )
+                .await?,
+            )?
         }
         Scenario::FeedSnapshot {
             flags,

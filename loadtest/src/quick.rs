@@ -76,7 +76,7 @@ pub(crate) async fn run(bin: &Path, plot_dir: Option<&Path>) -> anyhow::Result<V
         );
     }
     others.push(serde_json::to_value(
-        feed::apply(bin, None, 50, SECOND, 1_000).await?,
+        feed::apply(bin, None, feed::Transport::Quic, None, 50, SECOND, 1_000).await?,
     )?);
     others.push(serde_json::to_value(feed::snapshot(bin, None, 500).await?)?);
     others.push(serde_json::to_value(feed::catchup(bin, 200, 2_000).await?)?);

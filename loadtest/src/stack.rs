@@ -47,7 +47,7 @@ impl Stack {
         control.seed_flags(flags)?;
         let server_key = control.sdk_key("server")?;
         let client_key = control.sdk_key("client")?;
-        let edge = EdgeProcess::start(control_bin, &control).await?;
+        let edge = EdgeProcess::start(control_bin, &control, None).await?;
         let stack = Self {
             addr: edge.addr,
             control: Some(control),
