@@ -88,6 +88,7 @@ impl FeedStack {
                     client_cert: None,
                     stream: nats.stream.clone(),
                     domain: None,
+                    inbox_prefix: None,
                 },
                 control,
             },
