@@ -369,8 +369,14 @@ impl Relay {
             }
         }
         metrics::gauge!("checkgate_relay_lag_versions").set(lag as f64);
-        self.passes += 1;
-        failed.map_or(Ok(()), Err)
+        // Only a whole pass counts: an environment a failed pass did not reach is not new.
+        match failed {
+            None => {
+                self.passes += 1;
+                Ok(())
+            }
+            Some(e) => Err(e),
+        }
     }
 
     /// Where the stream says `env` stands: after the version of its subject's last message
@@ -495,8 +501,13 @@ impl Relay {
                         self.envs.insert(env.to_owned(), at);
                         if matches!(&e, RelayError::Publish(p) if p.kind() == PublishErrorKind::StreamNotFound)
                         {
+                            // The stream is gone (NATS lost its data): it is made again, and
+                            // every environment starts at its head — the edges catch up to
+                            // that from the control plane — rather than republishing all the
+                            // history the database keeps.
                             self.stream_ready = false;
                             self.envs.clear();
+                            self.passes = 0;
                         }
                         return Err(e);
                     }
