@@ -165,6 +165,9 @@ if ! cargo deny --version 2>/dev/null | grep -q "$CARGO_DENY_VERSION"; then
   say "installing cargo-deny $CARGO_DENY_VERSION (a few minutes, once)"
   cargo install --quiet --locked --no-default-features cargo-deny --version "$CARGO_DENY_VERSION"
 fi
+# cargo-deny reads the metadata of every platform's dependencies (Windows and wasm ones too),
+# which a Linux build never downloads: fetch them first, from crates.io.
+cargo fetch --locked --quiet
 cargo deny --offline check licenses bans sources
 if timeout 5 bash -c 'exec 3<>/dev/tcp/github.com/443' 2>/dev/null; then
   cargo deny check advisories
