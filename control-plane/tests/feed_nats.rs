@@ -18,22 +18,9 @@ use std::time::{Duration, Instant};
 use common::cluster::{eventually, pause};
 use common::scenario::{
     CONVERGE, Cluster, Watch, Watched, assert_acknowledged_writes_kept,
-    assert_anti_entropy_repairs, assert_converged, fleet, relay_holder, serial, server_key, write,
+    assert_anti_entropy_repairs, assert_converged, fleet, metric, relay_holder, serial, server_key,
+    write,
 };
-
-/// The sum of a metric's series in a Prometheus text page (0 when absent).
-fn metric(page: &str, name: &str) -> f64 {
-    page.lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix(name)?;
-            let value = match rest.strip_prefix('{') {
-                Some(labelled) => labelled.split_once("} ")?.1,
-                None => rest.strip_prefix(' ')?,
-            };
-            value.trim().parse::<f64>().ok()
-        })
-        .sum()
-}
 
 #[test]
 fn changes_reach_an_edge_over_nats_and_revoking_its_token_stops_it() {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{DeliverPolicy, push::OrderedConfig};
 use common::cluster::{Edge, Nats, TempDir, call, eventually, free_port};
-use common::scenario::{CONVERGE, Cluster, assert_converged_on, serial, write};
+use common::scenario::{CONVERGE, Cluster, assert_converged_on, metric, serial, write};
 use futures_util::StreamExt as _;
 use serde_json::json;
 
@@ -181,20 +181,6 @@ impl Regions {
             })
             .unwrap_or_default()
     }
-}
-
-/// The sum of a metric's series in a Prometheus text page (0 when absent).
-fn metric(page: &str, name: &str) -> f64 {
-    page.lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix(name)?;
-            let value = match rest.strip_prefix('{') {
-                Some(labelled) => labelled.split_once("} ")?.1,
-                None => rest.strip_prefix(' ')?,
-            };
-            value.trim().parse::<f64>().ok()
-        })
-        .sum()
 }
 
 #[test]

@@ -401,3 +401,17 @@ pub fn relay_holder(cluster: &mut Cluster) -> usize {
         },
     )
 }
+
+/// The sum of a metric's series in a Prometheus text page (0 when absent).
+pub fn metric(page: &str, name: &str) -> f64 {
+    page.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let value = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.split_once("} ")?.1,
+                None => rest.strip_prefix(' ')?,
+            };
+            value.trim().parse::<f64>().ok()
+        })
+        .sum()
+}
