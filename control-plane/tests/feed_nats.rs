@@ -364,11 +364,22 @@ fn an_edge_restarted_while_nats_and_every_control_plane_are_down_serves_its_snap
     )
     .unwrap();
     assert_eq!(status, 200, "{body}");
-    // One clear line says why it cannot follow the feed.
+    // One clear line says why it cannot follow the feed, however often it retries.
     restarted
         .service
         .wait_for_log("connecting to NATS", CONVERGE)
         .unwrap();
+    pause(Duration::from_secs(8));
+    let common::cluster::Edge {
+        service,
+        data: _data,
+    } = restarted;
+    let (_, log) = service.terminate().unwrap();
+    let said: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("connecting to NATS"))
+        .collect();
+    assert_eq!(said.len(), 1, "{said:#?}");
 }
 
 #[test]

@@ -152,15 +152,24 @@ impl Regions {
 
     /// The edge of the region: on the leaf node, as the edge user, granted `allowed`.
     fn edge(&self) -> Edge {
+        self.edge_with(
+            &self.edge_token(&self.allowed),
+            TempDir::new("edge"),
+            EDGE_PASSWORD,
+        )
+    }
+
+    /// The edge of the region with `token`, keeping its data in `data`, saying `password`.
+    fn edge_with(&self, token: &str, data: TempDir, password: &str) -> Edge {
         let control = format!("http://{}", self.cluster.controls[0].http());
         Edge::start_nats_with(
             &self.leaf.url(),
             &control,
-            &self.edge_token(&self.allowed),
-            TempDir::new("edge"),
+            token,
+            data,
             &[
                 ("NATS_USER", EDGE_USER),
-                ("NATS_PASSWORD", EDGE_PASSWORD),
+                ("NATS_PASSWORD", password),
                 ("NATS_DOMAIN", "hub"),
                 ("NATS_INBOX_PREFIX", "_INBOX.edge-eu-1"),
             ],
@@ -451,4 +460,42 @@ fn an_edge_users_credentials_reach_only_its_environments() {
         probe.refused("Publish", &subject).await;
         assert_eq!(probe.last_sequence().await, before);
     });
+}
+
+#[test]
+fn an_edge_with_a_wrong_nats_password_says_so_once_and_serves_what_it_held() {
+    let _one = serial();
+    let regions = Regions::start();
+    let token = regions.edge_token(&regions.allowed);
+    let edge = regions.edge_with(&token, TempDir::new("edge"), EDGE_PASSWORD);
+    assert_converged_on(&regions.cluster, &[&edge], &regions.allowed);
+    let versions = edge.versions();
+    let Edge { service, data } = edge;
+    let (exit, _) = service.terminate().unwrap();
+    assert!(exit.success());
+
+    let mut edge = regions.edge_with(&token, data, "not-the-password");
+    let (status, body) = edge.service.get("/ready").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(edge.versions(), versions);
+    edge.service
+        .wait_for_log("connecting to NATS", CONVERGE)
+        .unwrap();
+    common::cluster::pause(Duration::from_secs(8));
+    let status = edge.status();
+    assert_eq!(status["feed"]["connected"], false, "{status}");
+    let Edge {
+        service,
+        data: _data,
+    } = edge;
+    let (_, log) = service.terminate().unwrap();
+    let said: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("connecting to NATS"))
+        .collect();
+    assert_eq!(said.len(), 1, "{said:#?}");
+    assert!(
+        said[0].to_ascii_lowercase().contains("authorization"),
+        "{said:#?}"
+    );
 }
