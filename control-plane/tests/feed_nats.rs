@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{eventually, pause};
 use common::scenario::{
-    CONVERGE, Cluster, Watch, Watched, assert_acknowledged_writes_kept,
+    CONVERGE, Cluster, FAULT, after_fault, assert_acknowledged_writes_kept,
     assert_anti_entropy_repairs, assert_converged, fleet, metric, relay_holder, serial, server_key,
-    write,
+    under_fault, write,
 };
 
 #[test]
@@ -88,95 +88,6 @@ fn changes_reach_an_edge_over_nats_and_revoking_its_token_stops_it() {
     eventually("the edge to serve nothing", CONVERGE, || {
         edge.versions().is_empty().then_some(())
     });
-}
-
-/// How long each fault lasts.
-const FAULT: Duration = Duration::from_secs(20);
-
-/// What a scenario saw while its fault lasted.
-struct Faulted {
-    acks: Vec<common::scenario::Ack>,
-    watched: Watched,
-    /// When the fault ended.
-    ended: Instant,
-    /// The edge's NATS messages so far when the fault ended.
-    messages: f64,
-}
-
-/// The NATS messages so far of the edge at `addr`.
-fn nats_messages(addr: std::net::SocketAddr) -> f64 {
-    let (_, page) = checkgate_testkit::http_get(addr, "/metrics").unwrap_or_default();
-    metric(&page, "checkgate_feed_nats_messages_total")
-}
-
-/// Checks what every fault scenario ends with: nothing lost, no version going backwards, the
-/// edge answering throughout, changes arriving over NATS again (not only by catching up from
-/// the control plane), and the edge equal to the database after the fault ended (how long
-/// that took is printed for the figures; the limit asserted is [`CONVERGE`], as timed
-/// assertions flake on shared machines).
-fn after_fault(cluster: &Cluster, edge: &common::cluster::Edge, faulted: &Faulted) {
-    let Faulted {
-        acks,
-        watched,
-        ended,
-        messages,
-    } = faulted;
-    assert_acknowledged_writes_kept(cluster, acks);
-    assert_converged(cluster, &[edge]);
-    eprintln!(
-        "converged {:?} after the fault ended ({} evaluations answered meanwhile)",
-        ended.elapsed(),
-        watched.answered
-    );
-    assert!(
-        watched.regressions.is_empty(),
-        "versions went backwards: {:?}",
-        watched.regressions
-    );
-    assert!(
-        watched.failed.is_empty(),
-        "the edge stopped answering: {:?}",
-        watched.failed
-    );
-    assert!(watched.answered > 0);
-    // Changes travel over NATS again (not only by catching up from the control plane): one
-    // more write arrives as a message.
-    write(&cluster.targets(), &cluster.ws, 1, 1, 3, |_| {});
-    eventually(
-        "a change to arrive over NATS after the fault",
-        CONVERGE,
-        || (nats_messages(edge.service.addr) > *messages).then_some(()),
-    );
-    assert_converged(cluster, &[edge]);
-}
-
-/// Runs `fault` (which starts it and returns once it ended) after the tenth of 60 writes by
-/// each of two writers, with one NATS-fed edge watched throughout.
-fn under_fault(
-    cluster: &Cluster,
-    edge: &common::cluster::Edge,
-    fault: impl Fn() + Send + Sync,
-) -> Faulted {
-    let key = server_key(cluster);
-    assert_converged(cluster, &[edge]);
-    let watch = Watch::start(edge, &key, "flag-0");
-    let ended = std::sync::Mutex::new(None);
-    let addr = edge.service.addr;
-    let acks = write(&cluster.targets(), &cluster.ws, 2, 60, 3, |i| {
-        if i == 10 {
-            fault();
-            *ended.lock().unwrap() = Some((Instant::now(), nats_messages(addr)));
-        }
-        pause(Duration::from_millis(20));
-    });
-    let watched = watch.finish();
-    let (ended, messages) = ended.into_inner().unwrap().unwrap();
-    Faulted {
-        acks,
-        watched,
-        ended,
-        messages,
-    }
 }
 
 #[test]

@@ -6,21 +6,30 @@
 //! edge through the leaf node, and the edge user's credentials cannot read, nor write, what
 //! its permissions leave out.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stderr,
+    reason = "tests; the times they print are figures for BENCHMARKS.md"
+)]
 
 mod common;
 
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{DeliverPolicy, push::OrderedConfig};
-use common::cluster::{Edge, Nats, TempDir, call, eventually, free_port};
-use common::scenario::{CONVERGE, Cluster, assert_converged_on, metric, serial, write};
+use common::cluster::{Edge, Nats, TempDir, call, eventually, free_port, pause};
+use common::scenario::{
+    CONVERGE, Cluster, FAULT, after_fault_on, assert_converged_on, metric, nats_messages, serial,
+    under_fault_on, write,
+};
 use futures_util::StreamExt as _;
 use serde_json::json;
 
 /// The templates this test runs, as shipped.
 const HUB_CONF: &str = include_str!("../../deploy/nats/hub.conf");
 const LEAF_CONF: &str = include_str!("../../deploy/nats/leaf.conf");
+const CLUSTER_CONF: &str = include_str!("../../deploy/nats/cluster.conf");
 
 const RELAY_PASSWORD: &str = "relay-password-for-the-test";
 const LEAF_PASSWORD: &str = "leaf-password-for-the-test";
@@ -42,9 +51,14 @@ fn fill(template: &str, replacements: &[(&str, &str)]) -> String {
     text
 }
 
-/// A hub, a region's leaf node connected to it, and the control plane relaying to the hub.
+/// A hub (one node, or the three-node cluster), a region's leaf node connected to it, and the
+/// control plane relaying to the hub.
 struct Regions {
     cluster: Cluster,
+    /// The hub's nodes after the first (which is `cluster.nats`).
+    more_hub: Vec<Nats>,
+    /// Each hub node's monitoring port.
+    hub_http: Vec<u16>,
     leaf: Nats,
     /// The leaf node's monitoring port.
     leaf_http: u16,
@@ -54,42 +68,82 @@ struct Regions {
     other: String,
 }
 
+/// Hub node `i` of `n` (1 or 3): `hub.conf`, and for three nodes `cluster.conf`, as
+/// `hub-<i+1>.conf` includes them, with the test's ports and store.
+fn hub_node(i: usize, n: usize, ports: &HubPorts, port: u16, store: &str) -> String {
+    let mut body = fill(
+        HUB_CONF,
+        &[
+            ("listen: 0.0.0.0:4222", &format!("listen: 127.0.0.1:{port}")),
+            (
+                "http: 127.0.0.1:8222",
+                &format!("http: 127.0.0.1:{}", ports.http[i]),
+            ),
+            ("/var/lib/nats/jetstream", store),
+            (
+                "listen: 0.0.0.0:7422",
+                &format!("listen: 127.0.0.1:{}", ports.leafnodes[i]),
+            ),
+            ("FILL-IN-leaf-REGION-password", LEAF_PASSWORD),
+            ("leaf-REGION", "leaf-eu"),
+            ("FILL-IN-relay-password", RELAY_PASSWORD),
+            ("FILL-IN-admin-password", "admin-password-for-the-test"),
+        ],
+    );
+    if n == 1 {
+        return format!("server_name: hub-test\n{body}");
+    }
+    assert_eq!(n, 3, "the shipped cluster.conf routes three nodes");
+    let route = |k: usize| format!("127.0.0.1:{}", ports.routes[k]);
+    body.push('\n');
+    body.push_str(&fill(
+        CLUSTER_CONF,
+        &[
+            ("listen: 0.0.0.0:6222", &format!("listen: {}", route(i))),
+            ("FILL-IN-route-password", "route-password-for-the-test"),
+            ("hub-1.nats.internal:6222", &route(0)),
+            ("hub-2.nats.internal:6222", &route(1)),
+            ("hub-3.nats.internal:6222", &route(2)),
+        ],
+    ));
+    format!("server_name: hub-{}\n{body}", i + 1)
+}
+
+/// The loopback ports of the hub's nodes.
+struct HubPorts {
+    http: Vec<u16>,
+    leafnodes: Vec<u16>,
+    routes: Vec<u16>,
+}
+
 impl Regions {
     fn start() -> Self {
-        let leafnodes = free_port();
-        let hub_http = free_port();
-        let hub = Nats::configured(|port, store| {
-            let body = fill(
-                HUB_CONF,
-                &[
-                    ("listen: 0.0.0.0:4222", &format!("listen: 127.0.0.1:{port}")),
-                    (
-                        "http: 127.0.0.1:8222",
-                        &format!("http: 127.0.0.1:{hub_http}"),
-                    ),
-                    ("/var/lib/nats/jetstream", store),
-                    (
-                        "listen: 0.0.0.0:7422",
-                        &format!("listen: 127.0.0.1:{leafnodes}"),
-                    ),
-                    ("FILL-IN-leaf-REGION-password", LEAF_PASSWORD),
-                    ("leaf-REGION", "leaf-eu"),
-                    ("FILL-IN-relay-password", RELAY_PASSWORD),
-                    ("FILL-IN-admin-password", "admin-password-for-the-test"),
-                ],
-            );
-            format!("server_name: hub-test\n{body}")
-        });
-        let cluster = Cluster::start_relaying(
-            1,
-            hub,
-            &[("NATS_USER", "relay"), ("NATS_PASSWORD", RELAY_PASSWORD)],
-        );
+        Self::start_hub(1)
+    }
+
+    /// With `n` hub nodes (1 or 3; three keep the stream in three replicas).
+    fn start_hub(n: usize) -> Self {
+        let ports = HubPorts {
+            http: (0..n).map(|_| free_port()).collect(),
+            leafnodes: (0..n).map(|_| free_port()).collect(),
+            routes: (0..n).map(|_| free_port()).collect(),
+        };
+        let mut hub: Vec<Nats> = (0..n)
+            .map(|i| Nats::configured(|port, store| hub_node(i, n, &ports, port, store)))
+            .collect();
+        let urls: Vec<String> = hub.iter().map(Nats::url).collect();
+        let urls = urls.join(",");
+        let mut settings = vec![("NATS_USER", "relay"), ("NATS_PASSWORD", RELAY_PASSWORD)];
+        if n > 1 {
+            settings.extend([("NATS_URL", urls.as_str()), ("NATS_REPLICAS", "3")]);
+        }
+        let first = hub.remove(0);
+        let cluster = Cluster::start_relaying(1, first, &settings);
         let envs = cluster.ws.envs.clone();
         let (allowed, other) = (envs[..2].to_vec(), envs[2].clone());
 
         let leaf_http = free_port();
-        let hub_addr = format!("127.0.0.1:{leafnodes}");
+        let hub_addr = |k: usize| format!("127.0.0.1:{}", ports.leafnodes[k % n]);
         let leaf = Nats::configured(|port, _| {
             fill(
                 LEAF_CONF,
@@ -99,10 +153,10 @@ impl Regions {
                         "http: 127.0.0.1:8222",
                         &format!("http: 127.0.0.1:{leaf_http}"),
                     ),
-                    // One hub node here: every URL names it.
-                    ("hub-1.nats.internal:7422", &hub_addr),
-                    ("hub-2.nats.internal:7422", &hub_addr),
-                    ("hub-3.nats.internal:7422", &hub_addr),
+                    // With one hub node, every URL names it.
+                    ("hub-1.nats.internal:7422", &hub_addr(0)),
+                    ("hub-2.nats.internal:7422", &hub_addr(1)),
+                    ("hub-3.nats.internal:7422", &hub_addr(2)),
                     ("FILL-IN-leaf-REGION-password", LEAF_PASSWORD),
                     ("FILL-IN-edge-REGION-1-password", EDGE_PASSWORD),
                     ("REGION", "eu"),
@@ -112,22 +166,51 @@ impl Regions {
             )
         });
         eventually("the leaf node to join the hub", CONVERGE, || {
-            let (_, body) = checkgate_testkit::http_get(
-                format!("127.0.0.1:{hub_http}").parse().unwrap(),
-                "/leafz",
-            )
-            .ok()?;
-            let leafz: serde_json::Value = serde_json::from_str(&body).ok()?;
-            (leafz["leafnodes"] == 1 && leafz["leafs"][0]["account"] == "FEED").then_some(())
+            let joined: u64 = ports
+                .http
+                .iter()
+                .filter_map(|http| {
+                    let addr = format!("127.0.0.1:{http}").parse().ok()?;
+                    let (_, body) = checkgate_testkit::http_get(addr, "/leafz").ok()?;
+                    let leafz: serde_json::Value = serde_json::from_str(&body).ok()?;
+                    (leafz["leafs"][0]["account"] == "FEED").then_some(())?;
+                    leafz["leafnodes"].as_u64()
+                })
+                .sum();
+            (joined == 1).then_some(())
         });
         cluster.seed(3);
         Self {
             cluster,
+            more_hub: hub,
+            hub_http: ports.http,
             leaf,
             leaf_http,
             allowed,
             other,
         }
+    }
+
+    /// The hub node leading the feed's stream (0-based), as the hub's nodes report it.
+    fn stream_leader(&self) -> Option<usize> {
+        self.hub_http.iter().find_map(|http| {
+            let addr = format!("127.0.0.1:{http}").parse().ok()?;
+            let (_, body) =
+                checkgate_testkit::http_get(addr, "/jsz?accounts=true&streams=true").ok()?;
+            let jsz: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let leader = jsz["account_details"]
+                .as_array()?
+                .iter()
+                .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
+                .find(|s| s["name"] == STREAM)?["cluster"]["leader"]
+                .as_str()?
+                .to_owned();
+            leader
+                .strip_prefix("hub-")?
+                .parse::<usize>()
+                .ok()?
+                .checked_sub(1)
+        })
     }
 
     /// An edge token granting `envs`, created by the workspace's admin.
@@ -498,4 +581,40 @@ fn an_edge_with_a_wrong_nats_password_says_so_once_and_serves_what_it_held() {
         said[0].to_ascii_lowercase().contains("authorization"),
         "{said:#?}"
     );
+}
+
+#[test]
+fn the_hubs_stream_leader_killed_during_writes_loses_nothing_with_three_replicas() {
+    let _one = serial();
+    let mut regions = Regions::start_hub(3);
+    let edge = regions.edge();
+    assert_converged_on(&regions.cluster, &[&edge], &regions.allowed);
+    let leader = eventually("the stream to have a leader", CONVERGE, || {
+        regions.stream_leader()
+    });
+    // Every hub node in one list, so the fault can reach the leader whichever it is.
+    let mut nodes = vec![regions.cluster.nats.take().unwrap()];
+    nodes.append(&mut regions.more_hub);
+    let nodes: Vec<std::sync::Mutex<Nats>> = nodes.into_iter().map(std::sync::Mutex::new).collect();
+    // With three replicas the other two nodes keep the stream: changes still arrive over NATS
+    // while the leader is down (the second writer keeps writing meanwhile).
+    let during = std::sync::Mutex::new((0.0, 0.0));
+    let faulted = under_fault_on(&regions.cluster, &edge, &regions.allowed, || {
+        let before = nats_messages(edge.service.addr);
+        nodes[leader].lock().unwrap().stop();
+        pause(FAULT);
+        *during.lock().unwrap() = (before, nats_messages(edge.service.addr));
+        nodes[leader].lock().unwrap().restart();
+    });
+    let (before, after) = during.into_inner().unwrap();
+    eprintln!(
+        "killed hub-{} (the stream's leader) for {FAULT:?}: {} messages arrived meanwhile",
+        leader + 1,
+        after - before
+    );
+    assert!(
+        after > before,
+        "no change arrived over NATS while the leader was down"
+    );
+    after_fault_on(&regions.cluster, &edge, &faulted, &regions.allowed);
 }

@@ -415,3 +415,107 @@ pub fn metric(page: &str, name: &str) -> f64 {
         })
         .sum()
 }
+
+/// How long each fault of the NATS scenarios lasts.
+pub const FAULT: Duration = Duration::from_secs(20);
+
+/// What a scenario saw while its fault lasted.
+pub struct Faulted {
+    pub acks: Vec<Ack>,
+    pub watched: Watched,
+    /// When the fault ended.
+    pub ended: Instant,
+    /// The edge's NATS messages so far when the fault ended.
+    pub messages: f64,
+}
+
+/// The NATS messages so far of the edge at `addr`.
+pub fn nats_messages(addr: std::net::SocketAddr) -> f64 {
+    let (_, page) = checkgate_testkit::http_get(addr, "/metrics").unwrap_or_default();
+    metric(&page, "checkgate_feed_nats_messages_total")
+}
+
+/// Checks what every fault scenario ends with: nothing lost, no version going backwards, the
+/// edge answering throughout, changes arriving over NATS again (not only by catching up from
+/// the control plane), and the edge equal to the database after the fault ended (how long
+/// that took is printed for the figures; the limit asserted is [`CONVERGE`], as timed
+/// assertions flake on shared machines).
+pub fn after_fault(cluster: &Cluster, edge: &Edge, faulted: &Faulted) {
+    after_fault_on(cluster, edge, faulted, &cluster.ws.envs);
+}
+
+/// [`after_fault`] for an edge granted `envs` only (the first among them).
+#[allow(
+    clippy::print_stderr,
+    reason = "the recovery times it prints are figures for BENCHMARKS.md"
+)]
+pub fn after_fault_on(cluster: &Cluster, edge: &Edge, faulted: &Faulted, envs: &[String]) {
+    let Faulted {
+        acks,
+        watched,
+        ended,
+        messages,
+    } = faulted;
+    assert_acknowledged_writes_kept(cluster, acks);
+    assert_converged_on(cluster, &[edge], envs);
+    eprintln!(
+        "converged {:?} after the fault ended ({} evaluations answered meanwhile)",
+        ended.elapsed(),
+        watched.answered
+    );
+    assert!(
+        watched.regressions.is_empty(),
+        "versions went backwards: {:?}",
+        watched.regressions
+    );
+    assert!(
+        watched.failed.is_empty(),
+        "the edge stopped answering: {:?}",
+        watched.failed
+    );
+    assert!(watched.answered > 0);
+    // Changes travel over NATS again (not only by catching up from the control plane): one
+    // more write arrives as a message.
+    write(&cluster.targets(), &cluster.ws, 1, 1, 3, |_| {});
+    eventually(
+        "a change to arrive over NATS after the fault",
+        CONVERGE,
+        || (nats_messages(edge.service.addr) > *messages).then_some(()),
+    );
+    assert_converged_on(cluster, &[edge], envs);
+}
+
+/// Runs `fault` (which starts it and returns once it ended) after the tenth of 60 writes by
+/// each of two writers, with one NATS-fed edge watched throughout.
+pub fn under_fault(cluster: &Cluster, edge: &Edge, fault: impl Fn() + Send + Sync) -> Faulted {
+    under_fault_on(cluster, edge, &cluster.ws.envs, fault)
+}
+
+/// [`under_fault`] for an edge granted `envs` only (the first among them).
+pub fn under_fault_on(
+    cluster: &Cluster,
+    edge: &Edge,
+    envs: &[String],
+    fault: impl Fn() + Send + Sync,
+) -> Faulted {
+    let key = server_key(cluster);
+    assert_converged_on(cluster, &[edge], envs);
+    let watch = Watch::start(edge, &key, "flag-0");
+    let ended = std::sync::Mutex::new(None);
+    let addr = edge.service.addr;
+    let acks = write(&cluster.targets(), &cluster.ws, 2, 60, 3, |i| {
+        if i == 10 {
+            fault();
+            *ended.lock().unwrap() = Some((Instant::now(), nats_messages(addr)));
+        }
+        pause(Duration::from_millis(20));
+    });
+    let watched = watch.finish();
+    let (ended, messages) = ended.into_inner().unwrap().unwrap();
+    Faulted {
+        acks,
+        watched,
+        ended,
+        messages,
+    }
+}
