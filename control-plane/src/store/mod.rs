@@ -17,6 +17,7 @@ mod error;
 mod feed;
 mod flags;
 mod fleet;
+pub mod impressions;
 mod items;
 mod keys;
 mod leases;

@@ -1,0 +1,749 @@
+//! Impressions and evaluation insights: raw impressions, their rollups and the evaluation
+//! counters edges send, in the tables of migration 0010.
+//!
+//! A batch is stored in one transaction: its id in `insight_batches` (a duplicate stops there
+//! and changes nothing), the raw rows in one statement — the batch as one JSON parameter,
+//! expanded by the database (`json_to_recordset` on PostgreSQL, `json_each` on SQLite: one
+//! prepared statement for every batch size; sqlx's `Any` driver binds no arrays, so `UNNEST`
+//! is not open to it) — then the rollups it adds to. Minute rollups are additive upserts.
+//! Hour and day rollups also hold a users sketch, which must be merged, not added: on
+//! PostgreSQL their rows are created if missing and locked (`FOR UPDATE`, in key order, so
+//! concurrent batches queue instead of deadlocking) before the merged sketch is written; SQLite
+//! holds its one write lock for the whole transaction anyway.
+//!
+//! Readers never scan raw rows for aggregates: stats and insights read the rollups, and the
+//! list's `total` is a bounded count (see [`Store::impressions`]).
+
+use std::collections::BTreeMap;
+
+use sqlx::Row as _;
+
+use super::{Backend, Store, StoreError};
+use crate::insights::sketch::Users;
+
+/// The spans rollups are kept at, in minutes.
+pub const MINUTE: i64 = 1;
+pub const HOUR: i64 = 60;
+pub const DAY: i64 = 1440;
+
+/// Most rows of one multi-row statement (each row binds at most 8 parameters).
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// An impression ready to store: checked, and with the environment's privacy settings applied.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NewImpression {
+    #[serde(rename = "f")]
+    pub flag_key: String,
+    #[serde(rename = "u")]
+    pub user_id: Option<String>,
+    #[serde(rename = "v")]
+    pub value: String,
+    /// JSON text of an object.
+    #[serde(rename = "c")]
+    pub context: Option<String>,
+    /// Unix milliseconds.
+    #[serde(rename = "t")]
+    pub evaluated_at: i64,
+}
+
+/// A stored impression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredImpression {
+    pub id: i64,
+    pub flag_key: String,
+    pub user_id: Option<String>,
+    pub value: String,
+    pub context: Option<String>,
+    pub evaluated_at: i64,
+}
+
+/// Which impressions to list.
+#[derive(Debug, Clone, Default)]
+pub struct ImpressionFilter {
+    pub flag_key: Option<String>,
+    pub user_id: Option<String>,
+    pub value: Option<String>,
+    /// Only impressions with a greater id (the live tail's poll).
+    pub since_id: Option<i64>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// The most rows the list's `total` counts.
+pub const TOTAL_CAP: i64 = 10_000;
+
+/// One counter to add: `count` evaluations of a flag to a variant in one minute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCount {
+    pub environment_id: String,
+    pub flag_key: String,
+    pub variant: String,
+    /// Whole minutes since the Unix epoch.
+    pub minute: i64,
+    pub count: i64,
+}
+
+/// A rollup row as read.
+#[derive(Debug, Clone)]
+pub struct RollupRow {
+    pub flag_key: String,
+    pub value: String,
+    pub start: i64,
+    pub count: i64,
+    pub last_seen: i64,
+    /// The users sketch (hours and days only, and only when asked for).
+    pub users: Option<Vec<u8>>,
+}
+
+/// A counter row as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterRow {
+    pub flag_key: String,
+    pub variant: String,
+    pub start: i64,
+    pub count: i64,
+}
+
+/// A flag's first and last evaluation seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagActivity {
+    pub flag_key: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+/// What a batch adds to one rollup row.
+#[derive(Debug, Default)]
+struct Addition {
+    count: i64,
+    last_seen: i64,
+    users: Option<Users>,
+}
+
+/// Rollup key: (flag, span, start, value), in the primary key's order.
+type Key = (String, i64, i64, String);
+
+fn placeholders(rows: usize, per_row: usize, first: usize) -> String {
+    let mut out = String::with_capacity(rows * per_row * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push(',');
+        }
+        out.push('(');
+        for c in 0..per_row {
+            if c > 0 {
+                out.push(',');
+            }
+            out.push('$');
+            out.push_str(&(first + r * per_row + c).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
+impl Store {
+    fn greatest(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => "GREATEST",
+            Backend::Sqlite => "max",
+        }
+    }
+
+    fn least(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => "LEAST",
+            Backend::Sqlite => "min",
+        }
+    }
+
+    /// Records a batch id inside `tx`; false when it was stored before.
+    async fn first_time(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        batch: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO insight_batches (id, received_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(batch)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Stores a batch of one environment's impressions with its rollups, in one transaction.
+    /// With `batch`, a batch of that id stored before is not stored again: returns false.
+    pub async fn store_impressions(
+        &self,
+        batch: Option<&str>,
+        environment_id: &str,
+        items: &[NewImpression],
+        received_at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        if let Some(batch) = batch
+            && !Self::first_time(&mut tx, batch, received_at).await?
+        {
+            return Ok(false);
+        }
+        if items.is_empty() {
+            tx.commit().await?;
+            return Ok(true);
+        }
+        let json = serde_json::to_string(items)
+            .map_err(|e| StoreError::Corrupt(format!("impression batch: {e}")))?;
+        let insert = match self.backend {
+            Backend::Postgres => {
+                "INSERT INTO impressions (environment_id, flag_key, user_id, value, context, evaluated_at, received_at) \
+                 SELECT $1, x.f, x.u, x.v, x.c::jsonb, x.t, $2 \
+                 FROM json_to_recordset($3::json) AS x(f text, u text, v text, c text, t bigint)"
+            }
+            Backend::Sqlite => {
+                "INSERT INTO impressions (environment_id, flag_key, user_id, value, context, evaluated_at, received_at) \
+                 SELECT $1, json_extract(value, '$.f'), json_extract(value, '$.u'), json_extract(value, '$.v'), \
+                 json_extract(value, '$.c'), json_extract(value, '$.t'), $2 FROM json_each($3)"
+            }
+        };
+        sqlx::query(insert)
+            .bind(environment_id)
+            .bind(received_at)
+            .bind(&json)
+            .execute(&mut *tx)
+            .await?;
+
+        // What the batch adds to each rollup row, in key order.
+        let mut additions: BTreeMap<Key, Addition> = BTreeMap::new();
+        for item in items {
+            let minute = item.evaluated_at.div_euclid(60_000);
+            for span in [MINUTE, HOUR, DAY] {
+                let start = minute - minute.rem_euclid(span);
+                let add = additions
+                    .entry((item.flag_key.clone(), span, start, item.value.clone()))
+                    .or_default();
+                add.count += 1;
+                add.last_seen = add.last_seen.max(item.evaluated_at);
+                if span != MINUTE {
+                    let users = add.users.get_or_insert_with(Users::new);
+                    if let Some(user) = &item.user_id {
+                        users.insert(user);
+                    }
+                }
+            }
+        }
+        self.merge_stored_sketches(&mut tx, environment_id, &mut additions)
+            .await?;
+        self.upsert_rollups(&mut tx, environment_id, &additions)
+            .await?;
+        let mut activity: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+        for item in items {
+            let seen = activity
+                .entry(&item.flag_key)
+                .or_insert((item.evaluated_at, item.evaluated_at));
+            seen.0 = seen.0.min(item.evaluated_at);
+            seen.1 = seen.1.max(item.evaluated_at);
+        }
+        self.upsert_activity(&mut tx, environment_id, &activity)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Merges into `additions` the users sketches already stored for their hour and day rows,
+    /// having locked those rows (PostgreSQL; creating the missing ones first, so a concurrent
+    /// batch waits for this one instead of writing a sketch that misses it).
+    async fn merge_stored_sketches(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        env: &str,
+        additions: &mut BTreeMap<Key, Addition>,
+    ) -> Result<(), StoreError> {
+        let keys: Vec<&Key> = additions.keys().filter(|k| k.1 != MINUTE).collect();
+        let mut stored: Vec<(Key, Vec<u8>)> = Vec::new();
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            if self.backend == Backend::Postgres {
+                let sql = format!(
+                    "INSERT INTO impression_rollups (environment_id, flag_key, span, start, value, count, last_seen) \
+                     VALUES {} ON CONFLICT (environment_id, flag_key, span, start, value) DO NOTHING",
+                    placeholders(chunk.len(), 5, 1).replace(')', ", 0, 0)")
+                );
+                let mut query = sqlx::query(&sql);
+                for (flag, span, start, value) in chunk {
+                    query = query
+                        .bind(env)
+                        .bind(flag)
+                        .bind(*span)
+                        .bind(*start)
+                        .bind(value);
+                }
+                query.execute(&mut **tx).await?;
+            }
+            let lock = if self.backend == Backend::Postgres {
+                " FOR UPDATE"
+            } else {
+                ""
+            };
+            let sql = format!(
+                "SELECT flag_key, span, start, value, users FROM impression_rollups \
+                 WHERE environment_id = $1 AND (flag_key, span, start, value) IN (VALUES {}) \
+                 ORDER BY flag_key, span, start, value{lock}",
+                placeholders(chunk.len(), 4, 2)
+            );
+            let mut query = sqlx::query(&sql).bind(env);
+            for (flag, span, start, value) in chunk {
+                query = query.bind(flag).bind(*span).bind(*start).bind(value);
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                let users: Option<Vec<u8>> = row.try_get(4)?;
+                if let Some(users) = users {
+                    let key = (
+                        row.try_get(0)?,
+                        row.try_get(1)?,
+                        row.try_get(2)?,
+                        row.try_get(3)?,
+                    );
+                    stored.push((key, users));
+                }
+            }
+        }
+        for (key, bytes) in stored {
+            let old = Users::from_bytes(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if let Some(add) = additions.get_mut(&key) {
+                add.users.get_or_insert_with(Users::new).merge(&old);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds `additions` to their rollup rows (creating them), in key order.
+    async fn upsert_rollups(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        env: &str,
+        additions: &BTreeMap<Key, Addition>,
+    ) -> Result<(), StoreError> {
+        let rows: Vec<_> = additions.iter().collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO impression_rollups (environment_id, flag_key, span, start, value, count, last_seen, users) \
+                 VALUES {} ON CONFLICT (environment_id, flag_key, span, start, value) DO UPDATE SET \
+                 count = impression_rollups.count + excluded.count, \
+                 last_seen = {}(impression_rollups.last_seen, excluded.last_seen), \
+                 users = COALESCE(excluded.users, impression_rollups.users)",
+                placeholders(chunk.len(), 8, 1),
+                self.greatest()
+            );
+            let mut query = sqlx::query(&sql);
+            for ((flag, span, start, value), add) in chunk {
+                query = query
+                    .bind(env)
+                    .bind(flag)
+                    .bind(*span)
+                    .bind(*start)
+                    .bind(value)
+                    .bind(add.count)
+                    .bind(add.last_seen)
+                    .bind(add.users.as_ref().map(Users::to_bytes));
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Widens each flag's first and last evaluation seen.
+    async fn upsert_activity(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        env: &str,
+        activity: &BTreeMap<&str, (i64, i64)>,
+    ) -> Result<(), StoreError> {
+        let rows: Vec<_> = activity.iter().collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO flag_activity (environment_id, flag_key, first_seen, last_seen) VALUES {} \
+                 ON CONFLICT (environment_id, flag_key) DO UPDATE SET \
+                 first_seen = {}(flag_activity.first_seen, excluded.first_seen), \
+                 last_seen = {}(flag_activity.last_seen, excluded.last_seen)",
+                placeholders(chunk.len(), 4, 1),
+                self.least(),
+                self.greatest()
+            );
+            let mut query = sqlx::query(&sql);
+            for (flag, (first, last)) in chunk {
+                query = query.bind(env).bind(**flag).bind(*first).bind(*last);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds evaluation counters (of any environments), at the three spans, in one transaction.
+    /// With `batch`, counters of that id added before are not added again: returns false.
+    pub async fn store_evaluation_counts(
+        &self,
+        batch: Option<&str>,
+        counts: &[NewCount],
+        received_at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut sums: BTreeMap<(&str, &str, i64, i64, &str), i64> = BTreeMap::new();
+        let mut activity: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
+        for c in counts {
+            for span in [MINUTE, HOUR, DAY] {
+                let start = c.minute - c.minute.rem_euclid(span);
+                *sums
+                    .entry((&c.environment_id, &c.flag_key, span, start, &c.variant))
+                    .or_default() += c.count;
+            }
+            let at = c.minute.saturating_mul(60_000);
+            let seen = activity
+                .entry((&c.environment_id, &c.flag_key))
+                .or_insert((at, at));
+            seen.0 = seen.0.min(at);
+            seen.1 = seen.1.max(at);
+        }
+        let mut tx = self.write().await?;
+        if let Some(batch) = batch
+            && !Self::first_time(&mut tx, batch, received_at).await?
+        {
+            return Ok(false);
+        }
+        let rows: Vec<_> = sums.into_iter().collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO evaluation_counts (environment_id, flag_key, span, start, variant, count) VALUES {} \
+                 ON CONFLICT (environment_id, flag_key, span, start, variant) DO UPDATE SET \
+                 count = evaluation_counts.count + excluded.count",
+                placeholders(chunk.len(), 6, 1)
+            );
+            let mut query = sqlx::query(&sql);
+            for ((env, flag, span, start, variant), count) in chunk {
+                query = query
+                    .bind(*env)
+                    .bind(*flag)
+                    .bind(*span)
+                    .bind(*start)
+                    .bind(*variant)
+                    .bind(*count);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        let mut by_env: BTreeMap<&str, BTreeMap<&str, (i64, i64)>> = BTreeMap::new();
+        for ((env, flag), seen) in activity {
+            by_env.entry(env).or_default().insert(flag, seen);
+        }
+        for (env, activity) in &by_env {
+            self.upsert_activity(&mut tx, env, activity).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// A page of an environment's impressions, newest first, and `total`: how many match,
+    /// counted up to [`TOTAL_CAP`] (with `since_id`, how many are newer than it) — a bounded
+    /// count, never the whole table.
+    pub async fn impressions(
+        &self,
+        environment_id: &str,
+        filter: &ImpressionFilter,
+    ) -> Result<(Vec<StoredImpression>, i64), StoreError> {
+        let mut conditions = String::from("environment_id = $1");
+        let mut binds: Vec<&str> = Vec::new();
+        for (column, value) in [
+            ("flag_key", &filter.flag_key),
+            ("user_id", &filter.user_id),
+            ("value", &filter.value),
+        ] {
+            if let Some(v) = value {
+                binds.push(v);
+                conditions.push_str(&format!(" AND {column} = ${}", binds.len() + 1));
+            }
+        }
+        let since = filter.since_id.unwrap_or(0);
+        conditions.push_str(&format!(" AND id > ${}", binds.len() + 2));
+        let context = match self.backend {
+            Backend::Postgres => "context::text",
+            Backend::Sqlite => "context",
+        };
+        let n = binds.len();
+        let sql = format!(
+            "SELECT id, flag_key, user_id, value, {context}, evaluated_at FROM impressions \
+             WHERE {conditions} ORDER BY id DESC LIMIT ${} OFFSET ${}",
+            n + 3,
+            n + 4
+        );
+        let mut query =
+            sqlx::query_as::<_, (i64, String, Option<String>, String, Option<String>, i64)>(&sql)
+                .bind(environment_id);
+        for b in &binds {
+            query = query.bind(*b);
+        }
+        let rows = query
+            .bind(since)
+            .bind(i64::from(filter.limit))
+            .bind(i64::from(filter.offset))
+            .fetch_all(&self.pool)
+            .await?;
+        let count_sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM impressions WHERE {conditions} LIMIT ${}) AS bounded",
+            n + 3
+        );
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(environment_id);
+        for b in &binds {
+            count = count.bind(*b);
+        }
+        let total = count
+            .bind(since)
+            .bind(TOTAL_CAP)
+            .fetch_one(&self.pool)
+            .await?;
+        let items = rows
+            .into_iter()
+            .map(
+                |(id, flag_key, user_id, value, context, evaluated_at)| StoredImpression {
+                    id,
+                    flag_key,
+                    user_id,
+                    value,
+                    context,
+                    evaluated_at,
+                },
+            )
+            .collect();
+        Ok((items, total))
+    }
+
+    /// Rollup rows of one span with `start` in `[from, to)`, of one flag or all; with `users`,
+    /// their sketches too.
+    pub async fn impression_rollups(
+        &self,
+        environment_id: &str,
+        span: i64,
+        (from, to): (i64, i64),
+        flag_key: Option<&str>,
+        users: bool,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        let sql = format!(
+            "SELECT flag_key, value, start, count, last_seen, {} FROM impression_rollups \
+             WHERE environment_id = $1 AND span = $2 AND start >= $3 AND start < $4{}",
+            if users { "users" } else { "NULL" },
+            if flag_key.is_some() {
+                " AND flag_key = $5"
+            } else {
+                ""
+            }
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(environment_id)
+            .bind(span)
+            .bind(from)
+            .bind(to);
+        if let Some(flag) = flag_key {
+            query = query.bind(flag);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(RollupRow {
+                    flag_key: row.try_get(0)?,
+                    value: row.try_get(1)?,
+                    start: row.try_get(2)?,
+                    count: row.try_get(3)?,
+                    last_seen: row.try_get(4)?,
+                    users: if users { row.try_get(5)? } else { None },
+                })
+            })
+            .collect()
+    }
+
+    /// Counter rows of one span with `start` in `[from, to)`, of one flag or all.
+    pub async fn evaluation_counters(
+        &self,
+        environment_id: &str,
+        span: i64,
+        (from, to): (i64, i64),
+        flag_key: Option<&str>,
+    ) -> Result<Vec<CounterRow>, StoreError> {
+        let sql = format!(
+            "SELECT flag_key, variant, start, count FROM evaluation_counts \
+             WHERE environment_id = $1 AND span = $2 AND start >= $3 AND start < $4{}",
+            if flag_key.is_some() {
+                " AND flag_key = $5"
+            } else {
+                ""
+            }
+        );
+        let mut query = sqlx::query_as::<_, (String, String, i64, i64)>(&sql)
+            .bind(environment_id)
+            .bind(span)
+            .bind(from)
+            .bind(to);
+        if let Some(flag) = flag_key {
+            query = query.bind(flag);
+        }
+        Ok(query
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(flag_key, variant, start, count)| CounterRow {
+                flag_key,
+                variant,
+                start,
+                count,
+            })
+            .collect())
+    }
+
+    /// Every flag's first and last evaluation seen in an environment.
+    pub async fn flag_activity(
+        &self,
+        environment_id: &str,
+    ) -> Result<Vec<FlagActivity>, StoreError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT flag_key, first_seen, last_seen FROM flag_activity WHERE environment_id = $1",
+        )
+        .bind(environment_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(flag_key, first_seen, last_seen)| FlagActivity {
+                flag_key,
+                first_seen,
+                last_seen,
+            })
+            .collect())
+    }
+
+    /// Deletes up to `limit` raw impressions received before `before_ms`, and as many batch
+    /// ids; returns how many impressions went. Called repeatedly until it returns less than
+    /// `limit`, so no statement deletes more than `limit` rows.
+    pub async fn purge_impressions(&self, before_ms: i64, limit: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM impressions WHERE id IN \
+             (SELECT id FROM impressions WHERE received_at < $1 ORDER BY received_at LIMIT $2)",
+        )
+        .bind(before_ms)
+        .bind(limit)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query(
+            "DELETE FROM insight_batches WHERE id IN \
+             (SELECT id FROM insight_batches WHERE received_at < $1 ORDER BY received_at LIMIT $2)",
+        )
+        .bind(before_ms)
+        .bind(limit)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Deletes up to `limit` rollup rows and up to `limit` counter rows that start before
+    /// `before_minute`, and flags' activity last seen before it; returns how many rows went.
+    pub async fn purge_insights(&self, before_minute: i64, limit: i64) -> Result<u64, StoreError> {
+        let mut gone = 0;
+        for (table, last) in [
+            ("impression_rollups", "value"),
+            ("evaluation_counts", "variant"),
+        ] {
+            let sql = format!(
+                "DELETE FROM {table} WHERE (environment_id, flag_key, span, start, {last}) IN \
+                 (SELECT environment_id, flag_key, span, start, {last} FROM {table} \
+                 WHERE start < $1 ORDER BY start LIMIT $2)"
+            );
+            gone += sqlx::query(&sql)
+                .bind(before_minute)
+                .bind(limit)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        gone += sqlx::query(
+            "DELETE FROM flag_activity WHERE (environment_id, flag_key) IN \
+             (SELECT environment_id, flag_key FROM flag_activity WHERE last_seen < $1 LIMIT $2)",
+        )
+        .bind(before_minute.saturating_mul(60_000))
+        .bind(limit)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(gone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::placeholders;
+
+    #[test]
+    fn placeholders_number_rows_in_order() {
+        assert_eq!(placeholders(2, 3, 2), "($2,$3,$4),($5,$6,$7)");
+        assert_eq!(placeholders(1, 1, 1), "($1)");
+    }
+}
+
+impl Store {
+    /// An environment's settings; not found when it does not exist.
+    pub async fn environment_settings(
+        &self,
+        environment_id: &str,
+    ) -> Result<checkgate_protocol::EnvironmentSettings, StoreError> {
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT settings FROM environments WHERE id = $1")
+                .bind(environment_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let text =
+            text.ok_or_else(|| StoreError::NotFound(format!("environment {environment_id:?}")))?;
+        Ok(checkgate_protocol::EnvironmentSettings::parse(&text))
+    }
+
+    /// Which of these environment ids exist.
+    pub async fn existing_environments<'a>(
+        &self,
+        ids: impl Iterator<Item = &'a str>,
+    ) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let wanted: std::collections::BTreeSet<&str> = ids.collect();
+        let mut found = std::collections::BTreeSet::new();
+        for id in wanted {
+            let exists: Option<String> =
+                sqlx::query_scalar("SELECT id FROM environments WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            found.extend(exists);
+        }
+        Ok(found)
+    }
+
+    /// The key of every SDK key that is live, by hash: its environment and kind.
+    pub async fn sdk_key_by_hash(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(String, super::KeyKind)>, StoreError> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT environment_id, kind FROM sdk_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(env, kind)| {
+            (
+                env,
+                super::KeyKind::parse(&kind).unwrap_or(super::KeyKind::Server),
+            )
+        }))
+    }
+}
+
+impl Store {
+    /// Every flag of an environment by key, with when it was created.
+    pub async fn flag_keys(&self, environment_id: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT key, created_at FROM flags WHERE environment_id = $1 ORDER BY key",
+        )
+        .bind(environment_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
