@@ -1,6 +1,7 @@
 //! Background upkeep of the control plane: readiness follows whether the store answers;
 //! expired sessions, edge sessions gone for a day, and old change rows are deleted. One task, owned by `main`,
-//! stopped at shutdown.
+//! stopped at shutdown. A second ([`retention`]) deletes impressions and insights past their
+//! retention, in batches.
 
 use std::time::Duration;
 
@@ -59,6 +60,44 @@ pub async fn run(store: Store, health: Health, retain_changes: u64) {
                     Err(e) => tracing::warn!(cause = %e, "compacting the change feed failed"),
                 }
             }
+        }
+    }
+}
+
+/// How often impressions and insights past their retention are deleted.
+const RETENTION_EVERY: Duration = Duration::from_secs(600);
+/// Rows one delete statement removes at most: short transactions, never one giant DELETE.
+pub const RETENTION_BATCH: i64 = 5_000;
+/// Delete statements per table and pass; what is left waits for the next pass, so one pass is
+/// bounded (at most 200 × 5,000 = 1 M raw rows per 10 minutes) and never holds the database.
+const RETENTION_STATEMENTS: usize = 200;
+
+/// Runs until dropped (aborted): every 10 minutes (and once at start), deletes raw impressions
+/// older than `IMPRESSIONS_RETENTION_DAYS` and rollups and counters older than
+/// `INSIGHTS_RETENTION_DAYS`, `RETENTION_BATCH` rows per statement, pausing between
+/// statements so other writers get the database.
+pub async fn retention(insights: crate::insights::Insights) {
+    let mut every = tokio::time::interval(RETENTION_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match insights
+            .purge(
+                RETENTION_BATCH,
+                RETENTION_STATEMENTS,
+                Duration::from_millis(20),
+            )
+            .await
+        {
+            Ok((0, 0)) => {}
+            Ok((raw, rollups)) => {
+                tracing::info!(
+                    impressions = raw,
+                    rollups,
+                    "deleted impressions and insights past their retention"
+                );
+            }
+            Err(e) => tracing::warn!(cause = %e, "deleting old impressions failed"),
         }
     }
 }

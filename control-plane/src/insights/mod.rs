@@ -274,8 +274,14 @@ impl Insights {
     }
 
     /// Deletes what is past its retention, in batches of `batch` rows, until nothing is left
-    /// or `budget` statements ran; returns the rows deleted (raw, then rollups and counters).
-    pub async fn purge(&self, batch: i64, budget: usize) -> Result<(u64, u64), StoreError> {
+    /// or `budget` statements per kind ran, pausing `pause` between statements; returns the
+    /// rows deleted (raw, then rollups and counters).
+    pub async fn purge(
+        &self,
+        batch: i64,
+        budget: usize,
+        pause: std::time::Duration,
+    ) -> Result<(u64, u64), StoreError> {
         let now = now_ms();
         let raw_before = now - i64::from(self.settings.impressions_retention_days) * DAY_MS;
         let rollups_before =
@@ -287,6 +293,7 @@ impl Insights {
             if n < batch.max(0) as u64 {
                 break;
             }
+            tokio::time::sleep(pause).await;
         }
         for _ in 0..budget {
             let n = self.store.purge_insights(rollups_before, batch).await?;
@@ -294,6 +301,7 @@ impl Insights {
             if n == 0 {
                 break;
             }
+            tokio::time::sleep(pause).await;
         }
         Ok((raw, rollups))
     }
