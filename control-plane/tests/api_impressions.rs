@@ -387,6 +387,9 @@ async fn a_batch_sent_twice_is_stored_once_and_since_id_polls_only_new_rows() {
     .await;
 }
 
+/// What the stats of one flag should say: total, true, false, by value, last seen.
+type Want<'a> = (i64, i64, i64, BTreeMap<&'a str, i64>, i64);
+
 #[tokio::test]
 async fn stats_from_rollups_match_the_raw_rows() {
     on_both(|api, backend| async move {
@@ -426,7 +429,7 @@ async fn stats_from_rollups_match_the_raw_rows() {
             )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-        let mut want: BTreeMap<&str, (i64, i64, i64, BTreeMap<&str, i64>, i64)> = BTreeMap::new();
+        let mut want: BTreeMap<&str, Want<'_>> = BTreeMap::new();
         let mut users: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         // Users are counted over the window widened to whole hours.
         let hour_start = from - from.rem_euclid(3_600_000);

@@ -17,6 +17,7 @@ mod error;
 mod feed;
 mod flags;
 mod fleet;
+mod impression_reads;
 pub mod impressions;
 mod items;
 mod keys;
