@@ -418,7 +418,7 @@ fn check_impression_settings(settings: &ImpressionSettings) -> Result<(), ApiErr
         (status = 200, body = EnvironmentView, description = "The environment as it is now.",
             headers(("X-Checkgate-Version" = inline(Committed),
                 description = "The environment version this write committed, when it changed a \
-                    serving setting (`client_keys_read_rules`); absent otherwise."))),
+                    serving setting (`client_keys_read_rules`, `impressions`); absent otherwise."))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
