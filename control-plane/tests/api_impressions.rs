@@ -226,6 +226,12 @@ async fn limits_and_validation_refuse_the_whole_batch() {
                 0,
                 "context",
             ),
+            (json!({"flag_key": "f", "value": "a\u{0}b"}), 1, "value"),
+            (
+                json!({"flag_key": "f", "value": "v", "context": {"k": ["\u{0}"]}}),
+                2,
+                "context",
+            ),
             (
                 json!({"flag_key": "f", "value": "v", "evaluated_at": "yesterday"}),
                 1,
@@ -260,6 +266,13 @@ async fn limits_and_validation_refuse_the_whole_batch() {
                 "bad_request",
             );
         }
+        let nul = api
+            .get(
+                &format!("/api/environments/{env}/impressions?value=%00"),
+                Some(&world.admin),
+            )
+            .await;
+        assert_error(&nul, StatusCode::BAD_REQUEST, "bad_request");
         assert_eq!(
             list(&api, &world, "").await["total"],
             0,

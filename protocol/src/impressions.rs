@@ -65,6 +65,13 @@ impl Impression {
         if self.value.len() > MAX_VALUE {
             return refuse(format!("value must be at most {MAX_VALUE} bytes"));
         }
+        // Databases store text without NUL characters (PostgreSQL refuses them).
+        if self.value.contains('\0') {
+            return refuse("value must not contain NUL characters".into());
+        }
+        if self.user_id.as_deref().is_some_and(|u| u.contains('\0')) {
+            return refuse("user_id must not contain NUL characters".into());
+        }
         if let Some(context) = &self.context {
             if context.len() > MAX_CONTEXT {
                 return refuse(format!(
@@ -73,6 +80,9 @@ impl Impression {
                 ));
             }
             match serde_json::from_str::<serde_json::Value>(context) {
+                Ok(object @ serde_json::Value::Object(_)) if has_nul(&object) => {
+                    return refuse("context must not contain NUL characters".into());
+                }
                 Ok(serde_json::Value::Object(_)) => {}
                 Ok(_) => return refuse("context must be a JSON object".into()),
                 Err(e) => return refuse(format!("context is not JSON: {e}")),
@@ -85,6 +95,16 @@ impl Impression {
             return refuse("evaluated_at is older than impressions are kept".into());
         }
         Ok(())
+    }
+}
+
+/// Whether any string or key in `value` holds a NUL character.
+fn has_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(has_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }
 
@@ -255,6 +275,20 @@ mod tests {
                     ..item()
                 },
                 "context",
+            ),
+            (
+                Impression {
+                    context: Some(r#"{"a":["\u0000"]}"#.into()),
+                    ..item()
+                },
+                "context",
+            ),
+            (
+                Impression {
+                    value: "a\0b".into(),
+                    ..item()
+                },
+                "value",
             ),
             (
                 Impression {

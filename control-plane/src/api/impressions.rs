@@ -285,6 +285,20 @@ pub(super) async fn list(
 ) -> Result<impl IntoResponse, ApiError> {
     in_environment(&state, &caller, &env, Role::Viewer).await?;
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    for (name, filter) in [
+        ("flag_key", &q.flag_key),
+        ("user_id", &q.user_id),
+        ("value", &q.value),
+    ] {
+        if filter
+            .as_deref()
+            .is_some_and(|f| f.contains('\0') || f.len() > 1024)
+        {
+            return Err(ApiError::BadRequest(format!(
+                "{name} must be at most 1024 bytes, without NUL characters"
+            )));
+        }
+    }
     if q.offset > MAX_OFFSET {
         return Err(ApiError::BadRequest(format!(
             "offset must be at most {MAX_OFFSET}"
@@ -396,14 +410,20 @@ pub(super) async fn stats(
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let settings = state.insights.settings();
     let day = 86_400_000i64;
-    let to = instant("to", q.to.as_deref())?.unwrap_or_else(now_ms);
+    let now = now_ms();
+    let longest = i64::from(settings.insights_retention_days) * day;
+    let to = instant("to", q.to.as_deref())?.unwrap_or(now);
+    if to <= 0 || to > now + longest {
+        return Err(ApiError::BadRequest(
+            "to must be after 1970 and not far in the future".into(),
+        ));
+    }
     let from = instant("from", q.from.as_deref())?
         .unwrap_or(to - i64::from(settings.impressions_retention_days) * day);
-    let longest = i64::from(settings.insights_retention_days) * day;
     if from >= to {
         return Err(ApiError::BadRequest("from must be before to".into()));
     }
-    if to - from > longest || from < 0 || to > now_ms() + longest {
+    if from < 0 || to - from > longest {
         return Err(ApiError::BadRequest(format!(
             "the window must be within {} days",
             settings.insights_retention_days
@@ -582,6 +602,9 @@ pub(super) async fn flag(
             ));
         }
     };
+    if checkgate_protocol::impressions::check_flag_key(&key).is_err() {
+        return Err(ApiError::NotFound(format!("flag {key:?} not found")));
+    }
     let flag = state.store.flag(&env, &key).await?;
     let got = state
         .insights
