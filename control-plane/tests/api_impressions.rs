@@ -813,3 +813,56 @@ async fn retention_deletes_in_batches() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn concurrent_batches_lose_no_user_and_no_count() {
+    on_both(|api, backend| async move {
+        let world = api.world().await;
+        let env = world.envs[0].clone();
+        let service = insights(&api);
+        let now = now_ms();
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..8u8 {
+            let service = service.clone();
+            let env = env.clone();
+            tasks.spawn(async move {
+                // Two flags in opposite key order per batch, the same hour and day rows.
+                let items = (0..100)
+                    .map(|i| Impression {
+                        flag_key: if (i + usize::from(n)) % 2 == 0 {
+                            "a"
+                        } else {
+                            "b"
+                        }
+                        .into(),
+                        user_id: Some(format!("b{n}-u{i}")),
+                        value: "true".into(),
+                        context: None,
+                        evaluated_at: now - i as i64,
+                    })
+                    .collect();
+                service
+                    .store_batch(&ImpressionBatch {
+                        id: [n; 16],
+                        environment: env,
+                        items,
+                    })
+                    .await
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            assert!(matches!(done.unwrap(), Ok(Stored::New(100))), "{backend}");
+        }
+        let stats = api
+            .get(
+                &format!("/api/environments/{env}/impressions/stats"),
+                Some(&world.admin),
+            )
+            .await;
+        for entry in stats.body.as_array().unwrap() {
+            assert_eq!(entry["total"], 400, "{backend}: {}", stats.body);
+            assert_eq!(entry["unique_users"], 400, "{backend}: {}", stats.body);
+        }
+    })
+    .await;
+}
