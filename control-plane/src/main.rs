@@ -146,10 +146,10 @@ async fn main() -> anyhow::Result<()> {
         checkgate_control::upkeep::run(store.clone(), health.clone(), config.feed_retain_changes),
     );
 
-    // Raw impressions, rollups and counters past their retention, deleted in batches.
+    // Impression users merged into sketches; what is past its retention deleted in batches.
     tasks.spawn(
-        "insights retention",
-        checkgate_control::upkeep::retention(state.insights.clone()),
+        "insights upkeep",
+        checkgate_control::upkeep::insights(state.insights.clone()),
     );
 
     let result = ops::run_service(

@@ -533,17 +533,36 @@ async fn unique_users_are_within_two_percent_on_a_large_set() {
                 .await
                 .unwrap();
         }
-        let reply = api
-            .get(
-                &format!("/api/environments/{env}/impressions/stats"),
-                Some(&world.admin),
-            )
-            .await;
-        let entry = &reply.body[0];
-        assert_eq!(entry["total"], users);
-        let got = entry["unique_users"].as_f64().unwrap();
-        let error = (got - f64::from(users)).abs() / f64::from(users);
-        assert!(error <= 0.02, "{backend}: {got} users for {users}");
+        // Before the users are merged into the sketches (read from the parts) and after.
+        for compacted in [false, true] {
+            if compacted {
+                let merged = service.compact(1000, 100).await.unwrap();
+                assert!(merged >= 40, "{backend}: merged {merged} parts");
+                assert_eq!(service.compact(1000, 100).await.unwrap(), 0, "all merged");
+            }
+            let reply = api
+                .get(
+                    &format!("/api/environments/{env}/impressions/stats"),
+                    Some(&world.admin),
+                )
+                .await;
+            let entry = &reply.body[0];
+            assert_eq!(entry["total"], users);
+            let got = entry["unique_users"].as_f64().unwrap();
+            let error = (got - f64::from(users)).abs() / f64::from(users);
+            assert!(
+                error <= 0.02,
+                "{backend} (compacted: {compacted}): {got} users for {users}"
+            );
+            let insights = api
+                .get(
+                    &format!("/api/environments/{env}/flags/big/insights?range=24h"),
+                    Some(&world.admin),
+                )
+                .await;
+            // No such flag: insights are of flags that exist.
+            assert_eq!(insights.status, StatusCode::NOT_FOUND);
+        }
     })
     .await;
 }
@@ -795,8 +814,8 @@ async fn retention_deletes_in_batches() {
                 break;
             }
         }
-        // Minute, hour and day rows of the old flag, and nothing recent.
-        assert_eq!(rollups, 3, "{backend}");
+        // Minute, hour and day rows of the old flag and its users' part, and nothing recent.
+        assert_eq!(rollups, 4, "{backend}");
         let stats = api
             .get(
                 &format!("/api/environments/{env}/impressions/stats"),
@@ -863,6 +882,44 @@ async fn concurrent_batches_lose_no_user_and_no_count() {
             assert_eq!(entry["total"], 400, "{backend}: {}", stats.body);
             assert_eq!(entry["unique_users"], 400, "{backend}: {}", stats.body);
         }
+        // Two compactions at once (two instances), while batches keep coming: nothing lost.
+        let other = insights(&api);
+        let (a, b) = tokio::join!(service.compact(3, 100), other.compact(5, 100));
+        a.unwrap();
+        b.unwrap();
+        let more = (0..50)
+            .map(|i| Impression {
+                flag_key: "a".into(),
+                user_id: Some(format!("late-{i}")),
+                value: "true".into(),
+                context: None,
+                evaluated_at: now,
+            })
+            .collect();
+        service
+            .store_batch(&ImpressionBatch {
+                id: [99; 16],
+                environment: env.clone(),
+                items: more,
+            })
+            .await
+            .unwrap();
+        service.compact(1000, 10).await.unwrap();
+        let stats = api
+            .get(
+                &format!("/api/environments/{env}/impressions/stats"),
+                Some(&world.admin),
+            )
+            .await;
+        let a = stats
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["flag_key"] == "a")
+            .unwrap();
+        assert_eq!(a["total"], 450, "{backend}");
+        assert_eq!(a["unique_users"], 450, "{backend}: {}", stats.body);
     })
     .await;
 }

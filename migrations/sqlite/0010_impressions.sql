@@ -54,6 +54,21 @@ CREATE TABLE evaluation_counts (
 CREATE INDEX evaluation_counts_by_time ON evaluation_counts (environment_id, span, start);
 CREATE INDEX evaluation_counts_start ON evaluation_counts (start);
 
+-- The users of each batch not yet merged into the hour and day sketches of
+-- `impression_rollups`: per environment × flag × value × hour, the batch's distinct user hashes
+-- (8 bytes each, little-endian). Appending them keeps the ingest path free of sketch reads and
+-- rewrites; a background task merges them into the sketches and deletes them, and readers
+-- count what is still here too.
+CREATE TABLE impression_user_parts (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    environment_id TEXT NOT NULL REFERENCES environments (id) ON DELETE CASCADE,
+    flag_key       TEXT NOT NULL,
+    value          TEXT NOT NULL,
+    hour           BIGINT NOT NULL,
+    users          BLOB NOT NULL
+);
+CREATE INDEX impression_user_parts_by_hour ON impression_user_parts (environment_id, hour);
+
 -- When each flag was first and last seen evaluated (impressions or counters), for "last
 -- evaluated" and the stale signal on the flag list without reading the rollups.
 CREATE TABLE flag_activity (

@@ -273,6 +273,20 @@ impl Insights {
         })
     }
 
+    /// Merges pending user parts into the rollups' sketches, `batch` parts per transaction, at
+    /// most `budget` transactions; returns how many parts it merged.
+    pub async fn compact(&self, batch: i64, budget: usize) -> Result<usize, StoreError> {
+        let mut merged = 0;
+        for _ in 0..budget {
+            let n = self.store.compact_user_parts(batch).await?;
+            merged += n;
+            if (n as i64) < batch {
+                break;
+            }
+        }
+        Ok(merged)
+    }
+
     /// Deletes what is past its retention, in batches of `batch` rows, until nothing is left
     /// or `budget` statements per kind ran, pausing `pause` between statements; returns the
     /// rows deleted (raw, then rollups and counters).

@@ -187,6 +187,17 @@ impl Insights {
                 }
             }
         }
+        // Users of batches whose parts are not merged into the sketches yet.
+        for (flag, value, hashes) in store
+            .user_parts(env, (floor_to(lo, HOUR), ceil_to(hi, HOUR)), None)
+            .await?
+        {
+            let sketch = users.entry((flag, value)).or_default();
+            for h in hashes {
+                sketch.insert_hash(h);
+            }
+        }
+        counts.retain(|_, (count, _)| *count > 0);
         let mut flags: BTreeMap<String, FlagStats> = BTreeMap::new();
         for ((flag, value), (count, last_seen)) in counts {
             let stats = flags.entry(flag.clone()).or_insert_with(|| FlagStats {
@@ -324,6 +335,11 @@ impl Insights {
         {
             if let Some(bytes) = &row.users {
                 users.merge(&decode(bytes)?);
+            }
+        }
+        for (_, _, hashes) in store.user_parts(env, sketches, Some(flag)).await? {
+            for h in hashes {
+                users.insert_hash(h);
             }
         }
         for row in store

@@ -89,6 +89,7 @@ impl Users {
         self.0.insert(&hash);
     }
 
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, user: &str) {
         self.insert_hash(user_hash(user));
     }

@@ -127,6 +127,44 @@ impl Store {
             .collect()
     }
 
+    /// The users of parts not merged into sketches yet, with `hour` in `[from, to)`, of one
+    /// flag or all: `(flag, value, user hashes)`.
+    pub async fn user_parts(
+        &self,
+        environment_id: &str,
+        (from, to): (i64, i64),
+        flag_key: Option<&str>,
+    ) -> Result<Vec<(String, String, Vec<u64>)>, StoreError> {
+        let sql = format!(
+            "SELECT flag_key, value, users FROM impression_user_parts \
+             WHERE environment_id = $1 AND hour >= $2 AND hour < $3{}",
+            if flag_key.is_some() {
+                " AND flag_key = $4"
+            } else {
+                ""
+            }
+        );
+        let mut query = sqlx::query_as::<_, (String, String, Vec<u8>)>(&sql)
+            .bind(environment_id)
+            .bind(from)
+            .bind(to);
+        if let Some(flag) = flag_key {
+            query = query.bind(flag);
+        }
+        Ok(query
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(flag, value, bytes)| {
+                let users = bytes
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                    .collect();
+                (flag, value, users)
+            })
+            .collect())
+    }
+
     /// Counter rows of one span with `start` in `[from, to)`, of one flag or all.
     pub async fn evaluation_counters(
         &self,

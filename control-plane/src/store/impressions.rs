@@ -5,21 +5,24 @@
 //! and changes nothing), the raw rows in one statement — the batch as one JSON parameter,
 //! expanded by the database (`json_to_recordset` on PostgreSQL, `json_each` on SQLite: one
 //! prepared statement for every batch size; sqlx's `Any` driver binds no arrays, so `UNNEST`
-//! is not open to it) — then the rollups it adds to. Minute rollups are additive upserts.
-//! Hour and day rollups also hold a users sketch, which must be merged, not added: on
-//! PostgreSQL their rows are created if missing and locked (`FOR UPDATE`, in key order, so
-//! concurrent batches queue instead of deadlocking) before the merged sketch is written; SQLite
-//! holds its one write lock for the whole transaction anyway.
+//! is not open to it) — then the rollups it adds to (additive upserts, in key order) and its
+//! users: per flag, value and hour, the distinct user hashes, appended to
+//! `impression_user_parts`. Hour and day rollups hold a users sketch, which must be merged,
+//! not added, and a dense one is 13 KiB: rewriting sketches in every batch would serialize
+//! batches on their rows and write a megabyte per batch. So batches only append, and
+//! [`Store::compact_user_parts`] (a background task) merges the parts into the sketches — on
+//! PostgreSQL with the rows created if missing and locked (`FOR UPDATE`, in key order) first —
+//! and deletes them; readers count the parts not merged yet as well.
 //!
 //! Readers never scan raw rows for aggregates: stats and insights read the rollups, and the
 //! list's `total` is a bounded count (see [`Store::impressions`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::Row as _;
 
 use super::{Backend, Store, StoreError};
-use crate::insights::sketch::Users;
+use crate::insights::sketch::{Users, user_hash};
 
 /// The spans rollups are kept at, in minutes.
 pub const MINUTE: i64 = 1;
@@ -112,7 +115,7 @@ pub struct FlagActivity {
     pub last_seen: i64,
 }
 
-/// What a batch adds to one rollup row.
+/// What a batch (or a compaction) adds to one rollup row.
 #[derive(Debug, Default)]
 struct Addition {
     count: i64,
@@ -213,8 +216,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
 
-        // What the batch adds to each rollup row, in key order.
+        // What the batch adds to each rollup row, in key order, and its users per hour.
         let mut additions: BTreeMap<Key, Addition> = BTreeMap::new();
+        let mut parts: BTreeMap<(&str, &str, i64), BTreeSet<u64>> = BTreeMap::new();
         for item in items {
             let minute = item.evaluated_at.div_euclid(60_000);
             for span in [MINUTE, HOUR, DAY] {
@@ -224,15 +228,16 @@ impl Store {
                     .or_default();
                 add.count += 1;
                 add.last_seen = add.last_seen.max(item.evaluated_at);
-                if span != MINUTE {
-                    let users = add.users.get_or_insert_with(Users::new);
-                    if let Some(user) = &item.user_id {
-                        users.insert(user);
-                    }
-                }
+            }
+            if let Some(user) = &item.user_id {
+                let hour = minute - minute.rem_euclid(HOUR);
+                parts
+                    .entry((&item.flag_key, &item.value, hour))
+                    .or_default()
+                    .insert(user_hash(user));
             }
         }
-        self.merge_stored_sketches(&mut tx, environment_id, &mut additions)
+        self.insert_user_parts(&mut tx, environment_id, &parts)
             .await?;
         self.upsert_rollups(&mut tx, environment_id, &additions)
             .await?;
@@ -252,7 +257,7 @@ impl Store {
 
     /// Merges into `additions` the users sketches already stored for their hour and day rows,
     /// having locked those rows (PostgreSQL; creating the missing ones first, so a concurrent
-    /// batch waits for this one instead of writing a sketch that misses it).
+    /// compaction waits for this one instead of writing a sketch that misses it).
     async fn merge_stored_sketches(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
@@ -314,6 +319,89 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Appends a batch's users per flag, value and hour (their hashes), for the compaction to
+    /// merge into the sketches.
+    async fn insert_user_parts(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        env: &str,
+        parts: &BTreeMap<(&str, &str, i64), BTreeSet<u64>>,
+    ) -> Result<(), StoreError> {
+        let rows: Vec<_> = parts.iter().collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO impression_user_parts (environment_id, flag_key, value, hour, users) VALUES {}",
+                placeholders(chunk.len(), 5, 1)
+            );
+            let mut query = sqlx::query(&sql);
+            for ((flag, value, hour), users) in chunk {
+                let bytes: Vec<u8> = users.iter().flat_map(|u| u.to_le_bytes()).collect();
+                query = query
+                    .bind(env)
+                    .bind(*flag)
+                    .bind(*value)
+                    .bind(*hour)
+                    .bind(bytes);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Merges up to `limit` pending user parts (oldest first) into the hour and day sketches
+    /// of their rollups and deletes them, in one transaction; returns how many it merged.
+    /// Merging a part twice (two instances at once) changes nothing: a union is idempotent.
+    pub async fn compact_user_parts(&self, limit: i64) -> Result<usize, StoreError> {
+        let mut tx = self.write().await?;
+        let parts: Vec<(i64, String, String, String, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, environment_id, flag_key, value, hour, users FROM impression_user_parts \
+             ORDER BY id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        if parts.is_empty() {
+            return Ok(0);
+        }
+        let mut by_env: BTreeMap<String, BTreeMap<Key, Addition>> = BTreeMap::new();
+        for (_, env, flag, value, hour, users) in &parts {
+            let additions = by_env.entry(env.clone()).or_default();
+            for span in [HOUR, DAY] {
+                let start = hour - hour.rem_euclid(span);
+                let add = additions
+                    .entry((flag.clone(), span, start, value.clone()))
+                    .or_default();
+                let sketch = add.users.get_or_insert_with(Users::new);
+                for chunk in users.chunks_exact(8) {
+                    let mut bytes = [0u8; 8];
+                    bytes.copy_from_slice(chunk);
+                    sketch.insert_hash(u64::from_le_bytes(bytes));
+                }
+            }
+        }
+        for (env, additions) in &mut by_env {
+            self.merge_stored_sketches(&mut tx, env, additions).await?;
+            self.upsert_rollups(&mut tx, env, additions).await?;
+        }
+        let ids: Vec<i64> = parts.iter().map(|p| p.0).collect();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "DELETE FROM impression_user_parts WHERE id IN ({})",
+                (1..=chunk.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(parts.len())
     }
 
     /// Adds `additions` to their rollup rows (creating them), in key order.
@@ -482,6 +570,15 @@ impl Store {
                 .await?
                 .rows_affected();
         }
+        gone += sqlx::query(
+            "DELETE FROM impression_user_parts WHERE id IN \
+             (SELECT id FROM impression_user_parts WHERE hour < $1 ORDER BY id LIMIT $2)",
+        )
+        .bind(before_minute)
+        .bind(limit)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
         gone += sqlx::query(
             "DELETE FROM flag_activity WHERE (environment_id, flag_key) IN \
              (SELECT environment_id, flag_key FROM flag_activity WHERE last_seen < $1 LIMIT $2)",
