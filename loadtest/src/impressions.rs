@@ -46,7 +46,7 @@ fn bodies(batch: usize) -> Vec<Bytes> {
                     json!({
                         "flag_key": format!("load-{}", n % 20),
                         "user_id": format!("user-{}", n % 50_000),
-                        "value": if n % 3 == 0 { "false" } else { "true" },
+                        "value": if n.is_multiple_of(3) { "false" } else { "true" },
                         "context": {"plan": "pro", "country": "NZ", "n": n},
                     })
                 })
