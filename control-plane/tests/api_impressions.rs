@@ -338,15 +338,18 @@ async fn a_batch_sent_twice_is_stored_once_and_since_id_polls_only_new_rows() {
             environment: env.clone(),
             items: (0..3).map(item).collect(),
         };
-        assert_eq!(service.store_batch(&batch).await.unwrap(), Stored::New(3));
         assert_eq!(
-            service.store_batch(&batch).await.unwrap(),
+            service.store_batch(&batch, |_| true).await.unwrap(),
+            Stored::New(3)
+        );
+        assert_eq!(
+            service.store_batch(&batch, |_| true).await.unwrap(),
             Stored::Duplicate,
             "{backend}"
         );
         // Across a restart too: a new service over the same database.
         assert_eq!(
-            insights(&api).store_batch(&batch).await.unwrap(),
+            insights(&api).store_batch(&batch, |_| true).await.unwrap(),
             Stored::Duplicate
         );
         let page = list(&api, &world, "").await;
@@ -366,7 +369,10 @@ async fn a_batch_sent_twice_is_stored_once_and_since_id_polls_only_new_rows() {
             environment: env.clone(),
             items: (3..5).map(item).collect(),
         };
-        assert_eq!(service.store_batch(&more).await.unwrap(), Stored::New(2));
+        assert_eq!(
+            service.store_batch(&more, |_| true).await.unwrap(),
+            Stored::New(2)
+        );
         let tail = list(&api, &world, &format!("since_id={newest}")).await;
         assert_eq!(tail["total"], 2, "{backend}: {tail}");
         let users: BTreeSet<&str> = tail["items"]
@@ -395,7 +401,18 @@ async fn a_batch_sent_twice_is_stored_once_and_since_id_polls_only_new_rows() {
             environment: uuid::Uuid::new_v4().to_string(),
             items: vec![item(0)],
         };
-        assert!(service.store_batch(&unknown).await.is_err());
+        assert!(service.store_batch(&unknown, |_| true).await.is_err());
+        let not_mine = ImpressionBatch {
+            id: [12; 16],
+            environment: env.clone(),
+            items: vec![item(9)],
+        };
+        assert!(service.store_batch(&not_mine, |_| false).await.is_err());
+        assert_eq!(
+            list(&api, &world, "user_id=u9").await["total"],
+            0,
+            "{backend}"
+        );
     })
     .await;
 }
@@ -429,7 +446,7 @@ async fn stats_from_rollups_match_the_raw_rows() {
                 environment: env.clone(),
                 items: chunk.to_vec(),
             };
-            service.store_batch(&batch).await.unwrap();
+            service.store_batch(&batch, |_| true).await.unwrap();
         }
         let from = now - 2 * 86_400_000 - 1_234_567;
         let reply = api
@@ -525,11 +542,14 @@ async fn unique_users_are_within_two_percent_on_a_large_set() {
             let mut id = [0u8; 16];
             id[..8].copy_from_slice(&(n as u64).to_le_bytes());
             service
-                .store_batch(&ImpressionBatch {
-                    id,
-                    environment: env.clone(),
-                    items,
-                })
+                .store_batch(
+                    &ImpressionBatch {
+                        id,
+                        environment: env.clone(),
+                        items,
+                    },
+                    |_| true,
+                )
                 .await
                 .unwrap();
         }
@@ -861,11 +881,14 @@ async fn concurrent_batches_lose_no_user_and_no_count() {
                     })
                     .collect();
                 service
-                    .store_batch(&ImpressionBatch {
-                        id: [n; 16],
-                        environment: env,
-                        items,
-                    })
+                    .store_batch(
+                        &ImpressionBatch {
+                            id: [n; 16],
+                            environment: env,
+                            items,
+                        },
+                        |_| true,
+                    )
                     .await
             });
         }
@@ -897,11 +920,14 @@ async fn concurrent_batches_lose_no_user_and_no_count() {
             })
             .collect();
         service
-            .store_batch(&ImpressionBatch {
-                id: [99; 16],
-                environment: env.clone(),
-                items: more,
-            })
+            .store_batch(
+                &ImpressionBatch {
+                    id: [99; 16],
+                    environment: env.clone(),
+                    items: more,
+                },
+                |_| true,
+            )
             .await
             .unwrap();
         service.compact(1000, 10).await.unwrap();

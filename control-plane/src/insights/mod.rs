@@ -143,9 +143,20 @@ impl Insights {
         digest[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// Stores a batch of one environment's impressions (an edge's, or the public route's),
-    /// once per batch id.
-    pub async fn store_batch(&self, batch: &ImpressionBatch) -> Result<Stored, IngestError> {
+    /// Stores a batch of one environment's impressions (an edge's), once per batch id.
+    /// `may_write` says whether the sender may write the batch's environment (the edge's
+    /// grant); when it may not, nothing is stored.
+    pub async fn store_batch(
+        &self,
+        batch: &ImpressionBatch,
+        may_write: impl Fn(&str) -> bool,
+    ) -> Result<Stored, IngestError> {
+        if !may_write(&batch.environment) {
+            return Err(IngestError::NotAllowed {
+                index: 0,
+                environment: batch.environment.clone(),
+            });
+        }
         self.ingest(
             Some(batch_key("i", &batch.id)),
             &batch.environment,
