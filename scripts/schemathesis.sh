@@ -45,6 +45,8 @@ control_api POST "/api/environments/$env/segments" \
 control_api POST "/api/environments/$env/flags" \
   '{"key":"checkout","is_enabled":true,"rollout_percentage":50,"rules":[{"segment_key":"beta-testers","variant":"v3"}],"flag_type":"string","default_value":"v2","disabled_value":"v1"}' >/dev/null
 sdk_key=$(control_sdk_key "$project" "$env" web | control_field 'j["id"]')
+# Impression ingest takes an SDK key of the environment (a client key: browsers send them).
+ingest_key=$(control_sdk_key "$project" "$env" ingest client | control_field 'j["key"]')
 new_user() { control_api POST /api/users "{\"name\":\"$1\",\"email\":\"$1@example.com\",\"password\":\"password-123\"}" | control_field 'j["id"]'; }
 member=$(new_user dev)      # a member of the project, whose role the run changes
 control_api POST "/api/projects/$project/members" "{\"user_id\":\"$member\",\"role\":\"editor\"}" >/dev/null
@@ -70,6 +72,14 @@ cat >"$control_work/schemathesis.toml" <<EOF
 [parameters]
 "path.id" = "$project"
 "path.env" = "$env"
+
+[[operations]]
+include-operation-id = "reportImpressions"
+headers = { Authorization = "Bearer $ingest_key" }
+
+[[operations]]
+include-operation-id = "getFlagInsights"
+parameters = { "path.key" = "checkout" }
 
 [[operations]]
 include-operation-id = ["getFlag", "patchFlag", "deleteFlag"]

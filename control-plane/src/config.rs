@@ -127,6 +127,24 @@ pub struct ControlConfig {
           value_parser = checkgate_feed::nats::parse_duration)]
     pub nats_max_age: std::time::Duration,
 
+    /// Days raw impressions are kept (by when they arrived); a background job deletes older
+    /// ones in batches.
+    #[arg(long, env = "IMPRESSIONS_RETENTION_DAYS", default_value_t = crate::insights::IMPRESSIONS_RETENTION_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub impressions_retention_days: u32,
+
+    /// Days impression rollups and evaluation counters (stats, insights, unique users) are
+    /// kept; at least IMPRESSIONS_RETENTION_DAYS.
+    #[arg(long, env = "INSIGHTS_RETENTION_DAYS", default_value_t = crate::insights::INSIGHTS_RETENTION_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub insights_retention_days: u32,
+
+    /// Days after which a flag counts as stale: not evaluated for that long, or serving one
+    /// value to everyone for that long.
+    #[arg(long, env = "STALE_AFTER_DAYS", default_value_t = crate::insights::STALE_AFTER_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub stale_after_days: u32,
+
     /// Where the embedded store, generated secrets and certificates live.
     #[arg(long, env = "CHECKGATE_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -154,6 +172,15 @@ fn invalid(
 }
 
 impl ControlConfig {
+    /// How long insights are kept, and when a flag is stale.
+    pub fn insights(&self) -> crate::insights::InsightsSettings {
+        crate::insights::InsightsSettings {
+            impressions_retention_days: self.impressions_retention_days,
+            insights_retention_days: self.insights_retention_days,
+            stale_after_days: self.stale_after_days,
+        }
+    }
+
     /// Checks what clap's types cannot. Never echoes a secret value.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
         if let Some(url) = &self.database_url {
@@ -218,6 +245,16 @@ impl ControlConfig {
                 "CHECKGATE_DATA_DIR",
                 "data-dir",
                 "must not be empty",
+            ));
+        }
+        if self.insights_retention_days < self.impressions_retention_days {
+            return Err(invalid(
+                "INSIGHTS_RETENTION_DAYS",
+                "insights-retention-days",
+                format!(
+                    "must be at least IMPRESSIONS_RETENTION_DAYS ({}): stats of kept impressions come from the rollups",
+                    self.impressions_retention_days
+                ),
             ));
         }
         self.relay()?;

@@ -6,6 +6,7 @@ pub mod config;
 pub mod dashboard;
 pub mod feed;
 pub mod forwarded;
+pub mod insights;
 pub mod secrets;
 pub mod store;
 pub mod upkeep;

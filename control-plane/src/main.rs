@@ -77,7 +77,8 @@ async fn main() -> anyhow::Result<()> {
         config.cookie_secure,
     )
     .with_trusted_proxies(config.trusted_proxies.clone())
-    .with_feed_heads(heads.clone());
+    .with_feed_heads(heads.clone())
+    .with_insights(config.insights());
     if !config.trusted_proxies.is_empty() {
         tracing::info!(proxies = %config.trusted_proxies, "trusting x-forwarded-for from these proxies");
     }
@@ -143,6 +144,12 @@ async fn main() -> anyhow::Result<()> {
     tasks.spawn(
         "store upkeep",
         checkgate_control::upkeep::run(store.clone(), health.clone(), config.feed_retain_changes),
+    );
+
+    // Impression users merged into sketches; what is past its retention deleted in batches.
+    tasks.spawn(
+        "insights upkeep",
+        checkgate_control::upkeep::insights(state.insights.clone()),
     );
 
     let result = ops::run_service(

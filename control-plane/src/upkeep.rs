@@ -1,6 +1,7 @@
 //! Background upkeep of the control plane: readiness follows whether the store answers;
 //! expired sessions, edge sessions gone for a day, and old change rows are deleted. One task, owned by `main`,
-//! stopped at shutdown.
+//! stopped at shutdown. A second ([`insights`]) merges impression users into the sketches and
+//! deletes impressions and insights past their retention, in batches.
 
 use std::time::Duration;
 
@@ -57,6 +58,52 @@ pub async fn run(store: Store, health: Health, retain_changes: u64) {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(rows = n, "compacted the change feed"),
                     Err(e) => tracing::warn!(cause = %e, "compacting the change feed failed"),
+                }
+            }
+        }
+    }
+}
+
+/// How often impressions and insights past their retention are deleted.
+const RETENTION_EVERY: Duration = Duration::from_secs(600);
+/// Rows one delete statement removes at most: short transactions, never one giant DELETE.
+pub const RETENTION_BATCH: i64 = 5_000;
+/// Delete statements per table and pass; what is left waits for the next pass, so one pass is
+/// bounded (at most 200 × 5,000 = 1 M raw rows per 10 minutes) and never holds the database.
+const RETENTION_STATEMENTS: usize = 200;
+/// How often batches' users are merged into the sketches.
+const COMPACT_EVERY: Duration = Duration::from_secs(2);
+/// User parts merged per transaction, and transactions per pass.
+const COMPACT_BATCH: i64 = 2_000;
+const COMPACT_TRANSACTIONS: usize = 50;
+
+/// Runs until dropped (aborted): every 2 seconds merges the users of stored batches into the
+/// rollups' sketches (`COMPACT_BATCH` parts per transaction, bounded per pass); every 10
+/// minutes (and once at start) deletes raw impressions older than `IMPRESSIONS_RETENTION_DAYS`
+/// and rollups and counters older than `INSIGHTS_RETENTION_DAYS`, `RETENTION_BATCH` rows per
+/// statement, pausing between statements so other writers get the database.
+pub async fn insights(insights: crate::insights::Insights) {
+    let mut retention = tokio::time::interval(RETENTION_EVERY);
+    retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut compaction = tokio::time::interval(COMPACT_EVERY);
+    compaction.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = compaction.tick() => {
+                if let Err(e) = insights.compact(COMPACT_BATCH, COMPACT_TRANSACTIONS).await {
+                    tracing::warn!(cause = %e, "merging impression users into sketches failed");
+                }
+            }
+            _ = retention.tick() => {
+                match insights
+                    .purge(RETENTION_BATCH, RETENTION_STATEMENTS, Duration::from_millis(20))
+                    .await
+                {
+                    Ok((0, 0)) => {}
+                    Ok((raw, rollups)) => {
+                        tracing::info!(impressions = raw, rollups, "deleted impressions and insights past their retention");
+                    }
+                    Err(e) => tracing::warn!(cause = %e, "deleting old impressions failed"),
                 }
             }
         }

@@ -881,6 +881,76 @@ async fn real_responses_match_their_documented_schemas() {
     .await;
     assert_eq!(large.status, StatusCode::PAYLOAD_TOO_LARGE);
 
+    // Impressions and insights.
+    let sdk = api.sdk_key(&admin, &project, &env, "server").await;
+    let bearer = format!("Bearer {sdk}");
+    let ingest = format!("/api/environments/{env}/impressions");
+    for (body, status) in [
+        (
+            json!([{"flag_key": "checkout", "value": "true", "user_id": "u1",
+                    "context": {"plan": "pro"}, "evaluated_at": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64 - 60_000}]),
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            json!([{"flag_key": "bad key", "value": "true"}]),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            serde_json::Value::Array(vec![json!({"flag_key": "f", "value": "v"}); 501]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+    ] {
+        let reply = checked(
+            &api,
+            &doc,
+            "POST",
+            "/api/environments/{env}/impressions",
+            &ingest,
+            Some(body),
+            None,
+            &[("authorization", &bearer)],
+        )
+        .await;
+        assert_eq!(reply.status, status, "{}", reply.body);
+    }
+    let refused = checked(
+        &api,
+        &doc,
+        "POST",
+        "/api/environments/{env}/impressions",
+        &ingest,
+        Some(json!([])),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    for (template, uri) in [
+        (
+            "/api/environments/{env}/impressions",
+            format!("{ingest}?since_id=0&limit=500"),
+        ),
+        (
+            "/api/environments/{env}/impressions/stats",
+            format!("{ingest}/stats"),
+        ),
+        (
+            "/api/environments/{env}/insights",
+            format!("/api/environments/{env}/insights"),
+        ),
+        (
+            "/api/environments/{env}/flags/{key}/insights",
+            format!("/api/environments/{env}/flags/checkout/insights?range=1h"),
+        ),
+    ] {
+        let reply = checked(&api, &doc, "GET", template, &uri, None, Some(&admin), &[]).await;
+        assert!(
+            reply.status.is_success() || reply.status == StatusCode::NOT_FOUND,
+            "{uri}: {}",
+            reply.body
+        );
+    }
+
     // Operations: the harness's process has no readiness check, so it is not ready.
     checked(&api, &doc, "GET", "/health", "/health", None, None, &[]).await;
     let ready = checked(&api, &doc, "GET", "/ready", "/ready", None, None, &[]).await;

@@ -40,6 +40,8 @@ enum Need {
     WorkspaceAdminInProject,
     /// An edge token (the feed route): every caller of the matrix is refused.
     EdgeToken,
+    /// An SDK key of the route's environment (impression ingest): every other caller is 401.
+    SdkKey,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +104,9 @@ fn expected(need: Need, cred: Cred) -> Option<u16> {
     if need == Need::EdgeToken {
         return Some(401);
     }
+    if need == Need::SdkKey {
+        return (!matches!(cred, SdkServer | SdkClient)).then_some(401);
+    }
     match cred {
         Anonymous | SdkServer | SdkClient => return Some(401),
         WorkspaceAdmin => return None,
@@ -109,7 +114,7 @@ fn expected(need: Need, cred: Cred) -> Option<u16> {
     }
     let role = cred.role();
     match need {
-        Need::Public | Need::BeforeSetup | Need::EdgeToken => unreachable!(),
+        Need::Public | Need::BeforeSetup | Need::EdgeToken | Need::SdkKey => unreachable!(),
         Need::Caller => None,
         Need::Person => cred.is_token().then_some(403),
         Need::WorkspaceAdmin => Some(403),
@@ -213,6 +218,15 @@ const ROUTES: &[Route] = &[
         "/api/environments/{env}/flags/{key}/evaluate",
         VIEWER,
     ),
+    route(
+        "GET",
+        "/api/environments/{env}/flags/{key}/insights",
+        VIEWER,
+    ),
+    route("GET", "/api/environments/{env}/impressions", VIEWER),
+    route("POST", "/api/environments/{env}/impressions", Need::SdkKey),
+    route("GET", "/api/environments/{env}/impressions/stats", VIEWER),
+    route("GET", "/api/environments/{env}/insights", VIEWER),
     route("GET", "/api/edges", Need::WorkspaceAdmin),
     route("POST", "/api/feed", Need::EdgeToken),
     route("GET", "/api/edge-tokens", Need::WorkspaceAdmin),
@@ -480,6 +494,17 @@ impl World {
                     Some(json!({"target_env_id": self.envs[1]})),
                 )
             }
+            ("GET", "/api/environments/{env}/flags/{key}/insights") => {
+                let key = self.fresh_flag().await;
+                (
+                    format!("/api/environments/{env}/flags/{key}/insights"),
+                    None,
+                )
+            }
+            ("POST", "/api/environments/{env}/impressions") => (
+                format!("/api/environments/{env}/impressions"),
+                Some(json!([{"flag_key": "checkout", "value": "true", "user_id": "u1"}])),
+            ),
             ("POST", "/api/environments/{env}/flags/{key}/evaluate") => {
                 let key = self.fresh_flag().await;
                 (

@@ -38,6 +38,10 @@ fn each_bad_value_names_its_variable() {
         ("NATS_URL", " , "),
         ("NATS_REPLICAS", "9"),
         ("NATS_MAX_AGE", "7w"),
+        ("IMPRESSIONS_RETENTION_DAYS", "0"),
+        // Rollups must outlive the raw impressions they summarise (30 days by default).
+        ("INSIGHTS_RETENTION_DAYS", "7"),
+        ("STALE_AFTER_DAYS", "0"),
     ];
     for (var, value) in cases {
         let line = refused(&[(var, value)]);

@@ -8,6 +8,7 @@ mod control;
 mod driver;
 mod fanout;
 mod feed;
+mod impressions;
 mod nats;
 mod plot;
 mod progress;
@@ -90,6 +91,32 @@ enum Scenario {
         /// Run on a fresh database of this PostgreSQL server (created and dropped by the
         /// run, e.g. `postgres://postgres@127.0.0.1:5432/postgres`) instead of the embedded
         /// SQLite default. Loopback servers only.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// The `checkgate-control` binary; default: the one beside this binary.
+        #[arg(long)]
+        control_bin: Option<PathBuf>,
+    },
+    /// Impressions stored end to end: batches posted to the real control plane with an SDK key
+    /// (204 once committed), a check that the stats count every accepted one, then the
+    /// latency of the stats route and of the live tail's `since_id` poll over what is stored.
+    Impressions {
+        /// Impressions per request (1–500).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=500))]
+        batch: u64,
+        /// Concurrent keep-alive connections posting batches.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+        connections: u64,
+        /// Longest the ingest runs.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Most batches it posts in all.
+        #[arg(long, default_value_t = 20_000)]
+        max_requests: u64,
+        /// How long each read route (stats, since_id) is measured afterwards.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        reads: Duration,
+        /// A fresh database on this loopback PostgreSQL server instead of SQLite.
         #[arg(long)]
         postgres: Option<String>,
         /// The `checkgate-control` binary; default: the one beside this binary.
@@ -462,6 +489,26 @@ async fn main() -> anyhow::Result<()> {
                 .await?,
             );
             json(&reports[0])?
+        }
+        Scenario::Impressions {
+            batch,
+            connections,
+            duration,
+            max_requests,
+            reads,
+            postgres,
+            control_bin,
+        } => {
+            impressions::run(impressions::Settings {
+                batch: batch as usize,
+                connections: connections as usize,
+                duration,
+                max_requests,
+                reads,
+                postgres,
+                control_bin,
+            })
+            .await?
         }
         Scenario::FeedApply {
             rate,

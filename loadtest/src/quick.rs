@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::report::Report;
 use crate::serve::{self, Eval, Load, Rules};
 use crate::stack::Stack;
-use crate::{api, ceiling, feed, plot, sse};
+use crate::{api, ceiling, feed, impressions, plot, sse};
 
 const CONNECTIONS: usize = 8;
 const SECOND: Duration = Duration::from_secs(1);
@@ -75,6 +75,20 @@ pub(crate) async fn run(bin: &Path, plot_dir: Option<&Path>) -> anyhow::Result<V
             .await?,
         );
     }
+    let stored = impressions::run(impressions::Settings {
+        batch: 100,
+        connections: 4,
+        duration: SECOND,
+        max_requests: 200,
+        reads: SECOND / 2,
+        postgres: None,
+        control_bin: Some(bin.to_owned()),
+    })
+    .await?;
+    if stored["lost"] != 0 {
+        anyhow::bail!("impressions were lost: {stored}");
+    }
+    others.push(stored);
     others.push(serde_json::to_value(
         feed::apply(bin, None, feed::Transport::Quic, None, 50, SECOND, 1_000).await?,
     )?);

@@ -6,6 +6,7 @@
 //!   transport (QUIC stream, NATS message) only moves bytes, and the decoder can be fuzzed;
 //! - [`digest`]: the anti-entropy digest both sides compute;
 //! - [`json`]: the API error body, Checkgate's SSE payloads and our evaluation API;
+//! - [`impressions`]: impressions and evaluation counts on their way to the insights store;
 //! - [`ofrep`]: the OpenFeature Remote Evaluation Protocol's bodies;
 //! - [`EnvironmentSettings`]: an environment's serving settings, carried as JSON text;
 //! - [`Secret`]: a string that never shows in logs.
@@ -34,6 +35,7 @@
 pub mod digest;
 pub mod envelope;
 pub mod frame;
+pub mod impressions;
 pub mod json;
 pub mod ofrep;
 mod secret;
@@ -45,4 +47,4 @@ pub use envelope::{
 };
 pub use frame::{Frame, PROTOCOL_VERSION};
 pub use secret::Secret;
-pub use settings::EnvironmentSettings;
+pub use settings::{ContextMode, EnvironmentSettings, ImpressionSettings};

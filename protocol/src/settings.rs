@@ -16,9 +16,66 @@ pub struct EnvironmentSettings {
     /// off unless an admin turns it on.
     #[serde(default)]
     pub client_keys_read_rules: bool,
+    /// What is kept of the impressions SDKs report; Checkgate's behaviour (everything) unless
+    /// an admin narrows it. Written only when it differs from the default.
+    #[serde(default, skip_serializing_if = "ImpressionSettings::is_default")]
+    pub impressions: ImpressionSettings,
     /// Fields this version does not know, kept as they came.
     #[serde(flatten)]
     unknown: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What of an impression's context is stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ContextMode {
+    /// The whole context (Checkgate's behaviour).
+    #[default]
+    All,
+    /// Only the attributes named in `context_attributes`.
+    Listed,
+    /// No context at all.
+    None,
+}
+
+/// An environment's privacy settings for impressions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImpressionSettings {
+    /// What of the context is stored.
+    #[serde(default)]
+    pub context: ContextMode,
+    /// The attributes kept when `context` is `listed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub context_attributes: Vec<String>,
+    /// Store a keyed hash of `user_id` instead of the id itself.
+    #[serde(default)]
+    pub hash_user_id: bool,
+}
+
+impl ImpressionSettings {
+    /// Whether these are the defaults (whole context, plain user ids).
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The context to store for `context` (a JSON object's text), or `None` to store none.
+    /// Text that is not an object is dropped rather than stored unfiltered.
+    pub fn filter_context(&self, context: Option<&str>) -> Option<String> {
+        let context = context?;
+        match self.context {
+            ContextMode::All => Some(context.to_owned()),
+            ContextMode::None => None,
+            ContextMode::Listed => {
+                let serde_json::Value::Object(mut map) = serde_json::from_str(context).ok()? else {
+                    return None;
+                };
+                map.retain(|k, _| self.context_attributes.iter().any(|a| a == k));
+                serde_json::to_string(&map).ok()
+            }
+        }
+    }
 }
 
 impl EnvironmentSettings {
@@ -93,6 +150,33 @@ mod tests {
                 "stream_heartbeat_seconds": 15,
                 "evaluation_reasons": {"on": [1, 2]},
             })
+        );
+    }
+
+    #[test]
+    fn impression_settings_round_trip_and_filter() {
+        use super::{ContextMode, ImpressionSettings};
+        let text = r#"{"client_keys_read_rules":false,"impressions":{"context":"listed","context_attributes":["plan"],"hash_user_id":true}}"#;
+        let settings = EnvironmentSettings::from_json(text).unwrap();
+        assert_eq!(settings.impressions.context, ContextMode::Listed);
+        assert!(settings.impressions.hash_user_id);
+        assert_eq!(settings.to_json(), text);
+        assert_eq!(
+            settings
+                .impressions
+                .filter_context(Some(r#"{"plan":"pro","email":"a@b.c"}"#))
+                .as_deref(),
+            Some(r#"{"plan":"pro"}"#)
+        );
+        let none = ImpressionSettings {
+            context: ContextMode::None,
+            ..ImpressionSettings::default()
+        };
+        assert_eq!(none.filter_context(Some("{}")), None);
+        let all = ImpressionSettings::default();
+        assert_eq!(
+            all.filter_context(Some(r#"{"a":1}"#)).as_deref(),
+            Some(r#"{"a":1}"#)
         );
     }
 

@@ -13,6 +13,7 @@ mod edges;
 mod error;
 mod feed;
 mod flags;
+mod impressions;
 mod keys;
 mod limiter;
 mod openapi;
@@ -28,6 +29,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::{Router, middleware};
 
 pub use error::{ApiError, Json, Path};
+pub use impressions::IMPRESSIONS_BODY_LIMIT;
 
 use crate::forwarded::TrustedProxies;
 use crate::store::Store;
@@ -62,12 +64,20 @@ pub struct AppState {
     pub automaton_cap: u64,
     /// What the HTTP feed route reads of the feed: the heads, and the fleet rows it refreshed.
     pub feed: crate::feed::exchange::FeedRoute,
+    /// The impressions' ingest service and the insights reads.
+    pub insights: crate::insights::Insights,
 }
 
 impl AppState {
     pub fn new(store: Store, session_key: SessionKey, cookie_secure: bool) -> Self {
+        let insights = crate::insights::Insights::new(
+            store.clone(),
+            &session_key,
+            crate::insights::InsightsSettings::default(),
+        );
         Self {
             store,
+            insights,
             device_key: device::DeviceKey::new(&session_key),
             session_key,
             cookie_secure,
@@ -76,6 +86,14 @@ impl AppState {
             automaton_cap: ENVIRONMENT_AUTOMATON_CAP,
             feed: crate::feed::exchange::FeedRoute::default(),
         }
+    }
+
+    /// Keeps insights as `settings` say (retention, stale days).
+    #[must_use]
+    pub fn with_insights(mut self, settings: crate::insights::InsightsSettings) -> Self {
+        self.insights =
+            crate::insights::Insights::new(self.store.clone(), &self.session_key, settings);
+        self
     }
 
     /// Serves the feed route from the process's heads (kept current by its head tracker).
@@ -152,6 +170,10 @@ api_routes! {
         .delete(flags::delete),
     "/api/environments/{env}/flags/{key}/promote" => post(flags::promote),
     "/api/environments/{env}/flags/{key}/evaluate" => post(flags::evaluate),
+    "/api/environments/{env}/flags/{key}/insights" => get(impressions::flag),
+    "/api/environments/{env}/impressions" => get(impressions::list).post(impressions::report),
+    "/api/environments/{env}/impressions/stats" => get(impressions::stats),
+    "/api/environments/{env}/insights" => get(impressions::flag_list),
     "/api/openapi.json" => get(openapi::document),
 }
 

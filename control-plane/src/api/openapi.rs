@@ -48,6 +48,8 @@ use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
         (name = "flags", description = "Flags of an environment."),
         (name = "segments", description = "Segments of an environment."),
         (name = "audit", description = "The audit log."),
+        (name = "impressions", description = "Impressions SDKs report, their stats, and \
+            evaluation insights (last evaluated, stale flags)."),
         (name = "meta", description = "This document."),
         (name = "operations", description = "Health, readiness and metrics."),
     ),
@@ -121,6 +123,19 @@ impl Modify for SecuritySchemes {
                     .bearer_format("cge_ followed by 64 hex digits")
                     .description(Some(
                         "An edge token (`POST /api/edge-tokens`), on the feed route only.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "sdkKey",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("cg_srv_… or cg_cli_…")
+                    .description(Some(
+                        "An SDK key (server or client) of the environment, on impression \
+                         ingest only.",
                     ))
                     .build(),
             ),
@@ -233,7 +248,8 @@ error_responses! {
         rule of the model such as the last admin or the default environment).";
     PreconditionFailed("precondition_failed") = "`If-Match` names a version that is no longer \
         current; nothing changed.";
-    PayloadTooLarge("payload_too_large") = "The body is larger than 1 MiB.";
+    PayloadTooLarge("payload_too_large") = "The body is larger than 1 MiB (impression ingest: \
+        256 KiB, or more than 500 impressions).";
     UnsupportedMediaType("unsupported_media_type") = "The body is not declared as \
         `application/json`.";
     UnsupportedFeedType("unsupported_media_type") = "The body is not declared as \

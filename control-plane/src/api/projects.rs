@@ -14,6 +14,7 @@ use super::params::{ProjectEnvironmentPath, ProjectPath};
 use super::time::Timestamp;
 use super::{ApiError, AppState, Json, Path};
 use crate::store::{Environment, Project, Role};
+use checkgate_protocol::{ContextMode, ImpressionSettings};
 
 /// A project.
 #[derive(Debug, Serialize, ToSchema)]
@@ -73,6 +74,8 @@ pub(super) struct EnvironmentView {
     /// Marked as production: the dashboard confirms every flag change here. New projects'
     /// `production` environment starts marked.
     is_production: bool,
+    /// What is kept of the impressions SDKs report here.
+    impressions: ImpressionSettings,
 }
 
 impl From<&Environment> for EnvironmentView {
@@ -88,6 +91,7 @@ impl From<&Environment> for EnvironmentView {
             created_at: Timestamp::from_ms(e.created_at),
             client_keys_read_rules: e.client_keys_read_rules,
             is_production: e.is_production,
+            impressions: e.impressions.clone(),
         }
     }
 }
@@ -376,6 +380,31 @@ pub(super) struct EnvironmentPatch {
     /// there).
     #[serde(default)]
     is_production: Option<bool>,
+    /// What to keep of the impressions SDKs report: the whole context (`all`, the default),
+    /// only `context_attributes` (`listed`) or none; `hash_user_id` stores a keyed hash of the
+    /// user id instead of the id. Replaces the current settings whole. Audited.
+    #[serde(default)]
+    impressions: Option<ImpressionSettings>,
+}
+
+/// Most attributes an environment may keep of impression contexts.
+const MAX_CONTEXT_ATTRIBUTES: usize = 100;
+
+fn check_impression_settings(settings: &ImpressionSettings) -> Result<(), ApiError> {
+    let attributes = &settings.context_attributes;
+    if attributes.len() > MAX_CONTEXT_ATTRIBUTES
+        || attributes.iter().any(|a| a.is_empty() || a.len() > 256)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "impressions.context_attributes takes at most {MAX_CONTEXT_ATTRIBUTES} names of 1 to 256 bytes"
+        )));
+    }
+    if settings.context != ContextMode::Listed && !attributes.is_empty() {
+        return Err(ApiError::BadRequest(
+            "impressions.context_attributes is only for context \"listed\"".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Rename an environment or change its colour (project admins)
@@ -389,7 +418,7 @@ pub(super) struct EnvironmentPatch {
         (status = 200, body = EnvironmentView, description = "The environment as it is now.",
             headers(("X-Checkgate-Version" = inline(Committed),
                 description = "The environment version this write committed, when it changed a \
-                    serving setting (`client_keys_read_rules`); absent otherwise."))),
+                    serving setting (`client_keys_read_rules`, `impressions`); absent otherwise."))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -429,6 +458,19 @@ pub(super) async fn update_environment(
             .await?
     };
     let mut committed = None;
+    if let Some(privacy) = body.impressions
+        && privacy != updated.impressions
+    {
+        check_impression_settings(&privacy)?;
+        updated.version = state
+            .store
+            .edit_environment_settings(&caller.actor(), &id, &env, |settings| {
+                settings.impressions = privacy.clone();
+            })
+            .await?;
+        updated.impressions = privacy;
+        committed = Some(Committed(updated.version));
+    }
     if let Some(allow) = body.client_keys_read_rules
         && allow != updated.client_keys_read_rules
     {

@@ -45,7 +45,7 @@ impl SessionKey {
 
     /// A key of its own for another use of the secret (`purpose` names it), so that nothing
     /// computed for one use can be passed off as the other: HMAC-SHA256(secret, purpose).
-    pub(super) fn derive(&self, purpose: &str) -> [u8; 32] {
+    pub(crate) fn derive(&self, purpose: &str) -> [u8; 32] {
         hmac(&self.0, purpose.as_bytes())
     }
 }

@@ -17,6 +17,8 @@ mod error;
 mod feed;
 mod flags;
 mod fleet;
+mod impression_reads;
+pub mod impressions;
 mod items;
 mod keys;
 mod leases;

@@ -30,6 +30,8 @@ pub struct Environment {
     pub client_keys_read_rules: bool,
     /// Marked as production: the dashboard confirms every flag change here.
     pub is_production: bool,
+    /// What is kept of the impressions SDKs report here.
+    pub impressions: checkgate_protocol::ImpressionSettings,
 }
 
 /// The environments every new project starts with: (name, slug, colour, default,
@@ -79,6 +81,7 @@ fn environment(
         version: version.max(0) as u64,
         created_at,
         client_keys_read_rules: EnvironmentSettings::parse(&settings).client_keys_read_rules,
+        impressions: EnvironmentSettings::parse(&settings).impressions,
         is_production: is_production != 0,
     }
 }
@@ -143,6 +146,7 @@ impl Store {
                 created_at: now,
                 client_keys_read_rules: false,
                 is_production,
+                impressions: checkgate_protocol::ImpressionSettings::default(),
             };
             sqlx::query(&format!("INSERT INTO environments ({ENV_COLUMNS}, position) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9)"))
                 .bind(&env.id)
@@ -299,6 +303,7 @@ impl Store {
             created_at: now,
             client_keys_read_rules: false,
             is_production,
+            impressions: checkgate_protocol::ImpressionSettings::default(),
         };
         sqlx::query(&format!("INSERT INTO environments ({ENV_COLUMNS}, position) VALUES ($1, $2, $3, $4, $5, 0, 0, $6, $7, $8)"))
             .bind(&env.id)

@@ -22,6 +22,8 @@ pub struct Api {
     pub router: axum::Router,
     pub store: Store,
     dir: std::path::PathBuf,
+    /// The database's URL when it is not the embedded file in `dir` ([`api_over`]).
+    url: Option<String>,
 }
 
 impl Drop for Api {
@@ -51,6 +53,27 @@ pub async fn api_with(configure: impl FnOnce(&mut AppState)) -> Api {
         router: checkgate_control::app(state, Health::new(), None, None),
         store,
         dir,
+        url: None,
+    }
+}
+
+/// [`api_with`] over the database at `url` (a PostgreSQL database of the test's own, say)
+/// instead of a fresh embedded file.
+pub async fn api_over(url: &str, configure: impl FnOnce(&mut AppState)) -> Api {
+    let dir = std::env::temp_dir().join(format!("cg-api-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::open(url, 4, Duration::from_secs(10)).await.unwrap();
+    let mut state = AppState::new(
+        store.clone(),
+        checkgate_control::api::SessionKey::new("test-session-secret-of-32-characters"),
+        true,
+    );
+    configure(&mut state);
+    Api {
+        router: checkgate_control::app(state, Health::new(), None, None),
+        store,
+        dir,
+        url: Some(url.to_owned()),
     }
 }
 
@@ -229,7 +252,9 @@ impl Api {
     /// The address of this API's own database (an embedded file), for tests that reach past
     /// the API.
     pub fn database_url(&self) -> String {
-        store::embedded_url(&self.dir)
+        self.url
+            .clone()
+            .unwrap_or_else(|| store::embedded_url(&self.dir))
     }
 
     /// Completes setup: the admin's session and the first project with its environments.

@@ -1,0 +1,644 @@
+//! Impressions and insights: Checkgate's `POST/GET /api/environments/{env}/impressions` and
+//! `GET …/impressions/stats` (same paths and JSON), and the insights routes beyond it:
+//! `GET /api/environments/{env}/insights` (every flag's last evaluation and stale signal) and
+//! `GET /api/environments/{env}/flags/{key}/insights` (one flag over time).
+//!
+//! Ingest takes an SDK key (server or client) of the path's environment only — Checkgate took
+//! any credential for any environment. The reads take what every environment read takes (a
+//! viewer's role). Everything is read from rollups or bounded queries (`insights::read`,
+//! `store::impressions`).
+
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use checkgate_protocol::impressions::{Impression, MAX_BATCH_ITEMS};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::access::{check_id, in_environment};
+use super::caller::Caller;
+use super::openapi::{BadRequest, Forbidden, JsonBodyRefused, NotFound, Unauthorized};
+use super::params::{EnvironmentPath, FlagPath};
+use super::time::Timestamp;
+use super::{ApiError, AppState, Path};
+use crate::insights::IngestError;
+use crate::insights::read::{FlagSummary, Stale};
+use crate::store::impressions::ImpressionFilter;
+use crate::store::{Role, key_hash, now_ms};
+
+/// Largest ingest body: Checkgate's 256 KiB. With contexts of up to 4 KiB, a batch of 500 items
+/// of average context fits in it; a larger batch can be split by the sender.
+pub const IMPRESSIONS_BODY_LIMIT: usize = 256 << 10;
+/// Most rows a list's `offset` may skip.
+const MAX_OFFSET: u32 = 10_000;
+
+/// One impression as an SDK sends it (Checkgate's shape). Unknown fields are ignored, as
+/// Checkgate did.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = NewImpression)]
+pub(super) struct ImpressionBody {
+    /// The flag's key.
+    #[schema(min_length = 1, max_length = 100, pattern = "^[A-Za-z0-9._-]+$")]
+    flag_key: String,
+    /// Who was evaluated (1–256 bytes); absent or null for anonymous evaluations.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 256)]
+    user_id: Option<String>,
+    /// The value served, as text (`"true"`, `"blue"`); at most 1024 bytes.
+    #[schema(max_length = 1024)]
+    value: String,
+    /// The evaluation context: a JSON object of at most 4 KiB, or null.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    context: Option<Value>,
+    /// When it was evaluated: an RFC 3339 time or Unix milliseconds, no older than raw
+    /// impressions are kept and at most an hour ahead. Absent: when it arrived.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    evaluated_at: Option<Value>,
+}
+
+/// The SDK key of the `Authorization` header.
+fn sdk_key(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, key) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(key.trim())
+}
+
+fn item(index: usize, value: Value, now: i64) -> Result<Impression, ApiError> {
+    let bad = |message: String| ApiError::BadRequest(format!("item {index}: {message}"));
+    let body: ImpressionBody = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            bad(e.into_inner().to_string())
+        } else {
+            bad(format!("{path}: {}", e.into_inner()))
+        }
+    })?;
+    let context = match body.context {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(map)) => {
+            Some(serde_json::to_string(&map).map_err(|e| bad(format!("context: {e}")))?)
+        }
+        Some(_) => return Err(bad("context must be a JSON object".into())),
+    };
+    let evaluated_at = match body.evaluated_at {
+        None | Some(Value::Null) => now,
+        Some(Value::String(text)) => checkgate_core::date::parse_instant(&text)
+            .ok_or_else(|| bad("evaluated_at must be an RFC 3339 time".into()))?,
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .ok_or_else(|| bad("evaluated_at must be whole Unix milliseconds".into()))?,
+        Some(_) => {
+            return Err(bad(
+                "evaluated_at must be an RFC 3339 time or Unix milliseconds".into(),
+            ));
+        }
+    };
+    Ok(Impression {
+        flag_key: body.flag_key,
+        user_id: body.user_id,
+        value: body.value,
+        context,
+        evaluated_at,
+    })
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            e @ IngestError::TooLarge { .. } => Self::Rejected {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                message: e.to_string(),
+            },
+            e @ IngestError::Invalid { .. } => Self::BadRequest(e.to_string()),
+            e @ IngestError::UnknownEnvironment(_) => Self::NotFound(e.to_string()),
+            e @ IngestError::NotAllowed { .. } => Self::Forbidden(e.to_string()),
+            IngestError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Report impressions (SDK keys)
+///
+/// Checkgate's ingest: up to 500 impressions, all stored or none. Authenticated by an SDK key
+/// (server or client) of this environment: another environment's key is 403, anything else
+/// 401. A batch over 500 items or 256 KiB is 413; an item that is not valid is 400 naming its
+/// index, and nothing of the batch is stored. What is kept of each item follows the
+/// environment's privacy settings (`impressions` on the environment).
+#[utoipa::path(post, path = "/api/environments/{env}/impressions", operation_id = "reportImpressions",
+    tag = "impressions", params(EnvironmentPath), security(("sdkKey" = [])),
+    request_body(content = Vec<ImpressionBody>, example = json!([
+        {"flag_key": "checkout", "user_id": "u-42", "value": "true",
+         "context": {"plan": "pro"}, "evaluated_at": "2026-11-23T12:34:56.789Z"}])),
+    responses(
+        (status = 204, description = "Stored; no body."),
+        (status = 400, response = BadRequest),
+        (status = 401, description = "No SDK key, or one that is unknown or revoked.",
+            body = checkgate_protocol::json::ErrorBody),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        JsonBodyRefused,
+    ))]
+pub(super) async fn report(
+    State(state): State<AppState>,
+    Path(EnvironmentPath { env }): Path<EnvironmentPath>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    let Some(key) = sdk_key(&headers) else {
+        return Err(ApiError::BadCredential(
+            "impressions need an SDK key: Authorization: Bearer <SDK key>".into(),
+        ));
+    };
+    let Some((key_env, _kind)) = state.store.sdk_key_by_hash(&key_hash(key)).await? else {
+        return Err(ApiError::BadCredential("unknown or revoked SDK key".into()));
+    };
+    if key_env != env {
+        return Err(ApiError::Forbidden(
+            "this SDK key is for another environment".into(),
+        ));
+    }
+    let declared = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            let v = v.trim();
+            v.eq_ignore_ascii_case("application/json")
+                || (v.starts_with("application/") && v.ends_with("+json"))
+        });
+    if !declared {
+        return Err(ApiError::Rejected {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: "the body must be application/json".into(),
+        });
+    }
+    let bytes = axum::body::to_bytes(body, IMPRESSIONS_BODY_LIMIT)
+        .await
+        .map_err(|_| ApiError::Rejected {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!(
+                "the body is larger than {} KiB",
+                IMPRESSIONS_BODY_LIMIT >> 10
+            ),
+        })?;
+    let parsed: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
+    let Value::Array(values) = parsed else {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON array of impressions".into(),
+        ));
+    };
+    if values.len() > MAX_BATCH_ITEMS {
+        return Err(IngestError::TooLarge {
+            got: values.len(),
+            max: MAX_BATCH_ITEMS,
+        }
+        .into());
+    }
+    let now = now_ms();
+    let items = values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| item(i, v, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    state.insights.ingest(None, &env, &items).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Which impressions to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
+    /// Only this flag's.
+    flag_key: Option<String>,
+    /// Only this user's (the stored form: a hash when the environment hashes user ids).
+    user_id: Option<String>,
+    /// Only impressions that served this value.
+    value: Option<String>,
+    /// Only impressions newer than this id (the live tail's poll).
+    since_id: Option<i64>,
+    /// Page size, clamped to 1–200.
+    #[serde(default = "default_limit")]
+    #[param(default = 50, minimum = 0)]
+    limit: u32,
+    /// Rows to skip, at most 10,000.
+    #[serde(default)]
+    #[param(default = 0, minimum = 0, maximum = 10000)]
+    offset: u32,
+}
+
+fn default_limit() -> u32 {
+    50
+}
+
+/// A stored impression.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Impression)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ImpressionView {
+    id: i64,
+    flag_key: String,
+    #[schema(required = true)]
+    user_id: Option<String>,
+    value: String,
+    /// The stored context (what the environment's privacy settings keep), or null.
+    #[schema(value_type = Option<Object>, required = true)]
+    context: Value,
+    evaluated_at: Timestamp,
+}
+
+/// A page of impressions, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ImpressionPage)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ImpressionPage {
+    items: Vec<ImpressionView>,
+    /// How many impressions match, counted up to 10,000 (a bounded count, never the whole
+    /// table); with `since_id`, how many are newer than it.
+    total: i64,
+}
+
+/// List impressions
+///
+/// Newest first. With `since_id` (the dashboard's live tail), only newer ones, and `total`
+/// counts only those.
+#[utoipa::path(get, path = "/api/environments/{env}/impressions", operation_id = "listImpressions",
+    tag = "impressions", params(EnvironmentPath, ListQuery),
+    responses(
+        (status = 200, body = ImpressionPage, description = "A page of impressions."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    ))]
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(EnvironmentPath { env }): Path<EnvironmentPath>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    in_environment(&state, &caller, &env, Role::Viewer).await?;
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    for (name, filter) in [
+        ("flag_key", &q.flag_key),
+        ("user_id", &q.user_id),
+        ("value", &q.value),
+    ] {
+        if filter
+            .as_deref()
+            .is_some_and(|f| f.contains('\0') || f.len() > 1024)
+        {
+            return Err(ApiError::BadRequest(format!(
+                "{name} must be at most 1024 bytes, without NUL characters"
+            )));
+        }
+    }
+    if q.offset > MAX_OFFSET {
+        return Err(ApiError::BadRequest(format!(
+            "offset must be at most {MAX_OFFSET}"
+        )));
+    }
+    let filter = ImpressionFilter {
+        flag_key: q.flag_key,
+        user_id: q.user_id,
+        value: q.value,
+        since_id: q.since_id,
+        limit: q.limit.clamp(1, 200),
+        offset: q.offset,
+    };
+    let (rows, total) = state.store.impressions(&env, &filter).await?;
+    let items = rows
+        .into_iter()
+        .map(|r| ImpressionView {
+            id: r.id,
+            flag_key: r.flag_key,
+            user_id: r.user_id,
+            value: r.value,
+            context: r
+                .context
+                .as_deref()
+                .and_then(|c| serde_json::from_str(c).ok())
+                .unwrap_or(Value::Null),
+            evaluated_at: Timestamp::from_ms(r.evaluated_at),
+        })
+        .collect();
+    Ok(axum::Json(ImpressionPage { items, total }))
+}
+
+/// The window of the stats.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct StatsQuery {
+    /// Start (RFC 3339 or Unix milliseconds). Default: `to` less the days raw impressions are
+    /// kept (30).
+    from: Option<String>,
+    /// End, exclusive (RFC 3339 or Unix milliseconds). Default: now.
+    to: Option<String>,
+}
+
+/// One value's share.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ValueCount {
+    value: String,
+    count: i64,
+    unique_users: u64,
+}
+
+/// A flag's impressions over the window.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ImpressionStats)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StatsView {
+    flag_key: String,
+    total: i64,
+    /// Impressions that served `"true"`.
+    true_count: i64,
+    /// Impressions that served `"false"`.
+    false_count: i64,
+    /// Distinct users (a HyperLogLog++ estimate, within 2 %; exact for small counts), over the
+    /// window widened to whole hours.
+    unique_users: u64,
+    #[schema(required = true)]
+    last_seen: Option<Timestamp>,
+    /// Every value served, largest count first.
+    values: Vec<ValueCount>,
+    /// The window: start.
+    from: Timestamp,
+    /// The window: end (exclusive).
+    to: Timestamp,
+}
+
+fn instant(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|v| {
+            checkgate_core::date::parse_instant(v).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "{field} must be an RFC 3339 time or Unix milliseconds"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// Impression stats per flag
+///
+/// Checkgate's stats, from rollups (never a scan of raw impressions), plus the count of every
+/// value and the window (`from`, `to`) in each entry.
+#[utoipa::path(get, path = "/api/environments/{env}/impressions/stats",
+    operation_id = "impressionStats", tag = "impressions", params(EnvironmentPath, StatsQuery),
+    responses(
+        (status = 200, body = [StatsView], description = "One entry per flag seen in the window."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    ))]
+pub(super) async fn stats(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(EnvironmentPath { env }): Path<EnvironmentPath>,
+    query: Result<Query<StatsQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    in_environment(&state, &caller, &env, Role::Viewer).await?;
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let settings = state.insights.settings();
+    let day = 86_400_000i64;
+    let now = now_ms();
+    let longest = i64::from(settings.insights_retention_days) * day;
+    let to = instant("to", q.to.as_deref())?.unwrap_or(now);
+    if to <= 0 || to > now + longest {
+        return Err(ApiError::BadRequest(
+            "to must be after 1970 and not far in the future".into(),
+        ));
+    }
+    let from = instant("from", q.from.as_deref())?
+        .unwrap_or(to - i64::from(settings.impressions_retention_days) * day);
+    if from >= to {
+        return Err(ApiError::BadRequest("from must be before to".into()));
+    }
+    if from < 0 || to - from > longest {
+        return Err(ApiError::BadRequest(format!(
+            "the window must be within {} days",
+            settings.insights_retention_days
+        )));
+    }
+    let stats = state.insights.stats(&env, from, to).await?;
+    let view: Vec<StatsView> = stats
+        .into_iter()
+        .map(|s| StatsView {
+            flag_key: s.flag_key,
+            total: s.total,
+            true_count: s.true_count,
+            false_count: s.false_count,
+            unique_users: s.unique_users,
+            last_seen: s.last_seen.map(Timestamp::from_ms),
+            values: s
+                .values
+                .into_iter()
+                .map(|v| ValueCount {
+                    value: v.value,
+                    count: v.count,
+                    unique_users: v.unique_users,
+                })
+                .collect(),
+            from: Timestamp::from_ms(from),
+            to: Timestamp::from_ms(to),
+        })
+        .collect();
+    Ok(axum::Json(view))
+}
+
+/// A flag's last evaluation and stale signal.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = FlagActivity)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SummaryView {
+    flag_key: String,
+    /// The last evaluation seen (an impression or an edge's count), or null.
+    #[schema(required = true)]
+    last_evaluated: Option<Timestamp>,
+    /// Not evaluated for `STALE_AFTER_DAYS`, or serving one value to everyone that long.
+    stale: bool,
+    /// Why it is stale: `not_evaluated` or `single_value`; null when it is not.
+    #[schema(required = true, schema_with = stale_reason)]
+    stale_reason: Option<&'static str>,
+}
+
+fn stale_reason() -> utoipa::openapi::Object {
+    super::openapi::nullable_string_enum(&["not_evaluated", "single_value"]).build()
+}
+
+impl From<FlagSummary> for SummaryView {
+    fn from(s: FlagSummary) -> Self {
+        Self {
+            flag_key: s.flag_key,
+            last_evaluated: s.last_evaluated.map(Timestamp::from_ms),
+            stale: s.stale.is_some(),
+            stale_reason: s.stale.map(Stale::as_str),
+        }
+    }
+}
+
+/// Every flag's last evaluation and stale signal
+///
+/// For the flag list: one entry per flag of the environment, by key.
+#[utoipa::path(get, path = "/api/environments/{env}/insights", operation_id = "listFlagInsights",
+    tag = "impressions", params(EnvironmentPath),
+    responses(
+        (status = 200, body = [SummaryView], description = "Every flag, by key."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    ))]
+pub(super) async fn flag_list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(EnvironmentPath { env }): Path<EnvironmentPath>,
+) -> Result<impl IntoResponse, ApiError> {
+    in_environment(&state, &caller, &env, Role::Viewer).await?;
+    let list = state.insights.flag_list(&env).await?;
+    Ok(axum::Json(
+        list.into_iter().map(SummaryView::from).collect::<Vec<_>>(),
+    ))
+}
+
+/// The range of a flag's insights.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct RangeQuery {
+    /// `1h` (by minute), `24h` (by hour, the default), `7d` (by hour) or `30d` (by day).
+    #[param(pattern = "^(1h|24h|7d|30d)$")]
+    range: Option<String>,
+}
+
+/// One bucket of the series.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BucketView {
+    /// The bucket's start.
+    at: Timestamp,
+    /// Evaluations edges counted (server-side evaluation).
+    evaluations: i64,
+    /// Impressions SDKs reported.
+    impressions: i64,
+}
+
+/// One value's share of the range.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ValueSplit {
+    value: String,
+    evaluations: i64,
+    impressions: i64,
+}
+
+/// One flag over a range.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = FlagInsights)]
+#[serde(deny_unknown_fields)]
+pub(super) struct InsightsView {
+    flag_key: String,
+    #[schema(pattern = "^(1h|24h|7d|30d)$")]
+    range: String,
+    from: Timestamp,
+    to: Timestamp,
+    /// 1, 60 or 1440.
+    bucket_minutes: i64,
+    /// Every bucket of the range, oldest first (zeros included).
+    series: Vec<BucketView>,
+    /// Every value served in the range, most served first.
+    values: Vec<ValueSplit>,
+    evaluations: i64,
+    impressions: i64,
+    /// Distinct users of the impressions (HyperLogLog++, within 2 %), over the range widened to
+    /// whole hours (days for `30d`).
+    unique_users: u64,
+    #[schema(required = true)]
+    last_evaluated: Option<Timestamp>,
+    stale: bool,
+    #[schema(required = true, schema_with = stale_reason)]
+    stale_reason: Option<&'static str>,
+}
+
+/// One flag's evaluations over time
+///
+/// Evaluations edges counted and impressions SDKs reported, per bucket and per value, unique
+/// users, the last evaluation and the stale signal. From rollups only.
+#[utoipa::path(get, path = "/api/environments/{env}/flags/{key}/insights",
+    operation_id = "getFlagInsights", tag = "impressions", params(FlagPath, RangeQuery),
+    responses(
+        (status = 200, body = InsightsView, description = "The flag over the range."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    ))]
+pub(super) async fn flag(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(FlagPath { env, key }): Path<FlagPath>,
+    query: Result<Query<RangeQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    check_id("environment", &env)?;
+    in_environment(&state, &caller, &env, Role::Viewer).await?;
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let range = q.range.unwrap_or_else(|| "24h".into());
+    let (minutes, bucket) = match range.as_str() {
+        "1h" => (60, 1),
+        "24h" => (1440, 60),
+        "7d" => (7 * 1440, 60),
+        "30d" => (30 * 1440, 1440),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "range must be 1h, 24h, 7d or 30d".into(),
+            ));
+        }
+    };
+    if checkgate_protocol::impressions::check_flag_key(&key).is_err() {
+        return Err(ApiError::NotFound(format!("flag {key:?} not found")));
+    }
+    let flag = state.store.flag(&env, &key).await?;
+    let got = state
+        .insights
+        .flag_insights(&env, &key, flag.created_at, minutes, bucket)
+        .await?;
+    Ok(axum::Json(InsightsView {
+        flag_key: key,
+        range,
+        from: Timestamp::from_ms(got.from),
+        to: Timestamp::from_ms(got.to),
+        bucket_minutes: got.bucket_minutes,
+        series: got
+            .series
+            .into_iter()
+            .map(|b| BucketView {
+                at: Timestamp::from_ms(b.at),
+                evaluations: b.evaluations,
+                impressions: b.impressions,
+            })
+            .collect(),
+        values: got
+            .values
+            .into_iter()
+            .map(|(value, evaluations, impressions)| ValueSplit {
+                value,
+                evaluations,
+                impressions,
+            })
+            .collect(),
+        evaluations: got.evaluations,
+        impressions: got.impressions,
+        unique_users: got.unique_users,
+        last_evaluated: got.summary.last_evaluated.map(Timestamp::from_ms),
+        stale: got.summary.stale.is_some(),
+        stale_reason: got.summary.stale.map(Stale::as_str),
+    }))
+}

@@ -1,0 +1,292 @@
+//! Reading what `impressions.rs` stores: a page of raw impressions (with a bounded `total`),
+//! rollup and counter rows of one span and range, flags' activity, and the lookups the ingest
+//! path makes (an environment's settings, an SDK key by hash).
+
+use sqlx::Row as _;
+
+use super::impressions::{
+    CounterRow, FlagActivity, ImpressionFilter, RollupRow, StoredImpression, TOTAL_CAP,
+};
+use super::{Backend, Store, StoreError};
+
+impl Store {
+    /// A page of an environment's impressions, newest first, and `total`: how many match,
+    /// counted up to [`TOTAL_CAP`] (with `since_id`, how many are newer than it) — a bounded
+    /// count, never the whole table.
+    pub async fn impressions(
+        &self,
+        environment_id: &str,
+        filter: &ImpressionFilter,
+    ) -> Result<(Vec<StoredImpression>, i64), StoreError> {
+        let mut conditions = String::from("environment_id = $1");
+        let mut binds: Vec<&str> = Vec::new();
+        for (column, value) in [
+            ("flag_key", &filter.flag_key),
+            ("user_id", &filter.user_id),
+            ("value", &filter.value),
+        ] {
+            if let Some(v) = value {
+                binds.push(v);
+                conditions.push_str(&format!(" AND {column} = ${}", binds.len() + 1));
+            }
+        }
+        let since = filter.since_id.unwrap_or(0);
+        conditions.push_str(&format!(" AND id > ${}", binds.len() + 2));
+        let context = match self.backend {
+            Backend::Postgres => "context::text",
+            Backend::Sqlite => "context",
+        };
+        let n = binds.len();
+        let sql = format!(
+            "SELECT id, flag_key, user_id, value, {context}, evaluated_at FROM impressions \
+             WHERE {conditions} ORDER BY id DESC LIMIT ${} OFFSET ${}",
+            n + 3,
+            n + 4
+        );
+        let mut query =
+            sqlx::query_as::<_, (i64, String, Option<String>, String, Option<String>, i64)>(&sql)
+                .bind(environment_id);
+        for b in &binds {
+            query = query.bind(*b);
+        }
+        let rows = query
+            .bind(since)
+            .bind(i64::from(filter.limit))
+            .bind(i64::from(filter.offset))
+            .fetch_all(&self.pool)
+            .await?;
+        let count_sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM impressions WHERE {conditions} LIMIT ${}) AS bounded",
+            n + 3
+        );
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(environment_id);
+        for b in &binds {
+            count = count.bind(*b);
+        }
+        let total = count
+            .bind(since)
+            .bind(TOTAL_CAP)
+            .fetch_one(&self.pool)
+            .await?;
+        let items = rows
+            .into_iter()
+            .map(
+                |(id, flag_key, user_id, value, context, evaluated_at)| StoredImpression {
+                    id,
+                    flag_key,
+                    user_id,
+                    value,
+                    context,
+                    evaluated_at,
+                },
+            )
+            .collect();
+        Ok((items, total))
+    }
+
+    /// Rollup rows of one span with `start` in `[from, to)`, of one flag or all; with `users`,
+    /// their sketches too.
+    pub async fn impression_rollups(
+        &self,
+        environment_id: &str,
+        span: i64,
+        (from, to): (i64, i64),
+        flag_key: Option<&str>,
+        users: bool,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        let sql = format!(
+            "SELECT flag_key, value, start, count, last_seen, {} FROM impression_rollups \
+             WHERE environment_id = $1 AND span = $2 AND start >= $3 AND start < $4{}",
+            if users { "users" } else { "NULL" },
+            if flag_key.is_some() {
+                " AND flag_key = $5"
+            } else {
+                ""
+            }
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(environment_id)
+            .bind(span)
+            .bind(from)
+            .bind(to);
+        if let Some(flag) = flag_key {
+            query = query.bind(flag);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(RollupRow {
+                    flag_key: row.try_get(0)?,
+                    value: row.try_get(1)?,
+                    start: row.try_get(2)?,
+                    count: row.try_get(3)?,
+                    last_seen: row.try_get(4)?,
+                    users: if users { row.try_get(5)? } else { None },
+                })
+            })
+            .collect()
+    }
+
+    /// The users of parts not merged into sketches yet, with `hour` in `[from, to)`, of one
+    /// flag or all: `(flag, value, user hashes)`.
+    pub async fn user_parts(
+        &self,
+        environment_id: &str,
+        (from, to): (i64, i64),
+        flag_key: Option<&str>,
+    ) -> Result<Vec<(String, String, Vec<u64>)>, StoreError> {
+        let sql = format!(
+            "SELECT flag_key, value, users FROM impression_user_parts \
+             WHERE environment_id = $1 AND hour >= $2 AND hour < $3{}",
+            if flag_key.is_some() {
+                " AND flag_key = $4"
+            } else {
+                ""
+            }
+        );
+        let mut query = sqlx::query_as::<_, (String, String, Vec<u8>)>(&sql)
+            .bind(environment_id)
+            .bind(from)
+            .bind(to);
+        if let Some(flag) = flag_key {
+            query = query.bind(flag);
+        }
+        Ok(query
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(flag, value, bytes)| {
+                let users = bytes
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                    .collect();
+                (flag, value, users)
+            })
+            .collect())
+    }
+
+    /// Counter rows of one span with `start` in `[from, to)`, of one flag or all.
+    pub async fn evaluation_counters(
+        &self,
+        environment_id: &str,
+        span: i64,
+        (from, to): (i64, i64),
+        flag_key: Option<&str>,
+    ) -> Result<Vec<CounterRow>, StoreError> {
+        let sql = format!(
+            "SELECT flag_key, variant, start, count FROM evaluation_counts \
+             WHERE environment_id = $1 AND span = $2 AND start >= $3 AND start < $4{}",
+            if flag_key.is_some() {
+                " AND flag_key = $5"
+            } else {
+                ""
+            }
+        );
+        let mut query = sqlx::query_as::<_, (String, String, i64, i64)>(&sql)
+            .bind(environment_id)
+            .bind(span)
+            .bind(from)
+            .bind(to);
+        if let Some(flag) = flag_key {
+            query = query.bind(flag);
+        }
+        Ok(query
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(flag_key, variant, start, count)| CounterRow {
+                flag_key,
+                variant,
+                start,
+                count,
+            })
+            .collect())
+    }
+
+    /// Every flag's first and last evaluation seen in an environment.
+    pub async fn flag_activity(
+        &self,
+        environment_id: &str,
+    ) -> Result<Vec<FlagActivity>, StoreError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT flag_key, first_seen, last_seen FROM flag_activity WHERE environment_id = $1",
+        )
+        .bind(environment_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(flag_key, first_seen, last_seen)| FlagActivity {
+                flag_key,
+                first_seen,
+                last_seen,
+            })
+            .collect())
+    }
+}
+
+impl Store {
+    /// An environment's settings; not found when it does not exist.
+    pub async fn environment_settings(
+        &self,
+        environment_id: &str,
+    ) -> Result<checkgate_protocol::EnvironmentSettings, StoreError> {
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT settings FROM environments WHERE id = $1")
+                .bind(environment_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let text =
+            text.ok_or_else(|| StoreError::NotFound(format!("environment {environment_id:?}")))?;
+        Ok(checkgate_protocol::EnvironmentSettings::parse(&text))
+    }
+
+    /// Which of these environment ids exist.
+    pub async fn existing_environments<'a>(
+        &self,
+        ids: impl Iterator<Item = &'a str>,
+    ) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let wanted: std::collections::BTreeSet<&str> = ids.collect();
+        let mut found = std::collections::BTreeSet::new();
+        for id in wanted {
+            let exists: Option<String> =
+                sqlx::query_scalar("SELECT id FROM environments WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            found.extend(exists);
+        }
+        Ok(found)
+    }
+
+    /// The key of every SDK key that is live, by hash: its environment and kind.
+    pub async fn sdk_key_by_hash(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(String, super::KeyKind)>, StoreError> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT environment_id, kind FROM sdk_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(env, kind)| {
+            (
+                env,
+                super::KeyKind::parse(&kind).unwrap_or(super::KeyKind::Server),
+            )
+        }))
+    }
+}
+
+impl Store {
+    /// Every flag of an environment by key, with when it was created.
+    pub async fn flag_keys(&self, environment_id: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT key, created_at FROM flags WHERE environment_id = $1 ORDER BY key",
+        )
+        .bind(environment_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -1,0 +1,625 @@
+//! Impressions and evaluation insights: raw impressions, their rollups and the evaluation
+//! counters edges send, in the tables of migration 0010.
+//!
+//! A batch is stored in one transaction: its id in `insight_batches` (a duplicate stops there
+//! and changes nothing), the raw rows in one statement — the batch as one JSON parameter,
+//! expanded by the database (`json_to_recordset` on PostgreSQL, `json_each` on SQLite: one
+//! prepared statement for every batch size; sqlx's `Any` driver binds no arrays, so `UNNEST`
+//! is not open to it) — then the rollups it adds to (additive upserts, in key order) and its
+//! users: per flag, value and hour, the distinct user hashes, appended to
+//! `impression_user_parts`. Hour and day rollups hold a users sketch, which must be merged,
+//! not added, and a dense one is 13 KiB: rewriting sketches in every batch would serialize
+//! batches on their rows and write a megabyte per batch. So batches only append, and
+//! [`Store::compact_user_parts`] (a background task) merges the parts into the sketches — on
+//! PostgreSQL with the rows created if missing and locked (`FOR UPDATE`, in key order) first —
+//! and deletes them; readers count the parts not merged yet as well.
+//!
+//! Readers never scan raw rows for aggregates: stats and insights read the rollups, and the
+//! list's `total` is a bounded count (see [`Store::impressions`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sqlx::Row as _;
+
+use super::{Backend, Store, StoreError};
+use crate::insights::sketch::{Users, user_hash};
+
+/// The spans rollups are kept at, in minutes.
+pub const MINUTE: i64 = 1;
+pub const HOUR: i64 = 60;
+pub const DAY: i64 = 1440;
+
+/// Most rows of one multi-row statement (each row binds at most 8 parameters).
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// An impression ready to store: checked, and with the environment's privacy settings applied.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NewImpression {
+    #[serde(rename = "f")]
+    pub flag_key: String,
+    #[serde(rename = "u")]
+    pub user_id: Option<String>,
+    #[serde(rename = "v")]
+    pub value: String,
+    /// JSON text of an object.
+    #[serde(rename = "c")]
+    pub context: Option<String>,
+    /// Unix milliseconds.
+    #[serde(rename = "t")]
+    pub evaluated_at: i64,
+}
+
+/// A stored impression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredImpression {
+    pub id: i64,
+    pub flag_key: String,
+    pub user_id: Option<String>,
+    pub value: String,
+    pub context: Option<String>,
+    pub evaluated_at: i64,
+}
+
+/// Which impressions to list.
+#[derive(Debug, Clone, Default)]
+pub struct ImpressionFilter {
+    pub flag_key: Option<String>,
+    pub user_id: Option<String>,
+    pub value: Option<String>,
+    /// Only impressions with a greater id (the live tail's poll).
+    pub since_id: Option<i64>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// The most rows the list's `total` counts.
+pub const TOTAL_CAP: i64 = 10_000;
+
+/// One counter to add: `count` evaluations of a flag to a variant in one minute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCount {
+    pub environment_id: String,
+    pub flag_key: String,
+    pub variant: String,
+    /// Whole minutes since the Unix epoch.
+    pub minute: i64,
+    pub count: i64,
+}
+
+/// A rollup row as read.
+#[derive(Debug, Clone)]
+pub struct RollupRow {
+    pub flag_key: String,
+    pub value: String,
+    pub start: i64,
+    pub count: i64,
+    pub last_seen: i64,
+    /// The users sketch (hours and days only, and only when asked for).
+    pub users: Option<Vec<u8>>,
+}
+
+/// A counter row as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterRow {
+    pub flag_key: String,
+    pub variant: String,
+    pub start: i64,
+    pub count: i64,
+}
+
+/// A flag's first and last evaluation seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagActivity {
+    pub flag_key: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+/// What a batch (or a compaction) adds to one rollup row.
+#[derive(Debug, Default)]
+struct Addition {
+    count: i64,
+    last_seen: i64,
+    users: Option<Users>,
+}
+
+/// Rollup key: (flag, span, start, value), in the primary key's order.
+type Key = (String, i64, i64, String);
+
+fn placeholders(rows: usize, per_row: usize, first: usize) -> String {
+    let mut out = String::with_capacity(rows * per_row * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push(',');
+        }
+        out.push('(');
+        for c in 0..per_row {
+            if c > 0 {
+                out.push(',');
+            }
+            out.push('$');
+            out.push_str(&(first + r * per_row + c).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
+impl Store {
+    fn greatest(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => "GREATEST",
+            Backend::Sqlite => "max",
+        }
+    }
+
+    fn least(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => "LEAST",
+            Backend::Sqlite => "min",
+        }
+    }
+
+    /// Lets an insights transaction commit without waiting for its WAL flush (PostgreSQL's
+    /// `synchronous_commit = off`, for this transaction only). Batches of one environment
+    /// update the same rollup rows, so each waits for the one before it to commit: waiting for
+    /// every flush in turn bounded ingest to one batch per flush. The cost: a PostgreSQL crash
+    /// (not a control-plane crash) can lose the insights committed in its last moments
+    /// (at most about three times `wal_writer_delay`, 600 ms by default) — never anything else,
+    /// and never a half-stored batch. SQLite has one writer anyway.
+    async fn telemetry_commit(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    ) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Records a batch id inside `tx`; false when it was stored before.
+    async fn first_time(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        batch: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO insight_batches (id, received_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(batch)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Stores a batch of one environment's impressions with its rollups, in one transaction.
+    /// With `batch`, a batch of that id stored before is not stored again: returns false.
+    pub async fn store_impressions(
+        &self,
+        batch: Option<&str>,
+        environment_id: &str,
+        items: &[NewImpression],
+        received_at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        self.telemetry_commit(&mut tx).await?;
+        if let Some(batch) = batch
+            && !Self::first_time(&mut tx, batch, received_at).await?
+        {
+            return Ok(false);
+        }
+        if items.is_empty() {
+            tx.commit().await?;
+            return Ok(true);
+        }
+        let json = serde_json::to_string(items)
+            .map_err(|e| StoreError::Corrupt(format!("impression batch: {e}")))?;
+        let insert = match self.backend {
+            Backend::Postgres => {
+                "INSERT INTO impressions (environment_id, flag_key, user_id, value, context, evaluated_at, received_at) \
+                 SELECT $1, x.f, x.u, x.v, x.c::jsonb, x.t, $2 \
+                 FROM json_to_recordset($3::json) AS x(f text, u text, v text, c text, t bigint)"
+            }
+            Backend::Sqlite => {
+                "INSERT INTO impressions (environment_id, flag_key, user_id, value, context, evaluated_at, received_at) \
+                 SELECT $1, json_extract(value, '$.f'), json_extract(value, '$.u'), json_extract(value, '$.v'), \
+                 json_extract(value, '$.c'), json_extract(value, '$.t'), $2 FROM json_each($3)"
+            }
+        };
+        sqlx::query(insert)
+            .bind(environment_id)
+            .bind(received_at)
+            .bind(&json)
+            .execute(&mut *tx)
+            .await?;
+
+        // What the batch adds to each rollup row, in key order, and its users per hour.
+        let mut additions: BTreeMap<Key, Addition> = BTreeMap::new();
+        let mut parts: BTreeMap<(&str, &str, i64), BTreeSet<u64>> = BTreeMap::new();
+        for item in items {
+            let minute = item.evaluated_at.div_euclid(60_000);
+            for span in [MINUTE, HOUR, DAY] {
+                let start = minute - minute.rem_euclid(span);
+                let add = additions
+                    .entry((item.flag_key.clone(), span, start, item.value.clone()))
+                    .or_default();
+                add.count += 1;
+                add.last_seen = add.last_seen.max(item.evaluated_at);
+            }
+            if let Some(user) = &item.user_id {
+                let hour = minute - minute.rem_euclid(HOUR);
+                parts
+                    .entry((&item.flag_key, &item.value, hour))
+                    .or_default()
+                    .insert(user_hash(user));
+            }
+        }
+        self.insert_user_parts(&mut tx, environment_id, &parts)
+            .await?;
+        self.upsert_rollups(&mut tx, environment_id, &additions)
+            .await?;
+        let mut activity: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+        for item in items {
+            let seen = activity
+                .entry(&item.flag_key)
+                .or_insert((item.evaluated_at, item.evaluated_at));
+            seen.0 = seen.0.min(item.evaluated_at);
+            seen.1 = seen.1.max(item.evaluated_at);
+        }
+        self.upsert_activity(&mut tx, environment_id, &activity)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Merges into `additions` the users sketches already stored for their hour and day rows,
+    /// having locked those rows (PostgreSQL; creating the missing ones first, so a concurrent
+    /// compaction waits for this one instead of writing a sketch that misses it).
+    async fn merge_stored_sketches(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        env: &str,
+        additions: &mut BTreeMap<Key, Addition>,
+    ) -> Result<(), StoreError> {
+        let keys: Vec<&Key> = additions.keys().filter(|k| k.1 != MINUTE).collect();
+        let mut stored: Vec<(Key, Vec<u8>)> = Vec::new();
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            if self.backend == Backend::Postgres {
+                let sql = format!(
+                    "INSERT INTO impression_rollups (environment_id, flag_key, span, start, value, count, last_seen) \
+                     VALUES {} ON CONFLICT (environment_id, flag_key, span, start, value) DO NOTHING",
+                    placeholders(chunk.len(), 5, 1).replace(')', ", 0, 0)")
+                );
+                let mut query = sqlx::query(&sql);
+                for (flag, span, start, value) in chunk {
+                    query = query
+                        .bind(env)
+                        .bind(flag)
+                        .bind(*span)
+                        .bind(*start)
+                        .bind(value);
+                }
+                query.execute(&mut **tx).await?;
+            }
+            let lock = if self.backend == Backend::Postgres {
+                " FOR UPDATE"
+            } else {
+                ""
+            };
+            let sql = format!(
+                "SELECT flag_key, span, start, value, users FROM impression_rollups \
+                 WHERE environment_id = $1 AND (flag_key, span, start, value) IN (VALUES {}) \
+                 ORDER BY flag_key, span, start, value{lock}",
+                placeholders(chunk.len(), 4, 2)
+            );
+            let mut query = sqlx::query(&sql).bind(env);
+            for (flag, span, start, value) in chunk {
+                query = query.bind(flag).bind(*span).bind(*start).bind(value);
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                let users: Option<Vec<u8>> = row.try_get(4)?;
+                if let Some(users) = users {
+                    let key = (
+                        row.try_get(0)?,
+                        row.try_get(1)?,
+                        row.try_get(2)?,
+                        row.try_get(3)?,
+                    );
+                    stored.push((key, users));
+                }
+            }
+        }
+        for (key, bytes) in stored {
+            let old = Users::from_bytes(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if let Some(add) = additions.get_mut(&key) {
+                add.users.get_or_insert_with(Users::new).merge(&old);
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends a batch's users per flag, value and hour (their hashes), for the compaction to
+    /// merge into the sketches.
+    async fn insert_user_parts(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        env: &str,
+        parts: &BTreeMap<(&str, &str, i64), BTreeSet<u64>>,
+    ) -> Result<(), StoreError> {
+        let rows: Vec<_> = parts.iter().collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO impression_user_parts (environment_id, flag_key, value, hour, users) VALUES {}",
+                placeholders(chunk.len(), 5, 1)
+            );
+            let mut query = sqlx::query(&sql);
+            for ((flag, value, hour), users) in chunk {
+                let bytes: Vec<u8> = users.iter().flat_map(|u| u.to_le_bytes()).collect();
+                query = query
+                    .bind(env)
+                    .bind(*flag)
+                    .bind(*value)
+                    .bind(*hour)
+                    .bind(bytes);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Merges up to `limit` pending user parts (oldest first) into the hour and day sketches
+    /// of their rollups and deletes them, in one transaction; returns how many it merged.
+    /// Merging a part twice (two instances at once) changes nothing: a union is idempotent.
+    pub async fn compact_user_parts(&self, limit: i64) -> Result<usize, StoreError> {
+        let mut tx = self.write().await?;
+        let parts: Vec<(i64, String, String, String, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, environment_id, flag_key, value, hour, users FROM impression_user_parts \
+             ORDER BY id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        if parts.is_empty() {
+            return Ok(0);
+        }
+        let mut by_env: BTreeMap<String, BTreeMap<Key, Addition>> = BTreeMap::new();
+        for (_, env, flag, value, hour, users) in &parts {
+            let additions = by_env.entry(env.clone()).or_default();
+            for span in [HOUR, DAY] {
+                let start = hour - hour.rem_euclid(span);
+                let add = additions
+                    .entry((flag.clone(), span, start, value.clone()))
+                    .or_default();
+                let sketch = add.users.get_or_insert_with(Users::new);
+                for chunk in users.chunks_exact(8) {
+                    let mut bytes = [0u8; 8];
+                    bytes.copy_from_slice(chunk);
+                    sketch.insert_hash(u64::from_le_bytes(bytes));
+                }
+            }
+        }
+        for (env, additions) in &mut by_env {
+            self.merge_stored_sketches(&mut tx, env, additions).await?;
+            self.upsert_rollups(&mut tx, env, additions).await?;
+        }
+        let ids: Vec<i64> = parts.iter().map(|p| p.0).collect();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "DELETE FROM impression_user_parts WHERE id IN ({})",
+                (1..=chunk.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(parts.len())
+    }
+
+    /// Adds `additions` to their rollup rows (creating them), in key order.
+    async fn upsert_rollups(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        env: &str,
+        additions: &BTreeMap<Key, Addition>,
+    ) -> Result<(), StoreError> {
+        let rows: Vec<_> = additions.iter().collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO impression_rollups (environment_id, flag_key, span, start, value, count, last_seen, users) \
+                 VALUES {} ON CONFLICT (environment_id, flag_key, span, start, value) DO UPDATE SET \
+                 count = impression_rollups.count + excluded.count, \
+                 last_seen = {}(impression_rollups.last_seen, excluded.last_seen), \
+                 users = COALESCE(excluded.users, impression_rollups.users)",
+                placeholders(chunk.len(), 8, 1),
+                self.greatest()
+            );
+            let mut query = sqlx::query(&sql);
+            for ((flag, span, start, value), add) in chunk {
+                query = query
+                    .bind(env)
+                    .bind(flag)
+                    .bind(*span)
+                    .bind(*start)
+                    .bind(value)
+                    .bind(add.count)
+                    .bind(add.last_seen)
+                    .bind(add.users.as_ref().map(Users::to_bytes));
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Widens each flag's first and last evaluation seen.
+    async fn upsert_activity(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        env: &str,
+        activity: &BTreeMap<&str, (i64, i64)>,
+    ) -> Result<(), StoreError> {
+        let rows: Vec<_> = activity.iter().collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO flag_activity (environment_id, flag_key, first_seen, last_seen) VALUES {} \
+                 ON CONFLICT (environment_id, flag_key) DO UPDATE SET \
+                 first_seen = {}(flag_activity.first_seen, excluded.first_seen), \
+                 last_seen = {}(flag_activity.last_seen, excluded.last_seen)",
+                placeholders(chunk.len(), 4, 1),
+                self.least(),
+                self.greatest()
+            );
+            let mut query = sqlx::query(&sql);
+            for (flag, (first, last)) in chunk {
+                query = query.bind(env).bind(**flag).bind(*first).bind(*last);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds evaluation counters (of any environments), at the three spans, in one transaction.
+    /// With `batch`, counters of that id added before are not added again: returns false.
+    pub async fn store_evaluation_counts(
+        &self,
+        batch: Option<&str>,
+        counts: &[NewCount],
+        received_at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut sums: BTreeMap<(&str, &str, i64, i64, &str), i64> = BTreeMap::new();
+        let mut activity: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
+        for c in counts {
+            for span in [MINUTE, HOUR, DAY] {
+                let start = c.minute - c.minute.rem_euclid(span);
+                *sums
+                    .entry((&c.environment_id, &c.flag_key, span, start, &c.variant))
+                    .or_default() += c.count;
+            }
+            let at = c.minute.saturating_mul(60_000);
+            let seen = activity
+                .entry((&c.environment_id, &c.flag_key))
+                .or_insert((at, at));
+            seen.0 = seen.0.min(at);
+            seen.1 = seen.1.max(at);
+        }
+        let mut tx = self.write().await?;
+        self.telemetry_commit(&mut tx).await?;
+        if let Some(batch) = batch
+            && !Self::first_time(&mut tx, batch, received_at).await?
+        {
+            return Ok(false);
+        }
+        let rows: Vec<_> = sums.into_iter().collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO evaluation_counts (environment_id, flag_key, span, start, variant, count) VALUES {} \
+                 ON CONFLICT (environment_id, flag_key, span, start, variant) DO UPDATE SET \
+                 count = evaluation_counts.count + excluded.count",
+                placeholders(chunk.len(), 6, 1)
+            );
+            let mut query = sqlx::query(&sql);
+            for ((env, flag, span, start, variant), count) in chunk {
+                query = query
+                    .bind(*env)
+                    .bind(*flag)
+                    .bind(*span)
+                    .bind(*start)
+                    .bind(*variant)
+                    .bind(*count);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        let mut by_env: BTreeMap<&str, BTreeMap<&str, (i64, i64)>> = BTreeMap::new();
+        for ((env, flag), seen) in activity {
+            by_env.entry(env).or_default().insert(flag, seen);
+        }
+        for (env, activity) in &by_env {
+            self.upsert_activity(&mut tx, env, activity).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Deletes up to `limit` raw impressions received before `before_ms`, and as many batch
+    /// ids; returns how many impressions went. Called repeatedly until it returns less than
+    /// `limit`, so no statement deletes more than `limit` rows.
+    pub async fn purge_impressions(&self, before_ms: i64, limit: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM impressions WHERE id IN \
+             (SELECT id FROM impressions WHERE received_at < $1 ORDER BY received_at LIMIT $2)",
+        )
+        .bind(before_ms)
+        .bind(limit)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query(
+            "DELETE FROM insight_batches WHERE id IN \
+             (SELECT id FROM insight_batches WHERE received_at < $1 ORDER BY received_at LIMIT $2)",
+        )
+        .bind(before_ms)
+        .bind(limit)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Deletes up to `limit` rollup rows and up to `limit` counter rows that start before
+    /// `before_minute`, and flags' activity last seen before it; returns how many rows went.
+    pub async fn purge_insights(&self, before_minute: i64, limit: i64) -> Result<u64, StoreError> {
+        let mut gone = 0;
+        for (table, last) in [
+            ("impression_rollups", "value"),
+            ("evaluation_counts", "variant"),
+        ] {
+            let sql = format!(
+                "DELETE FROM {table} WHERE (environment_id, flag_key, span, start, {last}) IN \
+                 (SELECT environment_id, flag_key, span, start, {last} FROM {table} \
+                 WHERE start < $1 ORDER BY start LIMIT $2)"
+            );
+            gone += sqlx::query(&sql)
+                .bind(before_minute)
+                .bind(limit)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        gone += sqlx::query(
+            "DELETE FROM impression_user_parts WHERE id IN \
+             (SELECT id FROM impression_user_parts WHERE hour < $1 ORDER BY id LIMIT $2)",
+        )
+        .bind(before_minute)
+        .bind(limit)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        gone += sqlx::query(
+            "DELETE FROM flag_activity WHERE (environment_id, flag_key) IN \
+             (SELECT environment_id, flag_key FROM flag_activity WHERE last_seen < $1 LIMIT $2)",
+        )
+        .bind(before_minute.saturating_mul(60_000))
+        .bind(limit)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(gone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::placeholders;
+
+    #[test]
+    fn placeholders_number_rows_in_order() {
+        assert_eq!(placeholders(2, 3, 2), "($2,$3,$4),($5,$6,$7)");
+        assert_eq!(placeholders(1, 1, 1), "($1)");
+    }
+}

@@ -1,0 +1,206 @@
+//! `impressions`: impressions stored end to end — batches posted to the real control plane's
+//! `POST /api/environments/{env}/impressions` (an SDK key), each answered 204 only once its
+//! transaction committed — then a check that nothing was lost (the stats' totals against the
+//! batches accepted), then the latency of the stats route and of the live tail's `since_id`
+//! poll over what was stored. SQLite or a fresh PostgreSQL database; loopback only; bounded in
+//! requests and time.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use checkgate_testkit::http_request;
+use http_body_util::Full;
+use hyper::Request;
+use serde_json::{Value, json};
+
+use crate::api::loopback_postgres;
+use crate::control::{Backing, Control, control_bin};
+use crate::driver::{MakeRequest, closed_loop};
+use crate::report::{Report, ServerUsage};
+
+/// The scenario's settings.
+pub(crate) struct Settings {
+    /// Impressions per request (1–500).
+    pub(crate) batch: usize,
+    pub(crate) connections: usize,
+    pub(crate) duration: Duration,
+    pub(crate) max_requests: u64,
+    /// How long each read route is measured.
+    pub(crate) reads: Duration,
+    pub(crate) postgres: Option<String>,
+    pub(crate) control_bin: Option<PathBuf>,
+}
+
+/// Distinct batch bodies the load cycles through.
+const BODIES: usize = 64;
+
+fn bodies(batch: usize) -> Vec<Bytes> {
+    (0..BODIES)
+        .map(|b| {
+            let items: Vec<Value> = (0..batch)
+                .map(|i| {
+                    let n = b * batch + i;
+                    json!({
+                        "flag_key": format!("load-{}", n % 20),
+                        "user_id": format!("user-{}", n % 50_000),
+                        "value": if n.is_multiple_of(3) { "false" } else { "true" },
+                        "context": {"plan": "pro", "country": "NZ", "n": n},
+                    })
+                })
+                .collect();
+            Bytes::from(Value::Array(items).to_string())
+        })
+        .collect()
+}
+
+fn with_server(mut report: Report, control: &Control, before: Option<(u64, f64)>) -> Report {
+    if let (Some((_, cpu_before)), Some((rss, cpu_after))) = (before, control.usage()) {
+        report.server = Some(ServerUsage {
+            rss_kib: rss,
+            cpu_seconds: cpu_after - cpu_before,
+        });
+    }
+    report
+}
+
+fn get(control: &Control, path: &str) -> anyhow::Result<Value> {
+    let auth = format!("Bearer {}", control.token);
+    let (status, _, body) =
+        http_request(control.addr, "GET", path, &[("Authorization", &auth)], None)
+            .with_context(|| format!("GET {path}"))?;
+    if status != 200 {
+        bail!("GET {path}: {status} {body}");
+    }
+    Ok(serde_json::from_str(&body)?)
+}
+
+pub(crate) async fn run(settings: Settings) -> anyhow::Result<Value> {
+    let bin = control_bin(settings.control_bin)?;
+    let backing = match settings.postgres {
+        Some(server) => Backing::Postgres(loopback_postgres(server)?),
+        None => Backing::Sqlite,
+    };
+    let control = Control::start(&bin, backing).await?;
+    let outcome = measure(
+        &control,
+        settings.batch.clamp(1, 500),
+        settings.connections,
+        settings.duration,
+        settings.max_requests,
+        settings.reads,
+    )
+    .await;
+    control.stop().await?;
+    outcome
+}
+
+async fn measure(
+    control: &Control,
+    batch: usize,
+    connections: usize,
+    duration: Duration,
+    max_requests: u64,
+    reads: Duration,
+) -> anyhow::Result<Value> {
+    let key = control.sdk_key("server")?;
+    let env = control.environment.clone();
+    let host = control.addr.to_string();
+    let bodies = Arc::new(bodies(batch));
+    let ingest: Arc<MakeRequest> = {
+        let (host, path, auth) = (
+            host.clone(),
+            format!("/api/environments/{env}/impressions"),
+            format!("Bearer {key}"),
+        );
+        Arc::new(move |connection, n| {
+            let body = bodies[(connection * 7 + n as usize) % bodies.len()].clone();
+            Ok(Request::post(path.as_str())
+                .header("host", &host)
+                .header("authorization", &auth)
+                .header("content-type", "application/json")
+                .body(Full::new(body))?)
+        })
+    };
+    let before = control.usage();
+    let ingested = closed_loop(
+        "impressions-ingest",
+        control.addr,
+        connections,
+        duration,
+        max_requests,
+        ingest,
+    )
+    .await?;
+    let ingested = with_server(ingested, control, before);
+    let accepted = ingested.statuses.get(&204).copied().unwrap_or(0);
+    let stats = get(
+        control,
+        &format!("/api/environments/{env}/impressions/stats"),
+    )?;
+    let stored: i64 = stats
+        .as_array()
+        .context("stats is not an array")?
+        .iter()
+        .filter_map(|f| f["total"].as_i64())
+        .sum();
+    let expected = accepted as i64 * batch as i64;
+    let seconds = ingested.seconds.max(f64::EPSILON);
+
+    // Reads over what is stored: the stats, and the live tail's poll for what came since a
+    // recent id.
+    let newest = get(
+        control,
+        &format!("/api/environments/{env}/impressions?limit=1"),
+    )?;
+    let newest = newest["items"][0]["id"].as_i64().unwrap_or(0);
+    let auth = format!("Bearer {}", control.token);
+    let read = |path: String| -> Arc<MakeRequest> {
+        let (host, auth) = (host.clone(), auth.clone());
+        Arc::new(move |_, _| {
+            Ok(Request::get(path.as_str())
+                .header("host", &host)
+                .header("authorization", &auth)
+                .body(Full::new(Bytes::new()))?)
+        })
+    };
+    let before = control.usage();
+    let stats_report = closed_loop(
+        "impressions-stats",
+        control.addr,
+        4,
+        reads,
+        100_000,
+        read(format!("/api/environments/{env}/impressions/stats")),
+    )
+    .await?;
+    let stats_report = with_server(stats_report, control, before);
+    let before = control.usage();
+    let since = (newest - 50).max(0);
+    let tail_report = closed_loop(
+        "impressions-since-id",
+        control.addr,
+        4,
+        reads,
+        100_000,
+        read(format!(
+            "/api/environments/{env}/impressions?since_id={since}&limit=50"
+        )),
+    )
+    .await?;
+    let tail_report = with_server(tail_report, control, before);
+    Ok(json!({
+        "scenario": "impressions",
+        "batch": batch,
+        "connections": connections,
+        "stored": stored,
+        "accepted": expected,
+        "lost": expected - stored,
+        "impressions_per_second": stored as f64 / seconds,
+        "ingest": ingested,
+        "stats": stats_report,
+        "since_id": tail_report,
+    }))
+}
