@@ -400,6 +400,11 @@ try {
   await page.getByRole("button", { name: "Menu" }).click();
   await page.getByRole("link", { name: "Segments" }).waitFor();
   await shot(page, "11-mobile-menu");
+  await page.goto(flagUrl + "?tab=analytics");
+  await page.getByRole("tabpanel", { name: "Analytics" }).locator(".chart-canvas canvas").first().waitFor();
+  const chartOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(chartOverflow <= 1, `nothing scrolls sideways at 375 px on the Analytics tab (overflow ${chartOverflow} px)`);
+  await shot(page, "14-mobile-analytics");
 
   // The narrow-window step took its time: no tail polled after its tab was left.
   check(impressionPolls === pollsWhenViewerLeft, `no impressions poll after leaving the Stream tab (${impressionPolls - pollsWhenViewerLeft} more)`);

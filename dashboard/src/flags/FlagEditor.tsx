@@ -163,42 +163,42 @@ function FlagEditor() {
       )}
 
       <div {...(saved ? panel("targeting") : {})} hidden={tab !== "targeting"}>
-      <EditorStatus
-        noun="flag"
-        editor={editor}
-        scope={scope}
-        onDiscard={editor.discard}
-      />
+        <EditorStatus
+          noun="flag"
+          editor={editor}
+          scope={scope}
+          onDiscard={editor.discard}
+        />
 
-      <div className="editor-grid">
-        <form
-          className="editor-main"
-          // Enter in a field does not save: saving is always the explicit Save button.
-          onSubmit={(e) => e.preventDefault()}
-          noValidate
-        >
-          <fieldset disabled={readOnly} className="plain">
-            <SettingsSection {...section} isNew={isNew} envName={envName} />
-            <VariantsSection {...section} />
-            <RulesSection {...section} segments={segmentOptions} />
-            <OutcomeSections {...section} />
-            <PrerequisitesSection {...section} others={others} requiredBy={requiredBy} listBase={listBase} />
-            <BucketingSection {...section} />
-          </fieldset>
-        </form>
+        <div className="editor-grid">
+          <form
+            className="editor-main"
+            // Enter in a field does not save: saving is always the explicit Save button.
+            onSubmit={(e) => e.preventDefault()}
+            noValidate
+          >
+            <fieldset disabled={readOnly} className="plain">
+              <SettingsSection {...section} isNew={isNew} envName={envName} />
+              <VariantsSection {...section} />
+              <RulesSection {...section} segments={segmentOptions} />
+              <OutcomeSections {...section} />
+              <PrerequisitesSection {...section} others={others} requiredBy={requiredBy} listBase={listBase} />
+              <BucketingSection {...section} />
+            </fieldset>
+          </form>
 
-        <aside className="editor-side" aria-label="Try and promote">
-          {saved ? (
-            <TryContext envId={envId} flagKey={saved.key} savedVersion={saved.version} dirty={dirty} />
-          ) : (
-            <section className="card try">
-              <h2>Try a context</h2>
-              <p className="muted">Create the flag first; then you can evaluate it for any context here.</p>
-            </section>
-          )}
-          {saved && <Summary flag={saved} />}
-        </aside>
-      </div>
+          <aside className="editor-side" aria-label="Try and promote">
+            {saved ? (
+              <TryContext envId={envId} flagKey={saved.key} savedVersion={saved.version} dirty={dirty} />
+            ) : (
+              <section className="card try">
+                <h2>Try a context</h2>
+                <p className="muted">Create the flag first; then you can evaluate it for any context here.</p>
+              </section>
+            )}
+            {saved && <Summary flag={saved} />}
+          </aside>
+        </div>
       </div>
 
       {confirmDelete && saved && (

@@ -126,36 +126,38 @@ function ValueSplit({ data }: { data: FlagInsights }) {
   const total = data.values.reduce((s, v) => s + v.evaluations + v.impressions, 0);
   if (data.values.length === 0) return null;
   return (
-    <table className="value-split">
-      <caption>Served values</caption>
-      <thead>
-        <tr>
-          <th scope="col">Value</th>
-          <th scope="col">Evaluations</th>
-          <th scope="col">Impressions</th>
-          <th scope="col">Share</th>
-        </tr>
-      </thead>
-      <tbody>
-        {data.values.map((v) => {
-          const share = total ? ((v.evaluations + v.impressions) / total) * 100 : 0;
-          return (
-            <tr key={v.value}>
-              <td>
-                <span className="badge value-badge mono">{v.value}</span>
-              </td>
-              <td>{v.evaluations.toLocaleString()}</td>
-              <td>{v.impressions.toLocaleString()}</td>
-              <td>
-                <span className="share">
-                  <meter min={0} max={100} value={share} aria-label={`Share of ${v.value}`} />
-                  {share.toFixed(share < 10 && share > 0 ? 1 : 0)} %
-                </span>
-              </td>
-            </tr>
-          );
-        })}
-      </tbody>
-    </table>
+    <div className="table-scroll">
+      <table className="value-split">
+        <caption>Served values</caption>
+        <thead>
+          <tr>
+            <th scope="col">Value</th>
+            <th scope="col">Evaluations</th>
+            <th scope="col">Impressions</th>
+            <th scope="col">Share</th>
+          </tr>
+        </thead>
+        <tbody>
+          {data.values.map((v) => {
+            const share = total ? ((v.evaluations + v.impressions) / total) * 100 : 0;
+            return (
+              <tr key={v.value}>
+                <td>
+                  <span className="badge value-badge mono">{v.value}</span>
+                </td>
+                <td>{v.evaluations.toLocaleString()}</td>
+                <td>{v.impressions.toLocaleString()}</td>
+                <td>
+                  <span className="share">
+                    <meter min={0} max={100} value={share} aria-label={`Share of ${v.value}`} />
+                    {share.toFixed(share < 10 && share > 0 ? 1 : 0)} %
+                  </span>
+                </td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </div>
   );
 }
