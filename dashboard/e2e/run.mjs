@@ -3,13 +3,17 @@
 // default, a data directory of its own) serving the built dashboard (dist/).
 //
 //   setup → create a flag with a rule → try a context → create an SDK key → evaluate at /ofrep
-//   with it → toggle the flag and see the change at /ofrep → promote to production, where a
-//   toggle asks first → revoke the key (refused at /ofrep) → audit and fleet screens → a viewer
-//   sees everything and can change nothing (the UI hides it, the server refuses it).
+//   with it → report impressions with a client key made through the API and see them in the
+//   flag's Stream tab (live: one sent while it is open shows up) and Analytics tab, and the last
+//   evaluation on the flag list → toggle the flag and see the change at /ofrep → promote to
+//   production, where a toggle asks first → revoke the key (refused at /ofrep) → audit and fleet
+//   screens → a viewer sees everything, insights included, and can change nothing (the UI hides
+//   it, the server refuses it).
 //
 // Screenshots of the main screens go to e2e/artifacts/ (not committed), at 1280×800 and at a
 // mobile width. Environment: CHECKGATE_CONTROL_BIN (default ../target/debug/checkgate-control),
-// CHROMIUM (default /usr/bin/chromium). Every wait is bounded.
+// CHROMIUM (default /usr/bin/chromium). Every wait is bounded, and every wait is for a condition
+// (an element, an answer), never a fixed sleep.
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
@@ -94,6 +98,29 @@ async function ofrep(base, key, context) {
   return { status: r.status, body: await r.json().catch(() => null) };
 }
 
+/** A call to the REST API from the page: its session cookie, and the CSRF header of writes. */
+async function inPage(page, method, path, body) {
+  return page.evaluate(
+    async ({ method, path, body }) => {
+      const headers = { Accept: "application/json", "X-Checkgate-Request": "1" };
+      if (body !== undefined) headers["Content-Type"] = "application/json";
+      const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      return { status: r.status, body: await r.json().catch(() => null) };
+    },
+    { method, path, body },
+  );
+}
+
+/** Reports impressions to the control plane as an SDK does; resolves with the status. */
+async function report(base, env, key, items) {
+  const r = await fetch(`${base}/api/environments/${env}/impressions`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+    body: JSON.stringify(items),
+  });
+  return r.status;
+}
+
 async function shot(page, name) {
   await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
 }
@@ -175,6 +202,81 @@ try {
   check(answer.status === 200 && answer.body.value === true && answer.body.reason === "TARGETING_MATCH", JSON.stringify(answer));
   answer = await ofrep(base, key, { targetingKey: "u2", country: "DE" });
   check(answer.status === 200 && answer.body.value === false, JSON.stringify(answer));
+
+  step = "report impressions with an SDK key made through the API";
+  const projectId = envsUrl.match(/\/projects\/([^/]+)$/)[1];
+  const devEnv = flagsUrl.match(/\/envs\/([^/]+)\/flags$/)[1];
+  const flagUrl = flagsUrl.replace(/\/flags$/, "/flags/new-checkout");
+  const made = await inPage(page, "POST", `/api/projects/${projectId}/keys`, {
+    name: "impressions reporter",
+    environment_id: devEnv,
+    kind: "client",
+  });
+  check(made.status === 201 && typeof made.body?.key === "string", `a client key is made (${JSON.stringify(made)})`);
+  const reporterKey = made.body.key;
+  const impressions = [1, 2, 3, 4, 5].map((i) => ({
+    flag_key: "new-checkout",
+    user_id: `e2e-user-${i}`,
+    value: i % 2 ? "true" : "false",
+    context: { country: i % 2 ? "NL" : "DE", note: "<b>not markup</b>" },
+  }));
+  let sent = await report(base, devEnv, reporterKey, impressions);
+  check(sent === 204, `the control plane stores the batch (got ${sent})`);
+
+  step = "the Stream tab shows them, and one sent while it is open";
+  // Requests for impressions, to see that the tail stops polling once its tab is left.
+  let impressionPolls = 0;
+  page.on("request", (r) => {
+    if (/\/api\/environments\/[^/]+\/impressions\?/.test(r.url())) impressionPolls++;
+  });
+  await page.goto(flagUrl + "?tab=stream");
+  const streamPanel = page.getByRole("tabpanel", { name: "Stream" });
+  await streamPanel.getByRole("cell", { name: "e2e-user-5", exact: true }).waitFor();
+  await streamPanel.getByText("● Live").waitFor();
+  const tailPoll = page.waitForResponse((r) => r.url().includes("/impressions?") && r.url().includes("since_id=") && r.ok());
+  sent = await report(base, devEnv, reporterKey, [
+    { flag_key: "new-checkout", user_id: "e2e-late-user", value: "true", context: { country: "BE" } },
+  ]);
+  check(sent === 204, `the second batch is stored (got ${sent})`);
+  await tailPoll;
+  await streamPanel.getByRole("cell", { name: "e2e-late-user", exact: true }).waitFor();
+  await streamPanel.getByLabel("User").fill("e2e-user-2");
+  await streamPanel.getByRole("cell", { name: "e2e-late-user", exact: true }).waitFor({ state: "detached" });
+  await streamPanel.getByRole("cell", { name: "e2e-user-2", exact: true }).waitFor();
+  await streamPanel.getByRole("button", { name: /^Show context of impression/ }).first().click();
+  const contextText = await streamPanel.locator("pre.context-json").textContent();
+  check(contextText.includes('"country": "DE"') && contextText.includes("<b>not markup</b>"), `the context shows as JSON text (${contextText})`);
+  check((await streamPanel.locator("pre.context-json b").count()) === 0, "the context is text, not markup");
+  await shot(page, "12-flag-stream");
+
+  step = "the Analytics tab counts them";
+  await page.getByRole("tab", { name: "Analytics" }).click();
+  const analytics = page.getByRole("tabpanel", { name: "Analytics" });
+  await analytics.locator("section.analytics:not([aria-busy]) .kpis").waitFor();
+  await streamPanel.waitFor({ state: "detached" });
+  const pollsWhenLeft = impressionPolls;
+  const kpi = (name) => analytics.locator(".kpis > div", { has: page.getByText(name, { exact: true }) }).locator("dd");
+  check((await kpi("Impressions").textContent()) === "6", `6 impressions in 24 h (got ${await kpi("Impressions").textContent()})`);
+  check((await kpi("Unique users").textContent()) === "6", `6 unique users (got ${await kpi("Unique users").textContent()})`);
+  await analytics.locator(".chart-canvas canvas").first().waitFor();
+  const label = await analytics.getByRole("img").getAttribute("aria-label");
+  check(/6 impressions/.test(label), `the chart has a text alternative (${label})`);
+  check((await analytics.getByRole("table", { name: "Served values" }).textContent()).includes("true"), "the value split lists true");
+  const lastHour = page.waitForResponse((r) => r.url().includes("/insights?range=1h") && r.ok());
+  await analytics.locator(".range-option", { hasText: "1 h" }).click();
+  await lastHour;
+  await analytics.locator("section.analytics:not([aria-busy]) .kpis").waitFor();
+  check((await kpi("Impressions").textContent()) === "6", "6 impressions in the last hour too");
+  await shot(page, "13-flag-analytics");
+
+  step = "the flag list shows the last evaluation and filters stale flags";
+  await page.goto(flagsUrl);
+  const listRow = page.getByRole("row", { name: /new-checkout/ });
+  await listRow.locator(".activity time").filter({ hasText: /just now|minute/ }).waitFor();
+  await page.getByLabel("Activity").selectOption("1");
+  await page.getByText("No flag matches these filters.").waitFor();
+  await page.getByLabel("Activity").selectOption("");
+  await listRow.waitFor();
 
   step = "toggle the flag off and see it at /ofrep";
   await page.goto(flagsUrl);
@@ -277,6 +379,18 @@ try {
   check(wide <= 1, `nothing scrolls sideways at 1280 px in the read-only editor (overflow ${wide} px)`);
   await shot(page, "10-viewer-editor");
 
+  step = "a viewer sees the insights";
+  // Every step since the admin left the Stream tab took its time: its tail polled no more.
+  check(impressionPolls === pollsWhenLeft, `no impressions poll after leaving the Stream tab (${impressionPolls - pollsWhenLeft} more)`);
+  await page.goto(flagUrl + "?tab=analytics");
+  await page.getByRole("tabpanel", { name: "Analytics" }).locator(".kpis").waitFor();
+  await page.getByRole("tab", { name: "Stream" }).click();
+  await page.getByRole("tabpanel", { name: "Stream" }).getByRole("cell", { name: "e2e-late-user", exact: true }).waitFor();
+  await page.getByRole("tab", { name: "Targeting" }).click();
+  await page.getByRole("tabpanel", { name: "Stream" }).waitFor({ state: "detached" });
+  check(impressionPolls - pollsWhenLeft >= 1, "the viewer's tail asked for impressions");
+  const pollsWhenViewerLeft = impressionPolls;
+
   step = "narrow window";
   await page.setViewportSize({ width: 375, height: 740 });
   await page.goto(flagsUrl);
@@ -286,7 +400,14 @@ try {
   await page.getByRole("button", { name: "Menu" }).click();
   await page.getByRole("link", { name: "Segments" }).waitFor();
   await shot(page, "11-mobile-menu");
+  await page.goto(flagUrl + "?tab=analytics");
+  await page.getByRole("tabpanel", { name: "Analytics" }).locator(".chart-canvas canvas").first().waitFor();
+  const chartOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(chartOverflow <= 1, `nothing scrolls sideways at 375 px on the Analytics tab (overflow ${chartOverflow} px)`);
+  await shot(page, "14-mobile-analytics");
 
+  // The narrow-window step took its time: no tail polled after its tab was left.
+  check(impressionPolls === pollsWhenViewerLeft, `no impressions poll after leaving the Stream tab (${impressionPolls - pollsWhenViewerLeft} more)`);
   check(errors.length === 0, `no script errors: ${errors.join("; ")}`);
   console.log(`e2e: every step passed; screenshots in ${artifacts}`);
 } catch (e) {

@@ -199,4 +199,52 @@ describe("FlagEditor", () => {
     // Trying a context stays possible.
     expect(screen.getByRole("button", { name: "Evaluate" })).toBeTruthy();
   });
+
+  it("has Targeting, Analytics and Stream tabs (the editor stays mounted, hidden), by mouse and keyboard, for viewers too", async () => {
+    const srv = fakeServer([
+      ...sessionRoutes("member", "viewer"),
+      ["GET", /^\/api\/projects\/p1\/environments$/, () => ({ status: 200, body: environments() })],
+      ["GET", /^\/api\/environments\/e1\/flags$/, () => ({ status: 200, body: [base] })],
+      ["GET", /^\/api\/environments\/e1\/segments$/, () => ({ status: 200, body: [] })],
+      ...documentRoutes("flags", () => base),
+      [
+        "GET",
+        /^\/api\/environments\/e1\/flags\/checkout-v2\/insights$/,
+        (r) => ({
+          status: 200,
+          body: {
+            flag_key: "checkout-v2", range: r.query.get("range"), from: "2026-11-23T00:00:00.000Z", to: "2026-11-24T00:00:00.000Z",
+            bucket_minutes: 60, series: [{ at: "2026-11-23T00:00:00.000Z", evaluations: 4, impressions: 1 }],
+            values: [{ value: "true", evaluations: 4, impressions: 1 }], evaluations: 4, impressions: 1, unique_users: 1,
+            last_evaluated: "2026-11-23T00:10:00.000Z", stale: false, stale_reason: null,
+          },
+        }),
+      ],
+      ["GET", /^\/api\/environments\/e1\/impressions$/, () => ({ status: 200, body: { items: [], total: 0 } })],
+    ]);
+    const user = userEvent.setup();
+    renderEditor(url("checkout-v2"));
+    const targeting = await screen.findByRole("tab", { name: "Targeting" });
+    expect(targeting.getAttribute("aria-selected")).toBe("true");
+    expect(screen.getByRole("tabpanel", { name: "Targeting" })).toBeTruthy();
+
+    await user.click(screen.getByRole("tab", { name: "Analytics" }));
+    const analytics = await screen.findByRole("tabpanel", { name: "Analytics" });
+    await within(analytics).findByText("Unique users");
+    expect(srv.requests.some((r) => r.path.endsWith("/insights") && r.query.get("range") === "24h")).toBe(true);
+    // The editor is hidden, not gone.
+    expect((screen.getByLabelText("Description") as HTMLTextAreaElement).closest("[hidden]")).toBeTruthy();
+
+    screen.getByRole("tab", { name: "Analytics" }).focus();
+    await user.keyboard("{ArrowRight}");
+    expect(document.activeElement?.textContent).toBe("Stream");
+    const stream = await screen.findByRole("tabpanel", { name: "Stream" });
+    await within(stream).findByText("No impressions of checkout-v2 yet.");
+    expect(srv.requests.some((r) => r.path === "/api/environments/e1/impressions" && r.query.get("flag_key") === "checkout-v2")).toBe(true);
+    expect(screen.queryByRole("tabpanel", { name: "Analytics" })).toBeNull();
+
+    await user.keyboard("{Home}");
+    expect(screen.getByRole("tab", { name: "Targeting" }).getAttribute("aria-selected")).toBe("true");
+    expect(screen.queryByRole("tabpanel", { name: "Stream" })).toBeNull();
+  });
 });

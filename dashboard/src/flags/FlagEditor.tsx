@@ -1,10 +1,14 @@
 // The flag editor, for a new flag (POST) and an existing one (PATCH with If-Match of the version
 // it was opened at). Everything is a working copy until Save; a stale version (412) offers a
 // reload that discards the edits; a 422 is shown on the field its path names. The working copy
-// is `useDocumentEditor`'s; the form's sections are in ./flagEditor/.
+// is `useDocumentEditor`'s; the form's sections are in ./flagEditor/. An existing flag's page
+// has three tabs (`?tab=`): Targeting (this editor), Analytics and Stream (./insights/). The
+// editor stays mounted, only hidden, on the other tabs, so no edit is lost by looking at them;
+// Analytics and Stream are mounted only while shown, so nothing of theirs polls in the
+// background.
 
 import { useEffect, useId, useState } from "react";
-import { Link, useLocation, useNavigate, useParams } from "react-router-dom";
+import { Link, useLocation, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { api, ApiError, seg } from "../api";
 import { ConfirmDialog, ErrorBanner, Loading } from "../ui";
 import { AttributeSuggestions, Breadcrumb, EditorHeader, EditorStatus } from "./EditorChrome";
@@ -16,6 +20,10 @@ import { SettingsSection } from "./flagEditor/SettingsSection";
 import { Summary } from "./flagEditor/Summary";
 import { VariantsSection } from "./flagEditor/VariantsSection";
 import { draftToFlag, flagToDraft, newFlagDraft, type Flag, type FlagDoc, type FlagDraft } from "./model";
+import { FlagTabList, isFlagTab, panelId, tabId, type FlagTab } from "./FlagTabs";
+import { FlagAnalytics } from "./insights/Analytics";
+import { ImpressionStream } from "./insights/Stream";
+import { isRange, type Range } from "./insights/types";
 import { PromoteDialog } from "./PromoteDialog";
 import { TryContext } from "./TryContext";
 import { useDocumentEditor } from "./useDocumentEditor";
@@ -37,6 +45,16 @@ function FlagEditor() {
   const ids = useId();
   const [confirmDelete, setConfirmDelete] = useState(false);
   const [promoting, setPromoting] = useState(false);
+  const [params, setParams] = useSearchParams();
+  const tabParam = params.get("tab");
+  const rangeParam = params.get("range");
+  const range: Range = isRange(rangeParam) ? rangeParam : "24h";
+  const setParam = (name: string, value: string | null) => {
+    const next = new URLSearchParams(params);
+    if (value) next.set(name, value);
+    else next.delete(name);
+    setParams(next, { replace: true });
+  };
 
   const editor = useDocumentEditor<Flag, FlagDoc, FlagDraft>({
     noun: "flag",
@@ -100,6 +118,8 @@ function FlagEditor() {
   if (!draft || saved === undefined) return <Loading what="Loading flag…" />;
 
   const section = { draft, update, errors, readOnly, ids };
+  const tab: FlagTab = saved && isFlagTab(tabParam) ? tabParam : "targeting";
+  const panel = (t: FlagTab) => ({ role: "tabpanel", id: panelId(ids, t), "aria-labelledby": tabId(ids, t) });
 
   return (
     <section className="flag-editor" onKeyDown={editor.onKeyDown}>
@@ -126,41 +146,59 @@ function FlagEditor() {
         }
       />
 
-      <EditorStatus
-        noun="flag"
-        editor={editor}
-        scope={scope}
-        onDiscard={editor.discard}
-      />
+      {saved && <FlagTabList ids={ids} current={tab} onSelect={(t) => setParam("tab", t === "targeting" ? null : t)} />}
 
-      <div className="editor-grid">
-        <form
-          className="editor-main"
-          // Enter in a field does not save: saving is always the explicit Save button.
-          onSubmit={(e) => e.preventDefault()}
-          noValidate
-        >
-          <fieldset disabled={readOnly} className="plain">
-            <SettingsSection {...section} isNew={isNew} envName={envName} />
-            <VariantsSection {...section} />
-            <RulesSection {...section} segments={segmentOptions} />
-            <OutcomeSections {...section} />
-            <PrerequisitesSection {...section} others={others} requiredBy={requiredBy} listBase={listBase} />
-            <BucketingSection {...section} />
-          </fieldset>
-        </form>
+      {saved && tab !== "targeting" && dirty && (
+        <p className="banner banner-warn">You have unsaved changes on the Targeting tab.</p>
+      )}
+      {saved && tab === "analytics" && (
+        <div {...panel("analytics")}>
+          <FlagAnalytics envId={envId} flagKey={saved.key} range={range} onRange={(r) => setParam("range", r === "24h" ? null : r)} />
+        </div>
+      )}
+      {saved && tab === "stream" && (
+        <div {...panel("stream")}>
+          <ImpressionStream envId={envId} flagKey={saved.key} values={knownValues(saved)} />
+        </div>
+      )}
 
-        <aside className="editor-side" aria-label="Try and promote">
-          {saved ? (
-            <TryContext envId={envId} flagKey={saved.key} savedVersion={saved.version} dirty={dirty} />
-          ) : (
-            <section className="card try">
-              <h2>Try a context</h2>
-              <p className="muted">Create the flag first; then you can evaluate it for any context here.</p>
-            </section>
-          )}
-          {saved && <Summary flag={saved} />}
-        </aside>
+      <div {...(saved ? panel("targeting") : {})} hidden={tab !== "targeting"}>
+        <EditorStatus
+          noun="flag"
+          editor={editor}
+          scope={scope}
+          onDiscard={editor.discard}
+        />
+
+        <div className="editor-grid">
+          <form
+            className="editor-main"
+            // Enter in a field does not save: saving is always the explicit Save button.
+            onSubmit={(e) => e.preventDefault()}
+            noValidate
+          >
+            <fieldset disabled={readOnly} className="plain">
+              <SettingsSection {...section} isNew={isNew} envName={envName} />
+              <VariantsSection {...section} />
+              <RulesSection {...section} segments={segmentOptions} />
+              <OutcomeSections {...section} />
+              <PrerequisitesSection {...section} others={others} requiredBy={requiredBy} listBase={listBase} />
+              <BucketingSection {...section} />
+            </fieldset>
+          </form>
+
+          <aside className="editor-side" aria-label="Try and promote">
+            {saved ? (
+              <TryContext envId={envId} flagKey={saved.key} savedVersion={saved.version} dirty={dirty} />
+            ) : (
+              <section className="card try">
+                <h2>Try a context</h2>
+                <p className="muted">Create the flag first; then you can evaluate it for any context here.</p>
+              </section>
+            )}
+            {saved && <Summary flag={saved} />}
+          </aside>
+        </div>
       </div>
 
       {confirmDelete && saved && (
@@ -192,4 +230,11 @@ function FlagEditor() {
       )}
     </section>
   );
+}
+
+/** The values a flag can serve, as impressions carry them (text), for the Stream's value filter. */
+function knownValues(flag: Flag): string[] {
+  if (flag.flag_type === "boolean") return ["true", "false"];
+  const text = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
+  return [...new Set((flag.variants ?? []).map((v) => text(v.value)))];
 }

@@ -26,12 +26,16 @@ const flag = (key: string, extra: Partial<Flag> = {}): Flag => ({
   ...extra,
 });
 
-function setup(flags: Flag[], opts: { production?: boolean; patch?: Handler; get?: Handler; role?: ["admin" | "member", string] } = {}) {
+function setup(
+  flags: Flag[],
+  opts: { production?: boolean; patch?: Handler; get?: Handler; role?: ["admin" | "member", string]; insights?: Handler } = {},
+) {
   const srv = fakeServer([
     ...sessionRoutes(...(opts.role ?? ["admin", "editor"])),
     ["GET", /^\/api\/projects\/p1\/environments$/, () => ({ status: 200, body: environments(opts.production) })],
     ["GET", /^\/api\/environments\/e1\/flags$/, () => ({ status: 200, body: flags })],
     ["GET", /^\/api\/environments\/e1\/flags\/([^/]+)$/, (r, m) => opts.get?.(r, m)],
+    ["GET", /^\/api\/environments\/e1\/insights$/, (r, m) => opts.insights?.(r, m)],
     ["PATCH", /^\/api\/environments\/e1\/flags\/([^/]+)$/, (r, m) => opts.patch?.(r, m)],
   ]);
   render(
@@ -144,5 +148,39 @@ describe("FlagList", () => {
     await waitFor(() => expect(screen.getAllByText("Off").length).toBeGreaterThan(0));
     expect(screen.queryByRole("switch")).toBeNull();
     expect(screen.queryByRole("link", { name: "Create flag" })).toBeNull();
+  });
+
+  it("shows when each flag was last evaluated, marks stale ones and filters them", async () => {
+    const { user } = setup(flags, {
+      role: ["member", "viewer"],
+      insights: () => ({
+        status: 200,
+        body: [
+          { flag_key: "checkout-v2", last_evaluated: new Date(Date.now() - 3 * 3_600_000).toISOString(), stale: false, stale_reason: null },
+          { flag_key: "dark-mode", last_evaluated: null, stale: true, stale_reason: "not_evaluated" },
+          { flag_key: "max-items", last_evaluated: "2026-01-01T00:00:00Z", stale: true, stale_reason: "single_value" },
+        ],
+      }),
+    });
+    await screen.findByText("3 hours ago");
+    const row = (key: string) => screen.getByRole("link", { name: key }).closest("tr")!;
+    expect(within(row("dark-mode")).getByText("never")).toBeTruthy();
+    expect(within(row("dark-mode")).getByText(/Stale/).textContent).toMatch(/Not evaluated/);
+    expect(within(row("max-items")).getByText(/Stale/).textContent).toMatch(/one value to everyone/);
+    expect(within(row("checkout-v2")).queryByText(/Stale/)).toBeNull();
+
+    await user.selectOptions(screen.getByLabelText("Activity"), "1");
+    expect(rowKeys()).toEqual(["dark-mode", "max-items"]);
+    expect(screen.getByText("2 of 3 flags")).toBeTruthy();
+    await user.selectOptions(screen.getByLabelText("Activity"), "");
+    await user.selectOptions(screen.getByLabelText("Sort by"), "evaluated-asc");
+    expect(rowKeys()).toEqual(["dark-mode", "max-items", "checkout-v2"]);
+  });
+
+  it("works without the last evaluations when they cannot be loaded", async () => {
+    setup(flags, { insights: () => error(500, "internal", "insights are down") });
+    await screen.findByText(/Last evaluations could not be loaded \(insights are down\)/);
+    expect(rowKeys()).toEqual(["checkout-v2", "dark-mode", "max-items"]);
+    expect((screen.getByLabelText("Activity") as HTMLSelectElement).disabled).toBe(true);
   });
 });

@@ -1,13 +1,17 @@
 // The flags of an environment: search (key, description, tags), filters (on/off, type, tag),
 // sorting (key, last change), and an on/off switch per flag that writes with the version the
-// row shows (If-Match), asking first in production environments.
+// row shows (If-Match), asking first in production environments. Each row also shows when the
+// flag was last evaluated and a Stale badge (GET /api/environments/{env}/insights), and the list
+// can show stale flags only; without those numbers the list still works and says so.
 
 import { useEffect, useId, useMemo, useState } from "react";
 import { Link, useParams, useSearchParams } from "react-router-dom";
 import { api, ApiError, describe, seg } from "../api";
 import { can, useProjectRole } from "../session";
-import { ago, ConfirmDialog, ErrorBanner, useLoad } from "../ui";
+import { ago, ConfirmDialog, ErrorBanner, useLoad, useNow, When } from "../ui";
 import { attrValue, Switch } from "./controls";
+import type { FlagActivity } from "./insights/types";
+import { staleText } from "./insights/types";
 import { FLAG_TYPES, loadAllFlags, type Env, type Flag } from "./model";
 import "./flags.css";
 
@@ -39,6 +43,9 @@ export function FlagListPage() {
   const envs = useLoad(() => api.get<Env[]>(`/api/projects/${seg(projectId)}/environments`), [projectId]);
   const env = envs.data?.find((e) => e.id === envId);
   const list = useLoad(() => loadAllFlags(api.get, envId), [envId]);
+  const activity = useLoad(() => api.get<FlagActivity[]>(`/api/environments/${seg(envId)}/insights`), [envId]);
+  const activityByKey = useMemo(() => new Map((activity.data ?? []).map((a) => [a.flag_key, a])), [activity.data]);
+  const now = useNow();
   const [rows, setRows] = useState<Flag[] | undefined>(undefined);
   useEffect(() => setRows(list.data), [list.data]);
   const [params, setParams] = useSearchParams();
@@ -47,6 +54,7 @@ export function FlagListPage() {
   const type = params.get("type") ?? "";
   const tag = params.get("tag") ?? "";
   const sort = params.get("sort") ?? "key";
+  const stale = params.get("stale") ?? "";
   const [pending, setPending] = useState<Set<string>>(new Set());
   const [confirm, setConfirm] = useState<{ flag: Flag; next: boolean } | null>(null);
   const [notice, setNotice] = useState<Notice>(null);
@@ -66,7 +74,8 @@ export function FlagListPage() {
         matchesSearch(f, q) &&
         (!status || (status === "on") === f.is_enabled) &&
         (!type || f.flag_type === type) &&
-        (!tag || (f.tags ?? []).includes(tag)),
+        (!tag || (f.tags ?? []).includes(tag)) &&
+        (!stale || activityByKey.get(f.key)?.stale === true),
     );
     out.sort((a, b) => {
       switch (sort) {
@@ -76,16 +85,19 @@ export function FlagListPage() {
           return changeOrder(a, b);
         case "changed-asc":
           return -changeOrder(a, b);
+        case "evaluated-asc":
+          return evaluatedAt(activityByKey.get(a.key)) - evaluatedAt(activityByKey.get(b.key)) || a.key.localeCompare(b.key);
         default:
           return a.key.localeCompare(b.key);
       }
     });
     return out;
-  }, [rows, q, status, type, tag, sort]);
+  }, [rows, q, status, type, tag, sort, stale, activityByKey]);
 
   const base = `/projects/${projectId}/envs/${envId}`;
   const envName = env?.name ?? "this environment";
-  const filtered = !!(q || status || type || tag);
+  const filtered = !!(q || status || type || tag || stale);
+  const staleCount = (activity.data ?? []).filter((a) => a.stale).length;
 
   const replaceRow = (key: string, flag: Flag | null) =>
     setRows((rs) => (rs ? (flag ? rs.map((f) => (f.key === key ? flag : f)) : rs.filter((f) => f.key !== key)) : rs));
@@ -236,15 +248,26 @@ export function FlagListPage() {
               </label>
             )}
             <label className="filter">
+              <span>Activity</span>
+              <select value={stale} onChange={(e) => setParam("stale", e.target.value)} disabled={!activity.data && !stale}>
+                <option value="">All flags</option>
+                <option value="1">Stale only{activity.data ? ` (${staleCount})` : ""}</option>
+              </select>
+            </label>
+            <label className="filter">
               <span>Sort by</span>
               <select value={sort} onChange={(e) => setParam("sort", e.target.value === "key" ? "" : e.target.value)}>
                 <option value="key">Key (A–Z)</option>
                 <option value="key-desc">Key (Z–A)</option>
                 <option value="changed">Last change (newest first)</option>
                 <option value="changed-asc">Last change (oldest first)</option>
+                <option value="evaluated-asc">Last evaluated (oldest first)</option>
               </select>
             </label>
           </div>
+          {activity.error ? (
+            <p className="muted small">Last evaluations could not be loaded ({describe(activity.error)}); the list works without them.</p>
+          ) : null}
           <p className="muted count" role="status">
             {filtered ? `${shown.length} of ${rows.length} flags` : `${rows.length} flag${rows.length === 1 ? "" : "s"}`}
             {filtered && (
@@ -266,6 +289,7 @@ export function FlagListPage() {
                   <th scope="col">Type</th>
                   <th scope="col">Tags</th>
                   <th scope="col">Last change</th>
+                  <th scope="col">Last evaluated</th>
                   <th scope="col">{canEdit ? "On / off" : "Status"}</th>
                 </tr>
               </thead>
@@ -308,6 +332,9 @@ export function FlagListPage() {
                           version {f.version}
                         </span>
                       )}
+                    </td>
+                    <td>
+                      <Activity activity={activityByKey.get(f.key)} loaded={!!activity.data} now={now} />
                     </td>
                     <td className="toggle-cell">
                       {canEdit ? (
@@ -360,5 +387,27 @@ export function FlagListPage() {
         />
       )}
     </section>
+  );
+}
+
+/** Ordering by last evaluation: never evaluated first. */
+function evaluatedAt(a: FlagActivity | undefined): number {
+  return a?.last_evaluated ? Date.parse(a.last_evaluated) : 0;
+}
+
+/** A row's last evaluation and, when the flag looks stale, a badge saying why. */
+function Activity({ activity, loaded, now }: { activity: FlagActivity | undefined; loaded: boolean; now: number }) {
+  if (!loaded) return <span className="muted">…</span>;
+  return (
+    <span className="activity">
+      <span className="visually-hidden">Last evaluated: </span>
+      <When iso={activity?.last_evaluated} now={now} />
+      {activity?.stale && (
+        <span className="badge stale-badge" title={staleText(activity.stale_reason)}>
+          Stale
+          <span className="visually-hidden">: {staleText(activity.stale_reason)}</span>
+        </span>
+      )}
+    </span>
   );
 }
