@@ -14,5 +14,6 @@ export default defineConfig({
     environment: "jsdom",
     globals: true,
     include: ["src/**/*.test.tsx", "src/**/*.test.ts"],
+    setupFiles: ["src/test-setup.ts"],
   },
 });

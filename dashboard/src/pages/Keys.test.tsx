@@ -1,4 +1,4 @@
-import { fireEvent, render, screen, within } from "@testing-library/react";
+import { fireEvent, render, screen, waitFor, within } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ProjectRole } from "../types";
 import { KeysPage } from "./Keys";
@@ -65,7 +65,7 @@ describe("KeysPage", () => {
     fireEvent.click(await screen.findByRole("button", { name: "New SDK key" }));
     const form = await screen.findByRole("dialog", { name: "New SDK key" });
     fireEvent.change(within(form).getByLabelText("Key name"), { target: { value: "billing" } });
-    await vi.waitFor(() => expect((within(form).getByLabelText("Environment") as HTMLSelectElement).value).toBe("e1"));
+    await waitFor(() => expect((within(form).getByLabelText("Environment") as HTMLSelectElement).value).toBe("e1"));
     fireEvent.click(within(form).getByRole("button", { name: "Create key" }));
     const shown = await screen.findByRole("dialog", { name: "SDK key created" });
     expect((within(shown).getByLabelText("SDK key") as HTMLInputElement).value).toBe("cgs_9999secret");
@@ -83,8 +83,8 @@ describe("KeysPage", () => {
     const confirm = await screen.findByRole("dialog", { name: "Revoke API token “GitHub Actions”?" });
     expect(within(confirm).getByText("cgt_ef56…")).toBeTruthy();
     fireEvent.click(within(confirm).getByRole("button", { name: "Revoke token" }));
-    await vi.waitFor(() => expect(calls.some((c) => c.method === "DELETE" && c.url === "/api/projects/p1/tokens/t1")).toBe(true));
-    await vi.waitFor(() => expect(screen.queryByRole("dialog")).toBeNull());
+    await waitFor(() => expect(calls.some((c) => c.method === "DELETE" && c.url === "/api/projects/p1/tokens/t1")).toBe(true));
+    await waitFor(() => expect(screen.queryByRole("dialog")).toBeNull());
     expect(calls.filter((c) => c.method === "GET" && c.url === "/api/projects/p1/tokens")).toHaveLength(2);
   });
 

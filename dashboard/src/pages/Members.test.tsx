@@ -1,4 +1,4 @@
-import { fireEvent, render, screen } from "@testing-library/react";
+import { fireEvent, render, screen, waitFor } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ProjectRole } from "../types";
 import { MembersPage } from "./Members";
@@ -58,16 +58,16 @@ describe("MembersPage", () => {
     page();
     const select = (await screen.findByRole("combobox", { name: "Role of Eve" })) as HTMLSelectElement;
     fireEvent.change(select, { target: { value: "admin" } });
-    await vi.waitFor(() => expect(calls.some((c) => c.method === "PATCH")).toBe(true));
+    await waitFor(() => expect(calls.some((c) => c.method === "PATCH")).toBe(true));
     expect(calls.find((c) => c.method === "PATCH")?.body).toEqual({ role: "admin" });
 
     const person = (await screen.findByRole("combobox", { name: "Person" })) as HTMLSelectElement;
-    await vi.waitFor(() => expect(person.options.length).toBe(2)); // the placeholder and Zed
+    await waitFor(() => expect(person.options.length).toBe(2)); // the placeholder and Zed
     expect(person.options[1].textContent).toBe("Zed (zed@example.com)");
     fireEvent.change(person, { target: { value: "u3" } });
     fireEvent.change(screen.getByRole("combobox", { name: "Role" }), { target: { value: "viewer" } });
     fireEvent.click(screen.getByRole("button", { name: "Add member" }));
-    await vi.waitFor(() => expect(calls.some((c) => c.method === "POST")).toBe(true));
+    await waitFor(() => expect(calls.some((c) => c.method === "POST")).toBe(true));
     expect(calls.find((c) => c.method === "POST")?.body).toEqual({ user_id: "u3", role: "viewer" });
   });
 });

@@ -1,4 +1,4 @@
-import { fireEvent, render, screen } from "@testing-library/react";
+import { fireEvent, render, screen, waitFor } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Environment } from "../types";
 import { ProjectSettingsPage, slugify } from "./ProjectSettings";
@@ -46,15 +46,15 @@ describe("ProjectSettingsPage", () => {
     expect(prod.getAttribute("aria-checked")).toBe("false");
     expect(screen.getByRole("switch", { name: "Production in Production" }).getAttribute("aria-checked")).toBe("true");
     fireEvent.click(prod);
-    await vi.waitFor(() => expect(calls.some((c) => c.method === "PATCH")).toBe(true));
+    await waitFor(() => expect(calls.some((c) => c.method === "PATCH")).toBe(true));
     expect(calls.find((c) => c.method === "PATCH")?.body).toEqual({ is_production: true });
 
     const rules = screen.getByRole("switch", { name: "Client keys may read rules in Development" }) as HTMLButtonElement;
-    await vi.waitFor(() => expect(rules.disabled).toBe(false));
+    await waitFor(() => expect(rules.disabled).toBe(false));
     fireEvent.click(rules);
     expect(screen.getByText(/Let client keys read rules in Development\?/)).toBeTruthy();
     fireEvent.click(screen.getByRole("button", { name: "Allow client keys to read rules" }));
-    await vi.waitFor(() =>
+    await waitFor(() =>
       expect(calls.filter((c) => c.method === "PATCH").map((c) => c.body)).toContainEqual({ client_keys_read_rules: true }),
     );
   });

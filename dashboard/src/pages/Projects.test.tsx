@@ -1,4 +1,4 @@
-import { fireEvent, render, screen } from "@testing-library/react";
+import { fireEvent, render, screen, waitFor } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { pickEnvironment } from "./Home";
 import { DeleteProjectDialog } from "./Projects";
@@ -58,7 +58,7 @@ describe("DeleteProjectDialog", () => {
     fireEvent.change(screen.getByLabelText("Type the project name to confirm"), { target: { value: "Web shop" } });
     expect(button.disabled).toBe(false);
     fireEvent.click(button);
-    await vi.waitFor(() => expect(onDeleted).toHaveBeenCalled());
+    await waitFor(() => expect(onDeleted).toHaveBeenCalled());
     expect(calls.some((c) => c.method === "DELETE" && c.url === "/api/projects/p1")).toBe(true);
   });
 });

@@ -2,7 +2,7 @@
 // jsdom has no canvas) with its text alternative, the value split, the range picker, and the
 // empty, error and stale states.
 
-import { cleanup, configure, render, screen, waitFor, within } from "@testing-library/react";
+import { cleanup, render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { useState } from "react";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -10,7 +10,6 @@ import { error, fakeServer, type FakeAnswer } from "../testServer";
 import { FlagAnalytics } from "./Analytics";
 import type { FlagInsights, Range } from "./types";
 
-configure({ asyncUtilTimeout: 5000 });
 vi.setConfig({ testTimeout: 20_000 });
 
 const charts = vi.hoisted(() => ({ created: [] as { data: unknown[][]; label: string[] }[], updated: [] as unknown[][][] }));
