@@ -179,6 +179,26 @@ impl Store {
         Ok(())
     }
 
+    /// Makes the environment's impression batches commit in the order of their ids
+    /// (PostgreSQL: a transaction-scoped advisory lock per environment, taken before the
+    /// insert draws its ids). Without it a batch could draw lower ids than another yet commit
+    /// after it, and a `since_id` poll that saw the other would never see it. SQLite has one
+    /// writer, so its ids always commit in order.
+    async fn in_id_order(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        environment_id: &str,
+    ) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            // The first key (a class of our own) keeps these apart from other advisory locks.
+            sqlx::query("SELECT pg_advisory_xact_lock(4887, hashtext($1))")
+                .bind(environment_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Records a batch id inside `tx`; false when it was stored before.
     async fn first_time(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
@@ -215,6 +235,7 @@ impl Store {
             tx.commit().await?;
             return Ok(true);
         }
+        self.in_id_order(&mut tx, environment_id).await?;
         let json = serde_json::to_string(items)
             .map_err(|e| StoreError::Corrupt(format!("impression batch: {e}")))?;
         let insert = match self.backend {
