@@ -180,7 +180,7 @@ async fn the_fleet_lists_each_edge_once_by_its_newest_session_and_only_to_admins
         .await
         .unwrap();
     api.store
-        .touch_edge_session(&live, &positions)
+        .touch_edge_session(&live, &token, &positions)
         .await
         .unwrap();
     let gone = api
@@ -189,7 +189,7 @@ async fn the_fleet_lists_each_edge_once_by_its_newest_session_and_only_to_admins
         .await
         .unwrap();
     api.store
-        .close_edge_session(&gone, &token, &positions)
+        .close_edge_session(&gone, &token, Some(&positions))
         .await
         .unwrap();
 
@@ -206,6 +206,59 @@ async fn the_fleet_lists_each_edge_once_by_its_newest_session_and_only_to_admins
     assert_eq!(
         (&eu2["state"], &eu2["region"]),
         (&json!("disconnected"), &json!(null))
+    );
+
+    // Another token's edge can neither move nor end a session that is not its own; closing
+    // without positions keeps the last ones recorded.
+    let moved = std::collections::BTreeMap::from([(envs[0].clone(), 7u64)]);
+    api.store
+        .touch_edge_session(&live, "another-token", &moved)
+        .await
+        .unwrap();
+    api.store
+        .close_edge_session(&live, "another-token", Some(&moved))
+        .await
+        .unwrap();
+    let third = api
+        .store
+        .open_edge_session(&token, "eu-3", "", "10.0.0.3:1")
+        .await
+        .unwrap();
+    api.store
+        .touch_edge_session(&third, &token, &moved)
+        .await
+        .unwrap();
+    api.store
+        .close_edge_session(&third, &token, None)
+        .await
+        .unwrap();
+    let fleet = api.get("/api/edges", Some(&admin)).await;
+    let eu1 = fleet.body["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "eu-1")
+        .unwrap()
+        .clone();
+    assert_eq!(eu1["id"], live.as_str(), "{}", fleet.body);
+    assert_eq!(
+        (&eu1["state"], &eu1["environments"][0]["position"]),
+        (&json!("connected"), &json!(0)),
+        "{}",
+        fleet.body
+    );
+    let third = api
+        .store
+        .edge_sessions(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.id == third)
+        .unwrap();
+    assert!(third.closed_at.is_some());
+    assert_eq!(
+        third.positions, moved,
+        "closing without positions keeps them"
     );
 
     // A member who is not a workspace admin sees nothing of it.

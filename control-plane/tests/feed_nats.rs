@@ -475,4 +475,117 @@ fn a_write_is_read_back_at_a_nats_fed_edge_with_min_version() {
         let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(answer["value"], rollout == 100, "{answer}");
     }
+
+    // An edge stopping tells the control plane: the fleet shows it gone at once, not stale.
+    eventually("the fleet to list the edge", CONVERGE, || {
+        (fleet(&cluster)["edges"][0]["state"] == "connected").then_some(())
+    });
+    let common::cluster::Edge { service, data } = edge;
+    let (exit, _) = service.terminate().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    drop(data);
+    let listed = fleet(&cluster);
+    assert_eq!(listed["edges"][0]["state"], "disconnected", "{listed}");
+}
+
+/// A TLS-terminating front for a control plane (as a load balancer would be): accepts TLS on
+/// loopback with a certificate for `localhost` issued by a CA of its own, and forwards the
+/// bytes to `upstream`. Returns its address and the CA's PEM.
+fn tls_front(
+    runtime: &tokio::runtime::Runtime,
+    upstream: std::net::SocketAddr,
+) -> (std::net::SocketAddr, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".into()])
+        .unwrap()
+        .signed_by(&key, &ca_cert, &ca_key)
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(("127.0.0.1", 0)))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    runtime.spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut client) = acceptor.accept(client).await else {
+                    return;
+                };
+                let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+    (addr, ca_cert.pem())
+}
+
+#[test]
+fn an_edge_reaches_the_control_plane_over_https_and_refuses_a_certificate_it_cannot_check() {
+    let _one = serial();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cluster = Cluster::start_nats(1);
+    cluster.seed(2);
+    let (front, ca) = tls_front(&runtime, cluster.controls[0].http());
+    let dir = common::cluster::TempDir::new("https-ca");
+    let ca_file = std::path::Path::new(dir.path()).join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let nats_url = cluster.nats.as_ref().unwrap().url();
+    let https = format!("https://localhost:{}", front.port());
+
+    // Checked against the CA: the edge follows the feed and the fleet lists it.
+    let edge = common::cluster::Edge::start_nats_with(
+        &nats_url,
+        &https,
+        &cluster.ws.edge_token,
+        common::cluster::TempDir::new("edge"),
+        &[("CONTROL_PLANE_CA", ca_file.to_str().unwrap())],
+    );
+    assert_converged(&cluster, &[&edge]);
+    let acks = write(&cluster.targets(), &cluster.ws, 1, 10, 2, |_| {});
+    assert_converged(&cluster, &[&edge]);
+    assert_acknowledged_writes_kept(&cluster, &acks);
+    eventually("the fleet to list the edge", CONVERGE, || {
+        (fleet(&cluster)["edges"][0]["state"] == "connected").then_some(())
+    });
+
+    // Checked against the system's CA certificates, which did not issue it: refused, the
+    // edge says why and holds nothing.
+    let stranger = common::cluster::Edge::start_nats(
+        &nats_url,
+        &https,
+        &cluster.ws.edge_token,
+        common::cluster::TempDir::new("edge"),
+    );
+    let error = eventually("the edge to report the certificate", CONVERGE, || {
+        let status = stranger.status();
+        let error = status["feed"]["last_error"].as_str()?.to_owned();
+        error
+            .to_ascii_lowercase()
+            .contains("certificate")
+            .then_some(error)
+    });
+    assert_eq!(stranger.status()["feed"]["connected"], false, "{error}");
+    assert!(stranger.versions().is_empty());
 }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use checkgate_feed::nats::control::Upstream;
 use checkgate_protocol::Secret;
 use checkgate_serve::ServeArgs;
 use clap::Parser;
@@ -32,10 +33,17 @@ pub struct EdgeConfig {
     #[arg(long, env = "FEED_ADDR")]
     pub feed_addr: Option<String>,
 
-    /// With a NATS feed: the control plane's HTTP base URL (`http://host:3000`, several
-    /// separated by commas), for the edge's handshake, snapshots, digests and reports.
+    /// With a NATS feed: the control plane's base URL (`https://cp.example.com`,
+    /// `http://host:3000`; several separated by commas), for the edge's handshake, snapshots,
+    /// digests and reports. Over plain http the edge token crosses the network in clear: use
+    /// it only on a private network.
     #[arg(long, env = "CONTROL_PLANE_URL")]
     pub control_plane_url: Option<String>,
+
+    /// PEM file of the CA(s) that issued the certificate of an `https://` CONTROL_PLANE_URL.
+    /// Default: the system's CA certificates.
+    #[arg(long, env = "CONTROL_PLANE_CA")]
+    pub control_plane_ca: Option<PathBuf>,
 
     /// With a NATS feed: how the edge authenticates to NATS, and the stream's name.
     #[command(flatten)]
@@ -117,13 +125,13 @@ impl EdgeConfig {
             .is_some_and(|a| NATS_SCHEMES.iter().any(|s| a.starts_with(s)))
     }
 
-    /// The NATS settings and control-plane URLs of a NATS feed (validated).
+    /// The NATS settings and control planes of a NATS feed (validated; a CA file read).
     pub fn nats_feed(
         &self,
     ) -> Result<
         (
             checkgate_feed::nats::NatsSettings,
-            Vec<checkgate_feed::nats::control::Base>,
+            checkgate_feed::nats::control::Upstream,
         ),
         InvalidSetting,
     > {
@@ -155,7 +163,9 @@ impl EdgeConfig {
         };
         let bases = checkgate_feed::nats::control::parse_bases(urls)
             .map_err(|p| invalid("CONTROL_PLANE_URL", "control-plane-url", p))?;
-        Ok((nats, bases))
+        let upstream = Upstream::new(bases, self.control_plane_ca.as_deref())
+            .map_err(|p| invalid("CONTROL_PLANE_CA", "control-plane-ca", p))?;
+        Ok((nats, upstream))
     }
 
     /// The host part of the first FEED_ADDR (`host:port`, `[v6]:port`).

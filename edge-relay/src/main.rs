@@ -179,7 +179,10 @@ fn client_settings(
         let (nats, control) = config
             .nats_feed()
             .map_err(|e| anyhow::anyhow!("{}: {}", e.variable, e.problem))?;
-        Via::Nats { nats, control }
+        Via::Nats {
+            nats: Box::new(nats),
+            control,
+        }
     } else {
         let trust = match (&config.feed_fingerprint, &config.feed_ca) {
             (Some(fingerprint), _) => Trust::Fingerprint(

@@ -129,8 +129,26 @@ fn a_nats_feed_needs_its_control_plane_and_coherent_settings() {
     for (envs, var) in [
         (vec![nats, token], "CONTROL_PLANE_URL"),
         (
-            vec![nats, token, ("CONTROL_PLANE_URL", "https://cp")],
+            vec![nats, token, ("CONTROL_PLANE_URL", "https://cp/api")],
             "CONTROL_PLANE_URL",
+        ),
+        (
+            vec![nats, token, ("CONTROL_PLANE_URL", "https://edge:pw@cp")],
+            "CONTROL_PLANE_URL",
+        ),
+        // A CA file for plain http, or one that is missing.
+        (
+            vec![nats, token, control, ("CONTROL_PLANE_CA", "/etc/hostname")],
+            "CONTROL_PLANE_CA",
+        ),
+        (
+            vec![
+                nats,
+                token,
+                ("CONTROL_PLANE_URL", "https://cp"),
+                ("CONTROL_PLANE_CA", "/nonexistent/ca.pem"),
+            ],
+            "CONTROL_PLANE_CA",
         ),
         (
             vec![nats, token, ("CONTROL_PLANE_URL", "cp:3000")],
@@ -176,6 +194,7 @@ fn help_documents_every_variable() {
         "SHUTDOWN_GRACE_SECONDS",
         "FEED_ADDR",
         "CONTROL_PLANE_URL",
+        "CONTROL_PLANE_CA",
         "NATS_CREDS",
         "NATS_USER",
         "NATS_PASSWORD",

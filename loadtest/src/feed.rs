@@ -74,13 +74,15 @@ impl FeedStack {
         };
         let servers = checkgate_feed::nats::parse_servers("FEED_ADDR", &nats.url)
             .map_err(|r| anyhow::anyhow!("{}: {}", r.variable, r.problem))?;
-        let control =
+        let bases =
             checkgate_feed::nats::control::parse_bases(&format!("http://{}", self.control.addr))
                 .map_err(|e| anyhow::anyhow!(e))?;
+        let control = checkgate_feed::nats::control::Upstream::new(bases, None)
+            .map_err(|e| anyhow::anyhow!(e))?;
         Ok(EdgeRecipe {
             addrs: vec![nats.url.clone()],
             via: Via::Nats {
-                nats: NatsSettings {
+                nats: Box::new(NatsSettings {
                     servers,
                     creds: None,
                     user: None,
@@ -89,7 +91,7 @@ impl FeedStack {
                     stream: nats.stream.clone(),
                     domain: None,
                     inbox_prefix: None,
-                },
+                }),
                 control,
             },
             token: Secret::new(self.control.edge_token()?),

@@ -29,8 +29,9 @@ fn edge_token(headers: &HeaderMap) -> Option<&str> {
 /// Talk to the change feed (edge relays)
 ///
 /// For edges following the feed over NATS JetStream: the body is one frame of the feed
-/// protocol (`Hello`, `DigestRequest`, `Resync`, or a `Heartbeat` carrying the edge's positions),
-/// and the answer the frames the control plane sends back, each in the protocol's envelope.
+/// protocol (`Hello`, `DigestRequest`, `Resync`, a `Heartbeat` carrying the edge's positions, or
+/// `Close` when the edge stops), and the answer the frames the control plane sends back, each in
+/// the protocol's envelope.
 /// An answer to `Hello` carries the edge's fleet record in `X-Checkgate-Fleet-Session`; the
 /// edge's reports send it back.
 #[utoipa::path(post, path = "/api/feed", operation_id = "feedExchange", tag = "edges",

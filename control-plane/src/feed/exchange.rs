@@ -68,6 +68,14 @@ impl FleetRows {
         }
         due
     }
+
+    /// Forgets `id` (its session ended).
+    fn forget(&self, id: &str) {
+        self.written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id);
+    }
 }
 
 /// The answer's body: the frames, each in its envelope, one after the other.
@@ -136,7 +144,7 @@ pub async fn exchange(
     fleet: Option<&str>,
     address: &str,
 ) -> Result<Exchanged, ExchangeError> {
-    let _turn = if matches!(frame, Frame::Heartbeat(_)) {
+    let _turn = if matches!(frame, Frame::Heartbeat(_) | Frame::Close(_)) {
         None
     } else {
         let turn = tokio::time::timeout(HEAVY_WAIT, route.heavy.clone().acquire_owned()).await;
@@ -257,9 +265,20 @@ pub async fn exchange(
                     .map(|p| (p.env_id.clone(), p.version))
                     .collect();
                 if route.fleet.due(id, &positions)
-                    && let Err(e) = store.touch_edge_session(id, &positions).await
+                    && let Err(e) = store
+                        .touch_edge_session(id, &session.token.id, &positions)
+                        .await
                 {
                     tracing::warn!(cause = %e, "refreshing an edge's fleet record failed");
+                }
+            }
+        }
+        // The edge is stopping: its fleet row ends at the positions last reported.
+        Frame::Close(_) => {
+            if let Some(id) = fleet {
+                route.fleet.forget(id);
+                if let Err(e) = store.close_edge_session(id, &session.token.id, None).await {
+                    tracing::warn!(cause = %e, "closing an edge's fleet record failed");
                 }
             }
         }
@@ -301,7 +320,7 @@ async fn close_fleet_row(session: &Session<Answer>, id: &str, hello: &Hello) {
         .collect();
     if let Err(e) = session
         .store
-        .close_edge_session(id, &session.token.id, &positions)
+        .close_edge_session(id, &session.token.id, Some(&positions))
         .await
     {
         tracing::warn!(cause = %e, "closing an edge's previous fleet record failed");

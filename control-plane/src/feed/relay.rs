@@ -9,11 +9,11 @@
 //! Exactly-once onto the stream, without a table of its own: the stream is the relay's memory.
 //! Taking over an environment, the relay reads the last message of its subject (its version
 //! header says what was relayed) and resumes after it. Each publish names, in
-//! `Nats-Expected-Last-Subject-Sequence`, the sequence it expects the subject to end at, so a
-//! paused holder that wakes up cannot publish over its successor (the server refuses it), and
-//! carries `Nats-Msg-Id` = `<epoch>.<environment>.<version>`, so a republish after a lost
-//! acknowledgement is dropped by the server. A row counts as relayed only once its PubAck
-//! arrived. An environment whose subject is empty (a new stream, or one that lost its data)
+//! `Nats-Expected-Last-Subject-Sequence`, the sequence it expects the subject to end at (`0`:
+//! the subject is empty), so a paused holder that wakes up cannot publish over its successor
+//! (the server refuses it), and carries `Nats-Msg-Id` = `<epoch>.<environment>.<version>`,
+//! so a republish after a lost acknowledgement is dropped by the server. A row counts as
+//! relayed only once its PubAck arrived. An environment whose subject is empty (a new stream, or one that lost its data)
 //! starts at its current head: the edges catch up to that from the control plane, which stays
 //! the truth.
 
@@ -528,15 +528,14 @@ impl Relay {
         expect: Option<u64>,
     ) -> Result<Acked, RelayError> {
         let message = |payload: Vec<u8>| {
-            let mut m = PublishMessage::build()
+            let m = PublishMessage::build()
                 .payload(payload.into())
                 .message_id(wire::message_id(epoch, env, version))
                 .header(wire::VERSION_HEADER, version.to_string().as_str())
                 .header(wire::RELAY_HEADER, self.lease.token.to_string().as_str());
-            if let Some(sequence) = expect {
-                m = m.expected_last_subject_sequence(sequence);
-            }
-            m
+            // `0` when the subject holds nothing: the publish then fails if anything landed
+            // on it meanwhile, as it does when the subject moved past a known sequence.
+            m.expected_last_subject_sequence(expect.unwrap_or(0))
         };
         let payload = wire::payload(env, epoch, change)
             .map_err(|e| RelayError::Nats(format!("encoding version {version} of {env}: {e}")))?;

@@ -200,7 +200,7 @@ pub async fn run(
     if let Some(id) = &session.fleet_id
         && let Err(e) = session
             .store
-            .close_edge_session(id, &session.token.id, &session.positions())
+            .close_edge_session(id, &session.token.id, Some(&session.positions()))
             .await
     {
         tracing::warn!(cause = %e, "closing the edge's fleet record failed");
@@ -384,8 +384,9 @@ impl<W: Sink> Session<W> {
         }
         self.fleet_written = Some((positions.clone(), now));
         let (store, busy) = (self.store.clone(), Arc::clone(&self.fleet_busy));
+        let token = self.token.id.clone();
         tokio::spawn(async move {
-            if let Err(e) = store.touch_edge_session(&id, &positions).await {
+            if let Err(e) = store.touch_edge_session(&id, &token, &positions).await {
                 tracing::warn!(cause = %e, "refreshing the edge's fleet record failed");
             }
             busy.store(false, Ordering::Release);

@@ -68,29 +68,8 @@ impl Store {
         Ok(id)
     }
 
-    /// Refreshes a live session: seen now, at these positions.
+    /// Refreshes a live session of the token `token_id`: seen now, at these positions.
     pub async fn touch_edge_session(
-        &self,
-        id: &str,
-        positions: &BTreeMap<String, u64>,
-    ) -> Result<(), StoreError> {
-        let positions =
-            serde_json::to_string(positions).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "UPDATE edge_sessions SET last_seen_at = $2, positions = $3 \
-             WHERE id = $1 AND closed_at IS NULL AND last_seen_at <= $2",
-        )
-        .bind(id)
-        .bind(now_ms())
-        .bind(positions)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Marks a session of the token `token_id` ended, with its last positions; a session of
-    /// another token, or one already ended, is left alone.
-    pub async fn close_edge_session(
         &self,
         id: &str,
         token_id: &str,
@@ -99,7 +78,32 @@ impl Store {
         let positions =
             serde_json::to_string(positions).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
-            "UPDATE edge_sessions SET last_seen_at = $3, closed_at = $3, positions = $4 \
+            "UPDATE edge_sessions SET last_seen_at = $3, positions = $4 \
+             WHERE id = $1 AND token_id = $2 AND closed_at IS NULL AND last_seen_at <= $3",
+        )
+        .bind(id)
+        .bind(token_id)
+        .bind(now_ms())
+        .bind(positions)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a session of the token `token_id` ended, with its last positions (`None`: as last
+    /// recorded); a session of another token, or one already ended, is left alone.
+    pub async fn close_edge_session(
+        &self,
+        id: &str,
+        token_id: &str,
+        positions: Option<&BTreeMap<String, u64>>,
+    ) -> Result<(), StoreError> {
+        let positions = positions
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "UPDATE edge_sessions SET last_seen_at = $3, closed_at = $3, positions = COALESCE($4, positions) \
              WHERE id = $1 AND token_id = $2 AND closed_at IS NULL",
         )
         .bind(id)

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use checkgate_feed::nats::NatsSettings;
-use checkgate_feed::nats::control::{Base, Control};
+use checkgate_feed::nats::control::{Control, Upstream};
 use checkgate_feed::nats::edge::NatsTransport;
 use checkgate_feed::quic::{QuicTransport, Trust};
 use checkgate_feed::{Session, Transport};
@@ -70,8 +70,8 @@ pub enum Via {
     },
     /// Changes over NATS JetStream, the rest over the control plane's HTTP feed route.
     Nats {
-        nats: NatsSettings,
-        control: Vec<Base>,
+        nats: Box<NatsSettings>,
+        control: Upstream,
     },
 }
 
@@ -155,12 +155,13 @@ async fn follow(
         Via::Nats { nats, control } => {
             let held = replica.clone();
             let mut transport = NatsTransport::new(
-                nats.clone(),
+                NatsSettings::clone(nats),
                 Control::new(control.clone(), settings.token.clone()),
                 settings.name.clone(),
                 Arc::new(move || held.positions()),
             );
             follow_over(&mut transport, settings, replica, state, applier, shutdown).await;
+            transport.farewell().await;
             transport.close();
         }
     }

@@ -1,12 +1,16 @@
 //! The edge's HTTP channel to the control plane when its changes come over NATS: one route,
 //! `POST /api/feed`, authenticated by the edge token (`Authorization: Bearer cge_…`). The body
-//! is one envelope-encoded frame from the edge — `Hello`, `DigestRequest`, `Resync`, or a
-//! `Heartbeat` carrying the edge's positions (its report) — and the answer is the frames the
-//! control plane sends back, concatenated: what a QUIC session would have sent for it.
+//! is one envelope-encoded frame from the edge — `Hello`, `DigestRequest`, `Resync`, a
+//! `Heartbeat` carrying the edge's positions (its report), or `Close` when it stops — and the
+//! answer is the frames the control plane sends back, concatenated: what a QUIC session would
+//! have sent for it.
 //!
 //! A 401 answers an unknown or revoked token. Each base URL of `CONTROL_PLANE_URL` is tried
-//! in turn when one fails.
+//! in turn when one fails. `https://` URLs are checked against `CONTROL_PLANE_CA`, or the
+//! system's CA certificates without it; the token then never crosses the network in clear.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,6 +19,8 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
 use hyper::http::{Request, StatusCode, Uri, header};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName};
 
 /// The feed route's path.
 pub const PATH: &str = "/api/feed";
@@ -24,14 +30,15 @@ pub const CONTENT_TYPE: &str = "application/vnd.checkgate.feed";
 pub const FLEET_HEADER: &str = "x-checkgate-fleet-session";
 /// The most an answer may hold (several environments' snapshots).
 pub const MAX_ANSWER: usize = 1 << 30;
-/// How long connecting to a control plane may take.
+/// How long connecting to a control plane may take (TLS handshake included).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A control plane's address: `http://host:port`.
+/// A control plane's address: `http://host:port` or `https://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Base {
     host: String,
     port: u16,
+    tls: bool,
 }
 
 impl Base {
@@ -43,15 +50,21 @@ impl Base {
             format!("{}:{}", self.host, self.port)
         }
     }
+
+    /// Whether the control plane is reached over TLS.
+    pub fn tls(&self) -> bool {
+        self.tls
+    }
 }
 
 impl std::fmt::Display for Base {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "http://{}", self.authority())
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}", self.authority())
     }
 }
 
-/// Parses `CONTROL_PLANE_URL`: comma-separated `http://host[:port]` base URLs.
+/// Parses `CONTROL_PLANE_URL`: comma-separated `http(s)://host[:port]` base URLs.
 pub fn parse_bases(list: &str) -> Result<Vec<Base>, String> {
     let bases = list
         .split(',')
@@ -61,18 +74,18 @@ pub fn parse_bases(list: &str) -> Result<Vec<Base>, String> {
             let uri: Uri = text
                 .parse()
                 .map_err(|e| format!("{text:?} is not a URL: {e}"))?;
-            match uri.scheme_str() {
-                Some("http") => {}
-                Some("https") => {
-                    return Err(format!(
-                        "{text:?}: https is not supported; reach the control plane over a \
-                         private network or a TLS-terminating proxy on the edge's host"
-                    ));
-                }
-                _ => return Err(format!("{text:?} must start with http://")),
-            }
+            let (tls, default_port) = match uri.scheme_str() {
+                Some("http") => (false, 80),
+                Some("https") => (true, 443),
+                _ => return Err(format!("{text:?} must start with http:// or https://")),
+            };
             if uri.path() != "/" && !uri.path().is_empty() {
                 return Err(format!("{text:?} must be a base URL, without a path"));
+            }
+            if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+                return Err(format!(
+                    "{text:?} carries credentials; the edge authenticates with EDGE_TOKEN"
+                ));
             }
             let host = uri
                 .host()
@@ -82,7 +95,8 @@ pub fn parse_bases(list: &str) -> Result<Vec<Base>, String> {
                 .to_owned();
             Ok(Base {
                 host,
-                port: uri.port_u16().unwrap_or(80),
+                port: uri.port_u16().unwrap_or(default_port),
+                tls,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -90,6 +104,71 @@ pub fn parse_bases(list: &str) -> Result<Vec<Base>, String> {
         return Err("names no control plane".into());
     }
     Ok(bases)
+}
+
+/// The control planes an edge talks to, and how it checks their certificates.
+#[derive(Debug, Clone, Default)]
+pub struct Upstream {
+    bases: Vec<Base>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Upstream {
+    /// `bases`, with `https://` ones checked against the CA certificates in the PEM file `ca`
+    /// or, without it, the system's. The error says what is wrong with `ca` (or the system's
+    /// certificates).
+    pub fn new(bases: Vec<Base>, ca: Option<&Path>) -> Result<Self, String> {
+        if !bases.iter().any(Base::tls) {
+            if ca.is_some() {
+                return Err("applies to https:// control-plane URLs, and none is given".into());
+            }
+            return Ok(Self { bases, tls: None });
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        match ca {
+            Some(ca) => {
+                let certs = CertificateDer::pem_file_iter(ca)
+                    .map_err(|e| format!("cannot read {}: {e}", ca.display()))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("{} is not PEM certificates: {e}", ca.display()))?;
+                if certs.is_empty() {
+                    return Err(format!("{} holds no certificate", ca.display()));
+                }
+                for cert in certs {
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("{}: {e}", ca.display()))?;
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                let (added, _) = roots.add_parsable_certificates(found.certs);
+                if added == 0 {
+                    return Err(
+                        "no CA certificate found on this system for https:// control-plane \
+                         URLs; name one in CONTROL_PLANE_CA"
+                            .into(),
+                    );
+                }
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self {
+            bases,
+            tls: Some(Arc::new(config)),
+        })
+    }
+
+    /// The base URLs, in the order they are tried.
+    pub fn bases(&self) -> &[Base] {
+        &self.bases
+    }
 }
 
 /// Why an exchange failed.
@@ -112,7 +191,7 @@ pub struct Exchanged {
 
 /// The edge's client of the feed route. Cloning gives a client of its own connection.
 pub struct Control {
-    bases: Vec<Base>,
+    upstream: Upstream,
     token: Secret,
     /// The base in use, and its open connection.
     at: usize,
@@ -122,7 +201,7 @@ pub struct Control {
 impl Clone for Control {
     fn clone(&self) -> Self {
         Self {
-            bases: self.bases.clone(),
+            upstream: self.upstream.clone(),
             token: self.token.clone(),
             at: self.at,
             connection: None,
@@ -131,9 +210,9 @@ impl Clone for Control {
 }
 
 impl Control {
-    pub fn new(bases: Vec<Base>, token: Secret) -> Self {
+    pub fn new(upstream: Upstream, token: Secret) -> Self {
         Self {
-            bases,
+            upstream,
             token,
             at: 0,
             connection: None,
@@ -141,7 +220,8 @@ impl Control {
     }
 
     fn base(&self) -> Option<&Base> {
-        self.bases.get(self.at % self.bases.len().max(1))
+        let bases = &self.upstream.bases;
+        bases.get(self.at % bases.len().max(1))
     }
 
     /// Sends `frame` and reads the answer, within `timeout`. On a failure the next exchange
@@ -192,12 +272,26 @@ impl Control {
         .map_err(|_| format!("no connection within {CONNECT_TIMEOUT:?}"))?
         .map_err(|e| format!("cannot connect: {e}"))?;
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("HTTP handshake: {e}"))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let sender = match (&self.upstream.tls, base.tls) {
+            (Some(config), true) => {
+                let name = ServerName::try_from(base.host.clone()).map_err(|e| {
+                    format!(
+                        "{:?} cannot be checked against a certificate: {e}",
+                        base.host
+                    )
+                })?;
+                let stream = tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    tokio_rustls::TlsConnector::from(config.clone()).connect(name, stream),
+                )
+                .await
+                .map_err(|_| format!("no TLS handshake within {CONNECT_TIMEOUT:?}"))?
+                .map_err(|e| format!("TLS: {e}"))?;
+                handshake(stream).await?
+            }
+            (None, true) => return Err("https is not set up".into()),
+            (_, false) => handshake(stream).await?,
+        };
         Ok(self.connection.insert(sender))
     }
 
@@ -266,6 +360,20 @@ impl Control {
     }
 }
 
+/// Starts HTTP/1.1 over `io`, its connection driven by a task of its own.
+async fn handshake<T>(io: T) -> Result<SendRequest<Full<Bytes>>, String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("HTTP handshake: {e}"))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
 enum Attempt {
     Unauthorized(String),
     Failed(String),
@@ -284,12 +392,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base_urls_are_plain_http_without_a_path() {
-        let bases = parse_bases("http://cp-1:3000, http://[::1]").unwrap();
+    fn base_urls_are_http_or_https_without_a_path_or_credentials() {
+        let bases = parse_bases("http://cp-1:3000, http://[::1], https://cp.example").unwrap();
         assert_eq!(bases[0].to_string(), "http://cp-1:3000");
         assert_eq!(bases[1].to_string(), "http://[::1]:80");
-        for bad in ["", "cp:3000", "https://cp", "http://cp/api", "ftp://cp"] {
+        assert_eq!(bases[2].to_string(), "https://cp.example:443");
+        assert!(bases[2].tls() && !bases[0].tls());
+        for bad in [
+            "",
+            "cp:3000",
+            "http://cp/api",
+            "ftp://cp",
+            "https://edge:secret@cp",
+        ] {
             assert!(parse_bases(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_ca_file_applies_to_https_only_and_must_hold_certificates() {
+        let plain = parse_bases("http://cp:3000").unwrap();
+        assert!(Upstream::new(plain.clone(), None).is_ok());
+        let dir = std::env::temp_dir().join(format!("cg-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let problem = Upstream::new(plain, Some(&empty)).unwrap_err();
+        assert!(problem.contains("https://"), "{problem}");
+        let secure = parse_bases("https://cp:3000").unwrap();
+        let problem = Upstream::new(secure.clone(), Some(&empty)).unwrap_err();
+        assert!(problem.contains("no certificate"), "{problem}");
+        let problem = Upstream::new(secure, Some(&dir.join("missing.pem"))).unwrap_err();
+        assert!(problem.contains("cannot read"), "{problem}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -29,10 +29,11 @@ use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::push::Order
 use checkgate_protocol::Frame;
 use checkgate_protocol::frame::{Close, CloseCode, EnvPosition, Heartbeat, Hello, Resync, Welcome};
 use futures_util::StreamExt as _;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
 
 use super::NatsSettings;
-use super::control::{Control, ControlError};
+use super::control::{Control, ControlError, Upstream};
 use super::wire::{self, Incoming};
 use crate::{Session, Transport, TransportError};
 
@@ -50,6 +51,10 @@ const READY_WAIT: Duration = Duration::from_secs(30);
 const READY_POLL: Duration = Duration::from_millis(200);
 /// The longest a hello, a snapshot or a digest may take.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a stopping edge waits to tell the control plane.
+const FAREWELL_WAIT: Duration = Duration::from_secs(1);
+/// How many questions (digests, snapshots) a session may have before the control plane at once.
+const ASKS_AT_ONCE: usize = 2;
 
 /// What the edge holds, for its reports.
 pub type Positions = Arc<dyn Fn() -> Vec<EnvPosition> + Send + Sync>;
@@ -92,6 +97,25 @@ impl NatsTransport {
             .await
             .map_err(|e| e.to_string())?;
         Ok(self.client.insert(client).clone())
+    }
+
+    /// Tells the control plane that the edge is stopping, so its fleet row ends now rather
+    /// than going stale (over QUIC, closing the connection says it). Best effort, briefly.
+    pub async fn farewell(&mut self) {
+        let Some(fleet) = self.fleet.take() else {
+            return;
+        };
+        let bye = Frame::Close(Close {
+            code: CloseCode::Shutdown,
+            message: "the edge is stopping".into(),
+        });
+        if let Err(e) = self
+            .control
+            .exchange(&bye, Some(&fleet), FAREWELL_WAIT)
+            .await
+        {
+            tracing::debug!(cause = %e, "telling the control plane the edge stops failed");
+        }
     }
 }
 
@@ -234,6 +258,8 @@ impl Transport for NatsTransport {
             last_sequence: HashMap::new(),
             arrived,
             events_tx: Some(events_tx),
+            asks: JoinSet::new(),
+            asks_at_once: Arc::new(Semaphore::new(ASKS_AT_ONCE)),
         })
     }
 
@@ -263,8 +289,11 @@ pub struct NatsSession {
     /// The last version handed out per environment, which the reporter counts as arrived even
     /// before the apply thread has applied it.
     arrived: Arrived,
-    /// For answers fetched in the background (a snapshot instead of a change too large).
+    /// Where answers fetched beside the session go.
     events_tx: Option<mpsc::Sender<Event>>,
+    /// Questions asked beside the session; dropped (aborted) with it.
+    asks: JoinSet<()>,
+    asks_at_once: Arc<Semaphore>,
 }
 
 /// The last version handed out per environment.
@@ -292,12 +321,14 @@ impl NatsSession {
             pending: VecDeque::from([Frame::Close(Close { code, message })]),
             messages: None,
             granted: Vec::new(),
-            control: Control::new(Vec::new(), checkgate_protocol::Secret::new("")),
+            control: Control::new(Upstream::default(), checkgate_protocol::Secret::new("")),
             events,
             reporter: None,
             last_sequence: HashMap::new(),
             arrived: Arrived::default(),
             events_tx: None,
+            asks: JoinSet::new(),
+            asks_at_once: Arc::new(Semaphore::new(ASKS_AT_ONCE)),
         }
     }
 
@@ -339,23 +370,7 @@ impl NatsSession {
                 tracing::info!(env = %env_id, version, "a change too large for NATS; fetching a snapshot");
                 // Fetched beside `recv` (which must stay cancel-safe), its answer delivered
                 // as an event.
-                if let Some(events) = self.events_tx.clone() {
-                    let mut control = self.control.clone();
-                    tokio::spawn(async move {
-                        let frame = Frame::Resync(Resync { env_id });
-                        let event = match control.exchange(&frame, None, EXCHANGE_TIMEOUT).await {
-                            Ok(exchanged) => {
-                                exchanged.frames.into_iter().map(Event::Frame).collect()
-                            }
-                            Err(e) => vec![Event::Over(format!("fetching a snapshot: {e}"))],
-                        };
-                        for event in event {
-                            if events.send(event).await.is_err() {
-                                break;
-                            }
-                        }
-                    });
-                }
+                self.ask_aside(Frame::Resync(Resync { env_id }));
                 Ok(None)
             }
             Err(refusal) => {
@@ -367,20 +382,38 @@ impl NatsSession {
         }
     }
 
-    /// Asks the control plane, queueing its answer.
-    async fn ask(&mut self, frame: Frame) -> Result<(), TransportError> {
-        match self.control.exchange(&frame, None, EXCHANGE_TIMEOUT).await {
-            Ok(exchanged) => self.pending.extend(exchanged.frames),
-            // Handed out as a `Close` by the next `recv`, as the control plane would on QUIC.
-            Err(ControlError::Unauthorized(message)) => {
-                self.pending.push_back(Frame::Close(Close {
-                    code: CloseCode::Revoked,
-                    message,
-                }));
+    /// Asks the control plane beside the session, its answer (or the reason to start over)
+    /// delivered as events: `recv` and the apply loop never wait on an HTTP round-trip. At most
+    /// [`ASKS_AT_ONCE`] run at a time; they end with the session.
+    fn ask_aside(&mut self, frame: Frame) {
+        let Some(events) = self.events_tx.clone() else {
+            return;
+        };
+        // Forget the questions already answered.
+        while self.asks.try_join_next().is_some() {}
+        let mut control = self.control.clone();
+        let permits = self.asks_at_once.clone();
+        self.asks.spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            let answer = match control.exchange(&frame, None, EXCHANGE_TIMEOUT).await {
+                Ok(exchanged) => exchanged.frames.into_iter().map(Event::Frame).collect(),
+                // Handed out as a `Close`, as the control plane would on QUIC.
+                Err(ControlError::Unauthorized(message)) => {
+                    vec![Event::Frame(Frame::Close(Close {
+                        code: CloseCode::Revoked,
+                        message,
+                    }))]
+                }
+                Err(e) => vec![Event::Over(format!("asking for {}: {e}", frame.kind()))],
+            };
+            for event in answer {
+                if events.send(event).await.is_err() {
+                    break;
+                }
             }
-            Err(e) => return Err(TransportError::Broken(e.to_string())),
-        }
-        Ok(())
+        });
     }
 }
 
@@ -417,7 +450,10 @@ impl Session for NatsSession {
 
     async fn send(&mut self, frame: &Frame) -> Result<(), TransportError> {
         match frame {
-            Frame::DigestRequest(_) | Frame::Resync(_) => self.ask(frame.clone()).await,
+            Frame::DigestRequest(_) | Frame::Resync(_) => {
+                self.ask_aside(frame.clone());
+                Ok(())
+            }
             other => Err(TransportError::Broken(format!(
                 "an edge does not send {} over NATS",
                 other.kind()
