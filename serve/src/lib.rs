@@ -130,6 +130,16 @@ impl SdkState {
         served: Arc<Served>,
         args: &ServeArgs,
     ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
+        Self::with_insights(served, args, Arc::new(insights::Insights::from_args(args)))
+    }
+
+    /// [`SdkState::new`] with an [`insights::Insights`] made beforehand (an edge's `/status`
+    /// reads it too).
+    pub fn with_insights(
+        served: Arc<Served>,
+        args: &ServeArgs,
+        insights: Arc<insights::Insights>,
+    ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
         describe_metrics();
         let hub = EventHub::new(Arc::clone(&served.replica));
         let events = hub.subscribe();
@@ -142,10 +152,7 @@ impl SdkState {
                 lists: Arc::default(),
                 fanout: fanout::Fanout::default(),
                 min_version_wait: args.min_version_wait(),
-                insights: Arc::new(insights::Insights::new(
-                    usize::try_from(args.impressions_queue).unwrap_or(usize::MAX),
-                    args.count_evaluations,
-                )),
+                insights,
             })),
             run,
         )

@@ -32,8 +32,12 @@ const RETRY_CAP: Duration = Duration::from_secs(5);
 /// Counter batches kept while the control plane cannot be reached (about ten minutes' worth);
 /// older ones are dropped first.
 const MAX_PENDING_COUNTS: usize = 64;
-/// Time left before the shutdown deadline that the final flush stops retrying at.
-const STOP_MARGIN: Duration = Duration::from_millis(250);
+/// When the final flush stops retrying: a second before the shutdown deadline (less when the
+/// grace period is short), leaving time for what else must finish (an edge's last snapshot).
+fn stop_at(deadline: Instant) -> Instant {
+    let left = deadline.saturating_duration_since(Instant::now());
+    deadline - (left / 2).min(Duration::from_secs(1))
+}
 
 /// A fresh random batch id.
 pub fn batch_id() -> [u8; 16] {
@@ -84,9 +88,8 @@ async fn impressions(insights: &Insights, upstream: &dyn Upstream, mut stopping:
     let deadline = loop {
         tokio::select! {
             deadline = stopping.begun() => break deadline,
-            sent = send_all(queue, upstream, &mut held) => {
-                // A failed batch stays held; what is left waits for the next turn.
-                let _ = sent;
+            () = send_all(queue, upstream, &mut held) => {
+                // The queue is empty: wait for the next tick, or a whole batch.
                 tokio::select! {
                     deadline = stopping.begun() => break deadline,
                     _ = tick.tick() => {}
@@ -96,7 +99,7 @@ async fn impressions(insights: &Insights, upstream: &dyn Upstream, mut stopping:
         }
     };
     queue.close();
-    let until = deadline.checked_sub(STOP_MARGIN).unwrap_or(deadline);
+    let until = stop_at(deadline);
     let left = queue.len() + held.as_ref().map_or(0, frame_items);
     if left > 0 {
         tracing::info!(
@@ -259,7 +262,7 @@ async fn counts(insights: &Insights, upstream: &dyn Upstream, mut stopping: Stop
         }
     };
     pending.extend(collect(insights));
-    let until = deadline.checked_sub(STOP_MARGIN).unwrap_or(deadline);
+    let until = stop_at(deadline);
     while let Some(frame) = pending.pop_front() {
         if deliver(upstream, &frame, Some(until)).await == AckOutcome::Retry {
             tracing::warn!("the shutdown deadline came before the evaluation counts were sent");

@@ -46,6 +46,14 @@ impl Insights {
         }
     }
 
+    /// As `IMPRESSIONS_QUEUE` and `COUNT_EVALUATIONS` say.
+    pub fn from_args(args: &crate::ServeArgs) -> Self {
+        Self::new(
+            usize::try_from(args.impressions_queue).unwrap_or(usize::MAX),
+            args.count_evaluations,
+        )
+    }
+
     /// For `/status`: the queue's state and what was dropped.
     pub fn status(&self) -> serde_json::Value {
         serde_json::json!({

@@ -128,9 +128,7 @@ impl ImpressionQueue {
     pub fn take_batch(&self) -> Option<(String, Vec<Impression>)> {
         let mut inner = self.lock();
         let env = inner.order.pop_front()?;
-        let Some(queue) = inner.by_env.get_mut(&env) else {
-            return None;
-        };
+        let queue = inner.by_env.get_mut(&env)?;
         let mut items = Vec::with_capacity(queue.len().min(MAX_BATCH_ITEMS));
         let mut bytes = 0;
         while items.len() < MAX_BATCH_ITEMS {
