@@ -451,7 +451,8 @@ async fn session(
             }
             out = outbox.next(), if unanswered.len() < INSIGHTS_IN_FLIGHT => {
                 let Some(out) = out else { continue };
-                let Some(id) = out.id() else { continue };
+                // A batch whose flusher stopped waiting (it sends it again) or that is not one.
+                let Some(id) = out.id().filter(|_| !out.ack.is_closed()) else { continue };
                 if let Err(e) = session.send(&out.frame).await {
                     return Ended::Retry(e.to_string());
                 }
