@@ -116,9 +116,9 @@ async fn main() -> anyhow::Result<()> {
                 token_check: Duration::from_secs(1),
             },
         };
-        let (store, heads) = (store.clone(), heads.clone());
+        let (store, heads, insights) = (store.clone(), heads.clone(), state.insights.clone());
         tasks.spawn_with_stop("feed server", |stopping| {
-            feed::serve(endpoint, store, heads, settings, stopping)
+            feed::serve(endpoint, store, heads, settings, insights, stopping)
         });
     }
 
@@ -140,6 +140,17 @@ async fn main() -> anyhow::Result<()> {
     );
     let (sdk, sdk_events) = checkgate_serve::SdkState::new(local.served(), &config.serving);
     tasks.spawn("event hub", sdk_events);
+    // Impressions reported to the in-process routes, and its evaluation counts, stored
+    // straight through the insights service.
+    {
+        let (queued, direct) = (
+            sdk.insights.clone(),
+            std::sync::Arc::new(feed::insights::Direct(state.insights.clone())),
+        );
+        tasks.spawn_with_stop("insights flusher", |stopping| {
+            checkgate_serve::insights::flush::run(queued, direct, stopping)
+        });
+    }
     // Readiness follows the store for as long as the service runs.
     tasks.spawn(
         "store upkeep",

@@ -199,3 +199,138 @@ async fn the_feed_route_refuses_bad_requests_and_welcomes_an_edge() {
     assert_eq!(status, StatusCode::OK);
     assert!(answer.is_empty());
 }
+
+/// The one frame of an answer.
+fn only_frame(answer: &[u8]) -> Frame {
+    let (frame, used) = decode(answer, 64 << 20).unwrap().unwrap();
+    assert_eq!(used, answer.len());
+    frame
+}
+
+#[tokio::test]
+async fn an_edges_impressions_are_stored_once_per_batch_and_only_where_its_token_grants() {
+    use checkgate_protocol::frame::{AckOutcome, InsightsAck};
+    use checkgate_protocol::impressions::{
+        EvaluationCount, EvaluationCounts, Impression, ImpressionBatch,
+    };
+    let api = api().await;
+    let World { admin, envs, .. } = api.world().await;
+    // A token for the first environment only.
+    let created = api
+        .call(
+            "POST",
+            "/api/edge-tokens",
+            Some(json!({"name": "edge", "environments": [envs[0]]})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    let token = created.body["token"].as_str().unwrap().to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let batch = |env: &str, id: u8| {
+        let items = (0..3)
+            .map(|i| Impression {
+                flag_key: "checkout".into(),
+                user_id: Some(format!("u{i}")),
+                value: "true".into(),
+                context: None,
+                evaluated_at: now,
+            })
+            .collect();
+        encode(
+            &Frame::Impressions(ImpressionBatch {
+                id: [id; 16],
+                environment: env.into(),
+                items,
+            }),
+            HANDSHAKE_MAX_FRAME,
+        )
+        .unwrap()
+    };
+    let ack = |id: u8, outcome| {
+        Frame::InsightsAck(InsightsAck {
+            id: [id; 16],
+            outcome,
+        })
+    };
+
+    // The same batch twice (a retry): acknowledged both times, stored once.
+    for _ in 0..2 {
+        let (status, answer) = feed(&api, Some(&token), FEED_TYPE, batch(&envs[0], 1)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(only_frame(&answer), ack(1, AckOutcome::Stored));
+    }
+    // Another environment than the token grants: refused, nothing stored.
+    let (status, answer) = feed(&api, Some(&token), FEED_TYPE, batch(&envs[1], 2)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(only_frame(&answer), ack(2, AckOutcome::Refused));
+    let listed = |env: String| {
+        let (api, admin) = (&api, &admin);
+        async move {
+            api.call(
+                "GET",
+                &format!("/api/environments/{env}/impressions"),
+                None,
+                Some(admin),
+                &[],
+            )
+            .await
+        }
+    };
+    let reply = listed(envs[0].clone()).await;
+    assert_eq!(reply.body["total"], 3, "{}", reply.body);
+    let reply = listed(envs[1].clone()).await;
+    assert_eq!(reply.body["total"], 0, "{}", reply.body);
+
+    // Evaluation counts: once per id, and only of granted environments.
+    let counts = |env: &str, id: u8| {
+        encode(
+            &Frame::EvaluationCounts(EvaluationCounts {
+                id: [id; 16],
+                counts: vec![EvaluationCount {
+                    environment: env.into(),
+                    flag_key: "checkout".into(),
+                    variant: "true".into(),
+                    minute: now / 60_000,
+                    count: 5,
+                }],
+            }),
+            HANDSHAKE_MAX_FRAME,
+        )
+        .unwrap()
+    };
+    for _ in 0..2 {
+        let (_, answer) = feed(&api, Some(&token), FEED_TYPE, counts(&envs[0], 3)).await;
+        assert_eq!(only_frame(&answer), ack(3, AckOutcome::Stored));
+    }
+    let (_, answer) = feed(&api, Some(&token), FEED_TYPE, counts(&envs[1], 4)).await;
+    assert_eq!(only_frame(&answer), ack(4, AckOutcome::Refused));
+    let created = api
+        .call(
+            "POST",
+            &format!("/api/environments/{}/flags", envs[0]),
+            Some(json!({"key": "checkout", "is_enabled": true})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let insights = api
+        .call(
+            "GET",
+            &format!(
+                "/api/environments/{}/flags/checkout/insights?range=1h",
+                envs[0]
+            ),
+            None,
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(insights.status, StatusCode::OK, "{}", insights.body);
+    assert_eq!(insights.body["evaluations"], 5, "{}", insights.body);
+    assert_eq!(insights.body["impressions"], 3, "{}", insights.body);
+}

@@ -286,3 +286,79 @@ fn a_one_node_install_serves_sdks_in_process() {
     let (exit, _) = service.terminate().unwrap();
     assert!(exit.success());
 }
+
+#[test]
+fn a_one_node_install_takes_impressions_and_counts_its_own_evaluations() {
+    let data = TempDir::new("one-node-insights");
+    let service = Service::start(
+        CONTROL_BIN,
+        &[
+            ("CHECKGATE_DATA_DIR", data.path()),
+            ("SESSION_SECRET", SESSION_SECRET),
+            ("COOKIE_SECURE", "false"),
+        ],
+    )
+    .unwrap();
+    let addr = service.addr;
+    let ws = Workspace::set_up(addr);
+    let env = ws.envs[0].clone();
+    let client = admin(
+        addr,
+        &ws,
+        "POST",
+        &format!("/api/projects/{}/keys", ws.project),
+        json!({"name": "web", "environment_id": env, "kind": "client"}),
+    )["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin(
+        addr,
+        &ws,
+        "POST",
+        &format!("/api/environments/{env}/flags"),
+        json!({"key": "checkout", "is_enabled": true}),
+    );
+    eventually("the flag to be served", Duration::from_secs(10), || {
+        let (status, _) = call(
+            addr,
+            "POST",
+            "/api/v1/evaluate/checkout",
+            Some(&client),
+            Some(&json!({"context": {"targetingKey": "u1"}})),
+        );
+        (status == 200).then_some(())
+    });
+    // Ours, with the environment taken from the key: queued, then stored in-process.
+    let items = json!([{"flag_key": "checkout", "user_id": "u1", "value": "true"},
+                       {"flag_key": "checkout", "user_id": "u2", "value": "true"}]);
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/v1/impressions",
+        Some(&client),
+        Some(&items),
+    );
+    assert_eq!(status, 204, "{body}");
+    let read = |path: &str| {
+        let (status, body) = call(addr, "GET", path, Some(&ws.api_token), None);
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    eventually(
+        "the impressions to be stored",
+        Duration::from_secs(20),
+        || (read(&format!("/api/environments/{env}/impressions"))["total"] == 2).then_some(()),
+    );
+    // The evaluation above (and those of the wait) are counted and stored within 10 s.
+    eventually(
+        "the evaluations to be counted",
+        Duration::from_secs(30),
+        || {
+            let insights = read(&format!(
+                "/api/environments/{env}/flags/checkout/insights?range=1h"
+            ));
+            (insights["evaluations"].as_i64() >= Some(1)).then_some(())
+        },
+    );
+}

@@ -38,7 +38,9 @@ pub fn app(
     relay: Arc<relay::Relay>,
 ) -> Router {
     let operations_here = metrics.is_some();
-    let router = checkgate_ops::health::routes(health, metrics).merge(checkgate_serve::routes(sdk));
+    let router = checkgate_ops::health::routes(health, metrics)
+        .merge(checkgate_serve::edge_routes(sdk.clone()))
+        .merge(checkgate_serve::routes(sdk));
     checkgate_ops::health::finish(if operations_here {
         router.merge(relay::routes(relay))
     } else {

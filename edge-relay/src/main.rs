@@ -8,12 +8,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use checkgate_edge::config::EdgeConfig;
 use checkgate_edge::feed::client::{self, ClientSettings, FeedState, Via};
+use checkgate_edge::feed::upstream;
 use checkgate_edge::journal::{self, Journal};
 use checkgate_edge::relay::Relay;
 use checkgate_edge::{DATA_CHECK, JOURNAL_FILE, SNAPSHOT_FILE, app, snapshot_file};
 use checkgate_feed::quic::{Trust, parse_fingerprint};
 use checkgate_ops::{self as ops, Health};
 use checkgate_serve::SdkState;
+use checkgate_serve::insights::{Insights, flush};
 use checkgate_serve::replica::Replica;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
@@ -68,20 +70,28 @@ async fn main() -> anyhow::Result<()> {
         refused.is_some(),
         &feed_state,
     );
+    let insights = Arc::new(Insights::from_args(&config.serving));
     let relay = Arc::new(Relay {
         replica,
         feed: feed_state,
         feed_addr: config.feed_addr.clone(),
         snapshot_path: snapshot_path.clone(),
         snapshot_refused: refused,
+        insights: insights.clone(),
     });
 
     let mut tasks = ops::Owned::default();
     match client_settings(&config, snapshot_path)? {
         Some(settings) => {
             let (replica, state) = (relay.replica.clone(), relay.feed.clone());
+            // Impressions and evaluation counts go upstream on the feed's session; the client
+            // stays until the flusher's final flush is done (or the deadline nears).
+            let (feed_upstream, outbox) = upstream::channel();
+            tasks.spawn_with_stop("insights flusher", |stopping| {
+                flush::run(insights.clone(), Arc::new(feed_upstream), stopping)
+            });
             tasks.spawn_with_stop("feed client", |stopping| {
-                client::run(settings, replica, state, journal, stopping)
+                client::run(settings, replica, state, journal, outbox, stopping)
             });
         }
         None => {
@@ -103,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let (ok, detail) = relay.readiness();
     health.set(DATA_CHECK, ok, detail);
-    let (sdk, events) = SdkState::new(relay.served(), &config.serving);
+    let (sdk, events) = SdkState::with_insights(relay.served(), &config.serving, insights);
     tasks.spawn("event hub", events);
     ops::run_service(
         &config.common,

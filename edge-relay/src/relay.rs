@@ -30,6 +30,8 @@ pub struct Relay {
     pub snapshot_path: PathBuf,
     /// Why the snapshot file was refused at boot, if it was.
     pub snapshot_refused: Option<String>,
+    /// Impressions queued for the control plane, and the evaluation counters.
+    pub insights: Arc<checkgate_serve::insights::Insights>,
 }
 
 #[derive(Debug, Serialize)]
@@ -74,6 +76,8 @@ struct Status {
     feed: FeedStatus,
     environments: Vec<EnvironmentStatus>,
     snapshot_file: SnapshotStatus,
+    /// Queued, capacity, accepted and dropped impressions; whether evaluations are counted.
+    impressions: serde_json::Value,
 }
 
 fn now_ms() -> u64 {
@@ -174,6 +178,7 @@ impl Relay {
                 path: self.snapshot_path.display().to_string(),
                 refused: self.snapshot_refused.clone(),
             },
+            impressions: self.insights.status(),
         }
     }
 }

@@ -26,6 +26,7 @@ fn relay() -> Arc<Relay> {
         feed_addr: None,
         snapshot_path: std::env::temp_dir().join("no-snapshot.bin"),
         snapshot_refused: None,
+        insights: Arc::new(checkgate_serve::insights::Insights::new(100, true)),
     })
 }
 

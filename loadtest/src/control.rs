@@ -355,6 +355,16 @@ impl EdgeProcess {
         control: &Control,
         nats: Option<&crate::nats::Nats>,
     ) -> anyhow::Result<Self> {
+        Self::start_with(control_bin, control, nats, &[]).await
+    }
+
+    /// [`EdgeProcess::start`], with further settings (`NAME`, `value`).
+    pub(crate) async fn start_with(
+        control_bin: &Path,
+        control: &Control,
+        nats: Option<&crate::nats::Nats>,
+        more: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let bin = control_bin.with_file_name("checkgate-edge");
         if !bin.is_file() {
             bail!(
@@ -385,6 +395,7 @@ impl EdgeProcess {
             ("CHECKGATE_DATA_DIR", data),
             ("RUST_LOG", "warn,checkgate_edge=info,checkgate_feed=info,checkgate_serve=info,checkgate_ops=info".to_owned()),
         ]);
+        envs.extend(more.iter().map(|(k, v)| (k.as_str(), v.clone())));
         let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let service =
             Service::start(&bin.display().to_string(), &envs).map_err(|e| anyhow::anyhow!(e))?;

@@ -169,6 +169,7 @@ impl FeedEdge {
             replica.clone(),
             Arc::new(FeedState::default()),
             journal,
+            checkgate_edge::feed::upstream::Outbox::closed(),
             stopping,
         ));
         Ok(Self {

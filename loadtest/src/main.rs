@@ -314,6 +314,25 @@ struct EdgeArgs {
     /// looked for beside it).
     #[arg(long)]
     control_bin: Option<PathBuf>,
+    /// A setting of the edge this run starts, `NAME=value` (repeatable), such as
+    /// `COUNT_EVALUATIONS=false` to measure what counting evaluations costs.
+    #[arg(long = "edge-env", value_parser = parse_setting)]
+    edge_env: Vec<(String, String)>,
+}
+
+/// `NAME=value`.
+fn parse_setting(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=value"))?;
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(format!("{name:?} is not a setting's name"));
+    }
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 impl EdgeArgs {
@@ -321,9 +340,10 @@ impl EdgeArgs {
         match (&self.target, &self.key) {
             (Some(url), Some(key)) => stack::Stack::target(url, key).await,
             _ => {
-                stack::Stack::start(
+                stack::Stack::start_with(
                     &control::control_bin(self.control_bin.clone())?,
                     self.flags as usize,
+                    &self.edge_env,
                 )
                 .await
             }

@@ -38,6 +38,7 @@ pub(crate) async fn run(bin: &Path, plot_dir: Option<&Path>) -> anyhow::Result<V
             Eval::OfrepOne,
             Eval::OfrepBulk,
             Eval::OfrepBulkNotModified,
+            Eval::Impressions,
         ] {
             requests.push(serve::eval(&stack, route, closed).await?);
         }

@@ -1,7 +1,8 @@
 //! The edge's request/response hot paths under load: evaluation (`eval-one`, `eval-all`, on
 //! our API and on OFREP, bulk with and without `If-None-Match`) and the rule payload
-//! (`rules`: 200, gzip, 304). Contexts come from a seeded generator, so no answer can be
-//! cached by the server.
+//! (`rules`: 200, gzip, 304), and impression ingest (`ingest-100`: batches of 100 on
+//! `POST /api/v1/impressions`, which the edge queues and forwards to the control plane).
+//! Contexts come from a seeded generator, so no answer can be cached by the server.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,8 @@ pub(crate) enum Eval {
     OfrepBulk,
     /// The same, for a fixed context, with the `ETag` of its last answer: 304s.
     OfrepBulkNotModified,
+    /// `POST /api/v1/impressions`, 100 impressions a request (impressions/s = req/s × 100).
+    Impressions,
 }
 
 impl Eval {
@@ -39,6 +42,7 @@ impl Eval {
             Self::OfrepOne => "ofrep-one",
             Self::OfrepBulk => "ofrep-bulk",
             Self::OfrepBulkNotModified => "ofrep-bulk-304",
+            Self::Impressions => "ingest-100",
         }
     }
 }
@@ -132,6 +136,30 @@ fn bodies() -> anyhow::Result<Arc<[Bytes]>> {
         .collect()
 }
 
+/// Impressions in one ingest request.
+pub(crate) const IMPRESSIONS_PER_REQUEST: usize = 100;
+
+/// 256 request bodies of [`IMPRESSIONS_PER_REQUEST`] impressions each, as an SDK sends them
+/// (a flag of the seeded ones, a user, a value, a small context), rendered before the run.
+fn impression_batches(flags: usize) -> anyhow::Result<Arc<[Bytes]>> {
+    (0..256u64)
+        .map(|b| {
+            let items: Vec<serde_json::Value> = (0..IMPRESSIONS_PER_REQUEST as u64)
+                .map(|i| {
+                    let n = b * IMPRESSIONS_PER_REQUEST as u64 + i;
+                    serde_json::json!({
+                        "flag_key": format!("load-{}", n as usize % flags),
+                        "user_id": format!("user-{n}"),
+                        "value": if n.is_multiple_of(3) { "true" } else { "false" },
+                        "context": {"plan": if n.is_multiple_of(2) { "pro" } else { "free" }, "country": "SE"},
+                    })
+                })
+                .collect();
+            Ok(Bytes::from(serde_json::to_vec(&items)?))
+        })
+        .collect()
+}
+
 /// Fetches the `ETag` of the bulk answer for `ctx`.
 async fn bulk_etag(stack: &Stack, ctx: &serde_json::Value) -> anyhow::Result<String> {
     let (addr, key, body) = (
@@ -194,6 +222,15 @@ pub(crate) async fn eval(stack: &Stack, which: Eval, load: Load) -> anyhow::Resu
             let uri: Uri = path.parse()?;
             let bodies = bodies()?;
             Arc::new(move |c, n| Ok(post(uri.clone(), &host, &auth, bodies[pick(c, n)].clone())))
+        }
+        Eval::Impressions => {
+            let auth = bearer(&stack.client_key)?;
+            let uri: Uri = "/api/v1/impressions".parse()?;
+            let batches = impression_batches(flags)?;
+            Arc::new(move |c, n| {
+                let body = batches[pick(c, n) % batches.len()].clone();
+                Ok(post(uri.clone(), &host, &auth, body))
+            })
         }
         Eval::OfrepBulkNotModified => {
             let ctx = context(7);

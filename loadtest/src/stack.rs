@@ -43,11 +43,20 @@ impl Stack {
     /// Starts a control plane and an edge with `flags` flags, and waits until the edge holds
     /// them all.
     pub(crate) async fn start(control_bin: &Path, flags: usize) -> anyhow::Result<Self> {
+        Self::start_with(control_bin, flags, &[]).await
+    }
+
+    /// [`Stack::start`], with further settings of the edge (`NAME`, `value`).
+    pub(crate) async fn start_with(
+        control_bin: &Path,
+        flags: usize,
+        edge_env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let control = Control::start(control_bin, Backing::Sqlite).await?;
         control.seed_flags(flags)?;
         let server_key = control.sdk_key("server")?;
         let client_key = control.sdk_key("client")?;
-        let edge = EdgeProcess::start(control_bin, &control, None).await?;
+        let edge = EdgeProcess::start_with(control_bin, &control, None, edge_env).await?;
         let stack = Self {
             addr: edge.addr,
             control: Some(control),

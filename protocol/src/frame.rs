@@ -25,6 +25,7 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
 use crate::Secret;
+use crate::impressions::{EvaluationCounts, ImpressionBatch};
 
 /// What an edge understands of the conversation: which frames it may be sent and how it
 /// applies them. The byte layout is versioned separately by the envelope's
@@ -253,7 +254,28 @@ pub struct Close {
     pub message: String,
 }
 
-/// A feed frame: what the envelope carries.
+/// What became of an edge's [`Frame::Impressions`] or [`Frame::EvaluationCounts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AckOutcome {
+    /// Stored (now, or before under the same id): the edge forgets the batch.
+    Stored,
+    /// Never to be stored (an environment the edge's token does not grant, an item the control
+    /// plane refuses): the edge drops the batch and counts it.
+    Refused,
+    /// Not stored this time (the database failed, the control plane is busy): the edge sends
+    /// the same batch, with the same id, again later.
+    Retry,
+}
+
+/// The control plane's answer to an edge's insights frame, naming the batch by its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InsightsAck {
+    pub id: [u8; 16],
+    pub outcome: AckOutcome,
+}
+
+/// A feed frame: what the envelope carries. New variants go at the end: bincode encodes a
+/// variant by its index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frame {
     Hello(Hello),
@@ -265,6 +287,12 @@ pub enum Frame {
     Digest(Digest),
     Close(Close),
     Resync(Resync),
+    /// From an edge: impressions its SDKs reported, stored once per batch id.
+    Impressions(ImpressionBatch),
+    /// From an edge: its own evaluations counted per environment, flag, variant and minute.
+    EvaluationCounts(EvaluationCounts),
+    /// From the control plane: the answer to either of the two above.
+    InsightsAck(InsightsAck),
 }
 
 impl Frame {
@@ -280,6 +308,9 @@ impl Frame {
             Self::Digest(_) => "digest",
             Self::Close(_) => "close",
             Self::Resync(_) => "resync",
+            Self::Impressions(_) => "impressions",
+            Self::EvaluationCounts(_) => "evaluation_counts",
+            Self::InsightsAck(_) => "insights_ack",
         }
     }
 }
@@ -304,8 +335,21 @@ into_frame!(
     DigestRequest,
     Digest,
     Close,
-    Resync
+    Resync,
+    InsightsAck
 );
+
+impl From<ImpressionBatch> for Frame {
+    fn from(batch: ImpressionBatch) -> Self {
+        Self::Impressions(batch)
+    }
+}
+
+impl From<EvaluationCounts> for Frame {
+    fn from(counts: EvaluationCounts) -> Self {
+        Self::EvaluationCounts(counts)
+    }
+}
 
 /// Reads a `String` by borrowing it from the input first, then copying it. bincode's own
 /// `String` decoding allocates the length it reads *before* checking that that many bytes

@@ -2,9 +2,10 @@
 //! of its own evaluations, on their way to the control plane's insights store.
 //!
 //! These types are bincode-ready like the feed frames (every `String` is read through
-//! [`crate::frame`]'s bounded reader, so a lying length allocates nothing) but are not frames
-//! yet: an edge that forwards them wraps them in a frame of its own. A batch carries a 16-byte
-//! id chosen by its sender, so a batch sent twice (a retry after a lost answer) is stored once.
+//! [`crate::frame`]'s bounded reader, so a lying length allocates nothing); an edge sends them
+//! upstream as `Frame::Impressions` and `Frame::EvaluationCounts`, answered by
+//! `Frame::InsightsAck`. A batch carries a 16-byte id chosen by its sender, so a batch sent
+//! twice (a retry after a lost answer) is stored once.
 //!
 //! [`Impression::check`] is the one validation both ends apply: an edge can refuse a bad item
 //! before it queues it, and the control plane refuses it again before it stores it.

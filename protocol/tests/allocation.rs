@@ -7,6 +7,7 @@
 
 use checkgate_protocol::envelope::MAGIC;
 use checkgate_protocol::frame::*;
+use checkgate_protocol::impressions::*;
 use checkgate_protocol::{FORMAT_VERSION, Frame, HEADER_LEN, Secret, decode, encode};
 use counting_alloc::{CountingAlloc, count};
 
@@ -115,6 +116,29 @@ fn marked_frames() -> (Vec<Frame>, u32) {
         Close {
             code: CloseCode::Shutdown,
             message: m.next(),
+        }
+        .into(),
+        ImpressionBatch {
+            id: [0; 16],
+            environment: m.next(),
+            items: vec![Impression {
+                flag_key: m.next(),
+                user_id: Some(m.next()),
+                value: m.next(),
+                context: Some(m.next()),
+                evaluated_at: 5,
+            }],
+        }
+        .into(),
+        EvaluationCounts {
+            id: [0; 16],
+            counts: vec![EvaluationCount {
+                environment: m.next(),
+                flag_key: m.next(),
+                variant: m.next(),
+                minute: 5,
+                count: 6,
+            }],
         }
         .into(),
     ];

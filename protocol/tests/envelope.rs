@@ -9,6 +9,7 @@ use std::error::Error as _;
 use bincode::error::DecodeError as Bincode;
 use checkgate_protocol::envelope::MAGIC;
 use checkgate_protocol::frame::*;
+use checkgate_protocol::impressions::*;
 use checkgate_protocol::{
     DecodeError, EncodeError, FORMAT_VERSION, Frame, HEADER_LEN, MAX_FRAME_LIMIT, PROTOCOL_VERSION,
     Secret, decode, encode, peek_frame_len,
@@ -113,6 +114,34 @@ fn sample_frames() -> Vec<Frame> {
             message: "edge token revoked".into(),
         }
         .into(),
+        ImpressionBatch {
+            id: [3; 16],
+            environment: "e".into(),
+            items: vec![Impression {
+                flag_key: "f".into(),
+                user_id: Some("u".into()),
+                value: "true".into(),
+                context: Some("{}".into()),
+                evaluated_at: 1_800_000_000_000,
+            }],
+        }
+        .into(),
+        EvaluationCounts {
+            id: [4; 16],
+            counts: vec![EvaluationCount {
+                environment: "e".into(),
+                flag_key: "f".into(),
+                variant: "on".into(),
+                minute: 30_000_000,
+                count: 7,
+            }],
+        }
+        .into(),
+        InsightsAck {
+            id: [3; 16],
+            outcome: AckOutcome::Retry,
+        }
+        .into(),
     ]
 }
 
@@ -140,7 +169,10 @@ fn every_frame_kind_round_trips() {
             "digest_request",
             "resync",
             "digest",
-            "close"
+            "close",
+            "impressions",
+            "evaluation_counts",
+            "insights_ack"
         ]
     );
     for frame in frames {

@@ -7,6 +7,7 @@
 
 use checkgate_protocol::envelope::MAGIC;
 use checkgate_protocol::frame::*;
+use checkgate_protocol::impressions::*;
 use checkgate_protocol::{
     DecodeError, EncodeError, FORMAT_VERSION, Frame, HEADER_LEN, Secret, decode, encode,
     peek_frame_len,
@@ -140,7 +141,62 @@ fn frame() -> impl Strategy<Value = Frame> {
         text().prop_map(|env_id| Resync { env_id }.into()),
         digest.prop_map(Frame::from),
         (close_code(), text()).prop_map(|(code, message)| Close { code, message }.into()),
+        (any::<[u8; 16]>(), text(), vec(impression(), 0..3)).prop_map(
+            |(id, environment, items)| {
+                ImpressionBatch {
+                    id,
+                    environment,
+                    items,
+                }
+                .into()
+            }
+        ),
+        (any::<[u8; 16]>(), vec(count(), 0..3)).prop_map(|(id, counts)| EvaluationCounts {
+            id,
+            counts
+        }
+        .into()),
+        (
+            any::<[u8; 16]>(),
+            prop_oneof![
+                Just(AckOutcome::Stored),
+                Just(AckOutcome::Refused),
+                Just(AckOutcome::Retry)
+            ]
+        )
+            .prop_map(|(id, outcome)| InsightsAck { id, outcome }.into()),
     ]
+}
+
+fn impression() -> impl Strategy<Value = Impression> {
+    (
+        text(),
+        proptest::option::of(text()),
+        text(),
+        proptest::option::of(text()),
+        any::<i64>(),
+    )
+        .prop_map(
+            |(flag_key, user_id, value, context, evaluated_at)| Impression {
+                flag_key,
+                user_id,
+                value,
+                context,
+                evaluated_at,
+            },
+        )
+}
+
+fn count() -> impl Strategy<Value = EvaluationCount> {
+    (text(), text(), text(), any::<i64>(), any::<u64>()).prop_map(
+        |(environment, flag_key, variant, minute, count)| EvaluationCount {
+            environment,
+            flag_key,
+            variant,
+            minute,
+            count,
+        },
+    )
 }
 
 #[derive(Debug, Clone)]

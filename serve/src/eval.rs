@@ -93,6 +93,7 @@ pub async fn one(
             format!("the context cannot be used to evaluate flag {key:?}"),
         )),
         _ => {
+            state.count(&caller.env_id, &key, &evaluation);
             let mut out = Vec::with_capacity(128 + key.len() + evaluation.value_json.len());
             answer::ours(&mut out, &key, &evaluation);
             Ok(json_response(out))
@@ -132,7 +133,11 @@ pub async fn all(
                     out.push(b',');
                 }
                 match env.flag_for_eval(key) {
-                    Ok(flag) => answer::ours(&mut out, key, &evaluate(&flag, &ctx, env.as_ref())),
+                    Ok(flag) => {
+                        let evaluation = evaluate(&flag, &ctx, env.as_ref());
+                        state.count(&caller.env_id, key, &evaluation);
+                        answer::ours(&mut out, key, &evaluation);
+                    }
                     Err(code) => {
                         let failed = FlagEvaluation {
                             key: key.clone(),
@@ -154,7 +159,9 @@ pub async fn all(
                 if i > 0 {
                     out.push(b',');
                 }
-                answer::ours(&mut out, flag.key(), &evaluate(flag, &ctx, env.as_ref()));
+                let evaluation = evaluate(flag, &ctx, env.as_ref());
+                state.count(&caller.env_id, flag.key(), &evaluation);
+                answer::ours(&mut out, flag.key(), &evaluation);
             }
         }
     }

@@ -8,7 +8,10 @@
 //! - `POST /api/v1/evaluate`, `POST /api/v1/evaluate/{key}`: our evaluation API ([`eval`]);
 //! - `POST /ofrep/v1/evaluate/flags[/{key}]`, `GET /ofrep/v1/events`: OFREP ([`ofrep`]);
 //! - `GET /api/v1/flags`: the rule payload for local-evaluation SDKs, server keys only
-//!   ([`rules`]).
+//!   ([`rules`]);
+//! - `POST /api/environments/{env}/impressions`, `POST /api/v1/impressions`: impressions,
+//!   queued and sent upstream in batches ([`insights`]), which also counts this server's own
+//!   evaluations.
 //!
 //! Evaluation (ours and OFREP's) and the stream's bootstrap read a client's own writes when
 //! asked to: with `X-Checkgate-Min-Version` they wait for the replica to reach that version
@@ -22,6 +25,7 @@ pub mod cursor;
 pub mod eval;
 pub mod events;
 pub mod fanout;
+pub mod insights;
 pub mod keys;
 pub mod min_version;
 pub mod ofrep;
@@ -69,6 +73,9 @@ pub struct SdkShared {
     /// How long an answer asked for a version this replica has not applied yet waits for it
     /// ([`min_version`]).
     pub min_version_wait: Duration,
+    /// Impressions waiting to go upstream, and this server's evaluation counters
+    /// ([`insights`]); the caller runs [`insights::flush::run`] with its upstream.
+    pub insights: Arc<insights::Insights>,
 }
 
 /// The SDK routes' settings, shared by both binaries (each flattens them into its
@@ -81,12 +88,29 @@ pub struct ServeArgs {
     #[arg(long = "min-version-wait-ms", env = "MIN_VERSION_WAIT_MS", default_value_t = 500,
           value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub min_version_wait_ms: u64,
+
+    /// Most impressions held in memory on their way upstream; a report that finds the queue
+    /// full has what does not fit dropped and counted (`checkgate_impressions_dropped_total`).
+    #[arg(long = "impressions-queue", env = "IMPRESSIONS_QUEUE", default_value_t = DEFAULT_IMPRESSIONS_QUEUE,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub impressions_queue: u64,
+
+    /// Count this server's own evaluations (our API and OFREP) per flag, variant and minute,
+    /// and send the counts upstream every 10 s (the flags' evaluation insights).
+    #[arg(long = "count-evaluations", env = "COUNT_EVALUATIONS", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub count_evaluations: bool,
 }
+
+/// `IMPRESSIONS_QUEUE`'s default: about 10 MiB of typical impressions.
+pub const DEFAULT_IMPRESSIONS_QUEUE: u64 = 50_000;
 
 impl Default for ServeArgs {
     fn default() -> Self {
         Self {
             min_version_wait_ms: min_version::DEFAULT_WAIT.as_millis() as u64,
+            impressions_queue: DEFAULT_IMPRESSIONS_QUEUE,
+            count_evaluations: true,
         }
     }
 }
@@ -106,6 +130,16 @@ impl SdkState {
         served: Arc<Served>,
         args: &ServeArgs,
     ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
+        Self::with_insights(served, args, Arc::new(insights::Insights::from_args(args)))
+    }
+
+    /// [`SdkState::new`] with an [`insights::Insights`] made beforehand (an edge's `/status`
+    /// reads it too).
+    pub fn with_insights(
+        served: Arc<Served>,
+        args: &ServeArgs,
+        insights: Arc<insights::Insights>,
+    ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
         describe_metrics();
         let hub = EventHub::new(Arc::clone(&served.replica));
         let events = hub.subscribe();
@@ -118,6 +152,7 @@ impl SdkState {
                 lists: Arc::default(),
                 fanout: fanout::Fanout::default(),
                 min_version_wait: args.min_version_wait(),
+                insights,
             })),
             run,
         )
@@ -161,6 +196,21 @@ impl Takeover for SdkState {
 
     fn stop(&self) -> BoxFuture<'_> {
         Box::pin(self.fanout.stop())
+    }
+}
+
+impl SdkShared {
+    /// Counts an evaluation this server answered (not one in error) for the evaluation
+    /// insights; allocation-free and uncontended ([`insights::counts`]).
+    #[inline]
+    pub fn count(&self, env: &str, flag: &str, evaluation: &checkgate_core::Evaluation<'_>) {
+        if evaluation.error.is_none() {
+            self.insights.counter.record(
+                env,
+                flag,
+                insights::counts::variant_text(evaluation.value, evaluation.value_json),
+            );
+        }
     }
 }
 
@@ -513,11 +563,31 @@ pub fn routes(state: SdkState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_CONTEXT_BYTES));
     // Each route names OPTIONS itself: a method-not-allowed fallback set on the whole router
     // later (the binaries set a JSON one) replaces the per-route fallback this layer wraps.
+    let impressions = Router::new()
+        .route(
+            "/api/v1/impressions",
+            post(insights::ingest::of_key).options(preflight),
+        )
+        .layer(DefaultBodyLimit::max(insights::ingest::BODY_LIMIT));
     Router::new()
         .merge(evaluation)
+        .merge(impressions)
         .route("/stream", get(stream::stream).options(preflight))
         .route("/ofrep/v1/events", get(ofrep::events).options(preflight))
         .layer(Cors)
         .route("/api/v1/flags", get(rules::flags))
+        .with_state(state)
+}
+
+/// Checkgate's `POST /api/environments/{env}/impressions`, for an edge: the control plane
+/// serves that path itself, from its store.
+pub fn edge_routes(state: SdkState) -> Router {
+    Router::new()
+        .route(
+            "/api/environments/{env}/impressions",
+            post(insights::ingest::environment).options(preflight),
+        )
+        .layer(DefaultBodyLimit::max(insights::ingest::BODY_LIMIT))
+        .layer(Cors)
         .with_state(state)
 }

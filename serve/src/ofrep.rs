@@ -85,6 +85,7 @@ pub async fn one(
     if let Some(code) = evaluation.error {
         return Ok(failure(code));
     }
+    state.count(&caller.env_id, &key, &evaluation);
     let mut out = Vec::with_capacity(128 + key.len() + evaluation.value_json.len());
     super::answer::ofrep(&mut out, &key, &evaluation);
     Ok(json_response(out))
@@ -129,11 +130,9 @@ pub async fn bulk(
         if i > 0 {
             flags_json.push(b',');
         }
-        super::answer::ofrep(
-            &mut flags_json,
-            flag.key(),
-            &evaluate(flag, &ctx, env.as_ref()),
-        );
+        let evaluation = evaluate(flag, &ctx, env.as_ref());
+        state.count(&caller.env_id, flag.key(), &evaluation);
+        super::answer::ofrep(&mut flags_json, flag.key(), &evaluation);
     }
     flags_json.push(b']');
     // The ETag covers the evaluated answer, so it changes with the context as well as with

@@ -29,6 +29,7 @@ const HUNG: Duration = Duration::from_secs(60);
 fn patient() -> ServeArgs {
     ServeArgs {
         min_version_wait_ms: 3_600_000,
+        ..ServeArgs::default()
     }
 }
 
@@ -192,6 +193,7 @@ async fn a_version_that_does_not_come_in_time_is_a_503_to_retry_in_a_second() {
         "{}",
         &ServeArgs {
             min_version_wait_ms: 20,
+            ..ServeArgs::default()
         },
     );
     for (path, ofrep) in ROUTES {

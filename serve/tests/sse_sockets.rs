@@ -674,6 +674,7 @@ async fn a_stream_asking_for_a_version_not_held_yet_is_left_to_the_router_which_
         "{}",
         &sdk::ServeArgs {
             min_version_wait_ms: 3_600_000,
+            ..sdk::ServeArgs::default()
         },
     );
     let served = serve(&w).await;

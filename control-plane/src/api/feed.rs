@@ -29,9 +29,10 @@ fn edge_token(headers: &HeaderMap) -> Option<&str> {
 /// Talk to the change feed (edge relays)
 ///
 /// For edges following the feed over NATS JetStream: the body is one frame of the feed
-/// protocol (`Hello`, `DigestRequest`, `Resync`, a `Heartbeat` carrying the edge's positions, or
-/// `Close` when the edge stops), and the answer the frames the control plane sends back, each in
-/// the protocol's envelope.
+/// protocol (`Hello`, `DigestRequest`, `Resync`, a `Heartbeat` carrying the edge's positions,
+/// `Impressions` or `EvaluationCounts` — answered with an `InsightsAck` —, or `Close` when the
+/// edge stops), and the answer the frames the control plane sends back, each in the protocol's
+/// envelope.
 /// An answer to `Hello` carries the edge's fleet record in `X-Checkgate-Fleet-Session`; the
 /// edge's reports send it back.
 #[utoipa::path(post, path = "/api/feed", operation_id = "feedExchange", tag = "edges",
@@ -101,6 +102,10 @@ pub(super) async fn exchange(
         .get(FLEET_HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|id| id.len() <= 64);
+    // Impressions and evaluation counts: stored, answered with their acknowledgement.
+    if let Some(exchanged) = exchange::insights(&state.insights, &token, &frame).await {
+        return Ok(([(CONTENT_TYPE, FEED_TYPE)], exchanged.body).into_response());
+    }
     let address = super::auth::client_address(&state, &extensions, &headers).to_string();
     let exchanged = exchange::exchange(&state.store, &state.feed, token, frame, fleet, &address)
         .await

@@ -120,6 +120,22 @@ pub struct FeedRoute {
     pub heavy: Arc<tokio::sync::Semaphore>,
 }
 
+/// Answers an edge's impressions or evaluation counts: stored, then acknowledged
+/// ([`super::insights`]).
+pub async fn insights(
+    insights: &crate::insights::Insights,
+    token: &EdgeToken,
+    frame: &Frame,
+) -> Option<Exchanged> {
+    let ack = super::insights::store(insights, token, frame).await?;
+    let mut answer = Answer::default();
+    answer.put(&ack.into()).await.ok()?;
+    Some(Exchanged {
+        body: answer.0,
+        fleet: None,
+    })
+}
+
 /// Most hellos, resyncs and digests answered at once by one instance.
 pub const HEAVY_AT_ONCE: usize = 16;
 /// How long such a request waits for its turn before it is refused (503; the edge retries).

@@ -7,6 +7,7 @@ pub mod cert;
 pub mod exchange;
 pub mod frames;
 pub mod heads;
+pub mod insights;
 pub mod local;
 pub mod relay;
 pub mod session;
@@ -85,6 +86,7 @@ pub async fn serve(
     store: Store,
     heads: Arc<Heads>,
     settings: FeedSettings,
+    insights: crate::insights::Insights,
     mut stopping: checkgate_ops::Stopping,
 ) {
     let slots = Arc::new(Semaphore::new(settings.max_edges));
@@ -102,10 +104,10 @@ pub async fn serve(
                     continue;
                 };
                 let (store, heads, stop) = (store.clone(), heads.clone(), shutdown.clone());
-                let session = settings.session;
+                let (session, insights) = (settings.session, insights.clone());
                 sessions.spawn(async move {
                     let _slot = slot;
-                    if let Err(e) = session::run(incoming, store, heads, session, stop).await {
+                    if let Err(e) = session::run(incoming, store, heads, session, insights, stop).await {
                         tracing::debug!(cause = %e, "feed session failed");
                     }
                 });

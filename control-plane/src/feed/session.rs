@@ -3,6 +3,10 @@
 //! another), then live changes as heads move, heartbeats, digests and resyncs on request, and
 //! a periodic check that its token still stands.
 //!
+//! The edge's impressions and evaluation counts arriving on the session are stored beside it
+//! (at most [`STORING_AT_ONCE`] at a time, so a slow database delays the edge's next batch, not
+//! the feed) and acknowledged (`InsightsAck`) when stored ([`super::insights`]).
+//!
 //! The session subscribes to head movements *before* it reads anything, so no change can fall
 //! between what it read and what it is woken for. It sends an environment's versions in order
 //! and without gaps: each batch starts at what it sent last, plus one.
@@ -27,6 +31,9 @@ use crate::store::{EdgeToken, FLEET_REFRESH, FeedEnvironment, Store, StoreError,
 const BATCH: u32 = 500;
 /// How long an edge has to open its stream and say `Hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Insights batches of one edge stored at once, at most; past it the session reads no more
+/// of the edge's frames until one is done.
+const STORING_AT_ONCE: usize = 4;
 
 /// The timings of every session.
 #[derive(Debug, Clone, Copy)]
@@ -106,6 +113,7 @@ pub async fn run(
     store: Store,
     heads: Arc<Heads>,
     settings: SessionSettings,
+    insights: crate::insights::Insights,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
     let connection = incoming.await?;
@@ -195,7 +203,14 @@ pub async fn run(
         fleet_busy: Arc::default(),
     };
     let outcome = session
-        .serve(hello, reader, settings, &mut generation, &mut shutdown)
+        .serve(
+            hello,
+            reader,
+            settings,
+            &insights,
+            &mut generation,
+            &mut shutdown,
+        )
         .await;
     if let Some(id) = &session.fleet_id
         && let Err(e) = session
@@ -229,6 +244,7 @@ impl Session<FrameWriter> {
         hello: Hello,
         mut reader: FrameReader,
         settings: SessionSettings,
+        insights: &crate::insights::Insights,
         generation: &mut watch::Receiver<u64>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), SessionError> {
@@ -253,17 +269,33 @@ impl Session<FrameWriter> {
         fleet.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut token_check = tokio::time::interval(settings.token_check);
         token_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The edge's insights being stored, each resolving with its acknowledgement.
+        let mut storing: tokio::task::JoinSet<Option<checkgate_protocol::frame::InsightsAck>> =
+            tokio::task::JoinSet::new();
         let outcome = loop {
             tokio::select! {
                 changed = generation.changed() => {
                     if changed.is_err() { break Ok(()); }
                     if let Err(e) = self.sync().await { break Err(e); }
                 }
-                frame = frames.recv() => match frame {
+                frame = frames.recv(), if storing.len() < STORING_AT_ONCE => match frame {
                     None => break Ok(()),
                     Some(Err(e)) => break Err(e.into()),
+                    Some(Ok(frame @ (Frame::Impressions(_) | Frame::EvaluationCounts(_)))) => {
+                        let (insights, token) = (insights.clone(), self.token.clone());
+                        storing.spawn(async move {
+                            super::insights::store(&insights, &token, &frame).await
+                        });
+                    }
                     Some(Ok(frame)) => if let Err(e) = self.answer(frame).await { break Err(e); },
                 },
+                Some(stored) = storing.join_next(), if !storing.is_empty() => {
+                    if let Ok(Some(ack)) = stored
+                        && let Err(e) = self.writer.put(&ack.into()).await
+                    {
+                        break Err(e.into());
+                    }
+                }
                 _ = heartbeat.tick() => {
                     let beat = self.heartbeat();
                     if let Err(e) = self.writer.put(&beat.into()).await { break Err(e.into()); }

@@ -3,7 +3,10 @@
 //! applies it to the [`Replica`]), asks for digests (anti-entropy) and snapshots (after a gap
 //! or a mismatch), and reconnects with jittered exponential backoff when the connection dies —
 //! found by three missed heartbeats (a deadline only a received frame moves) or QUIC's idle
-//! timeout.
+//! timeout. It also carries the edge's impressions and evaluation counts upstream
+//! ([`super::upstream`]): batches taken from the flusher's channel while a session is up, each
+//! answered when the control plane's acknowledgement naming it arrives. When the edge stops,
+//! the session stays open until the flusher has sent what it held (or the deadline nears).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,13 +20,16 @@ use checkgate_feed::nats::edge::NatsTransport;
 use checkgate_feed::quic::{QuicTransport, Trust};
 use checkgate_feed::{Session, Transport};
 use checkgate_ops::Stopping;
-use checkgate_protocol::frame::{CloseCode, DigestRequest, EnvironmentInfo, Hello, Resync};
+use checkgate_protocol::frame::{
+    AckOutcome, CloseCode, DigestRequest, EnvironmentInfo, Hello, Resync,
+};
 use checkgate_protocol::{Frame, PROTOCOL_VERSION, Secret};
 use checkgate_serve::replica::{Applied, Replica};
 
 use super::apply::{Applier, Job, Outcome};
 pub use super::state::FeedState;
 use super::state::{lock, now_ms};
+use super::upstream::Outbox;
 use crate::journal::Journal;
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
@@ -40,6 +46,9 @@ const MISSED_HEARTBEATS: u32 = 3;
 /// How often the apply thread is asked whether the journal is due to be folded into the
 /// snapshot file.
 const TICK_APPLY_EVERY: Duration = Duration::from_secs(1);
+/// Insights batches sent and not yet acknowledged, at most (the flusher sends one of each kind
+/// at a time; this only bounds a misbehaving one).
+const INSIGHTS_IN_FLIGHT: usize = 8;
 
 /// Where and how to reach the control plane.
 #[derive(Debug, Clone)]
@@ -104,12 +113,14 @@ enum Ended {
 /// QUIC endpoint cannot be set up) stops the edge rather than leave it serving a frozen
 /// snapshot as ready.
 /// `journal` is the open change journal (see [`crate::journal`]); without one, changes are
-/// applied without crash safety and `/status` says so.
+/// applied without crash safety and `/status` says so. `outbox` is where the insights flusher's
+/// batches come from ([`super::upstream::channel`]).
 pub async fn run(
     settings: ClientSettings,
     replica: Arc<Replica>,
     state: Arc<FeedState>,
     journal: Option<Journal>,
+    mut outbox: Outbox,
     mut shutdown: Stopping,
 ) {
     if journal.is_none() {
@@ -127,7 +138,15 @@ pub async fn run(
             return;
         }
     };
-    follow(&settings, &replica, &state, &mut applier, &mut shutdown).await;
+    follow(
+        &settings,
+        &replica,
+        &state,
+        &mut applier,
+        &mut outbox,
+        &mut shutdown,
+    )
+    .await;
     // Only what came from the control plane (or the files) is worth writing; the apply thread
     // checks that.
     applier.finish(!state.revoked()).await;
@@ -138,6 +157,7 @@ async fn follow(
     replica: &Arc<Replica>,
     state: &FeedState,
     applier: &mut Applier,
+    outbox: &mut Outbox,
     shutdown: &mut Stopping,
 ) {
     match &settings.via {
@@ -149,7 +169,12 @@ async fn follow(
                     return;
                 }
             };
-            follow_over(&mut transport, settings, replica, state, applier, shutdown).await;
+            let link = Link {
+                settings,
+                replica,
+                state,
+            };
+            follow_over(&mut transport, &link, applier, outbox, shutdown).await;
             transport.close();
         }
         Via::Nats { nats, control } => {
@@ -160,22 +185,34 @@ async fn follow(
                 settings.name.clone(),
                 Arc::new(move || held.positions()),
             );
-            follow_over(&mut transport, settings, replica, state, applier, shutdown).await;
+            let link = Link {
+                settings,
+                replica,
+                state,
+            };
+            follow_over(&mut transport, &link, applier, outbox, shutdown).await;
             transport.farewell().await;
             transport.close();
         }
     }
 }
 
+/// What every session of the feed reads.
+struct Link<'a> {
+    settings: &'a ClientSettings,
+    replica: &'a Replica,
+    state: &'a FeedState,
+}
+
 /// Follows the feed over `transport` until `shutdown` turns true, reconnecting as needed.
 async fn follow_over(
     transport: &mut impl Transport,
-    settings: &ClientSettings,
-    replica: &Replica,
-    state: &FeedState,
+    link: &Link<'_>,
     applier: &mut Applier,
+    outbox: &mut Outbox,
     shutdown: &mut Stopping,
 ) {
+    let (settings, state) = (link.settings, link.state);
     if settings.addrs.is_empty() {
         tracing::error!("no feed address; serving the snapshot only");
         return;
@@ -189,10 +226,7 @@ async fn follow_over(
         let started = Instant::now();
         let target = &settings.addrs[attempt % settings.addrs.len().max(1)];
         attempt = attempt.wrapping_add(1);
-        let ended = tokio::select! {
-            ended = session(transport, settings, target, replica, state, applier) => ended,
-            _ = shutdown.begun() => Ended::Shutdown,
-        };
+        let ended = session(transport, link, target, applier, outbox, shutdown).await;
         // A connection that caught up worked: the next attempt starts from a short wait.
         if state.synced() {
             backoff = BACKOFF_START;
@@ -202,6 +236,9 @@ async fn follow_over(
         state.connected.store(false, Ordering::Relaxed);
         state.synced.store(false, Ordering::Relaxed);
         metrics::gauge!("checkgate_feed_connected").set(0.0);
+        if shutdown.deadline().is_some() {
+            break;
+        }
         let pause = match ended {
             Ended::Shutdown => break,
             Ended::Retry(why) => {
@@ -261,14 +298,22 @@ fn silence_limit(heartbeat: Duration) -> Duration {
     (heartbeat * MISSED_HEARTBEATS).max(MIN_SILENCE)
 }
 
+/// The time a stopping session stops waiting for the flusher at: a second before the
+/// deadline (less when the grace period is short), leaving the rest to the final snapshot.
+fn leave_at(deadline: tokio::time::Instant) -> tokio::time::Instant {
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    deadline - (left / 2).min(Duration::from_secs(1))
+}
+
 async fn session(
     transport: &mut impl Transport,
-    settings: &ClientSettings,
+    link: &Link<'_>,
     target: &str,
-    replica: &Replica,
-    state: &FeedState,
     applier: &mut Applier,
+    outbox: &mut Outbox,
+    shutdown: &mut Stopping,
 ) -> Ended {
+    let (settings, replica, state) = (link.settings, link.replica, link.state);
     let hello = Hello {
         protocol_version: PROTOCOL_VERSION,
         edge_token: settings.token.clone(),
@@ -276,7 +321,11 @@ async fn session(
         region: settings.region.clone(),
         positions: replica.positions(),
     };
-    let mut session = match transport.open(target, hello).await {
+    let opened = tokio::select! {
+        opened = transport.open(target, hello) => opened,
+        _ = shutdown.begun() => return Ended::Shutdown,
+    };
+    let mut session = match opened {
         Ok(session) => session,
         Err(why) => return Ended::Retry(why),
     };
@@ -296,7 +345,16 @@ async fn session(
     // in between cannot postpone it.
     let silence = tokio::time::sleep(silence_limit(heartbeat));
     tokio::pin!(silence);
+    // Insights batches sent and not yet acknowledged: dropping one (the session ended) tells
+    // the flusher to send it again.
+    let mut unanswered: HashMap<[u8; 16], tokio::sync::oneshot::Sender<AckOutcome>> =
+        HashMap::new();
+    // Once stopping began: when to leave even if the flusher is not done.
+    let mut leaving: Option<tokio::time::Instant> = None;
     loop {
+        if leaving.is_some() && !outbox.is_open() && unanswered.is_empty() {
+            return Ended::Shutdown;
+        }
         tokio::select! {
             // Outcomes first (they are bounded by the frames already read), then frames: one
             // that arrived together with the deadline still counts.
@@ -381,11 +439,29 @@ async fn session(
                             }
                         }
                     }
+                    Frame::InsightsAck(ack) => {
+                        if let Some(waiting) = unanswered.remove(&ack.id) {
+                            let _ = waiting.send(ack.outcome);
+                        }
+                    }
                     Frame::Close(close) => return Ended::Closed(close.code, close.message),
                     other => return Ended::Retry(format!("unexpected {} frame from the control plane", other.kind())),
                 }
                 silence.as_mut().reset(tokio::time::Instant::now() + silence_limit(heartbeat));
             }
+            out = outbox.next(), if unanswered.len() < INSIGHTS_IN_FLIGHT => {
+                let Some(out) = out else { continue };
+                // A batch whose flusher stopped waiting (it sends it again) or that is not one.
+                let Some(id) = out.id().filter(|_| !out.ack.is_closed()) else { continue };
+                if let Err(e) = session.send(&out.frame).await {
+                    return Ended::Retry(e.to_string());
+                }
+                unanswered.insert(id, out.ack);
+            }
+            deadline = shutdown.begun(), if leaving.is_none() => {
+                leaving = Some(leave_at(deadline));
+            }
+            () = sleep_until_some(leaving) => return Ended::Shutdown,
             () = &mut silence => {
                 let limit = silence_limit(heartbeat);
                 return Ended::Retry(format!("no frame for {limit:?}: the feed is dead"));
@@ -416,6 +492,14 @@ async fn session(
                 }
             }
         }
+    }
+}
+
+/// Sleeps until `at`; forever without one.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -27,7 +27,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::push::OrderedConfig};
 use checkgate_protocol::Frame;
-use checkgate_protocol::frame::{Close, CloseCode, EnvPosition, Heartbeat, Hello, Resync, Welcome};
+use checkgate_protocol::frame::{
+    AckOutcome, Close, CloseCode, EnvPosition, Heartbeat, Hello, InsightsAck, Resync, Welcome,
+};
 use futures_util::StreamExt as _;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -406,7 +408,18 @@ impl NatsSession {
                         message,
                     }))]
                 }
-                Err(e) => vec![Event::Over(format!("asking for {}: {e}", frame.kind()))],
+                // An insights batch that did not get through is sent again later, with its
+                // id: its failure ends nothing.
+                Err(e) => match insights_id(&frame) {
+                    Some(id) => {
+                        tracing::debug!(cause = %e, kind = frame.kind(), "sending insights failed; the batch will be sent again");
+                        vec![Event::Frame(Frame::InsightsAck(InsightsAck {
+                            id,
+                            outcome: AckOutcome::Retry,
+                        }))]
+                    }
+                    None => vec![Event::Over(format!("asking for {}: {e}", frame.kind()))],
+                },
             };
             for event in answer {
                 if events.send(event).await.is_err() {
@@ -450,7 +463,12 @@ impl Session for NatsSession {
 
     async fn send(&mut self, frame: &Frame) -> Result<(), TransportError> {
         match frame {
-            Frame::DigestRequest(_) | Frame::Resync(_) => {
+            // Impressions and evaluation counts go through the same route, answered by an
+            // `InsightsAck`.
+            Frame::DigestRequest(_)
+            | Frame::Resync(_)
+            | Frame::Impressions(_)
+            | Frame::EvaluationCounts(_) => {
                 self.ask_aside(frame.clone());
                 Ok(())
             }
@@ -459,6 +477,15 @@ impl Session for NatsSession {
                 other.kind()
             ))),
         }
+    }
+}
+
+/// The id of an insights batch.
+fn insights_id(frame: &Frame) -> Option<[u8; 16]> {
+    match frame {
+        Frame::Impressions(b) => Some(b.id),
+        Frame::EvaluationCounts(c) => Some(c.id),
+        _ => None,
     }
 }
 
