@@ -128,41 +128,45 @@ pub async fn all(
             let mut keys: Vec<&String> = keys.iter().collect();
             keys.sort_unstable();
             keys.dedup();
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                match env.flag_for_eval(key) {
-                    Ok(flag) => {
-                        let evaluation = evaluate(&flag, &ctx, env.as_ref());
-                        state.count(&caller.env_id, key, &evaluation);
-                        answer::ours(&mut out, key, &evaluation);
+            state.insights.counter.tally(&caller.env_id, |tally| {
+                for (i, key) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
                     }
-                    Err(code) => {
-                        let failed = FlagEvaluation {
-                            key: key.clone(),
-                            value: serde_json::Value::Null,
-                            variant: String::new(),
-                            reason: checkgate_protocol::json::Reason::Error,
-                            error_code: Some(code.into()),
-                            enabled: false,
-                        };
-                        let _ = serde_json::to_writer(&mut out, &failed);
+                    match env.flag_for_eval(key) {
+                        Ok(flag) => {
+                            let evaluation = evaluate(&flag, &ctx, env.as_ref());
+                            tally.evaluated(key, &evaluation);
+                            answer::ours(&mut out, key, &evaluation);
+                        }
+                        Err(code) => {
+                            let failed = FlagEvaluation {
+                                key: key.clone(),
+                                value: serde_json::Value::Null,
+                                variant: String::new(),
+                                reason: checkgate_protocol::json::Reason::Error,
+                                error_code: Some(code.into()),
+                                enabled: false,
+                            };
+                            let _ = serde_json::to_writer(&mut out, &failed);
+                        }
                     }
                 }
-            }
+            });
         }
         None => {
             let position = served.replica.version(&caller.env_id).unwrap_or_default();
             let flags = state.lists.get(&caller.env_id, position, &env);
-            for (i, flag) in flags.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
+            state.insights.counter.tally(&caller.env_id, |tally| {
+                for (i, flag) in flags.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    let evaluation = evaluate(flag, &ctx, env.as_ref());
+                    tally.evaluated(flag.key(), &evaluation);
+                    answer::ours(&mut out, flag.key(), &evaluation);
                 }
-                let evaluation = evaluate(flag, &ctx, env.as_ref());
-                state.count(&caller.env_id, flag.key(), &evaluation);
-                answer::ours(&mut out, flag.key(), &evaluation);
-            }
+            });
         }
     }
     out.extend_from_slice(b"]}");

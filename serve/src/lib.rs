@@ -201,16 +201,13 @@ impl Takeover for SdkState {
 
 impl SdkShared {
     /// Counts an evaluation this server answered (not one in error) for the evaluation
-    /// insights; allocation-free and uncontended ([`insights::counts`]).
+    /// insights; allocation-free and uncontended ([`insights::counts`]). The bulk routes use
+    /// [`insights::Counter::tally`], which finds the thread's counters once per request.
     #[inline]
     pub fn count(&self, env: &str, flag: &str, evaluation: &checkgate_core::Evaluation<'_>) {
-        if evaluation.error.is_none() {
-            self.insights.counter.record(
-                env,
-                flag,
-                insights::counts::variant_text(evaluation.value, evaluation.value_json),
-            );
-        }
+        self.insights
+            .counter
+            .tally(env, |tally| tally.evaluated(flag, evaluation));
     }
 }
 

@@ -126,14 +126,16 @@ pub async fn bulk(
     let list = state.lists.get(&caller.env_id, position, &env);
     let mut flags_json = Vec::with_capacity(4096);
     flags_json.push(b'[');
-    for (i, flag) in list.iter().enumerate() {
-        if i > 0 {
-            flags_json.push(b',');
+    state.insights.counter.tally(&caller.env_id, |tally| {
+        for (i, flag) in list.iter().enumerate() {
+            if i > 0 {
+                flags_json.push(b',');
+            }
+            let evaluation = evaluate(flag, &ctx, env.as_ref());
+            tally.evaluated(flag.key(), &evaluation);
+            super::answer::ofrep(&mut flags_json, flag.key(), &evaluation);
         }
-        let evaluation = evaluate(flag, &ctx, env.as_ref());
-        state.count(&caller.env_id, flag.key(), &evaluation);
-        super::answer::ofrep(&mut flags_json, flag.key(), &evaluation);
-    }
+    });
     flags_json.push(b']');
     // The ETag covers the evaluated answer, so it changes with the context as well as with
     // the flags.

@@ -20,8 +20,10 @@ use checkgate_protocol::impressions::EvaluationCount;
 /// Counters of one environment: per flag key, per variant text.
 type FlagCounts = HashMap<Box<str>, Vec<(Box<str>, u64)>, foldhash::fast::RandomState>;
 
-/// One thread's counters.
+/// One thread's counters, on cache lines of their own (two threads' shards allocated side by
+/// side must not share a line their locks would bounce between cores).
 #[derive(Debug, Default)]
+#[repr(align(128))]
 struct Shard {
     envs: Mutex<HashMap<Box<str>, FlagCounts, foldhash::fast::RandomState>>,
 }
@@ -60,8 +62,16 @@ impl Counter {
     /// impressions report it).
     #[inline]
     pub fn record(&self, env: &str, flag: &str, variant: &str) {
+        self.tally(env, |tally| tally.record(flag, variant));
+    }
+
+    /// Runs `f` with this thread's counters of `env`, for a request that counts many
+    /// evaluations of one environment (the bulk routes): the shard is found and locked, and
+    /// the environment looked up, once.
+    #[inline]
+    pub fn tally<R>(&self, env: &str, f: impl FnOnce(&mut Tally<'_>) -> R) -> R {
         if !self.is_on() {
-            return;
+            return f(&mut Tally(None));
         }
         SHARDS.with(|shards| {
             let mut shards = shards.borrow_mut();
@@ -80,15 +90,8 @@ impl Counter {
                 Some(flags) => flags,
                 None => envs.entry(env.into()).or_default(),
             };
-            let variants = match flags.get_mut(flag) {
-                Some(variants) => variants,
-                None => flags.entry(flag.into()).or_default(),
-            };
-            match variants.iter_mut().find(|(v, _)| &**v == variant) {
-                Some((_, n)) => *n += 1,
-                None => variants.push((variant.into(), 1)),
-            }
-        });
+            f(&mut Tally(Some(flags)))
+        })
     }
 
     /// Everything counted since the last collection, as counters of `minute`; entries that
@@ -141,6 +144,36 @@ impl Counter {
             ))
         });
         counts
+    }
+}
+
+/// One environment's counters of this thread, held for a moment; counts nothing when
+/// counting is off.
+pub struct Tally<'a>(Option<&'a mut FlagCounts>);
+
+impl Tally<'_> {
+    /// Counts one evaluation of `flag` that served `variant`.
+    #[inline]
+    pub fn record(&mut self, flag: &str, variant: &str) {
+        let Some(flags) = self.0.as_deref_mut() else {
+            return;
+        };
+        let variants = match flags.get_mut(flag) {
+            Some(variants) => variants,
+            None => flags.entry(flag.into()).or_default(),
+        };
+        match variants.iter_mut().find(|(v, _)| &**v == variant) {
+            Some((_, n)) => *n += 1,
+            None => variants.push((variant.into(), 1)),
+        }
+    }
+
+    /// Counts an evaluation this server answered (not one in error).
+    #[inline]
+    pub fn evaluated(&mut self, flag: &str, evaluation: &checkgate_core::Evaluation<'_>) {
+        if evaluation.error.is_none() {
+            self.record(flag, variant_text(evaluation.value, evaluation.value_json));
+        }
     }
 }
 
