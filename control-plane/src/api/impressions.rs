@@ -36,9 +36,14 @@ pub const IMPRESSIONS_BODY_LIMIT: usize = 256 << 10;
 /// Most rows a list's `offset` may skip.
 const MAX_OFFSET: u32 = 10_000;
 
-/// One impression as an SDK sends it (Checkgate's shape). Unknown fields are ignored, as
-/// Checkgate did.
-#[derive(Debug, Deserialize, ToSchema)]
+/// One impression as an SDK sends it (Checkgate's shape), for the OpenAPI document: bodies are
+/// read by `checkgate_serve::insights::ingest::read_item`, as the edges read them. Unknown
+/// fields are ignored, as Checkgate did.
+#[derive(Debug, ToSchema)]
+#[allow(
+    dead_code,
+    reason = "the request body's schema; read_item reads the body"
+)]
 #[schema(as = NewImpression)]
 pub(super) struct ImpressionBody {
     /// The flag's key.
@@ -70,42 +75,8 @@ fn sdk_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn item(index: usize, value: Value, now: i64) -> Result<Impression, ApiError> {
-    let bad = |message: String| ApiError::BadRequest(format!("item {index}: {message}"));
-    let body: ImpressionBody = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." {
-            bad(e.into_inner().to_string())
-        } else {
-            bad(format!("{path}: {}", e.into_inner()))
-        }
-    })?;
-    let context = match body.context {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(map)) => {
-            Some(serde_json::to_string(&map).map_err(|e| bad(format!("context: {e}")))?)
-        }
-        Some(_) => return Err(bad("context must be a JSON object".into())),
-    };
-    let evaluated_at = match body.evaluated_at {
-        None | Some(Value::Null) => now,
-        Some(Value::String(text)) => checkgate_core::date::parse_instant(&text)
-            .ok_or_else(|| bad("evaluated_at must be an RFC 3339 time".into()))?,
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .ok_or_else(|| bad("evaluated_at must be whole Unix milliseconds".into()))?,
-        Some(_) => {
-            return Err(bad(
-                "evaluated_at must be an RFC 3339 time or Unix milliseconds".into(),
-            ));
-        }
-    };
-    Ok(Impression {
-        flag_key: body.flag_key,
-        user_id: body.user_id,
-        value: body.value,
-        context,
-        evaluated_at,
-    })
+    checkgate_serve::insights::ingest::read_item(value, now)
+        .map_err(|m| ApiError::BadRequest(format!("item {index}: {m}")))
 }
 
 impl From<IngestError> for ApiError {

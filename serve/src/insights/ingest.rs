@@ -42,44 +42,47 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// One item, read and checked; the message names its index.
-fn item(index: usize, value: Value, now: i64) -> Result<Impression, SdkError> {
-    let bad = |message: String| SdkError::bad_request(format!("item {index}: {message}"));
+/// Reads one item as an SDK sends it (`evaluated_at` as RFC 3339 or Unix milliseconds,
+/// absent: `now`), without checking it; the error names the field. Shared with the control
+/// plane's own ingest route.
+pub fn read_item(value: Value, now: i64) -> Result<Impression, String> {
     let body: ImpressionBody = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         if path == "." {
-            bad(e.into_inner().to_string())
+            e.into_inner().to_string()
         } else {
-            bad(format!("{path}: {}", e.into_inner()))
+            format!("{path}: {}", e.into_inner())
         }
     })?;
     let context = match body.context {
         None | Some(Value::Null) => None,
         Some(Value::Object(map)) => {
-            Some(serde_json::to_string(&map).map_err(|e| bad(format!("context: {e}")))?)
+            Some(serde_json::to_string(&map).map_err(|e| format!("context: {e}"))?)
         }
-        Some(_) => return Err(bad("context must be a JSON object".into())),
+        Some(_) => return Err("context must be a JSON object".into()),
     };
     let evaluated_at = match body.evaluated_at {
         None | Some(Value::Null) => now,
         Some(Value::String(text)) => checkgate_core::date::parse_instant(&text)
-            .ok_or_else(|| bad("evaluated_at must be an RFC 3339 time".into()))?,
+            .ok_or("evaluated_at must be an RFC 3339 time")?,
         Some(Value::Number(n)) => n
             .as_i64()
-            .ok_or_else(|| bad("evaluated_at must be whole Unix milliseconds".into()))?,
-        Some(_) => {
-            return Err(bad(
-                "evaluated_at must be an RFC 3339 time or Unix milliseconds".into(),
-            ));
-        }
+            .ok_or("evaluated_at must be whole Unix milliseconds")?,
+        Some(_) => return Err("evaluated_at must be an RFC 3339 time or Unix milliseconds".into()),
     };
-    let item = Impression {
+    Ok(Impression {
         flag_key: body.flag_key,
         user_id: body.user_id,
         value: body.value,
         context,
         evaluated_at,
-    };
+    })
+}
+
+/// One item, read and checked; the message names its index.
+fn item(index: usize, value: Value, now: i64) -> Result<Impression, SdkError> {
+    let bad = |message: String| SdkError::bad_request(format!("item {index}: {message}"));
+    let item = read_item(value, now).map_err(bad)?;
     item.check(now, now - MAX_AGE_DAYS * 86_400_000)
         .map_err(|e| bad(e.0))?;
     Ok(item)
