@@ -296,6 +296,16 @@ pub enum Frame {
 }
 
 impl Frame {
+    /// The id of an insights batch (`Impressions`, `EvaluationCounts`), which its
+    /// `InsightsAck` names; `None` for any other frame.
+    pub fn insights_id(&self) -> Option<[u8; 16]> {
+        match self {
+            Self::Impressions(batch) => Some(batch.id),
+            Self::EvaluationCounts(counts) => Some(counts.id),
+            _ => None,
+        }
+    }
+
     /// The frame's name, for logs and metric labels (a closed set).
     pub fn kind(&self) -> &'static str {
         match self {

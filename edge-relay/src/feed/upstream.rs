@@ -26,11 +26,7 @@ pub struct Outgoing {
 impl Outgoing {
     /// The batch's id.
     pub fn id(&self) -> Option<[u8; 16]> {
-        match &self.frame {
-            Frame::Impressions(b) => Some(b.id),
-            Frame::EvaluationCounts(c) => Some(c.id),
-            _ => None,
-        }
+        self.frame.insights_id()
     }
 }
 
@@ -58,7 +54,8 @@ impl Outbox {
         self.open
     }
 
-    /// The next batch; `None` once the flusher is gone (and from then on).
+    /// The next batch; `None` once, when the flusher is gone — after that it never resolves,
+    /// so a `select!` on it stays quiet.
     pub async fn next(&mut self) -> Option<Outgoing> {
         if !self.open {
             return std::future::pending().await;

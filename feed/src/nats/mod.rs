@@ -10,6 +10,7 @@
 
 pub mod control;
 pub mod edge;
+mod report;
 pub mod wire;
 
 use std::path::PathBuf;
