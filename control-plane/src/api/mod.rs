@@ -12,6 +12,7 @@ mod documents;
 mod edges;
 mod error;
 mod feed;
+mod flag_insights;
 mod flags;
 mod impressions;
 mod keys;
@@ -170,10 +171,10 @@ api_routes! {
         .delete(flags::delete),
     "/api/environments/{env}/flags/{key}/promote" => post(flags::promote),
     "/api/environments/{env}/flags/{key}/evaluate" => post(flags::evaluate),
-    "/api/environments/{env}/flags/{key}/insights" => get(impressions::flag),
+    "/api/environments/{env}/flags/{key}/insights" => get(flag_insights::flag),
     "/api/environments/{env}/impressions" => get(impressions::list).post(impressions::report),
     "/api/environments/{env}/impressions/stats" => get(impressions::stats),
-    "/api/environments/{env}/insights" => get(impressions::flag_list),
+    "/api/environments/{env}/insights" => get(flag_insights::flag_list),
     "/api/openapi.json" => get(openapi::document),
 }
 
