@@ -19,6 +19,7 @@ mod flags;
 mod fleet;
 mod impression_reads;
 pub mod impressions;
+mod insights_retention;
 mod items;
 mod keys;
 mod leases;
