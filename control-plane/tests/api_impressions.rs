@@ -413,6 +413,24 @@ async fn a_batch_sent_twice_is_stored_once_and_since_id_polls_only_new_rows() {
             0,
             "{backend}"
         );
+        // An edge's batch holding an item older than raw impressions are kept (an edge checks
+        // against its own bound): that item is left out, the others are stored.
+        let expired = Impression {
+            evaluated_at: now_ms() - 400 * 86_400_000,
+            ..item(7)
+        };
+        let aged = ImpressionBatch {
+            id: [13; 16],
+            environment: env.clone(),
+            items: vec![item(6), expired],
+        };
+        assert_eq!(
+            service.store_batch(&aged, |_| true).await.unwrap(),
+            Stored::New(1),
+            "{backend}"
+        );
+        assert_eq!(list(&api, &world, "user_id=u6").await["total"], 1);
+        assert_eq!(list(&api, &world, "user_id=u7").await["total"], 0);
     })
     .await;
 }

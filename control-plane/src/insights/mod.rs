@@ -145,7 +145,10 @@ impl Insights {
 
     /// Stores a batch of one environment's impressions (an edge's), once per batch id.
     /// `may_write` says whether the sender may write the batch's environment (the edge's
-    /// grant); when it may not, nothing is stored.
+    /// grant); when it may not, nothing is stored. The edge accepted these items already (and
+    /// answered 204): one older than this control plane keeps raw impressions — a shorter
+    /// `IMPRESSIONS_RETENTION_DAYS` than the edge's check, or a batch held long while the
+    /// control plane was away — is left out and counted, not a reason to refuse the others.
     pub async fn store_batch(
         &self,
         batch: &ImpressionBatch,
@@ -157,10 +160,31 @@ impl Insights {
                 environment: batch.environment.clone(),
             });
         }
-        self.ingest(
+        let now = now_ms();
+        let oldest = self.oldest_accepted(now);
+        let expired = batch
+            .items
+            .iter()
+            .filter(|i| i.evaluated_at < oldest)
+            .count();
+        let kept: Vec<Impression>;
+        let items = if expired == 0 {
+            &batch.items[..]
+        } else {
+            metrics::counter!("checkgate_impressions_expired_total").increment(expired as u64);
+            kept = batch
+                .items
+                .iter()
+                .filter(|i| i.evaluated_at >= oldest)
+                .cloned()
+                .collect();
+            &kept[..]
+        };
+        self.ingest_at(
+            now,
             Some(batch_key("i", &batch.id)),
             &batch.environment,
-            &batch.items,
+            items,
         )
         .await
     }
@@ -172,13 +196,23 @@ impl Insights {
         environment: &str,
         items: &[Impression],
     ) -> Result<Stored, IngestError> {
+        self.ingest_at(now_ms(), batch, environment, items).await
+    }
+
+    /// [`Self::ingest`] as of `now` (Unix ms).
+    async fn ingest_at(
+        &self,
+        now: i64,
+        batch: Option<String>,
+        environment: &str,
+        items: &[Impression],
+    ) -> Result<Stored, IngestError> {
         if items.len() > MAX_BATCH_ITEMS {
             return Err(IngestError::TooLarge {
                 got: items.len(),
                 max: MAX_BATCH_ITEMS,
             });
         }
-        let now = now_ms();
         let oldest = self.oldest_accepted(now);
         for (index, item) in items.iter().enumerate() {
             item.check(now, oldest)
