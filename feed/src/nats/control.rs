@@ -71,6 +71,14 @@ pub fn parse_bases(list: &str) -> Result<Vec<Base>, String> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|text| {
+            // Before anything echoes the URL: a password in it must not reach the log.
+            if text.contains('@') {
+                return Err(
+                    "a URL carries credentials (user:password@); the edge authenticates \
+                     with EDGE_TOKEN, and the URL is not repeated here"
+                        .to_owned(),
+                );
+            }
             let uri: Uri = text
                 .parse()
                 .map_err(|e| format!("{text:?} is not a URL: {e}"))?;
@@ -81,11 +89,6 @@ pub fn parse_bases(list: &str) -> Result<Vec<Base>, String> {
             };
             if uri.path() != "/" && !uri.path().is_empty() {
                 return Err(format!("{text:?} must be a base URL, without a path"));
-            }
-            if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-                return Err(format!(
-                    "{text:?} carries credentials; the edge authenticates with EDGE_TOKEN"
-                ));
             }
             let host = uri
                 .host()
@@ -406,6 +409,11 @@ mod tests {
             "https://edge:secret@cp",
         ] {
             assert!(parse_bases(bad).is_err(), "{bad:?}");
+        }
+        // Refused without repeating the password, whatever else is wrong with the URL.
+        for leaky in ["https://edge:secret@cp/api", "ftp://edge:secret@cp"] {
+            let problem = parse_bases(leaky).unwrap_err();
+            assert!(!problem.contains("secret"), "{problem}");
         }
     }
 
