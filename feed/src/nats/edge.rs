@@ -255,6 +255,7 @@ impl Transport for NatsTransport {
             events_tx: Some(events_tx),
             asks: JoinSet::new(),
             asks_at_once: Arc::new(Semaphore::new(ASKS_AT_ONCE)),
+            ask_clients: Arc::default(),
         })
     }
 
@@ -289,10 +290,21 @@ pub struct NatsSession {
     /// Questions asked beside the session; dropped (aborted) with it.
     asks: JoinSet<()>,
     asks_at_once: Arc<Semaphore>,
+    /// The clients of answered questions, kept with their connections for the next ones (at
+    /// most [`ASKS_AT_ONCE`]).
+    ask_clients: Arc<std::sync::Mutex<Vec<Control>>>,
 }
 
 /// The last version handed out per environment.
 pub(super) type Arrived = Arc<std::sync::Mutex<HashMap<String, u64>>>;
+
+fn lock_clients(
+    clients: &std::sync::Mutex<Vec<Control>>,
+) -> std::sync::MutexGuard<'_, Vec<Control>> {
+    clients
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 pub(super) fn lock_arrived(arrived: &Arrived) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
     arrived
@@ -324,6 +336,7 @@ impl NatsSession {
             events_tx: None,
             asks: JoinSet::new(),
             asks_at_once: Arc::new(Semaphore::new(ASKS_AT_ONCE)),
+            ask_clients: Arc::default(),
         }
     }
 
@@ -386,13 +399,18 @@ impl NatsSession {
         };
         // Forget the questions already answered.
         while self.asks.try_join_next().is_some() {}
-        let mut control = self.control.clone();
-        let permits = self.asks_at_once.clone();
+        let fresh = self.control.clone();
+        let (permits, idle) = (self.asks_at_once.clone(), self.ask_clients.clone());
         self.asks.spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {
                 return;
             };
-            let answer = match control.exchange(&frame, None, EXCHANGE_TIMEOUT).await {
+            // A client whose connection is already open, if one is idle: a batch a second
+            // must not cost a new connection (and TLS handshake) each.
+            let mut control = lock_clients(&idle).pop().unwrap_or(fresh);
+            let exchanged = control.exchange(&frame, None, EXCHANGE_TIMEOUT).await;
+            lock_clients(&idle).push(control);
+            let answer = match exchanged {
                 Ok(exchanged) => exchanged.frames.into_iter().map(Event::Frame).collect(),
                 // Handed out as a `Close`, as the control plane would on QUIC.
                 Err(ControlError::Unauthorized(message)) => {
