@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The dashboard's checks, run by the test command: installs its npm packages (pinned by
 # dashboard/package-lock.json), type-checks it, runs its component tests (Vitest), builds it,
-# and runs its end-to-end test (dashboard/e2e/run.mjs) in headless Chromium against a debug
-# build of checkgate-control on a free loopback port. Needs Node.js 20 or later with npm;
+# and runs its end-to-end test (dashboard/e2e/run.mjs) in headless Chromium against debug
+# builds of checkgate-control and of an edge relay following its feed, on free loopback ports. Needs Node.js 20 or later with npm;
 # installs Debian's chromium with apt-get if it is missing. Screenshots of the main screens land
 # in dashboard/e2e/artifacts/. Every step is bounded by `timeout`; runs unattended.
 set -euo pipefail
@@ -46,7 +46,8 @@ say "build (vite)"
 timeout "$STEP_TIMEOUT" npx --no-install vite build --logLevel warn
 cd ..
 
-say "end-to-end in headless Chromium against checkgate-control"
-cargo build --quiet --locked -p checkgate-control
-CHECKGATE_CONTROL_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/checkgate-control" CHROMIUM="$chromium" \
+say "end-to-end in headless Chromium against checkgate-control and an edge relay"
+cargo build --quiet --locked -p checkgate-control -p checkgate-edge
+CHECKGATE_CONTROL_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/checkgate-control" \
+  CHECKGATE_EDGE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/checkgate-edge" CHROMIUM="$chromium" \
   timeout "$STEP_TIMEOUT" node dashboard/e2e/run.mjs </dev/null

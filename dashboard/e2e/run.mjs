@@ -3,16 +3,17 @@
 // default, a data directory of its own) serving the built dashboard (dist/).
 //
 //   setup → create a flag with a rule → try a context → create an SDK key → evaluate at /ofrep
-//   with it → report impressions with a client key made through the API and see them in the
-//   flag's Stream tab (live: one sent while it is open shows up) and Analytics tab, and the last
-//   evaluation on the flag list → toggle the flag and see the change at /ofrep → promote to
+//   with it → start an edge relay (the real binary, on the QUIC feed, with an edge token made
+//   through the API) and evaluate there → report impressions to the edge with a client key made
+//   through the API and see them in the flag's Stream tab (live: one sent while it is open shows
+//   up) and Analytics tab with the edge's evaluations, and the last evaluation on the flag list → toggle the flag and see the change at /ofrep → promote to
 //   production, where a toggle asks first → revoke the key (refused at /ofrep) → audit and fleet
 //   screens → a viewer sees everything, insights included, and can change nothing (the UI hides
 //   it, the server refuses it).
 //
 // Screenshots of the main screens go to e2e/artifacts/ (not committed), at 1280×800 and at a
 // mobile width. Environment: CHECKGATE_CONTROL_BIN (default ../target/debug/checkgate-control),
-// CHROMIUM (default /usr/bin/chromium). Every wait is bounded, and every wait is for a condition
+// CHECKGATE_EDGE_BIN (default ../target/debug/checkgate-edge), CHROMIUM (default /usr/bin/chromium). Every wait is bounded, and every wait is for a condition
 // (an element, an answer), never a fixed sleep.
 
 import { spawn } from "node:child_process";
@@ -24,6 +25,7 @@ import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const bin = resolve(process.env.CHECKGATE_CONTROL_BIN ?? join(here, "../../target/debug/checkgate-control"));
+const edgeBin = resolve(process.env.CHECKGATE_EDGE_BIN ?? join(here, "../../target/debug/checkgate-edge"));
 const browserPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const artifacts = join(here, "artifacts");
 const WAIT = 15_000;
@@ -36,41 +38,66 @@ function check(cond, what) {
   if (!cond) throw new Error(`${step}: ${what}`);
 }
 
-/** Starts the control plane on a free loopback port; resolves with its base URL. */
-function startControl(dataDir) {
-  const child = spawn(bin, [], {
-    env: {
-      ...process.env,
-      PORT: "0",
-      HOST: "127.0.0.1",
-      COOKIE_SECURE: "false",
-      FEED_ENABLED: "false",
-      CHECKGATE_DATA_DIR: dataDir,
-      PUBLIC_DIR: join(here, "../dist"),
-      LOG_FORMAT: "text",
-      RUST_LOG: "info",
-    },
+/**
+ * Starts a binary and resolves once its log has printed every pattern: with the first capture
+ * group of each, the child and its log. The log stays readable for a failure's message.
+ */
+function startService(what, path, env, patterns) {
+  const child = spawn(path, [], {
+    env: { ...process.env, LOG_FORMAT: "text", RUST_LOG: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const log = [];
-  return new Promise((resolveUrl, reject) => {
-    const timer = setTimeout(() => reject(new Error(`control plane did not start:\n${log.join("")}`)), 60_000);
+  return new Promise((resolveFound, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not start:\n${log.join("")}`)), 60_000);
     const read = (chunk) => {
-      const text = chunk.toString();
-      log.push(text);
-      const m = /listening addr=(127\.0\.0\.1:\d+) listener=public/.exec(text);
-      if (m) {
+      log.push(chunk.toString());
+      const text = log.join("");
+      const found = patterns.map((p) => p.exec(text)?.[1]);
+      if (found.every((f) => f !== undefined)) {
         clearTimeout(timer);
-        resolveUrl({ url: `http://${m[1]}`, child, log });
+        resolveFound({ found, child, log });
       }
     };
     child.stdout.on("data", read);
     child.stderr.on("data", read);
     child.on("exit", (code) => {
       clearTimeout(timer);
-      reject(new Error(`control plane exited (${code}):\n${log.join("")}`));
+      reject(new Error(`${what} exited (${code}):\n${log.join("")}`));
     });
   });
+}
+
+/**
+ * Starts the control plane on free loopback ports (its API and its QUIC change feed); resolves
+ * with its base URL, the feed's address and the certificate fingerprint edges pin.
+ */
+async function startControl(dataDir) {
+  const { found, child, log } = await startService(
+    "control plane",
+    bin,
+    {
+      PORT: "0",
+      HOST: "127.0.0.1",
+      COOKIE_SECURE: "false",
+      FEED_PORT: "0",
+      CHECKGATE_DATA_DIR: dataDir,
+      PUBLIC_DIR: join(here, "../dist"),
+    },
+    [/listening addr=(127\.0\.0\.1:\d+) listener=public/, /listening addr=(127\.0\.0\.1:\d+) listener=feed/, /listener=feed fingerprint=([0-9A-Fa-f:]+)/],
+  );
+  return { url: `http://${found[0]}`, feed: found[1], fingerprint: found[2], child, log };
+}
+
+/** Starts an edge relay following the control plane's feed; resolves with its base URL. */
+async function startEdge(feed, fingerprint, token, dataDir) {
+  const { found, child, log } = await startService(
+    "edge relay",
+    edgeBin,
+    { PORT: "0", HOST: "127.0.0.1", FEED_ADDR: feed, FEED_FINGERPRINT: fingerprint, EDGE_TOKEN: token, EDGE_NAME: "e2e-edge", CHECKGATE_DATA_DIR: dataDir },
+    [/listening addr=(127\.0\.0\.1:\d+) listener=public/],
+  );
+  return { url: `http://${found[0]}`, child, log };
 }
 
 /** Retries `probe` until it returns a truthy value, for at most `ms`. */
@@ -128,7 +155,9 @@ async function shot(page, name) {
 const dataDir = mkdtempSync(join(tmpdir(), "checkgate-e2e-"));
 rmSync(artifacts, { recursive: true, force: true });
 mkdirSync(artifacts, { recursive: true });
-const { url: base, child } = await startControl(dataDir);
+const edgeDir = mkdtempSync(join(tmpdir(), "checkgate-e2e-edge-"));
+const { url: base, feed, fingerprint, child } = await startControl(dataDir);
+let edge;
 const browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox"] });
 const errors = [];
 let page;
@@ -203,7 +232,24 @@ try {
   answer = await ofrep(base, key, { targetingKey: "u2", country: "DE" });
   check(answer.status === 200 && answer.body.value === false, JSON.stringify(answer));
 
-  step = "report impressions with an SDK key made through the API";
+  step = "an edge relay follows the feed and serves the flag";
+  const madeToken = await inPage(page, "POST", "/api/edge-tokens", { name: "e2e edge" });
+  check(madeToken.status === 201 && typeof madeToken.body?.token === "string", `an edge token is made (${madeToken.status})`);
+  edge = await startEdge(feed, fingerprint, madeToken.body.token, edgeDir);
+  const edgeBase = edge.url;
+  answer = await eventually("the edge serves new-checkout", async () => {
+    const a = await ofrep(edgeBase, key, { targetingKey: "u1", country: "NL" });
+    return a.status === 200 ? a : null;
+  });
+  check(answer.body.value === true && answer.body.reason === "TARGETING_MATCH", `the edge evaluates as the control plane does (${JSON.stringify(answer.body)})`);
+  // Evaluations the edge counts and sends upstream (every 10 s), beside the one above.
+  const edgeEvaluations = 4;
+  for (let i = 0; i < edgeEvaluations - 1; i++) {
+    answer = await ofrep(edgeBase, key, { targetingKey: `e${i}`, country: "DE" });
+    check(answer.status === 200 && answer.body.value === false, `evaluation ${i} at the edge (${JSON.stringify(answer)})`);
+  }
+
+  step = "report impressions to the edge with an SDK key made through the API";
   const projectId = envsUrl.match(/\/projects\/([^/]+)$/)[1];
   const devEnv = flagsUrl.match(/\/envs\/([^/]+)\/flags$/)[1];
   const flagUrl = flagsUrl.replace(/\/flags$/, "/flags/new-checkout");
@@ -220,8 +266,8 @@ try {
     value: i % 2 ? "true" : "false",
     context: { country: i % 2 ? "NL" : "DE", note: "<b>not markup</b>" },
   }));
-  let sent = await report(base, devEnv, reporterKey, impressions);
-  check(sent === 204, `the control plane stores the batch (got ${sent})`);
+  let sent = await report(edgeBase, devEnv, reporterKey, impressions);
+  check(sent === 204, `the edge takes the batch (got ${sent})`);
 
   step = "the Stream tab shows them, and one sent while it is open";
   // Requests for impressions, to see that the tail stops polling once its tab is left.
@@ -234,10 +280,10 @@ try {
   await streamPanel.getByRole("cell", { name: "e2e-user-5", exact: true }).waitFor();
   await streamPanel.getByText("● Live").waitFor();
   const tailPoll = page.waitForResponse((r) => r.url().includes("/impressions?") && r.url().includes("since_id=") && r.ok());
-  sent = await report(base, devEnv, reporterKey, [
+  sent = await report(edgeBase, devEnv, reporterKey, [
     { flag_key: "new-checkout", user_id: "e2e-late-user", value: "true", context: { country: "BE" } },
   ]);
-  check(sent === 204, `the second batch is stored (got ${sent})`);
+  check(sent === 204, `the edge takes the second batch (got ${sent})`);
   await tailPoll;
   await streamPanel.getByRole("cell", { name: "e2e-late-user", exact: true }).waitFor();
   await streamPanel.getByLabel("User").fill("e2e-user-2");
@@ -249,7 +295,22 @@ try {
   check((await streamPanel.locator("pre.context-json b").count()) === 0, "the context is text, not markup");
   await shot(page, "12-flag-stream");
 
-  step = "the Analytics tab counts them";
+  step = "the Analytics tab counts them, and the edge's evaluations";
+  // The edge sends its counters every 10 s, and the control plane's in-process serving counts
+  // the two evaluations made at its /ofrep: six in all, none counted twice.
+  const counted = 2 + edgeEvaluations;
+  let seen;
+  await eventually(
+    `the ${counted} evaluations reach the insights`,
+    async () => {
+      const r = await inPage(page, "GET", `/api/environments/${devEnv}/flags/new-checkout/insights?range=24h`);
+      seen = r.body?.evaluations;
+      return r.status === 200 && seen === counted;
+    },
+    45_000,
+  ).catch((e) => {
+    throw new Error(`${e.message}; the insights say ${seen}`);
+  });
   await page.getByRole("tab", { name: "Analytics" }).click();
   const analytics = page.getByRole("tabpanel", { name: "Analytics" });
   await analytics.locator("section.analytics:not([aria-busy]) .kpis").waitFor();
@@ -258,6 +319,7 @@ try {
   const kpi = (name) => analytics.locator(".kpis > div", { has: page.getByText(name, { exact: true }) }).locator("dd");
   check((await kpi("Impressions").textContent()) === "6", `6 impressions in 24 h (got ${await kpi("Impressions").textContent()})`);
   check((await kpi("Unique users").textContent()) === "6", `6 unique users (got ${await kpi("Unique users").textContent()})`);
+  check((await kpi("Evaluations").textContent()) === counted.toLocaleString(), `${counted} evaluations (got ${await kpi("Evaluations").textContent()})`);
   await analytics.locator(".chart-canvas canvas").first().waitFor();
   const label = await analytics.getByRole("img").getAttribute("aria-label");
   check(/6 impressions/.test(label), `the chart has a text alternative (${label})`);
@@ -417,6 +479,8 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
+  edge?.child.kill("SIGTERM");
   child.kill("SIGTERM");
   rmSync(dataDir, { recursive: true, force: true });
+  rmSync(edgeDir, { recursive: true, force: true });
 }

@@ -13,7 +13,8 @@ use axum::extract::{Query, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use checkgate_protocol::impressions::{Impression, MAX_BATCH_ITEMS};
+use checkgate_protocol::impressions::MAX_BATCH_ITEMS;
+use checkgate_serve::insights::ingest::{BatchError, read_batch};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -35,12 +36,12 @@ pub const IMPRESSIONS_BODY_LIMIT: usize = 256 << 10;
 const MAX_OFFSET: u32 = 10_000;
 
 /// One impression as an SDK sends it (Checkgate's shape), for the OpenAPI document: bodies are
-/// read by `checkgate_serve::insights::ingest::read_item`, as the edges read them. Unknown
+/// read by `checkgate_serve::insights::ingest::read_batch`, as the edges read them. Unknown
 /// fields are ignored, as Checkgate did.
 #[derive(Debug, ToSchema)]
 #[allow(
     dead_code,
-    reason = "the request body's schema; read_item reads the body"
+    reason = "the request body's schema; read_batch reads the body"
 )]
 #[schema(as = NewImpression)]
 pub(super) struct ImpressionBody {
@@ -70,11 +71,6 @@ fn sdk_key(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, key) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then_some(key.trim())
-}
-
-fn item(index: usize, value: Value, now: i64) -> Result<Impression, ApiError> {
-    checkgate_serve::insights::ingest::read_item(value, now)
-        .map_err(|m| ApiError::BadRequest(format!("item {index}: {m}")))
 }
 
 impl From<IngestError> for ApiError {
@@ -156,26 +152,14 @@ pub(super) async fn report(
                 IMPRESSIONS_BODY_LIMIT >> 10
             ),
         })?;
-    let parsed: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
-    let Value::Array(values) = parsed else {
-        return Err(ApiError::BadRequest(
-            "the body must be a JSON array of impressions".into(),
-        ));
-    };
-    if values.len() > MAX_BATCH_ITEMS {
-        return Err(IngestError::TooLarge {
-            got: values.len(),
+    let items = read_batch(&bytes, now_ms()).map_err(|e| match e {
+        BatchError::TooMany(got) => IngestError::TooLarge {
+            got,
             max: MAX_BATCH_ITEMS,
         }
-        .into());
-    }
-    let now = now_ms();
-    let items = values
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| item(i, v, now))
-        .collect::<Result<Vec<_>, _>>()?;
+        .into(),
+        e => ApiError::BadRequest(e.to_string()),
+    })?;
     state.insights.ingest(None, &env, &items).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,8 +10,10 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use checkgate_protocol::impressions::{Impression, MAX_BATCH_ITEMS};
+use std::borrow::Cow;
+
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::keys;
 use crate::{HeadersAndBody, SdkError, SdkState, checked_body};
@@ -23,17 +25,19 @@ pub const BODY_LIMIT: usize = 256 << 10;
 /// (`IMPRESSIONS_RETENTION_DAYS`); older ones it would refuse.
 pub const MAX_AGE_DAYS: i64 = 30;
 
-/// One impression as an SDK sends it. Unknown fields are ignored, as Checkgate did.
+/// One impression as an SDK sends it. Unknown fields are ignored, as Checkgate did. The context
+/// and the time are taken as the body's own text, so no map is built for a context: it is kept
+/// as sent.
 #[derive(Debug, Deserialize)]
-struct ImpressionBody {
+struct ItemBody<'a> {
     flag_key: String,
     #[serde(default)]
     user_id: Option<String>,
     value: String,
-    #[serde(default)]
-    context: Option<Value>,
-    #[serde(default)]
-    evaluated_at: Option<Value>,
+    #[serde(default, borrow)]
+    context: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    evaluated_at: Option<&'a RawValue>,
 }
 
 fn now_ms() -> i64 {
@@ -42,11 +46,40 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Reads one item as an SDK sends it (`evaluated_at` as RFC 3339 or Unix milliseconds,
-/// absent: `now`), without checking it; the error names the field. Shared with the control
-/// plane's own ingest route.
-pub fn read_item(value: Value, now: i64) -> Result<Impression, String> {
-    let body: ImpressionBody = serde_path_to_error::deserialize(value).map_err(|e| {
+/// Why a body is not a batch of impressions.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("the body is not JSON: {0}")]
+    NotJson(String),
+    #[error("the body must be a JSON array of impressions")]
+    NotArray,
+    #[error("a batch holds at most {MAX_BATCH_ITEMS} items; this one has {0}")]
+    TooMany(usize),
+    #[error("item {index}: {message}")]
+    Item { index: usize, message: String },
+}
+
+/// `evaluated_at` as sent: an RFC 3339 time or whole Unix milliseconds; null or absent: `now`.
+fn evaluated_at(raw: Option<&RawValue>, now: i64) -> Result<i64, String> {
+    let Some(raw) = raw else { return Ok(now) };
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'"') => {
+            let text: Cow<'_, str> =
+                serde_json::from_str(text).map_err(|e| format!("evaluated_at: {e}"))?;
+            checkgate_core::date::parse_instant(&text)
+                .ok_or_else(|| "evaluated_at must be an RFC 3339 time".into())
+        }
+        Some(b'-' | b'0'..=b'9') => serde_json::from_str::<i64>(text)
+            .map_err(|_| "evaluated_at must be whole Unix milliseconds".into()),
+        _ => Err("evaluated_at must be an RFC 3339 time or Unix milliseconds".into()),
+    }
+}
+
+/// Reads one item's text as an SDK sends it, without checking it; the error names the field.
+fn read_item(text: &str, now: i64) -> Result<Impression, String> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let body: ItemBody<'_> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         if path == "." {
             e.into_inner().to_string()
@@ -54,64 +87,55 @@ pub fn read_item(value: Value, now: i64) -> Result<Impression, String> {
             format!("{path}: {}", e.into_inner())
         }
     })?;
-    let context = match body.context {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(map)) => {
-            Some(serde_json::to_string(&map).map_err(|e| format!("context: {e}"))?)
-        }
+    let context = match body.context.map(RawValue::get) {
+        None => None,
+        Some(text) if text.starts_with('{') => Some(text.to_owned()),
         Some(_) => return Err("context must be a JSON object".into()),
-    };
-    let evaluated_at = match body.evaluated_at {
-        None | Some(Value::Null) => now,
-        Some(Value::String(text)) => checkgate_core::date::parse_instant(&text)
-            .ok_or("evaluated_at must be an RFC 3339 time")?,
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .ok_or("evaluated_at must be whole Unix milliseconds")?,
-        Some(_) => return Err("evaluated_at must be an RFC 3339 time or Unix milliseconds".into()),
     };
     Ok(Impression {
         flag_key: body.flag_key,
         user_id: body.user_id,
         value: body.value,
         context,
-        evaluated_at,
+        evaluated_at: evaluated_at(body.evaluated_at, now)?,
     })
 }
 
-/// One item, read and checked; the message names its index.
-fn item(index: usize, value: Value, now: i64) -> Result<Impression, SdkError> {
-    let bad = |message: String| SdkError::bad_request(format!("item {index}: {message}"));
-    let item = read_item(value, now).map_err(bad)?;
-    item.check(now, now - MAX_AGE_DAYS * 86_400_000)
-        .map_err(|e| bad(e.0))?;
-    Ok(item)
+/// Reads a request body as Checkgate's batch (`evaluated_at` as RFC 3339 or Unix milliseconds,
+/// absent: `now`), without checking the items: the edges and the control plane read bodies
+/// this one way, and each checks the items against its own limits.
+pub fn read_batch(body: &[u8], now: i64) -> Result<Vec<Impression>, BatchError> {
+    let items: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => BatchError::NotArray,
+        _ => BatchError::NotJson(e.to_string()),
+    })?;
+    if items.len() > MAX_BATCH_ITEMS {
+        return Err(BatchError::TooMany(items.len()));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            read_item(raw.get(), now).map_err(|message| BatchError::Item { index, message })
+        })
+        .collect()
 }
 
 /// Reads a request body into checked impressions.
 pub fn parse(body: &[u8], now: i64) -> Result<Vec<Impression>, SdkError> {
-    let parsed: Value = serde_json::from_slice(body)
-        .map_err(|e| SdkError::bad_request(format!("the body is not JSON: {e}")))?;
-    let Value::Array(values) = parsed else {
-        return Err(SdkError::bad_request(
-            "the body must be a JSON array of impressions",
-        ));
-    };
-    if values.len() > MAX_BATCH_ITEMS {
-        return Err(SdkError::new(
+    let items = read_batch(body, now).map_err(|e| match e {
+        BatchError::TooMany(_) => SdkError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!(
-                "a batch holds at most {MAX_BATCH_ITEMS} items; this one has {}",
-                values.len()
-            ),
-        ));
+            e.to_string(),
+        ),
+        e => SdkError::bad_request(e.to_string()),
+    })?;
+    for (index, item) in items.iter().enumerate() {
+        item.check(now, now - MAX_AGE_DAYS * 86_400_000)
+            .map_err(|e| SdkError::bad_request(format!("item {index}: {}", e.0)))?;
     }
-    values
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| item(i, v, now))
-        .collect()
+    Ok(items)
 }
 
 /// Authenticates, reads and queues; `env` is the path's environment, if any.
@@ -178,6 +202,26 @@ mod tests {
     }
 
     #[test]
+    fn contexts_are_kept_as_sent_and_times_read_either_way() {
+        let items = parse(
+            br#"[{"flag_key":"f","value":"1","context":{ "b": [1, {"c": "\u00e9"}], "a": null }},
+                 {"flag_key":"f","value":"1","context":null,"user_id":null,"evaluated_at":null},
+                 {"flag_key":"f","value":"1","evaluated_at":"2027-01-15T08:00:00.5+01:00"}]"#,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(
+            items[0].context.as_deref(),
+            Some(r#"{ "b": [1, {"c": "\u00e9"}], "a": null }"#)
+        );
+        assert_eq!(items[1].context, None);
+        assert_eq!(items[1].user_id, None);
+        assert_eq!(items[1].evaluated_at, NOW);
+        // An hour ahead of UTC: NOW (08:00 UTC) less an hour, plus half a second.
+        assert_eq!(items[2].evaluated_at, NOW - 3_600_000 + 500);
+    }
+
+    #[test]
     fn refusals_name_the_item() {
         let e = parse(
             br#"[{"flag_key":"f","value":"1"},{"flag_key":"a b","value":"1"}]"#,
@@ -190,6 +234,36 @@ mod tests {
         assert!(e.message.starts_with("item 0"), "{}", e.message);
         let e = parse(br#"{"flag_key":"f"}"#, NOW).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.message, "the body must be a JSON array of impressions");
+        let e = parse(br#"[{"flag_key":"f","value":"1"},"#, NOW).unwrap_err();
+        assert!(
+            e.message.starts_with("the body is not JSON"),
+            "{}",
+            e.message
+        );
+        for (item, message) in [
+            (r#""context":[1]"#, "item 0: context must be a JSON object"),
+            (r#""context":"x""#, "item 0: context must be a JSON object"),
+            (
+                r#""evaluated_at":1.5"#,
+                "item 0: evaluated_at must be whole Unix milliseconds",
+            ),
+            (
+                r#""evaluated_at":true"#,
+                "item 0: evaluated_at must be an RFC 3339 time or Unix milliseconds",
+            ),
+            (
+                r#""evaluated_at":"yesterday""#,
+                "item 0: evaluated_at must be an RFC 3339 time",
+            ),
+        ] {
+            let body = format!(r#"[{{"flag_key":"f","value":"1",{item}}}]"#);
+            let e = parse(body.as_bytes(), NOW).unwrap_err();
+            assert_eq!(
+                (e.status, e.message.as_str()),
+                (StatusCode::BAD_REQUEST, message)
+            );
+        }
         let many = format!(
             "[{}]",
             vec![r#"{"flag_key":"f","value":"1"}"#; 501].join(",")
