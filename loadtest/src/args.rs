@@ -97,6 +97,11 @@ pub(crate) enum Scenario {
         /// How long each read route (stats, since_id) is measured afterwards.
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         reads: Duration,
+        /// Spread the impressions' `evaluated_at` over this many past days (0: all evaluated
+        /// now, from 64 fixed bodies); with it every batch is new, so the stats read rollups and
+        /// users sketches of many hours and days, as after weeks of traffic.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=29))]
+        spread_days: u32,
         /// A fresh database on this loopback PostgreSQL server instead of SQLite.
         #[arg(long)]
         postgres: Option<String>,

@@ -30,6 +30,8 @@ pub(crate) struct Settings {
     pub(crate) max_requests: u64,
     /// How long each read route is measured.
     pub(crate) reads: Duration,
+    /// Past days the impressions' times spread over (0: all now).
+    pub(crate) spread_days: u32,
     pub(crate) postgres: Option<String>,
     pub(crate) control_bin: Option<PathBuf>,
 }
@@ -54,6 +56,33 @@ fn bodies(batch: usize) -> Vec<Bytes> {
             Bytes::from(Value::Array(items).to_string())
         })
         .collect()
+}
+
+/// Batch `seed` of a spread load: every item its own (`n` = seed × batch + i), over the same
+/// 20 flags, two values and 50,000 users as [`bodies`], evaluated a pseudo-random whole number
+/// of minutes (less than `minutes`) before `now`.
+fn spread_body(batch: usize, seed: u64, minutes: u64, now: i64) -> Bytes {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(batch * 140);
+    out.push('[');
+    for i in 0..batch as u64 {
+        let n = seed * batch as u64 + i;
+        let mixed = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let ago = (mixed >> 20) % minutes;
+        let user = (mixed >> 40) % 50_000;
+        let value = if n.is_multiple_of(3) { "false" } else { "true" };
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            r#"{{"flag_key":"load-{}","user_id":"user-{user}","value":"{value}","context":{{"plan":"pro","country":"NZ","n":{n}}},"evaluated_at":{}}}"#,
+            n % 20,
+            now - ago as i64 * 60_000,
+        );
+    }
+    out.push(']');
+    Bytes::from(out)
 }
 
 fn with_server(mut report: Report, control: &Control, before: Option<(u64, f64)>) -> Report {
@@ -91,6 +120,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<Value> {
         settings.duration,
         settings.max_requests,
         settings.reads,
+        settings.spread_days,
     )
     .await;
     control.stop().await?;
@@ -104,11 +134,16 @@ async fn measure(
     duration: Duration,
     max_requests: u64,
     reads: Duration,
+    spread_days: u32,
 ) -> anyhow::Result<Value> {
     let key = control.sdk_key("server")?;
     let env = control.environment.clone();
     let host = control.addr.to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
     let bodies = Arc::new(bodies(batch));
+    let minutes = u64::from(spread_days) * 1440;
     let ingest: Arc<MakeRequest> = {
         let (host, path, auth) = (
             host.clone(),
@@ -116,7 +151,16 @@ async fn measure(
             format!("Bearer {key}"),
         );
         Arc::new(move |connection, n| {
-            let body = bodies[(connection * 7 + n as usize) % bodies.len()].clone();
+            let body = if minutes > 0 {
+                spread_body(
+                    batch,
+                    n * connections as u64 + connection as u64,
+                    minutes,
+                    now,
+                )
+            } else {
+                bodies[(connection * 7 + n as usize) % bodies.len()].clone()
+            };
             Ok(Request::post(path.as_str())
                 .header("host", &host)
                 .header("authorization", &auth)
@@ -195,6 +239,7 @@ async fn measure(
         "scenario": "impressions",
         "batch": batch,
         "connections": connections,
+        "spread_days": spread_days,
         "stored": stored,
         "accepted": expected,
         "lost": expected - stored,

@@ -131,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
             duration,
             max_requests,
             reads,
+            spread_days,
             postgres,
             control_bin,
         } => {
@@ -140,6 +141,7 @@ async fn main() -> anyhow::Result<()> {
                 duration,
                 max_requests,
                 reads,
+                spread_days,
                 postgres,
                 control_bin,
             })

@@ -82,6 +82,7 @@ pub(crate) async fn run(bin: &Path, plot_dir: Option<&Path>) -> anyhow::Result<V
         duration: SECOND,
         max_requests: 200,
         reads: SECOND / 2,
+        spread_days: 2,
         postgres: None,
         control_bin: Some(bin.to_owned()),
     })
