@@ -199,16 +199,17 @@ fn two_instances_killed_and_restarted_apply_every_change_exactly_once_and_on_tim
         let executed = executed_at.unwrap();
         versions.push(version.unwrap());
         let late = executed - scheduled_at;
-        // Due while both were down (or just before they were killed): measured from recovery.
+        // Due while both were down (or just before they were killed, or while they were
+        // starting again): measured from recovery, and applied no earlier than the restart.
         let missed = outages
             .iter()
             .find(|(killed, recovered)| {
                 *scheduled_at >= killed - UP_BOUND_MS && scheduled_at <= recovered
             })
-            .filter(|(_, recovered)| late > UP_BOUND_MS && executed > *recovered);
+            .filter(|(killed, _)| scheduled_at >= killed || late > UP_BOUND_MS);
         match missed {
             Some((_, recovered)) => {
-                let after = executed - recovered;
+                let after = (executed - recovered).max(0);
                 late_recovery.push(after);
                 if after > RECOVERY_BOUND_MS {
                     failures.push(format!("{id}: {after} ms after recovery"));
