@@ -2,7 +2,9 @@
 //! PostgreSQL database of the test's own, `CHECKGATE_TEST_PG`), with the scheduler running as
 //! it does in the binary: validation when scheduled, listing and cancelling, a change applied
 //! when due as an ordinary versioned and audited change, and the failures when due (the patch
-//! no longer compiles, the flag is gone, `if_version` no longer matches) that change nothing.
+//! no longer compiles, the flag is gone, `if_version` no longer matches) that change nothing;
+//! and two schedulers over one PostgreSQL database applying each change once, in due order
+//! per flag.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -577,4 +579,90 @@ async fn a_change_that_cannot_apply_when_due_fails_with_its_reason_and_changes_n
         assert_eq!(flag(&api, &world, "typed").await["default_value"], 1);
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_schedulers_on_one_postgres_database_apply_each_change_once() {
+    let name = format!("cg_sched_{}", uuid::Uuid::new_v4().simple());
+    let url = common::pg::create_database(&name).await;
+    // Two instances' worth of state over one database, each with its scheduler.
+    let mut schedulers = Vec::new();
+    let first = api_over(&url, |state| {
+        schedulers.push(tokio::spawn(checkgate_control::api::scheduler::run(
+            state.clone(),
+        )));
+    })
+    .await;
+    let second = api_over(&url, |state| {
+        schedulers.push(tokio::spawn(checkgate_control::api::scheduler::run(
+            state.clone(),
+        )));
+    })
+    .await;
+    let world = first.world().await;
+    let env = world.envs[0].clone();
+    for f in 0..4 {
+        create_flag(
+            &first,
+            &world,
+            &format!("f{f}"),
+            json!({"is_enabled": false}),
+        )
+        .await;
+    }
+    // 40 changes due within a second of each other, scheduled through both.
+    let due = now_ms() + 2_000;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let api = if i % 2 == 0 { &first } else { &second };
+        let reply = schedule(
+            api,
+            &world,
+            &format!("f{}", i % 4),
+            json!({"scheduled_at": rfc3339(due + i * 25), "patch": {"description": format!("s{i}")}}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        ids.push(reply.body["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        let done = settled(&first, &world, id).await;
+        assert_eq!(done["status"], "applied", "{done}");
+    }
+    let entries = first
+        .store
+        .audit(&AuditFilter {
+            environment_id: Some(env.clone()),
+            limit: 1000,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let applied: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == "flag.schedule_apply")
+        .collect();
+    assert_eq!(applied.len(), 40, "one audit row per change");
+    for i in 0..40 {
+        let tag = format!("\"s{i}\"");
+        let n = applied
+            .iter()
+            .filter(|e| e.after.as_deref().unwrap_or_default().contains(&tag))
+            .count();
+        assert_eq!(n, 1, "change {i}");
+    }
+    // Each flag's changes applied in due order: its last change is its latest due.
+    for f in 0..4 {
+        let last = (0..40).filter(|i| i % 4 == f).max().unwrap();
+        assert_eq!(
+            flag(&first, &world, &format!("f{f}")).await["description"],
+            format!("s{last}")
+        );
+    }
+    for task in schedulers {
+        task.abort();
+    }
+    first.store.close().await;
+    second.store.close().await;
+    common::pg::drop_database(&name).await.unwrap();
 }
