@@ -45,6 +45,9 @@ control_api POST "/api/environments/$env/segments" \
 control_api POST "/api/environments/$env/flags" \
   '{"key":"checkout","is_enabled":true,"rollout_percentage":50,"rules":[{"segment_key":"beta-testers","variant":"v3"}],"flag_type":"string","default_value":"v2","disabled_value":"v1"}' >/dev/null
 sdk_key=$(control_sdk_key "$project" "$env" web | control_field 'j["id"]')
+# A change scheduled far ahead, which the run may cancel.
+scheduled=$(control_api POST "/api/environments/$env/flags/checkout/scheduled-changes" \
+  '{"scheduled_at":"2099-01-01T00:00:00Z","patch":{"is_enabled":false}}' | control_field 'j["id"]')
 # Impression ingest takes an SDK key of the environment (a client key: browsers send them).
 ingest_key=$(control_sdk_key "$project" "$env" ingest client | control_field 'j["key"]')
 new_user() { control_api POST /api/users "{\"name\":\"$1\",\"email\":\"$1@example.com\",\"password\":\"password-123\"}" | control_field 'j["id"]'; }
@@ -84,6 +87,14 @@ parameters = { "path.key" = "checkout" }
 [[operations]]
 include-operation-id = ["getFlag", "patchFlag", "deleteFlag"]
 parameters = { "path.key" = "checkout" }
+
+[[operations]]
+include-operation-id = ["scheduleFlagChange", "listFlagScheduledChanges"]
+parameters = { "path.key" = "checkout" }
+
+[[operations]]
+include-operation-id = "cancelScheduledChange"
+parameters = { "path.id" = "$scheduled" }
 
 [[operations]]
 include-operation-id = "promoteFlag"

@@ -157,6 +157,13 @@ async fn main() -> anyhow::Result<()> {
         checkgate_control::upkeep::run(store.clone(), health.clone(), config.feed_retain_changes),
     );
 
+    // Scheduled changes applied when due (every instance runs one; each change is claimed in
+    // the transaction that applies it).
+    tasks.spawn(
+        "scheduler",
+        checkgate_control::api::scheduler::run(state.clone()),
+    );
+
     // Impression users merged into sketches; what is past its retention deleted in batches.
     tasks.spawn(
         "insights upkeep",

@@ -951,6 +951,71 @@ async fn real_responses_match_their_documented_schemas() {
         );
     }
 
+    // Scheduled changes: scheduled, listed, cancelled once, refused.
+    let flag_schedules = "/api/environments/{env}/flags/{key}/scheduled-changes";
+    let schedules_uri = format!("/api/environments/{env}/flags/checkout/scheduled-changes");
+    let scheduled = checked(
+        &api,
+        &doc,
+        "POST",
+        flag_schedules,
+        &schedules_uri,
+        Some(json!({"scheduled_at": "2099-01-01T00:00:00Z", "patch": {"is_enabled": false}})),
+        Some(&admin),
+        &[],
+    )
+    .await;
+    assert_eq!(scheduled.status, StatusCode::CREATED, "{}", scheduled.body);
+    for (body, status) in [
+        (
+            json!({"scheduled_at": "soon", "patch": {"is_enabled": false}}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"scheduled_at": "2099-01-01T00:00:00Z", "patch": {"rollout_percentage": 101}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let reply = checked(
+            &api,
+            &doc,
+            "POST",
+            flag_schedules,
+            &schedules_uri,
+            Some(body),
+            Some(&admin),
+            &[],
+        )
+        .await;
+        assert_eq!(reply.status, status, "{}", reply.body);
+    }
+    for (template, uri) in [
+        (flag_schedules, schedules_uri.clone()),
+        (
+            "/api/environments/{env}/scheduled-changes",
+            format!("/api/environments/{env}/scheduled-changes?status=pending&limit=10"),
+        ),
+    ] {
+        let reply = checked(&api, &doc, "GET", template, &uri, None, Some(&admin), &[]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let id = scheduled.body["id"].as_str().unwrap();
+    let cancel_uri = format!("/api/environments/{env}/scheduled-changes/{id}");
+    for status in [StatusCode::NO_CONTENT, StatusCode::CONFLICT] {
+        let reply = checked(
+            &api,
+            &doc,
+            "DELETE",
+            "/api/environments/{env}/scheduled-changes/{id}",
+            &cancel_uri,
+            None,
+            Some(&admin),
+            &[],
+        )
+        .await;
+        assert_eq!(reply.status, status, "{}", reply.body);
+    }
+
     // Operations: the harness's process has no readiness check, so it is not ready.
     checked(&api, &doc, "GET", "/health", "/health", None, None, &[]).await;
     let ready = checked(&api, &doc, "GET", "/ready", "/ready", None, None, &[]).await;

@@ -227,6 +227,22 @@ const ROUTES: &[Route] = &[
     route("POST", "/api/environments/{env}/impressions", Need::SdkKey),
     route("GET", "/api/environments/{env}/impressions/stats", VIEWER),
     route("GET", "/api/environments/{env}/insights", VIEWER),
+    route("GET", "/api/environments/{env}/scheduled-changes", VIEWER),
+    route(
+        "DELETE",
+        "/api/environments/{env}/scheduled-changes/{id}",
+        EDITOR,
+    ),
+    route(
+        "GET",
+        "/api/environments/{env}/flags/{key}/scheduled-changes",
+        VIEWER,
+    ),
+    route(
+        "POST",
+        "/api/environments/{env}/flags/{key}/scheduled-changes",
+        EDITOR,
+    ),
     route("GET", "/api/edges", Need::WorkspaceAdmin),
     route("POST", "/api/feed", Need::EdgeToken),
     route("GET", "/api/edge-tokens", Need::WorkspaceAdmin),
@@ -498,6 +514,31 @@ impl World {
                 let key = self.fresh_flag().await;
                 (
                     format!("/api/environments/{env}/flags/{key}/insights"),
+                    None,
+                )
+            }
+            (_, "/api/environments/{env}/flags/{key}/scheduled-changes") => {
+                let key = self.fresh_flag().await;
+                let body = (route.method == "POST").then(|| {
+                    json!({"scheduled_at": "2099-01-01T00:00:00Z", "patch": {"is_enabled": false}})
+                });
+                (
+                    format!("/api/environments/{env}/flags/{key}/scheduled-changes"),
+                    body,
+                )
+            }
+            ("DELETE", "/api/environments/{env}/scheduled-changes/{id}") => {
+                let key = self.fresh_flag().await;
+                let created = self
+                    .admin(
+                        "POST",
+                        &format!("/api/environments/{env}/flags/{key}/scheduled-changes"),
+                        json!({"scheduled_at": "2099-01-01T00:00:00Z", "patch": {"is_enabled": false}}),
+                    )
+                    .await;
+                let id = created.body["id"].as_str().unwrap();
+                (
+                    format!("/api/environments/{env}/scheduled-changes/{id}"),
                     None,
                 )
             }

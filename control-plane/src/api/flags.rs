@@ -71,7 +71,7 @@ fn written(flag: StoredFlag) -> (Committed, Etag, axum::Json<FlagView>) {
 
 /// Fields of a flag answer that are not part of its document: a PATCH that sends a flag back
 /// as it was read may carry them, and they are ignored.
-const READ_ONLY: [&str; 3] = ["key", "version", "updated_at"];
+pub(super) const READ_ONLY: [&str; 3] = ["key", "version", "updated_at"];
 
 fn invalid(e: &CompileError) -> ApiError {
     ApiError::Unprocessable(e.to_string())
@@ -80,7 +80,11 @@ fn invalid(e: &CompileError) -> ApiError {
 /// Refuses a flag that does not compile, refers to a segment that does not exist, or whose
 /// prerequisites are missing or cyclic; returns it compiled. (Whether its regexes fit the
 /// environment's automaton cap is checked as it is written.)
-async fn validate(state: &AppState, env: &str, doc: &FlagDoc) -> Result<CompiledFlag, ApiError> {
+pub(super) async fn validate(
+    state: &AppState,
+    env: &str,
+    doc: &FlagDoc,
+) -> Result<CompiledFlag, ApiError> {
     let compiled = compile_flag(doc.clone()).map_err(|e| invalid(&e))?;
     let segments: Vec<String> = compiled.segment_keys().map(str::to_owned).collect();
     for segment in segments {

@@ -20,6 +20,8 @@ mod limiter;
 mod openapi;
 mod params;
 mod projects;
+pub mod scheduler;
+mod schedules;
 mod segments;
 mod session;
 mod time;
@@ -67,6 +69,8 @@ pub struct AppState {
     pub feed: crate::feed::exchange::FeedRoute,
     /// The impressions' ingest service and the insights reads.
     pub insights: crate::insights::Insights,
+    /// Wakes this instance's scheduler ([`scheduler::run`]) when a change is scheduled here.
+    pub schedule_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -86,6 +90,7 @@ impl AppState {
             trusted_proxies: std::sync::Arc::default(),
             automaton_cap: ENVIRONMENT_AUTOMATON_CAP,
             feed: crate::feed::exchange::FeedRoute::default(),
+            schedule_wake: std::sync::Arc::default(),
         }
     }
 
@@ -175,6 +180,10 @@ api_routes! {
     "/api/environments/{env}/impressions" => get(impressions::list).post(impressions::report),
     "/api/environments/{env}/impressions/stats" => get(impressions::stats),
     "/api/environments/{env}/insights" => get(flag_insights::flag_list),
+    "/api/environments/{env}/scheduled-changes" => get(schedules::list),
+    "/api/environments/{env}/scheduled-changes/{id}" => delete(schedules::cancel),
+    "/api/environments/{env}/flags/{key}/scheduled-changes" => get(schedules::list_flag)
+        .post(schedules::create),
     "/api/openapi.json" => get(openapi::document),
 }
 

@@ -47,6 +47,8 @@ use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
         (name = "users", description = "Workspace users."),
         (name = "flags", description = "Flags of an environment."),
         (name = "segments", description = "Segments of an environment."),
+        (name = "schedules", description = "Flag changes scheduled for later: applied when \
+            due, exactly once."),
         (name = "audit", description = "The audit log."),
         (name = "impressions", description = "Impressions SDKs report, their stats, and \
             evaluation insights (last evaluated, stale flags)."),

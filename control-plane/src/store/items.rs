@@ -181,6 +181,26 @@ impl Table {
         payload: &Payload,
         expected: Expected,
     ) -> Result<Written, StoreError> {
+        self.put_audited_as(tx, actor, env, key, payload, expected, None)
+            .await
+    }
+
+    /// [`Table::put`], audited as `action` instead of the table's create or update (a
+    /// scheduled change applied: `flag.schedule_apply`).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "put's arguments and the audited action"
+    )]
+    pub(super) async fn put_audited_as(
+        self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        actor: &Actor,
+        env: &str,
+        key: &str,
+        payload: &Payload,
+        expected: Expected,
+        action: Option<&str>,
+    ) -> Result<Written, StoreError> {
         let next = NextVersion::take(tx, env).await?;
         let before = self.current(tx, env, key).await?;
         // A refusal drops `tx`, which rolls back the version with everything else: no gap.
@@ -210,7 +230,7 @@ impl Table {
             doc: Some(&payload.json),
         };
         let audited = Audited {
-            action: if before.is_some() { update } else { create },
+            action: action.unwrap_or(if before.is_some() { update } else { create }),
             target: (self.noun(), key),
             before: before.as_ref().map(|(_, doc, _)| doc.as_str()),
             after: Some(&payload.json),

@@ -17,7 +17,7 @@ pub struct Lease {
 
 impl Store {
     /// SQL for the database's time now, in milliseconds since the Unix epoch.
-    fn clock_ms(&self) -> &'static str {
+    pub(super) fn clock_ms(&self) -> &'static str {
         match self.backend() {
             Backend::Postgres => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
             Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",

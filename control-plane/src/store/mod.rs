@@ -25,6 +25,7 @@ mod keys;
 mod leases;
 mod members;
 mod projects;
+mod schedules;
 mod segments;
 mod tokens;
 mod users;
@@ -49,6 +50,10 @@ pub use keys::{CreatedSdkKey, KeyKind, SdkKey};
 pub use leases::Lease;
 pub use members::Role;
 pub use projects::{Environment, Project, slugify};
+pub use schedules::{
+    NewSchedule, SCHEDULE_APPLY, SCHEDULE_CANCEL, SCHEDULE_CREATE, ScheduleFilter, ScheduleStatus,
+    ScheduledChange,
+};
 pub use segments::StoredSegment;
 pub use tokens::{ApiToken, TOKEN_TAG};
 pub use users::{Setup, User, WorkspaceRole};

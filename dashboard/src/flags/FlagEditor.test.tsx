@@ -246,4 +246,35 @@ describe("FlagEditor", () => {
     expect(screen.getByRole("tab", { name: "Targeting" }).getAttribute("aria-selected")).toBe("true");
     expect(screen.queryByRole("tabpanel", { name: "Stream" })).toBeNull();
   });
+  it("schedules the unsaved edit with Apply at… instead of saving it", async () => {
+    const { requests } = fakeServer([
+      ...sessionRoutes("admin", "editor"),
+      ["GET", /^\/api\/projects\/p1\/environments$/, () => ({ status: 200, body: environments() })],
+      ["GET", /^\/api\/environments\/e1\/flags$/, () => ({ status: 200, body: [base] })],
+      ["GET", /^\/api\/environments\/e1\/segments$/, () => ({ status: 200, body: [] })],
+      [
+        "POST",
+        /^\/api\/environments\/e1\/flags\/checkout-v2\/scheduled-changes$/,
+        () => ({ status: 201, body: { id: "s1", scheduled_at: "2099-01-01T09:00:00.000Z", status: "pending" } }),
+      ],
+      ...documentRoutes("flags", () => base, {}),
+    ]);
+    const user = userEvent.setup();
+    renderEditor(url("checkout-v2"));
+    await screen.findByRole("button", { name: "Save" });
+    expect(screen.queryByRole("button", { name: "Apply at…" })).toBeNull();
+    const description = screen.getByLabelText("Description") as HTMLTextAreaElement;
+    await user.clear(description);
+    await user.type(description, "launch copy");
+    await user.click(screen.getByRole("button", { name: "Apply at…" }));
+    const at = screen.getByLabelText("Apply at") as HTMLInputElement;
+    await user.clear(at);
+    await user.type(at, "2099-01-01T10:00");
+    await user.click(screen.getByRole("button", { name: "Schedule change" }));
+    await screen.findByText(/Scheduled: this edit applies at/);
+    const post = requests.find((r) => r.method === "POST")!;
+    expect(post.body).toMatchObject({ patch: { description: "launch copy" }, if_version: 1 });
+    expect(requests.some((r) => r.method === "PATCH")).toBe(false);
+    expect(screen.getByText("No unsaved changes")).toBeTruthy();
+  });
 });

@@ -25,6 +25,8 @@ import { FlagAnalytics } from "./insights/Analytics";
 import { ImpressionStream } from "./insights/Stream";
 import { isRange, type Range } from "./insights/types";
 import { PromoteDialog } from "./PromoteDialog";
+import { changedFields } from "./schedules/model";
+import { ScheduleDialog } from "./schedules/ScheduleDialog";
 import { TryContext } from "./TryContext";
 import { useDocumentEditor } from "./useDocumentEditor";
 import { useEditorScope } from "./useEditorScope";
@@ -45,6 +47,7 @@ function FlagEditor() {
   const ids = useId();
   const [confirmDelete, setConfirmDelete] = useState(false);
   const [promoting, setPromoting] = useState(false);
+  const [scheduling, setScheduling] = useState(false);
   const [params, setParams] = useSearchParams();
   const tabParam = params.get("tab");
   const rangeParam = params.get("range");
@@ -79,6 +82,12 @@ function FlagEditor() {
   const others = (allFlags.data ?? []).filter((f) => f.key !== (saved?.key ?? draft?.key));
   const requiredBy = (allFlags.data ?? []).filter((f) => (f.prerequisites ?? []).some((p) => p.key === saved?.key));
   const segmentOptions = (segments.data ?? []).map((s) => ({ key: s.key, name: s.name }));
+
+  // "Apply at…": the fields this edit changes, when it is valid and changes any.
+  const built = draft && saved ? draftToFlag(draft) : undefined;
+  const scheduledPatch =
+    built && saved && Object.keys(built.errors).length === 0 ? changedFields(saved, built.doc) : undefined;
+  const canSchedule = !!saved && canEdit && dirty && !!scheduledPatch && Object.keys(scheduledPatch).length > 0;
 
   const remove = async () => {
     if (!saved) return;
@@ -133,6 +142,11 @@ function FlagEditor() {
           saved &&
           canEdit && (
             <>
+              {canSchedule && (
+                <button type="button" onClick={() => setScheduling(true)}>
+                  Apply at…
+                </button>
+              )}
               {(envs.data?.length ?? 0) > 1 && (
                 <button type="button" onClick={() => setPromoting(true)}>
                   Promote…
@@ -223,6 +237,24 @@ function FlagEditor() {
           }
           onCancel={() => setConfirmDelete(false)}
           onConfirm={remove}
+        />
+      )}
+      {scheduling && saved && scheduledPatch && (
+        <ScheduleDialog
+          envId={envId}
+          flagKey={saved.key}
+          version={saved.version}
+          patch={scheduledPatch}
+          envName={envName}
+          onClose={() => setScheduling(false)}
+          onScheduled={(s) => {
+            setScheduling(false);
+            editor.discard();
+            editor.setBanner({
+              kind: "saved",
+              text: `Scheduled: this edit applies at ${new Date(s.scheduled_at).toLocaleString()} (see Scheduled changes).`,
+            });
+          }}
         />
       )}
       {promoting && saved && env && envs.data && (
