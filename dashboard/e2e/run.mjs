@@ -6,8 +6,10 @@
 //   with it → start an edge relay (the real binary, on the QUIC feed, with an edge token made
 //   through the API) and evaluate there → report impressions to the edge with a client key made
 //   through the API and see them in the flag's Stream tab (live: one sent while it is open shows
-//   up) and Analytics tab with the edge's evaluations, and the last evaluation on the flag list → toggle the flag and see the change at /ofrep → promote to
-//   production, where a toggle asks first → revoke the key (refused at /ofrep) → audit and fleet
+//   up) and Analytics tab with the edge's evaluations, and the last evaluation on the flag list
+//   → toggle the flag and see the change at /ofrep → schedule an edit for tomorrow from the
+//   editor ("Apply at…") and one due in two seconds through the API, see the first upcoming and
+//   the second applied, cancel the first → promote to production, where a toggle asks first → revoke the key (refused at /ofrep) → audit and fleet
 //   screens → a viewer sees everything, insights included, and can change nothing (the UI hides
 //   it, the server refuses it).
 //
@@ -266,8 +268,14 @@ try {
     value: i % 2 ? "true" : "false",
     context: { country: i % 2 ? "NL" : "DE", note: "<b>not markup</b>" },
   }));
-  let sent = await report(edgeBase, devEnv, reporterKey, impressions);
-  check(sent === 204, `the edge takes the batch (got ${sent})`);
+  // The key reaches the edge over the feed a moment after it is made: until then the edge
+  // answers 401 and keeps nothing, so the batch is sent again until it is taken (once).
+  let sent;
+  await eventually("the edge to take the batch once it knows the new key", async () => {
+    sent = await report(edgeBase, devEnv, reporterKey, impressions);
+    check(sent === 204 || sent === 401, `the edge answers 204 or 401 (got ${sent})`);
+    return sent === 204;
+  });
 
   step = "the Stream tab shows them, and one sent while it is open";
   // Requests for impressions, to see that the tail stops polling once its tab is left.
@@ -351,6 +359,37 @@ try {
     const a = await ofrep(base, key, { targetingKey: "u1", country: "NL" });
     return a.status === 200 && a.body.value === false && a.body.reason === "DISABLED";
   });
+
+  step = "schedule an edit for later from the editor, and one through the API that applies";
+  await page.goto(flagUrl);
+  await page.getByLabel("Description", { exact: true }).fill("Checkout, as scheduled");
+  await page.getByRole("button", { name: "Apply at…" }).click();
+  dialog = page.getByRole("dialog");
+  const tomorrow = new Date(Date.now() + 86_400_000);
+  const local = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+  await dialog.getByLabel("Apply at").fill(local(tomorrow));
+  await dialog.getByRole("button", { name: "Schedule change" }).click();
+  await page.getByText(/^Scheduled: this edit applies at/).waitFor();
+  await page.getByText("No unsaved changes").waitFor();
+  const soon = await inPage(page, "POST", `/api/environments/${devEnv}/flags/new-checkout/scheduled-changes`, {
+    scheduled_at: new Date(Date.now() + 2_000).toISOString(),
+    patch: { tags: ["scheduled"] },
+  });
+  check(soon.status === 201, `a change due in two seconds is scheduled (${JSON.stringify(soon)})`);
+  await eventually("the change due in two seconds to apply", async () => {
+    const f = await inPage(page, "GET", `/api/environments/${devEnv}/flags/new-checkout`);
+    return f.status === 200 && (f.body.tags ?? []).includes("scheduled");
+  });
+  await page.getByRole("link", { name: "Scheduled changes" }).click();
+  const upcoming = page.getByRole("table", { name: "Upcoming changes" });
+  const past = page.getByRole("table", { name: "Past changes" });
+  await upcoming.getByRole("row", { name: /new-checkout/ }).waitFor();
+  await past.getByText("applied", { exact: true }).waitFor();
+  await shot(page, "15-scheduled-changes");
+  await upcoming.getByRole("button", { name: "Cancel" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Cancel change" }).click();
+  await past.getByText("cancelled", { exact: true }).waitFor();
+  await page.getByText(/^Nothing is scheduled in /).waitFor();
 
   step = "promote to production, where a toggle asks first";
   await page.goto(flagsUrl.replace(/\/flags$/, "/flags/new-checkout"));
