@@ -25,6 +25,7 @@ mod session;
 mod time;
 mod tokens;
 mod users;
+mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::{Router, middleware};
@@ -67,6 +68,8 @@ pub struct AppState {
     pub feed: crate::feed::exchange::FeedRoute,
     /// The impressions' ingest service and the insights reads.
     pub insights: crate::insights::Insights,
+    /// Seals webhook secrets (`CHECKGATE_MASTER_KEY`); `None`: secrets cannot be stored.
+    pub master_key: Option<std::sync::Arc<crate::vault::MasterKey>>,
 }
 
 impl AppState {
@@ -86,7 +89,15 @@ impl AppState {
             trusted_proxies: std::sync::Arc::default(),
             automaton_cap: ENVIRONMENT_AUTOMATON_CAP,
             feed: crate::feed::exchange::FeedRoute::default(),
+            master_key: None,
         }
+    }
+
+    /// Seals webhook secrets with `key`.
+    #[must_use]
+    pub fn with_master_key(mut self, key: Option<crate::vault::MasterKey>) -> Self {
+        self.master_key = key.map(std::sync::Arc::new);
+        self
     }
 
     /// Keeps insights as `settings` say (retention, stale days).
@@ -175,6 +186,10 @@ api_routes! {
     "/api/environments/{env}/impressions" => get(impressions::list).post(impressions::report),
     "/api/environments/{env}/impressions/stats" => get(impressions::stats),
     "/api/environments/{env}/insights" => get(flag_insights::flag_list),
+    "/api/environments/{env}/webhooks" => get(webhooks::list).post(webhooks::create),
+    "/api/environments/{env}/webhooks/{id}" => patch(webhooks::update).delete(webhooks::delete),
+    "/api/environments/{env}/webhooks/{id}/deliveries" => get(webhooks::deliveries),
+    "/api/environments/{env}/webhooks/{id}/test" => post(webhooks::test),
     "/api/openapi.json" => get(openapi::document),
 }
 
