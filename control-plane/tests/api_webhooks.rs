@@ -217,9 +217,8 @@ async fn routes_scenario(api: &Api, key: &MasterKey) {
     assert_eq!(deliveries.body[0]["state"], "pending");
 
     // Audited, without the secret.
-    let audit = api
-        .get(&format!("/api/environments/{env}/audit"), Some(&admin))
-        .await;
+    let audit = api.get("/api/audit?limit=200", Some(&admin)).await;
+    assert_eq!(audit.status, StatusCode::OK, "{}", audit.body);
     let text = audit.body.to_string();
     for action in ["webhook.create", "webhook.update", "webhook.test"] {
         assert!(text.contains(action), "{action} in {text}");
