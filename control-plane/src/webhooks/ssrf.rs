@@ -167,7 +167,7 @@ pub fn forbidden(ip: IpAddr) -> Option<&'static str> {
                 // NAT64: the IPv4 address it embeds decides.
                 let [a, b] = seg[6].to_be_bytes();
                 let [c, d] = seg[7].to_be_bytes();
-                forbidden_v4(Ipv4Addr::new(a, b, c, d)).or(None)
+                forbidden_v4(Ipv4Addr::new(a, b, c, d))
             } else if seg[0] == 0
                 && seg[1] == 0
                 && seg[2] == 0
