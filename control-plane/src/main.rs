@@ -163,7 +163,7 @@ async fn main() -> anyhow::Result<()> {
         });
     }
     // Webhook deliveries, from the outbox, by whichever instance holds the delivery lease.
-    {
+    if config.webhooks.webhook_delivery {
         let (store, key, settings) = (
             store.clone(),
             master_key.map(std::sync::Arc::new),
@@ -172,6 +172,8 @@ async fn main() -> anyhow::Result<()> {
         tasks.spawn_with_stop("webhook delivery", |stopping| {
             checkgate_control::webhooks::delivery::run(store, key, settings, stopping)
         });
+    } else {
+        tracing::info!("WEBHOOK_DELIVERY=false: this instance delivers no webhooks");
     }
     // Readiness follows the store for as long as the service runs.
     tasks.spawn(

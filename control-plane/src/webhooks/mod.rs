@@ -29,6 +29,12 @@ pub struct WebhookArgs {
           value_parser = AllowHosts::parse)]
     pub webhook_allow_hosts: AllowHosts,
 
+    /// Deliver webhooks from this instance (the one holding the delivery lease does). Turn
+    /// off for an instance that only serves the API.
+    #[arg(long, env = "WEBHOOK_DELIVERY", default_value_t = true, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub webhook_delivery: bool,
+
     /// Requests in flight at once to one webhook.
     #[arg(long, env = "WEBHOOK_MAX_IN_FLIGHT", default_value_t = 4,
           value_parser = clap::value_parser!(u64).range(1..=64))]
