@@ -19,6 +19,7 @@ import { FlagListPage } from "./flags/FlagList";
 import { FlagEditorPage } from "./flags/FlagEditor";
 import { SegmentsPage } from "./flags/Segments";
 import { SegmentEditorPage } from "./flags/SegmentEditor";
+import { WebhooksPage } from "./pages/Webhooks";
 
 export function App() {
   const { user, workspace } = useSession();
@@ -69,6 +70,7 @@ export function App() {
           path="/projects/:projectId/envs/:envId/segments/:segmentKey"
           element={<SegmentEditorPage />}
         />
+        <Route path="/projects/:projectId/envs/:envId/webhooks" element={<WebhooksPage />} />
         <Route path="/users" element={<UsersPage />} />
         <Route path="/audit" element={<AuditPage />} />
         <Route path="/edges" element={<EdgesPage />} />

@@ -138,6 +138,9 @@ export function Layout() {
                     <li>
                       <NavLink to={`${envBase}/segments`}>Segments</NavLink>
                     </li>
+                    <li>
+                      <NavLink to={`${envBase}/webhooks`}>Webhooks</NavLink>
+                    </li>
                   </>
                 )}
                 {can(role, "admin") && (

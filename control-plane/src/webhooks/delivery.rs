@@ -31,6 +31,8 @@ const LEASE_TTL: Duration = Duration::from_secs(10);
 const RENEW_EVERY: Duration = Duration::from_secs(3);
 /// How often due rows are looked for (a commit of this instance wakes the worker sooner).
 const POLL_EVERY: Duration = Duration::from_millis(500);
+/// The shortest gap between two looks woken by commits.
+const MIN_LOOK_GAP: Duration = Duration::from_millis(100);
 /// The longest one attempt may take, connection to last byte read.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a claimed row is left to its claimant: longer than an attempt and its recording.
@@ -186,13 +188,19 @@ impl Worker {
         let mut purge = tokio::time::interval(PURGE_EVERY);
         purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut renewed = Instant::now();
+        let mut looked = Instant::now();
         let mut in_flight: JoinSet<String> = JoinSet::new();
         let mut per_webhook: HashMap<String, usize> = HashMap::new();
         let stopped = loop {
             tokio::select! {
                 _ = stopping.begun() => break true,
                 _ = poll.tick() => {}
-                _ = commits.recv() => {}
+                _ = commits.recv() => {
+                    // A burst of commits looks once; the poll catches the rest.
+                    if looked.elapsed() < MIN_LOOK_GAP {
+                        continue;
+                    }
+                }
                 Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
                     if let Ok(webhook) = done {
                         release(&mut per_webhook, &webhook);
@@ -221,6 +229,7 @@ impl Worker {
                     Err(_) => break false,
                 }
             }
+            looked = Instant::now();
             self.dispatch(&mut in_flight, &mut per_webhook).await;
         };
         // Attempts under way finish (each is bounded by ATTEMPT_TIMEOUT) and are recorded;
