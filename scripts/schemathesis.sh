@@ -30,7 +30,8 @@ fi
 
 # ---- the server -------------------------------------------------------------------------------
 control_build
-control_start schemathesis
+# Webhooks the run creates name whatever hosts it generates: none is delivered to (or resolved).
+control_start schemathesis WEBHOOK_DELIVERY=false
 
 # ---- what the generated requests act on --------------------------------------------------------
 # The same account as the document's examples, so the examples phase signs in for real.
@@ -58,6 +59,8 @@ spare=$(new_user temp)      # the run renames and deletes them
 # The run deletes these: a project and an environment of their own.
 scratch_project=$(control_api POST /api/projects '{"name":"Scratch"}' | control_field 'j["id"]')
 scratch_env=$(control_api POST "/api/projects/$project/environments" '{"name":"Scratch","slug":"scratch"}' | control_field 'j["id"]')
+hook=$(control_api POST "/api/environments/$env/webhooks" '{"name":"Deploys","url":"https://hooks.example.com/checkgate"}' | control_field 'j["id"]')
+scratch_hook=$(control_api POST "/api/environments/$env/webhooks" '{"name":"Scratch","url":"https://hooks.example.com/scratch"}' | control_field 'j["id"]')
 
 # ---- the run ----------------------------------------------------------------------------------------
 # Operations left out, each for a reason:
@@ -123,6 +126,14 @@ parameters = { "path.user" = "$member" }
 [[operations]]
 include-operation-id = ["updateUser", "deleteUser"]
 parameters = { "path.id" = "$spare" }
+
+[[operations]]
+include-operation-id = ["updateWebhook", "listWebhookDeliveries", "testWebhook"]
+parameters = { "path.id" = "$hook" }
+
+[[operations]]
+include-operation-id = "deleteWebhook"
+parameters = { "path.id" = "$scratch_hook" }
 
 [[operations]]
 include-operation-id = "deleteProject"

@@ -149,6 +149,10 @@ pub struct ControlConfig {
     #[arg(long, env = "CHECKGATE_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
+    /// Secrets at rest (CHECKGATE_MASTER_KEY) and webhook delivery.
+    #[command(flatten)]
+    pub webhooks: crate::webhooks::WebhookArgs,
+
     /// SDK serving settings (MIN_VERSION_WAIT_MS) of the routes served in-process, shared with
     /// the other binary.
     #[command(flatten)]
@@ -258,6 +262,9 @@ impl ControlConfig {
             ));
         }
         self.relay()?;
+        self.webhooks
+            .validate()
+            .map_err(|p| invalid("CHECKGATE_MASTER_KEY", "master-key", p))?;
         telemetry::check_filter(&self.common.rust_log).map_err(|p| invalid("RUST_LOG", "log", p))
     }
 

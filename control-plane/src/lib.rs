@@ -10,6 +10,8 @@ pub mod insights;
 pub mod secrets;
 pub mod store;
 pub mod upkeep;
+pub mod vault;
+pub mod webhooks;
 
 use axum::Router;
 use checkgate_ops::{self as ops, Health};

@@ -10,6 +10,7 @@ use checkgate_control::config::ControlConfig;
 use checkgate_control::feed::{self, Heads};
 use checkgate_control::secrets::{self, Origin};
 use checkgate_control::store::{self, Store};
+use checkgate_control::vault::{self, MasterKey};
 use checkgate_control::{STORE_CHECK, app_with_dashboard, dashboard};
 use checkgate_ops::{self as ops, Health};
 
@@ -23,6 +24,12 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
     reason = "a refused configuration ends the process with its own status, 0 or 2"
 )]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "rotate-master-key")
+    {
+        return rotate_master_key().await;
+    }
     let config = match ops::parse::<ControlConfig>("checkgate-control", ControlConfig::validate) {
         Ok(config) => config,
         Err(stop) => std::process::exit(stop.report()),
@@ -44,6 +51,9 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("opening the store")?;
     tracing::info!(backend = ?store.backend(), epoch = store.epoch(), "store ready");
+
+    // Stored secrets open with the configured master key, or the start-up stops here.
+    let master_key = master_key(&config, &store).await?;
 
     let (secret, origin) =
         secrets::session_secret(config.session_secret.as_ref(), &config.data_dir)
@@ -78,7 +88,8 @@ async fn main() -> anyhow::Result<()> {
     )
     .with_trusted_proxies(config.trusted_proxies.clone())
     .with_feed_heads(heads.clone())
-    .with_insights(config.insights());
+    .with_insights(config.insights())
+    .with_master_key(master_key.clone());
     if !config.trusted_proxies.is_empty() {
         tracing::info!(proxies = %config.trusted_proxies, "trusting x-forwarded-for from these proxies");
     }
@@ -151,6 +162,19 @@ async fn main() -> anyhow::Result<()> {
             checkgate_serve::insights::flush::run(queued, direct, stopping)
         });
     }
+    // Webhook deliveries, from the outbox, by whichever instance holds the delivery lease.
+    if config.webhooks.webhook_delivery {
+        let (store, key, settings) = (
+            store.clone(),
+            master_key.map(std::sync::Arc::new),
+            config.webhooks.delivery(),
+        );
+        tasks.spawn_with_stop("webhook delivery", |stopping| {
+            checkgate_control::webhooks::delivery::run(store, key, settings, stopping)
+        });
+    } else {
+        tracing::info!("WEBHOOK_DELIVERY=false: this instance delivers no webhooks");
+    }
     // Readiness follows the store for as long as the service runs.
     tasks.spawn(
         "store upkeep",
@@ -182,4 +206,108 @@ async fn main() -> anyhow::Result<()> {
     .await;
     store.close().await;
     result
+}
+
+/// The master key to run with, refused (one line, before any port is bound) when stored
+/// secrets exist and it is missing or another key.
+async fn master_key(config: &ControlConfig, store: &Store) -> anyhow::Result<Option<MasterKey>> {
+    let sealed = store
+        .sealed_secrets()
+        .await
+        .context("reading stored secrets")?;
+    let values: Vec<String> = sealed.iter().map(|(_, s)| s.clone()).collect();
+    let embedded = config.database_url.is_none();
+    let (key, origin) = match vault::prepare(
+        config.webhooks.master_key.as_ref(),
+        &config.data_dir,
+        embedded,
+        &values,
+    ) {
+        Ok(found) => found,
+        Err(e) => anyhow::bail!("refusing to start: {e}"),
+    };
+    // The ids match; one value opening proves the key itself.
+    if let (Some(key), Some((id, value))) = (&key, sealed.first())
+        && let Err(e) = key.open(&vault::webhook_context(id), value)
+    {
+        anyhow::bail!("refusing to start: {e}");
+    }
+    match origin {
+        vault::Origin::Configured => {}
+        vault::Origin::Generated(path) | vault::Origin::Loaded(path) => tracing::warn!(
+            file = %path.display(),
+            "CHECKGATE_MASTER_KEY is not set; using the key generated in the data directory \
+             (set CHECKGATE_MASTER_KEY when several instances share one database, and back it up)"
+        ),
+        vault::Origin::Absent => tracing::warn!(
+            "CHECKGATE_MASTER_KEY is not set: webhooks cannot be given signing secrets"
+        ),
+    }
+    Ok(key)
+}
+
+/// `checkgate-control rotate-master-key`: re-encrypts every stored secret under a new key.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "checkgate-control rotate-master-key",
+    about = "Re-encrypts every stored secret from CHECKGATE_MASTER_KEY to CHECKGATE_MASTER_KEY_NEW; \
+             safe to run again after an interruption"
+)]
+struct RotateArgs {
+    /// The store (as for the server). Unset: the embedded file in CHECKGATE_DATA_DIR.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<checkgate_protocol::Secret>,
+    #[arg(long, env = "CHECKGATE_DATA_DIR", default_value = "./data")]
+    data_dir: std::path::PathBuf,
+    /// The key the secrets are sealed with now. Unset: the key generated in CHECKGATE_DATA_DIR,
+    /// which is then replaced by the new one.
+    #[arg(long, env = "CHECKGATE_MASTER_KEY", hide_env_values = true)]
+    master_key: Option<checkgate_protocol::Secret>,
+    /// The key to seal them with from now on (64 hex digits or base64 of 32 bytes).
+    #[arg(long, env = "CHECKGATE_MASTER_KEY_NEW", hide_env_values = true)]
+    master_key_new: checkgate_protocol::Secret,
+}
+
+#[allow(clippy::print_stdout, reason = "a command-line tool reports on stdout")]
+async fn rotate_master_key() -> anyhow::Result<()> {
+    use clap::Parser as _;
+    let args = RotateArgs::parse_from(std::env::args_os().skip(1));
+    let new = MasterKey::parse("CHECKGATE_MASTER_KEY_NEW", args.master_key_new.expose())?;
+    let key_file = args.data_dir.join(vault::MASTER_KEY_FILE);
+    let (old, from_file) = match &args.master_key {
+        Some(text) => (
+            MasterKey::parse("CHECKGATE_MASTER_KEY", text.expose())?,
+            false,
+        ),
+        None => match vault::load_file(&key_file)? {
+            Some(key) => (key, true),
+            None => anyhow::bail!(
+                "CHECKGATE_MASTER_KEY is not set and {} does not exist",
+                key_file.display()
+            ),
+        },
+    };
+    let url = match &args.database_url {
+        Some(url) => url.expose().to_owned(),
+        None => store::embedded_url(&args.data_dir),
+    };
+    let store = Store::open(&url, 2, Duration::from_secs(10))
+        .await
+        .context("opening the store")?;
+    let done = vault::rotate(&store, &old, &new).await;
+    store.close().await;
+    let done = done?;
+    if from_file {
+        vault::replace_file(&key_file, &new)?;
+        println!("{} now holds the new key", key_file.display());
+    }
+    println!(
+        "re-encrypted {} secret(s) from key {} to key {} ({} already under the new key); \
+         start the control planes with CHECKGATE_MASTER_KEY set to the new key",
+        done.resealed,
+        old.id(),
+        new.id(),
+        done.already
+    );
+    Ok(())
 }

@@ -1017,6 +1017,88 @@ async fn real_responses_match_their_documented_schemas() {
     }
 
     // Operations: the harness's process has no readiness check, so it is not ready.
+    // Webhooks: created (no master key here: a secret is 409), listed, changed, tested, its
+    // deliveries, a URL that is not http(s), deleted.
+    let hooks = format!("/api/environments/{env}/webhooks");
+    let hooks_t = "/api/environments/{env}/webhooks";
+    let hook = checked(
+        &api,
+        &doc,
+        "POST",
+        hooks_t,
+        &hooks,
+        Some(json!({"name": "h", "url": "https://hooks.example.com/h"})),
+        Some(&admin),
+        &[],
+    )
+    .await;
+    assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.body);
+    let hook_id = hook.body["id"].as_str().unwrap().to_owned();
+    for (body, status) in [
+        (
+            json!({"name": "h", "url": "ftp://example.com/"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"name": "h", "url": "https://example.com/", "secret": "s"}),
+            StatusCode::CONFLICT,
+        ),
+    ] {
+        let refused = checked(
+            &api,
+            &doc,
+            "POST",
+            hooks_t,
+            &hooks,
+            Some(body),
+            Some(&admin),
+            &[],
+        )
+        .await;
+        assert_eq!(refused.status, status, "{}", refused.body);
+    }
+    checked(&api, &doc, "GET", hooks_t, &hooks, None, Some(&admin), &[]).await;
+    let one_t = "/api/environments/{env}/webhooks/{id}";
+    let one = format!("{hooks}/{hook_id}");
+    let patched = checked(
+        &api,
+        &doc,
+        "PATCH",
+        one_t,
+        &one,
+        Some(json!({"enabled": false})),
+        Some(&admin),
+        &[],
+    )
+    .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    let tested = checked(
+        &api,
+        &doc,
+        "POST",
+        "/api/environments/{env}/webhooks/{id}/test",
+        &format!("{one}/test"),
+        None,
+        Some(&admin),
+        &[],
+    )
+    .await;
+    assert_eq!(tested.status, StatusCode::ACCEPTED, "{}", tested.body);
+    let log = checked(
+        &api,
+        &doc,
+        "GET",
+        "/api/environments/{env}/webhooks/{id}/deliveries",
+        &format!("{one}/deliveries"),
+        None,
+        Some(&admin),
+        &[],
+    )
+    .await;
+    assert_eq!(log.body.as_array().unwrap().len(), 1);
+    let gone = checked(&api, &doc, "DELETE", one_t, &one, None, Some(&admin), &[]).await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+
     checked(&api, &doc, "GET", "/health", "/health", None, None, &[]).await;
     let ready = checked(&api, &doc, "GET", "/ready", "/ready", None, None, &[]).await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);

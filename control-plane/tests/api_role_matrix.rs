@@ -243,6 +243,16 @@ const ROUTES: &[Route] = &[
         "/api/environments/{env}/flags/{key}/scheduled-changes",
         EDITOR,
     ),
+    route("GET", "/api/environments/{env}/webhooks", VIEWER),
+    route("POST", "/api/environments/{env}/webhooks", ADMIN),
+    route("PATCH", "/api/environments/{env}/webhooks/{id}", ADMIN),
+    route("DELETE", "/api/environments/{env}/webhooks/{id}", ADMIN),
+    route(
+        "GET",
+        "/api/environments/{env}/webhooks/{id}/deliveries",
+        VIEWER,
+    ),
+    route("POST", "/api/environments/{env}/webhooks/{id}/test", ADMIN),
     route("GET", "/api/edges", Need::WorkspaceAdmin),
     route("POST", "/api/feed", Need::EdgeToken),
     route("GET", "/api/edge-tokens", Need::WorkspaceAdmin),
@@ -552,6 +562,22 @@ impl World {
                     format!("/api/environments/{env}/flags/{key}/evaluate"),
                     Some(json!({"context": {"targetingKey": "u1"}})),
                 )
+            }
+            ("POST", "/api/environments/{env}/webhooks") => (
+                format!("/api/environments/{env}/webhooks"),
+                Some(json!({"name": "h", "url": "https://hooks.example.com/h"})),
+            ),
+            (_, template) if template.starts_with("/api/environments/{env}/webhooks/{id}") => {
+                let created = self
+                    .admin(
+                        "POST",
+                        &format!("/api/environments/{env}/webhooks"),
+                        json!({"name": "h", "url": "https://hooks.example.com/h"}),
+                    )
+                    .await;
+                let id = created.body["id"].as_str().unwrap();
+                let body = (route.method == "PATCH").then(|| json!({"enabled": false}));
+                (template.replace("{env}", env).replace("{id}", id), body)
             }
             ("POST", "/api/edge-tokens") => (
                 route.template.into(),

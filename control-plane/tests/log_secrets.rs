@@ -77,6 +77,7 @@ fn a_full_session_logs_no_secret_at_any_level() {
     let db = Database::new();
     let db_password = "pg-pa55word-e2f4b7";
     let session_secret = "session-secret-that-must-never-be-logged-91c3";
+    let master_key = "7e3c9a1f5b2d4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f";
     let data = std::env::temp_dir().join(format!("cg-logs-{}", uuid::Uuid::new_v4().simple()));
     let url = db.url_with_password(db_password);
     let service = Service::start(
@@ -84,6 +85,7 @@ fn a_full_session_logs_no_secret_at_any_level() {
         &[
             ("DATABASE_URL", &url),
             ("SESSION_SECRET", session_secret),
+            ("CHECKGATE_MASTER_KEY", master_key),
             ("COOKIE_SECURE", "false"),
             ("CHECKGATE_DATA_DIR", data.to_str().unwrap()),
             ("RUST_LOG", "trace"),
@@ -93,6 +95,7 @@ fn a_full_session_logs_no_secret_at_any_level() {
     let mut secrets: Vec<String> = vec![
         db_password.into(),
         session_secret.into(),
+        master_key.into(),
         "admin-pa55word-1".into(),
         "member-pa55word-2".into(),
         "member-pa55word-3".into(),
@@ -218,6 +221,26 @@ fn a_full_session_logs_no_secret_at_any_level() {
         .unwrap();
         assert_eq!(status, 200);
     }
+    // A webhook with a secret, the secret changed, a test event sent (refused: loopback).
+    let hooks = format!("/api/environments/{env}/webhooks");
+    let (status, hook) = admin.send(
+        "POST",
+        &hooks,
+        Some(json!({"name": "h", "url": "http://127.0.0.1:9/h", "secret": "webhook-secret-never-logged-5d1"})),
+    );
+    assert_eq!(status, 201, "{hook}");
+    secrets.push("webhook-secret-never-logged-5d1".into());
+    let one = format!("{hooks}/{}", hook["id"].as_str().unwrap());
+    let (status, _) = admin.send(
+        "PATCH",
+        &one,
+        Some(json!({"secret": "webhook-secret-never-logged-6e2"})),
+    );
+    assert_eq!(status, 200);
+    secrets.push("webhook-secret-never-logged-6e2".into());
+    let (status, _) = admin.send("POST", &format!("{one}/test"), None);
+    assert_eq!(status, 202);
+
     let (status, _) = admin.send("POST", "/api/auth/logout", Some(json!({})));
     assert_eq!(status, 204);
 

@@ -20,6 +20,7 @@ import { FlagEditorPage } from "./flags/FlagEditor";
 import { SegmentsPage } from "./flags/Segments";
 import { SegmentEditorPage } from "./flags/SegmentEditor";
 import { ScheduledChangesPage } from "./flags/schedules/ScheduledChanges";
+import { WebhooksPage } from "./pages/Webhooks";
 
 export function App() {
   const { user, workspace } = useSession();
@@ -71,6 +72,7 @@ export function App() {
           element={<SegmentEditorPage />}
         />
         <Route path="/projects/:projectId/envs/:envId/schedules" element={<ScheduledChangesPage />} />
+        <Route path="/projects/:projectId/envs/:envId/webhooks" element={<WebhooksPage />} />
         <Route path="/users" element={<UsersPage />} />
         <Route path="/audit" element={<AuditPage />} />
         <Route path="/edges" element={<EdgesPage />} />

@@ -141,6 +141,9 @@ export function Layout() {
                     <li>
                       <NavLink to={`${envBase}/schedules`}>Scheduled changes</NavLink>
                     </li>
+                    <li>
+                      <NavLink to={`${envBase}/webhooks`}>Webhooks</NavLink>
+                    </li>
                   </>
                 )}
                 {can(role, "admin") && (

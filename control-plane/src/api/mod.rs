@@ -27,6 +27,7 @@ mod session;
 mod time;
 mod tokens;
 mod users;
+mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::{Router, middleware};
@@ -71,6 +72,8 @@ pub struct AppState {
     pub insights: crate::insights::Insights,
     /// Wakes this instance's scheduler ([`scheduler::run`]) when a change is scheduled here.
     pub schedule_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// Seals webhook secrets (`CHECKGATE_MASTER_KEY`); `None`: secrets cannot be stored.
+    pub master_key: Option<std::sync::Arc<crate::vault::MasterKey>>,
 }
 
 impl AppState {
@@ -91,7 +94,15 @@ impl AppState {
             automaton_cap: ENVIRONMENT_AUTOMATON_CAP,
             feed: crate::feed::exchange::FeedRoute::default(),
             schedule_wake: std::sync::Arc::default(),
+            master_key: None,
         }
+    }
+
+    /// Seals webhook secrets with `key`.
+    #[must_use]
+    pub fn with_master_key(mut self, key: Option<crate::vault::MasterKey>) -> Self {
+        self.master_key = key.map(std::sync::Arc::new);
+        self
     }
 
     /// Keeps insights as `settings` say (retention, stale days).
@@ -184,6 +195,10 @@ api_routes! {
     "/api/environments/{env}/scheduled-changes/{id}" => delete(schedules::cancel),
     "/api/environments/{env}/flags/{key}/scheduled-changes" => get(schedules::list_flag)
         .post(schedules::create),
+    "/api/environments/{env}/webhooks" => get(webhooks::list).post(webhooks::create),
+    "/api/environments/{env}/webhooks/{id}" => patch(webhooks::update).delete(webhooks::delete),
+    "/api/environments/{env}/webhooks/{id}/deliveries" => get(webhooks::deliveries),
+    "/api/environments/{env}/webhooks/{id}/test" => post(webhooks::test),
     "/api/openapi.json" => get(openapi::document),
 }
 

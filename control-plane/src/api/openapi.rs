@@ -52,6 +52,7 @@ use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
         (name = "audit", description = "The audit log."),
         (name = "impressions", description = "Impressions SDKs report, their stats, and \
             evaluation insights (last evaluated, stale flags)."),
+        (name = "webhooks", description = "Webhooks of an environment and their deliveries."),
         (name = "meta", description = "This document."),
         (name = "operations", description = "Health, readiness and metrics."),
     ),

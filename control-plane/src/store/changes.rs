@@ -1,9 +1,10 @@
 //! The change feed's write side, and the one place that keeps its invariant: a write that
 //! changes what an edge serves takes its environment's next version ([`NextVersion::take`], the
 //! transaction's first write: it locks the environment until commit), writes its item, then
-//! appends the change row and the audit row ([`NextVersion::record`]), all in the caller's
-//! transaction; [`Store::commit_changes`] commits and announces the versions taken. A refused
-//! write drops the transaction, and the version goes back with everything else: no gap.
+//! appends the change row, the audit row and the webhooks' outbox rows (`webhooks.rs`)
+//! ([`NextVersion::record`]), all in the caller's transaction; [`Store::commit_changes`]
+//! commits and announces the versions taken. A refused write drops the transaction, and the
+//! version goes back with everything else: no gap.
 //!
 //! [`ChangeKind`] is what a change row says happened; its text in the `kind` column is mapped
 //! in [`ChangeKind::as_str`] and nowhere else.
@@ -183,7 +184,8 @@ impl NextVersion {
         Self::bump(tx, "project_id", project).await
     }
 
-    /// Appends the change row at this version, and its audit row in the environment.
+    /// Appends the change row at this version, its audit row in the environment, and one
+    /// webhook delivery row per enabled webhook of the environment (the webhooks' outbox).
     pub(super) async fn record(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -202,7 +204,8 @@ impl NextVersion {
             audited.before,
             audited.after,
         )
-        .await
+        .await?;
+        super::webhooks::enqueue_change(tx, self, actor, &audited).await
     }
 
     /// Appends the change row alone: for a write audited once for many environments (deleting

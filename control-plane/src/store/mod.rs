@@ -29,6 +29,7 @@ mod schedules;
 mod segments;
 mod tokens;
 mod users;
+pub mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -57,6 +58,7 @@ pub use schedules::{
 pub use segments::StoredSegment;
 pub use tokens::{ApiToken, TOKEN_TAG};
 pub use users::{Setup, User, WorkspaceRole};
+pub use webhooks::{Webhook, WebhookChanges, enqueue_event};
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");

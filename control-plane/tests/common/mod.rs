@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod pg;
+pub mod receiver;
 pub mod scenario;
 
 use std::time::Duration;

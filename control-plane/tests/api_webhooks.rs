@@ -1,0 +1,587 @@
+//! Webhooks through the HTTP API and the delivery worker, against a real receiver on
+//! 127.0.0.1 (allowed through the allow-list): secrets sealed and never shown, URLs checked,
+//! changes delivered signed, retried after a 5xx, refused toward internal addresses, and
+//! `webhook.failing` raised once. The routes run on SQLite and PostgreSQL
+//! (`CHECKGATE_TEST_PG`); two workers on one PostgreSQL deliver each event once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use checkgate_control::store::Store;
+use checkgate_control::vault::MasterKey;
+use checkgate_control::webhooks::{AllowHosts, DeliverySettings, delivery};
+use checkgate_ops::Stopping;
+use common::receiver::{Receiver, assert_signed, body_of};
+use common::{Api, World, api_over, api_with, assert_error};
+use serde_json::{Value, json};
+
+/// Runs a delivery worker for `store` until the returned handle is dropped or aborted.
+fn worker(store: &Store, key: &MasterKey, allow: &str, failing_after: u64) -> AbortOnDrop {
+    let settings = DeliverySettings {
+        allow: AllowHosts::parse(allow).unwrap(),
+        per_webhook: 4,
+        failing_after,
+    };
+    AbortOnDrop(tokio::spawn(delivery::run(
+        store.clone(),
+        Some(Arc::new(key.clone())),
+        settings,
+        Stopping::never(),
+    )))
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn sealed_row(api: &Api, id: &str) -> Option<String> {
+    let store = Store::open(&api.database_url(), 1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let rows = store.sealed_secrets().await.unwrap();
+    store.close().await;
+    rows.into_iter().find(|(i, _)| i == id).map(|(_, s)| s)
+}
+
+/// The routes on one backend: sealing, validation, audit, and no secret in any answer.
+async fn routes_scenario(api: &Api, key: &MasterKey) {
+    let World { admin, envs, .. } = api.world().await;
+    let env = &envs[0];
+    let hooks = format!("/api/environments/{env}/webhooks");
+    let secret = "whsec-a-very-secret-value";
+
+    let created = api
+        .call(
+            "POST",
+            &hooks,
+            Some(
+                json!({"name": "Deploys", "url": "https://hooks.example.com/x", "secret": secret}),
+            ),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["has_secret"], true);
+    assert_eq!(created.body["enabled"], true);
+    assert_eq!(created.body["format"], "checkgate");
+    assert!(created.body.get("secret").is_none());
+    assert!(!created.body.to_string().contains(secret));
+    let id = created.body["id"].as_str().unwrap().to_owned();
+
+    // At rest: ciphertext under this key, bound to its row.
+    let sealed = sealed_row(api, &id).await.unwrap();
+    assert!(
+        sealed.starts_with(&format!("cg1.{}.", key.id())),
+        "{sealed}"
+    );
+    assert!(!sealed.contains(secret));
+    let context = checkgate_control::vault::webhook_context(&id);
+    assert_eq!(key.open(&context, &sealed).unwrap().expose(), secret);
+    assert!(key.open("webhook:another-row", &sealed).is_err());
+
+    let listed = api.get(&hooks, Some(&admin)).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+    assert!(!listed.body.to_string().contains(secret));
+
+    // Bad input: 400 for a malformed body or id, 422 for a URL that is not http(s).
+    for (body, status, code) in [
+        (
+            json!({"name": "x", "url": "ftp://example.com/"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            json!({"name": "x", "url": "file:///etc/passwd"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            json!({"name": "x", "url": "not a url"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            json!({"name": "x", "url": "http://u:p@example.com/"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            json!({"name": " ", "url": "https://example.com/"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            json!({"name": "x", "url": "https://example.com/", "secret": ""}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            json!({"name": "x", "url": "https://example.com/", "format": "xml"}),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            json!({"name": "x", "url": "https://example.com/", "other": 1}),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            json!({"url": "https://example.com/"}),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+    ] {
+        let reply = api
+            .call("POST", &hooks, Some(body.clone()), Some(&admin), &[])
+            .await;
+        assert_error(&reply, status, code);
+    }
+    assert_error(
+        &api.call(
+            "PATCH",
+            &format!("{hooks}/not-a-uuid"),
+            Some(json!({})),
+            Some(&admin),
+            &[],
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+    let missing = uuid::Uuid::new_v4();
+    assert_error(
+        &api.call(
+            "PATCH",
+            &format!("{hooks}/{missing}"),
+            Some(json!({})),
+            Some(&admin),
+            &[],
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+
+    // PATCH: disable, change the format, remove the secret.
+    let patched = api
+        .call(
+            "PATCH",
+            &format!("{hooks}/{id}"),
+            Some(json!({"enabled": false, "format": "slack", "secret": null})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(patched.body["enabled"], false);
+    assert_eq!(patched.body["format"], "slack");
+    assert_eq!(patched.body["has_secret"], false);
+    assert!(sealed_row(api, &id).await.is_none());
+    let resealed = api
+        .call(
+            "PATCH",
+            &format!("{hooks}/{id}"),
+            Some(json!({"secret": "another-secret"})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(resealed.body["has_secret"], true);
+
+    let tested = api
+        .call(
+            "POST",
+            &format!("{hooks}/{id}/test"),
+            None,
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(tested.status, StatusCode::ACCEPTED, "{}", tested.body);
+    let deliveries = api
+        .get(&format!("{hooks}/{id}/deliveries"), Some(&admin))
+        .await;
+    assert_eq!(deliveries.status, StatusCode::OK);
+    assert_eq!(deliveries.body[0]["event"], "webhook.test");
+    assert_eq!(deliveries.body[0]["state"], "pending");
+
+    // Audited, without the secret.
+    let audit = api.get("/api/audit?limit=200", Some(&admin)).await;
+    assert_eq!(audit.status, StatusCode::OK, "{}", audit.body);
+    let text = audit.body.to_string();
+    for action in ["webhook.create", "webhook.update", "webhook.test"] {
+        assert!(text.contains(action), "{action} in {text}");
+    }
+    assert!(!text.contains(secret) && !text.contains("another-secret"));
+    assert!(!text.contains("cg1."));
+
+    let deleted = api
+        .call("DELETE", &format!("{hooks}/{id}"), None, Some(&admin), &[])
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_error(
+        &api.get(&format!("{hooks}/{id}/deliveries"), Some(&admin))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+
+#[tokio::test]
+async fn routes_seal_secrets_validate_urls_and_never_show_a_secret_sqlite() {
+    let key = MasterKey::generate();
+    let k = key.clone();
+    let api = api_with(move |s| s.master_key = Some(Arc::new(k))).await;
+    routes_scenario(&api, &key).await;
+}
+
+#[tokio::test]
+async fn routes_seal_secrets_validate_urls_and_never_show_a_secret_postgres() {
+    let name = format!("cg_hooks_{}", uuid::Uuid::new_v4().simple());
+    let url = common::pg::create_database(&name).await;
+    let key = MasterKey::generate();
+    let k = key.clone();
+    let api = api_over(&url, move |s| s.master_key = Some(Arc::new(k))).await;
+    routes_scenario(&api, &key).await;
+    api.store.close().await;
+    common::pg::drop_database(&name).await.unwrap();
+}
+
+#[tokio::test]
+async fn without_a_master_key_a_secret_is_refused_and_a_webhook_without_one_is_not() {
+    let api = api_with(|_| {}).await;
+    let World { admin, envs, .. } = api.world().await;
+    let hooks = format!("/api/environments/{}/webhooks", envs[0]);
+    let refused = api
+        .call(
+            "POST",
+            &hooks,
+            Some(json!({"name": "x", "url": "https://example.com/", "secret": "s"})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_error(&refused, StatusCode::CONFLICT, "conflict");
+    assert!(refused.body.to_string().contains("CHECKGATE_MASTER_KEY"));
+    let plain = api
+        .call(
+            "POST",
+            &hooks,
+            Some(json!({"name": "x", "url": "https://example.com/"})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(plain.status, StatusCode::CREATED, "{}", plain.body);
+    assert_eq!(plain.body["has_secret"], false);
+}
+
+#[tokio::test]
+async fn changes_are_delivered_signed_and_a_5xx_is_retried() {
+    let receiver = Receiver::start(&[500], 200).await;
+    let key = MasterKey::generate();
+    let k = key.clone();
+    let api = api_with(move |s| s.master_key = Some(Arc::new(k))).await;
+    let World { admin, envs, .. } = api.world().await;
+    let env = &envs[0];
+    let secret = "receiver-shared-secret";
+    let created = api
+        .call(
+            "POST",
+            &format!("/api/environments/{env}/webhooks"),
+            Some(json!({"name": "r", "url": receiver.url(), "secret": secret})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let _worker = worker(&api.store, &key, &receiver.addr.to_string(), 5);
+
+    let flag = api
+        .call(
+            "POST",
+            &format!("/api/environments/{env}/flags"),
+            Some(json!({"key": "new-ui", "is_enabled": true})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(flag.status, StatusCode::CREATED, "{}", flag.body);
+    let version = flag.committed().unwrap();
+
+    let got = receiver
+        .until("the 500 and its retry", |got| got.len() >= 2)
+        .await;
+    assert_eq!(got[0].answered, 500);
+    assert_eq!(got[1].answered, 200);
+    // The same delivery, sent again.
+    assert_eq!(got[0].body, got[1].body);
+    assert_eq!(
+        got[0].headers.get("x-checkgate-delivery"),
+        got[1].headers.get("x-checkgate-delivery")
+    );
+    for r in &got {
+        assert_signed(r, secret);
+        assert_eq!(r.headers.get("x-checkgate-event").unwrap(), "flag.created");
+        assert_eq!(
+            r.headers.get("host").unwrap().to_str().unwrap(),
+            receiver.addr.to_string()
+        );
+    }
+    let body = body_of(&got[1]);
+    assert_eq!(body["event"], "flag.created");
+    assert_eq!(body["flag_key"], "new-ui");
+    assert_eq!(body["environment_id"], env.as_str());
+    assert_eq!(body["version"], version);
+    assert_eq!(body["actor"]["kind"], "user");
+    assert_eq!(body["actor_email"], "admin@example.com");
+    assert_eq!(body["after"]["is_enabled"], true);
+    assert!(body["before"].is_null());
+
+    // The log: delivered on the second attempt, the body kept to 1 KiB.
+    let log = api
+        .get(
+            &format!("/api/environments/{env}/webhooks/{id}/deliveries"),
+            Some(&admin),
+        )
+        .await;
+    let first = &log.body[0];
+    assert_eq!(first["state"], "delivered", "{}", log.body);
+    assert_eq!(first["attempts"], 2);
+    assert_eq!(first["status_code"], 200);
+    assert_eq!(first["response_body"].as_str().unwrap().len(), 1024);
+
+    // An update carries before and after; the test event arrives too.
+    let patched = api
+        .call(
+            "PATCH",
+            &format!("/api/environments/{env}/flags/new-ui"),
+            Some(json!({"is_enabled": false})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    let tested = api
+        .call(
+            "POST",
+            &format!("/api/environments/{env}/webhooks/{id}/test"),
+            None,
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(tested.status, StatusCode::ACCEPTED);
+    let got = receiver
+        .until("the update and the test event", |got| got.len() >= 4)
+        .await;
+    let events: Vec<Value> = got[2..].iter().map(body_of).collect();
+    let update = events
+        .iter()
+        .find(|e| e["event"] == "flag.updated")
+        .unwrap();
+    assert_eq!(update["before"]["is_enabled"], true);
+    assert_eq!(update["after"]["is_enabled"], false);
+    assert!(events.iter().any(|e| e["event"] == "webhook.test"));
+    for r in &got[2..] {
+        assert_signed(r, secret);
+    }
+}
+
+#[tokio::test]
+async fn internal_destinations_are_refused_at_delivery_unless_allowed() {
+    let receiver = Receiver::start(&[], 200).await;
+    let key = MasterKey::generate();
+    let k = key.clone();
+    let api = api_with(move |s| s.master_key = Some(Arc::new(k))).await;
+    let World { admin, envs, .. } = api.world().await;
+    let env = &envs[0];
+    let mut ids = Vec::new();
+    for url in [
+        receiver.url(),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://10.1.2.3/hook".to_owned(),
+        "http://[::1]:9/hook".to_owned(),
+    ] {
+        let created = api
+            .call(
+                "POST",
+                &format!("/api/environments/{env}/webhooks"),
+                Some(json!({"name": "x", "url": url})),
+                Some(&admin),
+                &[],
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        ids.push(created.body["id"].as_str().unwrap().to_owned());
+    }
+    // No allow-list: the receiver on loopback is refused like the rest.
+    let _worker = worker(&api.store, &key, "", 100);
+    let flag = api
+        .call(
+            "POST",
+            &format!("/api/environments/{env}/flags"),
+            Some(json!({"key": "f", "is_enabled": true})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(flag.status, StatusCode::CREATED);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    for (id, kind) in ids
+        .iter()
+        .zip(["loopback", "cloud metadata", "private", "loopback"])
+    {
+        loop {
+            let log = api
+                .get(
+                    &format!("/api/environments/{env}/webhooks/{id}/deliveries"),
+                    Some(&admin),
+                )
+                .await;
+            if log.body[0]["state"] == "failed" {
+                assert_eq!(log.body[0]["attempts"], 1, "refused once, not retried");
+                let error = log.body[0]["error"].as_str().unwrap();
+                assert!(error.contains(kind), "{error}");
+                assert!(log.body[0]["response_body"].is_null());
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{}", log.body);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert!(receiver.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_webhook_raises_webhook_failing_once_to_the_others() {
+    let broken = Receiver::start(&[], 404).await;
+    let healthy = Receiver::start(&[], 200).await;
+    let key = MasterKey::generate();
+    let k = key.clone();
+    let api = api_with(move |s| s.master_key = Some(Arc::new(k))).await;
+    let World { admin, envs, .. } = api.world().await;
+    let env = &envs[0];
+    let mut ids = Vec::new();
+    for url in [broken.url(), healthy.url()] {
+        let created = api
+            .call(
+                "POST",
+                &format!("/api/environments/{env}/webhooks"),
+                Some(json!({"name": "x", "url": url})),
+                Some(&admin),
+                &[],
+            )
+            .await;
+        ids.push(created.body["id"].as_str().unwrap().to_owned());
+    }
+    let allow = format!("{},{}", broken.addr, healthy.addr);
+    let _worker = worker(&api.store, &key, &allow, 2);
+    for n in 0..4 {
+        let flag = api
+            .call(
+                "POST",
+                &format!("/api/environments/{env}/flags"),
+                Some(json!({"key": format!("f{n}"), "is_enabled": true})),
+                Some(&admin),
+                &[],
+            )
+            .await;
+        assert_eq!(flag.status, StatusCode::CREATED);
+    }
+    broken.until("four refusals", |got| got.len() >= 4).await;
+    let got = healthy
+        .until("four changes and one failing alert", |got| got.len() >= 5)
+        .await;
+    // Give a duplicate alert time to show up, if one were sent.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let events: Vec<Value> = healthy.received().iter().map(body_of).collect();
+    let failing: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "webhook.failing")
+        .collect();
+    assert_eq!(failing.len(), 1, "{events:#?}");
+    assert_eq!(failing[0]["data"]["webhook_id"], ids[0].as_str());
+    assert!(got.len() >= 5);
+    assert!(
+        broken
+            .received()
+            .iter()
+            .all(|r| body_of(r)["event"] != "webhook.failing")
+    );
+    let alerts = api.store.webhook_alerts(10).await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].webhook_id, ids[0]);
+    let view = api
+        .get(&format!("/api/environments/{env}/webhooks"), Some(&admin))
+        .await;
+    assert_eq!(view.body[0]["failing"], true);
+    assert_eq!(view.body[0]["consecutive_failures"], 4);
+}
+
+#[tokio::test]
+async fn two_workers_on_one_postgres_deliver_each_event_once() {
+    let name = format!("cg_hooks_{}", uuid::Uuid::new_v4().simple());
+    let url = common::pg::create_database(&name).await;
+    let receiver = Receiver::start(&[], 200).await;
+    let key = MasterKey::generate();
+    let k = key.clone();
+    let api = api_over(&url, move |s| s.master_key = Some(Arc::new(k))).await;
+    let World { admin, envs, .. } = api.world().await;
+    let env = &envs[0];
+    let created = api
+        .call(
+            "POST",
+            &format!("/api/environments/{env}/webhooks"),
+            Some(json!({"name": "r", "url": receiver.url()})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    // Two instances: each its own pool on the one database, each a worker.
+    let other = Store::open(&url, 4, Duration::from_secs(10)).await.unwrap();
+    let allow = receiver.addr.to_string();
+    let w1 = worker(&api.store, &key, &allow, 5);
+    let w2 = worker(&other, &key, &allow, 5);
+    const N: usize = 30;
+    for n in 0..N {
+        let flag = api
+            .call(
+                "POST",
+                &format!("/api/environments/{env}/flags"),
+                Some(json!({"key": format!("f{n}"), "is_enabled": true})),
+                Some(&admin),
+                &[],
+            )
+            .await;
+        assert_eq!(flag.status, StatusCode::CREATED);
+    }
+    receiver.until("every event", |got| got.len() >= N).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = receiver.received();
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|r| body_of(r)["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), N);
+    assert_eq!(got.len(), N, "no event delivered twice");
+    drop((w1, w2));
+    other.close().await;
+    api.store.close().await;
+    common::pg::drop_database(&name).await.unwrap();
+}
