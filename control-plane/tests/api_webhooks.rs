@@ -398,6 +398,34 @@ async fn changes_are_delivered_signed_and_a_5xx_is_retried() {
     for r in &got[2..] {
         assert_signed(r, secret);
     }
+
+    // A flag promoted into this environment from another of the project.
+    let staged = api
+        .call(
+            "POST",
+            &format!("/api/environments/{}/flags", envs[1]),
+            Some(json!({"key": "promoted-ui", "is_enabled": true})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(staged.status, StatusCode::CREATED, "{}", staged.body);
+    let promoted = api
+        .call(
+            "POST",
+            &format!("/api/environments/{}/flags/promoted-ui/promote", envs[1]),
+            Some(json!({"target_env_id": env})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(promoted.status, StatusCode::OK, "{}", promoted.body);
+    let got = receiver.until("the promotion", |got| got.len() >= 5).await;
+    let promotion = body_of(&got[4]);
+    assert_eq!(promotion["event"], "flag.promoted");
+    assert_eq!(promotion["flag_key"], "promoted-ui");
+    assert_eq!(promotion["environment_id"], env.as_str());
+    assert!(promotion["before"].is_null());
 }
 
 #[tokio::test]

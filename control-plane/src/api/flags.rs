@@ -458,13 +458,7 @@ pub(super) async fn promote(
     let compiled = validate(&state, &target.id, &flag.doc).await?;
     let (copy, _) = state
         .store
-        .put_flag_within(
-            &caller.actor(),
-            &target.id,
-            &compiled,
-            None,
-            state.automaton_cap,
-        )
+        .promote_flag(&caller.actor(), &target.id, &compiled, state.automaton_cap)
         .await
         .map_err(|e| write_error(e, compiled.largest_automaton_path()))?;
     Ok(written(copy))

@@ -7,6 +7,9 @@ use checkgate_core::{CompiledFlag, FlagDoc};
 use super::items::{Expected, Payload, Table, Written};
 use super::{Actor, Store, StoreError};
 
+/// The audit action of a flag copied from another environment of its project.
+pub const PROMOTE: &str = "flag.promote";
+
 /// A flag as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredFlag {
@@ -82,6 +85,34 @@ impl Store {
         let payload = Payload::within(doc, flag.automaton_bytes(), cap)?;
         self.put_flag_payload(actor, env, doc, &payload, expected)
             .await
+    }
+
+    /// Writes `flag`, copied from another environment, into `env`: an ordinary versioned
+    /// write whose audit row (and so its webhook event, `flag.promoted`) says `flag.promote`.
+    pub async fn promote_flag(
+        &self,
+        actor: &Actor,
+        env: &str,
+        flag: &CompiledFlag,
+        cap: u64,
+    ) -> Result<(StoredFlag, bool), StoreError> {
+        let doc = flag.doc();
+        let payload = Payload::within(doc, flag.automaton_bytes(), cap)?;
+        let mut tx = self.write().await?;
+        let done = Table::Flags
+            .put_audited_as(
+                &mut tx,
+                actor,
+                env,
+                &doc.key,
+                &payload,
+                Expected::Any,
+                Some(PROMOTE),
+            )
+            .await?;
+        self.commit_changes(tx, std::slice::from_ref(&done.next))
+            .await?;
+        Ok(written(doc, done))
     }
 
     async fn put_flag_payload(
