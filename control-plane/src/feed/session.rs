@@ -287,6 +287,12 @@ impl Session<FrameWriter> {
                             super::insights::store(&insights, &token, &frame).await
                         });
                     }
+                    Some(Ok(Frame::Connections(report))) => {
+                        let (store, token, fleet) = (self.store.clone(), self.token.clone(), self.fleet_id.clone());
+                        storing.spawn(async move {
+                            Some(super::connections::store_edge(&store, &token, fleet.as_deref(), &report).await)
+                        });
+                    }
                     Some(Ok(frame)) => if let Err(e) = self.answer(frame).await { break Err(e); },
                 },
                 Some(stored) = storing.join_next(), if !storing.is_empty() => {
