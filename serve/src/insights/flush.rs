@@ -439,6 +439,40 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn open_streams_are_reported_soon_after_a_change_and_while_any_is_open() {
+        let insights = Arc::new(Insights::new(10_000, false));
+        let fake = Arc::new(Fake::default());
+        let (stop, stopping) = Stopping::pair();
+        let task = tokio::spawn(run(insights.clone(), fake.clone(), stopping));
+        let reports = |fake: &Fake| -> Vec<usize> {
+            fake.seen
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|s| s.1 == "connections")
+                .map(|s| s.2)
+                .collect()
+        };
+        // Nothing open, ever: nothing reported.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(reports(&fake).is_empty());
+        let stream = insights.connections.open("e", "k", None);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(reports(&fake), [1]);
+        // Every 10 s while it is open.
+        tokio::time::sleep(Duration::from_secs(21)).await;
+        assert_eq!(reports(&fake), [1, 1, 1]);
+        // Its end is reported, then nothing more while none is open.
+        drop(stream);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(reports(&fake), [1, 1, 1, 0]);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(reports(&fake), [1, 1, 1, 0]);
+        stop.begin(Instant::now() + Duration::from_secs(5));
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn stopping_flushes_what_is_held_and_the_counts() {
         let insights = Arc::new(Insights::new(10_000, true));
         let fake = Arc::new(Fake::default());
