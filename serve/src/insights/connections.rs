@@ -23,8 +23,9 @@ pub const REPORT_EVERY: Duration = Duration::from_secs(10);
 /// How soon after a change a report follows (changes within it share one report).
 pub const REPORT_SOON: Duration = Duration::from_secs(1);
 
-/// (environment id, SDK key id).
-type Key = (String, String);
+/// (environment id, SDK key id), shared by the map and every stream of that key, so an idle
+/// stream holds a pointer, not two strings.
+type Key = Arc<(String, String)>;
 
 /// The open streams of this server.
 #[derive(Debug, Default)]
@@ -56,12 +57,18 @@ impl Connections {
 
     /// Counts a stream of `key_id` in `env_id` from `address` until the guard is dropped.
     pub fn open(self: &Arc<Self>, env_id: &str, key_id: &str, address: Option<IpAddr>) -> Tracked {
-        let key = (env_id.to_owned(), key_id.to_owned());
-        *self.counts.entry(key.clone()).or_insert(0) += 1;
+        let key = {
+            let mut entry = self
+                .counts
+                .entry(Arc::new((env_id.to_owned(), key_id.to_owned())))
+                .or_insert(0);
+            *entry += 1;
+            Arc::clone(entry.key())
+        };
         let client = match address.filter(|_| self.addresses) {
             Some(ip) => {
                 let id = self.next_client.fetch_add(1, Ordering::Relaxed);
-                self.clients.insert(id, (key.clone(), ip, now_ms()));
+                self.clients.insert(id, (Arc::clone(&key), ip, now_ms()));
                 Some(id)
             }
             None => None,
@@ -135,8 +142,8 @@ impl Connections {
                 .map(|(i, e)| ((e.env_id.as_str(), e.key_id.as_str()), i))
                 .collect();
             let mut placed: Vec<Vec<ConnectedClient>> = vec![Vec::new(); entries.len()];
-            for ((env, key), ip, connected_at) in &clients {
-                if let Some(&i) = at.get(&(env.as_str(), key.as_str()))
+            for (key, ip, connected_at) in &clients {
+                if let Some(&i) = at.get(&(key.0.as_str(), key.1.as_str()))
                     && placed[i].len() < MAX_CLIENTS
                 {
                     placed[i].push(ConnectedClient {
