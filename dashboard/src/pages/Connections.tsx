@@ -74,11 +74,21 @@ function serverName(e: ConnectionEntry): string {
   return e.server.kind === "edge" ? e.server.name : `Control plane (${e.server.name})`;
 }
 
-/** The connected-SDK section. `label` names an environment id. */
-export function ConnectedSdks({ label }: { label: (id: string) => string }) {
+/**
+ * The connected-SDK section: every environment the caller may see, or only `projectId`'s.
+ * `label` names an environment id (by default, its name as the answer gives it).
+ */
+export function ConnectedSdks({ label, projectId }: { label?: (id: string) => string; projectId?: string }) {
   const { loaded, error } = useConnections();
   const now = useNow(1000);
-  const groups = useMemo(() => (loaded.status === "ready" ? byEnvironment(loaded.entries) : []), [loaded]);
+  const groups = useMemo(
+    () =>
+      loaded.status === "ready"
+        ? byEnvironment(loaded.entries.filter((e) => projectId === undefined || e.project_id === projectId))
+        : [],
+    [loaded, projectId],
+  );
+  const name = (g: EnvGroup) => (label ? label(g.id) : (g.entries[0]?.environment_name ?? g.id));
   if (loaded.status === "unavailable") return null;
   return (
     <>
@@ -91,9 +101,9 @@ export function ConnectedSdks({ label }: { label: (id: string) => string }) {
       {loaded.status === "loading" && <p className="muted">Loading connected SDKs…</p>}
       {loaded.status === "ready" && groups.length === 0 && <p className="fleet-summary">No SDK streams are open.</p>}
       {groups.map((g) => (
-        <section key={g.id} className="connections-env" aria-label={`Connected SDKs in ${label(g.id)}`}>
+        <section key={g.id} className="connections-env" aria-label={`Connected SDKs in ${name(g)}`}>
           <h3>
-            {label(g.id)} <span className="muted">· {g.total} {g.total === 1 ? "stream" : "streams"}</span>
+            {name(g)} <span className="muted">· {g.total} {g.total === 1 ? "stream" : "streams"}</span>
           </h3>
           <table className="responsive connections">
             <thead>
