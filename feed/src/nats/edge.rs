@@ -16,6 +16,10 @@
 //! or when an environment stayed behind its head for three seconds with nothing arriving (NATS
 //! down, a relay gone, a message lost): the edge never waits on JetStream alone.
 //!
+//! Questions and reports the feed client sends (digest requests, resyncs, insights batches,
+//! connection reports — the last naming the session's fleet row) are asked over HTTP beside the
+//! session.
+//!
 //! Every message goes through [`wire::read`]: anything malformed, or for an environment the
 //! edge was not granted, is refused and counted (`checkgate_feed_refused_total{reason}`),
 //! never applied.
