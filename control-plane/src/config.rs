@@ -145,6 +145,18 @@ pub struct ControlConfig {
           value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub stale_after_days: u32,
 
+    /// Seconds an edge may stay stale or disconnected before the `edge.stale` fleet alert
+    /// opens (it resolves, `edge.recovered`, when the edge is connected again).
+    #[arg(long, env = "EDGE_STALE_ALERT_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub edge_stale_alert_seconds: u64,
+
+    /// Versions a connected edge may be behind an environment's head before the
+    /// `edge.lagging` fleet alert opens.
+    #[arg(long, env = "EDGE_LAG_ALERT_VERSIONS", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub edge_lag_alert_versions: u64,
+
     /// Where the embedded store, generated secrets and certificates live.
     #[arg(long, env = "CHECKGATE_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -177,6 +189,13 @@ fn invalid(
 
 impl ControlConfig {
     /// How long insights are kept, and when a flag is stale.
+    pub fn fleet_alerts(&self) -> crate::fleet_alerts::AlertSettings {
+        crate::fleet_alerts::AlertSettings {
+            stale_after: std::time::Duration::from_secs(self.edge_stale_alert_seconds),
+            lag_versions: self.edge_lag_alert_versions,
+        }
+    }
+
     pub fn insights(&self) -> crate::insights::InsightsSettings {
         crate::insights::InsightsSettings {
             impressions_retention_days: self.impressions_retention_days,

@@ -5,6 +5,7 @@ pub mod api;
 pub mod config;
 pub mod dashboard;
 pub mod feed;
+pub mod fleet_alerts;
 pub mod forwarded;
 pub mod insights;
 pub mod secrets;

@@ -156,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
     {
         let (queued, direct) = (
             sdk.insights.clone(),
-            std::sync::Arc::new(feed::insights::Direct(state.insights.clone())),
+            std::sync::Arc::new(feed::insights::Direct::new(state.insights.clone())),
         );
         tasks.spawn_with_stop("insights flusher", |stopping| {
             checkgate_serve::insights::flush::run(queued, direct, stopping)
@@ -175,6 +175,11 @@ async fn main() -> anyhow::Result<()> {
     } else {
         tracing::info!("WEBHOOK_DELIVERY=false: this instance delivers no webhooks");
     }
+    // Fleet alerts (edge.stale, edge.recovered, edge.lagging), by the lease's holder only.
+    tasks.spawn(
+        "fleet alerts",
+        checkgate_control::fleet_alerts::run(store.clone(), config.fleet_alerts()),
+    );
     // Readiness follows the store for as long as the service runs.
     tasks.spawn(
         "store upkeep",

@@ -54,6 +54,9 @@ pub async fn run(store: Store, health: Health, retain_changes: u64) {
                     Ok(n) => tracing::debug!(sessions = n, "forgot old edge sessions"),
                     Err(e) => tracing::warn!(cause = %e, "forgetting old edge sessions failed"),
                 }
+                if let Err(e) = store.purge_connection_reports(forget).await {
+                    tracing::warn!(cause = %e, "forgetting old connection reports failed");
+                }
                 match store.compact_changes(retain_changes, DELETED_ENVIRONMENT_CHANGES_MS).await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(rows = n, "compacted the change feed"),

@@ -334,3 +334,105 @@ async fn an_edges_impressions_are_stored_once_per_batch_and_only_where_its_token
     assert_eq!(insights.body["evaluations"], 5, "{}", insights.body);
     assert_eq!(insights.body["impressions"], 3, "{}", insights.body);
 }
+
+#[tokio::test]
+async fn an_edges_connection_report_is_stored_on_its_fleet_row_and_only_where_its_token_grants() {
+    use checkgate_feed::nats::control::FLEET_HEADER;
+    use checkgate_protocol::connections::{ConnectionCount, ConnectionReport};
+    use checkgate_protocol::frame::{AckOutcome, InsightsAck};
+    let api = api().await;
+    let World {
+        admin,
+        envs,
+        project,
+    } = api.world().await;
+    api.sdk_key(&admin, &project, &envs[0], "server").await;
+    let keys = api
+        .get(&format!("/api/projects/{project}/keys"), Some(&admin))
+        .await;
+    let key_id = keys.body[0]["id"].as_str().unwrap().to_owned();
+    let created = api
+        .call(
+            "POST",
+            "/api/edge-tokens",
+            Some(json!({"name": "edge", "environments": [envs[0]]})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    let token = created.body["token"].as_str().unwrap().to_owned();
+    // Hello: the answer names the fleet row.
+    let request = Request::post("/api/feed")
+        .header(header::CONTENT_TYPE, FEED_TYPE)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::from(hello(&token)))
+        .unwrap();
+    let response = api.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let fleet = response.headers()[FLEET_HEADER]
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    let report = |env: &str, id: u8| {
+        encode(
+            &Frame::Connections(ConnectionReport {
+                id: [id; 16],
+                entries: vec![ConnectionCount {
+                    env_id: env.into(),
+                    key_id: key_id.clone(),
+                    count: 4,
+                    clients: Vec::new(),
+                }],
+            }),
+            HANDSHAKE_MAX_FRAME,
+        )
+        .unwrap()
+    };
+    let send = |body: Vec<u8>, fleet: Option<String>| {
+        let (api, token) = (&api, &token);
+        async move {
+            let mut request = Request::post("/api/feed")
+                .header(header::CONTENT_TYPE, FEED_TYPE)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"));
+            if let Some(fleet) = fleet {
+                request = request.header(FLEET_HEADER, fleet);
+            }
+            let response = api
+                .router
+                .clone()
+                .oneshot(request.body(Body::from(body)).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            only_frame(&response.into_body().collect().await.unwrap().to_bytes())
+        }
+    };
+    let ack = |id: u8, outcome| {
+        Frame::InsightsAck(InsightsAck {
+            id: [id; 16],
+            outcome,
+        })
+    };
+    // Another environment than the token grants: refused, nothing stored.
+    assert_eq!(
+        send(report(&envs[1], 1), Some(fleet.clone())).await,
+        ack(1, AckOutcome::Refused)
+    );
+    // No fleet row named: refused.
+    assert_eq!(
+        send(report(&envs[0], 2), None).await,
+        ack(2, AckOutcome::Refused)
+    );
+    let listed = api.get("/api/health/connections", Some(&admin)).await;
+    assert_eq!(listed.body["total"], 0, "{}", listed.body);
+    // Its own environment, on its row: stored and listed.
+    assert_eq!(
+        send(report(&envs[0], 3), Some(fleet.clone())).await,
+        ack(3, AckOutcome::Stored)
+    );
+    let listed = api.get("/api/health/connections", Some(&admin)).await;
+    assert_eq!(listed.body["total"], 4, "{}", listed.body);
+    assert_eq!(listed.body["connections"][0]["server"]["name"], "test");
+    assert_eq!(listed.body["connections"][0]["key_name"], "server");
+}

@@ -137,3 +137,38 @@ export interface AuditPage {
 export interface ProjectCreated extends Project {
   environments: Environment[];
 }
+
+/** A fleet alert episode (GET /api/fleet/alerts). */
+export interface FleetAlert {
+  id: string;
+  /** `edge.stale`, `edge.lagging` or `webhook.failing`. */
+  kind: string;
+  subject: string;
+  edge_name: string | null;
+  environments: string[];
+  opened_at: string;
+  /** Null while open. */
+  resolved_at: string | null;
+  detail: Record<string, unknown>;
+}
+
+/** Where SDKs are connected: an edge, or a control-plane instance's in-process serving. */
+export interface ConnectionServer {
+  kind: "edge" | "control_plane";
+  name: string;
+  region: string | null;
+  session_id: string | null;
+  reported_at: string;
+}
+
+/** Open SDK streams of one key in one environment at one server (GET /api/health/connections). */
+export interface ConnectionEntry {
+  environment_id: string;
+  environment_name: string;
+  project_id: string;
+  key_id: string;
+  key_name: string | null;
+  server: ConnectionServer;
+  count: number;
+  clients: { ip: string; connected_at: string }[];
+}

@@ -25,6 +25,7 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
 use crate::Secret;
+use crate::connections::ConnectionReport;
 use crate::impressions::{EvaluationCounts, ImpressionBatch};
 
 /// What an edge understands of the conversation: which frames it may be sent and how it
@@ -291,17 +292,21 @@ pub enum Frame {
     Impressions(ImpressionBatch),
     /// From an edge: its own evaluations counted per environment, flag, variant and minute.
     EvaluationCounts(EvaluationCounts),
-    /// From the control plane: the answer to either of the two above.
+    /// From the control plane: the answer to either of the two above, and to `Connections`.
     InsightsAck(InsightsAck),
+    /// From an edge: its open SDK streams per environment and key, replacing its last report
+    /// (every 10 s and on change); answered by an `InsightsAck`.
+    Connections(ConnectionReport),
 }
 
 impl Frame {
-    /// The id of an insights batch (`Impressions`, `EvaluationCounts`), which its
+    /// The id of an insights batch (`Impressions`, `EvaluationCounts`, `Connections`), which its
     /// `InsightsAck` names; `None` for any other frame.
     pub fn insights_id(&self) -> Option<[u8; 16]> {
         match self {
             Self::Impressions(batch) => Some(batch.id),
             Self::EvaluationCounts(counts) => Some(counts.id),
+            Self::Connections(report) => Some(report.id),
             _ => None,
         }
     }
@@ -321,6 +326,7 @@ impl Frame {
             Self::Impressions(_) => "impressions",
             Self::EvaluationCounts(_) => "evaluation_counts",
             Self::InsightsAck(_) => "insights_ack",
+            Self::Connections(_) => "connections",
         }
     }
 }
@@ -352,6 +358,12 @@ into_frame!(
 impl From<ImpressionBatch> for Frame {
     fn from(batch: ImpressionBatch) -> Self {
         Self::Impressions(batch)
+    }
+}
+
+impl From<ConnectionReport> for Frame {
+    fn from(report: ConnectionReport) -> Self {
+        Self::Connections(report)
     }
 }
 

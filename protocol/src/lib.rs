@@ -7,6 +7,7 @@
 //! - [`digest`]: the anti-entropy digest both sides compute;
 //! - [`json`]: the API error body, Checkgate's SSE payloads and our evaluation API;
 //! - [`impressions`]: impressions and evaluation counts on their way to the insights store;
+//! - [`connections`]: a server's open SDK streams, reported to the control plane;
 //! - [`ofrep`]: the OpenFeature Remote Evaluation Protocol's bodies;
 //! - [`EnvironmentSettings`]: an environment's serving settings, carried as JSON text;
 //! - [`Secret`]: a string that never shows in logs.
@@ -32,6 +33,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod connections;
 pub mod digest;
 pub mod envelope;
 pub mod frame;

@@ -5,6 +5,7 @@
 // Helpers outside `#[test]` functions unwrap too: a failure there is the assertion.
 #![allow(clippy::unwrap_used)]
 
+use checkgate_protocol::connections::*;
 use checkgate_protocol::envelope::MAGIC;
 use checkgate_protocol::frame::*;
 use checkgate_protocol::impressions::*;
@@ -138,6 +139,19 @@ fn marked_frames() -> (Vec<Frame>, u32) {
                 variant: m.next(),
                 minute: 5,
                 count: 6,
+            }],
+        }
+        .into(),
+        ConnectionReport {
+            id: [0; 16],
+            entries: vec![ConnectionCount {
+                env_id: m.next(),
+                key_id: m.next(),
+                count: 7,
+                clients: vec![ConnectedClient {
+                    address: m.next(),
+                    connected_at: 8,
+                }],
             }],
         }
         .into(),

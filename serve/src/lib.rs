@@ -100,6 +100,12 @@ pub struct ServeArgs {
     #[arg(long = "count-evaluations", env = "COUNT_EVALUATIONS", default_value_t = true,
           action = clap::ArgAction::Set)]
     pub count_evaluations: bool,
+
+    /// Report the IP address of each connected SDK stream to the control plane, beside the
+    /// counts per environment and key (at most 100 per key). Off: only counts leave the server.
+    #[arg(long = "report-client-addresses", env = "REPORT_CLIENT_ADDRESSES", default_value_t = false,
+          action = clap::ArgAction::Set)]
+    pub report_client_addresses: bool,
 }
 
 /// `IMPRESSIONS_QUEUE`'s default: about 10 MiB of typical impressions.
@@ -111,6 +117,7 @@ impl Default for ServeArgs {
             min_version_wait_ms: min_version::DEFAULT_WAIT.as_millis() as u64,
             impressions_queue: DEFAULT_IMPRESSIONS_QUEUE,
             count_evaluations: true,
+            report_client_addresses: false,
         }
     }
 }

@@ -60,6 +60,8 @@ pub fn client_keys_read_rules(served: &Served, env: &str) -> bool {
 /// A stream that was let in: who it is for and what it sends first.
 pub struct Opened {
     pub env_id: String,
+    /// The SDK key's id, for the connected-SDK counts.
+    pub key_id: String,
     /// A client key's stream, allowed only while its environment lets client keys read rules.
     pub client: bool,
     pub key_hash: [u8; 32],
@@ -149,6 +151,7 @@ fn start(state: &SdkState, caller: &KeyEntry, headers: &HeaderMap, query: Option
     };
     Opened {
         env_id: caller.env_id.clone(),
+        key_id: caller.id.clone(),
         client: !keys::reads_rules(caller.kind),
         key_hash,
         events,
@@ -245,6 +248,7 @@ pub(crate) fn count_end(route: &'static str, reason: EndReason) {
 pub async fn stream(
     State(state): State<SdkState>,
     RawQuery(query): RawQuery,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
 ) -> Result<Response, SdkError> {
     let caller = admit(&state, &headers, query.as_deref())?;
@@ -259,6 +263,10 @@ pub async fn stream(
         return Err(min_version::not_reached(min));
     }
     let cursor = opened.cursor(clock() + max_age());
+    let peer = extensions
+        .get::<axum::extract::ConnectInfo<checkgate_ops::Peer>>()
+        .map(|info| info.0.0.ip());
+    let open = Open::new(&state, &opened, peer);
     let follower = Follower::new(
         &state,
         Updates,
@@ -269,7 +277,7 @@ pub async fn stream(
             cursor,
             first: opened.first,
         },
-        Some(Open::new()),
+        Some(open),
     );
     Ok(follower.into_response())
 }
@@ -279,13 +287,21 @@ pub(crate) fn clock() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// Counts open streams for as long as it lives.
-pub(super) struct Open;
+/// Counts an open stream for as long as it lives: in the gauge, and by environment and key
+/// for the connected-SDK reports (with the client's address when those are reported).
+pub(super) struct Open(
+    #[allow(dead_code, reason = "a guard")] crate::insights::connections::Tracked,
+);
 
 impl Open {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(state: &SdkState, opened: &Opened, peer: Option<std::net::IpAddr>) -> Self {
         metrics::gauge!("checkgate_sse_streams").increment(1.0);
-        Self
+        Self(
+            state
+                .insights
+                .connections
+                .open(&opened.env_id, &opened.key_id, peer),
+        )
     }
 }
 

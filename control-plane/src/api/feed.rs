@@ -30,7 +30,8 @@ fn edge_token(headers: &HeaderMap) -> Option<&str> {
 ///
 /// For edges following the feed over NATS JetStream: the body is one frame of the feed
 /// protocol (`Hello`, `DigestRequest`, `Resync`, a `Heartbeat` carrying the edge's positions,
-/// `Impressions` or `EvaluationCounts` — answered with an `InsightsAck` —, or `Close` when the
+/// `Impressions`, `EvaluationCounts` or `Connections` (with the fleet record) — answered with an
+/// `InsightsAck` —, or `Close` when the
 /// edge stops), and the answer the frames the control plane sends back, each in the protocol's
 /// envelope.
 /// An answer to `Hello` carries the edge's fleet record in `X-Checkgate-Fleet-Session`; the
@@ -102,6 +103,13 @@ pub(super) async fn exchange(
         .get(FLEET_HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|id| id.len() <= 64);
+    // A connection report: stored on the edge's fleet row, answered with its acknowledgement.
+    if let checkgate_protocol::Frame::Connections(report) = &frame {
+        let ack = crate::feed::connections::store_edge(&state.store, &token, fleet, report).await;
+        let body = checkgate_protocol::encode(&ack.into(), checkgate_protocol::DEFAULT_MAX_FRAME)
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        return Ok(([(CONTENT_TYPE, FEED_TYPE)], body).into_response());
+    }
     // Impressions and evaluation counts: stored, answered with their acknowledgement.
     if let Some(exchanged) = exchange::insights(&state.insights, &token, &frame).await {
         return Ok(([(CONTENT_TYPE, FEED_TYPE)], exchanged.body).into_response());

@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod caller;
 mod committed;
+mod connections;
 mod csrf;
 mod device;
 mod documents;
@@ -14,6 +15,7 @@ mod error;
 mod feed;
 mod flag_insights;
 mod flags;
+mod fleet_alerts;
 mod impressions;
 mod keys;
 mod limiter;
@@ -174,6 +176,9 @@ api_routes! {
     "/api/edge-tokens" => get(edges::list).post(edges::create),
     "/api/edge-tokens/{id}" => delete(edges::revoke),
     "/api/edges" => get(edges::fleet),
+    "/api/fleet/alerts" => get(fleet_alerts::list),
+    "/api/health/connections" => get(connections::fleet),
+    "/api/environments/{env}/connections" => get(connections::environment),
     "/api/feed" => post(feed::exchange),
     "/api/audit" => get(audit::list),
     "/api/environments/{env}/audit" => get(audit::environment),

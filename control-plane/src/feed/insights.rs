@@ -29,14 +29,37 @@ pub(crate) async fn store(
     store_as(insights, &token.prefix, grants, frame).await
 }
 
-/// The in-process serving's upstream: the control plane's own insights store.
+/// The in-process serving's upstream: the control plane's own insights store, and its
+/// connection reports stored under this instance's id.
 #[derive(Debug, Clone)]
-pub struct Direct(pub Insights);
+pub struct Direct {
+    pub insights: Insights,
+    /// This instance, as its connection reports name it.
+    pub instance: String,
+}
+
+impl Direct {
+    /// For this process: a fresh instance id.
+    pub fn new(insights: Insights) -> Self {
+        Self {
+            insights,
+            instance: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+}
 
 impl Upstream for Direct {
     fn deliver(&self, frame: Frame) -> Pin<Box<dyn Future<Output = AckOutcome> + Send + '_>> {
         Box::pin(async move {
-            store_as(&self.0, "in-process", |_| true, &frame)
+            if let Frame::Connections(report) = &frame {
+                return super::connections::store_instance(
+                    self.insights.store(),
+                    &self.instance,
+                    report,
+                )
+                .await;
+            }
+            store_as(&self.insights, "in-process", |_| true, &frame)
                 .await
                 .map_or(AckOutcome::Refused, |ack| ack.outcome)
         })

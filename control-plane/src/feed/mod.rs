@@ -4,6 +4,7 @@
 //! instances' commits through Redis ([`sync`]).
 
 pub mod cert;
+pub mod connections;
 pub mod exchange;
 pub mod frames;
 pub mod heads;

@@ -5,7 +5,8 @@
 //!
 //! The edge's impressions and evaluation counts arriving on the session are stored beside it
 //! (at most [`STORING_AT_ONCE`] at a time, so a slow database delays the edge's next batch, not
-//! the feed) and acknowledged (`InsightsAck`) when stored ([`super::insights`]).
+//! the feed) and acknowledged (`InsightsAck`) when stored ([`super::insights`]); so are its
+//! connection reports, written on this session's fleet row ([`super::connections`]).
 //!
 //! The session subscribes to head movements *before* it reads anything, so no change can fall
 //! between what it read and what it is woken for. It sends an environment's versions in order
@@ -285,6 +286,12 @@ impl Session<FrameWriter> {
                         let (insights, token) = (insights.clone(), self.token.clone());
                         storing.spawn(async move {
                             super::insights::store(&insights, &token, &frame).await
+                        });
+                    }
+                    Some(Ok(Frame::Connections(report))) => {
+                        let (store, token, fleet) = (self.store.clone(), self.token.clone(), self.fleet_id.clone());
+                        storing.spawn(async move {
+                            Some(super::connections::store_edge(&store, &token, fleet.as_deref(), &report).await)
                         });
                     }
                     Some(Ok(frame)) => if let Err(e) = self.answer(frame).await { break Err(e); },

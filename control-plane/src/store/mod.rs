@@ -11,12 +11,14 @@
 mod audit_log;
 mod automata;
 mod changes;
+pub mod connections;
 mod credentials;
 mod edge_tokens;
 mod error;
 mod feed;
 mod flags;
 mod fleet;
+pub mod fleet_alerts;
 mod impression_reads;
 pub mod impressions;
 mod insights_retention;

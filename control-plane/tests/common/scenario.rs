@@ -42,6 +42,17 @@ impl Cluster {
         Self::start_with(n, None, &[])
     }
 
+    /// `n` control planes with further settings, as environment variables.
+    pub fn start_env(n: usize, more: &[(&str, &str)]) -> Self {
+        Self::start_with(n, None, more)
+    }
+
+    /// `n` control planes relaying the feed to a nats-server of their own, with further
+    /// settings.
+    pub fn start_nats_env(n: usize, more: &[(&str, &str)]) -> Self {
+        Self::start_with(n, Some(Nats::start()), more)
+    }
+
     /// `n` control planes relaying the feed to a nats-server of their own.
     pub fn start_nats(n: usize) -> Self {
         Self::start_with(n, Some(Nats::start()), &[])

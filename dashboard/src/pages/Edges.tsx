@@ -6,7 +6,9 @@ import { api, ApiError, seg } from "../api";
 import { useSession } from "../session";
 import type { EdgeStatus, EdgeToken, EdgeTokenCreated, Environment, Project } from "../types";
 import { Empty, EnvName, Loading, PageHeader, Switch, useLoad, useNow, When } from "../ui";
+import { ConnectedSdks } from "./Connections";
 import { CreateTokenDialog } from "./CreateTokenDialog";
+import { FleetAlerts } from "./FleetAlerts";
 import { TokenSection } from "./TokenTable";
 import "./pages.css";
 
@@ -138,6 +140,8 @@ export function EdgesPage() {
         lead="Edge relays serve flags to your SDKs from memory, near them, and follow every change through the control plane's change feed."
       />
       <EdgeFleet tokens={tokens.data ?? []} catalog={catalog} />
+      <FleetAlerts label={catalog.label} />
+      <ConnectedSdks label={catalog.label} />
       <EdgeTokens tokens={tokens} catalog={catalog} />
     </section>
   );

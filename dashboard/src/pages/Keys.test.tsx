@@ -99,4 +99,21 @@ describe("KeysPage", () => {
     expect(screen.getByText("Only project admins can see and manage API tokens.")).toBeTruthy();
     expect(calls.some((c) => c.url.includes("/tokens"))).toBe(false);
   });
+
+  it("shows this project's connected SDKs per environment to any member", async () => {
+    role = "viewer";
+    const server = { kind: "edge", name: "eu-west-1a", region: null, session_id: "s1", reported_at: new Date().toISOString() };
+    const entry = { environment_id: "e1", environment_name: "Staging", project_id: "p1", key_id: "k1", key_name: "checkout", server, count: 3, clients: [] };
+    mockFetch({
+      ...routes,
+      "GET /api/health/connections": {
+        body: { total: 5, truncated: false, connections: [entry, { ...entry, environment_id: "e9", environment_name: "Other", project_id: "p2", count: 2 }] },
+      },
+    });
+    page();
+    const staging = await screen.findByRole("region", { name: "Connected SDKs in Staging" });
+    expect(within(staging).getByText("eu-west-1a")).toBeTruthy();
+    expect(within(staging).getByText("· 3 streams")).toBeTruthy();
+    expect(screen.queryByRole("region", { name: "Connected SDKs in Other" })).toBeNull();
+  });
 });

@@ -8,6 +8,7 @@ import { rememberedEnv } from "../Layout";
 import { can, useProjectRole } from "../session";
 import type { ApiToken, ApiTokenCreated, Environment, ProjectRole, SdkKey, SdkKeyCreated } from "../types";
 import { EnvName, Loading, PageHeader, RoleBadge, SelectField, useLoad } from "../ui";
+import { ConnectedSdks } from "./Connections";
 import { CreateTokenDialog } from "./CreateTokenDialog";
 import { pickEnvironment } from "./Home";
 import { TokenSection } from "./TokenTable";
@@ -32,6 +33,7 @@ export function KeysPage() {
       ) : (
         <>
           <SdkKeys projectId={projectId} envs={envs.data ?? []} isAdmin={isAdmin} />
+          <ConnectedSdks projectId={projectId} />
           {isAdmin ? (
             <ApiTokens projectId={projectId} />
           ) : (

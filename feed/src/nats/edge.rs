@@ -16,6 +16,10 @@
 //! or when an environment stayed behind its head for three seconds with nothing arriving (NATS
 //! down, a relay gone, a message lost): the edge never waits on JetStream alone.
 //!
+//! Questions and reports the feed client sends (digest requests, resyncs, insights batches,
+//! connection reports — the last naming the session's fleet row) are asked over HTTP beside the
+//! session.
+//!
 //! Every message goes through [`wire::read`]: anything malformed, or for an environment the
 //! edge was not granted, is refused and counted (`checkgate_feed_refused_total{reason}`),
 //! never applied.
@@ -234,7 +238,7 @@ impl Transport for NatsTransport {
         let reporter = tokio::spawn(report(
             Reporter {
                 control: self.control.clone(),
-                fleet: exchanged.fleet,
+                fleet: exchanged.fleet.clone(),
                 positions: self.positions.clone(),
                 arrived: arrived.clone(),
                 granted: granted.clone(),
@@ -254,6 +258,7 @@ impl Transport for NatsTransport {
             arrived,
             events_tx: Some(events_tx),
             asks: JoinSet::new(),
+            fleet: exchanged.fleet,
             asks_at_once: Arc::new(Semaphore::new(ASKS_AT_ONCE)),
             ask_clients: Arc::default(),
         })
@@ -289,6 +294,8 @@ pub struct NatsSession {
     events_tx: Option<mpsc::Sender<Event>>,
     /// Questions asked beside the session; dropped (aborted) with it.
     asks: JoinSet<()>,
+    /// The session's fleet row, which connection reports name.
+    fleet: Option<String>,
     asks_at_once: Arc<Semaphore>,
     /// The clients of answered questions, kept with their connections for the next ones (at
     /// most [`ASKS_AT_ONCE`]).
@@ -335,6 +342,7 @@ impl NatsSession {
             arrived: Arrived::default(),
             events_tx: None,
             asks: JoinSet::new(),
+            fleet: None,
             asks_at_once: Arc::new(Semaphore::new(ASKS_AT_ONCE)),
             ask_clients: Arc::default(),
         }
@@ -401,6 +409,9 @@ impl NatsSession {
         while self.asks.try_join_next().is_some() {}
         let fresh = self.control.clone();
         let (permits, idle) = (self.asks_at_once.clone(), self.ask_clients.clone());
+        let fleet = matches!(frame, Frame::Connections(_))
+            .then(|| self.fleet.clone())
+            .flatten();
         self.asks.spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {
                 return;
@@ -408,7 +419,9 @@ impl NatsSession {
             // A client whose connection is already open, if one is idle: a batch a second
             // must not cost a new connection (and TLS handshake) each.
             let mut control = lock_clients(&idle).pop().unwrap_or(fresh);
-            let exchanged = control.exchange(&frame, None, EXCHANGE_TIMEOUT).await;
+            let exchanged = control
+                .exchange(&frame, fleet.as_deref(), EXCHANGE_TIMEOUT)
+                .await;
             lock_clients(&idle).push(control);
             let answer = match exchanged {
                 Ok(exchanged) => exchanged.frames.into_iter().map(Event::Frame).collect(),
@@ -474,12 +487,13 @@ impl Session for NatsSession {
 
     async fn send(&mut self, frame: &Frame) -> Result<(), TransportError> {
         match frame {
-            // Impressions and evaluation counts go through the same route, answered by an
-            // `InsightsAck`.
+            // Impressions, evaluation counts and connection reports go through the same route,
+            // answered by an `InsightsAck` (a report names the session's fleet row).
             Frame::DigestRequest(_)
             | Frame::Resync(_)
             | Frame::Impressions(_)
-            | Frame::EvaluationCounts(_) => {
+            | Frame::EvaluationCounts(_)
+            | Frame::Connections(_) => {
                 self.ask_aside(frame.clone());
                 Ok(())
             }

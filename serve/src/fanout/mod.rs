@@ -477,7 +477,8 @@ fn look<'a>(state: &'a SdkState, env_id: &'a str, events: &'a EnvEvents) -> Look
 /// Serves one stream on `socket`, whose request was let in as `opened`, until it ends.
 pub async fn serve(state: SdkState, socket: TcpStream, opened: Opened) {
     let _counted = Counted::new(&state.fanout.open);
-    let _open = Open::new();
+    let peer = socket.peer_addr().ok().map(|a| a.ip());
+    let _open = Open::new(&state, &opened, peer);
     let mut cursor = opened.cursor(Instant::now() + stream::max_age());
     let Opened {
         env_id,

@@ -48,8 +48,54 @@ pub fn batch_id() -> [u8; 16] {
 pub async fn run(insights: Arc<Insights>, upstream: Arc<dyn Upstream>, stopping: Stopping) {
     tokio::join!(
         impressions(&insights, upstream.as_ref(), stopping.clone()),
-        counts(&insights, upstream.as_ref(), stopping),
+        counts(&insights, upstream.as_ref(), stopping.clone()),
+        connections(&insights, upstream.as_ref(), stopping),
     );
+}
+
+/// Reports the open SDK streams: [`REPORT_SOON`] after a stream opens or ends, and every
+/// [`REPORT_EVERY`] while any is open. A report is sent once (each replaces the last, so a
+/// failed one is not sent again: the next one is newer); nothing is sent before the first
+/// stream opens.
+async fn connections(insights: &Insights, upstream: &dyn Upstream, mut stopping: Stopping) {
+    use super::connections::{REPORT_EVERY, REPORT_SOON};
+    let registry = &insights.connections;
+    let mut reported: Option<(u64, bool)> = None;
+    let mut last = Instant::now();
+    loop {
+        let changes = registry.changes();
+        let due = match reported {
+            // Nothing ever opened: nothing to say.
+            None => changes != 0,
+            Some((at, any)) => at != changes || (any && last.elapsed() >= REPORT_EVERY),
+        };
+        if due {
+            let report = registry.report(batch_id());
+            let any = !report.entries.is_empty();
+            let frame = Frame::Connections(report);
+            let until = Instant::now() + ACK_TIMEOUT;
+            let outcome = tokio::select! {
+                _ = stopping.begun() => return,
+                outcome = deliver(upstream, &frame, Some(until)) => outcome,
+            };
+            if outcome == AckOutcome::Refused {
+                tracing::warn!("the control plane refused this server's connection report");
+            }
+            reported = Some((changes, any));
+            last = Instant::now();
+        }
+        tokio::select! {
+            _ = stopping.begun() => return,
+            () = registry.changed() => {
+                // Changes within REPORT_SOON share one report.
+                tokio::select! {
+                    _ = stopping.begun() => return,
+                    () = tokio::time::sleep(REPORT_SOON) => {}
+                }
+            }
+            () = tokio::time::sleep(REPORT_EVERY.saturating_sub(last.elapsed()).max(REPORT_SOON)) => {}
+        }
+    }
 }
 
 /// Delivers `frame`, retrying after failures until it is stored or refused, or `until`.
@@ -295,6 +341,7 @@ mod tests {
                 let (id, n) = match &frame {
                     Frame::Impressions(b) => (b.id, b.items.len()),
                     Frame::EvaluationCounts(c) => (c.id, c.counts.len()),
+                    Frame::Connections(r) => (r.id, r.entries.len()),
                     _ => unreachable!(),
                 };
                 self.seen.lock().unwrap().push((id, frame.kind(), n));
@@ -387,6 +434,40 @@ mod tests {
                 .collect::<Vec<_>>(),
             [500, 5]
         );
+        stop.begin(Instant::now() + Duration::from_secs(5));
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_streams_are_reported_soon_after_a_change_and_while_any_is_open() {
+        let insights = Arc::new(Insights::new(10_000, false));
+        let fake = Arc::new(Fake::default());
+        let (stop, stopping) = Stopping::pair();
+        let task = tokio::spawn(run(insights.clone(), fake.clone(), stopping));
+        let reports = |fake: &Fake| -> Vec<usize> {
+            fake.seen
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|s| s.1 == "connections")
+                .map(|s| s.2)
+                .collect()
+        };
+        // Nothing open, ever: nothing reported.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(reports(&fake).is_empty());
+        let stream = insights.connections.open("e", "k", None);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(reports(&fake), [1]);
+        // Every 10 s while it is open.
+        tokio::time::sleep(Duration::from_secs(21)).await;
+        assert_eq!(reports(&fake), [1, 1, 1]);
+        // Its end is reported, then nothing more while none is open.
+        drop(stream);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(reports(&fake), [1, 1, 1, 0]);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(reports(&fake), [1, 1, 1, 0]);
         stop.begin(Instant::now() + Duration::from_secs(5));
         task.await.unwrap();
     }

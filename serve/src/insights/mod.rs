@@ -8,6 +8,7 @@
 //! their thread's shard; the queue's lock is taken by the ingest routes and the flusher only,
 //! and a full queue drops what does not fit (counted: `checkgate_impressions_dropped_total`).
 
+pub mod connections;
 pub mod counts;
 pub mod flush;
 pub mod ingest;
@@ -19,6 +20,7 @@ use std::pin::Pin;
 use checkgate_protocol::Frame;
 use checkgate_protocol::frame::AckOutcome;
 
+pub use connections::Connections;
 pub use counts::Counter;
 pub use queue::{DropReason, ImpressionQueue};
 
@@ -30,11 +32,13 @@ pub trait Upstream: Send + Sync + 'static {
     fn deliver(&self, frame: Frame) -> Pin<Box<dyn Future<Output = AckOutcome> + Send + '_>>;
 }
 
-/// The serving side's insights: the queue and the counters.
+/// The serving side's insights: the queue, the counters and the open SDK streams.
 #[derive(Debug)]
 pub struct Insights {
     pub queue: ImpressionQueue,
     pub counter: Counter,
+    /// Open SDK streams per environment and key, reported upstream by the flusher.
+    pub connections: std::sync::Arc<Connections>,
 }
 
 impl Insights {
@@ -43,15 +47,20 @@ impl Insights {
         Self {
             queue: ImpressionQueue::new(queue_capacity),
             counter: Counter::new(count_evaluations),
+            connections: std::sync::Arc::new(Connections::new(false)),
         }
     }
 
-    /// As `IMPRESSIONS_QUEUE` and `COUNT_EVALUATIONS` say.
+    /// As `IMPRESSIONS_QUEUE`, `COUNT_EVALUATIONS`
+    /// and `REPORT_CLIENT_ADDRESSES` say.
     pub fn from_args(args: &crate::ServeArgs) -> Self {
-        Self::new(
-            usize::try_from(args.impressions_queue).unwrap_or(usize::MAX),
-            args.count_evaluations,
-        )
+        Self {
+            connections: std::sync::Arc::new(Connections::new(args.report_client_addresses)),
+            ..Self::new(
+                usize::try_from(args.impressions_queue).unwrap_or(usize::MAX),
+                args.count_evaluations,
+            )
+        }
     }
 
     /// For `/status`: the queue's state and what was dropped.
@@ -62,6 +71,7 @@ impl Insights {
             "accepted_total": self.queue.queued(),
             "dropped_total": self.queue.dropped(),
             "counting_evaluations": self.counter.is_on(),
+            "sdk_streams": self.connections.total(),
         })
     }
 }
