@@ -93,6 +93,8 @@ pub async fn run(store: Store, settings: AlertSettings) {
 struct EdgeNow {
     name: String,
     session: String,
+    /// The environments it serves: those it reported positions in, or, before it reported
+    /// any, those its token grants. Its episodes are announced to their webhooks.
     environments: Vec<String>,
     /// Since when it is stale or disconnected; `None` while connected.
     down_since: Option<i64>,
@@ -110,6 +112,13 @@ pub async fn check(store: &Store, settings: AlertSettings) -> Result<(), StoreEr
         .await?
         .into_iter()
         .map(|e| (e.id, e.version))
+        .collect();
+    // What each token grants: the environments an edge that reported no positions serves.
+    let granted: HashMap<String, Option<Vec<String>>> = store
+        .edge_tokens()
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.environments))
         .collect();
     // Newest session first: an edge is judged by its newest session, as the fleet view lists it.
     let mut edges: HashMap<String, EdgeNow> = HashMap::new();
@@ -136,7 +145,18 @@ pub async fn check(store: &Store, settings: AlertSettings) -> Result<(), StoreEr
             EdgeNow {
                 name: s.edge_name.clone(),
                 session: s.id.clone(),
-                environments: s.positions.keys().cloned().collect(),
+                environments: if s.positions.is_empty() {
+                    match granted.get(&s.token_id) {
+                        Some(Some(envs)) => envs.clone(),
+                        _ => {
+                            let mut all: Vec<String> = heads.keys().cloned().collect();
+                            all.sort();
+                            all
+                        }
+                    }
+                } else {
+                    s.positions.keys().cloned().collect()
+                },
                 down_since,
                 closed: s.closed_at.is_some(),
                 lagging,

@@ -66,6 +66,22 @@ fn of_kind<'a>(page: &'a Value, kind: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// The `edge.*` events queued for a webhook (its deliveries log), oldest first.
+async fn edge_events(api: &Api, admin: &str, deliveries: &str) -> Vec<String> {
+    let log = api.get(deliveries, Some(admin)).await;
+    assert_eq!(log.status, StatusCode::OK, "{}", log.body);
+    let mut events: Vec<String> = log
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["event"].as_str().unwrap().to_owned())
+        .filter(|e| e.starts_with("edge."))
+        .collect();
+    events.reverse();
+    events
+}
+
 const AT_ONCE: AlertSettings = AlertSettings {
     stale_after: Duration::ZERO,
     lag_versions: 1,
@@ -77,6 +93,22 @@ async fn an_edge_away_opens_one_stale_alert_and_its_return_resolves_it() {
         let world = api.world().await;
         let token = edge_token(&api, &world.admin).await;
         let store = &api.store;
+        // A webhook of an environment the edge serves: the episode's events queue for it.
+        let env = &world.envs[0];
+        let hook = api
+            .call(
+                "POST",
+                &format!("/api/environments/{env}/webhooks"),
+                Some(json!({"name": "ops", "url": "https://hooks.example.com/fleet"})),
+                Some(&world.admin),
+                &[],
+            )
+            .await;
+        assert_eq!(hook.status, StatusCode::CREATED, "{backend}: {}", hook.body);
+        let deliveries = format!(
+            "/api/environments/{env}/webhooks/{}/deliveries",
+            hook.body["id"].as_str().unwrap()
+        );
         let first = store
             .open_edge_session(&token, "edge-a", "eu", "127.0.0.1:1")
             .await
@@ -101,6 +133,11 @@ async fn an_edge_away_opens_one_stale_alert_and_its_return_resolves_it() {
         assert_eq!(stale[0]["subject"], format!("{token}/edge-a"), "{backend}");
         assert_eq!(stale[0]["detail"]["state"], "disconnected", "{backend}");
         assert!(stale[0]["resolved_at"].is_null(), "{backend}");
+        assert_eq!(
+            edge_events(&api, &world.admin, &deliveries).await,
+            ["edge.stale"],
+            "{backend}: announced once, to the environment's webhook"
+        );
 
         // Back: a new session of the same edge resolves the episode.
         let second = store
@@ -116,6 +153,11 @@ async fn an_edge_away_opens_one_stale_alert_and_its_return_resolves_it() {
         assert_eq!(stale.len(), 1, "{backend}: {resolved}");
         assert!(stale[0]["resolved_at"].is_string(), "{backend}");
         assert_eq!(stale[0]["detail"]["recovered_session"], second, "{backend}");
+        assert_eq!(
+            edge_events(&api, &world.admin, &deliveries).await,
+            ["edge.stale", "edge.recovered"],
+            "{backend}"
+        );
 
         // Away again: a second episode, not the first reopened.
         store

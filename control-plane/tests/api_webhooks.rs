@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use checkgate_control::store::Store;
+use checkgate_control::store::fleet_alerts::{AlertKind, AlertState};
 use checkgate_control::vault::MasterKey;
 use checkgate_control::webhooks::{AllowHosts, DeliverySettings, delivery};
 use checkgate_ops::Stopping;
@@ -495,7 +496,8 @@ async fn internal_destinations_are_refused_at_delivery_unless_allowed() {
 
 #[tokio::test]
 async fn a_failing_webhook_raises_webhook_failing_once_to_the_others() {
-    let broken = Receiver::start(&[], 404).await;
+    // Refuses four deliveries, then takes what comes.
+    let broken = Receiver::start(&[404, 404, 404, 404], 200).await;
     let healthy = Receiver::start(&[], 200).await;
     let key = MasterKey::generate();
     let k = key.clone();
@@ -549,14 +551,61 @@ async fn a_failing_webhook_raises_webhook_failing_once_to_the_others() {
             .iter()
             .all(|r| body_of(r)["event"] != "webhook.failing")
     );
-    let alerts = api.store.webhook_alerts(10).await.unwrap();
+    // One episode in the fleet's alert history, open while the webhook keeps failing.
+    let alerts = api
+        .store
+        .open_alerts(AlertKind::WebhookFailing)
+        .await
+        .unwrap();
     assert_eq!(alerts.len(), 1);
-    assert_eq!(alerts[0].webhook_id, ids[0]);
+    assert_eq!(alerts[0].subject, ids[0]);
+    assert_eq!(alerts[0].environments, vec![env.to_owned()]);
     let view = api
         .get(&format!("/api/environments/{env}/webhooks"), Some(&admin))
         .await;
     assert_eq!(view.body[0]["failing"], true);
     assert_eq!(view.body[0]["consecutive_failures"], 4);
+
+    // A delivery that succeeds ends the episode and tells the others.
+    let flag = api
+        .call(
+            "POST",
+            &format!("/api/environments/{env}/flags"),
+            Some(json!({"key": "f4", "is_enabled": true})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(flag.status, StatusCode::CREATED);
+    broken
+        .until("the fifth delivery", |got| got.len() >= 5)
+        .await;
+    let got = healthy
+        .until("webhook.recovered", |got| {
+            got.iter()
+                .any(|r| body_of(r)["event"] == "webhook.recovered")
+        })
+        .await;
+    let recovered = got
+        .iter()
+        .map(body_of)
+        .find(|e| e["event"] == "webhook.recovered")
+        .unwrap();
+    assert_eq!(recovered["data"]["webhook_id"], ids[0].as_str());
+    assert!(
+        api.store
+            .open_alerts(AlertKind::WebhookFailing)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (history, _) = api
+        .store
+        .fleet_alerts(AlertState::Resolved, 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].kind, "webhook.failing");
 }
 
 #[tokio::test]

@@ -40,15 +40,3 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_at);
 CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, created_at);
-
--- Alerts raised about webhooks (`webhook.failing`), kept after the webhook is deleted so the
--- fleet page can show their history.
-CREATE TABLE webhook_alerts (
-    id             TEXT PRIMARY KEY,
-    webhook_id     TEXT NOT NULL,
-    environment_id TEXT NOT NULL,
-    event          TEXT NOT NULL,
-    at             BIGINT NOT NULL,
-    detail         TEXT NOT NULL
-);
-CREATE INDEX webhook_alerts_by_time ON webhook_alerts (at);

@@ -8,7 +8,7 @@ use super::items::{Expected, Payload, Table, Written};
 use super::{Actor, Store, StoreError};
 
 /// The audit action of a flag copied from another environment of its project.
-pub const PROMOTE: &str = "flag.promote";
+pub(super) const PROMOTE: &str = "flag.promote";
 
 /// A flag as stored.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,11 +7,14 @@
 //! Invariant: **at most one open episode per kind and subject** — a unique index over open
 //! rows holds it, so a condition seen on every tick (or by two instances at once) raises one
 //! alert, not one per tick. [`transition`] is the one function that opens or resolves an
-//! episode, inside the caller's transaction; what else must happen with it (events to
-//! webhooks) belongs in that transaction too.
+//! episode, inside the caller's transaction, and an edge's episode is announced to the webhooks
+//! of the environments it serves in that same transaction (`edge.stale`, `edge.lagging`, and
+//! `edge.recovered` when one ends), so an alert and its events are written together or not at
+//! all.
 
 use serde_json::Value;
 
+use super::webhooks::enqueue_event;
 use super::{Store, StoreError, new_id, now_ms};
 
 /// What an alert is about.
@@ -202,10 +205,32 @@ pub async fn transition(
         return Ok(None);
     };
     let episode = alert(row)?;
-    // webhooks: enqueue the event of this episode here, in this transaction, to the webhooks
-    // of each environment in `episode.environments`: `episode.kind` (`edge.stale`,
-    // `edge.lagging`, `webhook.failing`) when it opened (`resolved_at` is None), else
-    // `AlertKind::resolved_event` (`edge.recovered` for an edge's episodes).
+    // An edge's episode is announced, in this transaction, to the webhooks of each environment
+    // it serves: its kind when it opens, `edge.recovered` when it ends. A webhook's own episode
+    // is announced by the delivery side, which leaves the failing webhook out.
+    let kind = match change {
+        Transition::Raise { kind, .. } | Transition::Resolve { kind, .. } => *kind,
+    };
+    if kind != AlertKind::WebhookFailing {
+        let event = if episode.resolved_at.is_none() {
+            kind.as_str()
+        } else {
+            kind.resolved_event()
+        };
+        let data = serde_json::json!({
+            "alert_id": episode.id,
+            "kind": episode.kind,
+            "subject": episode.subject,
+            "edge_name": episode.edge_name,
+            "environments": episode.environments,
+            "opened_at_ms": episode.opened_at,
+            "resolved_at_ms": episode.resolved_at,
+            "detail": episode.detail,
+        });
+        for environment in &episode.environments {
+            enqueue_event(tx, environment, event, data.clone()).await?;
+        }
+    }
     Ok(Some(episode))
 }
 
@@ -215,7 +240,7 @@ impl Store {
         &self,
         change: &Transition<'_>,
     ) -> Result<Option<Alert>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let changed = transition(&mut tx, change).await?;
         tx.commit().await?;
         Ok(changed)

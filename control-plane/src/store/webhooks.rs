@@ -10,6 +10,7 @@
 use serde_json::{Value, json};
 
 use super::changes::{Audited, NextVersion};
+use super::fleet_alerts::{self, AlertKind, Transition};
 use super::{Actor, Store, StoreError, audit, new_id, now_ms};
 use crate::webhooks::event::{self, Event, EventActor};
 
@@ -108,17 +109,6 @@ pub enum Verdict {
     /// Tried again at this time (ms since the epoch).
     RetryAt(i64),
     Failed,
-}
-
-/// An alert raised about a webhook (`webhook.failing`), for the fleet page's history.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookAlert {
-    pub id: String,
-    pub webhook_id: String,
-    pub environment_id: String,
-    pub event: String,
-    pub at: i64,
-    pub detail: String,
 }
 
 type WebhookRow = (
@@ -743,10 +733,18 @@ impl Store {
         .await?;
         let mut raised = false;
         if outcome.verdict == Verdict::Delivered {
+            let was: Option<(i64, String)> =
+                sqlx::query_as("SELECT failing, environment_id FROM webhooks WHERE id = $1")
+                    .bind(&delivery.webhook_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             sqlx::query("UPDATE webhooks SET consecutive_failures = 0, failing = 0 WHERE id = $1")
                 .bind(&delivery.webhook_id)
                 .execute(&mut *tx)
                 .await?;
+            if let Some((1, env)) = was {
+                resolve_failing(&mut tx, &delivery.webhook_id, &env).await?;
+            }
         } else {
             let row: Option<(i64, i64, String, String)> = sqlx::query_as(
                 "UPDATE webhooks SET consecutive_failures = consecutive_failures + 1 \
@@ -773,30 +771,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(raised)
-    }
-
-    /// Alerts raised about webhooks, newest first: the history the fleet page shows.
-    pub async fn webhook_alerts(&self, limit: u32) -> Result<Vec<WebhookAlert>, StoreError> {
-        let rows: Vec<(String, String, String, String, i64, String)> = sqlx::query_as(
-            "SELECT id, webhook_id, environment_id, event, at, detail FROM webhook_alerts \
-             ORDER BY at DESC, id DESC LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, webhook_id, environment_id, event, at, detail)| WebhookAlert {
-                    id,
-                    webhook_id,
-                    environment_id,
-                    event,
-                    at,
-                    detail,
-                },
-            )
-            .collect())
     }
 
     /// Deletes finished deliveries created before `before_ms`, and marks failed the pending
@@ -873,7 +847,7 @@ impl Store {
 }
 
 /// Raises `webhook.failing` for one webhook: enqueued to the environment's other webhooks and
-/// recorded in the alert history (see [`Store::webhook_alerts`]).
+/// opened as an episode of the fleet's alert history (`fleet_alerts`).
 async fn raise_failing(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     webhook_id: &str,
@@ -893,17 +867,17 @@ async fn raise_failing(
         "last_status": outcome.status_code,
         "last_error": outcome.error,
     });
-    sqlx::query(
-        "INSERT INTO webhook_alerts (id, webhook_id, environment_id, event, at, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+    let environments = [environment_id.to_owned()];
+    fleet_alerts::transition(
+        tx,
+        &Transition::Raise {
+            kind: AlertKind::WebhookFailing,
+            subject: webhook_id,
+            edge_name: None,
+            environments: &environments,
+            detail: data.clone(),
+        },
     )
-    .bind(new_id())
-    .bind(webhook_id)
-    .bind(environment_id)
-    .bind(event::FAILING_EVENT)
-    .bind(now_ms())
-    .bind(data.to_string())
-    .execute(&mut **tx)
     .await?;
     enqueue_system_event(
         tx,
@@ -914,5 +888,35 @@ async fn raise_failing(
         Some(webhook_id),
     )
     .await?;
+    Ok(())
+}
+
+/// Ends a failing webhook's episode (a delivery succeeded): resolved in the alert history, and
+/// `webhook.recovered` enqueued to the environment's other webhooks.
+async fn resolve_failing(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    webhook_id: &str,
+    environment_id: &str,
+) -> Result<(), StoreError> {
+    let resolved = fleet_alerts::transition(
+        tx,
+        &Transition::Resolve {
+            kind: AlertKind::WebhookFailing,
+            subject: webhook_id,
+            detail: json!({}),
+        },
+    )
+    .await?;
+    if resolved.is_some() {
+        enqueue_system_event(
+            tx,
+            environment_id,
+            AlertKind::WebhookFailing.resolved_event(),
+            json!({ "webhook_id": webhook_id }),
+            None,
+            Some(webhook_id),
+        )
+        .await?;
+    }
     Ok(())
 }
