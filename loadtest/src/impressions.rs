@@ -59,17 +59,17 @@ fn bodies(batch: usize) -> Vec<Bytes> {
 }
 
 /// Batch `seed` of a spread load: every item its own (`n` = seed × batch + i), over the same
-/// 20 flags, two values and 50,000 users as [`bodies`], evaluated a pseudo-random whole number
-/// of minutes (less than `minutes`) before `now`.
+/// 20 flags, two values and 50,000 users as [`bodies`]. The batch was evaluated in one minute,
+/// as an edge's batch is, a pseudo-random whole number of minutes (less than `minutes`) before
+/// `now`.
 fn spread_body(batch: usize, seed: u64, minutes: u64, now: i64) -> Bytes {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(batch * 140);
     out.push('[');
+    let ago = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20) % minutes;
     for i in 0..batch as u64 {
         let n = seed * batch as u64 + i;
-        let mixed = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let ago = (mixed >> 20) % minutes;
-        let user = (mixed >> 40) % 50_000;
+        let user = (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % 50_000;
         let value = if n.is_multiple_of(3) { "false" } else { "true" };
         if i > 0 {
             out.push(',');
