@@ -384,6 +384,11 @@ try {
   const upcoming = page.getByRole("table", { name: "Upcoming changes" });
   const past = page.getByRole("table", { name: "Past changes" });
   await upcoming.getByRole("row", { name: /new-checkout/ }).waitFor();
+  const scheduledChange = await upcoming.getByRole("row", { name: /new-checkout/ }).textContent();
+  check(
+    scheduledChange.includes('description = "Checkout, as scheduled"') && !scheduledChange.includes("tags"),
+    `the schedule changes only the edited field (${scheduledChange})`,
+  );
   await past.getByText("applied", { exact: true }).waitFor();
   await shot(page, "15-scheduled-changes");
   await upcoming.getByRole("button", { name: "Cancel" }).click();

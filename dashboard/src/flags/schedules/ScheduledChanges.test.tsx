@@ -122,4 +122,12 @@ describe("changedFields", () => {
     const doc = { key: "f", is_enabled: true, rollout_percentage: null, description: "a", rules: [] } as never;
     expect(changedFields(saved, doc)).toEqual({ is_enabled: true });
   });
+
+  it("takes an empty list for a field the saved flag leaves out, so the edit does not name it", () => {
+    const saved = { key: "f", version: 2, description: "a", tags: ["x"] } as never;
+    const doc = { key: "f", description: "b", tags: ["x"], prerequisites: [], variants: [], rules: [] } as never;
+    expect(changedFields(saved, doc)).toEqual({ description: "b" });
+    const cleared = { key: "f", description: "a", tags: [] } as never;
+    expect(changedFields(saved, cleared)).toEqual({ tags: [] });
+  });
 });

@@ -25,12 +25,16 @@ export interface ScheduledChange {
   created_by: { kind: string; id: string | null; name: string };
 }
 
+/** Absent, null and an empty list say the same of a field (the server leaves empty lists out). */
+const empty = (v: unknown) => v === undefined || v === null || (Array.isArray(v) && v.length === 0);
+
 /** The fields of `doc` that differ from `saved` (the key never), as a PATCH body. */
 export function changedFields(saved: Flag, doc: FlagDoc): Record<string, unknown> {
   const patch: Record<string, unknown> = {};
   for (const [field, value] of Object.entries(doc)) {
     if (field === "key") continue;
     const before = (saved as unknown as Record<string, unknown>)[field];
+    if (empty(before) && empty(value)) continue;
     if (JSON.stringify(before ?? null) !== JSON.stringify(value ?? null)) patch[field] = value;
   }
   return patch;
