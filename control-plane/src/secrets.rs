@@ -87,31 +87,45 @@ fn create(path: &Path) -> Result<Secret, SecretFileError> {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
+    write_private(path, &secret).map_err(io(path))?;
+    Ok(Secret::new(secret))
+}
+
+/// Writes `text` and a newline to `path`, which must not exist yet, in a file only its owner
+/// can read (0600), synced before it returns. The generated session secret and master key
+/// are written this way.
+pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(io(path))?;
-    writeln!(file, "{secret}").map_err(io(path))?;
-    file.sync_all().map_err(io(path))?;
-    Ok(Secret::new(secret))
+    let mut file = options.open(path)?;
+    writeln!(file, "{text}")?;
+    file.sync_all()
 }
 
-fn load(path: &Path) -> Result<Secret, SecretFileError> {
+/// `path`'s permission bits when users other than its owner may use it; `None` when it is
+/// private (and always on systems without Unix modes).
+pub(crate) fn exposed_mode(path: &Path) -> std::io::Result<Option<u32>> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(path)
-            .map_err(io(path))?
-            .permissions()
-            .mode()
-            & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(SecretFileError::Exposed {
-                path: path.to_owned(),
-                mode,
-            });
-        }
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        Ok((mode & 0o077 != 0).then_some(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(None)
+    }
+}
+
+fn load(path: &Path) -> Result<Secret, SecretFileError> {
+    if let Some(mode) = exposed_mode(path).map_err(io(path))? {
+        return Err(SecretFileError::Exposed {
+            path: path.to_owned(),
+            mode,
+        });
     }
     let text = std::fs::read_to_string(path).map_err(io(path))?;
     let secret = text.trim();

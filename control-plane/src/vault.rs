@@ -12,7 +12,6 @@
 //! key, one is generated into the data directory (`master_key`, mode 0600), like the session
 //! secret; instances sharing a database must all be given the same key.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use chacha20poly1305::aead::{Aead, KeyInit, OsRng, Payload};
@@ -243,7 +242,10 @@ pub async fn rotate(
         let context = webhook_context(&id);
         let plain = old.open(&context, &sealed)?;
         let resealed = new.seal(&context, plain.expose());
-        if store.reseal_secret(&id, &sealed, &resealed).await? {
+        if store
+            .reseal_secret(&id, &sealed, &resealed, (old.id(), new.id()))
+            .await?
+        {
             done.resealed += 1;
         }
     }
@@ -278,33 +280,18 @@ pub fn load_file(path: &Path) -> Result<Option<MasterKey>, VaultError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(path)(e)),
     };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(path)
-            .map_err(io(path))?
-            .permissions()
-            .mode()
-            & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(VaultError::Exposed {
-                path: path.to_owned(),
-                mode,
-            });
-        }
+    if let Some(mode) = crate::secrets::exposed_mode(path).map_err(io(path))? {
+        return Err(VaultError::Exposed {
+            path: path.to_owned(),
+            mode,
+        });
     }
     MasterKey::parse("CHECKGATE_MASTER_KEY", &text).map(Some)
 }
 
 /// Writes `key` to `path`, which must not exist yet, readable by its owner only.
 fn create_file(path: &Path, key: &MasterKey) -> Result<(), VaultError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(io(path))?;
-    writeln!(file, "{}", key.to_hex()).map_err(io(path))?;
-    file.sync_all().map_err(io(path))
+    crate::secrets::write_private(path, &key.to_hex()).map_err(io(path))
 }
 
 /// Replaces the key file's content with `key` (after a rotation), atomically, mode 0600.

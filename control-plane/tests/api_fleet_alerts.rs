@@ -9,30 +9,13 @@
 
 mod common;
 
-use std::future::Future;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use checkgate_control::fleet_alerts::{AlertSettings, check};
 use checkgate_control::store::connections::{StoredClient, StoredCount};
-use common::{Api, api, api_over, assert_error};
+use common::{Api, assert_error, on_both};
 use serde_json::{Value, json};
-
-/// Runs `test` against an API over SQLite, then over a fresh PostgreSQL database.
-async fn on_both<F, Fut>(test: F)
-where
-    F: Fn(Api, &'static str) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    test(api().await, "sqlite").await;
-    let name = format!("cg_alert_{}", uuid::Uuid::new_v4().simple());
-    let url = common::pg::create_database(&name).await;
-    let api = api_over(&url, |_| {}).await;
-    let store = api.store.clone();
-    test(api, "postgres").await;
-    store.close().await;
-    common::pg::drop_database(&name).await.unwrap();
-}
 
 /// An edge token for every environment, made by `admin`; its id.
 async fn edge_token(api: &Api, admin: &str) -> String {
@@ -89,7 +72,7 @@ const AT_ONCE: AlertSettings = AlertSettings {
 
 #[tokio::test]
 async fn an_edge_away_opens_one_stale_alert_and_its_return_resolves_it() {
-    on_both(|api, backend| async move {
+    on_both("alert", |api, backend| async move {
         let world = api.world().await;
         let token = edge_token(&api, &world.admin).await;
         let store = &api.store;
@@ -196,7 +179,7 @@ async fn an_edge_away_opens_one_stale_alert_and_its_return_resolves_it() {
 
 #[tokio::test]
 async fn a_lagging_edge_opens_a_lag_alert_until_it_catches_up() {
-    on_both(|api, backend| async move {
+    on_both("alert", |api, backend| async move {
         let world = api.world().await;
         let token = edge_token(&api, &world.admin).await;
         let store = &api.store;
@@ -251,7 +234,7 @@ async fn a_lagging_edge_opens_a_lag_alert_until_it_catches_up() {
 
 #[tokio::test]
 async fn a_failing_webhook_is_one_episode_and_the_listing_pages_within_bounds() {
-    on_both(|api, backend| async move {
+    on_both("alert", |api, backend| async move {
         let world = api.world().await;
         let store = &api.store;
         let env = &world.envs[0];
@@ -351,7 +334,7 @@ fn count(env: &str, key: &str, n: u64, clients: &[&str]) -> StoredCount {
 
 #[tokio::test]
 async fn connected_sdks_are_listed_only_to_members_of_their_project() {
-    on_both(|api, backend| async move {
+    on_both("alert", |api, backend| async move {
         let world = api.world().await;
         let admin = &world.admin;
         let other = api.new_project(admin, "Other").await;

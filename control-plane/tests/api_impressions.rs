@@ -9,7 +9,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 
 use axum::http::{Request, StatusCode, header};
 use checkgate_control::api::SessionKey;
@@ -18,26 +17,10 @@ use checkgate_control::store::impressions::NewImpression;
 use checkgate_protocol::impressions::{
     EvaluationCount, EvaluationCounts, Impression, ImpressionBatch,
 };
-use common::{Api, World, api, api_over, assert_error};
+use common::{Api, World, assert_error, on_both};
 use serde_json::{Value, json};
 
 const SECRET: &str = "test-session-secret-of-32-characters";
-
-/// Runs `test` against an API over SQLite, then over a fresh PostgreSQL database.
-async fn on_both<F, Fut>(test: F)
-where
-    F: Fn(Api, &'static str) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    test(api().await, "sqlite").await;
-    let name = format!("cg_imp_{}", uuid::Uuid::new_v4().simple());
-    let url = common::pg::create_database(&name).await;
-    let api = api_over(&url, |_| {}).await;
-    let store = api.store.clone();
-    test(api, "postgres").await;
-    store.close().await;
-    common::pg::drop_database(&name).await.unwrap();
-}
 
 fn insights(api: &Api) -> Insights {
     Insights::new(
@@ -77,7 +60,7 @@ async fn list(api: &Api, world: &World, query: &str) -> Value {
 
 #[tokio::test]
 async fn only_an_sdk_key_of_the_environment_may_report() {
-    on_both(|api, backend| async move {
+    on_both("imp", |api, backend| async move {
         let world = api.world().await;
         let env = &world.envs[0];
         let body = json!([{"flag_key": "checkout", "value": "true", "user_id": "u1"}]);
@@ -190,7 +173,7 @@ async fn only_an_sdk_key_of_the_environment_may_report() {
 
 #[tokio::test]
 async fn limits_and_validation_refuse_the_whole_batch() {
-    on_both(|api, backend| async move {
+    on_both("imp", |api, backend| async move {
         let world = api.world().await;
         let env = &world.envs[0];
         let key = api
@@ -322,7 +305,7 @@ fn checkgate_rfc3339(ms: i64) -> String {
 
 #[tokio::test]
 async fn a_batch_sent_twice_is_stored_once_and_since_id_polls_only_new_rows() {
-    on_both(|api, backend| async move {
+    on_both("imp", |api, backend| async move {
         let world = api.world().await;
         let env = world.envs[0].clone();
         let service = insights(&api);
@@ -440,7 +423,7 @@ type Want<'a> = (i64, i64, i64, BTreeMap<&'a str, i64>, i64);
 
 #[tokio::test]
 async fn stats_from_rollups_match_the_raw_rows() {
-    on_both(|api, backend| async move {
+    on_both("imp", |api, backend| async move {
         let world = api.world().await;
         let env = world.envs[0].clone();
         let service = insights(&api);
@@ -541,7 +524,7 @@ async fn stats_from_rollups_match_the_raw_rows() {
 
 #[tokio::test]
 async fn unique_users_are_within_two_percent_on_a_large_set() {
-    on_both(|api, backend| async move {
+    on_both("imp", |api, backend| async move {
         let world = api.world().await;
         let env = world.envs[0].clone();
         let service = insights(&api);
@@ -607,7 +590,7 @@ async fn unique_users_are_within_two_percent_on_a_large_set() {
 
 #[tokio::test]
 async fn privacy_settings_keep_what_the_environment_allows() {
-    on_both(|api, backend| async move {
+    on_both("imp", |api, backend| async move {
         let world = api.world().await;
         let env = &world.envs[0];
         let key = api
@@ -713,7 +696,7 @@ async fn privacy_settings_keep_what_the_environment_allows() {
 
 #[tokio::test]
 async fn evaluation_counts_feed_insights_and_the_stale_signal() {
-    on_both(|api, backend| async move {
+    on_both("imp", |api, backend| async move {
         let world = api.world().await;
         let env = world.envs[0].clone();
         let service = insights(&api);
@@ -803,7 +786,7 @@ async fn evaluation_counts_feed_insights_and_the_stale_signal() {
 
 #[tokio::test]
 async fn retention_deletes_in_batches() {
-    on_both(|api, backend| async move {
+    on_both("imp", |api, backend| async move {
         let world = api.world().await;
         let env = world.envs[0].clone();
         let day = 86_400_000;
@@ -873,7 +856,7 @@ async fn retention_deletes_in_batches() {
 
 #[tokio::test]
 async fn concurrent_batches_lose_no_user_and_no_count() {
-    on_both(|api, backend| async move {
+    on_both("imp", |api, backend| async move {
         let world = api.world().await;
         let env = world.envs[0].clone();
         let service = insights(&api);

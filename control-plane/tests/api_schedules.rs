@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::http::StatusCode;
 use checkgate_control::api::AppState;
 use checkgate_control::store::AuditFilter;
+use checkgate_core::date::format_rfc3339;
 use common::{Api, World, api_over, api_with, assert_error};
 use serde_json::{Value, json};
 
@@ -57,32 +58,9 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// RFC 3339 for `ms` Unix milliseconds (UTC).
-fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
-}
-
 /// `ms` from now, as RFC 3339.
 fn in_ms(ms: i64) -> String {
-    rfc3339(now_ms() + ms)
+    format_rfc3339(now_ms() + ms)
 }
 
 async fn create_flag(api: &Api, world: &World, key: &str, doc: Value) -> Value {
@@ -426,7 +404,7 @@ async fn a_due_change_applies_once_as_a_versioned_audited_change() {
             &api,
             &world,
             "checkout",
-            json!({"scheduled_at": rfc3339(due), "patch": {"is_enabled": true, "description": "launch"},
+            json!({"scheduled_at": format_rfc3339(due), "patch": {"is_enabled": true, "description": "launch"},
                    "if_version": before}),
         )
         .await;
@@ -500,7 +478,7 @@ async fn a_change_that_cannot_apply_when_due_fails_with_its_reason_and_changes_n
         let guarded_version = flag(&api, &world, "guarded").await["version"]
             .as_u64()
             .unwrap();
-        let due = rfc3339(now_ms() + 2_000);
+        let due = format_rfc3339(now_ms() + 2_000);
         let guarded = schedule(
             &api,
             &world,
@@ -619,7 +597,7 @@ async fn two_schedulers_on_one_postgres_database_apply_each_change_once() {
             api,
             &world,
             &format!("f{}", i % 4),
-            json!({"scheduled_at": rfc3339(due + i * 25), "patch": {"description": format!("s{i}")}}),
+            json!({"scheduled_at": format_rfc3339(due + i * 25), "patch": {"description": format!("s{i}")}}),
         )
         .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);

@@ -12,6 +12,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use checkgate_core::date::format_rfc3339;
 use common::cluster::{Control, ControlOptions, TempDir, Workspace, call, eventually, pause};
 use common::pg::Database;
 use serde_json::{Value, json};
@@ -130,7 +131,7 @@ fn two_instances_killed_and_restarted_apply_every_change_exactly_once_and_on_tim
     let mut ids = BTreeMap::new();
     for i in 0..SCHEDULES {
         let via = if i % 2 == 0 { &a } else { &b };
-        let due = checkgate_rfc3339(due_of(i));
+        let due = format_rfc3339(due_of(i));
         let (status, body) = call(
             via.as_ref().unwrap().http(),
             "POST",
@@ -262,27 +263,4 @@ fn two_instances_killed_and_restarted_apply_every_change_exactly_once_and_on_tim
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     eprintln!("took {:?}", started.elapsed());
-}
-
-/// RFC 3339 for `ms` Unix milliseconds (UTC).
-fn checkgate_rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
 }

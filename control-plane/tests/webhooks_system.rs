@@ -284,14 +284,29 @@ fn start_up_refuses_a_missing_or_wrong_key_and_rotation_re_encrypts() {
     let log = refused(&db, &dir, &[("CHECKGATE_MASTER_KEY", KEY_1)]);
     assert!(log.contains(&id_2), "{log}");
     let key_2 = MasterKey::parse("K", KEY_2).unwrap();
-    let (id, _) = runtime().block_on(async {
+    let env = ws.envs[0].clone();
+    let ((id, _), audited) = runtime().block_on(async {
         let store = checkgate_control::store::Store::open(&db.url(), 1, Duration::from_secs(10))
             .await
             .unwrap();
         let rows = store.sealed_secrets().await.unwrap();
+        let audited = store.audit_for_environment(&env, 50).await.unwrap();
         store.close().await;
-        rows[0].clone()
+        (rows[0].clone(), audited)
     });
+    // The rotation is audited once, with the keys' ids and never a secret or a key.
+    let reseals: Vec<_> = audited
+        .iter()
+        .filter(|(action, ..)| action == "webhook.secret_reseal")
+        .collect();
+    assert_eq!(reseals.len(), 1, "{audited:?}");
+    let (_, target, before, after) = reseals[0];
+    assert_eq!(target, &id);
+    assert!(before.as_deref().unwrap().contains(&id_1), "{before:?}");
+    assert!(after.as_deref().unwrap().contains(&id_2), "{after:?}");
+    for text in [before, after].into_iter().flatten() {
+        assert!(!text.contains(SECRET) && !text.contains(KEY_1) && !text.contains(KEY_2));
+    }
     let context = checkgate_control::vault::webhook_context(&id);
     assert_eq!(key_2.open(&context, &resealed).unwrap().expose(), SECRET);
     let again = control(&db, &dir, &[("CHECKGATE_MASTER_KEY", KEY_2)]);

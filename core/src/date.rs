@@ -1,5 +1,5 @@
 //! RFC 3339 timestamps to Unix milliseconds, without allocation (the context's value is parsed
-//! on every evaluation). Accepts `YYYY-MM-DD`, and `YYYY-MM-DD[T ]HH:MM:SS[.frac](Z|±HH:MM)`.
+//! on every evaluation), and back ([`format_rfc3339`], for bodies). Accepts `YYYY-MM-DD`, and `YYYY-MM-DD[T ]HH:MM:SS[.frac](Z|±HH:MM)`.
 //! Numbers and digit strings are taken as Unix milliseconds.
 
 fn digits(s: &[u8]) -> Option<i64> {
@@ -97,9 +97,56 @@ pub fn parse_instant(s: &str) -> Option<i64> {
     parse_rfc3339(t)
 }
 
+/// Formats Unix milliseconds as `2026-11-23T12:34:56.789Z` (UTC, milliseconds): the one form
+/// of instants in API bodies. The inverse of [`parse_rfc3339`] for that form. Allocates; not
+/// for the evaluation path.
+pub fn format_rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_what_it_parses() {
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_rfc3339(1_795_437_296_789),
+            "2026-11-23T12:34:56.789Z"
+        );
+        assert_eq!(format_rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59.999Z");
+        for ms in [
+            0,
+            1,
+            -1,
+            951_782_400_000,
+            1_795_437_296_789,
+            253_402_300_799_999,
+        ] {
+            assert_eq!(parse_rfc3339(&format_rfc3339(ms)), Some(ms));
+        }
+    }
 
     #[test]
     fn known_instants() {

@@ -832,17 +832,49 @@ impl Store {
     }
 
     /// Replaces one sealed secret if it is still `old` (so a rotation run twice, or beside a
-    /// change, never overwrites a newer value); whether it was replaced.
-    pub async fn reseal_secret(&self, id: &str, old: &str, new: &str) -> Result<bool, StoreError> {
+    /// change, never overwrites a newer value); whether it was replaced. A replacement is
+    /// audited (`webhook.secret_reseal`, by the system) with the ids of the keys, never a
+    /// secret: `keys` is (the old key's id, the new key's id).
+    pub async fn reseal_secret(
+        &self,
+        id: &str,
+        old: &str,
+        new: &str,
+        keys: (&str, &str),
+    ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("UPDATE webhooks SET secret = $3 WHERE id = $1 AND secret = $2")
-            .bind(id)
-            .bind(old)
-            .bind(new)
-            .execute(&mut *tx)
-            .await?;
+        let resealed: Option<(String, String)> = sqlx::query_as(
+            "UPDATE webhooks SET secret = $3 WHERE id = $1 AND secret = $2 \
+             RETURNING environment_id, name",
+        )
+        .bind(id)
+        .bind(old)
+        .bind(new)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((env, name)) = resealed else {
+            return Ok(false);
+        };
+        let project: Option<String> =
+            sqlx::query_scalar("SELECT project_id FROM environments WHERE id = $1")
+                .bind(&env)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let before = json!({ "name": name, "key_id": keys.0 }).to_string();
+        let after = json!({ "name": name, "key_id": keys.1 }).to_string();
+        audit(
+            &mut tx,
+            &Actor::system(),
+            project.as_deref(),
+            Some(&env),
+            "webhook.secret_reseal",
+            ("webhook", id),
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(true)
     }
 }
 

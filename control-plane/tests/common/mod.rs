@@ -58,6 +58,23 @@ pub async fn api_with(configure: impl FnOnce(&mut AppState)) -> Api {
     }
 }
 
+/// Runs `test` against an API over SQLite, then over a fresh PostgreSQL database of its own
+/// (named `cg_<prefix>_…`, dropped afterwards); the second argument names the backend.
+pub async fn on_both<F, Fut>(prefix: &str, test: F)
+where
+    F: Fn(Api, &'static str) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    test(api().await, "sqlite").await;
+    let name = format!("cg_{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let url = pg::create_database(&name).await;
+    let api = api_over(&url, |_| {}).await;
+    let store = api.store.clone();
+    test(api, "postgres").await;
+    store.close().await;
+    pg::drop_database(&name).await.unwrap();
+}
+
 /// [`api_with`] over the database at `url` (a PostgreSQL database of the test's own, say)
 /// instead of a fresh embedded file.
 pub async fn api_over(url: &str, configure: impl FnOnce(&mut AppState)) -> Api {
