@@ -205,7 +205,7 @@ impl NextVersion {
             audited.after,
         )
         .await?;
-        super::webhooks::enqueue_change(tx, self, actor, &audited).await
+        super::webhook_outbox::enqueue_change(tx, self, actor, &audited).await
     }
 
     /// Appends the change row alone: for a write audited once for many environments (deleting

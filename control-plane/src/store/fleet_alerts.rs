@@ -14,7 +14,7 @@
 
 use serde_json::Value;
 
-use super::webhooks::enqueue_event;
+use super::webhook_outbox::enqueue_event;
 use super::{Store, StoreError, new_id, now_ms};
 
 /// What an alert is about.

@@ -31,6 +31,8 @@ mod schedules;
 mod segments;
 mod tokens;
 mod users;
+pub mod webhook_delivery;
+mod webhook_outbox;
 pub mod webhooks;
 
 use std::path::Path;
@@ -60,7 +62,8 @@ pub use schedules::{
 pub use segments::StoredSegment;
 pub use tokens::{ApiToken, TOKEN_TAG};
 pub use users::{Setup, User, WorkspaceRole};
-pub use webhooks::{Webhook, WebhookChanges, enqueue_event};
+pub use webhook_outbox::enqueue_event;
+pub use webhooks::{Webhook, WebhookChanges};
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");

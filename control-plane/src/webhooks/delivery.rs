@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use super::client::{self, Answer};
 use super::sign;
 use super::ssrf::{self, AllowHosts};
-use crate::store::webhooks::{AttemptOutcome, DueDelivery, Verdict};
+use crate::store::webhook_delivery::{AttemptOutcome, DueDelivery, Verdict};
 use crate::store::{Store, now_ms};
 use crate::vault::MasterKey;
 
