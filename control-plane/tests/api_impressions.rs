@@ -950,3 +950,99 @@ async fn concurrent_batches_lose_no_user_and_no_count() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn stats_see_sketches_rewritten_after_an_earlier_read() {
+    on_both("imp", |api, backend| async move {
+        let world = api.world().await;
+        let env = world.envs[0].clone();
+        // Another instance's ingest and compaction: the API's own instance keeps the merged
+        // sketches it read, and must notice that they were rewritten.
+        let service = insights(&api);
+        let now = now_ms();
+        let day = 86_400_000;
+        let mut batch_id = 0u8;
+        let mut send = |users: std::ops::Range<u32>| {
+            batch_id += 1;
+            // Whole past days (day sketches), an earlier hour of today and the current minute.
+            let items = users
+                .flat_map(|u| {
+                    [now - 2 * day, now - day - 3_600_000, now - 7_200_000, now].map(|at| {
+                        Impression {
+                            flag_key: "f".into(),
+                            user_id: Some(format!("user-{u}")),
+                            value: "true".into(),
+                            context: None,
+                            evaluated_at: at,
+                        }
+                    })
+                })
+                .collect();
+            let batch = ImpressionBatch {
+                id: [batch_id; 16],
+                environment: env.clone(),
+                items,
+            };
+            let service = service.clone();
+            async move { service.store_batch(&batch, |_| true).await.unwrap() }
+        };
+        let stats = |expect: u64, step: &'static str| {
+            let (api, world, env) = (&api, &world, &env);
+            async move {
+                let reply = api
+                    .get(
+                        &format!(
+                            "/api/environments/{env}/impressions/stats?from={}&to={}",
+                            now - 3 * day,
+                            now + 60_000
+                        ),
+                        Some(&world.admin),
+                    )
+                    .await;
+                assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+                let f = &reply.body[0];
+                assert_eq!(
+                    f["unique_users"], expect,
+                    "{backend} {step}: {}",
+                    reply.body
+                );
+                assert_eq!(f["values"][0]["unique_users"], expect, "{backend} {step}");
+                let insights = api
+                    .get(
+                        &format!("/api/environments/{env}/flags/f/insights?range=7d"),
+                        Some(&world.admin),
+                    )
+                    .await;
+                assert_eq!(insights.status, StatusCode::OK, "{}", insights.body);
+                assert_eq!(
+                    insights.body["unique_users"], expect,
+                    "{backend} {step}: {}",
+                    insights.body
+                );
+            }
+        };
+        let flag = api
+            .post(
+                &format!("/api/environments/{env}/flags"),
+                json!({"key": "f", "is_enabled": true}),
+                Some(&world.admin),
+            )
+            .await;
+        assert!(flag.status.is_success(), "{}", flag.body);
+        send(0..40).await;
+        service.compact(1000, 10).await.unwrap();
+        stats(40, "first read, from the sketches").await;
+        stats(40, "second read, from the cache").await;
+        // New users on the same past days: the sketches are rewritten by the compaction.
+        send(40..70).await;
+        stats(70, "not compacted yet: sketches and parts").await;
+        service.compact(1000, 10).await.unwrap();
+        stats(70, "after the sketches were rewritten").await;
+        // Users already counted change nothing, and a third rewrite is seen too.
+        send(0..70).await;
+        send(70..75).await;
+        service.compact(1000, 10).await.unwrap();
+        stats(75, "after a third rewrite").await;
+    })
+    .await;
+}

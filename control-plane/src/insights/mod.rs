@@ -16,6 +16,9 @@
 
 pub mod read;
 pub mod sketch;
+mod sketch_cache;
+
+use std::sync::Arc;
 
 use checkgate_protocol::EnvironmentSettings;
 use checkgate_protocol::impressions::{
@@ -95,6 +98,8 @@ pub struct Insights {
     store: Store,
     user_key: UserIdKey,
     settings: InsightsSettings,
+    /// Merged users sketches of past ranges (`read.rs`).
+    sketches: Arc<sketch_cache::SketchCache>,
 }
 
 fn batch_key(kind: &str, id: &[u8; 16]) -> String {
@@ -112,6 +117,7 @@ impl Insights {
             store,
             user_key: UserIdKey(session_key.derive("checkgate impression user id v1")),
             settings,
+            sketches: Arc::new(sketch_cache::SketchCache::new(sketch_cache::CAPACITY)),
         }
     }
 

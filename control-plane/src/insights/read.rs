@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::sketch::Users;
+use super::sketch_cache::{Fingerprint, Run};
 use super::{DAY_MS, Insights};
 use crate::store::StoreError;
 use crate::store::impressions::{DAY, FlagActivity, HOUR, MINUTE, RollupRow};
@@ -143,6 +144,66 @@ fn decode(bytes: &[u8]) -> Result<Users, StoreError> {
 }
 
 impl Insights {
+    /// Merges into `users`, per (flag, value), the users sketches of `rows` — the rollup rows
+    /// of `span` with starts in `range` — through the cache of merged sketches: only the
+    /// (flag, value)s whose rows changed since they were last merged have their sketches read.
+    async fn merge_sketches(
+        &self,
+        env: &str,
+        span: i64,
+        range: (i64, i64),
+        rows: &[RollupRow],
+        users: &mut BTreeMap<(String, String), Users>,
+    ) -> Result<(), StoreError> {
+        let run = |flag: &str, value: &str| Run {
+            environment: env.to_owned(),
+            flag_key: flag.to_owned(),
+            value: value.to_owned(),
+            span,
+            from: range.0,
+            to: range.1,
+        };
+        let mut seen: BTreeMap<(&str, &str), Fingerprint> = BTreeMap::new();
+        for row in rows.iter().filter(|r| r.users_rev > 0) {
+            seen.entry((&row.flag_key, &row.value))
+                .or_default()
+                .add(row.start, row.users_rev);
+        }
+        let mut missing = Vec::new();
+        for ((flag, value), fingerprint) in seen {
+            let into = users
+                .entry((flag.to_owned(), value.to_owned()))
+                .or_default();
+            if !self
+                .sketches
+                .merge_into(&run(flag, value), fingerprint, into)
+            {
+                missing.push((flag.to_owned(), value.to_owned()));
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut read: BTreeMap<(String, String), (Fingerprint, Users)> = BTreeMap::new();
+        for row in self
+            .store()
+            .rollup_sketches(env, span, range, &missing)
+            .await?
+        {
+            let (fingerprint, merged) = read.entry((row.flag_key, row.value)).or_default();
+            fingerprint.add(row.start, row.users_rev);
+            merged.merge(&decode(&row.users)?);
+        }
+        for ((flag, value), (fingerprint, merged)) in read {
+            users
+                .entry((flag.clone(), value.clone()))
+                .or_default()
+                .merge(&merged);
+            self.sketches.put(run(&flag, &value), fingerprint, merged);
+        }
+        Ok(())
+    }
+
     /// Stats per flag over `[from_ms, to_ms)`, from the rollups.
     pub async fn stats(
         &self,
@@ -154,37 +215,24 @@ impl Insights {
         let store = self.store();
         let mut counts: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
         let mut users: BTreeMap<(String, String), Users> = BTreeMap::new();
-        let mut add_users = |row: &RollupRow| -> Result<(), StoreError> {
-            if let Some(bytes) = &row.users {
-                users
-                    .entry((row.flag_key.clone(), row.value.clone()))
-                    .or_default()
-                    .merge(&decode(bytes)?);
-            }
-            Ok(())
-        };
         for (span, a, b) in cover(lo, hi) {
-            let with_users = span != MINUTE;
-            for row in store
-                .impression_rollups(env, span, (a, b), None, with_users)
-                .await?
-            {
+            let rows = store.impression_rollups(env, span, (a, b), None).await?;
+            for row in &rows {
                 let entry = counts
                     .entry((row.flag_key.clone(), row.value.clone()))
                     .or_insert((0, 0));
                 entry.0 += row.count;
                 entry.1 = entry.1.max(row.last_seen);
-                add_users(&row)?;
             }
             if span == MINUTE {
                 // The hours that hold these minutes carry their users.
                 let hours = (floor_to(a, HOUR), ceil_to(b, HOUR));
-                for row in store
-                    .impression_rollups(env, HOUR, hours, None, true)
-                    .await?
-                {
-                    add_users(&row)?;
-                }
+                let rows = store.impression_rollups(env, HOUR, hours, None).await?;
+                self.merge_sketches(env, HOUR, hours, &rows, &mut users)
+                    .await?;
+            } else {
+                self.merge_sketches(env, span, (a, b), &rows, &mut users)
+                    .await?;
             }
         }
         // Users of batches whose parts are not merged into the sketches yet.
@@ -252,7 +300,7 @@ impl Insights {
         let mut values: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for row in self
             .store()
-            .impression_rollups(env, DAY, range, flag, false)
+            .impression_rollups(env, DAY, range, flag)
             .await?
         {
             values.entry(row.flag_key).or_default().insert(row.value);
@@ -317,10 +365,9 @@ impl Insights {
             .collect();
         let slot = |start: i64| usize::try_from((start - lo) / bucket).ok();
         let mut values: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-        let mut users = Users::new();
         let sketch_span = if bucket == DAY { DAY } else { HOUR };
         for row in store
-            .impression_rollups(env, bucket, (lo, hi), Some(flag), false)
+            .impression_rollups(env, bucket, (lo, hi), Some(flag))
             .await?
         {
             if let Some(b) = slot(row.start).and_then(|i| series.get_mut(i)) {
@@ -329,13 +376,15 @@ impl Insights {
             values.entry(row.value).or_default().1 += row.count;
         }
         let sketches = (floor_to(lo, sketch_span), ceil_to(hi, sketch_span));
-        for row in store
-            .impression_rollups(env, sketch_span, sketches, Some(flag), true)
-            .await?
-        {
-            if let Some(bytes) = &row.users {
-                users.merge(&decode(bytes)?);
-            }
+        let rows = store
+            .impression_rollups(env, sketch_span, sketches, Some(flag))
+            .await?;
+        let mut by_value = BTreeMap::new();
+        self.merge_sketches(env, sketch_span, sketches, &rows, &mut by_value)
+            .await?;
+        let mut users = Users::new();
+        for sketch in by_value.values() {
+            users.merge(sketch);
         }
         for (_, _, hashes) in store.user_parts(env, sketches, Some(flag)).await? {
             for h in hashes {

@@ -2,10 +2,8 @@
 //! rollup and counter rows of one span and range, flags' activity, and the lookups the ingest
 //! path makes (an environment's settings, an SDK key by hash).
 
-use sqlx::Row as _;
-
 use super::impressions::{
-    CounterRow, FlagActivity, ImpressionFilter, RollupRow, StoredImpression, TOTAL_CAP,
+    CounterRow, FlagActivity, ImpressionFilter, RollupRow, SketchRow, StoredImpression, TOTAL_CAP,
 };
 use super::{Backend, Store, StoreError};
 
@@ -84,27 +82,25 @@ impl Store {
         Ok((items, total))
     }
 
-    /// Rollup rows of one span with `start` in `[from, to)`, of one flag or all; with `users`,
-    /// their sketches too.
+    /// Rollup rows of one span with `start` in `[from, to)`, of one flag or all, without their
+    /// sketches (see [`Store::rollup_sketches`]).
     pub async fn impression_rollups(
         &self,
         environment_id: &str,
         span: i64,
         (from, to): (i64, i64),
         flag_key: Option<&str>,
-        users: bool,
     ) -> Result<Vec<RollupRow>, StoreError> {
         let sql = format!(
-            "SELECT flag_key, value, start, count, last_seen, {} FROM impression_rollups \
+            "SELECT flag_key, value, start, count, last_seen, users_rev FROM impression_rollups \
              WHERE environment_id = $1 AND span = $2 AND start >= $3 AND start < $4{}",
-            if users { "users" } else { "NULL" },
             if flag_key.is_some() {
                 " AND flag_key = $5"
             } else {
                 ""
             }
         );
-        let mut query = sqlx::query(&sql)
+        let mut query = sqlx::query_as::<_, (String, String, i64, i64, i64, i64)>(&sql)
             .bind(environment_id)
             .bind(span)
             .bind(from)
@@ -112,19 +108,63 @@ impl Store {
         if let Some(flag) = flag_key {
             query = query.bind(flag);
         }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(RollupRow {
-                    flag_key: row.try_get(0)?,
-                    value: row.try_get(1)?,
-                    start: row.try_get(2)?,
-                    count: row.try_get(3)?,
-                    last_seen: row.try_get(4)?,
-                    users: if users { row.try_get(5)? } else { None },
-                })
-            })
-            .collect()
+        Ok(query
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(
+                |(flag_key, value, start, count, last_seen, users_rev)| RollupRow {
+                    flag_key,
+                    value,
+                    start,
+                    count,
+                    last_seen,
+                    users_rev,
+                },
+            )
+            .collect())
+    }
+
+    /// The users sketches of one span with `start` in `[from, to)` of the given
+    /// (flag, value) pairs, with their revisions.
+    pub async fn rollup_sketches(
+        &self,
+        environment_id: &str,
+        span: i64,
+        (from, to): (i64, i64),
+        pairs: &[(String, String)],
+    ) -> Result<Vec<SketchRow>, StoreError> {
+        let mut out = Vec::new();
+        // Each pair binds two parameters; four more are fixed.
+        for chunk in pairs.chunks(1000) {
+            let list = (0..chunk.len())
+                .map(|i| format!("(${}, ${})", 5 + 2 * i, 6 + 2 * i))
+                .collect::<Vec<_>>()
+                .join(",");
+            let sql = format!(
+                "SELECT flag_key, value, start, users_rev, users FROM impression_rollups \
+                 WHERE environment_id = $1 AND span = $2 AND start >= $3 AND start < $4 \
+                 AND users IS NOT NULL AND (flag_key, value) IN (VALUES {list})"
+            );
+            let mut query = sqlx::query_as::<_, (String, String, i64, i64, Vec<u8>)>(&sql)
+                .bind(environment_id)
+                .bind(span)
+                .bind(from)
+                .bind(to);
+            for (flag, value) in chunk {
+                query = query.bind(flag).bind(value);
+            }
+            out.extend(query.fetch_all(&self.pool).await?.into_iter().map(
+                |(flag_key, value, start, users_rev, users)| SketchRow {
+                    flag_key,
+                    value,
+                    start,
+                    users_rev,
+                    users,
+                },
+            ));
+        }
+        Ok(out)
     }
 
     /// The users of parts not merged into sketches yet, with `hour` in `[from, to)`, of one

@@ -29,7 +29,7 @@ pub const MINUTE: i64 = 1;
 pub const HOUR: i64 = 60;
 pub const DAY: i64 = 1440;
 
-/// Most rows of one multi-row statement (each row binds at most 8 parameters).
+/// Most rows of one multi-row statement (each row binds at most 9 parameters).
 const ROWS_PER_STATEMENT: usize = 1000;
 
 /// An impression ready to store: checked, and with the environment's privacy settings applied.
@@ -94,8 +94,19 @@ pub struct RollupRow {
     pub start: i64,
     pub count: i64,
     pub last_seen: i64,
-    /// The users sketch (hours and days only, and only when asked for).
-    pub users: Option<Vec<u8>>,
+    /// The revision of the row's users sketch: 0 while it has none (minutes never have one),
+    /// raised by one each time the sketch is rewritten.
+    pub users_rev: i64,
+}
+
+/// A rollup's users sketch as read.
+#[derive(Debug, Clone)]
+pub struct SketchRow {
+    pub flag_key: String,
+    pub value: String,
+    pub start: i64,
+    pub users_rev: i64,
+    pub users: Vec<u8>,
 }
 
 /// A counter row as read.
@@ -455,12 +466,13 @@ impl Store {
         let rows: Vec<_> = additions.iter().collect();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO impression_rollups (environment_id, flag_key, span, start, value, count, last_seen, users) \
+                "INSERT INTO impression_rollups (environment_id, flag_key, span, start, value, count, last_seen, users, users_rev) \
                  VALUES {} ON CONFLICT (environment_id, flag_key, span, start, value) DO UPDATE SET \
                  count = impression_rollups.count + excluded.count, \
                  last_seen = {}(impression_rollups.last_seen, excluded.last_seen), \
-                 users = COALESCE(excluded.users, impression_rollups.users)",
-                placeholders(chunk.len(), 8, 1),
+                 users = COALESCE(excluded.users, impression_rollups.users), \
+                 users_rev = impression_rollups.users_rev + excluded.users_rev",
+                placeholders(chunk.len(), 9, 1),
                 self.greatest()
             );
             let mut query = sqlx::query(&sql);
@@ -473,7 +485,8 @@ impl Store {
                     .bind(value)
                     .bind(add.count)
                     .bind(add.last_seen)
-                    .bind(add.users.as_ref().map(Users::to_bytes));
+                    .bind(add.users.as_ref().map(Users::to_bytes))
+                    .bind(i64::from(add.users.is_some()));
             }
             query.execute(&mut **tx).await?;
         }
