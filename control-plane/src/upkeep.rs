@@ -93,8 +93,18 @@ pub async fn insights(insights: crate::insights::Insights) {
     loop {
         tokio::select! {
             _ = compaction.tick() => {
-                if let Err(e) = insights.compact(COMPACT_BATCH, COMPACT_TRANSACTIONS).await {
-                    tracing::warn!(cause = %e, "merging impression users into sketches failed");
+                match insights.compact(COMPACT_BATCH, COMPACT_TRANSACTIONS).await {
+                    Ok(merged) => {
+                        metrics::counter!("checkgate_impression_parts_merged_total")
+                            .increment(merged as u64);
+                        // A pass that used its whole budget left parts for the next one.
+                        let full = COMPACT_BATCH as usize * COMPACT_TRANSACTIONS;
+                        metrics::gauge!("checkgate_impression_parts_behind")
+                            .set(if merged >= full { 1.0 } else { 0.0 });
+                    }
+                    Err(e) => {
+                        tracing::warn!(cause = %e, "merging impression users into sketches failed");
+                    }
                 }
             }
             _ = retention.tick() => {

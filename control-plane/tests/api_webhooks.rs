@@ -55,18 +55,22 @@ async fn sealed_row(api: &Api, id: &str) -> Option<String> {
 
 /// The routes on one backend: sealing, validation, audit, and no secret in any answer.
 async fn routes_scenario(api: &Api, key: &MasterKey) {
-    let World { admin, envs, .. } = api.world().await;
+    let World {
+        admin,
+        envs,
+        project,
+    } = api.world().await;
     let env = &envs[0];
     let hooks = format!("/api/environments/{env}/webhooks");
     let secret = "whsec-a-very-secret-value";
+    // A chat service's incoming-webhook URL: its path is its token.
+    let url = "https://hooks.example.com/services/T0001/B0001/url-path-token";
 
     let created = api
         .call(
             "POST",
             &hooks,
-            Some(
-                json!({"name": "Deploys", "url": "https://hooks.example.com/x", "secret": secret}),
-            ),
+            Some(json!({"name": "Deploys", "url": url, "secret": secret})),
             Some(&admin),
             &[],
         )
@@ -94,6 +98,17 @@ async fn routes_scenario(api: &Api, key: &MasterKey) {
     assert_eq!(listed.status, StatusCode::OK);
     assert_eq!(listed.body.as_array().unwrap().len(), 1);
     assert!(!listed.body.to_string().contains(secret));
+    assert_eq!(
+        listed.body[0]["url"], url,
+        "a project admin sees the whole URL"
+    );
+    // A viewer sees the scheme and host only.
+    let (viewer, _) = api.api_token(&admin, &project, "viewer").await;
+    let seen = api.bearer("GET", &hooks, None, &viewer).await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
+    assert_eq!(seen.body[0]["url"], "https://hooks.example.com/…");
+    assert_eq!(seen.body[0]["has_secret"], true);
+    assert!(!seen.body.to_string().contains("url-path-token"));
 
     // Bad input: 400 for a malformed body or id, 422 for a URL that is not http(s).
     for (body, status, code) in [
@@ -226,6 +241,10 @@ async fn routes_scenario(api: &Api, key: &MasterKey) {
     }
     assert!(!text.contains(secret) && !text.contains("another-secret"));
     assert!(!text.contains("cg1."));
+    // Project viewers read the audit log: it keeps the URL masked, with a digest of it.
+    assert!(!text.contains("url-path-token"), "{text}");
+    assert!(text.contains("https://hooks.example.com/…"), "{text}");
+    assert!(text.contains("url_sha256"), "{text}");
 
     let deleted = api
         .call("DELETE", &format!("{hooks}/{id}"), None, Some(&admin), &[])

@@ -371,7 +371,7 @@ impl LoadArgs {
 }
 
 /// Longest run accepted, so a typo cannot keep a machine busy for hours.
-pub(crate) const MAX_DURATION: Duration = Duration::from_secs(600);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(900);
 
 /// Parses `5s`, `500ms`, `1m` or a bare number of seconds, fractions allowed.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -1,13 +1,14 @@
 //! `impressions`: impressions stored end to end — batches posted to the real control plane's
 //! `POST /api/environments/{env}/impressions` (an SDK key), each answered 204 only once its
 //! transaction committed — then a check that nothing was lost (the stats' totals against the
-//! batches accepted), then the latency of the stats route and of the live tail's `since_id`
-//! poll over what was stored. SQLite or a fresh PostgreSQL database; loopback only; bounded in
+//! batches accepted), then the latency of the stats route (right after the ingest, and again
+//! once the background merge of users into sketches has caught up) and of the live tail's
+//! `since_id` poll over what was stored. SQLite or a fresh PostgreSQL database; loopback only; bounded in
 //! requests and time.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
@@ -106,6 +107,43 @@ fn get(control: &Control, path: &str) -> anyhow::Result<Value> {
     Ok(serde_json::from_str(&body)?)
 }
 
+/// The longest wait for the merge of users into sketches to catch up after the ingest.
+const MERGE_WAIT: Duration = Duration::from_secs(600);
+
+/// A metric's value in the control plane's `/metrics` text.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Waits (at most `limit`) until the control plane's merge of impression users into sketches
+/// has nothing left: a pass that did not use its whole budget, and nothing merged between two
+/// reads of `/metrics` 2.5 s apart (a pass runs every 2 s). False when `limit` passed first.
+async fn merge_caught_up(control: &Control, limit: Duration) -> anyhow::Result<bool> {
+    let start = Instant::now();
+    let mut last: Option<f64> = None;
+    while start.elapsed() < limit {
+        let (status, _, body) =
+            http_request(control.addr, "GET", "/metrics", &[], None).context("GET /metrics")?;
+        if status != 200 {
+            bail!("GET /metrics: {status}");
+        }
+        let merged = metric(&body, "checkgate_impression_parts_merged_total").unwrap_or(0.0);
+        let behind = metric(&body, "checkgate_impression_parts_behind").unwrap_or(1.0);
+        if behind == 0.0 && last == Some(merged) {
+            return Ok(true);
+        }
+        last = Some(merged);
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+    }
+    Ok(false)
+}
+
 pub(crate) async fn run(settings: Settings) -> anyhow::Result<Value> {
     let bin = control_bin(settings.control_bin)?;
     let backing = match settings.postgres {
@@ -180,6 +218,8 @@ async fn measure(
     .await?;
     let ingested = with_server(ingested, control, before);
     let accepted = ingested.statuses.get(&204).copied().unwrap_or(0);
+    // The first stats call after the ingest reads every sketch (nothing merged is cached yet).
+    let first_call = Instant::now();
     let stats = get(
         control,
         &format!("/api/environments/{env}/impressions/stats"),
@@ -190,6 +230,7 @@ async fn measure(
         .iter()
         .filter_map(|f| f["total"].as_i64())
         .sum();
+    let stats_first_ms = first_call.elapsed().as_secs_f64() * 1000.0;
     let expected = accepted as i64 * batch as i64;
     let seconds = ingested.seconds.max(f64::EPSILON);
 
@@ -221,6 +262,23 @@ async fn measure(
     )
     .await?;
     let stats_report = with_server(stats_report, control, before);
+    // Again once the background merge of users into the sketches has caught up: right after
+    // the ingest it is still rewriting sketches, so readers read them again and count the
+    // parts not merged yet.
+    let waited = Instant::now();
+    let caught_up = merge_caught_up(control, MERGE_WAIT).await?;
+    let merge_wait_s = waited.elapsed().as_secs_f64();
+    let before = control.usage();
+    let merged_report = closed_loop(
+        "impressions-stats-merged",
+        control.addr,
+        4,
+        reads,
+        100_000,
+        read(format!("/api/environments/{env}/impressions/stats")),
+    )
+    .await?;
+    let merged_report = with_server(merged_report, control, before);
     let before = control.usage();
     let since = (newest - 50).max(0);
     let tail_report = closed_loop(
@@ -245,7 +303,11 @@ async fn measure(
         "lost": expected - stored,
         "impressions_per_second": stored as f64 / seconds,
         "ingest": ingested,
+        "stats_first_call_ms": stats_first_ms,
         "stats": stats_report,
+        "merge_caught_up": caught_up,
+        "merge_wait_seconds": merge_wait_s,
+        "stats_merged": merged_report,
         "since_id": tail_report,
     }))
 }

@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::access::{check_id, in_environment};
+use super::access::{check_id, in_environment, project_role};
 use super::caller::Caller;
 use super::openapi::{
     BadRequest, Conflict, Forbidden, JsonBodyRefused, NotFound, Unauthorized, Unprocessable,
@@ -20,7 +20,7 @@ use super::openapi::{
 use super::params::EnvironmentPath;
 use super::time::Timestamp;
 use super::{ApiError, AppState, Json, Path};
-use crate::store::webhooks::Delivery;
+use crate::store::webhooks::{Delivery, masked_url};
 use crate::store::{Role, Webhook, WebhookChanges};
 use crate::webhooks::{event, ssrf};
 
@@ -71,6 +71,8 @@ pub(super) struct WebhookView {
     #[schema(format = "uuid")]
     environment_id: String,
     name: String,
+    /// Whole for project admins; for other callers only the scheme and host, the rest (which
+    /// may carry a token) replaced by `…`.
     url: String,
     /// `checkgate` or `slack`.
     format: String,
@@ -83,6 +85,14 @@ pub(super) struct WebhookView {
     failing: bool,
     created_at: Timestamp,
     updated_at: Timestamp,
+}
+
+impl WebhookView {
+    /// The view of a caller who is not a project admin: the URL masked.
+    fn masked(mut self) -> Self {
+        self.url = masked_url(&self.url);
+        self
+    }
 }
 
 impl From<&Webhook> for WebhookView {
@@ -260,10 +270,21 @@ pub(super) async fn list(
     caller: Caller,
     Path(EnvironmentPath { env }): Path<EnvironmentPath>,
 ) -> Result<impl IntoResponse, ApiError> {
-    in_environment(&state, &caller, &env, Role::Viewer).await?;
+    let environment = in_environment(&state, &caller, &env, Role::Viewer).await?;
+    let (_, role) = project_role(&state, &caller, &environment.project_id).await?;
     let hooks = state.store.webhooks(&env).await?;
     Ok(axum::Json(
-        hooks.iter().map(WebhookView::from).collect::<Vec<_>>(),
+        hooks
+            .iter()
+            .map(|hook| {
+                let view = WebhookView::from(hook);
+                if role >= Role::Admin {
+                    view
+                } else {
+                    view.masked()
+                }
+            })
+            .collect::<Vec<_>>(),
     ))
 }
 

@@ -35,12 +35,32 @@ pub struct Webhook {
     pub updated_at: i64,
 }
 
+/// What may be shown of a webhook's URL to those who may not see it whole: its scheme and host,
+/// the rest replaced by `…`. A chat service's incoming-webhook URL carries its token in the
+/// path, so the path, the query and any user information count as secret.
+pub fn masked_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "…".to_owned();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}/…")
+}
+
 impl Webhook {
-    /// What the audit log keeps of a webhook: never its secret, only whether it has one.
+    /// What the audit log keeps of a webhook: never its secret, only whether it has one, and
+    /// its URL masked (the audit log is readable by project viewers) with a digest of the whole
+    /// URL, so a changed URL shows as changed.
     fn audited(&self) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(self.url.as_bytes());
+        let digest: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         json!({
             "name": self.name,
-            "url": self.url,
+            "url": masked_url(&self.url),
+            "url_sha256": digest,
             "format": self.format,
             "enabled": self.enabled,
             "has_secret": self.secret.is_some(),
@@ -474,5 +494,30 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod masking {
+    use super::masked_url;
+
+    #[test]
+    fn only_the_scheme_and_host_are_shown() {
+        for (url, shown) in [
+            (
+                "https://hooks.example.com/services/T0/B0/token",
+                "https://hooks.example.com/…",
+            ),
+            (
+                "http://example.com:8080?token=1",
+                "http://example.com:8080/…",
+            ),
+            ("https://example.com#frag", "https://example.com/…"),
+            ("https://user:pass@example.com/x", "https://example.com/…"),
+            ("https://example.com", "https://example.com/…"),
+            ("not a url", "…"),
+        ] {
+            assert_eq!(masked_url(url), shown, "{url}");
+        }
     }
 }
