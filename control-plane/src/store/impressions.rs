@@ -452,6 +452,15 @@ impl Store {
             }
             query.execute(&mut *tx).await?;
         }
+        // Parts are merged oldest first: none at or below this id is left.
+        let newest = ids.iter().copied().max().unwrap_or(0);
+        sqlx::query(&format!(
+            "UPDATE impression_parts_merged SET upto = {}(upto, $1) WHERE one = 1",
+            self.greatest()
+        ))
+        .bind(newest)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(parts.len())
     }
