@@ -72,7 +72,7 @@ EOF
 printf '%-6s %-8s %12s %14s\n' "set" "clients" "batches/s" "impressions/s"
 for set in pk ours lean; do
   for clients in 4 1; do
-    psql -q "$url/postgres" -c "DROP DATABASE IF EXISTS $db" >/dev/null
+    psql -q "$url/postgres" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
     psql -q "$url/postgres" -c "CREATE DATABASE $db" >/dev/null
     {
       echo "CREATE TABLE environments (id TEXT PRIMARY KEY);"
