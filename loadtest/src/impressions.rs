@@ -242,57 +242,36 @@ async fn measure(
     )?;
     let newest = newest["items"][0]["id"].as_i64().unwrap_or(0);
     let auth = format!("Bearer {}", control.token);
-    let read = |path: String| -> Arc<MakeRequest> {
+    // One read route loaded for `reads` with 4 connections, with the server's usage.
+    let load = |name: &'static str, path: String| {
         let (host, auth) = (host.clone(), auth.clone());
-        Arc::new(move |_, _| {
+        let make: Arc<MakeRequest> = Arc::new(move |_, _| {
             Ok(Request::get(path.as_str())
                 .header("host", &host)
                 .header("authorization", &auth)
                 .body(Full::new(Bytes::new()))?)
-        })
+        });
+        async move {
+            let before = control.usage();
+            let report = closed_loop(name, control.addr, 4, reads, 100_000, make).await?;
+            anyhow::Ok(with_server(report, control, before))
+        }
     };
-    let before = control.usage();
-    let stats_report = closed_loop(
-        "impressions-stats",
-        control.addr,
-        4,
-        reads,
-        100_000,
-        read(format!("/api/environments/{env}/impressions/stats")),
-    )
-    .await?;
-    let stats_report = with_server(stats_report, control, before);
+    let stats_path = format!("/api/environments/{env}/impressions/stats");
+    let stats_report = load("impressions-stats", stats_path.clone()).await?;
     // Again once the background merge of users into the sketches has caught up: right after
     // the ingest it is still rewriting sketches, so readers read them again and count the
     // parts not merged yet.
     let waited = Instant::now();
     let caught_up = merge_caught_up(control, MERGE_WAIT).await?;
     let merge_wait_s = waited.elapsed().as_secs_f64();
-    let before = control.usage();
-    let merged_report = closed_loop(
-        "impressions-stats-merged",
-        control.addr,
-        4,
-        reads,
-        100_000,
-        read(format!("/api/environments/{env}/impressions/stats")),
-    )
-    .await?;
-    let merged_report = with_server(merged_report, control, before);
-    let before = control.usage();
+    let merged_report = load("impressions-stats-merged", stats_path).await?;
     let since = (newest - 50).max(0);
-    let tail_report = closed_loop(
+    let tail_report = load(
         "impressions-since-id",
-        control.addr,
-        4,
-        reads,
-        100_000,
-        read(format!(
-            "/api/environments/{env}/impressions?since_id={since}&limit=50"
-        )),
+        format!("/api/environments/{env}/impressions?since_id={since}&limit=50"),
     )
     .await?;
-    let tail_report = with_server(tail_report, control, before);
     Ok(json!({
         "scenario": "impressions",
         "batch": batch,
