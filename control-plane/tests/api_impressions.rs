@@ -14,6 +14,7 @@ use axum::http::{Request, StatusCode, header};
 use checkgate_control::api::SessionKey;
 use checkgate_control::insights::{Insights, InsightsSettings, Stored};
 use checkgate_control::store::impressions::NewImpression;
+use checkgate_core::date::format_rfc3339;
 use checkgate_protocol::impressions::{
     EvaluationCount, EvaluationCounts, Impression, ImpressionBatch,
 };
@@ -264,7 +265,7 @@ async fn limits_and_validation_refuse_the_whole_batch() {
         // RFC 3339 and Unix milliseconds are both times.
         let at = now_ms() - 60_000;
         let body = json!([
-            {"flag_key": "f", "value": "a", "evaluated_at": checkgate_rfc3339(at)},
+            {"flag_key": "f", "value": "a", "evaluated_at": format_rfc3339(at)},
             {"flag_key": "f", "value": "b", "evaluated_at": at},
         ]);
         assert_eq!(
@@ -273,34 +274,10 @@ async fn limits_and_validation_refuse_the_whole_batch() {
         );
         let page = list(&api, &world, "").await;
         for item in page["items"].as_array().unwrap() {
-            assert_eq!(item["evaluated_at"], checkgate_rfc3339(at), "{backend}");
+            assert_eq!(item["evaluated_at"], format_rfc3339(at), "{backend}");
         }
     })
     .await;
-}
-
-/// RFC 3339 with milliseconds, as the API writes times.
-fn checkgate_rfc3339(ms: i64) -> String {
-    let secs = ms / 1000;
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        ms % 1000
-    )
 }
 
 #[tokio::test]
@@ -492,11 +469,7 @@ async fn stats_from_rollups_match_the_raw_rows() {
             assert_eq!(entry["total"], w.0, "{backend} {flag}");
             assert_eq!(entry["true_count"], w.1, "{backend} {flag}");
             assert_eq!(entry["false_count"], w.2, "{backend} {flag}");
-            assert_eq!(
-                entry["last_seen"],
-                checkgate_rfc3339(w.4),
-                "{backend} {flag}"
-            );
+            assert_eq!(entry["last_seen"], format_rfc3339(w.4), "{backend} {flag}");
             let by_value: BTreeMap<&str, i64> = entry["values"]
                 .as_array()
                 .unwrap()
@@ -509,7 +482,7 @@ async fn stats_from_rollups_match_the_raw_rows() {
                 users[flag].len(),
                 "{backend} {flag}: small sets are exact"
             );
-            assert_eq!(entry["from"], checkgate_rfc3339(from));
+            assert_eq!(entry["from"], format_rfc3339(from));
         }
         let bad = api
             .get(
