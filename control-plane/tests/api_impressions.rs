@@ -777,8 +777,14 @@ async fn retention_deletes_in_batches() {
         };
         // Received 40 days ago (past the 30 days raw impressions are kept), and evaluated 401
         // days ago (past the 400 days rollups are kept); and a recent batch.
+        // The first 21 merged into the rollups, the next 2 still a pending part.
         api.store
-            .store_impressions(None, &env, &rows(now - 401 * day, 23), now - 40 * day)
+            .store_impressions(None, &env, &rows(now - 401 * day, 21), now - 40 * day)
+            .await
+            .unwrap();
+        insights(&api).compact(1000, 10).await.unwrap();
+        api.store
+            .store_impressions(None, &env, &rows(now - 401 * day, 2), now - 40 * day)
             .await
             .unwrap();
         api.store
@@ -808,8 +814,9 @@ async fn retention_deletes_in_batches() {
                 break;
             }
         }
-        // Minute, hour and day rows of the old flag and its users' part, and nothing recent.
-        assert_eq!(rollups, 4, "{backend}");
+        // Minute, hour and day rows of the old flag, its pending part, and its activity row
+        // (what it holds is old: the recent batch is a part not merged yet); nothing recent.
+        assert_eq!(rollups, 5, "{backend}");
         let stats = api
             .get(
                 &format!("/api/environments/{env}/impressions/stats"),
@@ -1018,4 +1025,166 @@ async fn stats_see_sketches_rewritten_after_an_earlier_read() {
         stats(75, "after a third rewrite").await;
     })
     .await;
+}
+
+/// PostgreSQL (SQLite has one writer): a batch that drew lower ids than another but commits
+/// after it is never skipped — by the live tail, nor by the merge of parts. Batch A is held
+/// inside its transaction after drawing its ids (a trigger of this test's database waits on an
+/// advisory lock the test holds) while batch B commits. Until A ends neither the list nor a
+/// `since_id` poll shows B, and a merge leaves B's part for later; afterwards a poll from the
+/// same cursor shows both, and the stats count both before any merge runs again.
+#[tokio::test]
+async fn neither_the_tail_nor_the_merge_skips_a_batch_that_commits_late() {
+    let name = format!("cg_imp_{}", uuid::Uuid::new_v4().simple());
+    let url = common::pg::create_database(&name).await;
+    let api = common::api_over(&url, |_| {}).await;
+    let world = api.world().await;
+    let env = world.envs[0].clone();
+    let service = insights(&api);
+    let now = now_ms();
+    let batch = |id: u8, flag: &str, n: usize| ImpressionBatch {
+        id: [id; 16],
+        environment: env.clone(),
+        items: (0..n)
+            .map(|i| Impression {
+                flag_key: flag.into(),
+                user_id: Some(format!("{flag}-{id}-{i}")),
+                value: "true".into(),
+                context: None,
+                evaluated_at: now,
+            })
+            .collect(),
+    };
+    let ids = |page: &Value| -> Vec<i64> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_i64().unwrap())
+            .collect()
+    };
+    let total = |stats: &Value, flag: &str| -> i64 {
+        stats
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["flag_key"] == flag)
+            .map_or(0, |e| e["total"].as_i64().unwrap())
+    };
+    let stats = || async {
+        let reply = api
+            .get(
+                &format!("/api/environments/{env}/impressions/stats"),
+                Some(&world.admin),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body
+    };
+    service
+        .store_batch(&batch(1, "early", 1), |_| true)
+        .await
+        .unwrap();
+    service.compact(1000, 10).await.unwrap();
+    let cursor = ids(&list(&api, &world, "").await)[0];
+
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    for sql in [
+        "CREATE FUNCTION hold_slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         IF NEW.flag_key = 'slow' THEN PERFORM pg_advisory_xact_lock(42); END IF; \
+         RETURN NEW; END $$",
+        "CREATE TRIGGER hold_slow BEFORE INSERT ON impression_user_parts \
+         FOR EACH ROW EXECUTE FUNCTION hold_slow()",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    let mut holder = pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(42)")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let held = {
+        let service = service.clone();
+        let late = batch(2, "slow", 3);
+        tokio::spawn(async move { service.store_batch(&late, |_| true).await })
+    };
+    // A has drawn its impressions' and its part's ids once it waits in the trigger.
+    let mut waiting = 0;
+    for _ in 0..200 {
+        waiting = sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock' AND wait_event = 'advisory'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(waiting, 1, "batch A never reached the trigger");
+    assert_eq!(
+        service
+            .store_batch(&batch(3, "b", 2), |_| true)
+            .await
+            .unwrap(),
+        Stored::New(2),
+        "batch B waits for nothing of A's"
+    );
+    let raw: i64 = sqlx::query_scalar("SELECT count(*) FROM impressions WHERE flag_key = 'b'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(raw, 2, "B committed");
+    let poll = list(&api, &world, &format!("since_id={cursor}")).await;
+    assert_eq!(
+        poll,
+        json!({"items": [], "total": 0}),
+        "B shown before A ended"
+    );
+    assert_eq!(ids(&list(&api, &world, "").await), vec![cursor]);
+    // B's part is counted while pending, and a merge now takes nothing above A's part.
+    assert_eq!(total(&stats().await, "b"), 2);
+    assert_eq!(service.compact(1000, 10).await.unwrap(), 0, "merged past A");
+    assert_eq!(total(&stats().await, "b"), 2);
+
+    sqlx::query("SELECT pg_advisory_unlock(42)")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    assert_eq!(held.await.unwrap().unwrap(), Stored::New(3));
+    let poll = list(&api, &world, &format!("since_id={cursor}")).await;
+    assert_eq!(poll["total"], 5, "{poll}");
+    let flags: Vec<&str> = poll["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["flag_key"].as_str().unwrap())
+        .collect();
+    assert_eq!(flags.iter().filter(|f| **f == "slow").count(), 3, "{poll}");
+    assert_eq!(flags.iter().filter(|f| **f == "b").count(), 2, "{poll}");
+    let now_stats = stats().await;
+    assert_eq!(
+        (total(&now_stats, "slow"), total(&now_stats, "b")),
+        (3, 2),
+        "{now_stats}"
+    );
+    assert_eq!(service.compact(1000, 10).await.unwrap(), 2);
+    let mut merged = stats().await;
+    // The same but for the window, which ends now.
+    for (a, b) in merged
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .zip(now_stats.as_array().unwrap())
+    {
+        a["from"] = b["from"].clone();
+        a["to"] = b["to"].clone();
+    }
+    assert_eq!(merged, now_stats, "the merge changed what the stats say");
+    drop(holder);
+    pool.close().await;
+    api.store.close().await;
+    common::pg::drop_database(&name).await.unwrap();
 }

@@ -235,13 +235,22 @@ impl Insights {
                     .await?;
             }
         }
-        // Users of batches whose parts are not merged into the sketches yet.
-        for (flag, value, hashes) in store
-            .user_parts(env, (floor_to(lo, HOUR), ceil_to(hi, HOUR)), None)
+        // Batches whose parts are not merged into the rollups yet.
+        for part in store
+            .pending_parts(env, (floor_to(lo, HOUR), ceil_to(hi, HOUR)), None)
             .await?
         {
-            let sketch = users.entry((flag, value)).or_default();
-            for h in hashes {
+            if let Some(c) = part.counts
+                && (lo..hi).contains(&c.minute)
+            {
+                let entry = counts
+                    .entry((part.flag_key.clone(), part.value.clone()))
+                    .or_insert((0, 0));
+                entry.0 += c.count;
+                entry.1 = entry.1.max(c.last_seen);
+            }
+            let sketch = users.entry((part.flag_key, part.value)).or_default();
+            for h in part.users {
                 sketch.insert_hash(h);
             }
         }
@@ -311,6 +320,9 @@ impl Insights {
             .await?
         {
             values.entry(row.flag_key).or_default().insert(row.variant);
+        }
+        for part in self.store().pending_parts(env, range, flag).await? {
+            values.entry(part.flag_key).or_default().insert(part.value);
         }
         Ok(values)
     }
@@ -386,8 +398,16 @@ impl Insights {
         for sketch in by_value.values() {
             users.merge(sketch);
         }
-        for (_, _, hashes) in store.user_parts(env, sketches, Some(flag)).await? {
-            for h in hashes {
+        for part in store.pending_parts(env, sketches, Some(flag)).await? {
+            if let Some(c) = part.counts
+                && (lo..hi).contains(&c.minute)
+            {
+                if let Some(b) = slot(c.minute).and_then(|i| series.get_mut(i)) {
+                    b.impressions += c.count;
+                }
+                values.entry(part.value).or_default().1 += c.count;
+            }
+            for h in part.users {
                 users.insert_hash(h);
             }
         }

@@ -2,15 +2,57 @@
 //! rollup and counter rows of one span and range, flags' activity, and the lookups the ingest
 //! path makes (an environment's settings, an SDK key by hash).
 
+use std::collections::BTreeMap;
+
 use super::impressions::{
-    CounterRow, FlagActivity, ImpressionFilter, RollupRow, SketchRow, StoredImpression, TOTAL_CAP,
+    CounterRow, FlagActivity, ID_LOCK_TAG, ImpressionFilter, NEWEST_IMPRESSION_ID, NEWEST_PART_ID,
+    PART_LOCK_TAG, PartCounts, PendingPart, RollupRow, SketchRow, StoredImpression, TOTAL_CAP,
 };
 use super::{Backend, Store, StoreError};
 
 impl Store {
+    /// The highest impression id below which every batch has committed or aborted: no
+    /// transaction can still add an id at or below it. `None` on SQLite (one writer: ids commit
+    /// in order).
+    pub async fn impression_tail_mark(&self) -> Result<Option<i64>, StoreError> {
+        self.mark(NEWEST_IMPRESSION_ID, ID_LOCK_TAG).await
+    }
+
+    /// The same for the ids of parts: the merge takes none above it, so every part at or below
+    /// its mark of what it merged is merged.
+    pub(super) async fn part_mark(&self) -> Result<Option<i64>, StoreError> {
+        self.mark(NEWEST_PART_ID, PART_LOCK_TAG).await
+    }
+
+    /// Read in two steps, in this order: the newest id drawn (`newest`), then the smallest id
+    /// announced (under `tag`) by a transaction still open — [`Store::store_impressions`]
+    /// announces, before drawing, the newest id drawn then. A batch that drew before the first
+    /// step is either still open in the second (and its ids lie above what it announced) or has
+    /// ended; one that draws after the first step draws above it.
+    async fn mark(&self, newest: &str, tag: i64) -> Result<Option<i64>, StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let newest: i64 = sqlx::query_scalar(newest).fetch_one(&self.pool).await?;
+        let open: Option<i64> = sqlx::query_scalar(
+            "SELECT min(((classid::bigint << 32) | objid::bigint) - $1) FROM pg_locks \
+             WHERE locktype = 'advisory' AND objsubid = 1 \
+             AND classid::bigint >= $2 AND classid::bigint < $3 \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .bind(tag)
+        .bind(tag >> 32)
+        .bind((tag >> 32) + (1 << 16))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Some(open.map_or(newest, |open| open.min(newest))))
+    }
+
     /// A page of an environment's impressions, newest first, and `total`: how many match,
     /// counted up to [`TOTAL_CAP`] (with `since_id`, how many are newer than it) — a bounded
-    /// count, never the whole table.
+    /// count, never the whole table. Only ids at or below [`Store::impression_tail_mark`] are
+    /// read, so the live tail, which polls with the newest id it has seen, never skips a batch
+    /// that commits late.
     pub async fn impressions(
         &self,
         environment_id: &str,
@@ -29,7 +71,12 @@ impl Store {
             }
         }
         let since = filter.since_id.unwrap_or(0);
-        conditions.push_str(&format!(" AND id > ${}", binds.len() + 2));
+        let mark = self.impression_tail_mark().await?.unwrap_or(i64::MAX);
+        conditions.push_str(&format!(
+            " AND id > ${} AND id <= ${}",
+            binds.len() + 2,
+            binds.len() + 3
+        ));
         let context = match self.backend {
             Backend::Postgres => "context::text",
             Backend::Sqlite => "context",
@@ -38,8 +85,8 @@ impl Store {
         let sql = format!(
             "SELECT id, flag_key, user_id, value, {context}, evaluated_at FROM impressions \
              WHERE {conditions} ORDER BY id DESC LIMIT ${} OFFSET ${}",
-            n + 3,
-            n + 4
+            n + 4,
+            n + 5
         );
         let mut query =
             sqlx::query_as::<_, (i64, String, Option<String>, String, Option<String>, i64)>(&sql)
@@ -49,13 +96,14 @@ impl Store {
         }
         let rows = query
             .bind(since)
+            .bind(mark)
             .bind(i64::from(filter.limit))
             .bind(i64::from(filter.offset))
             .fetch_all(&self.pool)
             .await?;
         let count_sql = format!(
             "SELECT COUNT(*) FROM (SELECT 1 FROM impressions WHERE {conditions} LIMIT ${}) AS bounded",
-            n + 3
+            n + 4
         );
         let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(environment_id);
         for b in &binds {
@@ -63,6 +111,7 @@ impl Store {
         }
         let total = count
             .bind(since)
+            .bind(mark)
             .bind(TOTAL_CAP)
             .fetch_one(&self.pool)
             .await?;
@@ -167,26 +216,22 @@ impl Store {
         Ok(out)
     }
 
-    /// The users of parts not merged into sketches yet, with `hour` in `[from, to)`, of one
-    /// flag or all: `(flag, value, user hashes)`.
+    /// The parts not merged into the rollups yet with `hour` in `[from, to)` (minutes), of
+    /// one flag or all.
     ///
     /// Only parts between the merge's mark and the newest id drawn are read, by the primary
     /// key, and none when that range is empty (the merge has caught up): the dead rows of
     /// parts merged and deleted since the last vacuum are never walked. The bounds are written
     /// into the statement (they are integers), so PostgreSQL plans for that narrow range, not
-    /// a generic one. A part whose batch committed after a merge passed its id is not counted
-    /// here until the next merge takes it (within a pass, 2 s).
-    pub async fn user_parts(
+    /// a generic one.
+    pub async fn pending_parts(
         &self,
         environment_id: &str,
         (from, to): (i64, i64),
         flag_key: Option<&str>,
-    ) -> Result<Vec<(String, String, Vec<u64>)>, StoreError> {
+    ) -> Result<Vec<PendingPart>, StoreError> {
         let newest = match self.backend {
-            Backend::Postgres => {
-                "SELECT COALESCE(pg_sequence_last_value(\
-                 pg_get_serial_sequence('impression_user_parts', 'id')::regclass), 0)"
-            }
+            Backend::Postgres => NEWEST_PART_ID,
             Backend::Sqlite => "SELECT COALESCE(max(id), 0) FROM impression_user_parts",
         };
         let (merged, newest): (i64, i64) = sqlx::query_as(&format!(
@@ -198,7 +243,8 @@ impl Store {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT flag_key, value, users FROM impression_user_parts \
+            "SELECT flag_key, value, hour, minute, count, first_seen, last_seen, users \
+             FROM impression_user_parts \
              WHERE id > {merged} AND id <= {newest} AND environment_id = $1 \
              AND hour >= $2 AND hour < $3{}",
             if flag_key.is_some() {
@@ -207,8 +253,18 @@ impl Store {
                 ""
             }
         );
+        type Row = (
+            String,
+            String,
+            i64,
+            Option<i64>,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            Vec<u8>,
+        );
         // Not kept prepared: its text changes with the bounds.
-        let mut query = sqlx::query_as::<_, (String, String, Vec<u8>)>(&sql)
+        let mut query = sqlx::query_as::<_, Row>(&sql)
             .persistent(false)
             .bind(environment_id)
             .bind(from)
@@ -220,13 +276,28 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .into_iter()
-            .map(|(flag, value, bytes)| {
-                let users = bytes
-                    .chunks_exact(8)
-                    .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                    .collect();
-                (flag, value, users)
-            })
+            .map(
+                |(flag_key, value, hour, minute, count, first_seen, last_seen, users)| {
+                    PendingPart {
+                        flag_key,
+                        value,
+                        hour,
+                        // Parts appended before migration 0015 hold users only.
+                        counts: minute.zip(first_seen.zip(last_seen)).map(
+                            |(minute, (first_seen, last_seen))| PartCounts {
+                                minute,
+                                count,
+                                first_seen,
+                                last_seen,
+                            },
+                        ),
+                        users: users
+                            .chunks_exact(8)
+                            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                            .collect(),
+                    }
+                },
+            )
             .collect())
     }
 
@@ -268,7 +339,8 @@ impl Store {
             .collect())
     }
 
-    /// Every flag's first and last evaluation seen in an environment.
+    /// Every flag's first and last evaluation seen in an environment, the parts not merged yet
+    /// included.
     pub async fn flag_activity(
         &self,
         environment_id: &str,
@@ -279,9 +351,25 @@ impl Store {
         .bind(environment_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
+        let mut seen: BTreeMap<String, (i64, i64)> = rows
             .into_iter()
-            .map(|(flag_key, first_seen, last_seen)| FlagActivity {
+            .map(|(flag, first, last)| (flag, (first, last)))
+            .collect();
+        for part in self
+            .pending_parts(environment_id, (i64::MIN, i64::MAX), None)
+            .await?
+        {
+            if let Some(c) = part.counts {
+                let entry = seen
+                    .entry(part.flag_key)
+                    .or_insert((c.first_seen, c.last_seen));
+                entry.0 = entry.0.min(c.first_seen);
+                entry.1 = entry.1.max(c.last_seen);
+            }
+        }
+        Ok(seen
+            .into_iter()
+            .map(|(flag_key, (first_seen, last_seen))| FlagActivity {
                 flag_key,
                 first_seen,
                 last_seen,

@@ -5,14 +5,17 @@
 //! and changes nothing), the raw rows in one statement — the batch as one JSON parameter,
 //! expanded by the database (`json_to_recordset` on PostgreSQL, `json_each` on SQLite: one
 //! prepared statement for every batch size; sqlx's `Any` driver binds no arrays, so `UNNEST`
-//! is not open to it) — then the rollups it adds to (additive upserts, in key order) and its
-//! users: per flag, value and hour, the distinct user hashes, appended to
-//! `impression_user_parts`. Hour and day rollups hold a users sketch, which must be merged,
-//! not added, and a dense one is 13 KiB: rewriting sketches in every batch would serialize
-//! batches on their rows and write a megabyte per batch. So batches only append, and
-//! [`Store::compact_user_parts`] (a background task) merges the parts into the sketches — on
-//! PostgreSQL with the rows created if missing and locked (`FOR UPDATE`, in key order) first —
-//! and deletes them; readers count the parts not merged yet as well.
+//! is not open to it) — then its *parts*, appended to `impression_user_parts`: per flag, value
+//! and minute, how many impressions, when the first and last were evaluated, and the distinct
+//! user hashes. A batch writes no row another batch writes, so one environment's batches run
+//! side by side. Rollups would be shared rows (every batch of a minute adds to the same ones),
+//! and an hour or day rollup holds a users sketch that must be merged, not added — 13 KiB when
+//! dense. So [`Store::compact_user_parts`] (a background task, one instance at a time) folds
+//! the parts into the minute, hour and day rollups and into flags' activity, and deletes them;
+//! readers add the parts not merged yet (see [`Store::pending_parts`]).
+//!
+//! Ids are announced before they are drawn ([`Store::impression_tail_mark`]), so the live tail
+//! and the merge only ever pass ids no open transaction can still add below.
 //!
 //! Readers never scan raw rows for aggregates: stats and insights read the rollups, and the
 //! list's `total` is a bounded count (see [`Store::impressions`]).
@@ -72,6 +75,25 @@ pub struct ImpressionFilter {
     pub offset: u32,
 }
 
+/// The top 16 bits of the advisory-lock keys that announce a batch's ids (the low 48 carry the
+/// id): they keep these keys apart from any other advisory lock. 2^48 ids last 89 years at
+/// 100,000 impressions a second.
+pub(super) const ID_LOCK_TAG: i64 = 0x4887 << 48;
+
+/// The same for the ids of parts.
+pub(super) const PART_LOCK_TAG: i64 = 0x4888 << 48;
+
+/// PostgreSQL: the newest impression id drawn (committed or not), 0 before the first.
+pub(super) const NEWEST_IMPRESSION_ID: &str = "SELECT COALESCE(pg_sequence_last_value(\
+     pg_get_serial_sequence('impressions', 'id')::regclass), 0)";
+/// PostgreSQL: the newest part id drawn.
+pub(super) const NEWEST_PART_ID: &str = "SELECT COALESCE(pg_sequence_last_value(\
+     pg_get_serial_sequence('impression_user_parts', 'id')::regclass), 0)";
+
+/// The key (class, id) of the transaction-scoped advisory lock that lets one merge of parts
+/// run at a time: merging a part's counts twice would count them twice.
+const MERGE_LOCK: (i32, i32) = (4887, 1);
+
 /// The most rows the list's `total` counts.
 pub const TOTAL_CAP: i64 = 10_000;
 
@@ -109,6 +131,30 @@ pub struct SketchRow {
     pub users: Vec<u8>,
 }
 
+/// A part not merged into the rollups yet, as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPart {
+    pub flag_key: String,
+    pub value: String,
+    /// The hour its users were seen in (minutes since the epoch).
+    pub hour: i64,
+    /// `None` for parts appended before migration 0015, whose counts are in the rollups.
+    pub counts: Option<PartCounts>,
+    /// Hashes of its distinct users.
+    pub users: Vec<u64>,
+}
+
+/// What a part counts: impressions of one minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartCounts {
+    /// Minutes since the epoch.
+    pub minute: i64,
+    pub count: i64,
+    /// Unix milliseconds.
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
 /// A counter row as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CounterRow {
@@ -132,6 +178,15 @@ struct Addition {
     count: i64,
     last_seen: i64,
     users: Option<Users>,
+}
+
+/// What a batch holds of one flag and value in one minute.
+#[derive(Debug)]
+struct Part {
+    count: i64,
+    first_seen: i64,
+    last_seen: i64,
+    users: BTreeSet<u64>,
 }
 
 /// Rollup key: (flag, span, start, value), in the primary key's order.
@@ -190,22 +245,27 @@ impl Store {
         Ok(())
     }
 
-    /// Makes the environment's impression batches commit in the order of their ids
-    /// (PostgreSQL: a transaction-scoped advisory lock per environment, taken before the
-    /// insert draws its ids). Without it a batch could draw lower ids than another yet commit
-    /// after it, and a `since_id` poll that saw the other would never see it. SQLite has one
+    /// Announces, before the inserts draw the batch's ids, that this transaction may add ids
+    /// above the newest drawn now, of impressions and of parts (PostgreSQL: for each, a *shared*
+    /// transaction-scoped advisory lock whose key carries that id, seen by every session in
+    /// `pg_locks` until the transaction ends).
+    /// Batches never wait for one another here; the list reads only below
+    /// [`Store::impression_tail_mark`], so a batch that drew lower ids than another but commits
+    /// after it is never skipped by a `since_id` poll that saw the other. SQLite has one
     /// writer, so its ids always commit in order.
-    async fn in_id_order(
+    async fn announce_ids(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        environment_id: &str,
     ) -> Result<(), StoreError> {
         if self.backend == Backend::Postgres {
-            // The first key (a class of our own) keeps these apart from other advisory locks.
-            sqlx::query("SELECT pg_advisory_xact_lock(4887, hashtext($1))")
-                .bind(environment_id)
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query(&format!(
+                "SELECT pg_advisory_xact_lock_shared($1 + ({NEWEST_IMPRESSION_ID})), \
+                 pg_advisory_xact_lock_shared($2 + ({NEWEST_PART_ID}))"
+            ))
+            .bind(ID_LOCK_TAG)
+            .bind(PART_LOCK_TAG)
+            .execute(&mut **tx)
+            .await?;
         }
         Ok(())
     }
@@ -246,7 +306,7 @@ impl Store {
             tx.commit().await?;
             return Ok(true);
         }
-        self.in_id_order(&mut tx, environment_id).await?;
+        self.announce_ids(&mut tx).await?;
         let json = serde_json::to_string(items)
             .map_err(|e| StoreError::Corrupt(format!("impression batch: {e}")))?;
         let insert = match self.backend {
@@ -268,41 +328,26 @@ impl Store {
             .execute(&mut *tx)
             .await?;
 
-        // What the batch adds to each rollup row, in key order, and its users per hour.
-        let mut additions: BTreeMap<Key, Addition> = BTreeMap::new();
-        let mut parts: BTreeMap<(&str, &str, i64), BTreeSet<u64>> = BTreeMap::new();
+        // What the batch adds, per flag, value and minute.
+        let mut parts: BTreeMap<(&str, &str, i64), Part> = BTreeMap::new();
         for item in items {
             let minute = item.evaluated_at.div_euclid(60_000);
-            for span in [MINUTE, HOUR, DAY] {
-                let start = minute - minute.rem_euclid(span);
-                let add = additions
-                    .entry((item.flag_key.clone(), span, start, item.value.clone()))
-                    .or_default();
-                add.count += 1;
-                add.last_seen = add.last_seen.max(item.evaluated_at);
-            }
+            let part = parts
+                .entry((&item.flag_key, &item.value, minute))
+                .or_insert_with(|| Part {
+                    count: 0,
+                    first_seen: item.evaluated_at,
+                    last_seen: item.evaluated_at,
+                    users: BTreeSet::new(),
+                });
+            part.count += 1;
+            part.first_seen = part.first_seen.min(item.evaluated_at);
+            part.last_seen = part.last_seen.max(item.evaluated_at);
             if let Some(user) = &item.user_id {
-                let hour = minute - minute.rem_euclid(HOUR);
-                parts
-                    .entry((&item.flag_key, &item.value, hour))
-                    .or_default()
-                    .insert(user_hash(user));
+                part.users.insert(user_hash(user));
             }
         }
-        self.insert_user_parts(&mut tx, environment_id, &parts)
-            .await?;
-        self.upsert_rollups(&mut tx, environment_id, &additions)
-            .await?;
-        let mut activity: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-        for item in items {
-            let seen = activity
-                .entry(&item.flag_key)
-                .or_insert((item.evaluated_at, item.evaluated_at));
-            seen.0 = seen.0.min(item.evaluated_at);
-            seen.1 = seen.1.max(item.evaluated_at);
-        }
-        self.upsert_activity(&mut tx, environment_id, &activity)
-            .await?;
+        self.insert_parts(&mut tx, environment_id, &parts).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -316,7 +361,11 @@ impl Store {
         env: &str,
         additions: &mut BTreeMap<Key, Addition>,
     ) -> Result<(), StoreError> {
-        let keys: Vec<&Key> = additions.keys().filter(|k| k.1 != MINUTE).collect();
+        let keys: Vec<&Key> = additions
+            .iter()
+            .filter(|(k, add)| k.1 != MINUTE && add.users.is_some())
+            .map(|(k, _)| k)
+            .collect();
         let mut stored: Vec<(Key, Vec<u8>)> = Vec::new();
         for chunk in keys.chunks(ROWS_PER_STATEMENT) {
             if self.backend == Backend::Postgres {
@@ -373,53 +422,108 @@ impl Store {
         Ok(())
     }
 
-    /// Appends a batch's users per flag, value and hour (their hashes), for the compaction to
-    /// merge into the sketches.
-    async fn insert_user_parts(
+    /// Appends a batch's parts (its users as their hashes), for the merge to fold into the
+    /// rollups.
+    async fn insert_parts(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         env: &str,
-        parts: &BTreeMap<(&str, &str, i64), BTreeSet<u64>>,
+        parts: &BTreeMap<(&str, &str, i64), Part>,
     ) -> Result<(), StoreError> {
         let rows: Vec<_> = parts.iter().collect();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO impression_user_parts (environment_id, flag_key, value, hour, users) VALUES {}",
-                placeholders(chunk.len(), 5, 1)
+                "INSERT INTO impression_user_parts \
+                 (environment_id, flag_key, value, hour, minute, count, first_seen, last_seen, users) \
+                 VALUES {}",
+                placeholders(chunk.len(), 9, 1)
             );
             let mut query = sqlx::query(&sql);
-            for ((flag, value, hour), users) in chunk {
-                let bytes: Vec<u8> = users.iter().flat_map(|u| u.to_le_bytes()).collect();
+            for ((flag, value, minute), part) in chunk {
+                let users: Vec<u8> = part.users.iter().flat_map(|u| u.to_le_bytes()).collect();
                 query = query
                     .bind(env)
                     .bind(*flag)
                     .bind(*value)
-                    .bind(*hour)
-                    .bind(bytes);
+                    .bind(minute - minute.rem_euclid(HOUR))
+                    .bind(*minute)
+                    .bind(part.count)
+                    .bind(part.first_seen)
+                    .bind(part.last_seen)
+                    .bind(users);
             }
             query.execute(&mut **tx).await?;
         }
         Ok(())
     }
 
-    /// Merges up to `limit` pending user parts (oldest first) into the hour and day sketches
-    /// of their rollups and deletes them, in one transaction; returns how many it merged.
-    /// Merging a part twice (two instances at once) changes nothing: a union is idempotent.
+    /// Merges up to `limit` pending parts (oldest first, and only below [`Store::part_mark`])
+    /// into the rollups — counts into the minute, hour and day rows, users into the hour and
+    /// day sketches — and flags' activity, and deletes them, in one transaction; returns how
+    /// many it merged. One merge runs at a time (PostgreSQL: an advisory lock; a merge that
+    /// finds another running merges nothing this time), as a part merged twice would be counted
+    /// twice.
     pub async fn compact_user_parts(&self, limit: i64) -> Result<usize, StoreError> {
+        let mark = self.part_mark().await?.unwrap_or(i64::MAX);
         let mut tx = self.write().await?;
-        let parts: Vec<(i64, String, String, String, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT id, environment_id, flag_key, value, hour, users FROM impression_user_parts \
-             ORDER BY id LIMIT $1",
+        if self.backend == Backend::Postgres {
+            let ours: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, $2)")
+                .bind(MERGE_LOCK.0)
+                .bind(MERGE_LOCK.1)
+                .fetch_one(&mut *tx)
+                .await?;
+            if !ours {
+                return Ok(0);
+            }
+        }
+        type PartRow = (
+            i64,
+            String,
+            String,
+            String,
+            i64,
+            Option<i64>,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            Vec<u8>,
+        );
+        let parts: Vec<PartRow> = sqlx::query_as(
+            "SELECT id, environment_id, flag_key, value, hour, minute, count, first_seen, last_seen, users \
+             FROM impression_user_parts WHERE id <= $1 ORDER BY id LIMIT $2",
         )
+        .bind(mark)
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
         if parts.is_empty() {
             return Ok(0);
         }
-        let mut by_env: BTreeMap<String, BTreeMap<Key, Addition>> = BTreeMap::new();
-        for (_, env, flag, value, hour, users) in &parts {
-            let additions = by_env.entry(env.clone()).or_default();
+        let mut by_env: BTreeMap<&str, BTreeMap<Key, Addition>> = BTreeMap::new();
+        let mut activity: BTreeMap<&str, BTreeMap<&str, (i64, i64)>> = BTreeMap::new();
+        for (_, env, flag, value, hour, minute, count, first, last, users) in &parts {
+            let additions = by_env.entry(env).or_default();
+            // Parts appended before migration 0015 have no minute: their counts are merged.
+            if let (Some(minute), Some(first), Some(last)) = (minute, first, last) {
+                for span in [MINUTE, HOUR, DAY] {
+                    let start = minute - minute.rem_euclid(span);
+                    let add = additions
+                        .entry((flag.clone(), span, start, value.clone()))
+                        .or_default();
+                    add.count += count;
+                    add.last_seen = add.last_seen.max(*last);
+                }
+                let seen = activity
+                    .entry(env)
+                    .or_default()
+                    .entry(flag)
+                    .or_insert((*first, *last));
+                seen.0 = seen.0.min(*first);
+                seen.1 = seen.1.max(*last);
+            }
+            if users.is_empty() {
+                continue;
+            }
             for span in [HOUR, DAY] {
                 let start = hour - hour.rem_euclid(span);
                 let add = additions
@@ -437,6 +541,9 @@ impl Store {
             self.merge_stored_sketches(&mut tx, env, additions).await?;
             self.upsert_rollups(&mut tx, env, additions).await?;
         }
+        for (env, activity) in &activity {
+            self.upsert_activity(&mut tx, env, activity).await?;
+        }
         let ids: Vec<i64> = parts.iter().map(|p| p.0).collect();
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
@@ -452,7 +559,8 @@ impl Store {
             }
             query.execute(&mut *tx).await?;
         }
-        // Parts are merged oldest first: none at or below this id is left.
+        // Parts are merged oldest first, and none at or below the mark can still appear: none at
+        // or below this id is left.
         let newest = ids.iter().copied().max().unwrap_or(0);
         sqlx::query(&format!(
             "UPDATE impression_parts_merged SET upto = {}(upto, $1) WHERE one = 1",
