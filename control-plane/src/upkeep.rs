@@ -76,12 +76,14 @@ pub const RETENTION_BATCH: i64 = 5_000;
 const RETENTION_STATEMENTS: usize = 200;
 /// How often batches' users are merged into the sketches.
 const COMPACT_EVERY: Duration = Duration::from_secs(2);
-/// User parts merged per transaction, and transactions per pass.
-const COMPACT_BATCH: i64 = 2_000;
-const COMPACT_TRANSACTIONS: usize = 50;
+/// Parts merged per transaction, and transactions per pass. Each transaction rewrites every
+/// hour and day sketch its parts touch (13 KiB each when dense), so larger transactions rewrite
+/// less per part; only the merge writes rollups, so a long one blocks no batch.
+const COMPACT_BATCH: i64 = 20_000;
+const COMPACT_TRANSACTIONS: usize = 10;
 
-/// Runs until dropped (aborted): every 2 seconds merges the users of stored batches into the
-/// rollups' sketches (`COMPACT_BATCH` parts per transaction, bounded per pass); every 10
+/// Runs until dropped (aborted): every 2 seconds merges the parts of stored batches into the
+/// rollups (`COMPACT_BATCH` parts per transaction, bounded per pass); every 10
 /// minutes (and once at start) deletes raw impressions older than `IMPRESSIONS_RETENTION_DAYS`
 /// and rollups and counters older than `INSIGHTS_RETENTION_DAYS`, `RETENTION_BATCH` rows per
 /// statement, pausing between statements so other writers get the database.
@@ -103,7 +105,7 @@ pub async fn insights(insights: crate::insights::Insights) {
                             .set(if merged >= full { 1.0 } else { 0.0 });
                     }
                     Err(e) => {
-                        tracing::warn!(cause = %e, "merging impression users into sketches failed");
+                        tracing::warn!(cause = %e, "merging impression parts into the rollups failed");
                     }
                 }
             }

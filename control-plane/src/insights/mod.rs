@@ -324,8 +324,8 @@ impl Insights {
         })
     }
 
-    /// Merges pending user parts into the rollups' sketches, `batch` parts per transaction, at
-    /// most `budget` transactions; returns how many parts it merged.
+    /// Merges pending parts (counts and users) into the rollups, `batch` parts per transaction,
+    /// at most `budget` transactions; returns how many parts it merged.
     pub async fn compact(&self, batch: i64, budget: usize) -> Result<usize, StoreError> {
         let mut merged = 0;
         for _ in 0..budget {
