@@ -97,8 +97,6 @@ pub async fn insights(insights: crate::insights::Insights) {
             _ = compaction.tick() => {
                 match insights.compact(COMPACT_BATCH, COMPACT_TRANSACTIONS).await {
                     Ok(merged) => {
-                        metrics::counter!("checkgate_impression_parts_merged_total")
-                            .increment(merged as u64);
                         // A pass that used its whole budget left parts for the next one.
                         let full = COMPACT_BATCH as usize * COMPACT_TRANSACTIONS;
                         metrics::gauge!("checkgate_impression_parts_behind")

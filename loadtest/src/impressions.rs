@@ -107,7 +107,7 @@ fn get(control: &Control, path: &str) -> anyhow::Result<Value> {
     Ok(serde_json::from_str(&body)?)
 }
 
-/// The longest wait for the merge of users into sketches to catch up after the ingest.
+/// The longest wait for the merge of parts into the rollups to catch up after the ingest.
 const MERGE_WAIT: Duration = Duration::from_secs(600);
 
 /// A metric's value in the control plane's `/metrics` text.
@@ -121,9 +121,10 @@ fn metric(text: &str, name: &str) -> Option<f64> {
     })
 }
 
-/// Waits (at most `limit`) until the control plane's merge of impression users into sketches
-/// has nothing left: a pass that did not use its whole budget, and nothing merged between two
-/// reads of `/metrics` 2.5 s apart (a pass runs every 2 s). False when `limit` passed first.
+/// Waits (at most `limit`) until the control plane's merge of impression parts into the
+/// rollups has nothing left: a pass that did not use its whole budget, no merge transaction in
+/// flight, and nothing merged between two reads of `/metrics` 2.5 s apart (a pass runs every
+/// 2 s). False when `limit` passed first.
 async fn merge_caught_up(control: &Control, limit: Duration) -> anyhow::Result<bool> {
     let start = Instant::now();
     let mut last: Option<f64> = None;
@@ -135,7 +136,8 @@ async fn merge_caught_up(control: &Control, limit: Duration) -> anyhow::Result<b
         }
         let merged = metric(&body, "checkgate_impression_parts_merged_total").unwrap_or(0.0);
         let behind = metric(&body, "checkgate_impression_parts_behind").unwrap_or(1.0);
-        if behind == 0.0 && last == Some(merged) {
+        let merging = metric(&body, "checkgate_impression_parts_merging").unwrap_or(0.0);
+        if behind == 0.0 && merging == 0.0 && last == Some(merged) {
             return Ok(true);
         }
         last = Some(merged);

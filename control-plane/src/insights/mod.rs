@@ -325,11 +325,18 @@ impl Insights {
     }
 
     /// Merges pending parts (counts and users) into the rollups, `batch` parts per transaction,
-    /// at most `budget` transactions; returns how many parts it merged.
+    /// at most `budget` transactions; returns how many parts it merged. Counts what it merged
+    /// (`checkgate_impression_parts_merged_total`) after each transaction, and shows one in
+    /// flight (`checkgate_impression_parts_merging` 1): with a month of traffic one can take
+    /// seconds.
     pub async fn compact(&self, batch: i64, budget: usize) -> Result<usize, StoreError> {
         let mut merged = 0;
         for _ in 0..budget {
-            let n = self.store.compact_user_parts(batch).await?;
+            metrics::gauge!("checkgate_impression_parts_merging").set(1.0);
+            let n = self.store.compact_user_parts(batch).await;
+            metrics::gauge!("checkgate_impression_parts_merging").set(0.0);
+            let n = n?;
+            metrics::counter!("checkgate_impression_parts_merged_total").increment(n as u64);
             merged += n;
             if (n as i64) < batch {
                 break;
