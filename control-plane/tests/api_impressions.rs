@@ -753,6 +753,12 @@ async fn evaluation_counts_feed_insights_and_the_stale_signal() {
         assert_eq!(by_key["quiet"]["stale_reason"], "not_evaluated", "{backend}");
         assert_eq!(by_key["quiet"]["last_evaluated"], Value::Null);
         assert_eq!(by_key["constant"]["stale_reason"], "single_value", "{backend}");
+        // Read from pending parts above; the same once merged into the rollups and activity.
+        assert!(service.compact(1000, 10).await.unwrap() >= 2, "{backend}");
+        let merged = api
+            .get(&format!("/api/environments/{env}/insights"), Some(&world.admin))
+            .await;
+        assert_eq!(merged.body, flags.body, "{backend}");
     })
     .await;
 }

@@ -216,6 +216,21 @@ impl Store {
         Ok(out)
     }
 
+    /// The ids of the parts not merged yet: `(merged, newest]`, or `None` when the merge has
+    /// caught up.
+    async fn pending_ids(&self) -> Result<Option<(i64, i64)>, StoreError> {
+        let newest = match self.backend {
+            Backend::Postgres => NEWEST_PART_ID,
+            Backend::Sqlite => "SELECT COALESCE(max(id), 0) FROM impression_user_parts",
+        };
+        let (merged, newest): (i64, i64) = sqlx::query_as(&format!(
+            "SELECT upto, ({newest}) FROM impression_parts_merged WHERE one = 1"
+        ))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((newest > merged).then_some((merged, newest)))
+    }
+
     /// The parts not merged into the rollups yet with `hour` in `[from, to)` (minutes), of
     /// one flag or all.
     ///
@@ -230,18 +245,9 @@ impl Store {
         (from, to): (i64, i64),
         flag_key: Option<&str>,
     ) -> Result<Vec<PendingPart>, StoreError> {
-        let newest = match self.backend {
-            Backend::Postgres => NEWEST_PART_ID,
-            Backend::Sqlite => "SELECT COALESCE(max(id), 0) FROM impression_user_parts",
-        };
-        let (merged, newest): (i64, i64) = sqlx::query_as(&format!(
-            "SELECT upto, ({newest}) FROM impression_parts_merged WHERE one = 1"
-        ))
-        .fetch_one(&self.pool)
-        .await?;
-        if newest <= merged {
+        let Some((merged, newest)) = self.pending_ids().await? else {
             return Ok(Vec::new());
-        }
+        };
         let sql = format!(
             "SELECT flag_key, value, hour, minute, count, first_seen, last_seen, users \
              FROM impression_user_parts \
@@ -355,16 +361,21 @@ impl Store {
             .into_iter()
             .map(|(flag, first, last)| (flag, (first, last)))
             .collect();
-        for part in self
-            .pending_parts(environment_id, (i64::MIN, i64::MAX), None)
-            .await?
-        {
-            if let Some(c) = part.counts {
-                let entry = seen
-                    .entry(part.flag_key)
-                    .or_insert((c.first_seen, c.last_seen));
-                entry.0 = entry.0.min(c.first_seen);
-                entry.1 = entry.1.max(c.last_seen);
+        if let Some((merged, newest)) = self.pending_ids().await? {
+            // Bounds written in, as in `pending_parts`.
+            let pending: Vec<(String, i64, i64)> = sqlx::query_as(&format!(
+                "SELECT flag_key, min(first_seen), max(last_seen) FROM impression_user_parts \
+                 WHERE id > {merged} AND id <= {newest} AND environment_id = $1 \
+                 AND minute IS NOT NULL GROUP BY flag_key"
+            ))
+            .persistent(false)
+            .bind(environment_id)
+            .fetch_all(&self.pool)
+            .await?;
+            for (flag, first, last) in pending {
+                let entry = seen.entry(flag).or_insert((first, last));
+                entry.0 = entry.0.min(first);
+                entry.1 = entry.1.max(last);
             }
         }
         Ok(seen
