@@ -5,7 +5,7 @@
 # `json_to_recordset`, `synchronous_commit = off` as insights transactions set it), each
 # evaluated at a random instant of one day, users drawn from 50,000, into a scratch database on
 # the loopback server, for each index set below, with 4 clients (no lock between them) and with
-# 1 (batches one at a time, as one environment's batches commit under its advisory lock).
+# 1 (batches one at a time, as one environment's batches committed before they stopped sharing rows).
 #
 #   scripts/pgbench-impressions.sh [seconds per run, default 10]
 #
