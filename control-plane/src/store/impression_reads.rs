@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use super::impressions::{
     CounterRow, FlagActivity, ID_LOCK_TAG, ImpressionFilter, NEWEST_IMPRESSION_ID, NEWEST_PART_ID,
-    PART_LOCK_TAG, PartCounts, PendingPart, RollupRow, SketchRow, StoredImpression, TOTAL_CAP,
+    PART_COLUMNS, PART_LOCK_TAG, PartRow, PendingPart, RollupRow, SketchRow, StoredImpression,
+    TOTAL_CAP,
 };
 use super::{Backend, Store, StoreError};
 
@@ -249,8 +250,7 @@ impl Store {
             return Ok(Vec::new());
         };
         let sql = format!(
-            "SELECT flag_key, value, hour, minute, count, first_seen, last_seen, users \
-             FROM impression_user_parts \
+            "SELECT {PART_COLUMNS} FROM impression_user_parts \
              WHERE id > {merged} AND id <= {newest} AND environment_id = $1 \
              AND hour >= $2 AND hour < $3{}",
             if flag_key.is_some() {
@@ -259,18 +259,8 @@ impl Store {
                 ""
             }
         );
-        type Row = (
-            String,
-            String,
-            i64,
-            Option<i64>,
-            i64,
-            Option<i64>,
-            Option<i64>,
-            Vec<u8>,
-        );
         // Not kept prepared: its text changes with the bounds.
-        let mut query = sqlx::query_as::<_, Row>(&sql)
+        let mut query = sqlx::query_as::<_, PartRow>(&sql)
             .persistent(false)
             .bind(environment_id)
             .bind(from)
@@ -281,29 +271,8 @@ impl Store {
         Ok(query
             .fetch_all(&self.pool)
             .await?
-            .into_iter()
-            .map(
-                |(flag_key, value, hour, minute, count, first_seen, last_seen, users)| {
-                    PendingPart {
-                        flag_key,
-                        value,
-                        hour,
-                        // Parts appended before migration 0015 hold users only.
-                        counts: minute.zip(first_seen.zip(last_seen)).map(
-                            |(minute, (first_seen, last_seen))| PartCounts {
-                                minute,
-                                count,
-                                first_seen,
-                                last_seen,
-                            },
-                        ),
-                        users: users
-                            .chunks_exact(8)
-                            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                            .collect(),
-                    }
-                },
-            )
+            .iter()
+            .map(PendingPart::from)
             .collect())
     }
 

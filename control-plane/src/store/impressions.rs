@@ -10,9 +10,10 @@
 //! user hashes. A batch writes no row another batch writes, so one environment's batches run
 //! side by side. Rollups would be shared rows (every batch of a minute adds to the same ones),
 //! and an hour or day rollup holds a users sketch that must be merged, not added — 13 KiB when
-//! dense. So [`Store::compact_user_parts`] (a background task, one instance at a time) folds
-//! the parts into the minute, hour and day rollups and into flags' activity, and deletes them;
-//! readers add the parts not merged yet (see [`Store::pending_parts`]).
+//! dense. So [`Store::compact_user_parts`] (`impression_merge.rs`: a background task, one
+//! instance at a time) folds the parts into the minute, hour and day rollups and into flags'
+//! activity, and deletes them; readers add the parts not merged yet (see
+//! [`Store::pending_parts`]).
 //!
 //! Ids are announced before they are drawn ([`Store::impression_tail_mark`]), so the live tail
 //! and the merge only ever pass ids no open transaction can still add below.
@@ -22,10 +23,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sqlx::Row as _;
-
 use super::{Backend, Store, StoreError};
-use crate::insights::sketch::{Users, user_hash};
+use crate::insights::sketch::user_hash;
 
 /// The spans rollups are kept at, in minutes.
 pub const MINUTE: i64 = 1;
@@ -33,7 +32,7 @@ pub const HOUR: i64 = 60;
 pub const DAY: i64 = 1440;
 
 /// Most rows of one multi-row statement (each row binds at most 9 parameters).
-const ROWS_PER_STATEMENT: usize = 1000;
+pub(super) const ROWS_PER_STATEMENT: usize = 1000;
 
 /// An impression ready to store: checked, and with the environment's privacy settings applied.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -90,10 +89,6 @@ pub(super) const NEWEST_IMPRESSION_ID: &str = "SELECT COALESCE(pg_sequence_last_
 pub(super) const NEWEST_PART_ID: &str = "SELECT COALESCE(pg_sequence_last_value(\
      pg_get_serial_sequence('impression_user_parts', 'id')::regclass), 0)";
 
-/// The key (class, id) of the transaction-scoped advisory lock that lets one merge of parts
-/// run at a time: merging a part's counts twice would count them twice.
-const MERGE_LOCK: (i32, i32) = (4887, 1);
-
 /// The most rows the list's `total` counts.
 pub const TOTAL_CAP: i64 = 10_000;
 
@@ -144,6 +139,48 @@ pub struct PendingPart {
     pub users: Vec<u64>,
 }
 
+/// The columns of `impression_user_parts` that [`PartRow`] reads, in its order.
+pub(super) const PART_COLUMNS: &str =
+    "flag_key, value, hour, minute, count, first_seen, last_seen, users";
+
+/// A part as stored: the columns [`PART_COLUMNS`] names.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct PartRow {
+    pub flag_key: String,
+    pub value: String,
+    pub hour: i64,
+    pub minute: Option<i64>,
+    pub count: i64,
+    pub first_seen: Option<i64>,
+    pub last_seen: Option<i64>,
+    /// The distinct users' hashes, eight little-endian bytes each.
+    pub users: Vec<u8>,
+}
+
+impl From<&PartRow> for PendingPart {
+    fn from(row: &PartRow) -> Self {
+        Self {
+            flag_key: row.flag_key.clone(),
+            value: row.value.clone(),
+            hour: row.hour,
+            // Parts appended before migration 0015 hold users only.
+            counts: row.minute.zip(row.first_seen.zip(row.last_seen)).map(
+                |(minute, (first_seen, last_seen))| PartCounts {
+                    minute,
+                    count: row.count,
+                    first_seen,
+                    last_seen,
+                },
+            ),
+            users: row
+                .users
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect(),
+        }
+    }
+}
+
 /// What a part counts: impressions of one minute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartCounts {
@@ -172,14 +209,6 @@ pub struct FlagActivity {
     pub last_seen: i64,
 }
 
-/// What a batch (or a compaction) adds to one rollup row.
-#[derive(Debug, Default)]
-struct Addition {
-    count: i64,
-    last_seen: i64,
-    users: Option<Users>,
-}
-
 /// What a batch holds of one flag and value in one minute.
 #[derive(Debug)]
 struct Part {
@@ -189,10 +218,7 @@ struct Part {
     users: BTreeSet<u64>,
 }
 
-/// Rollup key: (flag, span, start, value), in the primary key's order.
-type Key = (String, i64, i64, String);
-
-fn placeholders(rows: usize, per_row: usize, first: usize) -> String {
+pub(super) fn placeholders(rows: usize, per_row: usize, first: usize) -> String {
     let mut out = String::with_capacity(rows * per_row * 5);
     for r in 0..rows {
         if r > 0 {
@@ -212,14 +238,14 @@ fn placeholders(rows: usize, per_row: usize, first: usize) -> String {
 }
 
 impl Store {
-    fn greatest(&self) -> &'static str {
+    pub(super) fn greatest(&self) -> &'static str {
         match self.backend {
             Backend::Postgres => "GREATEST",
             Backend::Sqlite => "max",
         }
     }
 
-    fn least(&self) -> &'static str {
+    pub(super) fn least(&self) -> &'static str {
         match self.backend {
             Backend::Postgres => "LEAST",
             Backend::Sqlite => "min",
@@ -353,76 +379,6 @@ impl Store {
         Ok(true)
     }
 
-    /// Merges into `additions` the users sketches already stored for their hour and day rows,
-    /// having locked those rows (PostgreSQL; creating the missing ones first, so a concurrent
-    /// compaction waits for this one instead of writing a sketch that misses it).
-    async fn merge_stored_sketches(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        env: &str,
-        additions: &mut BTreeMap<Key, Addition>,
-    ) -> Result<(), StoreError> {
-        let keys: Vec<&Key> = additions
-            .iter()
-            .filter(|(k, add)| k.1 != MINUTE && add.users.is_some())
-            .map(|(k, _)| k)
-            .collect();
-        let mut stored: Vec<(Key, Vec<u8>)> = Vec::new();
-        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-            if self.backend == Backend::Postgres {
-                let sql = format!(
-                    "INSERT INTO impression_rollups (environment_id, flag_key, span, start, value, count, last_seen) \
-                     VALUES {} ON CONFLICT (environment_id, flag_key, span, start, value) DO NOTHING",
-                    placeholders(chunk.len(), 5, 1).replace(')', ", 0, 0)")
-                );
-                let mut query = sqlx::query(&sql);
-                for (flag, span, start, value) in chunk {
-                    query = query
-                        .bind(env)
-                        .bind(flag)
-                        .bind(*span)
-                        .bind(*start)
-                        .bind(value);
-                }
-                query.execute(&mut **tx).await?;
-            }
-            let lock = if self.backend == Backend::Postgres {
-                " FOR UPDATE"
-            } else {
-                ""
-            };
-            let sql = format!(
-                "SELECT flag_key, span, start, value, users FROM impression_rollups \
-                 WHERE environment_id = $1 AND (flag_key, span, start, value) IN (VALUES {}) \
-                 ORDER BY flag_key, span, start, value{lock}",
-                placeholders(chunk.len(), 4, 2)
-            );
-            let mut query = sqlx::query(&sql).bind(env);
-            for (flag, span, start, value) in chunk {
-                query = query.bind(flag).bind(*span).bind(*start).bind(value);
-            }
-            for row in query.fetch_all(&mut **tx).await? {
-                let users: Option<Vec<u8>> = row.try_get(4)?;
-                if let Some(users) = users {
-                    let key = (
-                        row.try_get(0)?,
-                        row.try_get(1)?,
-                        row.try_get(2)?,
-                        row.try_get(3)?,
-                    );
-                    stored.push((key, users));
-                }
-            }
-        }
-        for (key, bytes) in stored {
-            let old = Users::from_bytes(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            if let Some(add) = additions.get_mut(&key) {
-                add.users.get_or_insert_with(Users::new).merge(&old);
-            }
-        }
-        Ok(())
-    }
-
     /// Appends a batch's parts (its users as their hashes), for the merge to fold into the
     /// rollups.
     async fn insert_parts(
@@ -452,175 +408,6 @@ impl Store {
                     .bind(part.first_seen)
                     .bind(part.last_seen)
                     .bind(users);
-            }
-            query.execute(&mut **tx).await?;
-        }
-        Ok(())
-    }
-
-    /// Merges up to `limit` pending parts (oldest first, and only below [`Store::part_mark`])
-    /// into the rollups — counts into the minute, hour and day rows, users into the hour and
-    /// day sketches — and flags' activity, and deletes them, in one transaction; returns how
-    /// many it merged. One merge runs at a time (PostgreSQL: an advisory lock; a merge that
-    /// finds another running merges nothing this time), as a part merged twice would be counted
-    /// twice.
-    pub async fn compact_user_parts(&self, limit: i64) -> Result<usize, StoreError> {
-        let mark = self.part_mark().await?.unwrap_or(i64::MAX);
-        let mut tx = self.write().await?;
-        if self.backend == Backend::Postgres {
-            let ours: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, $2)")
-                .bind(MERGE_LOCK.0)
-                .bind(MERGE_LOCK.1)
-                .fetch_one(&mut *tx)
-                .await?;
-            if !ours {
-                return Ok(0);
-            }
-        }
-        type PartRow = (
-            i64,
-            String,
-            String,
-            String,
-            i64,
-            Option<i64>,
-            i64,
-            Option<i64>,
-            Option<i64>,
-            Vec<u8>,
-        );
-        let parts: Vec<PartRow> = sqlx::query_as(
-            "SELECT id, environment_id, flag_key, value, hour, minute, count, first_seen, last_seen, users \
-             FROM impression_user_parts WHERE id <= $1 ORDER BY id LIMIT $2",
-        )
-        .bind(mark)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        if parts.is_empty() {
-            return Ok(0);
-        }
-        let mut by_env: BTreeMap<&str, BTreeMap<Key, Addition>> = BTreeMap::new();
-        let mut activity: BTreeMap<&str, BTreeMap<&str, (i64, i64)>> = BTreeMap::new();
-        for (_, env, flag, value, hour, minute, count, first, last, users) in &parts {
-            let additions = by_env.entry(env).or_default();
-            // Parts appended before migration 0015 have no minute: their counts are merged.
-            if let (Some(minute), Some(first), Some(last)) = (minute, first, last) {
-                for span in [MINUTE, HOUR, DAY] {
-                    let start = minute - minute.rem_euclid(span);
-                    let add = additions
-                        .entry((flag.clone(), span, start, value.clone()))
-                        .or_default();
-                    add.count += count;
-                    add.last_seen = add.last_seen.max(*last);
-                }
-                let seen = activity
-                    .entry(env)
-                    .or_default()
-                    .entry(flag)
-                    .or_insert((*first, *last));
-                seen.0 = seen.0.min(*first);
-                seen.1 = seen.1.max(*last);
-            }
-            if users.is_empty() {
-                continue;
-            }
-            for span in [HOUR, DAY] {
-                let start = hour - hour.rem_euclid(span);
-                let add = additions
-                    .entry((flag.clone(), span, start, value.clone()))
-                    .or_default();
-                let sketch = add.users.get_or_insert_with(Users::new);
-                for chunk in users.chunks_exact(8) {
-                    let mut bytes = [0u8; 8];
-                    bytes.copy_from_slice(chunk);
-                    sketch.insert_hash(u64::from_le_bytes(bytes));
-                }
-            }
-        }
-        for (env, additions) in &mut by_env {
-            self.merge_stored_sketches(&mut tx, env, additions).await?;
-            self.upsert_rollups(&mut tx, env, additions).await?;
-        }
-        for (env, activity) in &activity {
-            self.upsert_activity(&mut tx, env, activity).await?;
-        }
-        // The parts taken are the oldest at or below the mark, and every id at or below the mark
-        // has committed or never will: no part at or below the newest taken is left unmerged.
-        let newest = parts.iter().map(|p| p.0).max().unwrap_or(0);
-        sqlx::query("DELETE FROM impression_user_parts WHERE id <= $1")
-            .bind(newest)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(&format!(
-            "UPDATE impression_parts_merged SET upto = {}(upto, $1) WHERE one = 1",
-            self.greatest()
-        ))
-        .bind(newest)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(parts.len())
-    }
-
-    /// Adds `additions` to their rollup rows (creating them), in key order.
-    async fn upsert_rollups(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        env: &str,
-        additions: &BTreeMap<Key, Addition>,
-    ) -> Result<(), StoreError> {
-        let rows: Vec<_> = additions.iter().collect();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO impression_rollups (environment_id, flag_key, span, start, value, count, last_seen, users, users_rev) \
-                 VALUES {} ON CONFLICT (environment_id, flag_key, span, start, value) DO UPDATE SET \
-                 count = impression_rollups.count + excluded.count, \
-                 last_seen = {}(impression_rollups.last_seen, excluded.last_seen), \
-                 users = COALESCE(excluded.users, impression_rollups.users), \
-                 users_rev = impression_rollups.users_rev + excluded.users_rev",
-                placeholders(chunk.len(), 9, 1),
-                self.greatest()
-            );
-            let mut query = sqlx::query(&sql);
-            for ((flag, span, start, value), add) in chunk {
-                query = query
-                    .bind(env)
-                    .bind(flag)
-                    .bind(*span)
-                    .bind(*start)
-                    .bind(value)
-                    .bind(add.count)
-                    .bind(add.last_seen)
-                    .bind(add.users.as_ref().map(Users::to_bytes))
-                    .bind(i64::from(add.users.is_some()));
-            }
-            query.execute(&mut **tx).await?;
-        }
-        Ok(())
-    }
-
-    /// Widens each flag's first and last evaluation seen.
-    async fn upsert_activity(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        env: &str,
-        activity: &BTreeMap<&str, (i64, i64)>,
-    ) -> Result<(), StoreError> {
-        let rows: Vec<_> = activity.iter().collect();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO flag_activity (environment_id, flag_key, first_seen, last_seen) VALUES {} \
-                 ON CONFLICT (environment_id, flag_key) DO UPDATE SET \
-                 first_seen = {}(flag_activity.first_seen, excluded.first_seen), \
-                 last_seen = {}(flag_activity.last_seen, excluded.last_seen)",
-                placeholders(chunk.len(), 4, 1),
-                self.least(),
-                self.greatest()
-            );
-            let mut query = sqlx::query(&sql);
-            for (flag, (first, last)) in chunk {
-                query = query.bind(env).bind(**flag).bind(*first).bind(*last);
             }
             query.execute(&mut **tx).await?;
         }

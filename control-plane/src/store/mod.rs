@@ -19,6 +19,7 @@ mod feed;
 mod flags;
 mod fleet;
 pub mod fleet_alerts;
+mod impression_merge;
 mod impression_reads;
 pub mod impressions;
 mod insights_retention;
