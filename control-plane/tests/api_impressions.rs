@@ -418,6 +418,20 @@ async fn stats_from_rollups_match_the_raw_rows() {
                 evaluated_at: now - ((i * 7_919_993) % (3 * 86_400_000)) as i64,
             });
         }
+        // The window starts half an hour before a whole hour, off the minute; five more
+        // impressions of one flag and value in its first minutes, which the rollups hold as
+        // minute rows (the store sums them).
+        let hour = 3_600_000;
+        let from = (now - 2 * 86_400_000).div_euclid(hour) * hour - hour / 2 + 1_234;
+        for k in 0..5 {
+            sent.push(Impression {
+                flag_key: "checkout".into(),
+                user_id: Some("user-1".into()),
+                value: "true".into(),
+                context: None,
+                evaluated_at: from + 1_000 + k * 60_000,
+            });
+        }
         for (n, chunk) in sent.chunks(100).enumerate() {
             let batch = ImpressionBatch {
                 id: [n as u8; 16],
@@ -426,17 +440,6 @@ async fn stats_from_rollups_match_the_raw_rows() {
             };
             service.store_batch(&batch, |_| true).await.unwrap();
         }
-        let from = now - 2 * 86_400_000 - 1_234_567;
-        let reply = api
-            .get(
-                &format!(
-                    "/api/environments/{env}/impressions/stats?from={from}&to={}",
-                    now + 1
-                ),
-                Some(&world.admin),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         let mut want: BTreeMap<&str, Want<'_>> = BTreeMap::new();
         let mut users: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         // Users are counted over the window widened to whole hours.
@@ -461,28 +464,49 @@ async fn stats_from_rollups_match_the_raw_rows() {
             *w.3.entry(&s.value).or_default() += 1;
             w.4 = w.4.max(s.evaluated_at);
         }
-        let got = reply.body.as_array().unwrap();
-        assert_eq!(got.len(), want.len(), "{backend}: {}", reply.body);
-        for entry in got {
-            let flag = entry["flag_key"].as_str().unwrap();
-            let w = &want[flag];
-            assert_eq!(entry["total"], w.0, "{backend} {flag}");
-            assert_eq!(entry["true_count"], w.1, "{backend} {flag}");
-            assert_eq!(entry["false_count"], w.2, "{backend} {flag}");
-            assert_eq!(entry["last_seen"], format_rfc3339(w.4), "{backend} {flag}");
-            let by_value: BTreeMap<&str, i64> = entry["values"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| (v["value"].as_str().unwrap(), v["count"].as_i64().unwrap()))
-                .collect();
-            assert_eq!(by_value, w.3, "{backend} {flag}");
-            assert_eq!(
-                entry["unique_users"],
-                users[flag].len(),
-                "{backend} {flag}: small sets are exact"
-            );
-            assert_eq!(entry["from"], format_rfc3339(from));
+        // Counted from the parts before the merge, then from the rollups (whose minutes at the
+        // window's ends are summed by the store).
+        for phase in ["parts pending", "merged"] {
+            if phase == "merged" {
+                service.compact(10_000, 10).await.unwrap();
+            }
+            let reply = api
+                .get(
+                    &format!(
+                        "/api/environments/{env}/impressions/stats?from={from}&to={}",
+                        now + 1
+                    ),
+                    Some(&world.admin),
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+            let got = reply.body.as_array().unwrap();
+            assert_eq!(got.len(), want.len(), "{backend} {phase}: {}", reply.body);
+            for entry in got {
+                let flag = entry["flag_key"].as_str().unwrap();
+                let w = &want[flag];
+                assert_eq!(entry["total"], w.0, "{backend} {phase} {flag}");
+                assert_eq!(entry["true_count"], w.1, "{backend} {phase} {flag}");
+                assert_eq!(entry["false_count"], w.2, "{backend} {phase} {flag}");
+                assert_eq!(
+                    entry["last_seen"],
+                    format_rfc3339(w.4),
+                    "{backend} {phase} {flag}"
+                );
+                let by_value: BTreeMap<&str, i64> = entry["values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| (v["value"].as_str().unwrap(), v["count"].as_i64().unwrap()))
+                    .collect();
+                assert_eq!(by_value, w.3, "{backend} {phase} {flag}");
+                assert_eq!(
+                    entry["unique_users"],
+                    users[flag].len(),
+                    "{backend} {phase} {flag}: small sets are exact"
+                );
+                assert_eq!(entry["from"], format_rfc3339(from));
+            }
         }
         let bad = api
             .get(
@@ -950,17 +974,25 @@ async fn stats_see_sketches_rewritten_after_an_earlier_read() {
         let mut batch_id = 0u8;
         let mut send = |users: std::ops::Range<u32>| {
             batch_id += 1;
-            // Whole past days (day sketches), an earlier hour of today and the current minute.
+            // Whole past days (day sketches), an earlier hour of today and the current minute;
+            // every user is served `true`, and the even ones `false` as well (so the flag's
+            // users are a union of two values').
             let items = users
                 .flat_map(|u| {
-                    [now - 2 * day, now - day - 3_600_000, now - 7_200_000, now].map(|at| {
-                        Impression {
+                    let values: &[&str] = if u % 2 == 0 {
+                        &["true", "false"]
+                    } else {
+                        &["true"]
+                    };
+                    let times = [now - 2 * day, now - day - 3_600_000, now - 7_200_000, now];
+                    values.iter().flat_map(move |value| {
+                        times.map(|at| Impression {
                             flag_key: "f".into(),
                             user_id: Some(format!("user-{u}")),
-                            value: "true".into(),
+                            value: (*value).into(),
                             context: None,
                             evaluated_at: at,
-                        }
+                        })
                     })
                 })
                 .collect();
@@ -972,7 +1004,7 @@ async fn stats_see_sketches_rewritten_after_an_earlier_read() {
             let service = service.clone();
             async move { service.store_batch(&batch, |_| true).await.unwrap() }
         };
-        let stats = |expect: u64, step: &'static str| {
+        let stats = |expect: u64, expect_false: u64, step: &'static str| {
             let (api, world, env) = (&api, &world, &env);
             async move {
                 let reply = api
@@ -992,7 +1024,13 @@ async fn stats_see_sketches_rewritten_after_an_earlier_read() {
                     "{backend} {step}: {}",
                     reply.body
                 );
+                assert_eq!(f["values"][0]["value"], "true", "{backend} {step}");
                 assert_eq!(f["values"][0]["unique_users"], expect, "{backend} {step}");
+                assert_eq!(f["values"][1]["value"], "false", "{backend} {step}");
+                assert_eq!(
+                    f["values"][1]["unique_users"], expect_false,
+                    "{backend} {step}"
+                );
                 let insights = api
                     .get(
                         &format!("/api/environments/{env}/flags/f/insights?range=7d"),
@@ -1017,18 +1055,18 @@ async fn stats_see_sketches_rewritten_after_an_earlier_read() {
         assert!(flag.status.is_success(), "{}", flag.body);
         send(0..40).await;
         service.compact(1000, 10).await.unwrap();
-        stats(40, "first read, from the sketches").await;
-        stats(40, "second read, from the cache").await;
+        stats(40, 20, "first read, from the sketches").await;
+        stats(40, 20, "second read, from the cache").await;
         // New users on the same past days: the sketches are rewritten by the compaction.
         send(40..70).await;
-        stats(70, "not compacted yet: sketches and parts").await;
+        stats(70, 35, "not compacted yet: sketches and parts").await;
         service.compact(1000, 10).await.unwrap();
-        stats(70, "after the sketches were rewritten").await;
+        stats(70, 35, "after the sketches were rewritten").await;
         // Users already counted change nothing, and a third rewrite is seen too.
         send(0..70).await;
         send(70..75).await;
         service.compact(1000, 10).await.unwrap();
-        stats(75, "after a third rewrite").await;
+        stats(75, 38, "after a third rewrite").await;
     })
     .await;
 }

@@ -17,6 +17,7 @@
 pub mod read;
 pub mod sketch;
 mod sketch_cache;
+mod unique;
 
 use std::sync::Arc;
 
@@ -29,6 +30,9 @@ use checkgate_protocol::impressions::{
 use crate::api::SessionKey;
 use crate::store::impressions::{NewCount, NewImpression};
 use crate::store::{Store, StoreError, now_ms};
+
+/// A span and a range of rollup starts `[a, b)` at it, in minutes.
+pub type Piece = (i64, i64, i64);
 
 /// Days raw impressions are kept (`IMPRESSIONS_RETENTION_DAYS`).
 pub const IMPRESSIONS_RETENTION_DAYS: u32 = 30;

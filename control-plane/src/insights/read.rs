@@ -9,14 +9,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::sketch::Users;
-use super::sketch_cache::{Fingerprint, Run};
-use super::{DAY_MS, Insights};
+use super::{DAY_MS, Insights, Piece};
 use crate::store::StoreError;
 use crate::store::impressions::{DAY, FlagActivity, HOUR, MINUTE, RollupRow};
-
-/// A range of rollup starts `[a, b)` at one span.
-pub type Piece = (i64, i64, i64);
 
 fn floor_to(x: i64, span: i64) -> i64 {
     x - x.rem_euclid(span)
@@ -139,71 +134,7 @@ fn stale(
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<Users, StoreError> {
-    Users::from_bytes(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
 impl Insights {
-    /// Merges into `users`, per (flag, value), the users sketches of `rows` — the rollup rows
-    /// of `span` with starts in `range` — through the cache of merged sketches: only the
-    /// (flag, value)s whose rows changed since they were last merged have their sketches read.
-    async fn merge_sketches(
-        &self,
-        env: &str,
-        span: i64,
-        range: (i64, i64),
-        rows: &[RollupRow],
-        users: &mut BTreeMap<(String, String), Users>,
-    ) -> Result<(), StoreError> {
-        let run = |flag: &str, value: &str| Run {
-            environment: env.to_owned(),
-            flag_key: flag.to_owned(),
-            value: value.to_owned(),
-            span,
-            from: range.0,
-            to: range.1,
-        };
-        let mut seen: BTreeMap<(&str, &str), Fingerprint> = BTreeMap::new();
-        for row in rows.iter().filter(|r| r.users_rev > 0) {
-            seen.entry((&row.flag_key, &row.value))
-                .or_default()
-                .add(row.start, row.users_rev);
-        }
-        let mut missing = Vec::new();
-        for ((flag, value), fingerprint) in seen {
-            let into = users
-                .entry((flag.to_owned(), value.to_owned()))
-                .or_default();
-            if !self
-                .sketches
-                .merge_into(&run(flag, value), fingerprint, into)
-            {
-                missing.push((flag.to_owned(), value.to_owned()));
-            }
-        }
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let mut read: BTreeMap<(String, String), (Fingerprint, Users)> = BTreeMap::new();
-        for row in self
-            .store()
-            .rollup_sketches(env, span, range, &missing)
-            .await?
-        {
-            let (fingerprint, merged) = read.entry((row.flag_key, row.value)).or_default();
-            fingerprint.add(row.start, row.users_rev);
-            merged.merge(&decode(&row.users)?);
-        }
-        for ((flag, value), (fingerprint, merged)) in read {
-            users
-                .entry((flag.clone(), value.clone()))
-                .or_default()
-                .merge(&merged);
-            self.sketches.put(run(&flag, &value), fingerprint, merged);
-        }
-        Ok(())
-    }
-
     /// Stats per flag over `[from_ms, to_ms)`, from the rollups.
     pub async fn stats(
         &self,
@@ -214,9 +145,14 @@ impl Insights {
         let (lo, hi) = (from_ms.div_euclid(60_000), ceil_to(to_ms, 60_000) / 60_000);
         let store = self.store();
         let mut counts: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
-        let mut users: BTreeMap<(String, String), Users> = BTreeMap::new();
+        // The sketch rows of each piece: a minute piece's users are in the hours that hold it.
+        let mut pieces: Vec<(Piece, Vec<RollupRow>)> = Vec::new();
         for (span, a, b) in cover(lo, hi) {
-            let rows = store.impression_rollups(env, span, (a, b), None).await?;
+            let rows = if span == MINUTE {
+                store.minute_sums(env, (a, b)).await?
+            } else {
+                store.impression_rollups(env, span, (a, b), None).await?
+            };
             for row in &rows {
                 let entry = counts
                     .entry((row.flag_key.clone(), row.value.clone()))
@@ -225,17 +161,16 @@ impl Insights {
                 entry.1 = entry.1.max(row.last_seen);
             }
             if span == MINUTE {
-                // The hours that hold these minutes carry their users.
                 let hours = (floor_to(a, HOUR), ceil_to(b, HOUR));
                 let rows = store.impression_rollups(env, HOUR, hours, None).await?;
-                self.merge_sketches(env, HOUR, hours, &rows, &mut users)
-                    .await?;
+                pieces.push(((HOUR, hours.0, hours.1), rows));
             } else {
-                self.merge_sketches(env, span, (a, b), &rows, &mut users)
-                    .await?;
+                pieces.push(((span, a, b), rows));
             }
         }
+        let sketches = self.window_sketches(env, &pieces).await?;
         // Batches whose parts are not merged into the rollups yet.
+        let mut pending: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
         for part in store
             .pending_parts(env, (floor_to(lo, HOUR), ceil_to(hi, HOUR)), None)
             .await?
@@ -249,20 +184,22 @@ impl Insights {
                 entry.0 += c.count;
                 entry.1 = entry.1.max(c.last_seen);
             }
-            let sketch = users.entry((part.flag_key, part.value)).or_default();
-            for h in part.users {
-                sketch.insert_hash(h);
-            }
+            pending
+                .entry((part.flag_key, part.value))
+                .or_default()
+                .extend(part.users);
         }
+        let window: Vec<Piece> = pieces.iter().map(|(p, _)| *p).collect();
+        let uniques = self.unique_users(env, &window, &sketches, &pending);
         counts.retain(|_, (count, _)| *count > 0);
         let mut flags: BTreeMap<String, FlagStats> = BTreeMap::new();
         for ((flag, value), (count, last_seen)) in counts {
             let stats = flags.entry(flag.clone()).or_insert_with(|| FlagStats {
+                unique_users: uniques.per_flag.get(&flag).copied().unwrap_or(0),
                 flag_key: flag.clone(),
                 total: 0,
                 true_count: 0,
                 false_count: 0,
-                unique_users: 0,
                 last_seen: None,
                 values: Vec::new(),
             });
@@ -273,21 +210,18 @@ impl Insights {
                 _ => {}
             }
             stats.last_seen = stats.last_seen.max(Some(last_seen));
-            let unique = users
-                .get_mut(&(flag.clone(), value.clone()))
-                .map_or(0, Users::count);
+            let unique = uniques
+                .per_value
+                .get(&(flag, value.clone()))
+                .copied()
+                .unwrap_or(0);
             stats.values.push(ValueStats {
                 value,
                 count,
                 unique_users: unique,
             });
         }
-        let mut per_flag: BTreeMap<String, Users> = BTreeMap::new();
-        for ((flag, _), sketch) in &users {
-            per_flag.entry(flag.clone()).or_default().merge(sketch);
-        }
         for stats in flags.values_mut() {
-            stats.unique_users = per_flag.get_mut(&stats.flag_key).map_or(0, Users::count);
             stats
                 .values
                 .sort_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
@@ -391,13 +325,9 @@ impl Insights {
         let rows = store
             .impression_rollups(env, sketch_span, sketches, Some(flag))
             .await?;
-        let mut by_value = BTreeMap::new();
-        self.merge_sketches(env, sketch_span, sketches, &rows, &mut by_value)
-            .await?;
-        let mut users = Users::new();
-        for sketch in by_value.values() {
-            users.merge(sketch);
-        }
+        let piece = (sketch_span, sketches.0, sketches.1);
+        let stored = self.window_sketches(env, &[(piece, rows)]).await?;
+        let mut pending: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
         for part in store.pending_parts(env, sketches, Some(flag)).await? {
             if let Some(c) = part.counts
                 && (lo..hi).contains(&c.minute)
@@ -405,12 +335,19 @@ impl Insights {
                 if let Some(b) = slot(c.minute).and_then(|i| series.get_mut(i)) {
                     b.impressions += c.count;
                 }
-                values.entry(part.value).or_default().1 += c.count;
+                values.entry(part.value.clone()).or_default().1 += c.count;
             }
-            for h in part.users {
-                users.insert_hash(h);
-            }
+            pending
+                .entry((part.flag_key, part.value))
+                .or_default()
+                .extend(part.users);
         }
+        let unique_users = self
+            .unique_users(env, &[piece], &stored, &pending)
+            .per_flag
+            .get(flag)
+            .copied()
+            .unwrap_or(0);
         for row in store
             .evaluation_counters(env, bucket, (lo, hi), Some(flag))
             .await?
@@ -449,7 +386,7 @@ impl Insights {
             impressions: series.iter().map(|b| b.impressions).sum(),
             series,
             values,
-            unique_users: users.count(),
+            unique_users,
             summary,
         })
     }

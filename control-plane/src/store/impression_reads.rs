@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use super::impressions::{
-    CounterRow, FlagActivity, ID_LOCK_TAG, ImpressionFilter, NEWEST_IMPRESSION_ID, NEWEST_PART_ID,
-    PART_COLUMNS, PART_LOCK_TAG, PartRow, PendingPart, RollupRow, SketchRow, StoredImpression,
-    TOTAL_CAP,
+    CounterRow, FlagActivity, ID_LOCK_TAG, ImpressionFilter, MINUTE, NEWEST_IMPRESSION_ID,
+    NEWEST_PART_ID, PART_COLUMNS, PART_LOCK_TAG, PartRow, PendingPart, RollupRow, SketchRow,
+    StoredImpression, TOTAL_CAP,
 };
 use super::{Backend, Store, StoreError};
 
@@ -130,6 +130,40 @@ impl Store {
             )
             .collect();
         Ok((items, total))
+    }
+
+    /// The minute rollups with `start` in `[from, to)` summed per flag and value: the count
+    /// and the last evaluation, one row per pair (minutes carry no sketch, so nothing a
+    /// reader needs is lost; a stats window's two ends hold up to 118 minutes per pair).
+    pub async fn minute_sums(
+        &self,
+        environment_id: &str,
+        (from, to): (i64, i64),
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        // SUM of BIGINT is NUMERIC on PostgreSQL: cast back (a window's count fits).
+        let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT flag_key, value, MIN(start), CAST(SUM(count) AS BIGINT), MAX(last_seen) \
+             FROM impression_rollups \
+             WHERE environment_id = $1 AND span = $2 AND start >= $3 AND start < $4 \
+             GROUP BY flag_key, value",
+        )
+        .bind(environment_id)
+        .bind(MINUTE)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(flag_key, value, start, count, last_seen)| RollupRow {
+                flag_key,
+                value,
+                start,
+                count,
+                last_seen,
+                users_rev: 0,
+            })
+            .collect())
     }
 
     /// Rollup rows of one span with `start` in `[from, to)`, of one flag or all, without their
