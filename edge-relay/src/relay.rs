@@ -41,6 +41,10 @@ struct FeedStatus {
     connected: bool,
     revoked: bool,
     reconnects: u64,
+    /// The feed protocol version the control plane accepted: 2 carries impressions, evaluation
+    /// counts and connection reports upstream; an edge following a control plane of
+    /// protocol 1 drops them (counted as refused).
+    protocol: Option<u16>,
     last_frame_age_seconds: Option<f64>,
     last_error: Option<String>,
     /// Set while changes are applied without being journaled first (or when the journal was
@@ -168,6 +172,7 @@ impl Relay {
                 connected,
                 revoked: self.feed.revoked(),
                 reconnects: self.feed.reconnects(),
+                protocol: self.feed.protocol(),
                 last_frame_age_seconds: (last > 0)
                     .then(|| now.saturating_sub(last) as f64 / 1000.0),
                 last_error: self.feed.last_error(),

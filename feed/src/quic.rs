@@ -270,6 +270,13 @@ impl FrameWriter {
         self.send.finish()?;
         Ok(())
     }
+
+    /// Waits, at most `limit`, until the peer has acknowledged everything sent on the finished
+    /// stream, or stopped reading it, or the connection is gone. Dropping the connection closes
+    /// it at once, and data still in flight — a last `Close` — may then never be read.
+    pub async fn delivered(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, self.send.stopped()).await;
+    }
 }
 
 /// How long a QUIC handshake may take before the attempt counts as failed.

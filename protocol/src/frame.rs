@@ -28,11 +28,31 @@ use crate::Secret;
 use crate::connections::ConnectionReport;
 use crate::impressions::{EvaluationCounts, ImpressionBatch};
 
-/// What an edge understands of the conversation: which frames it may be sent and how it
-/// applies them. The byte layout is versioned separately by the envelope's
+/// What an edge understands of the conversation: which frames it may send and be sent, and how
+/// it applies them. The byte layout is versioned separately by the envelope's
 /// [`FORMAT_VERSION`](crate::FORMAT_VERSION); this number lets a control plane keep serving an
-/// older edge of the same format by not sending it what it would not understand.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// older edge of the same format, and a newer edge keep following an older control plane.
+///
+/// - 1: the feed — `Hello` to `Resync`.
+/// - 2: also the edge's insights — `Impressions`, `EvaluationCounts` and `Connections`, each
+///   answered by an `InsightsAck` ([`INSIGHTS_PROTOCOL_VERSION`]).
+///
+/// A control plane serves every version from [`MIN_PROTOCOL_VERSION`] to its own and refuses
+/// others with [`CloseCode::ProtocolVersion`] ([`Hello::refusal`]); an edge refused that way
+/// says hello again one version lower, down to [`MIN_PROTOCOL_VERSION`], and sends nothing
+/// the version agreed on does not carry.
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// The oldest protocol version a control plane serves and an edge falls back to.
+pub const MIN_PROTOCOL_VERSION: u16 = 1;
+
+/// The first protocol version whose sessions carry the edge's insights frames.
+pub const INSIGHTS_PROTOCOL_VERSION: u16 = 2;
+
+/// Whether a session of protocol `version` carries the edge's insights frames.
+pub fn carries_insights(version: u16) -> bool {
+    version >= INSIGHTS_PROTOCOL_VERSION
+}
 
 /// Where an edge stands in one environment's feed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +80,22 @@ pub struct Hello {
     /// What the edge already holds (from its snapshot file), so the control plane can send only
     /// the changes since.
     pub positions: Vec<EnvPosition>,
+}
+
+impl Hello {
+    /// The `Close` a control plane of [`PROTOCOL_VERSION`] answers this hello with when it does
+    /// not serve the edge's version; `None` when it does.
+    pub fn refusal(&self) -> Option<Close> {
+        let served = MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION;
+        (!served.contains(&self.protocol_version)).then(|| Close {
+            code: CloseCode::ProtocolVersion,
+            message: format!(
+                "this control plane speaks feed protocol {MIN_PROTOCOL_VERSION} to \
+                 {PROTOCOL_VERSION}, not {}",
+                self.protocol_version
+            ),
+        })
+    }
 }
 
 /// An environment the edge is allowed to serve.

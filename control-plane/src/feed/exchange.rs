@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use checkgate_feed::TransportError;
-use checkgate_protocol::frame::{Close, CloseCode, EnvPosition, Heartbeat, Hello, Welcome};
-use checkgate_protocol::{DEFAULT_MAX_FRAME, Frame, PROTOCOL_VERSION, encode};
+use checkgate_protocol::frame::{EnvPosition, Heartbeat, Hello, Welcome};
+use checkgate_protocol::{DEFAULT_MAX_FRAME, Frame, encode};
 
 use super::frames;
 use super::heads::Heads;
@@ -199,14 +199,7 @@ pub async fn exchange(
     let mut opened = None;
     match frame {
         Frame::Hello(hello) => {
-            if hello.protocol_version != PROTOCOL_VERSION {
-                let close = Close {
-                    code: CloseCode::ProtocolVersion,
-                    message: format!(
-                        "this control plane speaks feed protocol {PROTOCOL_VERSION}, not {}",
-                        hello.protocol_version
-                    ),
-                };
+            if let Some(close) = hello.refusal() {
                 session
                     .writer
                     .put(&close.into())

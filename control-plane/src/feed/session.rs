@@ -21,7 +21,7 @@ use checkgate_feed::quic::{FrameReader, FrameWriter, TransportError};
 use checkgate_protocol::frame::{
     Changes, Close, CloseCode, Digest, EnvPosition, Heartbeat, Hello, Welcome,
 };
-use checkgate_protocol::{DEFAULT_MAX_FRAME, Frame, HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION};
+use checkgate_protocol::{DEFAULT_MAX_FRAME, Frame, HANDSHAKE_MAX_FRAME, carries_insights};
 use tokio::sync::{mpsc, watch};
 
 use super::frames::{self, BadRow};
@@ -59,6 +59,9 @@ const FLEET_TEXT_MAX: usize = 128;
 fn shorten(text: &str) -> String {
     text.chars().take(FLEET_TEXT_MAX).collect()
 }
+
+/// How long a closing session waits for the edge to acknowledge its `Close`.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// Why a session ended other than by the edge leaving.
 #[derive(Debug, thiserror::Error)]
@@ -139,16 +142,8 @@ pub async fn run(
         }
         None => return Ok(()),
     };
-    if hello.protocol_version != PROTOCOL_VERSION {
-        return close(
-            &mut writer,
-            CloseCode::ProtocolVersion,
-            format!(
-                "this control plane speaks feed protocol {PROTOCOL_VERSION}, not {}",
-                hello.protocol_version
-            ),
-        )
-        .await;
+    if let Some(refusal) = hello.refusal() {
+        return close(&mut writer, refusal.code, refusal.message).await;
     }
     let Some(token) = store
         .authenticate_edge_token(&key_hash(hello.edge_token.expose()))
@@ -236,6 +231,8 @@ async fn close(
 ) -> Result<(), SessionError> {
     writer.send(&Close { code, message }.into()).await?;
     writer.finish()?;
+    // The connection is dropped on return: give the `Close` its chance to arrive first.
+    writer.delivered(CLOSE_LINGER).await;
     Ok(())
 }
 
@@ -250,6 +247,7 @@ impl Session<FrameWriter> {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), SessionError> {
         self.greet(&hello).await?;
+        let insights_allowed = carries_insights(hello.protocol_version);
 
         // The edge's frames arrive through a task of their own, so a slow read never holds up
         // sending; the task ends with the stream.
@@ -282,13 +280,14 @@ impl Session<FrameWriter> {
                 frame = frames.recv(), if storing.len() < STORING_AT_ONCE => match frame {
                     None => break Ok(()),
                     Some(Err(e)) => break Err(e.into()),
-                    Some(Ok(frame @ (Frame::Impressions(_) | Frame::EvaluationCounts(_)))) => {
+                    // An edge of protocol 1 sends none of these: the last arm refuses them.
+                    Some(Ok(frame @ (Frame::Impressions(_) | Frame::EvaluationCounts(_)))) if insights_allowed => {
                         let (insights, token) = (insights.clone(), self.token.clone());
                         storing.spawn(async move {
                             super::insights::store(&insights, &token, &frame).await
                         });
                     }
-                    Some(Ok(Frame::Connections(report))) => {
+                    Some(Ok(Frame::Connections(report))) if insights_allowed => {
                         let (store, token, fleet) = (self.store.clone(), self.token.clone(), self.fleet_id.clone());
                         storing.spawn(async move {
                             Some(super::connections::store_edge(&store, &token, fleet.as_deref(), &report).await)

@@ -23,7 +23,7 @@ use checkgate_ops::Stopping;
 use checkgate_protocol::frame::{
     AckOutcome, CloseCode, DigestRequest, EnvironmentInfo, Hello, Resync,
 };
-use checkgate_protocol::{Frame, PROTOCOL_VERSION, Secret};
+use checkgate_protocol::{Frame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, Secret, carries_insights};
 use checkgate_serve::replica::{Applied, Replica};
 
 use super::apply::{Applier, Job, Outcome};
@@ -219,6 +219,9 @@ async fn follow_over(
     }
     let mut backoff = BACKOFF_START;
     let mut attempt = 0usize;
+    // The protocol version to say hello in: the edge's own, one lower after each refusal of
+    // it (down to the oldest a control plane serves), the edge's own again after any other end.
+    let mut version = PROTOCOL_VERSION;
     // The last failure logged, and whether any session ever caught up.
     let mut last_failure: Option<String> = None;
     let mut connected_once = false;
@@ -226,7 +229,7 @@ async fn follow_over(
         let started = Instant::now();
         let target = &settings.addrs[attempt % settings.addrs.len().max(1)];
         attempt = attempt.wrapping_add(1);
-        let ended = session(transport, link, target, applier, outbox, shutdown).await;
+        let ended = session(transport, link, target, applier, outbox, shutdown, version).await;
         // A connection that caught up worked: the next attempt starts from a short wait.
         if state.synced() {
             backoff = BACKOFF_START;
@@ -238,6 +241,26 @@ async fn follow_over(
         metrics::gauge!("checkgate_feed_connected").set(0.0);
         if shutdown.deadline().is_some() {
             break;
+        }
+        match step_down(version, &ended) {
+            Some(older) => {
+                tracing::warn!(
+                    refused = version,
+                    trying = older,
+                    insights = carries_insights(older),
+                    "the control plane does not serve this edge's feed protocol; saying hello in an older one"
+                );
+                if !carries_insights(older) {
+                    tracing::warn!(
+                        "impressions, evaluation counts and connection reports are not sent upstream while the control plane speaks feed protocol {older}: they are dropped and counted as refused"
+                    );
+                }
+                version = older;
+                // The same address again, at once.
+                attempt = attempt.wrapping_sub(1);
+                continue;
+            }
+            None => version = PROTOCOL_VERSION,
         }
         let pause = match ended {
             Ended::Shutdown => break,
@@ -305,6 +328,17 @@ fn leave_at(deadline: tokio::time::Instant) -> tokio::time::Instant {
     deadline - (left / 2).min(Duration::from_secs(1))
 }
 
+/// The version to say hello in after a session that ended as `ended` under `version`: one
+/// lower when the control plane refused `version` and an older one is left; `None` otherwise.
+fn step_down(version: u16, ended: &Ended) -> Option<u16> {
+    match ended {
+        Ended::Closed(CloseCode::ProtocolVersion, _) if version > MIN_PROTOCOL_VERSION => {
+            Some(version - 1)
+        }
+        _ => None,
+    }
+}
+
 async fn session(
     transport: &mut impl Transport,
     link: &Link<'_>,
@@ -312,10 +346,11 @@ async fn session(
     applier: &mut Applier,
     outbox: &mut Outbox,
     shutdown: &mut Stopping,
+    version: u16,
 ) -> Ended {
     let (settings, replica, state) = (link.settings, link.replica, link.state);
     let hello = Hello {
-        protocol_version: PROTOCOL_VERSION,
+        protocol_version: version,
         edge_token: settings.token.clone(),
         edge_name: settings.name.clone(),
         region: settings.region.clone(),
@@ -398,6 +433,7 @@ async fn session(
                 state.last_frame_ms.store(now_ms(), Ordering::Relaxed);
                 match frame {
                     Frame::Welcome(welcome) => {
+                        state.protocol.store(version, Ordering::Relaxed);
                         heartbeat = Duration::from_millis(u64::from(welcome.heartbeat_interval_ms.clamp(100, 60_000)));
                         *lock(&state.granted) = Some(welcome.environments.iter().map(|e| (e.env_id.clone(), e.clone())).collect());
                         state.revoked.store(false, Ordering::Relaxed);
@@ -453,6 +489,11 @@ async fn session(
                 let Some(out) = out else { continue };
                 // A batch whose flusher stopped waiting (it sends it again) or that is not one.
                 let Some(id) = out.id().filter(|_| !out.ack.is_closed()) else { continue };
+                // A control plane of protocol 1 could not read it: never to be stored there.
+                if !carries_insights(version) {
+                    let _ = out.ack.send(AckOutcome::Refused);
+                    continue;
+                }
                 if let Err(e) = session.send(&out.frame).await {
                     return Ended::Retry(e.to_string());
                 }

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 
 use checkgate_protocol::frame::EnvironmentInfo;
 use checkgate_serve::served::Authority;
@@ -18,6 +18,8 @@ pub struct FeedState {
     /// The token was revoked: the edge serves nothing until it is given another.
     pub(super) revoked: AtomicBool,
     pub(super) reconnects: AtomicU64,
+    /// The feed protocol version of the last hello the control plane accepted (0 before one).
+    pub(super) protocol: AtomicU16,
     /// Milliseconds since the Unix epoch of the last frame received.
     pub(super) last_frame_ms: AtomicU64,
     /// The environments the last `Welcome` granted, with their details (`None` before any).
@@ -41,6 +43,11 @@ pub(super) fn now_ms() -> u64 {
 }
 
 impl FeedState {
+    /// The feed protocol version the control plane last accepted; `None` before any session.
+    pub fn protocol(&self) -> Option<u16> {
+        Some(self.protocol.load(Ordering::Relaxed)).filter(|v| *v > 0)
+    }
+
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
     }

@@ -1,0 +1,122 @@
+//! The feed's protocol versions at a real control plane, over QUIC on loopback: a hello of
+//! every version it serves is welcomed and any other refused with `Close(ProtocolVersion)`;
+//! a session of protocol 1 that sends an insights frame (which an edge of protocol 1 never
+//! does) is closed as a protocol violation, while one of protocol 2 gets its `InsightsAck`.
+//! The edge's side — saying hello again one version lower — is `edge-relay`'s
+//! `older_control_plane` test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use checkgate_feed::quic::{QuicTransport, Trust, parse_fingerprint};
+use checkgate_feed::{Session as _, Transport as _};
+use checkgate_protocol::frame::{CloseCode, Hello};
+use checkgate_protocol::impressions::{Impression, ImpressionBatch};
+use checkgate_protocol::{Frame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, Secret, carries_insights};
+use common::cluster::{Control, ControlOptions, TempDir, Workspace};
+use common::pg::Database;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn hello(version: u16, token: &str) -> Hello {
+    Hello {
+        protocol_version: version,
+        edge_token: Secret::new(token),
+        edge_name: "protocol-test".into(),
+        region: String::new(),
+        positions: Vec::new(),
+    }
+}
+
+/// The first frame that is not a snapshot, change or heartbeat.
+async fn next_answer(session: &mut impl checkgate_feed::Session) -> Frame {
+    loop {
+        let frame = tokio::time::timeout(LIMIT, session.recv())
+            .await
+            .expect("an answer in time")
+            .unwrap()
+            .expect("the stream stayed open");
+        if !matches!(
+            frame,
+            Frame::Snapshot(_) | Frame::Changes(_) | Frame::Heartbeat(_)
+        ) {
+            return frame;
+        }
+    }
+}
+
+#[test]
+fn served_versions_are_welcomed_others_refused_and_protocol_1_carries_no_insights() {
+    let db = Database::new();
+    let dir = TempDir::new("feed-protocol");
+    let control = Control::start(&ControlOptions {
+        database_url: &db.url(),
+        redis_url: None,
+        data_dir: dir.path(),
+        feed_port: 0,
+        cert: None,
+        env: &[],
+    });
+    let ws = Workspace::set_up(control.http());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let trust = Trust::Fingerprint(parse_fingerprint(&control.fingerprint).unwrap());
+        let mut transport = QuicTransport::new(&trust, "localhost".into()).unwrap();
+        let batch = Frame::Impressions(ImpressionBatch {
+            id: [3; 16],
+            environment: "not-granted".into(),
+            items: vec![Impression {
+                flag_key: "f".into(),
+                user_id: None,
+                value: "true".into(),
+                context: None,
+                evaluated_at: 1,
+            }],
+        });
+        let versions = [
+            MIN_PROTOCOL_VERSION - 1,
+            MIN_PROTOCOL_VERSION,
+            PROTOCOL_VERSION,
+            PROTOCOL_VERSION + 1,
+        ];
+        for version in versions {
+            let served = (MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version);
+            let mut session = transport
+                .open(&control.feed.to_string(), hello(version, &ws.edge_token))
+                .await
+                .unwrap();
+            match next_answer(&mut session).await {
+                Frame::Welcome(_) => assert!(served, "protocol {version} welcomed"),
+                Frame::Close(close) => {
+                    assert!(!served, "protocol {version} refused: {}", close.message);
+                    assert_eq!(close.code, CloseCode::ProtocolVersion);
+                    assert!(close.message.contains(&version.to_string()));
+                    continue;
+                }
+                other => panic!("protocol {version}: {}", other.kind()),
+            }
+            session.send(&batch).await.unwrap();
+            match next_answer(&mut session).await {
+                Frame::Close(close) if !carries_insights(version) => {
+                    assert_eq!(
+                        close.code,
+                        CloseCode::ProtocolViolation,
+                        "{}",
+                        close.message
+                    );
+                }
+                Frame::InsightsAck(ack) if carries_insights(version) => {
+                    assert_eq!(ack.id, [3; 16]);
+                }
+                other => panic!(
+                    "protocol {version}: an insights frame answered {}",
+                    other.kind()
+                ),
+            }
+        }
+        transport.close();
+    });
+}

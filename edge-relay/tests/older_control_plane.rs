@@ -1,0 +1,155 @@
+//! An edge following a control plane of an older feed protocol: the control plane here is a
+//! QUIC peer on loopback that speaks protocol 1 as its release did — it refuses a hello of
+//! protocol 2 with `Close(ProtocolVersion)`, welcomes one of protocol 1, and reads nothing
+//! but the feed's own frames. The edge's real feed client must say hello again in protocol 1
+//! at once, follow the feed, say so on `/status` (through `FeedState`), and answer its
+//! insights flusher `Refused` without ever sending an insights frame the peer could not read.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use checkgate_edge::feed::client::{self, ClientSettings, FeedState, Via};
+use checkgate_edge::feed::upstream;
+use checkgate_feed::quic::{FrameReader, FrameWriter, Trust, server_config};
+use checkgate_ops::Stopping;
+use checkgate_protocol::frame::{AckOutcome, Close, CloseCode, Heartbeat, Welcome};
+use checkgate_protocol::impressions::{Impression, ImpressionBatch};
+use checkgate_protocol::{Frame, HANDSHAKE_MAX_FRAME, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
+use checkgate_serve::insights::Upstream as _;
+use checkgate_serve::replica::Replica;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// A QUIC server on loopback with a fresh self-signed certificate; its address and how to trust it.
+fn endpoint() -> (quinn::Endpoint, SocketAddr, Trust) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert = CertificateDer::from(made.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.key_pair.serialize_der()));
+    let pin =
+        checkgate_feed::quic::parse_fingerprint(&checkgate_feed::quic::fingerprint(&cert)).unwrap();
+    let config = server_config(vec![cert], key).unwrap();
+    let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    (endpoint, addr, Trust::Fingerprint(pin))
+}
+
+/// The next connection (kept open while held), its stream, and the protocol version of its
+/// hello.
+async fn accept_hello(
+    endpoint: &quinn::Endpoint,
+) -> (quinn::Connection, FrameReader, FrameWriter, u16) {
+    let incoming = tokio::time::timeout(LIMIT, endpoint.accept())
+        .await
+        .expect("the edge dialled")
+        .unwrap();
+    let connection = incoming.await.unwrap();
+    let (send, recv) = connection.accept_bi().await.unwrap();
+    let mut reader = FrameReader::new(recv, HANDSHAKE_MAX_FRAME);
+    let writer = FrameWriter::new(send, 1 << 20);
+    let Some(Frame::Hello(hello)) = reader.next().await.unwrap() else {
+        panic!("the first frame is not a hello");
+    };
+    (connection, reader, writer, hello.protocol_version)
+}
+
+#[tokio::test]
+async fn an_edge_steps_down_to_protocol_1_and_keeps_its_insights_off_that_feed() {
+    let (endpoint, addr, trust) = endpoint();
+    let data = std::env::temp_dir().join(format!("cg-older-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&data).unwrap();
+    let settings = ClientSettings {
+        addrs: vec![addr.to_string()],
+        via: Via::Quic {
+            server_name: "localhost".into(),
+            trust,
+        },
+        token: checkgate_protocol::Secret::new("cge_test"),
+        name: "edge".into(),
+        region: "test".into(),
+        anti_entropy: Duration::from_secs(3600),
+        snapshot_path: data.join("snapshot.bin"),
+    };
+    let state = Arc::new(FeedState::default());
+    let (feed_upstream, outbox) = upstream::channel();
+    let feed = tokio::spawn(client::run(
+        settings,
+        Replica::new(),
+        state.clone(),
+        None,
+        outbox,
+        Stopping::never(),
+    ));
+
+    // The edge's own version first: refused, as a control plane of protocol 1 refuses it.
+    let (_refused, _, mut writer, version) = accept_hello(&endpoint).await;
+    assert_eq!(version, PROTOCOL_VERSION);
+    writer
+        .send(&Frame::Close(Close {
+            code: CloseCode::ProtocolVersion,
+            message: "this control plane speaks feed protocol 1, not 2".into(),
+        }))
+        .await
+        .unwrap();
+    writer.finish().unwrap();
+
+    // At once (well within the back-off after a refusal), the hello of protocol 1.
+    let (_connection, mut reader, mut writer, version) =
+        tokio::time::timeout(Duration::from_secs(5), accept_hello(&endpoint))
+            .await
+            .expect("the edge said hello again without backing off");
+    assert_eq!(version, MIN_PROTOCOL_VERSION);
+    writer
+        .send(&Frame::Welcome(Welcome {
+            epoch: 1,
+            environments: Vec::new(),
+            heartbeat_interval_ms: 500,
+        }))
+        .await
+        .unwrap();
+    writer
+        .send(&Frame::Heartbeat(Heartbeat { heads: Vec::new() }))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while state.protocol() != Some(MIN_PROTOCOL_VERSION) || !state.synced() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the edge never followed the feed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The flusher's batch is refused by the edge itself: this feed could not carry it.
+    let batch = ImpressionBatch {
+        id: [7; 16],
+        environment: "env".into(),
+        items: vec![Impression {
+            flag_key: "f".into(),
+            user_id: None,
+            value: "true".into(),
+            context: None,
+            evaluated_at: 1,
+        }],
+    };
+    let outcome = tokio::time::timeout(LIMIT, feed_upstream.deliver(Frame::Impressions(batch)))
+        .await
+        .expect("the edge answered its flusher");
+    assert_eq!(outcome, AckOutcome::Refused);
+    // Nor did anything but feed frames reach the peer meanwhile.
+    let read = tokio::time::timeout(Duration::from_millis(500), reader.next()).await;
+    if let Ok(frame) = read {
+        let frame = frame.unwrap();
+        assert!(
+            frame.as_ref().is_none_or(|f| f.insights_id().is_none()),
+            "the edge sent {:?} to a control plane of protocol 1",
+            frame.map(|f| f.kind())
+        );
+    }
+
+    feed.abort();
+    let _ = std::fs::remove_dir_all(&data);
+}
