@@ -41,9 +41,8 @@ struct FeedStatus {
     connected: bool,
     revoked: bool,
     reconnects: u64,
-    /// The feed protocol version the control plane accepted: 2 carries impressions, evaluation
-    /// counts and connection reports upstream; an edge following a control plane of
-    /// protocol 1 drops them (counted as refused).
+    /// The feed protocol version the control plane last accepted (lower than the edge's own
+    /// while it follows an older control plane); `None` before any session.
     protocol: Option<u16>,
     last_frame_age_seconds: Option<f64>,
     last_error: Option<String>,

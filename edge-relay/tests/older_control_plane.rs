@@ -1,9 +1,9 @@
 //! An edge following a control plane of an older feed protocol: the control plane here is a
-//! QUIC peer on loopback that speaks protocol 1 as its release did — it refuses a hello of
-//! protocol 2 with `Close(ProtocolVersion)`, welcomes one of protocol 1, and reads nothing
-//! but the feed's own frames. The edge's real feed client must say hello again in protocol 1
-//! at once, follow the feed, say so on `/status` (through `FeedState`), and answer its
-//! insights flusher `Refused` without ever sending an insights frame the peer could not read.
+//! QUIC peer on loopback that speaks protocol 1 as its builds did — it refuses a hello of
+//! protocol 2 with `Close(ProtocolVersion)` and drops the connection at once (so the `Close`
+//! may or may not arrive), welcomes a hello of protocol 1, and answers insights frames. The
+//! edge's real feed client must say hello again in protocol 1 at once, follow the feed, say
+//! so on `/status` (through `FeedState`), and keep sending its insights.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,7 +15,7 @@ use checkgate_edge::feed::client::{self, ClientSettings, FeedState, Via};
 use checkgate_edge::feed::upstream;
 use checkgate_feed::quic::{FrameReader, FrameWriter, Trust, server_config};
 use checkgate_ops::Stopping;
-use checkgate_protocol::frame::{AckOutcome, Close, CloseCode, Heartbeat, Welcome};
+use checkgate_protocol::frame::{AckOutcome, Close, CloseCode, Heartbeat, InsightsAck, Welcome};
 use checkgate_protocol::impressions::{Impression, ImpressionBatch};
 use checkgate_protocol::{Frame, HANDSHAKE_MAX_FRAME, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use checkgate_serve::insights::Upstream as _;
@@ -57,7 +57,7 @@ async fn accept_hello(
 }
 
 #[tokio::test]
-async fn an_edge_steps_down_to_protocol_1_and_keeps_its_insights_off_that_feed() {
+async fn an_edge_refused_for_its_protocol_steps_down_and_keeps_sending_its_insights() {
     let (endpoint, addr, trust) = endpoint();
     let data = std::env::temp_dir().join(format!("cg-older-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&data).unwrap();
@@ -84,8 +84,9 @@ async fn an_edge_steps_down_to_protocol_1_and_keeps_its_insights_off_that_feed()
         Stopping::never(),
     ));
 
-    // The edge's own version first: refused, as a control plane of protocol 1 refuses it.
-    let (_refused, _, mut writer, version) = accept_hello(&endpoint).await;
+    // The edge's own version first: refused as a control plane of protocol 1 refuses it, the
+    // connection dropped straight after.
+    let (refused, _, mut writer, version) = accept_hello(&endpoint).await;
     assert_eq!(version, PROTOCOL_VERSION);
     writer
         .send(&Frame::Close(Close {
@@ -95,6 +96,7 @@ async fn an_edge_steps_down_to_protocol_1_and_keeps_its_insights_off_that_feed()
         .await
         .unwrap();
     writer.finish().unwrap();
+    drop((writer, refused));
 
     // At once (well within the back-off after a refusal), the hello of protocol 1.
     let (_connection, mut reader, mut writer, version) =
@@ -123,7 +125,7 @@ async fn an_edge_steps_down_to_protocol_1_and_keeps_its_insights_off_that_feed()
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // The flusher's batch is refused by the edge itself: this feed could not carry it.
+    // The flusher's batch goes out on this feed and is stored once acknowledged.
     let batch = ImpressionBatch {
         id: [7; 16],
         environment: "env".into(),
@@ -135,20 +137,34 @@ async fn an_edge_steps_down_to_protocol_1_and_keeps_its_insights_off_that_feed()
             evaluated_at: 1,
         }],
     };
-    let outcome = tokio::time::timeout(LIMIT, feed_upstream.deliver(Frame::Impressions(batch)))
+    let delivered = tokio::spawn(async move {
+        feed_upstream
+            .deliver(Frame::Impressions(batch.clone()))
+            .await
+    });
+    let sent = loop {
+        let frame = tokio::time::timeout(LIMIT, reader.next())
+            .await
+            .expect("the batch was sent")
+            .unwrap()
+            .expect("the stream stayed open");
+        if let Frame::Impressions(sent) = frame {
+            break sent;
+        }
+    };
+    assert_eq!(sent.id, [7; 16]);
+    writer
+        .send(&Frame::InsightsAck(InsightsAck {
+            id: sent.id,
+            outcome: AckOutcome::Stored,
+        }))
         .await
-        .expect("the edge answered its flusher");
-    assert_eq!(outcome, AckOutcome::Refused);
-    // Nor did anything but feed frames reach the peer meanwhile.
-    let read = tokio::time::timeout(Duration::from_millis(500), reader.next()).await;
-    if let Ok(frame) = read {
-        let frame = frame.unwrap();
-        assert!(
-            frame.as_ref().is_none_or(|f| f.insights_id().is_none()),
-            "the edge sent {:?} to a control plane of protocol 1",
-            frame.map(|f| f.kind())
-        );
-    }
+        .unwrap();
+    let outcome = tokio::time::timeout(LIMIT, delivered)
+        .await
+        .expect("the edge answered its flusher")
+        .unwrap();
+    assert_eq!(outcome, AckOutcome::Stored);
 
     feed.abort();
     let _ = std::fs::remove_dir_all(&data);

@@ -33,26 +33,18 @@ use crate::impressions::{EvaluationCounts, ImpressionBatch};
 /// [`FORMAT_VERSION`](crate::FORMAT_VERSION); this number lets a control plane keep serving an
 /// older edge of the same format, and a newer edge keep following an older control plane.
 ///
-/// - 1: the feed — `Hello` to `Resync`.
-/// - 2: also the edge's insights — `Impressions`, `EvaluationCounts` and `Connections`, each
-///   answered by an `InsightsAck` ([`INSIGHTS_PROTOCOL_VERSION`]).
-///
-/// A control plane serves every version from [`MIN_PROTOCOL_VERSION`] to its own and refuses
-/// others with [`CloseCode::ProtocolVersion`] ([`Hello::refusal`]); an edge refused that way
-/// says hello again one version lower, down to [`MIN_PROTOCOL_VERSION`], and sends nothing
-/// the version agreed on does not carry.
+/// - 1: the feed — `Hello` to `Resync` — and, from the builds that added them, the edge's
+///   insights (`Impressions`, `EvaluationCounts`, `Connections`, each answered by an
+///   `InsightsAck`); a control plane older than those frames cannot read them.
+/// - 2: the same conversation, from an edge that steps down: a control plane serves every
+///   version from [`MIN_PROTOCOL_VERSION`] to its own and refuses others with
+///   [`CloseCode::ProtocolVersion`] ([`Hello::refusal`]); an edge refused that way says hello
+///   again one version lower, down to [`MIN_PROTOCOL_VERSION`]. The next change to the
+///   conversation raises the version, and each side then keeps to what the other speaks.
 pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The oldest protocol version a control plane serves and an edge falls back to.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
-
-/// The first protocol version whose sessions carry the edge's insights frames.
-pub const INSIGHTS_PROTOCOL_VERSION: u16 = 2;
-
-/// Whether a session of protocol `version` carries the edge's insights frames.
-pub fn carries_insights(version: u16) -> bool {
-    version >= INSIGHTS_PROTOCOL_VERSION
-}
 
 /// Where an edge stands in one environment's feed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -47,8 +47,6 @@ pub use envelope::{
     DEFAULT_MAX_FRAME, DecodeError, EncodeError, FORMAT_VERSION, HANDSHAKE_MAX_FRAME, HEADER_LEN,
     MAX_FRAME_LIMIT, decode, encode, peek_frame_len,
 };
-pub use frame::{
-    Frame, INSIGHTS_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, carries_insights,
-};
+pub use frame::{Frame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 pub use secret::Secret;
 pub use settings::{ContextMode, EnvironmentSettings, ImpressionSettings};

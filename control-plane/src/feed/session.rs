@@ -21,7 +21,7 @@ use checkgate_feed::quic::{FrameReader, FrameWriter, TransportError};
 use checkgate_protocol::frame::{
     Changes, Close, CloseCode, Digest, EnvPosition, Heartbeat, Hello, Welcome,
 };
-use checkgate_protocol::{DEFAULT_MAX_FRAME, Frame, HANDSHAKE_MAX_FRAME, carries_insights};
+use checkgate_protocol::{DEFAULT_MAX_FRAME, Frame, HANDSHAKE_MAX_FRAME};
 use tokio::sync::{mpsc, watch};
 
 use super::frames::{self, BadRow};
@@ -247,7 +247,6 @@ impl Session<FrameWriter> {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), SessionError> {
         self.greet(&hello).await?;
-        let insights_allowed = carries_insights(hello.protocol_version);
 
         // The edge's frames arrive through a task of their own, so a slow read never holds up
         // sending; the task ends with the stream.
@@ -280,14 +279,13 @@ impl Session<FrameWriter> {
                 frame = frames.recv(), if storing.len() < STORING_AT_ONCE => match frame {
                     None => break Ok(()),
                     Some(Err(e)) => break Err(e.into()),
-                    // An edge of protocol 1 sends none of these: the last arm refuses them.
-                    Some(Ok(frame @ (Frame::Impressions(_) | Frame::EvaluationCounts(_)))) if insights_allowed => {
+                    Some(Ok(frame @ (Frame::Impressions(_) | Frame::EvaluationCounts(_)))) => {
                         let (insights, token) = (insights.clone(), self.token.clone());
                         storing.spawn(async move {
                             super::insights::store(&insights, &token, &frame).await
                         });
                     }
-                    Some(Ok(Frame::Connections(report))) if insights_allowed => {
+                    Some(Ok(Frame::Connections(report))) => {
                         let (store, token, fleet) = (self.store.clone(), self.token.clone(), self.fleet_id.clone());
                         storing.spawn(async move {
                             Some(super::connections::store_edge(&store, &token, fleet.as_deref(), &report).await)

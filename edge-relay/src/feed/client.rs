@@ -23,7 +23,7 @@ use checkgate_ops::Stopping;
 use checkgate_protocol::frame::{
     AckOutcome, CloseCode, DigestRequest, EnvironmentInfo, Hello, Resync,
 };
-use checkgate_protocol::{Frame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, Secret, carries_insights};
+use checkgate_protocol::{Frame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, Secret};
 use checkgate_serve::replica::{Applied, Replica};
 
 use super::apply::{Applier, Job, Outcome};
@@ -102,6 +102,11 @@ fn jittered(backoff: Duration) -> Duration {
 enum Ended {
     /// The connection failed or died; try again after a pause.
     Retry(String),
+    /// The connection opened and the hello went out, but the control plane ended it before a
+    /// single frame came back: treated as [`Ended::Retry`], except that it may be a refusal of
+    /// the hello's protocol version whose `Close` was lost (a control plane that drops the
+    /// connection right after it), so the next hello may step down.
+    Unheard(String),
     /// The control plane closed it deliberately with this code.
     Closed(CloseCode, String),
     /// The edge is shutting down.
@@ -244,17 +249,16 @@ async fn follow_over(
         }
         match step_down(version, &ended) {
             Some(older) => {
+                let why = match &ended {
+                    Ended::Closed(_, message) => message.as_str(),
+                    _ => "the session ended before the control plane answered",
+                };
                 tracing::warn!(
                     refused = version,
                     trying = older,
-                    insights = carries_insights(older),
-                    "the control plane does not serve this edge's feed protocol; saying hello in an older one"
+                    cause = %why,
+                    "the control plane may not serve this edge's feed protocol; saying hello in an older one"
                 );
-                if !carries_insights(older) {
-                    tracing::warn!(
-                        "impressions, evaluation counts and connection reports are not sent upstream while the control plane speaks feed protocol {older}: they are dropped and counted as refused"
-                    );
-                }
                 version = older;
                 // The same address again, at once.
                 attempt = attempt.wrapping_sub(1);
@@ -264,7 +268,7 @@ async fn follow_over(
         }
         let pause = match ended {
             Ended::Shutdown => break,
-            Ended::Retry(why) => {
+            Ended::Retry(why) | Ended::Unheard(why) => {
                 // One line per cause: the same failure again (an unreachable server, a
                 // refused credential) is logged at debug until something else happens.
                 if last_failure.as_deref() == Some(why.as_str()) {
@@ -329,10 +333,15 @@ fn leave_at(deadline: tokio::time::Instant) -> tokio::time::Instant {
 }
 
 /// The version to say hello in after a session that ended as `ended` under `version`: one
-/// lower when the control plane refused `version` and an older one is left; `None` otherwise.
+/// lower when the control plane refused `version` (or ended the session without a word, which
+/// is how a refusal whose `Close` was lost looks) and an older one is left; `None` otherwise.
+/// Stepping down costs nothing but one immediate attempt: every version served carries the
+/// same frames today, and the next session starts from the edge's own version again.
 fn step_down(version: u16, ended: &Ended) -> Option<u16> {
     match ended {
-        Ended::Closed(CloseCode::ProtocolVersion, _) if version > MIN_PROTOCOL_VERSION => {
+        Ended::Closed(CloseCode::ProtocolVersion, _) | Ended::Unheard(_)
+            if version > MIN_PROTOCOL_VERSION =>
+        {
             Some(version - 1)
         }
         _ => None,
@@ -386,6 +395,8 @@ async fn session(
         HashMap::new();
     // Once stopping began: when to leave even if the flusher is not done.
     let mut leaving: Option<tokio::time::Instant> = None;
+    // Whether any frame came back in this session.
+    let mut heard = false;
     loop {
         if leaving.is_some() && !outbox.is_open() && unanswered.is_empty() {
             return Ended::Shutdown;
@@ -425,11 +436,13 @@ async fn session(
                 },
             },
             frame = session.recv() => {
+                let ended = |why: String| if heard { Ended::Retry(why) } else { Ended::Unheard(why) };
                 let frame = match frame {
-                    Err(e) => return Ended::Retry(e.to_string()),
-                    Ok(None) => return Ended::Retry("the control plane ended the stream".into()),
+                    Err(e) => return ended(e.to_string()),
+                    Ok(None) => return ended("the control plane ended the stream".into()),
                     Ok(Some(frame)) => frame,
                 };
+                heard = true;
                 state.last_frame_ms.store(now_ms(), Ordering::Relaxed);
                 match frame {
                     Frame::Welcome(welcome) => {
@@ -489,11 +502,6 @@ async fn session(
                 let Some(out) = out else { continue };
                 // A batch whose flusher stopped waiting (it sends it again) or that is not one.
                 let Some(id) = out.id().filter(|_| !out.ack.is_closed()) else { continue };
-                // A control plane of protocol 1 could not read it: never to be stored there.
-                if !carries_insights(version) {
-                    let _ = out.ack.send(AckOutcome::Refused);
-                    continue;
-                }
                 if let Err(e) = session.send(&out.frame).await {
                     return Ended::Retry(e.to_string());
                 }
