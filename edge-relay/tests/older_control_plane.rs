@@ -3,7 +3,8 @@
 //! protocol 2 with `Close(ProtocolVersion)` and drops the connection at once (so the `Close`
 //! may or may not arrive), welcomes a hello of protocol 1, and answers insights frames. The
 //! edge's real feed client must say hello again in protocol 1 at once, follow the feed, say
-//! so on `/status` (through `FeedState`), and keep sending its insights.
+//! so on `/status` (through `FeedState`), and keep sending its insights; after that session,
+//! say hello in its own version again, and step down on a `Close` that does arrive.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -165,6 +166,28 @@ async fn an_edge_refused_for_its_protocol_steps_down_and_keeps_sending_its_insig
         .expect("the edge answered its flusher")
         .unwrap();
     assert_eq!(outcome, AckOutcome::Stored);
+
+    // The session ends (the control plane restarts): the next hello is in the edge's own
+    // version again. Refused this time by a control plane that lets its `Close` arrive, the
+    // edge steps down on the `Close` itself.
+    drop((reader, writer, _connection));
+    let (refused, _, mut writer, version) = accept_hello(&endpoint).await;
+    assert_eq!(version, PROTOCOL_VERSION);
+    writer
+        .send(&Frame::Close(Close {
+            code: CloseCode::ProtocolVersion,
+            message: "this control plane speaks feed protocol 1, not 2".into(),
+        }))
+        .await
+        .unwrap();
+    writer.finish().unwrap();
+    writer.delivered(LIMIT).await;
+    let (_again, _, _, version) =
+        tokio::time::timeout(Duration::from_secs(5), accept_hello(&endpoint))
+            .await
+            .expect("the edge said hello again without backing off");
+    assert_eq!(version, MIN_PROTOCOL_VERSION);
+    drop(refused);
 
     feed.abort();
     let _ = std::fs::remove_dir_all(&data);
