@@ -57,6 +57,18 @@ async fn accept_hello(
     (connection, reader, writer, hello.protocol_version)
 }
 
+/// Refuses a hello of protocol 2 as a control plane of protocol 1 does, and finishes the stream.
+async fn refuse(writer: &mut FrameWriter) {
+    writer
+        .send(&Frame::Close(Close {
+            code: CloseCode::ProtocolVersion,
+            message: "this control plane speaks feed protocol 1, not 2".into(),
+        }))
+        .await
+        .unwrap();
+    writer.finish().unwrap();
+}
+
 #[tokio::test]
 async fn an_edge_refused_for_its_protocol_steps_down_and_keeps_sending_its_insights() {
     let (endpoint, addr, trust) = endpoint();
@@ -89,14 +101,7 @@ async fn an_edge_refused_for_its_protocol_steps_down_and_keeps_sending_its_insig
     // connection dropped straight after.
     let (refused, _, mut writer, version) = accept_hello(&endpoint).await;
     assert_eq!(version, PROTOCOL_VERSION);
-    writer
-        .send(&Frame::Close(Close {
-            code: CloseCode::ProtocolVersion,
-            message: "this control plane speaks feed protocol 1, not 2".into(),
-        }))
-        .await
-        .unwrap();
-    writer.finish().unwrap();
+    refuse(&mut writer).await;
     drop((writer, refused));
 
     // At once (well within the back-off after a refusal), the hello of protocol 1.
@@ -173,14 +178,7 @@ async fn an_edge_refused_for_its_protocol_steps_down_and_keeps_sending_its_insig
     drop((reader, writer, _connection));
     let (refused, _, mut writer, version) = accept_hello(&endpoint).await;
     assert_eq!(version, PROTOCOL_VERSION);
-    writer
-        .send(&Frame::Close(Close {
-            code: CloseCode::ProtocolVersion,
-            message: "this control plane speaks feed protocol 1, not 2".into(),
-        }))
-        .await
-        .unwrap();
-    writer.finish().unwrap();
+    refuse(&mut writer).await;
     writer.delivered(LIMIT).await;
     let (_again, _, _, version) =
         tokio::time::timeout(Duration::from_secs(5), accept_hello(&endpoint))

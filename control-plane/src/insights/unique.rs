@@ -85,8 +85,8 @@ impl Insights {
         if missing.is_empty() {
             return Ok(out);
         }
-        // The pairs not cached over the window, merged from their pieces' entries, or read.
-        let mut built: BTreeMap<Pair, (Fingerprint, Option<Users>)> = BTreeMap::new();
+        // The pairs not cached over the window: their pieces' entries, cached or read.
+        let mut built: BTreeMap<Pair, (Fingerprint, Vec<Arc<Merged>>)> = BTreeMap::new();
         for (i, &(piece, _)) in pieces.iter().enumerate() {
             let mut unread = Vec::new();
             for &pair in &missing {
@@ -99,11 +99,11 @@ impl Insights {
                     .get(&run(pair.0, pair.1, vec![piece]), fingerprint)
                 {
                     Some(hit) => {
-                        let (whole, users) = built
+                        let (whole, entries) = built
                             .entry((pair.0.to_owned(), pair.1.to_owned()))
                             .or_default();
                         whole.absorb(fingerprint);
-                        add(users, &hit.users);
+                        entries.push(hit);
                     }
                     None => unread.push((pair.0.to_owned(), pair.1.to_owned())),
                 }
@@ -127,16 +127,27 @@ impl Insights {
                 let entry = self
                     .sketches
                     .put(run(&flag, &value, vec![piece]), fingerprint, users);
-                let (whole, users) = built.entry((flag, value)).or_default();
+                let (whole, entries) = built.entry((flag, value)).or_default();
                 whole.absorb(fingerprint);
-                add(users, &entry.users);
+                entries.push(entry);
             }
         }
-        for ((flag, value), (whole, users)) in built {
-            let Some(users) = users else { continue };
-            let merged = self
-                .sketches
-                .put(run(&flag, &value, window.clone()), whole, users);
+        for ((flag, value), (whole, entries)) in built {
+            let merged = match entries.as_slice() {
+                [] => continue,
+                // Users in one piece only: that piece's entry is the window's (and, for a
+                // window of one piece, under the same key), kept once.
+                [only] => Arc::clone(only),
+                several => {
+                    let mut users = None;
+                    for entry in several {
+                        add(&mut users, &entry.users);
+                    }
+                    let users = users.unwrap_or_default();
+                    self.sketches
+                        .put(run(&flag, &value, window.clone()), whole, users)
+                }
+            };
             out.insert((flag, value), (whole, merged));
         }
         Ok(out)
@@ -155,43 +166,34 @@ impl Insights {
         // With pending users: the stored users copied, the pending added, then counted.
         let with_pending = |stored: Option<&Users>, hashes: &[u64]| {
             let mut users = stored.cloned().unwrap_or_default();
-            for &h in hashes {
-                users.insert_hash(h);
-            }
+            hashes.iter().for_each(|&h| users.insert_hash(h));
             users.count()
         };
-        let mut flags: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (flag, value) in sketches.keys().chain(pending.keys()) {
-            let values = flags.entry(flag).or_default();
-            if !values.contains(&value.as_str()) {
-                values.push(value);
-            }
+        // Per flag, per value: its window sketch and its pending users, either may be missing.
+        type Sides<'a> = (Option<&'a (Fingerprint, Arc<Merged>)>, Option<&'a [u64]>);
+        let mut flags: BTreeMap<&str, BTreeMap<&str, Sides<'_>>> = BTreeMap::new();
+        for ((flag, value), stored) in sketches {
+            flags.entry(flag).or_default().entry(value).or_default().0 = Some(stored);
+        }
+        for ((flag, value), hashes) in pending {
+            flags.entry(flag).or_default().entry(value).or_default().1 = Some(hashes);
         }
         for (flag, values) in flags {
-            let stored: Vec<(&str, &(Fingerprint, Arc<Merged>))> = values
-                .iter()
-                .filter_map(|v| {
-                    sketches
-                        .get(&(flag.to_owned(), (*v).to_owned()))
-                        .map(|s| (*v, s))
-                })
-                .collect();
-            let hashes: Vec<u64> = values
-                .iter()
-                .filter_map(|v| pending.get(&(flag.to_owned(), (*v).to_owned())))
-                .flatten()
-                .copied()
-                .collect();
-            for value in &values {
-                let pair = (flag.to_owned(), (*value).to_owned());
-                let merged = sketches.get(&pair).map(|(_, m)| m);
-                let count = match pending.get(&pair) {
+            for (&value, &(stored, hashes)) in &values {
+                let merged = stored.map(|(_, m)| m);
+                let count = match hashes {
                     Some(h) => with_pending(merged.map(|m| &m.users), h),
                     None => merged.map_or(0, |m| m.count),
                 };
-                uniques.per_value.insert(pair, count);
+                uniques
+                    .per_value
+                    .insert((flag.to_owned(), value.to_owned()), count);
             }
             // The flag's stored users: one value's own entry, or the union of its values.
+            let stored: Vec<(&str, &(Fingerprint, Arc<Merged>))> = values
+                .iter()
+                .filter_map(|(&value, &(stored, _))| stored.map(|s| (value, s)))
+                .collect();
             let union: Option<Arc<Merged>> = match stored.as_slice() {
                 [] => None,
                 [(_, (_, only))] => Some(Arc::clone(only)),
@@ -215,6 +217,12 @@ impl Insights {
                     }))
                 }
             };
+            let hashes: Vec<u64> = values
+                .values()
+                .filter_map(|(_, h)| *h)
+                .flatten()
+                .copied()
+                .collect();
             let count = if hashes.is_empty() {
                 union.map_or(0, |u| u.count)
             } else {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use sqlx::Row as _;
 
 use super::impressions::{
-    DAY, HOUR, MINUTE, PART_COLUMNS, PartRow, PendingPart, ROWS_PER_STATEMENT, placeholders,
+    DAY, HOUR, MINUTE, PART_COLUMNS, PartRow, ROWS_PER_STATEMENT, placeholders,
 };
 use super::{Backend, Store, StoreError};
 use crate::insights::sketch::Users;
@@ -142,12 +142,10 @@ impl Store {
         let mut by_env: BTreeMap<&str, BTreeMap<Key, Addition>> = BTreeMap::new();
         let mut activity: BTreeMap<&str, BTreeMap<&str, (i64, i64)>> = BTreeMap::new();
         for taken in &parts {
-            let env = taken.environment_id.as_str();
-            let part = PendingPart::from(&taken.part);
-            let (flag, value) = (&taken.part.flag_key, &taken.part.value);
+            let (env, part) = (taken.environment_id.as_str(), &taken.part);
+            let (flag, value) = (&part.flag_key, &part.value);
             let additions = by_env.entry(env).or_default();
-            // Parts appended before migration 0015 hold users only: their counts are merged.
-            if let Some(c) = part.counts {
+            if let Some(c) = part.counts() {
                 for span in [MINUTE, HOUR, DAY] {
                     let start = c.minute - c.minute.rem_euclid(span);
                     let add = additions
@@ -173,9 +171,7 @@ impl Store {
                     .entry((flag.clone(), span, start, value.clone()))
                     .or_default();
                 let sketch = add.users.get_or_insert_with(Users::new);
-                for &hash in &part.users {
-                    sketch.insert_hash(hash);
-                }
+                part.user_hashes().for_each(|hash| sketch.insert_hash(hash));
             }
         }
         for (env, additions) in &mut by_env {

@@ -305,7 +305,7 @@ impl Store {
         Ok(query
             .fetch_all(&self.pool)
             .await?
-            .iter()
+            .into_iter()
             .map(PendingPart::from)
             .collect())
     }

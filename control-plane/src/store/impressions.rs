@@ -157,26 +157,35 @@ pub(super) struct PartRow {
     pub users: Vec<u8>,
 }
 
-impl From<&PartRow> for PendingPart {
-    fn from(row: &PartRow) -> Self {
+impl PartRow {
+    /// What it counts; `None` for parts appended before migration 0015, which hold users only
+    /// (their counts are in the rollups).
+    pub(super) fn counts(&self) -> Option<PartCounts> {
+        let (minute, first_seen, last_seen) = (self.minute?, self.first_seen?, self.last_seen?);
+        Some(PartCounts {
+            minute,
+            count: self.count,
+            first_seen,
+            last_seen,
+        })
+    }
+
+    /// Its distinct users' hashes.
+    pub(super) fn user_hashes(&self) -> impl Iterator<Item = u64> + '_ {
+        self.users
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+    }
+}
+
+impl From<PartRow> for PendingPart {
+    fn from(row: PartRow) -> Self {
         Self {
-            flag_key: row.flag_key.clone(),
-            value: row.value.clone(),
+            counts: row.counts(),
+            users: row.user_hashes().collect(),
             hour: row.hour,
-            // Parts appended before migration 0015 hold users only.
-            counts: row.minute.zip(row.first_seen.zip(row.last_seen)).map(
-                |(minute, (first_seen, last_seen))| PartCounts {
-                    minute,
-                    count: row.count,
-                    first_seen,
-                    last_seen,
-                },
-            ),
-            users: row
-                .users
-                .chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                .collect(),
+            flag_key: row.flag_key,
+            value: row.value,
         }
     }
 }

@@ -249,16 +249,17 @@ async fn follow_over(
         }
         match step_down(version, &ended) {
             Some(older) => {
-                let why = match &ended {
-                    Ended::Closed(_, message) => message.as_str(),
-                    _ => "the session ended before the control plane answered",
-                };
-                tracing::warn!(
-                    refused = version,
-                    trying = older,
-                    cause = %why,
-                    "the control plane may not serve this edge's feed protocol; saying hello in an older one"
-                );
+                // A refusal is worth a warning; a session that merely ended unanswered (a
+                // control plane restarting, or one that lost its refusal) only a note.
+                if let Ended::Closed(_, message) = &ended {
+                    tracing::warn!(refused = version, trying = older, %message, "the control plane does not serve this edge's feed protocol; saying hello in an older one");
+                } else {
+                    tracing::info!(
+                        tried = version,
+                        trying = older,
+                        "the feed session ended before the control plane answered; saying hello in an older protocol in case it does not serve this one"
+                    );
+                }
                 version = older;
                 // The same address again, at once.
                 attempt = attempt.wrapping_sub(1);
