@@ -18,7 +18,7 @@ mod common;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{DeliverPolicy, push::OrderedConfig};
-use common::cluster::{Edge, Nats, TempDir, call, eventually, free_port, pause};
+use common::cluster::{Edge, Nats, TempDir, call, eventually, free_ports, pause};
 use common::scenario::{
     CONVERGE, Cluster, FAULT, after_fault_on, assert_converged_on, metric, nats_messages, serial,
     under_fault_on, write,
@@ -109,11 +109,60 @@ fn hub_node(i: usize, n: usize, ports: &HubPorts, port: u16, store: &str) -> Str
     format!("server_name: hub-{}\n{body}", i + 1)
 }
 
-/// The loopback ports of the hub's nodes.
+/// The loopback ports of the hub's nodes and of the region's leaf node, chosen together so
+/// that no two are the same.
 struct HubPorts {
+    clients: Vec<u16>,
     http: Vec<u16>,
     leafnodes: Vec<u16>,
     routes: Vec<u16>,
+    leaf_client: u16,
+    leaf_http: u16,
+}
+
+impl HubPorts {
+    fn new(n: usize) -> Self {
+        let mut free = free_ports(4 * n + 2).into_iter();
+        let mut take = |count: usize| free.by_ref().take(count).collect::<Vec<u16>>();
+        let (clients, http, leafnodes, routes) = (take(n), take(n), take(n), take(n));
+        let leaf = take(2);
+        Self {
+            clients,
+            http,
+            leafnodes,
+            routes,
+            leaf_client: leaf[0],
+            leaf_http: leaf[1],
+        }
+    }
+}
+
+/// The hub's `n` nodes, running. A node that could not listen on a port chosen for it (another
+/// process took it meanwhile) has the whole hub started again on other ports, at most three
+/// times.
+fn hub_nodes(n: usize) -> (HubPorts, Vec<Nats>) {
+    let mut tries = 0;
+    'hub: loop {
+        tries += 1;
+        let ports = HubPorts::new(n);
+        let mut hub = Vec::with_capacity(n);
+        for i in 0..n {
+            match Nats::configured_on(ports.clients[i], |port, store| {
+                hub_node(i, n, &ports, port, store)
+            }) {
+                Ok(node) => hub.push(node),
+                Err(failure) if failure.port_taken() && tries < 3 => {
+                    eprintln!(
+                        "hub-{} could not listen, trying other ports: {failure}",
+                        i + 1
+                    );
+                    continue 'hub;
+                }
+                Err(failure) => panic!("hub-{}: {failure}", i + 1),
+            }
+        }
+        return (ports, hub);
+    }
 }
 
 impl Regions {
@@ -123,14 +172,7 @@ impl Regions {
 
     /// With `n` hub nodes (1 or 3; three keep the stream in three replicas).
     fn start_hub(n: usize) -> Self {
-        let ports = HubPorts {
-            http: (0..n).map(|_| free_port()).collect(),
-            leafnodes: (0..n).map(|_| free_port()).collect(),
-            routes: (0..n).map(|_| free_port()).collect(),
-        };
-        let mut hub: Vec<Nats> = (0..n)
-            .map(|i| Nats::configured(|port, store| hub_node(i, n, &ports, port, store)))
-            .collect();
+        let (ports, mut hub) = hub_nodes(n);
         let urls: Vec<String> = hub.iter().map(Nats::url).collect();
         let urls = urls.join(",");
         let mut settings = vec![("NATS_USER", "relay"), ("NATS_PASSWORD", RELAY_PASSWORD)];
@@ -142,9 +184,9 @@ impl Regions {
         let envs = cluster.ws.envs.clone();
         let (allowed, other) = (envs[..2].to_vec(), envs[2].clone());
 
-        let leaf_http = free_port();
+        let leaf_http = ports.leaf_http;
         let hub_addr = |k: usize| format!("127.0.0.1:{}", ports.leafnodes[k % n]);
-        let leaf = Nats::configured(|port, _| {
+        let leaf = Nats::configured_on(ports.leaf_client, |port, _| {
             fill(
                 LEAF_CONF,
                 &[
@@ -164,7 +206,8 @@ impl Regions {
                     ("FILL-IN-ENV-ID-2", &allowed[1]),
                 ],
             )
-        });
+        })
+        .unwrap_or_else(|failure| panic!("the leaf node: {failure}"));
         eventually("the leaf node to join the hub", CONVERGE, || {
             let joined: u64 = ports
                 .http

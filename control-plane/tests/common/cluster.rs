@@ -419,12 +419,10 @@ pub struct Redis {
 
 impl Redis {
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut redis = Self { port, child: None };
+        let mut redis = Self {
+            port: free_port(),
+            child: None,
+        };
         redis.restart();
         redis
     }
@@ -485,40 +483,68 @@ pub fn nats_server_bin() -> PathBuf {
 
 /// A free port on loopback (free when asked; a test binds it right after).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_ports(1)[0]
+}
+
+/// `n` distinct free ports on loopback: every one is held until all are chosen, so no two are
+/// the same (a port freed and asked for again can come back).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    held.iter()
+        .map(|listener| listener.local_addr().unwrap().port())
+        .collect()
 }
 
 /// A nats-server of the test's own (JetStream on, its store in a directory of its own, on a
 /// port of its own), that the test can stop, restart, wipe and pause.
 pub struct Nats {
     pub port: u16,
-    /// Holds the store (`store/`) and, for a configured server, its configuration file.
+    /// Holds the store (`store/`), the server's log (`nats.log`) and, for a configured server,
+    /// its configuration file.
     dir: TempDir,
     /// The configuration file it runs from; `None`: the command line's settings.
     config: Option<PathBuf>,
     child: Option<std::process::Child>,
 }
 
+/// How many times a server that could not listen is started again on other ports.
+const NATS_LAUNCHES: usize = 3;
+
 impl Nats {
+    #[allow(
+        clippy::print_stderr,
+        reason = "a retry on other ports is said in the test's output"
+    )]
     pub fn start() -> Self {
-        Self::launch(free_port(), TempDir::new("nats"), None)
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match Self::launch(free_port(), TempDir::new("nats"), None) {
+                Ok(nats) => return nats,
+                Err(failure) if failure.port_taken() && tries < NATS_LAUNCHES => {
+                    eprintln!("nats-server could not listen, trying other ports: {failure}");
+                }
+                Err(failure) => panic!("{failure}"),
+            }
+        }
     }
 
     /// A nats-server run from a configuration file, written by `render(port, store)` with the
-    /// client port and store directory it must use.
-    pub fn configured(render: impl FnOnce(u16, &str) -> String) -> Self {
-        let (port, dir) = (free_port(), TempDir::new("nats"));
+    /// client port (the caller's choice) and the store directory it must use.
+    pub fn configured_on(
+        port: u16,
+        render: impl FnOnce(u16, &str) -> String,
+    ) -> Result<Self, NatsFailure> {
+        let dir = TempDir::new("nats");
         let store = dir.0.join("store");
         let config = dir.0.join("nats.conf");
         std::fs::write(&config, render(port, store.to_str().unwrap())).unwrap();
         Self::launch(port, dir, Some(config))
     }
 
-    fn launch(port: u16, dir: TempDir, config: Option<PathBuf>) -> Self {
+    fn launch(port: u16, dir: TempDir, config: Option<PathBuf>) -> Result<Self, NatsFailure> {
         std::fs::create_dir_all(dir.0.join("store")).unwrap();
         let mut nats = Self {
             port,
@@ -526,8 +552,8 @@ impl Nats {
             config,
             child: None,
         };
-        nats.restart();
-        nats
+        nats.try_restart()?;
+        Ok(nats)
     }
 
     pub fn url(&self) -> String {
@@ -536,9 +562,18 @@ impl Nats {
 
     /// Starts the server (again) on its port and store and waits until it accepts connections.
     pub fn restart(&mut self) {
+        if let Err(failure) = self.try_restart() {
+            panic!("{failure}");
+        }
+    }
+
+    /// As [`Nats::restart`]; a server that exits, or does not listen within 20 s, is an error
+    /// carrying the end of its log.
+    pub fn try_restart(&mut self) -> Result<(), NatsFailure> {
         let store = self.dir.0.join("store");
+        let log_path = self.dir.0.join("nats.log");
         let port = self.port.to_string();
-        let args = match &self.config {
+        let mut args = match &self.config {
             Some(config) => vec!["-c", config.to_str().unwrap()],
             None => vec![
                 "-a",
@@ -550,6 +585,7 @@ impl Nats {
                 store.to_str().unwrap(),
             ],
         };
+        args.extend(["-l", log_path.to_str().unwrap()]);
         let child = std::process::Command::new(nats_server_bin())
             .args(args)
             .stdout(std::process::Stdio::null())
@@ -558,11 +594,31 @@ impl Nats {
             .expect("nats-server is installed (scripts/test.sh installs it)");
         self.child = Some(child);
         let port = self.port;
-        eventually(
-            "nats-server to accept connections",
-            Duration::from_secs(20),
-            || std::net::TcpStream::connect(("127.0.0.1", port)).ok(),
-        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(());
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten());
+            if exited.is_some() || Instant::now() >= deadline {
+                self.stop();
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                return Err(NatsFailure {
+                    port,
+                    what: match exited {
+                        Some(status) => format!("exited ({status})"),
+                        None => "did not accept connections within 20s".to_owned(),
+                    },
+                    log: tail.join("\n"),
+                });
+            }
+            pause(Duration::from_millis(100));
+        }
     }
 
     pub fn stop(&mut self) {
@@ -594,5 +650,31 @@ impl Nats {
 impl Drop for Nats {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A nats-server that would not start: what happened and the end of its log.
+#[derive(Debug)]
+pub struct NatsFailure {
+    port: u16,
+    what: String,
+    log: String,
+}
+
+impl NatsFailure {
+    /// The server could not listen on a port the test chose for it: another process took the
+    /// port between the test asking for a free one and the server binding it.
+    pub fn port_taken(&self) -> bool {
+        self.log.contains("address already in use")
+    }
+}
+
+impl std::fmt::Display for NatsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "nats-server on port {} {}; the end of its log:\n{}",
+            self.port, self.what, self.log
+        )
     }
 }
