@@ -214,13 +214,14 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// The master key to run with, refused (one line, before any port is bound) when stored
-/// secrets exist and it is missing or another key.
+/// secrets exist and it is missing or another key. With a key, webhook URLs stored before URLs
+/// were sealed are sealed now.
 async fn master_key(config: &ControlConfig, store: &Store) -> anyhow::Result<Option<MasterKey>> {
     let sealed = store
-        .sealed_secrets()
+        .sealed_values()
         .await
         .context("reading stored secrets")?;
-    let values: Vec<String> = sealed.iter().map(|(_, s)| s.clone()).collect();
+    let values: Vec<String> = sealed.iter().map(|v| v.sealed.clone()).collect();
     let embedded = config.database_url.is_none();
     let (key, origin) = match vault::prepare(
         config.webhooks.master_key.as_ref(),
@@ -232,8 +233,11 @@ async fn master_key(config: &ControlConfig, store: &Store) -> anyhow::Result<Opt
         Err(e) => anyhow::bail!("refusing to start: {e}"),
     };
     // The ids match; one value opening proves the key itself.
-    if let (Some(key), Some((id, value))) = (&key, sealed.first())
-        && let Err(e) = key.open(&vault::webhook_context(id), value)
+    if let (Some(key), Some(value)) = (&key, sealed.first())
+        && let Err(e) = key.open(
+            &vault::context(value.field, &value.webhook_id),
+            &value.sealed,
+        )
     {
         anyhow::bail!("refusing to start: {e}");
     }
@@ -245,8 +249,29 @@ async fn master_key(config: &ControlConfig, store: &Store) -> anyhow::Result<Opt
              (set CHECKGATE_MASTER_KEY when several instances share one database, and back it up)"
         ),
         vault::Origin::Absent => tracing::warn!(
-            "CHECKGATE_MASTER_KEY is not set: webhooks cannot be given signing secrets"
+            "CHECKGATE_MASTER_KEY is not set: webhooks cannot be created or given new URLs or \
+             signing secrets"
         ),
+    }
+    match &key {
+        Some(key) => {
+            let sealed = vault::seal_plain_urls(store, key)
+                .await
+                .context("sealing webhook URLs")?;
+            if sealed > 0 {
+                tracing::info!(webhooks = sealed, key_id = key.id(), "sealed webhook URLs");
+            }
+        }
+        None => {
+            let plain = store.plain_urls().await.context("reading webhook URLs")?;
+            if !plain.is_empty() {
+                tracing::warn!(
+                    webhooks = plain.len(),
+                    "webhook URLs are stored in plain text; set CHECKGATE_MASTER_KEY and restart \
+                     to seal them"
+                );
+            }
+        }
     }
     Ok(key)
 }
@@ -307,7 +332,8 @@ async fn rotate_master_key() -> anyhow::Result<()> {
         println!("{} now holds the new key", key_file.display());
     }
     println!(
-        "re-encrypted {} secret(s) from key {} to key {} ({} already under the new key); \
+        "re-encrypted {} sealed value(s) (webhook secrets and URLs) from key {} to key {} ({} already \
+         under the new key); \
          start the control planes with CHECKGATE_MASTER_KEY set to the new key",
         done.resealed,
         old.id(),

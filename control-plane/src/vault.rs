@@ -1,11 +1,13 @@
 //! Secrets at rest: every credential the store keeps in a form it must give back (webhook
-//! signing secrets) is sealed with XChaCha20-Poly1305 under `CHECKGATE_MASTER_KEY`.
+//! signing secrets, and webhook URLs, whose path may be a token) is sealed with
+//! XChaCha20-Poly1305 under `CHECKGATE_MASTER_KEY`.
 //!
 //! A sealed value is text: `cg1.<key id>.<hex of nonce ‖ ciphertext ‖ tag>`. The key id (the
 //! first 8 hex digits of SHA-256 of the key) says which master key sealed it, so a start-up
 //! with another key, and a half-finished rotation, are seen before anything is opened. The
-//! associated data names the row the value belongs to (`webhook:<id>`): a sealed value copied
-//! to another row does not open.
+//! associated data names the row and the column the value belongs to (`webhook:<id>` for a
+//! secret, `webhook-url:<id>` for a URL): a sealed value copied to another row, or from one
+//! column to the other, does not open.
 //!
 //! The master key is 32 bytes, given as 64 hex digits or as base64 (standard alphabet, 44
 //! characters with padding). On the embedded default (no `DATABASE_URL`) without a configured
@@ -18,6 +20,8 @@ use chacha20poly1305::aead::{Aead, KeyInit, OsRng, Payload};
 use chacha20poly1305::{AeadCore, XChaCha20Poly1305, XNonce};
 use checkgate_protocol::Secret;
 use sha2::{Digest, Sha256};
+
+use crate::store::webhooks::{SealedField, StoredUrl};
 
 /// The file, inside the data directory, that holds a generated master key.
 pub const MASTER_KEY_FILE: &str = "master_key";
@@ -62,6 +66,8 @@ pub enum VaultError {
     OtherKey { found: String, expected: String },
     #[error("a stored secret does not open under master key {0} (wrong key, or damaged)")]
     DoesNotOpen(String),
+    #[error("a stored secret is sealed and this server has no master key")]
+    NoKey,
     #[error(
         "{count} stored secret(s) are encrypted and CHECKGATE_MASTER_KEY is not set; set it to the key they were sealed with (key id {key_id})"
     )]
@@ -196,9 +202,49 @@ pub fn sealed_key_id(sealed: &str) -> Result<&str, VaultError> {
     split_sealed(sealed).map(|(id, _)| id)
 }
 
-/// The associated data of a webhook's secret: its row, so the value opens only there.
-pub fn webhook_context(webhook_id: &str) -> String {
-    format!("webhook:{webhook_id}")
+/// The associated data of a webhook's sealed value: its row and column, so the value opens only
+/// there.
+pub fn context(field: SealedField, webhook_id: &str) -> String {
+    match field {
+        SealedField::Secret => format!("webhook:{webhook_id}"),
+        SealedField::Url => format!("webhook-url:{webhook_id}"),
+    }
+}
+
+/// What is stored of webhook `webhook_id`'s `url`: sealed under `key`, with what may be shown.
+pub fn seal_url(key: &MasterKey, webhook_id: &str, url: &str) -> StoredUrl {
+    StoredUrl::sealed(url, key.seal(&context(SealedField::Url, webhook_id), url))
+}
+
+/// Webhook `webhook_id`'s whole URL: opened under `key`, or a row's plain URL from before URLs
+/// were sealed.
+pub fn open_url(
+    key: Option<&MasterKey>,
+    webhook_id: &str,
+    url: &StoredUrl,
+) -> Result<Secret, VaultError> {
+    match url {
+        StoredUrl::Plain(url) => Ok(Secret::new(url.clone())),
+        StoredUrl::Sealed { sealed, .. } => key
+            .ok_or(VaultError::NoKey)?
+            .open(&context(SealedField::Url, webhook_id), sealed),
+    }
+}
+
+/// Seals every URL stored before URLs were sealed, one row per transaction and only if it is
+/// unchanged; how many it sealed.
+pub async fn seal_plain_urls(
+    store: &crate::store::Store,
+    key: &MasterKey,
+) -> Result<usize, crate::store::StoreError> {
+    let mut sealed = 0;
+    for (id, plain) in store.plain_urls().await? {
+        let url = seal_url(key, &id, &plain);
+        if store.seal_plain_url(&id, &plain, &url, key.id()).await? {
+            sealed += 1;
+        }
+    }
+    Ok(sealed)
 }
 
 /// What a rotation did.
@@ -221,7 +267,7 @@ pub enum RotateError {
     SameKey,
 }
 
-/// Re-encrypts every stored secret from `old` to `new`, one row per transaction, each only if
+/// Re-encrypts every stored secret and URL from `old` to `new`, one row per transaction, each only if
 /// it still holds the value read (compare-and-set): run again after an interruption, it
 /// finishes the rows left. A row under a third key stops it (nothing is guessed).
 pub async fn rotate(
@@ -233,17 +279,17 @@ pub async fn rotate(
         return Err(RotateError::SameKey);
     }
     let mut done = Rotated::default();
-    for (id, sealed) in store.sealed_secrets().await? {
-        let found = sealed_key_id(&sealed)?;
+    for value in store.sealed_values().await? {
+        let found = sealed_key_id(&value.sealed)?;
         if found == new.id() {
             done.already += 1;
             continue;
         }
-        let context = webhook_context(&id);
-        let plain = old.open(&context, &sealed)?;
+        let context = context(value.field, &value.webhook_id);
+        let plain = old.open(&context, &value.sealed)?;
         let resealed = new.seal(&context, plain.expose());
         if store
-            .reseal_secret(&id, &sealed, &resealed, (old.id(), new.id()))
+            .reseal(&value, &resealed, (old.id(), new.id()))
             .await?
         {
             done.resealed += 1;

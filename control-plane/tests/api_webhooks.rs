@@ -14,7 +14,8 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use checkgate_control::store::Store;
 use checkgate_control::store::fleet_alerts::{AlertKind, AlertState};
-use checkgate_control::vault::MasterKey;
+use checkgate_control::store::webhooks::SealedField;
+use checkgate_control::vault::{self, MasterKey};
 use checkgate_control::webhooks::{AllowHosts, DeliverySettings, delivery};
 use checkgate_ops::Stopping;
 use common::receiver::{Receiver, assert_signed, body_of};
@@ -44,13 +45,17 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn sealed_row(api: &Api, id: &str) -> Option<String> {
+/// Webhook `id`'s `field` as stored, when it is sealed.
+async fn sealed_row(api: &Api, id: &str, field: SealedField) -> Option<String> {
     let store = Store::open(&api.database_url(), 1, Duration::from_secs(10))
         .await
         .unwrap();
-    let rows = store.sealed_secrets().await.unwrap();
+    let rows = store.sealed_values().await.unwrap();
+    assert!(store.plain_urls().await.unwrap().is_empty());
     store.close().await;
-    rows.into_iter().find(|(i, _)| i == id).map(|(_, s)| s)
+    rows.into_iter()
+        .find(|v| v.webhook_id == id && v.field == field)
+        .map(|v| v.sealed)
 }
 
 /// The routes on one backend: sealing, validation, audit, and no secret in any answer.
@@ -83,16 +88,28 @@ async fn routes_scenario(api: &Api, key: &MasterKey) {
     assert!(!created.body.to_string().contains(secret));
     let id = created.body["id"].as_str().unwrap().to_owned();
 
-    // At rest: ciphertext under this key, bound to its row.
-    let sealed = sealed_row(api, &id).await.unwrap();
+    // At rest: ciphertext under this key, bound to its row and column; the URL too, since its
+    // path is a token.
+    let sealed = sealed_row(api, &id, SealedField::Secret).await.unwrap();
     assert!(
         sealed.starts_with(&format!("cg1.{}.", key.id())),
         "{sealed}"
     );
     assert!(!sealed.contains(secret));
-    let context = checkgate_control::vault::webhook_context(&id);
+    let context = vault::context(SealedField::Secret, &id);
     assert_eq!(key.open(&context, &sealed).unwrap().expose(), secret);
     assert!(key.open("webhook:another-row", &sealed).is_err());
+    let sealed_url = sealed_row(api, &id, SealedField::Url).await.unwrap();
+    assert!(
+        sealed_url.starts_with(&format!("cg1.{}.", key.id())),
+        "{sealed_url}"
+    );
+    assert!(!sealed_url.contains("url-path-token"));
+    let url_context = vault::context(SealedField::Url, &id);
+    assert_eq!(key.open(&url_context, &sealed_url).unwrap().expose(), url);
+    // A secret copied into the URL's column does not open there, nor the URL in the secret's.
+    assert!(key.open(&url_context, &sealed).is_err());
+    assert!(key.open(&context, &sealed_url).is_err());
 
     let listed = api.get(&hooks, Some(&admin)).await;
     assert_eq!(listed.status, StatusCode::OK);
@@ -203,7 +220,7 @@ async fn routes_scenario(api: &Api, key: &MasterKey) {
     assert_eq!(patched.body["enabled"], false);
     assert_eq!(patched.body["format"], "slack");
     assert_eq!(patched.body["has_secret"], false);
-    assert!(sealed_row(api, &id).await.is_none());
+    assert!(sealed_row(api, &id, SealedField::Secret).await.is_none());
     let resealed = api
         .call(
             "PATCH",
@@ -214,6 +231,46 @@ async fn routes_scenario(api: &Api, key: &MasterKey) {
         )
         .await;
     assert_eq!(resealed.body["has_secret"], true);
+
+    // PATCH the URL: sealed anew; an admin sees the new one, a viewer its new host.
+    let moved = "https://chat.example.org/hooks/another-path-token?sig=query-token";
+    let patched = api
+        .call(
+            "PATCH",
+            &format!("{hooks}/{id}"),
+            Some(json!({"url": moved})),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(patched.body["url"], moved);
+    let sealed_moved = sealed_row(api, &id, SealedField::Url).await.unwrap();
+    assert_ne!(sealed_moved, sealed_url);
+    assert!(!sealed_moved.contains("another-path-token") && !sealed_moved.contains("query-token"));
+    assert_eq!(
+        key.open(&url_context, &sealed_moved).unwrap().expose(),
+        moved
+    );
+    assert_eq!(api.get(&hooks, Some(&admin)).await.body[0]["url"], moved);
+    let seen = api.bearer("GET", &hooks, None, &viewer).await;
+    assert_eq!(seen.body[0]["url"], "https://chat.example.org/…");
+    for bad in ["ftp://example.com/", "not a url", ""] {
+        let reply = api
+            .call(
+                "PATCH",
+                &format!("{hooks}/{id}"),
+                Some(json!({"url": bad})),
+                Some(&admin),
+                &[],
+            )
+            .await;
+        assert_error(&reply, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    }
+    assert_eq!(
+        sealed_row(api, &id, SealedField::Url).await.unwrap(),
+        sealed_moved
+    );
 
     let tested = api
         .call(
@@ -243,7 +300,9 @@ async fn routes_scenario(api: &Api, key: &MasterKey) {
     assert!(!text.contains("cg1."));
     // Project viewers read the audit log: it keeps the URL masked, with a digest of it.
     assert!(!text.contains("url-path-token"), "{text}");
+    assert!(!text.contains("another-path-token") && !text.contains("query-token"));
     assert!(text.contains("https://hooks.example.com/…"), "{text}");
+    assert!(text.contains("https://chat.example.org/…"), "{text}");
     assert!(text.contains("url_sha256"), "{text}");
 
     let deleted = api
@@ -279,32 +338,33 @@ async fn routes_seal_secrets_validate_urls_and_never_show_a_secret_postgres() {
 }
 
 #[tokio::test]
-async fn without_a_master_key_a_secret_is_refused_and_a_webhook_without_one_is_not() {
-    let api = api_with(|_| {}).await;
+async fn without_a_master_key_no_webhook_is_stored() {
+    let api = api_with(|s| s.master_key = None).await;
     let World { admin, envs, .. } = api.world().await;
     let hooks = format!("/api/environments/{}/webhooks", envs[0]);
-    let refused = api
+    // With a secret or without: its URL could not be stored sealed.
+    for body in [
+        json!({"name": "x", "url": "https://example.com/", "secret": "s"}),
+        json!({"name": "x", "url": "https://example.com/"}),
+    ] {
+        let refused = api
+            .call("POST", &hooks, Some(body), Some(&admin), &[])
+            .await;
+        assert_error(&refused, StatusCode::CONFLICT, "conflict");
+        assert!(refused.body.to_string().contains("CHECKGATE_MASTER_KEY"));
+    }
+    // A bad URL is still named as such first.
+    let bad = api
         .call(
             "POST",
             &hooks,
-            Some(json!({"name": "x", "url": "https://example.com/", "secret": "s"})),
+            Some(json!({"name": "x", "url": "ftp://example.com/"})),
             Some(&admin),
             &[],
         )
         .await;
-    assert_error(&refused, StatusCode::CONFLICT, "conflict");
-    assert!(refused.body.to_string().contains("CHECKGATE_MASTER_KEY"));
-    let plain = api
-        .call(
-            "POST",
-            &hooks,
-            Some(json!({"name": "x", "url": "https://example.com/"})),
-            Some(&admin),
-            &[],
-        )
-        .await;
-    assert_eq!(plain.status, StatusCode::CREATED, "{}", plain.body);
-    assert_eq!(plain.body["has_secret"], false);
+    assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    assert_eq!(api.get(&hooks, Some(&admin)).await.body, json!([]));
 }
 
 #[tokio::test]

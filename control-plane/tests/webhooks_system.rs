@@ -1,7 +1,8 @@
 //! Webhooks with real control-plane processes on one PostgreSQL database: deliveries pending
 //! when a control plane is killed are made by the next one (nothing lost); two instances
-//! deliver each event once; start-up refuses a missing or wrong master key; and
-//! `rotate-master-key` re-encrypts the stored secrets (again safely after a rerun).
+//! deliver each event once; start-up refuses a missing or wrong master key; a URL stored in
+//! plain text before URLs were sealed is sealed once a key is given; and `rotate-master-key`
+//! re-encrypts the stored secrets and URLs (again safely after a rerun).
 //!
 //! The scenarios run one at a time (they start several processes each).
 
@@ -14,7 +15,8 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use checkgate_control::vault::MasterKey;
+use checkgate_control::store::webhooks::{SealedField, SealedValue};
+use checkgate_control::vault::{self, MasterKey};
 use checkgate_testkit::http_request;
 use common::cluster::{CONTROL_BIN, Control, ControlOptions, TempDir, Workspace, call, eventually};
 use common::pg::Database;
@@ -32,6 +34,8 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 const KEY_1: &str = "0101010101010101010101010101010101010101010101010101010101010101";
 const KEY_2: &str = "0202020202020202020202020202020202020202020202020202020202020202";
 const SECRET: &str = "the-receivers-shared-secret";
+/// A chat service's kind of URL: its path is a token.
+const HOOK_URL: &str = "https://hooks.example.com/services/path-token";
 
 fn control(db: &Database, dir: &TempDir, env: &[(&str, &str)]) -> Control {
     Control::start(&ControlOptions {
@@ -201,15 +205,20 @@ fn refused(db: &Database, dir: &TempDir, env: &[(&str, &str)]) -> String {
     }
 }
 
-fn stored_secret(db: &Database) -> String {
+/// The sealed values stored: the one webhook's secret, then its URL.
+fn stored_values(db: &Database) -> [SealedValue; 2] {
     runtime().block_on(async {
         let store = checkgate_control::store::Store::open(&db.url(), 1, Duration::from_secs(10))
             .await
             .unwrap();
-        let rows = store.sealed_secrets().await.unwrap();
+        let rows = store.sealed_values().await.unwrap();
         store.close().await;
-        assert_eq!(rows.len(), 1);
-        rows[0].1.clone()
+        let [secret, url]: [SealedValue; 2] = rows.try_into().unwrap();
+        assert_eq!(
+            (secret.field, url.field),
+            (SealedField::Secret, SealedField::Url)
+        );
+        [secret, url]
     })
 }
 
@@ -225,15 +234,16 @@ fn start_up_refuses_a_missing_or_wrong_key_and_rotation_re_encrypts() {
         &ws,
         "POST",
         &format!("/api/environments/{}/webhooks", ws.envs[0]),
-        Some(json!({"name": "r", "url": "https://hooks.example.com/", "secret": SECRET})),
+        Some(json!({"name": "r", "url": HOOK_URL, "secret": SECRET})),
     );
     assert_eq!(status, 201, "{body}");
     first.service.terminate().unwrap();
     let id_1 = MasterKey::parse("K", KEY_1).unwrap().id().to_owned();
     let id_2 = MasterKey::parse("K", KEY_2).unwrap().id().to_owned();
-    let sealed = stored_secret(&db);
-    assert!(sealed.starts_with(&format!("cg1.{id_1}.")));
-    assert!(!sealed.contains(SECRET));
+    for sealed in stored_values(&db) {
+        assert!(sealed.sealed.starts_with(&format!("cg1.{id_1}.")));
+        assert!(!sealed.sealed.contains(SECRET) && !sealed.sealed.contains("path-token"));
+    }
 
     let log = refused(&db, &dir, &[]);
     assert!(
@@ -268,47 +278,156 @@ fn start_up_refuses_a_missing_or_wrong_key_and_rotation_re_encrypts() {
     };
     let (ok, stdout, stderr) = rotate(KEY_1);
     assert!(ok, "{stdout}{stderr}");
-    assert!(stdout.contains("re-encrypted 1 secret(s)"), "{stdout}");
-    let resealed = stored_secret(&db);
-    assert!(resealed.starts_with(&format!("cg1.{id_2}.")), "{resealed}");
+    assert!(
+        stdout.contains("re-encrypted 2 sealed value(s)"),
+        "{stdout}"
+    );
+    let resealed = stored_values(&db);
+    for sealed in &resealed {
+        assert!(
+            sealed.sealed.starts_with(&format!("cg1.{id_2}.")),
+            "{sealed:?}"
+        );
+    }
     // Run again (as after an interruption): nothing left to do, nothing broken.
     let (ok, stdout, stderr) = rotate(KEY_1);
     assert!(ok, "{stdout}{stderr}");
     assert!(
-        stdout.contains("re-encrypted 0 secret(s)") && stdout.contains("1 already"),
+        stdout.contains("re-encrypted 0 sealed value(s)") && stdout.contains("2 already"),
         "{stdout}"
     );
-    assert_eq!(stored_secret(&db), resealed);
+    assert_eq!(stored_values(&db), resealed);
 
     // The old key is refused now; the new one opens the secret.
     let log = refused(&db, &dir, &[("CHECKGATE_MASTER_KEY", KEY_1)]);
     assert!(log.contains(&id_2), "{log}");
     let key_2 = MasterKey::parse("K", KEY_2).unwrap();
     let env = ws.envs[0].clone();
-    let ((id, _), audited) = runtime().block_on(async {
+    let audited = runtime().block_on(async {
         let store = checkgate_control::store::Store::open(&db.url(), 1, Duration::from_secs(10))
             .await
             .unwrap();
-        let rows = store.sealed_secrets().await.unwrap();
         let audited = store.audit_for_environment(&env, 50).await.unwrap();
         store.close().await;
-        (rows[0].clone(), audited)
+        audited
     });
-    // The rotation is audited once, with the keys' ids and never a secret or a key.
+    // The rotation is audited once per sealed value, with the keys' ids and never a secret, a
+    // URL or a key.
+    let id = resealed[0].webhook_id.clone();
     let reseals: Vec<_> = audited
         .iter()
         .filter(|(action, ..)| action == "webhook.secret_reseal")
         .collect();
-    assert_eq!(reseals.len(), 1, "{audited:?}");
-    let (_, target, before, after) = reseals[0];
-    assert_eq!(target, &id);
-    assert!(before.as_deref().unwrap().contains(&id_1), "{before:?}");
-    assert!(after.as_deref().unwrap().contains(&id_2), "{after:?}");
-    for text in [before, after].into_iter().flatten() {
-        assert!(!text.contains(SECRET) && !text.contains(KEY_1) && !text.contains(KEY_2));
+    assert_eq!(reseals.len(), 2, "{audited:?}");
+    for (_, target, before, after) in reseals {
+        assert_eq!(target, &id);
+        assert!(before.as_deref().unwrap().contains(&id_1), "{before:?}");
+        assert!(after.as_deref().unwrap().contains(&id_2), "{after:?}");
+        for text in [before, after].into_iter().flatten() {
+            assert!(!text.contains(SECRET) && !text.contains(KEY_1) && !text.contains(KEY_2));
+            assert!(!text.contains("path-token"), "{text}");
+        }
     }
-    let context = checkgate_control::vault::webhook_context(&id);
-    assert_eq!(key_2.open(&context, &resealed).unwrap().expose(), SECRET);
+    let [secret, url] = &resealed;
+    let opened = |v: &SealedValue| {
+        key_2
+            .open(&vault::context(v.field, &id), &v.sealed)
+            .unwrap()
+            .expose()
+            .to_owned()
+    };
+    assert_eq!(opened(secret), SECRET);
+    assert_eq!(opened(url), HOOK_URL);
     let again = control(&db, &dir, &[("CHECKGATE_MASTER_KEY", KEY_2)]);
     drop(again);
+}
+
+#[test]
+fn a_url_stored_in_plain_text_is_sealed_once_a_key_is_given() {
+    let _one = serial();
+    let db = Database::new();
+    let dir = TempDir::new("hooks-plain");
+    let first = control(&db, &dir, &[("CHECKGATE_MASTER_KEY", KEY_1)]);
+    let ws = Workspace::set_up(first.http());
+    let hooks = format!("/api/environments/{}/webhooks", ws.envs[0]);
+    let (status, body) = as_admin(
+        first.http(),
+        &ws,
+        "POST",
+        &hooks,
+        Some(json!({"name": "r", "url": HOOK_URL})),
+    );
+    assert_eq!(status, 201, "{body}");
+    first.service.terminate().unwrap();
+    // The row as a build before sealed URLs left it: the URL in plain text.
+    runtime().block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&db.url()).await.unwrap();
+        sqlx::query("UPDATE webhooks SET url = $1, url_shown = '', url_digest = ''")
+            .bind(HOOK_URL)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+
+    // Without a key: it starts, says the URL is in plain text, and still serves it.
+    let keyless = control(&db, &dir, &[]);
+    let (status, listed) = as_admin(keyless.http(), &ws, "GET", &hooks, None);
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed[0]["url"], HOOK_URL);
+    let (status, refused) = as_admin(
+        keyless.http(),
+        &ws,
+        "PATCH",
+        &format!("{hooks}/{}", listed[0]["id"].as_str().unwrap()),
+        Some(json!({"url": "https://hooks.example.com/another"})),
+    );
+    assert_eq!(status, 409, "{refused}");
+    let (_, log) = keyless.service.terminate().unwrap();
+    assert!(
+        log.iter().any(|l| l.contains("stored in plain text")),
+        "{log:#?}"
+    );
+    assert!(!log.iter().any(|l| l.contains("path-token")), "{log:#?}");
+
+    // With a key: sealed at start-up, audited without the URL, and served whole to its admin.
+    let keyed = control(&db, &dir, &[("CHECKGATE_MASTER_KEY", KEY_1)]);
+    let (status, listed) = as_admin(keyed.http(), &ws, "GET", &hooks, None);
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed[0]["url"], HOOK_URL);
+    let (_, log) = keyed.service.terminate().unwrap();
+    assert!(
+        log.iter().any(|l| l.contains("sealed webhook URLs")),
+        "{log:#?}"
+    );
+    let key_1 = MasterKey::parse("K", KEY_1).unwrap();
+    let env = ws.envs[0].clone();
+    let (values, plain, audited) = runtime().block_on(async {
+        let store = checkgate_control::store::Store::open(&db.url(), 1, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let values = store.sealed_values().await.unwrap();
+        let plain = store.plain_urls().await.unwrap();
+        let audited = store.audit_for_environment(&env, 50).await.unwrap();
+        store.close().await;
+        (values, plain, audited)
+    });
+    assert!(plain.is_empty(), "{plain:?}");
+    let [url]: [SealedValue; 1] = values.try_into().unwrap();
+    assert_eq!(url.field, SealedField::Url);
+    assert!(!url.sealed.contains("path-token"));
+    let context = vault::context(SealedField::Url, &url.webhook_id);
+    assert_eq!(
+        key_1.open(&context, &url.sealed).unwrap().expose(),
+        HOOK_URL
+    );
+    let seals: Vec<_> = audited
+        .iter()
+        .filter(|(action, ..)| action == "webhook.url_seal")
+        .collect();
+    assert_eq!(seals.len(), 1, "{audited:?}");
+    let after = seals[0].3.as_deref().unwrap();
+    assert!(after.contains("https://hooks.example.com/…"), "{after}");
+    assert!(!after.contains("path-token"), "{after}");
 }

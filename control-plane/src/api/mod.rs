@@ -74,7 +74,7 @@ pub struct AppState {
     pub insights: crate::insights::Insights,
     /// Wakes this instance's scheduler ([`scheduler::run`]) when a change is scheduled here.
     pub schedule_wake: std::sync::Arc<tokio::sync::Notify>,
-    /// Seals webhook secrets (`CHECKGATE_MASTER_KEY`); `None`: secrets cannot be stored.
+    /// Seals webhook URLs and secrets (`CHECKGATE_MASTER_KEY`); `None`: no webhook can be stored.
     pub master_key: Option<std::sync::Arc<crate::vault::MasterKey>>,
 }
 
@@ -100,7 +100,7 @@ impl AppState {
         }
     }
 
-    /// Seals webhook secrets with `key`.
+    /// Seals webhook URLs and secrets with `key`.
     #[must_use]
     pub fn with_master_key(mut self, key: Option<crate::vault::MasterKey>) -> Self {
         self.master_key = key.map(std::sync::Arc::new);

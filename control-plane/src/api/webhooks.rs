@@ -2,9 +2,11 @@
 //! /api/environments/{env}/webhooks` `{name, url, secret?, enabled?}`, `PATCH/DELETE
 //! …/webhooks/{id}`, `GET …/webhooks/{id}/deliveries`, and `POST …/webhooks/{id}/test`.
 //! Viewers of the project read; its admins write. A secret is sealed under the master key
-//! before it is stored and never shown again: answers say only `has_secret`. The URL must be
-//! `http(s)` (422 otherwise); where it may lead is decided at each delivery (see
-//! `crate::webhooks::ssrf`).
+//! before it is stored and never shown again: answers say only `has_secret`. The URL is sealed
+//! too (a chat service's incoming-webhook URL carries its token in its path): project admins
+//! see it whole, opened for the answer, everyone else its scheme and host. So a server without
+//! a master key stores no webhook (409). The URL must be `http(s)` (422 otherwise); where it
+//! may lead is decided at each delivery (see `crate::webhooks::ssrf`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -20,8 +22,9 @@ use super::openapi::{
 use super::params::EnvironmentPath;
 use super::time::Timestamp;
 use super::{ApiError, AppState, Json, Path};
-use crate::store::webhooks::{Delivery, masked_url};
+use crate::store::webhooks::{Delivery, SealedField, StoredUrl};
 use crate::store::{Role, Webhook, WebhookChanges};
+use crate::vault::MasterKey;
 use crate::webhooks::{event, ssrf};
 
 /// Longest webhook name, and longest secret.
@@ -88,28 +91,30 @@ pub(super) struct WebhookView {
 }
 
 impl WebhookView {
-    /// The view of a caller who is not a project admin: the URL masked.
-    fn masked(mut self) -> Self {
-        self.url = masked_url(&self.url);
-        self
-    }
-}
-
-impl From<&Webhook> for WebhookView {
-    fn from(w: &Webhook) -> Self {
-        Self {
-            id: w.id.clone(),
-            environment_id: w.environment_id.clone(),
-            name: w.name.clone(),
-            url: w.url.clone(),
-            format: w.format.clone(),
-            enabled: w.enabled,
-            has_secret: w.secret.is_some(),
-            consecutive_failures: w.consecutive_failures,
-            failing: w.failing,
-            created_at: Timestamp::from_ms(w.created_at),
-            updated_at: Timestamp::from_ms(w.updated_at),
-        }
+    /// `hook` as a caller sees it: its URL whole for a project admin (`whole`), opened under
+    /// `key`, else only its scheme and host.
+    fn of(hook: &Webhook, whole: bool, key: Option<&MasterKey>) -> Result<Self, ApiError> {
+        let url = if whole {
+            crate::vault::open_url(key, &hook.id, &hook.url)
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("webhook {}'s URL: {e}", hook.id)))?
+                .expose()
+                .to_owned()
+        } else {
+            hook.url.shown()
+        };
+        Ok(Self {
+            id: hook.id.clone(),
+            environment_id: hook.environment_id.clone(),
+            name: hook.name.clone(),
+            url,
+            format: hook.format.clone(),
+            enabled: hook.enabled,
+            has_secret: hook.secret.is_some(),
+            consecutive_failures: hook.consecutive_failures,
+            failing: hook.failing,
+            created_at: Timestamp::from_ms(hook.created_at),
+            updated_at: Timestamp::from_ms(hook.updated_at),
+        })
     }
 }
 
@@ -119,7 +124,7 @@ impl From<&Webhook> for WebhookView {
 pub(super) struct NewWebhook {
     #[schema(min_length = 1, max_length = 200)]
     name: String,
-    /// `http://` or `https://`.
+    /// `http://` or `https://`; stored encrypted.
     #[schema(min_length = 1, max_length = 2048)]
     url: String,
     /// Signs each request (see the README); stored encrypted, never shown again.
@@ -234,26 +239,35 @@ fn check_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-fn check_url(url: &str) -> Result<String, ApiError> {
+/// The master key, or 409: without one nothing of a webhook can be stored sealed.
+fn master_key(state: &AppState) -> Result<&MasterKey, ApiError> {
+    state.master_key.as_deref().ok_or_else(|| {
+        ApiError::Conflict(
+            "this server has no CHECKGATE_MASTER_KEY, so it cannot store webhooks (their URLs \
+             and secrets are stored encrypted)"
+                .into(),
+        )
+    })
+}
+
+/// Checks a URL for webhook `id` and seals it: 422 when it is not `http(s)`, 409 without a
+/// master key.
+fn seal_url(state: &AppState, id: &str, url: &str) -> Result<StoredUrl, ApiError> {
     let url = url.trim();
     ssrf::parse(url).map_err(|e| ApiError::Unprocessable(format!("url: {e}")))?;
-    Ok(url.to_owned())
+    Ok(crate::vault::seal_url(master_key(state)?, id, url))
 }
 
 /// Seals a new secret for webhook `id`: 422 when empty or too long, 409 when this server has
 /// no master key to seal it with.
-fn seal(state: &AppState, id: &str, secret: &str) -> Result<String, ApiError> {
+fn seal_secret(state: &AppState, id: &str, secret: &str) -> Result<String, ApiError> {
     if secret.is_empty() || secret.chars().count() > MAX_SECRET {
         return Err(ApiError::Unprocessable(format!(
             "secret: must be 1 to {MAX_SECRET} characters"
         )));
     }
-    let key = state.master_key.as_ref().ok_or_else(|| {
-        ApiError::Conflict(
-            "this server has no CHECKGATE_MASTER_KEY, so it cannot store webhook secrets".into(),
-        )
-    })?;
-    Ok(key.seal(&crate::vault::webhook_context(id), secret))
+    let context = crate::vault::context(SealedField::Secret, id);
+    Ok(master_key(state)?.seal(&context, secret))
 }
 
 /// An environment's webhooks
@@ -273,25 +287,18 @@ pub(super) async fn list(
     let environment = in_environment(&state, &caller, &env, Role::Viewer).await?;
     let (_, role) = project_role(&state, &caller, &environment.project_id).await?;
     let hooks = state.store.webhooks(&env).await?;
-    Ok(axum::Json(
-        hooks
-            .iter()
-            .map(|hook| {
-                let view = WebhookView::from(hook);
-                if role >= Role::Admin {
-                    view
-                } else {
-                    view.masked()
-                }
-            })
-            .collect::<Vec<_>>(),
-    ))
+    let key = state.master_key.as_deref();
+    let views = hooks
+        .iter()
+        .map(|hook| WebhookView::of(hook, role >= Role::Admin, key))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(axum::Json(views))
 }
 
 /// Create a webhook (project admins)
 ///
-/// 422 when the URL is not `http(s)` or a field is out of bounds; 409 when a secret is given
-/// and this server has no master key.
+/// 422 when the URL is not `http(s)` or a field is out of bounds; 409 when this server has no
+/// master key (the URL and the secret are stored encrypted).
 #[utoipa::path(post, path = "/api/environments/{env}/webhooks", operation_id = "createWebhook",
     tag = "webhooks", params(EnvironmentPath),
     request_body(content = NewWebhook, example = json!({
@@ -318,11 +325,11 @@ pub(super) async fn create(
     let id = uuid::Uuid::new_v4().to_string();
     let hook = Webhook {
         name: check_name(&body.name)?,
-        url: check_url(&body.url)?,
+        url: seal_url(&state, &id, &body.url)?,
         secret: body
             .secret
             .as_deref()
-            .map(|s| seal(&state, &id, s))
+            .map(|s| seal_secret(&state, &id, s))
             .transpose()?,
         id,
         environment_id: env,
@@ -341,10 +348,14 @@ pub(super) async fn create(
         .store
         .create_webhook(&caller.actor(), &environment.project_id, &hook)
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(WebhookView::from(&created))))
+    let view = WebhookView::of(&created, true, state.master_key.as_deref())?;
+    Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
 /// Change a webhook (project admins)
+///
+/// 422 when a new URL is not `http(s)` or a field is out of bounds; 409 when a new URL or
+/// secret is given and this server has no master key.
 #[utoipa::path(patch, path = "/api/environments/{env}/webhooks/{id}",
     operation_id = "updateWebhook", tag = "webhooks", params(WebhookPath),
     request_body(content = WebhookPatch, example = json!({"enabled": false})),
@@ -369,20 +380,28 @@ pub(super) async fn update(
     let Json(body) = body?;
     let changes = WebhookChanges {
         name: body.name.as_deref().map(check_name).transpose()?,
-        url: body.url.as_deref().map(check_url).transpose()?,
+        url: body
+            .url
+            .as_deref()
+            .map(|url| seal_url(&state, &id, url))
+            .transpose()?,
         format: body.format.map(|f| f.as_str().to_owned()),
         enabled: body.enabled,
         secret: match body.secret {
             None => None,
             Some(None) => Some(None),
-            Some(Some(secret)) => Some(Some(seal(&state, &id, &secret)?)),
+            Some(Some(secret)) => Some(Some(seal_secret(&state, &id, &secret)?)),
         },
     };
     let updated = state
         .store
         .update_webhook(&caller.actor(), &environment.project_id, &env, &id, changes)
         .await?;
-    Ok(axum::Json(WebhookView::from(&updated)))
+    Ok(axum::Json(WebhookView::of(
+        &updated,
+        true,
+        state.master_key.as_deref(),
+    )?))
 }
 
 /// Delete a webhook and its delivery log (project admins)

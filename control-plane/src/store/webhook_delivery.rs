@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::fleet_alerts::{self, AlertKind, Transition};
 use super::webhook_outbox::enqueue_system_event;
-use super::webhooks::{DELIVERED, FAILED, PENDING};
+use super::webhooks::{DELIVERED, FAILED, PENDING, StoredUrl};
 use super::{Store, StoreError, now_ms};
 use crate::webhooks::event;
 
@@ -21,7 +21,7 @@ pub struct DueDelivery {
     pub body: String,
     pub attempts: u64,
     pub created_at: i64,
-    pub url: String,
+    pub url: StoredUrl,
     pub secret: Option<String>,
 }
 
@@ -62,11 +62,14 @@ impl Store {
             i64,
             i64,
             String,
+            String,
+            String,
             Option<String>,
         );
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT d.id, d.webhook_id, d.event, d.event_id, d.body, d.attempts, d.created_at, \
-             w.url, w.secret FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+             w.url, w.url_shown, w.url_digest, w.secret \
+             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
              WHERE d.state = $1 AND d.next_attempt_at <= $2 AND d.claimed_until < $2 \
              AND w.enabled = 1 ORDER BY d.next_attempt_at, d.id LIMIT $3",
         )
@@ -78,7 +81,19 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(
-                |(id, webhook_id, event, event_id, body, attempts, created_at, url, secret)| {
+                |(
+                    id,
+                    webhook_id,
+                    event,
+                    event_id,
+                    body,
+                    attempts,
+                    created_at,
+                    url,
+                    shown,
+                    digest,
+                    secret,
+                )| {
                     DueDelivery {
                         id,
                         webhook_id,
@@ -87,7 +102,7 @@ impl Store {
                         body,
                         attempts: attempts.max(0) as u64,
                         created_at,
-                        url,
+                        url: StoredUrl::from_columns(url, shown, digest),
                         secret,
                     }
                 },

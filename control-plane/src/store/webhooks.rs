@@ -5,8 +5,9 @@
 //! sending (claims, attempts, the run of failures) `webhook_delivery.rs`'s; this module holds
 //! the webhooks themselves and their deliveries log.
 //!
-//! Secrets reach this module already sealed (`crate::vault`); it stores and returns the
-//! sealed text and never sees a plain secret.
+//! Secrets and URLs reach this module already sealed (`crate::vault`); it stores and returns
+//! the sealed text and never sees a plain secret. The one plain URL it handles is a row's
+//! written before URLs were sealed, which it hands back as [`StoredUrl::Plain`] to be sealed.
 
 use serde_json::json;
 
@@ -25,7 +26,7 @@ pub struct Webhook {
     pub id: String,
     pub environment_id: String,
     pub name: String,
-    pub url: String,
+    pub url: StoredUrl,
     pub format: String,
     pub enabled: bool,
     pub secret: Option<String>,
@@ -33,6 +34,83 @@ pub struct Webhook {
     pub failing: bool,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// A webhook's URL as stored. The path of a chat service's incoming-webhook URL is its token, so
+/// the URL is sealed under the master key like a signing secret; beside it are kept what anyone
+/// who may read the webhook may see of it and a digest of the whole, so neither a listing nor
+/// the audit log needs the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredUrl {
+    Sealed {
+        /// `cg1.…`, for the context `crate::vault::Field::Url`.
+        sealed: String,
+        /// [`masked_url`] of the URL.
+        shown: String,
+        /// [`url_digest`] of the URL.
+        digest: String,
+    },
+    /// A row written before URLs were sealed, by control planes without a master key since.
+    Plain(String),
+}
+
+impl StoredUrl {
+    /// What is stored of `url`, sealed as `sealed`.
+    pub fn sealed(url: &str, sealed: String) -> Self {
+        Self::Sealed {
+            sealed,
+            shown: masked_url(url),
+            digest: url_digest(url),
+        }
+    }
+
+    /// From the row's `url`, `url_shown` and `url_digest` (`url_shown` is empty on a plain row).
+    pub(super) fn from_columns(url: String, shown: String, digest: String) -> Self {
+        if shown.is_empty() {
+            Self::Plain(url)
+        } else {
+            Self::Sealed {
+                sealed: url,
+                shown,
+                digest,
+            }
+        }
+    }
+
+    /// The row's `(url, url_shown, url_digest)`.
+    fn columns(&self) -> (&str, &str, &str) {
+        match self {
+            Self::Sealed {
+                sealed,
+                shown,
+                digest,
+            } => (sealed, shown, digest),
+            Self::Plain(url) => (url, "", ""),
+        }
+    }
+
+    /// What may be shown to anyone who may read the webhook: its scheme and host.
+    pub fn shown(&self) -> String {
+        match self {
+            Self::Sealed { shown, .. } => shown.clone(),
+            Self::Plain(url) => masked_url(url),
+        }
+    }
+
+    fn digest(&self) -> String {
+        match self {
+            Self::Sealed { digest, .. } => digest.clone(),
+            Self::Plain(url) => url_digest(url),
+        }
+    }
+}
+
+/// The first 8 bytes of SHA-256 of `url`, in hex: enough to tell two URLs apart in the audit
+/// log, nothing to recover a token from.
+pub fn url_digest(url: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(url.as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What may be shown of a webhook's URL to those who may not see it whole: its scheme and host,
@@ -54,13 +132,10 @@ impl Webhook {
     /// its URL masked (the audit log is readable by project viewers) with a digest of the whole
     /// URL, so a changed URL shows as changed.
     fn audited(&self) -> String {
-        use sha2::Digest as _;
-        let digest = sha2::Sha256::digest(self.url.as_bytes());
-        let digest: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         json!({
             "name": self.name,
-            "url": masked_url(&self.url),
-            "url_sha256": digest,
+            "url": self.url.shown(),
+            "url_sha256": self.url.digest(),
             "format": self.format,
             "enabled": self.enabled,
             "has_secret": self.secret.is_some(),
@@ -73,7 +148,7 @@ impl Webhook {
 #[derive(Debug, Clone, Default)]
 pub struct WebhookChanges {
     pub name: Option<String>,
-    pub url: Option<String>,
+    pub url: Option<StoredUrl>,
     pub format: Option<String>,
     pub enabled: Option<bool>,
     pub secret: Option<Option<String>>,
@@ -103,6 +178,8 @@ type WebhookRow = (
     String,
     String,
     String,
+    String,
+    String,
     i64,
     Option<String>,
     i64,
@@ -111,16 +188,30 @@ type WebhookRow = (
     i64,
 );
 
-const WEBHOOK_COLUMNS: &str = "id, environment_id, name, url, format, enabled, secret, \
-    consecutive_failures, failing, created_at, updated_at";
+const WEBHOOK_COLUMNS: &str = "id, environment_id, name, url, url_shown, url_digest, format, \
+    enabled, secret, consecutive_failures, failing, created_at, updated_at";
 
 fn webhook(row: WebhookRow) -> Webhook {
-    let (id, environment_id, name, url, format, enabled, secret, failures, failing, c, u) = row;
-    Webhook {
+    let (
         id,
         environment_id,
         name,
         url,
+        shown,
+        digest,
+        format,
+        enabled,
+        secret,
+        failures,
+        failing,
+        c,
+        u,
+    ) = row;
+    Webhook {
+        id,
+        environment_id,
+        name,
+        url: StoredUrl::from_columns(url, shown, digest),
         format,
         enabled: enabled != 0,
         secret,
@@ -215,15 +306,18 @@ impl Store {
     ) -> Result<Webhook, StoreError> {
         let mut tx = self.write().await?;
         let now = now_ms();
+        let (url, shown, digest) = hook.url.columns();
         sqlx::query(
-            "INSERT INTO webhooks (id, environment_id, name, url, format, enabled, secret, \
-             consecutive_failures, failing, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, $8, $8)",
+            "INSERT INTO webhooks (id, environment_id, name, url, url_shown, url_digest, format, \
+             enabled, secret, consecutive_failures, failing, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 0, $10, $10)",
         )
         .bind(&hook.id)
         .bind(&hook.environment_id)
         .bind(&hook.name)
-        .bind(&hook.url)
+        .bind(url)
+        .bind(shown)
+        .bind(digest)
         .bind(&hook.format)
         .bind(i64::from(hook.enabled))
         .bind(hook.secret.as_deref())
@@ -289,14 +383,18 @@ impl Store {
             after.secret = secret;
         }
         after.updated_at = now_ms();
+        let (url, shown, digest) = after.url.columns();
         sqlx::query(
-            "UPDATE webhooks SET name = $3, url = $4, format = $5, enabled = $6, secret = $7, \
-             updated_at = $8 WHERE environment_id = $1 AND id = $2",
+            "UPDATE webhooks SET name = $3, url = $4, url_shown = $5, url_digest = $6, \
+             format = $7, enabled = $8, secret = $9, updated_at = $10 \
+             WHERE environment_id = $1 AND id = $2",
         )
         .bind(env)
         .bind(id)
         .bind(&after.name)
-        .bind(&after.url)
+        .bind(url)
+        .bind(shown)
+        .bind(digest)
         .bind(&after.format)
         .bind(i64::from(after.enabled))
         .bind(after.secret.as_deref())
@@ -440,61 +538,181 @@ impl Store {
         Ok(rows.into_iter().map(delivery).collect())
     }
 
-    /// Every sealed secret: `(webhook id, sealed text)`, for the start-up key check and
-    /// rotation.
-    pub async fn sealed_secrets(&self) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT id, secret FROM webhooks WHERE secret IS NOT NULL ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?,
+    /// Every sealed value (secrets and URLs), for the start-up key check and rotation.
+    pub async fn sealed_values(&self) -> Result<Vec<SealedValue>, StoreError> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT id, 'secret', secret FROM webhooks WHERE secret IS NOT NULL \
+             UNION ALL SELECT id, 'url', url FROM webhooks WHERE url_shown <> '' ORDER BY 1, 2",
         )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(webhook_id, field, sealed)| {
+                let field = SealedField::from_column(&field)
+                    .ok_or_else(|| StoreError::Corrupt(format!("sealed field {field:?}")))?;
+                Ok(SealedValue {
+                    webhook_id,
+                    field,
+                    sealed,
+                })
+            })
+            .collect()
     }
 
-    /// Replaces one sealed secret if it is still `old` (so a rotation run twice, or beside a
+    /// Replaces one sealed value if it is still `old` (so a rotation run twice, or beside a
     /// change, never overwrites a newer value); whether it was replaced. A replacement is
-    /// audited (`webhook.secret_reseal`, by the system) with the ids of the keys, never a
-    /// secret: `keys` is (the old key's id, the new key's id).
-    pub async fn reseal_secret(
+    /// audited (`webhook.secret_reseal`, by the system) with the field and the ids of the keys,
+    /// never a secret: `keys` is (the old key's id, the new key's id).
+    pub async fn reseal(
         &self,
-        id: &str,
-        old: &str,
+        value: &SealedValue,
         new: &str,
         keys: (&str, &str),
     ) -> Result<bool, StoreError> {
+        let column = value.field.column();
         let mut tx = self.write().await?;
-        let resealed: Option<(String, String)> = sqlx::query_as(
-            "UPDATE webhooks SET secret = $3 WHERE id = $1 AND secret = $2 \
-             RETURNING environment_id, name",
-        )
-        .bind(id)
-        .bind(old)
+        let resealed: Option<(String, String)> = sqlx::query_as(&format!(
+            "UPDATE webhooks SET {column} = $3 WHERE id = $1 AND {column} = $2 \
+             RETURNING environment_id, name"
+        ))
+        .bind(&value.webhook_id)
+        .bind(&value.sealed)
         .bind(new)
         .fetch_optional(&mut *tx)
         .await?;
         let Some((env, name)) = resealed else {
             return Ok(false);
         };
-        let project: Option<String> =
-            sqlx::query_scalar("SELECT project_id FROM environments WHERE id = $1")
-                .bind(&env)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let before = json!({ "name": name, "key_id": keys.0 }).to_string();
-        let after = json!({ "name": name, "key_id": keys.1 }).to_string();
-        audit(
+        let audited = |key_id: &str| json!({ "name": name, "field": column, "key_id": key_id });
+        system_audit(
             &mut tx,
-            &Actor::system(),
-            project.as_deref(),
-            Some(&env),
+            &env,
             "webhook.secret_reseal",
-            ("webhook", id),
-            Some(&before),
-            Some(&after),
+            &value.webhook_id,
+            Some(&audited(keys.0).to_string()),
+            &audited(keys.1).to_string(),
         )
         .await?;
         tx.commit().await?;
         Ok(true)
     }
+
+    /// The URLs stored before URLs were sealed and not sealed since: `(webhook id, URL)`.
+    pub async fn plain_urls(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT id, url FROM webhooks WHERE url_shown = '' ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Replaces a plain URL by its sealed form if the row still holds `plain`; whether it did.
+    /// Audited (`webhook.url_seal`, by the system) with the key's id and what may be shown of
+    /// the URL, never the URL.
+    pub async fn seal_plain_url(
+        &self,
+        id: &str,
+        plain: &str,
+        sealed: &StoredUrl,
+        key_id: &str,
+    ) -> Result<bool, StoreError> {
+        let StoredUrl::Sealed {
+            sealed: url,
+            shown,
+            digest,
+        } = sealed
+        else {
+            return Err(StoreError::Refused(
+                "a plain URL is replaced by a sealed one only".into(),
+            ));
+        };
+        let mut tx = self.write().await?;
+        let done: Option<(String, String)> = sqlx::query_as(
+            "UPDATE webhooks SET url = $3, url_shown = $4, url_digest = $5 \
+             WHERE id = $1 AND url = $2 AND url_shown = '' RETURNING environment_id, name",
+        )
+        .bind(id)
+        .bind(plain)
+        .bind(url)
+        .bind(shown)
+        .bind(digest)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((env, name)) = done else {
+            return Ok(false);
+        };
+        let after = json!({ "name": name, "url": shown, "url_sha256": digest, "key_id": key_id });
+        system_audit(
+            &mut tx,
+            &env,
+            "webhook.url_seal",
+            id,
+            None,
+            &after.to_string(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+/// Audits `action` on webhook `id` of environment `env`, by the system.
+async fn system_audit(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    env: &str,
+    action: &str,
+    id: &str,
+    before: Option<&str>,
+    after: &str,
+) -> Result<(), StoreError> {
+    let project: Option<String> =
+        sqlx::query_scalar("SELECT project_id FROM environments WHERE id = $1")
+            .bind(env)
+            .fetch_optional(&mut **tx)
+            .await?;
+    audit(
+        tx,
+        &Actor::system(),
+        project.as_deref(),
+        Some(env),
+        action,
+        ("webhook", id),
+        before,
+        Some(after),
+    )
+    .await
+}
+
+/// Which of a webhook's columns a sealed value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedField {
+    Secret,
+    Url,
+}
+
+impl SealedField {
+    fn column(self) -> &'static str {
+        match self {
+            Self::Secret => "secret",
+            Self::Url => "url",
+        }
+    }
+
+    fn from_column(column: &str) -> Option<Self> {
+        match column {
+            "secret" => Some(Self::Secret),
+            "url" => Some(Self::Url),
+            _ => None,
+        }
+    }
+}
+
+/// One sealed value as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    pub webhook_id: String,
+    pub field: SealedField,
+    pub sealed: String,
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use super::client::{self, Answer};
 use super::sign;
 use super::ssrf::{self, AllowHosts};
 use crate::store::webhook_delivery::{AttemptOutcome, DueDelivery, Verdict};
+use crate::store::webhooks::SealedField;
 use crate::store::{Store, now_ms};
 use crate::vault::MasterKey;
 
@@ -343,14 +344,19 @@ async fn attempt(
         response_body: None,
         verdict: Verdict::Failed,
     };
-    let target = match ssrf::parse(&delivery.url) {
+    let url = match crate::vault::open_url(key, &delivery.webhook_id, &delivery.url) {
+        Ok(url) => url,
+        Err(e) => return final_error(format!("the URL cannot be used: {e}")),
+    };
+    let target = match ssrf::parse(url.expose()) {
         Ok(target) => target,
         Err(e) => return final_error(e.to_string()),
     };
     let secret = match (&delivery.secret, key) {
         (None, _) => None,
         (Some(sealed), Some(key)) => {
-            match key.open(&crate::vault::webhook_context(&delivery.webhook_id), sealed) {
+            let context = crate::vault::context(SealedField::Secret, &delivery.webhook_id);
+            match key.open(&context, sealed) {
                 Ok(secret) => Some(secret),
                 Err(e) => return final_error(format!("the signing secret cannot be used: {e}")),
             }

@@ -14,6 +14,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use checkgate_control::api::AppState;
 use checkgate_control::store::{self, Store};
+use checkgate_control::vault::MasterKey;
 use checkgate_ops::Health;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -37,7 +38,8 @@ pub async fn api() -> Api {
     api_with(|_| {}).await
 }
 
-/// [`api`], with its state changed by `configure` first.
+/// [`api`], with its state changed by `configure` first. Like the embedded default, it has a
+/// master key of its own (`configure` may replace or remove it).
 pub async fn api_with(configure: impl FnOnce(&mut AppState)) -> Api {
     let dir = std::env::temp_dir().join(format!("cg-api-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -48,7 +50,8 @@ pub async fn api_with(configure: impl FnOnce(&mut AppState)) -> Api {
         store.clone(),
         checkgate_control::api::SessionKey::new("test-session-secret-of-32-characters"),
         true,
-    );
+    )
+    .with_master_key(Some(MasterKey::generate()));
     configure(&mut state);
     Api {
         router: checkgate_control::app(state, Health::new(), None, None),
@@ -85,7 +88,8 @@ pub async fn api_over(url: &str, configure: impl FnOnce(&mut AppState)) -> Api {
         store.clone(),
         checkgate_control::api::SessionKey::new("test-session-secret-of-32-characters"),
         true,
-    );
+    )
+    .with_master_key(Some(MasterKey::generate()));
     configure(&mut state);
     Api {
         router: checkgate_control::app(state, Health::new(), None, None),
