@@ -1,7 +1,9 @@
 //! The feed's protocol versions at a real control plane, over QUIC on loopback: a hello of
 //! every version it serves is welcomed, and its insights frames answered (edges of protocol 1
 //! built since those frames send them too); any other version is refused with
-//! `Close(ProtocolVersion)`, and the `Close` arrives before the connection ends.
+//! `Close(ProtocolVersion)`, and the `Close` arrives before the connection ends. A frame an edge
+//! never sends is answered with `Close(ProtocolViolation)`, and the session ends there (not at
+//! its next heartbeat).
 //! The edge's side — saying hello again one version lower — is `edge-relay`'s
 //! `older_control_plane` test.
 
@@ -16,7 +18,7 @@ use checkgate_feed::{Session as _, Transport as _};
 use checkgate_protocol::frame::{CloseCode, Hello};
 use checkgate_protocol::impressions::{Impression, ImpressionBatch};
 use checkgate_protocol::{Frame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, Secret};
-use common::cluster::{Control, ControlOptions, TempDir, Workspace};
+use common::cluster::{Control, ControlOptions, TempDir, Workspace, eventually};
 use common::pg::Database;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -109,6 +111,79 @@ fn served_versions_are_welcomed_and_answered_and_others_refused() {
                 ),
             }
         }
+        transport.close();
+    });
+}
+
+#[test]
+fn a_frame_an_edge_never_sends_ends_the_session_at_once() {
+    let db = Database::new();
+    let dir = TempDir::new("feed-violation");
+    // A heartbeat far longer than the wait below: a session left running until its next
+    // write fails would still show as connected.
+    let control = Control::start(&ControlOptions {
+        database_url: &db.url(),
+        redis_url: None,
+        data_dir: dir.path(),
+        feed_port: 0,
+        cert: None,
+        env: &[("FEED_HEARTBEAT_MS", "60000")],
+    });
+    let ws = Workspace::set_up(control.http());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let trust = Trust::Fingerprint(parse_fingerprint(&control.fingerprint).unwrap());
+        let mut transport = QuicTransport::new(&trust, "localhost".into()).unwrap();
+        let mut session = transport
+            .open(
+                &control.feed.to_string(),
+                hello(PROTOCOL_VERSION, &ws.edge_token),
+            )
+            .await
+            .unwrap();
+        let Frame::Welcome(welcome) = next_answer(&mut session).await else {
+            panic!("not welcomed");
+        };
+        // The session's first heartbeat goes at once; the next is a minute away.
+        loop {
+            let frame = tokio::time::timeout(LIMIT, session.recv()).await;
+            if let Frame::Heartbeat(_) = frame.expect("a heartbeat in time").unwrap().unwrap() {
+                break;
+            }
+        }
+        // A control plane's frame, sent back by the edge.
+        session.send(&Frame::Welcome(welcome)).await.unwrap();
+        match next_answer(&mut session).await {
+            Frame::Close(close) => {
+                assert_eq!(
+                    close.code,
+                    CloseCode::ProtocolViolation,
+                    "{}",
+                    close.message
+                );
+                assert!(close.message.contains("welcome"), "{}", close.message);
+            }
+            other => panic!("answered {}", other.kind()),
+        }
+        // Kept open on the edge's side: only the control plane can end the session.
+        eventually(
+            "the fleet to list the edge as disconnected",
+            Duration::from_secs(20),
+            || {
+                let (status, _, body) = checkgate_testkit::http_request(
+                    control.http(),
+                    "GET",
+                    "/api/edges",
+                    &[("Cookie", &ws.admin_cookie)],
+                    None,
+                )
+                .ok()?;
+                assert_eq!(status, 200, "{body}");
+                let fleet: serde_json::Value = serde_json::from_str(&body).ok()?;
+                (fleet["edges"][0]["state"] == "disconnected").then_some(())
+            },
+        );
+        drop(session);
         transport.close();
     });
 }

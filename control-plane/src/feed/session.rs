@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -291,7 +292,11 @@ impl Session<FrameWriter> {
                             Some(super::connections::store_edge(&store, &token, fleet.as_deref(), &report).await)
                         });
                     }
-                    Some(Ok(frame)) => if let Err(e) = self.answer(frame).await { break Err(e); },
+                    Some(Ok(frame)) => match self.answer(frame).await {
+                        Ok(ControlFlow::Continue(())) => {}
+                        Ok(ControlFlow::Break(())) => break Ok(()),
+                        Err(e) => break Err(e),
+                    },
                 },
                 Some(stored) = storing.join_next(), if !storing.is_empty() => {
                     if let Ok(Some(ack)) = stored
@@ -323,20 +328,19 @@ impl Session<FrameWriter> {
         outcome
     }
 
-    /// Answers what the edge asks for.
-    async fn answer(&mut self, frame: Frame) -> Result<(), SessionError> {
+    /// Answers what the edge asks for; `Break` when the session is over (the edge sent what an
+    /// edge never sends, and was told so).
+    async fn answer(&mut self, frame: Frame) -> Result<ControlFlow<()>, SessionError> {
         match frame {
-            Frame::DigestRequest(request) => self.digest(&request.env_id, true).await,
-            Frame::Resync(request) => self.resync(&request.env_id).await,
+            Frame::DigestRequest(request) => self.digest(&request.env_id, true).await?,
+            Frame::Resync(request) => self.resync(&request.env_id).await?,
             other => {
-                close(
-                    &mut self.writer,
-                    CloseCode::ProtocolViolation,
-                    format!("an edge does not send {}", other.kind()),
-                )
-                .await
+                let message = format!("an edge does not send {}", other.kind());
+                close(&mut self.writer, CloseCode::ProtocolViolation, message).await?;
+                return Ok(ControlFlow::Break(()));
             }
         }
+        Ok(ControlFlow::Continue(()))
     }
 }
 
