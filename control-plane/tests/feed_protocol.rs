@@ -50,8 +50,9 @@ async fn next_answer(session: &mut impl checkgate_feed::Session) -> Frame {
     }
 }
 
-#[test]
-fn served_versions_are_welcomed_and_answered_and_others_refused() {
+/// A control plane on a database of its own, with `env`, and a workspace set up on it; in
+/// the order they are bound, so the control plane is dropped before its database.
+fn started(env: &[(&str, &str)]) -> (Database, TempDir, Control, Workspace) {
     let db = Database::new();
     let dir = TempDir::new("feed-protocol");
     let control = Control::start(&ControlOptions {
@@ -60,13 +61,24 @@ fn served_versions_are_welcomed_and_answered_and_others_refused() {
         data_dir: dir.path(),
         feed_port: 0,
         cert: None,
-        env: &[],
+        env,
     });
     let ws = Workspace::set_up(control.http());
+    (db, dir, control, ws)
+}
+
+/// A QUIC transport trusting `control`'s feed certificate.
+fn transport_to(control: &Control) -> QuicTransport {
+    let trust = Trust::Fingerprint(parse_fingerprint(&control.fingerprint).unwrap());
+    QuicTransport::new(&trust, "localhost".into()).unwrap()
+}
+
+#[test]
+fn served_versions_are_welcomed_and_answered_and_others_refused() {
+    let (_db, _dir, control, ws) = started(&[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let trust = Trust::Fingerprint(parse_fingerprint(&control.fingerprint).unwrap());
-        let mut transport = QuicTransport::new(&trust, "localhost".into()).unwrap();
+        let mut transport = transport_to(&control);
         let batch = Frame::Impressions(ImpressionBatch {
             id: [3; 16],
             environment: "not-granted".into(),
@@ -117,23 +129,12 @@ fn served_versions_are_welcomed_and_answered_and_others_refused() {
 
 #[test]
 fn a_frame_an_edge_never_sends_ends_the_session_at_once() {
-    let db = Database::new();
-    let dir = TempDir::new("feed-violation");
     // A heartbeat far longer than the wait below: a session left running until its next
     // write fails would still show as connected.
-    let control = Control::start(&ControlOptions {
-        database_url: &db.url(),
-        redis_url: None,
-        data_dir: dir.path(),
-        feed_port: 0,
-        cert: None,
-        env: &[("FEED_HEARTBEAT_MS", "60000")],
-    });
-    let ws = Workspace::set_up(control.http());
+    let (_db, _dir, control, ws) = started(&[("FEED_HEARTBEAT_MS", "60000")]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let trust = Trust::Fingerprint(parse_fingerprint(&control.fingerprint).unwrap());
-        let mut transport = QuicTransport::new(&trust, "localhost".into()).unwrap();
+        let mut transport = transport_to(&control);
         let mut session = transport
             .open(
                 &control.feed.to_string(),
