@@ -384,6 +384,19 @@ fn a_url_stored_in_plain_text_is_sealed_once_a_key_is_given() {
         Some(json!({"url": "https://hooks.example.com/another"})),
     );
     assert_eq!(status, 409, "{refused}");
+    // A change that stores nothing sealed is made, and keeps the URL.
+    let (status, paused) = as_admin(
+        keyless.http(),
+        &ws,
+        "PATCH",
+        &format!("{hooks}/{}", listed[0]["id"].as_str().unwrap()),
+        Some(json!({"enabled": false})),
+    );
+    assert_eq!(status, 200, "{paused}");
+    assert_eq!(
+        (&paused["enabled"], &paused["url"]),
+        (&json!(false), &json!(HOOK_URL))
+    );
     let (_, log) = keyless.service.terminate().unwrap();
     assert!(
         log.iter().any(|l| l.contains("stored in plain text")),

@@ -92,17 +92,18 @@ pub(super) struct WebhookView {
 
 impl WebhookView {
     /// `hook` as a caller sees it: its URL whole for a project admin (`whole`), opened under
-    /// `key`, else only its scheme and host.
-    fn of(hook: &Webhook, whole: bool, key: Option<&MasterKey>) -> Result<Self, ApiError> {
-        let url = if whole {
-            crate::vault::open_url(key, &hook.id, &hook.url)
-                .map_err(|e| ApiError::Internal(anyhow::anyhow!("webhook {}'s URL: {e}", hook.id)))?
-                .expose()
-                .to_owned()
-        } else {
-            hook.url.shown()
+    /// `key`, else only its scheme and host. A URL that does not open (a damaged row) is shown
+    /// as to anyone else, and logged.
+    fn of(hook: &Webhook, whole: bool, key: Option<&MasterKey>) -> Self {
+        let url = match whole.then(|| crate::vault::open_url(key, &hook.id, &hook.url)) {
+            Some(Ok(url)) => url.expose().to_owned(),
+            Some(Err(e)) => {
+                tracing::error!(webhook = %hook.id, cause = %e, "a webhook's URL does not open");
+                hook.url.shown()
+            }
+            None => hook.url.shown(),
         };
-        Ok(Self {
+        Self {
             id: hook.id.clone(),
             environment_id: hook.environment_id.clone(),
             name: hook.name.clone(),
@@ -114,7 +115,7 @@ impl WebhookView {
             failing: hook.failing,
             created_at: Timestamp::from_ms(hook.created_at),
             updated_at: Timestamp::from_ms(hook.updated_at),
-        })
+        }
     }
 }
 
@@ -288,10 +289,10 @@ pub(super) async fn list(
     let (_, role) = project_role(&state, &caller, &environment.project_id).await?;
     let hooks = state.store.webhooks(&env).await?;
     let key = state.master_key.as_deref();
-    let views = hooks
+    let views: Vec<WebhookView> = hooks
         .iter()
         .map(|hook| WebhookView::of(hook, role >= Role::Admin, key))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect();
     Ok(axum::Json(views))
 }
 
@@ -348,7 +349,7 @@ pub(super) async fn create(
         .store
         .create_webhook(&caller.actor(), &environment.project_id, &hook)
         .await?;
-    let view = WebhookView::of(&created, true, state.master_key.as_deref())?;
+    let view = WebhookView::of(&created, true, state.master_key.as_deref());
     Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
@@ -401,7 +402,7 @@ pub(super) async fn update(
         &updated,
         true,
         state.master_key.as_deref(),
-    )?))
+    )))
 }
 
 /// Delete a webhook and its delivery log (project admins)

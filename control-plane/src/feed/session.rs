@@ -336,6 +336,7 @@ impl Session<FrameWriter> {
             Frame::Resync(request) => self.resync(&request.env_id).await?,
             other => {
                 let message = format!("an edge does not send {}", other.kind());
+                tracing::warn!(token = %self.token.prefix, frame = other.kind(), "edge sent a frame edges never send; closing its feed");
                 close(&mut self.writer, CloseCode::ProtocolViolation, message).await?;
                 return Ok(ControlFlow::Break(()));
             }

@@ -12,7 +12,7 @@
 use serde_json::json;
 
 use super::webhook_outbox::{environment_of, insert_delivery};
-use super::{Actor, Store, StoreError, audit, new_id, now_ms};
+use super::{Actor, Backend, Store, StoreError, audit, new_id, now_ms};
 use crate::webhooks::event::{self, Event, EventActor};
 
 /// Delivery states, as stored.
@@ -43,7 +43,7 @@ pub struct Webhook {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoredUrl {
     Sealed {
-        /// `cg1.…`, for the context `crate::vault::Field::Url`.
+        /// `cg1.…`, for the context of `SealedField::Url`.
         sealed: String,
         /// [`masked_url`] of the URL.
         shown: String,
@@ -64,16 +64,18 @@ impl StoredUrl {
         }
     }
 
-    /// From the row's `url`, `url_shown` and `url_digest` (`url_shown` is empty on a plain row).
+    /// From the row's `url`, `url_shown` and `url_digest`. A URL is sealed when it is in the
+    /// sealed format (a plain one starts with `http`): a control plane of an earlier build
+    /// that writes a plain URL leaves `url_shown` as it was.
     pub(super) fn from_columns(url: String, shown: String, digest: String) -> Self {
-        if shown.is_empty() {
-            Self::Plain(url)
-        } else {
+        if url.starts_with(SEALED_URL_PREFIX) {
             Self::Sealed {
                 sealed: url,
                 shown,
                 digest,
             }
+        } else {
+            Self::Plain(url)
         }
     }
 
@@ -104,6 +106,11 @@ impl StoredUrl {
         }
     }
 }
+
+/// How every sealed value begins (see `crate::vault`); a webhook URL in plain text cannot.
+const SEALED_URL_PREFIX: &str = "cg1.";
+/// The same, as a `LIKE` pattern.
+const SEALED_LIKE: &str = "'cg1.%'";
 
 /// The first 8 bytes of SHA-256 of `url`, in hex: enough to tell two URLs apart in the audit
 /// log, nothing to recover a token from.
@@ -356,8 +363,14 @@ impl Store {
         changes: WebhookChanges,
     ) -> Result<Webhook, StoreError> {
         let mut tx = self.write().await?;
+        // Locked on PostgreSQL (SQLite's write transaction is exclusive already): every column
+        // is written back, so a sealing or rotation committed meanwhile must not be undone.
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
         let row: Option<WebhookRow> = sqlx::query_as(&format!(
-            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE environment_id = $1 AND id = $2"
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE environment_id = $1 AND id = $2{lock}"
         ))
         .bind(env)
         .bind(id)
@@ -540,10 +553,11 @@ impl Store {
 
     /// Every sealed value (secrets and URLs), for the start-up key check and rotation.
     pub async fn sealed_values(&self) -> Result<Vec<SealedValue>, StoreError> {
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
+        let rows: Vec<(String, String, String)> = sqlx::query_as(&format!(
             "SELECT id, 'secret', secret FROM webhooks WHERE secret IS NOT NULL \
-             UNION ALL SELECT id, 'url', url FROM webhooks WHERE url_shown <> '' ORDER BY 1, 2",
-        )
+             UNION ALL SELECT id, 'url', url FROM webhooks WHERE url LIKE {SEALED_LIKE} \
+             ORDER BY 1, 2"
+        ))
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
@@ -629,7 +643,7 @@ impl Store {
         let mut tx = self.write().await?;
         let done: Option<(String, String)> = sqlx::query_as(
             "UPDATE webhooks SET url = $3, url_shown = $4, url_digest = $5 \
-             WHERE id = $1 AND url = $2 AND url_shown = '' RETURNING environment_id, name",
+             WHERE id = $1 AND url = $2 RETURNING environment_id, name",
         )
         .bind(id)
         .bind(plain)

@@ -432,6 +432,11 @@ async fn attempt(
         }
         Err(e) => (None, None, Some(e)),
     };
+    // The log is read by the project's viewers: a receiver echoing the request's path (a
+    // "Cannot POST /hooks/<token>" page) must not show them the token.
+    let fragments = secret_fragments(&target.path);
+    let response_body = response_body.map(|body| redacted(body, &fragments));
+    let error = error.map(|e| redacted(e, &fragments));
     let verdict = match kind {
         Retry::Delivered => Verdict::Delivered,
         Retry::Final => Verdict::Failed,
@@ -458,6 +463,38 @@ enum Refusal {
     Transport(String),
 }
 
+/// Shortest piece of a URL's path or query that is taken for a token.
+const TOKEN_MIN: usize = 8;
+
+/// The parts of a webhook's path and query (`path`, from `/`) that may be a token, longest
+/// first: the whole, without its query, and each segment or query value of [`TOKEN_MIN`]
+/// characters or more.
+fn secret_fragments(path: &str) -> Vec<String> {
+    let mut fragments: Vec<String> = vec![path.to_owned()];
+    if let Some((bare, _)) = path.split_once('?') {
+        fragments.push(bare.to_owned());
+    }
+    fragments.extend(
+        path.split(['/', '?', '&', '=', '#'])
+            .filter(|piece| piece.len() >= TOKEN_MIN)
+            .map(str::to_owned),
+    );
+    fragments.retain(|f| f.len() > 1);
+    fragments.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    fragments.dedup();
+    fragments
+}
+
+/// `text` with every fragment replaced by `…`.
+fn redacted(mut text: String, fragments: &[String]) -> String {
+    for fragment in fragments {
+        if text.contains(fragment.as_str()) {
+            text = text.replace(fragment.as_str(), "…");
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,6 +517,23 @@ mod tests {
             assert_eq!(verdict(&answered(status)), Retry::Final, "{status}");
         }
         assert_eq!(verdict(&Err("reset".into())), Retry::Again);
+    }
+
+    #[test]
+    fn an_echoed_path_or_token_is_redacted_from_what_the_log_keeps() {
+        let fragments = secret_fragments("/services/T0001/B0001/abcdefghijkl?sig=0123456789ab");
+        let echoed = "Cannot POST /services/T0001/B0001/abcdefghijkl?sig=0123456789ab".to_owned();
+        assert_eq!(redacted(echoed, &fragments), "Cannot POST …");
+        let parts = "no route abcdefghijkl; bad signature 0123456789ab".to_owned();
+        assert_eq!(redacted(parts, &fragments), "no route …; bad signature …");
+        // A root path hides nothing, and short segments are not taken for tokens.
+        assert!(secret_fragments("/").is_empty());
+        let plain = "answered 404 at /a/b".to_owned();
+        assert_eq!(
+            redacted(plain.clone(), &secret_fragments("/a/b?x=1")),
+            "answered 404 at …"
+        );
+        assert_eq!(redacted(plain.clone(), &secret_fragments("/c")), plain);
     }
 
     #[test]

@@ -17,9 +17,9 @@ use checkgate_protocol::Secret;
 /// The settings of secrets at rest and of webhook delivery.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WebhookArgs {
-    /// Key that encrypts stored secrets (webhook signing secrets): 32 bytes as 64 hex digits
-    /// or base64 (`openssl rand -hex 32`). Unset: on the embedded store one is generated into
-    /// CHECKGATE_DATA_DIR (mode 0600); with DATABASE_URL, webhooks cannot have secrets.
+    /// Key that encrypts stored secrets (webhook signing secrets and URLs): 32 bytes as 64 hex
+    /// digits or base64 (`openssl rand -hex 32`). Unset: on the embedded store one is generated
+    /// into CHECKGATE_DATA_DIR (mode 0600); with DATABASE_URL, no webhook can be stored.
     #[arg(long, env = "CHECKGATE_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<Secret>,
 

@@ -6,10 +6,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
+
+/// The token in the receiver's path.
+pub const RECEIVER_TOKEN: &str = "receiver-path-token";
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -35,22 +38,25 @@ impl Receiver {
         let queue: VecDeque<u16> = script.iter().copied().collect();
         let script = Arc::new(Mutex::new((queue, then)));
         let (g, s) = (got.clone(), script.clone());
-        let app = axum::Router::new().fallback(move |headers: HeaderMap, body: String| {
-            let (got, script) = (g.clone(), s.clone());
-            async move {
-                let status = {
-                    let mut script = script.lock().unwrap();
-                    let then = script.1;
-                    script.0.pop_front().unwrap_or(then)
-                };
-                got.lock().unwrap().push(Received {
-                    headers,
-                    body,
-                    answered: status,
-                });
-                (StatusCode::from_u16(status).unwrap(), "x".repeat(5000))
-            }
-        });
+        let app =
+            axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: String| {
+                let (got, script) = (g.clone(), s.clone());
+                async move {
+                    let status = {
+                        let mut script = script.lock().unwrap();
+                        let then = script.1;
+                        script.0.pop_front().unwrap_or(then)
+                    };
+                    got.lock().unwrap().push(Received {
+                        headers,
+                        body,
+                        answered: status,
+                    });
+                    // Like many servers' error pages, the answer names the path it was sent to.
+                    let answer = format!("POST {uri} answered\n{}", "x".repeat(5000));
+                    (StatusCode::from_u16(status).unwrap(), answer)
+                }
+            });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
@@ -64,8 +70,9 @@ impl Receiver {
         }
     }
 
+    /// Its URL, whose path holds a token (as a chat service's incoming-webhook URL does).
     pub fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
+        format!("http://{}/hook/{RECEIVER_TOKEN}", self.addr)
     }
 
     pub fn received(&self) -> Vec<Received> {
