@@ -496,6 +496,52 @@ async fn segment_writes_are_versioned_and_a_used_segment_cannot_be_deleted() {
             store.segment(&env, "beta").await,
             Err(StoreError::NotFound(_))
         ));
+
+        // A flag naming the segment, written after it was deleted (the writer checked before
+        // the delete committed): refused under the environment's lock, nothing written.
+        let head = store.environment(&env).await.unwrap().version;
+        let naming = compile_flag(user.clone()).unwrap();
+        let refused = store
+            .put_flag_within(&admin(), &env, &naming, None, u64::MAX)
+            .await;
+        assert!(
+            matches!(&refused, Err(StoreError::MissingSegment(key)) if key == "beta"),
+            "{refused:?}"
+        );
+        assert_eq!(store.environment(&env).await.unwrap().version, head);
+        assert!(matches!(
+            store.flag(&env, "f").await,
+            Err(StoreError::NotFound(_))
+        ));
+
+        // Racing: a segment's delete and a flag naming it, many times. Either may win, never
+        // both — no flag ever names a segment that is gone.
+        for round in 0..20 {
+            store.put_segment(&admin(), &env, &segment, None).await.unwrap();
+            let (a, b) = (store.clone(), store.clone());
+            let (env_a, env_b) = (env.clone(), env.clone());
+            let naming = naming.clone();
+            let (deleted, written) = tokio::join!(
+                tokio::spawn(async move { a.delete_segment(&admin(), &env_a, "beta", None).await }),
+                tokio::spawn(async move {
+                    b.put_flag_within(&admin(), &env_b, &naming, None, u64::MAX)
+                        .await
+                }),
+            );
+            let (deleted, written) = (deleted.unwrap(), written.unwrap());
+            match (&deleted, &written) {
+                (Ok(_), Err(StoreError::MissingSegment(_))) => {}
+                (Err(StoreError::Refused(_)), Ok(_)) => {
+                    store.delete_flag(&admin(), &env, "f", None).await.unwrap();
+                    store.delete_segment(&admin(), &env, "beta", None).await.unwrap();
+                }
+                other => panic!("round {round}: {other:?}"),
+            }
+            assert!(matches!(
+                store.flag(&env, "f").await,
+                Err(StoreError::NotFound(_))
+            ));
+        }
     })
     .await;
 }

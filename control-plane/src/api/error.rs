@@ -77,7 +77,9 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => Self::Conflict(format!("{what} already exists")),
             StoreError::Refused(why) => Self::Conflict(why),
             e @ StoreError::VersionMismatch { .. } => Self::PreconditionFailed(e.to_string()),
-            e @ StoreError::AutomatonCap { .. } => Self::Unprocessable(e.to_string()),
+            e @ (StoreError::AutomatonCap { .. } | StoreError::MissingSegment(_)) => {
+                Self::Unprocessable(e.to_string())
+            }
             other => Self::Internal(other.into()),
         }
     }

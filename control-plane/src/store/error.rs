@@ -24,6 +24,10 @@ pub enum StoreError {
         .cap / 1024
     )]
     AutomatonCap { total: u64, cap: u64 },
+    /// A flag whose rules name a segment the environment does not have (deleted after the
+    /// writer looked).
+    #[error("rules: segment {0:?} does not exist in this environment")]
+    MissingSegment(String),
     #[error("cannot connect to the database")]
     Connect(#[source] sqlx::Error),
     /// The embedded database's file could not be created.

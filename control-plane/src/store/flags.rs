@@ -72,7 +72,7 @@ impl Store {
 
     /// [`Store::put_flag`] for a compiled flag, refused with [`StoreError::AutomatonCap`] when
     /// its regexes would take the environment's automata (all its flags and segments) past
-    /// `cap` bytes.
+    /// `cap` bytes, and with [`StoreError::MissingSegment`] when a segment it refers to does not exist.
     pub async fn put_flag_within(
         &self,
         actor: &Actor,
@@ -82,7 +82,8 @@ impl Store {
         cap: u64,
     ) -> Result<(StoredFlag, bool), StoreError> {
         let doc = flag.doc();
-        let payload = Payload::within(doc, flag.automaton_bytes(), cap)?;
+        let payload =
+            Payload::within(doc, flag.automaton_bytes(), cap)?.referring_to(flag.segment_keys());
         self.put_flag_payload(actor, env, doc, &payload, expected)
             .await
     }
@@ -97,7 +98,8 @@ impl Store {
         cap: u64,
     ) -> Result<(StoredFlag, bool), StoreError> {
         let doc = flag.doc();
-        let payload = Payload::within(doc, flag.automaton_bytes(), cap)?;
+        let payload =
+            Payload::within(doc, flag.automaton_bytes(), cap)?.referring_to(flag.segment_keys());
         let mut tx = self.write().await?;
         let done = Table::Flags
             .put_audited_as(

@@ -95,11 +95,14 @@ impl Expected {
     }
 }
 
-/// A document to write: its JSON and the automaton it brings.
+/// A document to write: its JSON, the automaton it brings, and the segments it refers to.
 #[derive(Debug, Clone)]
 pub(super) struct Payload {
     json: String,
     automaton: Automaton,
+    /// Checked to exist under the environment's lock, so a segment deleted after the caller
+    /// looked cannot leave a rule naming nothing.
+    segments: Vec<String>,
 }
 
 fn to_json(doc: &impl Serialize) -> Result<String, StoreError> {
@@ -115,6 +118,7 @@ impl Payload {
         Ok(Self {
             json,
             automaton: Automaton { bytes, cap: None },
+            segments: Vec::new(),
         })
     }
 
@@ -127,7 +131,37 @@ impl Payload {
                 bytes: bytes as u64,
                 cap: Some(cap),
             },
+            segments: Vec::new(),
         })
+    }
+
+    /// The same, refused unless each of `segments` exists when it is written.
+    pub(super) fn referring_to<'a>(mut self, segments: impl Iterator<Item = &'a str>) -> Self {
+        self.segments = segments.map(str::to_owned).collect();
+        self.segments.sort_unstable();
+        self.segments.dedup();
+        self
+    }
+
+    /// Refuses the write when a segment it refers to is gone (inside the write transaction).
+    async fn check_segments(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        env: &str,
+    ) -> Result<(), StoreError> {
+        for segment in &self.segments {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT version FROM segments WHERE environment_id = $1 AND key = $2",
+            )
+            .bind(env)
+            .bind(segment)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if found.is_none() {
+                return Err(StoreError::MissingSegment(segment.clone()));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -206,6 +240,7 @@ impl Table {
         // A refusal drops `tx`, which rolls back the version with everything else: no gap.
         expected.check(self, key, before.as_ref().map(|(v, _, _)| *v))?;
         payload.automaton.check(tx, env, self, key).await?;
+        payload.check_segments(tx, env).await?;
         let now = now_ms();
         let created_at = before.as_ref().map_or(now, |(_, _, at)| *at);
         sqlx::query(&format!(

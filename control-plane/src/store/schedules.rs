@@ -451,7 +451,8 @@ impl Store {
             return Ok(None);
         }
         let doc = flag.doc();
-        let payload = Payload::within(doc, flag.automaton_bytes(), cap)?;
+        let payload =
+            Payload::within(doc, flag.automaton_bytes(), cap)?.referring_to(flag.segment_keys());
         let written = Table::Flags
             .put_audited_as(
                 &mut tx,
