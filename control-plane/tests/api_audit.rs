@@ -47,6 +47,7 @@ async fn the_audit_log_filters_pages_and_shows_only_visible_projects() {
             "flag.update",
             "flag.update",
             "flag.create",
+            "auth.login",
             "project.create",
             "setup.complete"
         ]

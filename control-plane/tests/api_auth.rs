@@ -224,6 +224,43 @@ async fn login_logout_and_deletion_end_sessions_server_side() {
         "other sessions live on"
     );
 
+    // Sign-ins, a refused one on the account and sign-outs are audited, workspace-wide, with
+    // the client's address; never a password, nor an email that names no account.
+    let audit = api.get("/api/audit?limit=50", Some(&first)).await;
+    assert_eq!(audit.status, StatusCode::OK, "{}", audit.body);
+    let entries = audit.body["entries"].as_array().unwrap();
+    let actions: Vec<(&str, &str)> = entries
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().starts_with("auth."))
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["actor"]["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("auth.logout", "user"),
+            ("auth.login", "user"),
+            ("auth.login_failed", "anonymous"),
+            ("auth.login", "user"),
+        ],
+        "newest first: {}",
+        audit.body
+    );
+    let failed = entries
+        .iter()
+        .find(|e| e["action"] == "auth.login_failed")
+        .unwrap();
+    assert_eq!(failed["target"]["kind"], "user");
+    assert!(failed["after"]["address"].is_string(), "{failed}");
+    let text = audit.body.to_string();
+    for never in ["wrong-password", "supersecret1", "nobody@example.com"] {
+        assert!(!text.contains(never), "{never} in {text}");
+    }
+
     let id = api.get("/api/auth/me", Some(&first)).await.body["id"]
         .as_str()
         .unwrap()

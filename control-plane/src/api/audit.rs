@@ -57,7 +57,7 @@ pub(super) struct AuditEntryView {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AuditActor {
-    /// `user`, `api_token` or `system`.
+    /// `user`, `api_token`, `system`, or `anonymous` (a refused sign-in).
     kind: String,
     #[schema(required = true)]
     id: Option<String>,

@@ -156,20 +156,23 @@ pub(super) fn check_password(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Starts a session for `user` and answers with its `UserInfo`, its session cookie and a new
-/// device cookie (the browser has just proved the password).
+/// Starts a session for `user` (audited as `auth.login` with `details`) and answers with its
+/// `UserInfo`, its session cookie and a new device cookie (the browser has just proved the
+/// password).
 async fn signed_in(
     state: &AppState,
     user: &User,
     status: StatusCode,
+    details: serde_json::Value,
 ) -> Result<impl IntoResponse + use<>, ApiError> {
     let token = session::new_token();
     state
         .store
         .create_session(
-            &user.id,
+            user,
             &state.session_key.token_hash(&token),
             session::SESSION_TTL_SECONDS * 1000,
+            &details.to_string(),
         )
         .await?;
     let mut headers = HeaderMap::new();
@@ -225,6 +228,8 @@ pub(super) struct SetupRequest {
     ))]
 pub(super) async fn complete_setup(
     State(state): State<AppState>,
+    extensions: Extensions,
+    headers: HeaderMap,
     req: Result<Json<SetupRequest>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     // Afterwards 404, as in Checkgate.
@@ -263,7 +268,9 @@ pub(super) async fn complete_setup(
             other => other.into(),
         })?;
     tracing::info!(user_id = %admin.id, "setup completed");
-    signed_in(&state, &admin, StatusCode::OK).await
+    let addr = client_address(&state, &extensions, &headers);
+    let details = serde_json::json!({"address": addr.to_string(), "setup": true});
+    signed_in(&state, &admin, StatusCode::OK, details).await
 }
 
 /// An email and a password.
@@ -373,15 +380,23 @@ pub(super) async fn login(
         None => (None, None),
     };
     let ok = verify_password(req.password, hash).await?;
+    // The client's address, and whether a device cookie vouched for it: never a credential.
+    let details = serde_json::json!({"address": addr.to_string(), "device": throttle.by_device()});
     match user {
         Some(user) if ok => {
             throttle.succeeded(&state, &req.email, now);
             tracing::info!(user_id = %user.id, %addr, device = throttle.by_device(), "signed in");
-            signed_in(&state, &user, StatusCode::OK).await
+            signed_in(&state, &user, StatusCode::OK, details).await
         }
         // Neither the email (it may be a password typed into the wrong field) nor the password.
-        _ => {
+        user => {
             tracing::info!(%addr, device = throttle.by_device(), "sign-in refused");
+            if let Some(user) = user {
+                state
+                    .store
+                    .audit_failed_login(&user, &details.to_string())
+                    .await?;
+            }
             Err(ApiError::InvalidCredentials)
         }
     }

@@ -94,6 +94,15 @@ impl Actor {
         }
     }
 
+    /// Someone not signed in (a refused sign-in).
+    pub fn anonymous() -> Self {
+        Self {
+            kind: "anonymous",
+            id: None,
+            name: "anonymous".into(),
+        }
+    }
+
     pub fn user(id: impl Into<String>, email: impl Into<String>) -> Self {
         Self {
             kind: "user",

@@ -145,21 +145,62 @@ impl Store {
         }))
     }
 
-    /// Starts a session for `user_id`, stored under the hash of its token.
+    /// Starts a session for `user`, stored under the hash of its token, audited as
+    /// `auth.login` (workspace-wide, read by workspace admins) with `details` (the client's
+    /// address and how the sign-in was throttled; never a credential).
     pub async fn create_session(
         &self,
-        user_id: &str,
+        user: &User,
         token_hash: &str,
         ttl_ms: i64,
+        details: &str,
     ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
         let now = now_ms();
         sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(token_hash)
-            .bind(user_id)
+            .bind(&user.id)
             .bind(now)
             .bind(now + ttl_ms)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        let actor = Actor::user(&user.id, &user.email);
+        let target = ("user", user.id.as_str());
+        audit(
+            &mut tx,
+            &actor,
+            None,
+            None,
+            "auth.login",
+            target,
+            None,
+            Some(details),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a refused sign-in to an existing account, as `auth.login_failed` (by nobody
+    /// known, on the account, with `details`: the client's address). A sign-in to an email
+    /// that names no account is not recorded: what was typed may be a password.
+    pub async fn audit_failed_login(&self, user: &User, details: &str) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let actor = Actor::anonymous();
+        let target = ("user", user.id.as_str());
+        let action = "auth.login_failed";
+        audit(
+            &mut tx,
+            &actor,
+            None,
+            None,
+            action,
+            target,
+            None,
+            Some(details),
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -176,12 +217,37 @@ impl Store {
         Ok(row.map(user))
     }
 
-    /// Ends one session.
+    /// Ends one session, audited as `auth.logout` by its user; nothing when there is no such
+    /// session.
     pub async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let ended: Option<(String, String)> = sqlx::query_as(
+            "SELECT u.id, u.email FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((id, email)) = ended else {
+            return Ok(());
+        };
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        let actor = Actor::user(&id, &email);
+        audit(
+            &mut tx,
+            &actor,
+            None,
+            None,
+            "auth.logout",
+            ("user", &id),
+            None,
+            None,
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
