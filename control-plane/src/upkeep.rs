@@ -1,5 +1,6 @@
 //! Background upkeep of the control plane: readiness follows whether the store answers;
-//! expired sessions, edge sessions gone for a day, and old change rows are deleted. One task, owned by `main`,
+//! expired sessions, ended sign-in throttle windows, edge sessions gone for a day, and old
+//! change rows are deleted. One task, owned by `main`,
 //! stopped at shutdown. A second ([`insights`]) merges impression users into the sketches and
 //! deletes impressions and insights past their retention, in batches.
 
@@ -47,6 +48,11 @@ pub async fn run(store: Store, health: Health, retain_changes: u64) {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(sessions = n, "purged expired sessions"),
                     Err(e) => tracing::warn!(cause = %e, "purging expired sessions failed"),
+                }
+                match crate::api::LoginLimiter::purge(&store, crate::store::now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(rows = n, "purged ended sign-in throttle windows"),
+                    Err(e) => tracing::warn!(cause = %e, "purging sign-in throttle windows failed"),
                 }
                 let forget = crate::store::now_ms() - crate::store::FLEET_KEEP_MS;
                 match store.purge_edge_sessions(forget).await {

@@ -449,6 +449,57 @@ async fn guessing_is_throttled_without_locking_the_real_user_out() {
     );
 }
 
+#[tokio::test]
+async fn guesses_spread_over_instances_and_sent_in_parallel_are_counted_together() {
+    let name = format!("cg_throttle_{}", uuid::Uuid::new_v4().simple());
+    let url = common::pg::create_database(&name).await;
+    // Two control-plane instances on one PostgreSQL database (one SESSION_SECRET, as a
+    // deployment shares it).
+    let (a, b) = (
+        common::api_over(&url, |_| {}).await,
+        common::api_over(&url, |_| {}).await,
+    );
+    a.post("/api/setup/complete", setup_body(), None).await;
+    // Sequential: three wrong guesses at one instance, two at the other, then both refuse.
+    for (api, port) in [(&a, 1), (&b, 2), (&a, 3), (&b, 4), (&a, 5)] {
+        let from = format!("203.0.113.9:{port}");
+        let wrong = api.send(login_from(&from, "wrong-password")).await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.body);
+    }
+    for api in [&a, &b] {
+        let refused = api.send(login_from("203.0.113.9:6", "supersecret1")).await;
+        assert_error(&refused, StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+    }
+    // Parallel: twenty guesses at once from another address, over both instances; five are
+    // checked against the password, the others refused before it.
+    let guesses = (0..20).map(|i| {
+        let api = if i % 2 == 0 { &a } else { &b };
+        api.send(login_from(&format!("198.51.100.30:{i}"), "wrong-password"))
+    });
+    let statuses: Vec<StatusCode> = futures_util::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|reply| reply.status)
+        .collect();
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    assert_eq!(checked, 5, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(s)),
+        "{statuses:?}"
+    );
+    // The owner, from an address of their own, still signs in at either.
+    let owner = b.send(login_from("192.0.2.77:1", "supersecret1")).await;
+    assert_eq!(owner.status, StatusCode::OK, "{}", owner.body);
+    a.store.close().await;
+    b.store.close().await;
+    common::pg::drop_database(&name).await.unwrap();
+}
+
 const BIN: &str = env!("CARGO_BIN_EXE_checkgate-control");
 
 /// The control plane as a process on the embedded store, with `env` added.

@@ -5,7 +5,6 @@
 
 use std::net::IpAddr;
 use std::sync::LazyLock;
-use std::time::Instant;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
@@ -313,19 +312,22 @@ impl Throttle {
     }
 
     /// Admits the attempt (charging it as a failure until it succeeds) or answers 429.
-    fn admit(&self, state: &AppState, email: &str, now: Instant) -> Result<(), ApiError> {
+    async fn admit(&self, state: &AppState, email: &str, now: i64) -> Result<(), ApiError> {
+        let (limiter, store) = (&state.login_limiter, &state.store);
         match self {
-            Self::Device(device) => state.login_limiter.attempt_device(&device.id, now),
-            Self::Address(addr) => state.login_limiter.attempt(email, *addr, now),
+            Self::Device(device) => limiter.attempt_device(store, &device.id, now).await?,
+            Self::Address(addr) => limiter.attempt(store, email, *addr, now).await?,
         }
         .map_err(|retry_after| ApiError::TooManyRequests { retry_after })
     }
 
-    fn succeeded(&self, state: &AppState, email: &str, now: Instant) {
+    async fn succeeded(&self, state: &AppState, email: &str, now: i64) -> Result<(), ApiError> {
+        let (limiter, store) = (&state.login_limiter, &state.store);
         match self {
-            Self::Device(device) => state.login_limiter.device_succeeded(&device.id),
-            Self::Address(addr) => state.login_limiter.succeeded(email, *addr, now),
+            Self::Device(device) => limiter.device_succeeded(store, &device.id).await?,
+            Self::Address(addr) => limiter.succeeded(store, email, *addr, now).await?,
         }
+        Ok(())
     }
 
     fn by_device(&self) -> bool {
@@ -365,7 +367,7 @@ pub(super) async fn login(
         return Err(ApiError::InvalidCredentials);
     }
     let addr = client_address(&state, &extensions, &headers);
-    let now = Instant::now();
+    let now = crate::store::now_ms();
     let found = state.store.user_for_login(req.email.trim()).await?;
     // Per device cookie, or per account and address (see `limiter`).
     let throttle = Throttle::choose(
@@ -374,7 +376,7 @@ pub(super) async fn login(
         found.as_ref().map(|(user, _)| user.id.as_str()),
         addr,
     );
-    throttle.admit(&state, &req.email, now)?;
+    throttle.admit(&state, &req.email, now).await?;
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), hash),
         None => (None, None),
@@ -384,7 +386,7 @@ pub(super) async fn login(
     let details = serde_json::json!({"address": addr.to_string(), "device": throttle.by_device()});
     match user {
         Some(user) if ok => {
-            throttle.succeeded(&state, &req.email, now);
+            throttle.succeeded(&state, &req.email, now).await?;
             tracing::info!(user_id = %user.id, %addr, device = throttle.by_device(), "signed in");
             signed_in(&state, &user, StatusCode::OK, details).await
         }
@@ -500,16 +502,16 @@ pub(super) async fn change_password(
         return Err(ApiError::InvalidCredentials);
     }
     let addr = client_address(&state, &extensions, &headers);
-    let now = Instant::now();
+    let now = crate::store::now_ms();
     // Proving the current password is throttled like a login.
     let throttle = Throttle::choose(&state, &headers, Some(&user.id), addr);
-    throttle.admit(&state, &user.email, now)?;
+    throttle.admit(&state, &user.email, now).await?;
     let hash = state.store.password_hash(&user.id).await?;
     if !verify_password(req.current_password, hash).await? {
         tracing::info!(user_id = %user.id, %addr, device = throttle.by_device(), "password change refused");
         return Err(ApiError::InvalidCredentials);
     }
-    throttle.succeeded(&state, &user.email, now);
+    throttle.succeeded(&state, &user.email, now).await?;
     let new_hash = hash_password(req.new_password).await?;
     let token = session::new_token();
     state

@@ -1,4 +1,4 @@
-//! Login throttling with bounded memory.
+//! Login throttling, shared by every control-plane instance on one database.
 //!
 //! An attempt is throttled one of two ways. A browser that presents a valid device cookie for
 //! the account it tries (see `device`) has proved it signed into that account before: its
@@ -9,17 +9,21 @@
 //! address) and per client address, so one address cannot guess at will, and guessing from
 //! elsewhere cannot lock a real user out: their own address has its own count. A ceiling per
 //! account across all addresses stops a guess spread over many addresses, but it never blocks
-//! an address that has signed into that account before. Every table is capped; expired
-//! entries are purged first, then the oldest go.
+//! an address that has signed into that account before.
+//!
+//! The counts are the store's (`store::login_throttle`), so guesses spread over several
+//! instances add up, and a restart forgets none. Each is kept under an HMAC of what it counts
+//! (a key derived from `SESSION_SECRET`), never the email or the address; the upkeep task
+//! deletes windows that ended and pairs not seen for 90 days.
 //!
 //! The client address is the TCP peer, or, behind a proxy listed in `TRUSTED_PROXIES`, the
 //! client it names in `X-Forwarded-For` (see `crate::forwarded`).
 
-use std::collections::HashMap;
-use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+
+use super::session::{SessionKey, hmac};
+use crate::store::login_throttle::Charge;
+use crate::store::{Store, StoreError};
 
 /// Failures allowed per (account, address) in a window.
 const PER_PAIR: u32 = 5;
@@ -29,195 +33,139 @@ const PER_ADDRESS: u32 = 30;
 const PER_ACCOUNT: u32 = 100;
 /// Failures allowed per device cookie in a window.
 pub(super) const PER_DEVICE: u32 = 10;
-const WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Largest number of entries in each table.
-const CAPACITY: usize = 50_000;
+/// A window, in ms.
+const WINDOW_MS: i64 = 15 * 60 * 1000;
+/// How long a pair that signed in is remembered after its last sign-in, in ms (the device
+/// cookie's lifetime).
+const KNOWN_FOR_MS: i64 = 90 * 24 * 3600 * 1000;
 
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    started: Instant,
-    failures: u32,
-}
-
-/// A capped table of failure windows.
-#[derive(Debug)]
-struct Table<K> {
-    entries: HashMap<K, Window>,
-    limit: u32,
-}
-
-impl<K: Hash + Eq + Clone> Table<K> {
-    fn new(limit: u32) -> Self {
-        Self {
-            entries: HashMap::new(),
-            limit,
-        }
-    }
-
-    /// Seconds until `key` may try again, if it is blocked now.
-    fn blocked(&self, key: &K, now: Instant) -> Option<u64> {
-        let w = self.entries.get(key)?;
-        let age = now.duration_since(w.started);
-        (age < WINDOW && w.failures >= self.limit).then(|| (WINDOW - age).as_secs().max(1))
-    }
-
-    fn fail(&mut self, key: K, now: Instant) {
-        if self.entries.len() >= CAPACITY && !self.entries.contains_key(&key) {
-            self.entries
-                .retain(|_, w| now.duration_since(w.started) < WINDOW);
-            if self.entries.len() >= CAPACITY {
-                let oldest = self
-                    .entries
-                    .iter()
-                    .min_by_key(|(_, w)| w.started)
-                    .map(|(k, _)| k.clone());
-                if let Some(k) = oldest {
-                    self.entries.remove(&k);
-                }
-            }
-        }
-        let w = self.entries.entry(key).or_insert(Window {
-            started: now,
-            failures: 0,
-        });
-        if now.duration_since(w.started) >= WINDOW {
-            *w = Window {
-                started: now,
-                failures: 0,
-            };
-        }
-        w.failures += 1;
-    }
-
-    /// Returns one failure charged by an attempt that succeeded.
-    fn refund(&mut self, key: &K) {
-        if let Some(w) = self.entries.get_mut(key) {
-            w.failures = w.failures.saturating_sub(1);
-        }
-    }
-
-    fn clear(&mut self, key: &K) {
-        self.entries.remove(key);
-    }
-
-    fn len(&self) -> usize {
-        self.entries.len()
-    }
-}
-
-#[derive(Debug)]
-struct Tables {
-    pairs: Table<(String, IpAddr)>,
-    addresses: Table<IpAddr>,
-    accounts: Table<String>,
-    /// Device cookies, by their random id.
-    devices: Table<String>,
-    /// (account, address) pairs that signed in successfully: exempt from the account ceiling.
-    known: HashMap<(String, IpAddr), Instant>,
-}
-
-/// The login throttle of one control-plane instance.
-#[derive(Debug)]
+/// What a login attempt is counted under.
+#[derive(Debug, Clone)]
 pub struct LoginLimiter {
-    tables: Mutex<Tables>,
+    key: [u8; 32],
 }
 
-impl Default for LoginLimiter {
-    fn default() -> Self {
-        Self {
-            tables: Mutex::new(Tables {
-                pairs: Table::new(PER_PAIR),
-                addresses: Table::new(PER_ADDRESS),
-                accounts: Table::new(PER_ACCOUNT),
-                devices: Table::new(PER_DEVICE),
-                known: HashMap::new(),
-            }),
-        }
-    }
+/// The keys of an attempt by address.
+struct AddressKeys {
+    pair: String,
+    address: String,
+    account: String,
 }
 
-fn account(email: &str) -> String {
-    email.trim().to_lowercase()
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl LoginLimiter {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
-        self.tables
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    pub fn new(session_key: &SessionKey) -> Self {
+        Self {
+            key: session_key.derive("login throttle"),
+        }
+    }
+
+    fn hashed(&self, scope: &str, text: &str) -> String {
+        hex(&hmac(&self.key, format!("{scope}\0{text}").as_bytes()))
+    }
+
+    fn address_keys(&self, email: &str, addr: IpAddr) -> AddressKeys {
+        let account = email.trim().to_lowercase();
+        AddressKeys {
+            pair: self.hashed("pair", &format!("{account}\0{addr}")),
+            address: self.hashed("address", &addr.to_string()),
+            account: self.hashed("account", &account),
+        }
     }
 
     /// Admits a login attempt, charging it as a failure up front (so parallel guesses cannot
     /// all pass before the first is counted), or says how many seconds to wait.
-    pub fn attempt(&self, email: &str, addr: IpAddr, now: Instant) -> Result<(), u64> {
-        let mut t = self.lock();
-        let pair = (account(email), addr);
-        let mut wait = t
-            .pairs
-            .blocked(&pair, now)
-            .into_iter()
-            .chain(t.addresses.blocked(&addr, now))
-            .max();
-        if !t.known.contains_key(&pair) {
-            wait = wait
-                .into_iter()
-                .chain(t.accounts.blocked(&pair.0, now))
-                .max();
-        }
-        if let Some(wait) = wait {
-            return Err(wait);
-        }
-        t.accounts.fail(pair.0.clone(), now);
-        t.pairs.fail(pair, now);
-        t.addresses.fail(addr, now);
-        Ok(())
+    pub async fn attempt(
+        &self,
+        store: &Store,
+        email: &str,
+        addr: IpAddr,
+        now: i64,
+    ) -> Result<Result<(), u64>, StoreError> {
+        let keys = self.address_keys(email, addr);
+        // The account's ceiling does not apply to an address that signed into it before; the
+        // attempt still counts toward it.
+        let known = store.login_known(&keys.pair).await?;
+        let charges = [
+            Charge {
+                scope: "pair",
+                key: &keys.pair,
+                limit: Some(PER_PAIR),
+            },
+            Charge {
+                scope: "address",
+                key: &keys.address,
+                limit: Some(PER_ADDRESS),
+            },
+            Charge {
+                scope: "account",
+                key: &keys.account,
+                limit: (!known).then_some(PER_ACCOUNT),
+            },
+        ];
+        store.charge_login(&charges, now, WINDOW_MS).await
     }
 
-    /// The attempt was right: refund its charge and remember the address for this account.
-    pub fn succeeded(&self, email: &str, addr: IpAddr, now: Instant) {
-        let mut t = self.lock();
-        let pair = (account(email), addr);
-        t.pairs.clear(&pair);
-        t.addresses.refund(&addr);
-        t.accounts.refund(&pair.0);
-        if t.known.len() >= CAPACITY && !t.known.contains_key(&pair) {
-            let oldest = t
-                .known
-                .iter()
-                .min_by_key(|(_, at)| **at)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
-                t.known.remove(&k);
-            }
-        }
-        t.known.insert(pair, now);
+    /// The attempt was right: its pair starts again, its charge to the address and the
+    /// account is refunded, and the address is remembered for this account.
+    pub async fn succeeded(
+        &self,
+        store: &Store,
+        email: &str,
+        addr: IpAddr,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let keys = self.address_keys(email, addr);
+        store
+            .login_succeeded(
+                &[("pair", &keys.pair)],
+                &[("address", &keys.address), ("account", &keys.account)],
+                Some(&keys.pair),
+                now,
+            )
+            .await
     }
 
     /// Admits an attempt from a browser whose device cookie (random id `device`) is good for
     /// the account it tries, charging it up front, or says how many seconds to wait. Only the
     /// device's own count applies.
-    pub fn attempt_device(&self, device: &str, now: Instant) -> Result<(), u64> {
-        let mut t = self.lock();
-        if let Some(wait) = t.devices.blocked(&device.to_owned(), now) {
-            return Err(wait);
-        }
-        t.devices.fail(device.to_owned(), now);
-        Ok(())
+    pub async fn attempt_device(
+        &self,
+        store: &Store,
+        device: &str,
+        now: i64,
+    ) -> Result<Result<(), u64>, StoreError> {
+        let key = self.hashed("device", device);
+        let charge = Charge {
+            scope: "device",
+            key: &key,
+            limit: Some(PER_DEVICE),
+        };
+        store.charge_login(&[charge], now, WINDOW_MS).await
+    }
+
+    /// Deletes the windows that have ended and the pairs not signed in from for
+    /// [`KNOWN_FOR_MS`]; how many rows.
+    pub async fn purge(store: &Store, now: i64) -> Result<u64, StoreError> {
+        store
+            .purge_login_throttle(now - WINDOW_MS, now - KNOWN_FOR_MS)
+            .await
     }
 
     /// The device's attempt was right: its count starts again.
-    pub fn device_succeeded(&self, device: &str) {
-        self.lock().devices.clear(&device.to_owned());
-    }
-
-    /// Entries held, for tests of the memory bound.
-    pub fn entries(&self) -> usize {
-        let t = self.lock();
-        t.pairs.len() + t.addresses.len() + t.accounts.len() + t.devices.len() + t.known.len()
+    pub async fn device_succeeded(&self, store: &Store, device: &str) -> Result<(), StoreError> {
+        let key = self.hashed("device", device);
+        store
+            .login_succeeded(&[("device", &key)], &[], None, 0)
+            .await
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
 
@@ -225,119 +173,218 @@ mod tests {
         s.parse().unwrap()
     }
 
-    #[test]
-    fn a_pair_is_blocked_after_five_failures_and_the_real_user_is_not() {
-        let l = LoginLimiter::default();
-        let now = Instant::now();
+    /// A limiter over a fresh embedded store of its own.
+    async fn limiter() -> (LoginLimiter, Store, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("cg-limiter-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = crate::store::embedded_url(&dir);
+        let store = Store::open(&url, 2, std::time::Duration::from_secs(10))
+            .await
+            .unwrap();
+        let key = SessionKey::new("a-session-secret-for-the-limiter-tests");
+        (LoginLimiter::new(&key), store, dir)
+    }
+
+    async fn done(store: Store, dir: std::path::PathBuf) {
+        store.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    #[tokio::test]
+    async fn a_pair_is_blocked_after_five_failures_and_the_real_user_is_not() {
+        let (l, store, dir) = limiter().await;
+        let attempt = |email: &'static str, from: &'static str, now: i64| {
+            let (l, store) = (l.clone(), store.clone());
+            async move { l.attempt(&store, email, ip(from), now).await.unwrap() }
+        };
         for _ in 0..PER_PAIR {
             assert_eq!(
-                l.attempt("Victim@example.com", ip("203.0.113.9"), now),
+                attempt("Victim@example.com", "203.0.113.9", NOW).await,
                 Ok(())
             );
         }
-        assert!(
-            l.attempt("victim@example.com", ip("203.0.113.9"), now)
-                .is_err()
-        );
+        let refused = attempt("victim@example.com", "203.0.113.9", NOW + 1000).await;
+        assert_eq!(refused, Err((WINDOW_MS / 1000 - 1) as u64));
         assert_eq!(
-            l.attempt("victim@example.com", ip("198.51.100.1"), now),
+            attempt("victim@example.com", "198.51.100.1", NOW).await,
             Ok(()),
             "the user's own address is unaffected"
         );
         assert_eq!(
-            l.attempt("victim@example.com", ip("203.0.113.9"), now + WINDOW),
+            attempt("victim@example.com", "203.0.113.9", NOW + WINDOW_MS).await,
             Ok(()),
             "the block ends with the window"
         );
+        done(store, dir).await;
     }
 
-    #[test]
-    fn the_account_ceiling_spares_addresses_that_signed_in_before() {
-        let l = LoginLimiter::default();
-        let now = Instant::now();
-        l.attempt("user@example.com", ip("192.0.2.1"), now).unwrap();
-        l.succeeded("user@example.com", ip("192.0.2.1"), now);
-        for i in 0..PER_ACCOUNT {
-            l.attempt(
-                "user@example.com",
-                IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]),
-                now,
-            )
-            .unwrap();
+    #[tokio::test]
+    async fn a_refused_attempt_charges_nothing() {
+        let (l, store, dir) = limiter().await;
+        for _ in 0..PER_PAIR {
+            l.attempt(&store, "a@example.com", ip("192.0.2.9"), NOW)
+                .await
+                .unwrap()
+                .unwrap();
         }
+        for _ in 0..50 {
+            let refused = l
+                .attempt(&store, "a@example.com", ip("192.0.2.9"), NOW)
+                .await;
+            assert!(refused.unwrap().is_err());
+        }
+        // The address was charged the five, not the fifty refused: other accounts from it
+        // still have 25 to go.
+        for i in 0..(PER_ADDRESS - PER_PAIR) {
+            let email = format!("other{i}@example.com");
+            let admitted = l.attempt(&store, &email, ip("192.0.2.9"), NOW).await;
+            assert_eq!(admitted.unwrap(), Ok(()), "attempt {i}");
+        }
+        let over = l
+            .attempt(&store, "last@example.com", ip("192.0.2.9"), NOW)
+            .await;
+        assert!(over.unwrap().is_err());
+        done(store, dir).await;
+    }
+
+    #[tokio::test]
+    async fn the_account_ceiling_spares_addresses_that_signed_in_before() {
+        let (l, store, dir) = limiter().await;
+        let user = "user@example.com";
+        l.attempt(&store, user, ip("192.0.2.1"), NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        l.succeeded(&store, user, ip("192.0.2.1"), NOW)
+            .await
+            .unwrap();
+        for i in 0..PER_ACCOUNT {
+            let from = IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]);
+            l.attempt(&store, user, from, NOW).await.unwrap().unwrap();
+        }
+        let distributed = l.attempt(&store, user, ip("198.51.100.7"), NOW).await;
         assert!(
-            l.attempt("user@example.com", ip("198.51.100.7"), now)
-                .is_err(),
+            distributed.unwrap().is_err(),
             "a distributed guess is stopped"
         );
         assert_eq!(
-            l.attempt("user@example.com", ip("192.0.2.1"), now),
+            l.attempt(&store, user, ip("192.0.2.1"), NOW).await.unwrap(),
             Ok(()),
             "the owner still gets in"
         );
+        done(store, dir).await;
     }
 
-    #[test]
-    fn successful_logins_from_one_address_never_add_up_to_a_block() {
-        let l = LoginLimiter::default();
-        let now = Instant::now();
-        for i in 0..(PER_ADDRESS * 3) {
+    #[tokio::test]
+    async fn successful_logins_from_one_address_never_add_up_to_a_block() {
+        let (l, store, dir) = limiter().await;
+        let office = ip("192.0.2.50");
+        for i in 0..(PER_ADDRESS * 2) {
             let email = format!("colleague{i}@example.com");
-            l.attempt(&email, ip("192.0.2.50"), now).unwrap();
-            l.succeeded(&email, ip("192.0.2.50"), now);
+            l.attempt(&store, &email, office, NOW)
+                .await
+                .unwrap()
+                .unwrap();
+            l.succeeded(&store, &email, office, NOW).await.unwrap();
         }
         assert_eq!(
-            l.attempt("late@example.com", ip("192.0.2.50"), now),
+            l.attempt(&store, "late@example.com", office, NOW)
+                .await
+                .unwrap(),
             Ok(()),
             "an office behind one NAT keeps signing in"
         );
+        done(store, dir).await;
     }
 
-    #[test]
-    fn a_device_is_limited_by_its_own_count_only() {
-        let l = LoginLimiter::default();
-        let now = Instant::now();
+    #[tokio::test]
+    async fn a_device_is_limited_by_its_own_count_only() {
+        let (l, store, dir) = limiter().await;
         let shared = ip("192.0.2.80");
         for i in 0..PER_ADDRESS {
-            l.attempt(&format!("made-up{i}@example.com"), shared, now)
+            let email = format!("made-up{i}@example.com");
+            l.attempt(&store, &email, shared, NOW)
+                .await
+                .unwrap()
                 .unwrap();
         }
-        assert!(l.attempt("user@example.com", shared, now).is_err());
+        let blocked = l.attempt(&store, "user@example.com", shared, NOW).await;
+        assert!(blocked.unwrap().is_err());
         for _ in 0..PER_DEVICE {
-            assert_eq!(l.attempt_device("device-a", now), Ok(()));
+            assert_eq!(
+                l.attempt_device(&store, "device-a", NOW).await.unwrap(),
+                Ok(())
+            );
         }
-        assert!(
-            l.attempt_device("device-a", now).is_err(),
-            "a device's guesses are capped"
-        );
-        assert_eq!(
-            l.attempt_device("device-b", now),
-            Ok(()),
-            "other devices are not"
-        );
-        assert_eq!(
-            l.attempt_device("device-a", now + WINDOW),
-            Ok(()),
-            "the block ends with the window"
-        );
-        l.device_succeeded("device-a");
+        let capped = l.attempt_device(&store, "device-a", NOW).await.unwrap();
+        assert!(capped.is_err(), "a device's guesses are capped");
+        let other = l.attempt_device(&store, "device-b", NOW).await.unwrap();
+        assert_eq!(other, Ok(()), "other devices are not");
+        let later = l.attempt_device(&store, "device-a", NOW + WINDOW_MS).await;
+        assert_eq!(later.unwrap(), Ok(()), "the block ends with the window");
+        l.device_succeeded(&store, "device-a").await.unwrap();
         for _ in 0..PER_DEVICE {
-            assert_eq!(l.attempt_device("device-a", now + WINDOW), Ok(()));
+            let again = l.attempt_device(&store, "device-a", NOW + WINDOW_MS).await;
+            assert_eq!(again.unwrap(), Ok(()));
         }
+        done(store, dir).await;
     }
 
-    #[test]
-    fn memory_stays_bounded() {
-        let l = LoginLimiter::default();
-        let now = Instant::now();
-        for i in 0..(CAPACITY as u32 + 500) {
-            let _ = l.attempt(
-                &format!("u{i}@example.com"),
-                IpAddr::from(i.to_be_bytes()),
-                now,
-            );
-            let _ = l.attempt_device(&format!("d{i}"), now);
+    #[tokio::test]
+    async fn ended_windows_and_forgotten_pairs_are_purged_and_nothing_is_kept_in_clear() {
+        let (l, store, dir) = limiter().await;
+        l.attempt(&store, "who@example.com", ip("198.51.100.20"), NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        l.succeeded(&store, "who@example.com", ip("198.51.100.20"), NOW)
+            .await
+            .unwrap();
+        l.attempt_device(&store, "device-z", NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        let pool = sqlx::AnyPool::connect(&crate::store::embedded_url(&dir))
+            .await
+            .unwrap();
+        let keys: Vec<String> = sqlx::query_scalar(
+            "SELECT key FROM login_windows UNION ALL SELECT key FROM login_known",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            keys.len(),
+            4,
+            "address, account, device windows and the known pair"
+        );
+        for key in &keys {
+            assert_eq!(key.len(), 64, "{key}");
+            assert!(!key.contains("who") && !key.contains("198.51"), "{key}");
         }
-        assert!(l.entries() <= 4 * CAPACITY, "{}", l.entries());
+        // Nothing ended yet; then the windows, then the pair.
+        assert_eq!(
+            store
+                .purge_login_throttle(NOW - WINDOW_MS, NOW - KNOWN_FOR_MS)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store
+                .purge_login_throttle(NOW + 1, NOW - KNOWN_FOR_MS)
+                .await
+                .unwrap(),
+            3
+        );
+        assert_eq!(
+            store.purge_login_throttle(NOW + 1, NOW + 1).await.unwrap(),
+            1
+        );
+        pool.close().await;
+        done(store, dir).await;
     }
 }

@@ -26,6 +26,7 @@ mod insights_retention;
 mod items;
 mod keys;
 mod leases;
+pub mod login_throttle;
 mod members;
 mod projects;
 mod schedules;
