@@ -1259,3 +1259,61 @@ async fn a_lease_has_one_holder_until_it_expires_and_each_new_holder_a_higher_to
     })
     .await;
 }
+
+#[tokio::test]
+async fn login_windows_are_charged_refused_and_purged_alike() {
+    use checkgate_control::store::login_throttle::Charge;
+    on_both(|store, _| async move {
+        let now = 1_800_000_000_000;
+        let window = 900_000;
+        let charge = |key: &'static str| Charge {
+            scope: "pair",
+            key,
+            limit: Some(2),
+        };
+        for _ in 0..2 {
+            assert_eq!(
+                store
+                    .charge_login(&[charge("k")], now, window)
+                    .await
+                    .unwrap(),
+                Ok(())
+            );
+        }
+        assert_eq!(
+            store
+                .charge_login(&[charge("k")], now + 1, window)
+                .await
+                .unwrap(),
+            Err(900),
+            "refused until the window ends"
+        );
+        assert_eq!(
+            store
+                .charge_login(&[charge("k")], now + window, window)
+                .await
+                .unwrap(),
+            Ok(()),
+            "a new window"
+        );
+        store
+            .login_succeeded(&[], &[], Some("known-pair"), now)
+            .await
+            .unwrap();
+        assert!(store.login_known("known-pair").await.unwrap());
+        // The window of `now + window` stays; the pair goes once forgotten.
+        assert_eq!(
+            store.purge_login_throttle(now + 1, now - 1).await.unwrap(),
+            0
+        );
+        assert_eq!(
+            store
+                .purge_login_throttle(now + window + 1, now + 1)
+                .await
+                .unwrap(),
+            2
+        );
+        assert!(!store.login_known("known-pair").await.unwrap());
+    })
+    .await;
+}

@@ -393,12 +393,10 @@ pub(super) async fn login(
         // Neither the email (it may be a password typed into the wrong field) nor the password.
         user => {
             tracing::info!(%addr, device = throttle.by_device(), "sign-in refused");
-            if let Some(user) = user {
-                state
-                    .store
-                    .audit_failed_login(&user, &details.to_string())
-                    .await?;
-            }
+            state
+                .store
+                .audit_failed_login(user.as_ref(), &details.to_string())
+                .await?;
             Err(ApiError::InvalidCredentials)
         }
     }

@@ -7,7 +7,8 @@
 //! reverse proxy — cannot lock it out, and a stolen device cookie still allows only a few
 //! guesses per window. Every other attempt is counted in fixed windows per (account, client
 //! address) and per client address, so one address cannot guess at will, and guessing from
-//! elsewhere cannot lock a real user out: their own address has its own count. A ceiling per
+//! elsewhere cannot lock a real user out: their own address has its own count. An IPv6
+//! address is counted by its /64. A ceiling per
 //! account across all addresses stops a guess spread over many addresses, but it never blocks
 //! an address that has signed into that account before.
 //!
@@ -52,6 +53,19 @@ struct AddressKeys {
     account: String,
 }
 
+/// What an address is counted as: an IPv4 address itself, an IPv6 address by its /64 (one
+/// host is handed a whole /64, and could otherwise guess from each of its addresses in turn).
+fn network(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+        IpAddr::V4(_) => addr,
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -69,6 +83,7 @@ impl LoginLimiter {
 
     fn address_keys(&self, email: &str, addr: IpAddr) -> AddressKeys {
         let account = email.trim().to_lowercase();
+        let addr = network(addr);
         AddressKeys {
             pair: self.hashed("pair", &format!("{account}\0{addr}")),
             address: self.hashed("address", &addr.to_string()),
@@ -222,6 +237,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_ipv6_host_cannot_step_through_its_64() {
+        let (l, store, dir) = limiter().await;
+        for i in 0..PER_PAIR {
+            let from = format!("2001:db8:1:2::{:x}", i + 1);
+            l.attempt(&store, "v@example.com", ip(&from), NOW)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let next = l
+            .attempt(&store, "v@example.com", ip("2001:db8:1:2:ffff::9"), NOW)
+            .await;
+        assert!(next.unwrap().is_err(), "the same /64");
+        let other = l
+            .attempt(&store, "v@example.com", ip("2001:db8:1:3::1"), NOW)
+            .await;
+        assert_eq!(other.unwrap(), Ok(()), "another /64");
+        assert_eq!(network(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
+        done(store, dir).await;
+    }
+
+    #[tokio::test]
     async fn a_refused_attempt_charges_nothing() {
         let (l, store, dir) = limiter().await;
         for _ in 0..PER_PAIR {
@@ -362,8 +399,10 @@ mod tests {
             "address, account, device windows and the known pair"
         );
         for key in &keys {
-            assert_eq!(key.len(), 64, "{key}");
-            assert!(!key.contains("who") && !key.contains("198.51"), "{key}");
+            assert!(
+                key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+                "an HMAC, not what it counts: {key}"
+            );
         }
         // Nothing ended yet; then the windows, then the pair.
         assert_eq!(

@@ -8,7 +8,12 @@
 //! (SQLite's write transaction is exclusive already). Keys are taken in the order given, the
 //! same order for every attempt, so two attempts cannot wait on each other.
 
-use super::{Store, StoreError};
+use super::{Backend, Store, StoreError};
+
+/// Rows one purge statement deletes at most, and statements one purge runs at most per table
+/// (what is left waits for the next purge).
+const PURGE_BATCH: u64 = 10_000;
+const PURGE_STATEMENTS: usize = 100;
 
 /// One key an attempt is charged to.
 #[derive(Debug, Clone, Copy)]
@@ -137,20 +142,47 @@ impl Store {
     }
 
     /// Deletes windows that started before `windows_before` and pairs last signed in before
-    /// `known_before`; how many rows.
+    /// `known_before`, in batches, passing over rows an attempt holds (PostgreSQL); how many
+    /// rows.
     pub async fn purge_login_throttle(
         &self,
         windows_before: i64,
         known_before: i64,
     ) -> Result<u64, StoreError> {
-        let windows = sqlx::query("DELETE FROM login_windows WHERE started < $1")
-            .bind(windows_before)
-            .execute(&self.pool)
-            .await?;
-        let known = sqlx::query("DELETE FROM login_known WHERE at < $1")
-            .bind(known_before)
-            .execute(&self.pool)
-            .await?;
-        Ok(windows.rows_affected() + known.rows_affected())
+        let skip_locked = match self.backend() {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let statements = [
+            (
+                format!(
+                    "DELETE FROM login_windows WHERE (scope, key) IN (SELECT scope, key \
+                     FROM login_windows WHERE started < $1 LIMIT {PURGE_BATCH}{skip_locked})"
+                ),
+                windows_before,
+            ),
+            (
+                format!(
+                    "DELETE FROM login_known WHERE key IN (SELECT key FROM login_known \
+                     WHERE at < $1 LIMIT {PURGE_BATCH}{skip_locked})"
+                ),
+                known_before,
+            ),
+        ];
+        let mut purged = 0;
+        for (statement, before) in &statements {
+            for _ in 0..PURGE_STATEMENTS {
+                let done = sqlx::query(statement)
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                purged += done;
+                if done < PURGE_BATCH {
+                    break;
+                }
+            }
+        }
+        Ok(purged)
     }
 }

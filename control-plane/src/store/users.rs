@@ -181,13 +181,18 @@ impl Store {
         Ok(())
     }
 
-    /// Records a refused sign-in to an existing account, as `auth.login_failed` (by nobody
-    /// known, on the account, with `details`: the client's address). A sign-in to an email
-    /// that names no account is not recorded: what was typed may be a password.
-    pub async fn audit_failed_login(&self, user: &User, details: &str) -> Result<(), StoreError> {
+    /// Records a refused sign-in as `auth.login_failed` (by nobody known, with `details`: the
+    /// client's address), on the account when one was named (`user`), else on no account:
+    /// what was typed may be a password, so it is not kept. Both cost the same write, so the
+    /// time of the answer does not tell whether an account exists.
+    pub async fn audit_failed_login(
+        &self,
+        user: Option<&User>,
+        details: &str,
+    ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         let actor = Actor::anonymous();
-        let target = ("user", user.id.as_str());
+        let target = ("user", user.map_or("", |u| u.id.as_str()));
         let action = "auth.login_failed";
         audit(
             &mut tx,
