@@ -55,14 +55,7 @@ async fn next_answer(session: &mut impl checkgate_feed::Session) -> Frame {
 fn started(env: &[(&str, &str)]) -> (Database, TempDir, Control, Workspace) {
     let db = Database::new();
     let dir = TempDir::new("feed-protocol");
-    let control = Control::start(&ControlOptions {
-        database_url: &db.url(),
-        redis_url: None,
-        data_dir: dir.path(),
-        feed_port: 0,
-        cert: None,
-        env,
-    });
+    let control = Control::start(&ControlOptions::alone(&db.url(), dir.path(), env));
     let ws = Workspace::set_up(control.http());
     (db, dir, control, ws)
 }

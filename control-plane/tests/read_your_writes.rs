@@ -75,14 +75,11 @@ fn evaluate(addr: SocketAddr, key: &str, flag: &str, min: Option<&str>) -> Answe
 fn an_sdk_reads_its_writes_from_an_edge_and_from_the_control_plane() {
     let dir = TempDir::new("ryw-control");
     let url = checkgate_control::store::embedded_url(&dir.0);
-    let control = Control::start(&ControlOptions {
-        database_url: &url,
-        redis_url: None,
-        data_dir: dir.path(),
-        feed_port: 0,
-        cert: None,
-        env: &[("MIN_VERSION_WAIT_MS", "100")],
-    });
+    let control = Control::start(&ControlOptions::alone(
+        &url,
+        dir.path(),
+        &[("MIN_VERSION_WAIT_MS", "100")],
+    ));
     let ws = Workspace::set_up(control.http());
     let env = ws.envs[0].clone();
     let cookie = ws.admin_cookie.clone();

@@ -66,14 +66,7 @@ impl Sql {
 
 fn start(db: &Database, dir: &TempDir) -> Control {
     let url = db.url();
-    Control::start(&ControlOptions {
-        database_url: &url,
-        redis_url: None,
-        data_dir: dir.path(),
-        feed_port: 0,
-        cert: None,
-        env: &[],
-    })
+    Control::start(&ControlOptions::alone(&url, dir.path(), &[]))
 }
 
 /// Percentiles of `values` (sorted here), for the log.

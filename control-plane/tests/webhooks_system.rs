@@ -38,14 +38,7 @@ const SECRET: &str = "the-receivers-shared-secret";
 const HOOK_URL: &str = "https://hooks.example.com/services/path-token";
 
 fn control(db: &Database, dir: &TempDir, env: &[(&str, &str)]) -> Control {
-    Control::start(&ControlOptions {
-        database_url: &db.url(),
-        redis_url: None,
-        data_dir: dir.path(),
-        feed_port: 0,
-        cert: None,
-        env,
-    })
+    Control::start(&ControlOptions::alone(&db.url(), dir.path(), env))
 }
 
 /// A request with the admin's cookie; status and JSON body.

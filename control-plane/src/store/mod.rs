@@ -35,6 +35,7 @@ mod tokens;
 mod users;
 pub mod webhook_delivery;
 mod webhook_outbox;
+mod webhook_sealed;
 pub mod webhooks;
 
 use std::path::Path;

@@ -165,18 +165,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let actor = Actor::user(&user.id, &user.email);
-        let target = ("user", user.id.as_str());
-        audit(
-            &mut tx,
-            &actor,
-            None,
-            None,
-            "auth.login",
-            target,
-            None,
-            Some(details),
-        )
-        .await?;
+        audit_sign_in(&mut tx, &actor, "auth.login", &user.id, Some(details)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -191,20 +180,9 @@ impl Store {
         details: &str,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        let actor = Actor::anonymous();
-        let target = ("user", user.map_or("", |u| u.id.as_str()));
-        let action = "auth.login_failed";
-        audit(
-            &mut tx,
-            &actor,
-            None,
-            None,
-            action,
-            target,
-            None,
-            Some(details),
-        )
-        .await?;
+        let account = user.map_or("", |u| u.id.as_str());
+        let (actor, action) = (Actor::anonymous(), "auth.login_failed");
+        audit_sign_in(&mut tx, &actor, action, account, Some(details)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -241,17 +219,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let actor = Actor::user(&id, &email);
-        audit(
-            &mut tx,
-            &actor,
-            None,
-            None,
-            "auth.logout",
-            ("user", &id),
-            None,
-            None,
-        )
-        .await?;
+        audit_sign_in(&mut tx, &actor, "auth.logout", &id, None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -441,4 +409,26 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Appends the audit row of a sign-in, a refused one or a sign-out, on account `user_id`
+/// (empty: none), workspace-wide.
+async fn audit_sign_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    actor: &Actor,
+    action: &str,
+    user_id: &str,
+    details: Option<&str>,
+) -> Result<(), StoreError> {
+    audit(
+        tx,
+        actor,
+        None,
+        None,
+        action,
+        ("user", user_id),
+        None,
+        details,
+    )
+    .await
 }

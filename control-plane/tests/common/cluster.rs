@@ -97,6 +97,20 @@ pub struct ControlOptions<'a> {
     pub env: &'a [(&'a str, &'a str)],
 }
 
+impl<'a> ControlOptions<'a> {
+    /// One instance on its own: no Redis, any feed port, its own certificate, and `env`.
+    pub fn alone(database_url: &'a str, data_dir: &'a str, env: &'a [(&'a str, &'a str)]) -> Self {
+        Self {
+            database_url,
+            redis_url: None,
+            data_dir,
+            feed_port: 0,
+            cert: None,
+            env,
+        }
+    }
+}
+
 impl Control {
     pub fn start(options: &ControlOptions<'_>) -> Self {
         let feed_port = options.feed_port.to_string();
